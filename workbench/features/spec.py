@@ -1,0 +1,165 @@
+"""Feature declarations: what a rule file's ``features:`` section may say, checked on load.
+
+A feature is a named, point-in-time value computed for each transaction from the transactions
+strictly before it (and, for label-aware features, from labels already known at its time)::
+
+    card_tx_10m:   {agg: count, by: card_id, window: 10m}
+    cust_avg_30d:  {agg: mean, of: amount, by: customer_id, window: 30d}
+    card_kmh:      {agg: speed_kmh, by: card_id}
+    card_new_dev:  {agg: is_new, of: device_id, by: card_id, window: 30d}
+    term_fraud_28d: {agg: fraud_rate, by: terminal_id, window: 28d, label_delay: 7d}
+
+Calendar features (:data:`BUILTIN`) are always available without a declaration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.durations import parse_duration
+
+ENTITIES = ("card_id", "customer_id", "terminal_id", "merchant_category", "device_id")
+"""Columns a feature may be grouped ``by``."""
+
+NUMERIC_OF = ("amount",)
+"""Columns that ``sum``/``mean``/``max``/``min``/``std`` may aggregate."""
+
+DISTINCT_OF = ("terminal_id", "merchant_category", "device_id", "country", "channel",
+               "customer_id", "card_id", "currency")
+"""Columns that ``distinct`` and ``is_new`` may look at."""
+
+WINDOWED = ("count", "sum", "mean", "max", "min", "std", "distinct", "is_new",
+            "fraud_count", "fraud_rate")
+PREVIOUS = ("seconds_since_prev", "distance_km", "speed_kmh")
+AGGS = WINDOWED + PREVIOUS
+
+NEEDS_OF = {"sum", "mean", "max", "min", "std", "distinct", "is_new"}
+LABEL_AWARE = {"fraud_count", "fraud_rate"}
+
+MIN_WINDOW_S = 1.0
+MAX_WINDOW_S = 90 * 86400.0
+DEFAULT_LABEL_DELAY_S = 7 * 86400.0
+
+# Output type and whether the value can be missing (NaN) when there is no history.
+_OUTPUT = {
+    "count": ("number", False), "sum": ("number", False), "distinct": ("number", False),
+    "fraud_count": ("number", False),
+    "mean": ("number", True), "max": ("number", True), "min": ("number", True),
+    "std": ("number", True), "fraud_rate": ("number", True),
+    "is_new": ("bool", False),
+    "seconds_since_prev": ("number", True), "distance_km": ("number", True),
+    "speed_kmh": ("number", True),
+}
+
+BUILTIN: dict[str, tuple[str, bool, str]] = {
+    "hour": ("number", False, "Hour of day of ts, 0-23 (UTC)."),
+    "day_of_week": ("number", False, "Day of week of ts, Monday=0 … Sunday=6."),
+    "is_weekend": ("bool", False, "True on Saturday and Sunday."),
+    "is_night": ("bool", False, "True from 00:00 to 05:59."),
+}
+"""Calendar features every rule may use: name -> (type, nullable, help)."""
+
+
+class FeatureSpecError(ValueError):
+    """A feature declaration is invalid; ``key`` names the offending key, if any."""
+
+    def __init__(self, message: str, key: str | None = None, suggestion: str | None = None):
+        super().__init__(message)
+        self.key = key
+        self.suggestion = suggestion
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One declared feature. ``window_s``/``label_delay_s`` are seconds (0 when unused)."""
+
+    name: str
+    agg: str
+    by: str
+    of: str | None = None
+    window_s: float = 0.0
+    label_delay_s: float = 0.0
+
+    @property
+    def type(self) -> str:
+        return _OUTPUT[self.agg][0]
+
+    @property
+    def nullable(self) -> bool:
+        return _OUTPUT[self.agg][1]
+
+    @property
+    def horizon_s(self) -> float:
+        """How far back this feature looks (for state eviction)."""
+        return max(self.window_s, self.label_delay_s)
+
+
+_KEYS = {"agg", "by", "of", "window", "label_delay", "description"}
+
+
+def parse_feature(name: str, decl: Any) -> FeatureSpec:
+    """Check one declaration from YAML and return its spec, or raise FeatureSpecError."""
+    from difflib import get_close_matches
+
+    def closest(word: str, choices) -> str | None:
+        found = get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+        return found[0] if found else None
+
+    if not isinstance(decl, dict):
+        raise FeatureSpecError(f"feature '{name}' must be a mapping such as "
+                               "{agg: count, by: card_id, window: 10m}")
+    for key in decl:
+        if key not in _KEYS:
+            raise FeatureSpecError(f"unknown key '{key}' in feature '{name}'", key=str(key),
+                                   suggestion=closest(key, _KEYS))
+    agg = decl.get("agg")
+    if agg not in AGGS:
+        raise FeatureSpecError(f"unknown agg '{agg}' in feature '{name}' (one of: "
+                               f"{', '.join(AGGS)})", key="agg", suggestion=closest(agg, AGGS))
+    by = decl.get("by")
+    if by not in ENTITIES:
+        raise FeatureSpecError(f"feature '{name}' cannot group by '{by}' (one of: "
+                               f"{', '.join(ENTITIES)})", key="by",
+                               suggestion=closest(by, ENTITIES))
+    if agg in PREVIOUS and by != "card_id" and agg != "seconds_since_prev":
+        raise FeatureSpecError(f"feature '{name}': {agg} is measured by card_id only", key="by")
+    of = decl.get("of")
+    if agg in NEEDS_OF:
+        allowed = DISTINCT_OF if agg in ("distinct", "is_new") else NUMERIC_OF
+        if of not in allowed:
+            raise FeatureSpecError(f"feature '{name}': agg {agg} needs 'of' = one of "
+                                   f"{', '.join(allowed)}", key="of",
+                                   suggestion=closest(of, allowed) if of else None)
+    elif of is not None:
+        raise FeatureSpecError(f"feature '{name}': agg {agg} takes no 'of'", key="of")
+    window_s = 0.0
+    if agg in WINDOWED:
+        if "window" not in decl:
+            raise FeatureSpecError(f"feature '{name}': agg {agg} needs a window such as 10m",
+                                   key="window")
+        window_s = _duration(name, "window", decl["window"])
+        if not MIN_WINDOW_S <= window_s <= MAX_WINDOW_S:
+            raise FeatureSpecError(f"feature '{name}': window must be between 1s and 90d",
+                                   key="window")
+    elif "window" in decl:
+        raise FeatureSpecError(f"feature '{name}': agg {agg} takes no window", key="window")
+    label_delay_s = 0.0
+    if agg in LABEL_AWARE:
+        label_delay_s = (_duration(name, "label_delay", decl["label_delay"])
+                         if "label_delay" in decl else DEFAULT_LABEL_DELAY_S)
+        if label_delay_s >= window_s:
+            raise FeatureSpecError(f"feature '{name}': label_delay must be shorter than the "
+                                   "window", key="label_delay")
+    elif "label_delay" in decl:
+        raise FeatureSpecError(f"feature '{name}': only fraud_count and fraud_rate take a "
+                               "label_delay", key="label_delay")
+    return FeatureSpec(name=name, agg=agg, by=by, of=of, window_s=window_s,
+                       label_delay_s=label_delay_s)
+
+
+def _duration(name: str, key: str, value: Any) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise FeatureSpecError(f"feature '{name}': {exc}", key=key) from None

@@ -1,0 +1,170 @@
+"""Every setting of Fraud Workbench, declared once: name, type, default and help.
+
+Settings are read once, at startup, from the environment (``WORKBENCH_<NAME>``) and from CLI
+overrides, validated here, and passed down as a :class:`Settings` object. Nothing else in the
+package reads ``os.environ``. The README's settings table is checked against this list.
+
+>>> s = Settings.load({"WORKBENCH_RATE": "250"})
+>>> s.rate, s.seed
+(250.0, 42)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.durations import parse_duration
+from workbench.errors import ConfigError
+
+
+def _bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r} (use true or false)")
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise ValueError(f"must be positive, got {value}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting. ``parse`` turns the environment's text into the typed value."""
+
+    name: str
+    type: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any]
+
+    @property
+    def env(self) -> str:
+        return "WORKBENCH_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("rules_dir", "path", "rules", "Directory of YAML rule files.", str),
+    Setting("seed", "int", 42, "Random seed of the simulator.", int),
+    Setting("rate", "float", 1000.0, "Target source rate in transactions per second.",
+            _positive(float)),
+    Setting("batch_rows", "int", 1000, "Transactions per batch read from a source.",
+            _positive(int)),
+    Setting("sim_speedup", "float", 60.0,
+            "Simulated seconds that pass per wall-clock second in the simulator.",
+            _positive(float)),
+    Setting("sim_start", "str", "2026-01-01T00:00:00Z", "Simulated start time (ISO 8601, UTC).",
+            str),
+    Setting("sim_customers", "int", 5000, "Number of simulated customers.", _positive(int)),
+    Setting("sim_terminals", "int", 2000, "Number of simulated terminals (merchants).",
+            _positive(int)),
+    Setting("fraud_large_amount", "float", 0.002,
+            "Share of transactions replaced by a fraudulent very large amount.", _rate),
+    Setting("fraud_compromised_terminal", "float", 0.0005,
+            "Chance per terminal per simulated day that it is compromised: all its "
+            "transactions for the next 28 days are fraud.", _rate),
+    Setting("fraud_leaked_card", "float", 0.0005,
+            "Chance per card per simulated day that it leaks: for 14 days a third of its "
+            "transactions are fraud with the amount multiplied by 5.", _rate),
+    Setting("fraud_card_testing", "float", 0.0005,
+            "Card-testing bursts started per transaction (each burst is 5-15 tiny amounts at "
+            "new merchants within minutes).", _rate),
+    Setting("fraud_impossible_travel", "float", 0.001,
+            "Share of transactions that are fraud far away from the card's previous "
+            "transaction, too soon to have travelled there.", _rate),
+    Setting("fraud_account_takeover", "float", 0.001,
+            "Share of transactions that are account takeovers: new device, new country, "
+            "high amount.", _rate),
+    Setting("allowed_lateness", "duration", "1h",
+            "How late (event time) a transaction may arrive and still see a complete feature "
+            "window; window state is kept this much past the longest window.", parse_duration),
+    Setting("log_level", "str", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR.",
+            lambda t: _choice(t.upper(), ("DEBUG", "INFO", "WARNING", "ERROR"))),
+)
+
+
+def _choice(value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class Settings:
+    """Validated values of every declared setting, read-only by attribute."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_values", dict(values))
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``WORKBENCH_*`` variables, then explicit (CLI) overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = env.get(setting.env)
+            source = setting.env
+            if setting.name in overrides and overrides[setting.name] is not None:
+                raw, source = overrides[setting.name], f"--{setting.name.replace('_', '-')}"
+            if raw is None:
+                raw, source = setting.default, "default"
+            values[setting.name] = _parse(setting, raw, source)
+        unknown = set(overrides) - set(_BY_NAME)
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return cls(values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Settings are read-only")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed (validated like everything else)."""
+        values = dict(self._values)
+        for name, raw in changes.items():
+            if name not in _BY_NAME:
+                raise ConfigError(f"unknown setting: {name}")
+            values[name] = _parse(_BY_NAME[name], raw, name)
+        return Settings(values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def _parse(setting: Setting, raw: Any, source: str) -> Any:
+    if not isinstance(raw, str):
+        raw = str(raw)
+    try:
+        return setting.parse(raw)
+    except (TypeError, ValueError) as exc:
+        reason = str(exc) if "must" in str(exc) or "not a" in str(exc) else f"expected {setting.type}"
+        where = setting.env if source == setting.env else f"{setting.env} ({source})"
+        raise ConfigError(f"invalid value {raw!r} for {where}: {reason}") from None
