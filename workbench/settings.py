@@ -168,3 +168,11 @@ def _parse(setting: Setting, raw: Any, source: str) -> Any:
         reason = str(exc) if "must" in str(exc) or "not a" in str(exc) else f"expected {setting.type}"
         where = setting.env if source == setting.env else f"{setting.env} ({source})"
         raise ConfigError(f"invalid value {raw!r} for {where}: {reason}") from None
+
+
+def markdown_table() -> str:
+    """The README's settings table, rendered from the declarations (a test keeps them equal)."""
+    lines = ["| variable | type | default | meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        lines.append(f"| `{s.env}` | {s.type} | `{s.default}` | {s.help} |")
+    return "\n".join(lines)

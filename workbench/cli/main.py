@@ -1,0 +1,54 @@
+"""The ``workbench`` command line.
+
+Every sub-command lives in its own module with ``add_parser(subparsers)`` and
+``run(args, settings) -> int``. Errors of ours reach the user as one line on stderr and exit
+code 1; anything unexpected keeps its traceback (that is a bug to report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from workbench import __version__
+from workbench.cli import rules_cmd, simulate_cmd
+from workbench.errors import WorkbenchError
+from workbench.settings import Settings
+
+COMMANDS = (rules_cmd, simulate_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="Fraud Workbench: real-time fraud detection with YAML rules.",
+    )
+    parser.add_argument("--version", action="version", version=f"workbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.load()
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s "
+                            "%(name)s: %(message)s", stream=sys.stderr)
+        return int(args.run(args, settings) or 0)
+    except WorkbenchError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"error: {line}", file=sys.stderr)
+        logging.getLogger("workbench").debug("command failed", exc_info=True)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

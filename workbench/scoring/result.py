@@ -1,0 +1,35 @@
+"""What scoring produces for one batch: the contract between scoring and storage."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+BANDS = ("Low", "Medium", "High")
+
+
+@dataclass
+class ScoredBatch:
+    """A scored batch.
+
+    ``frame``: the typed batch (workbench.schema columns, same order) plus ``risk_score``
+    (float64, 0..100), ``band`` (str: Low | Medium | High) and ``rule_set_version`` (str).
+    ``hits``: one row per (transaction, rule that hit): ``row`` (int64 position in ``frame``),
+    ``rule_id`` (str), ``points`` (float64). ``dead``: dead letters (``raw``, ``reason``) found
+    while reading this batch. ``eval_errors``: rule id -> rows where evaluating the rule failed
+    (e.g. division by zero); those rows do not hit that rule.
+    """
+
+    frame: pd.DataFrame
+    hits: pd.DataFrame
+    dead: pd.DataFrame
+    eval_errors: dict[str, int] = field(default_factory=dict)
+    position: Any = None
+    created_at: float = field(default_factory=time.time)
+
+    @property
+    def records(self) -> int:
+        return len(self.frame) + len(self.dead)
