@@ -104,6 +104,11 @@ def coerce(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             out[col.name] = text
         elif col.kind == "timestamp":
             ts = _as_timestamp(values)
+            absent = values.isna().to_numpy()
+            if not pd.api.types.is_datetime64_any_dtype(values.dtype):
+                empty = (_as_text(values).str.len() == 0).fillna(True)
+                absent = absent | empty.to_numpy(dtype=bool)
+            fail(absent, f"{col.name} is missing")
             bad = ts.isna().to_numpy()
             fail(bad, _describe(f"{col.name} is not a timestamp", values, bad))
             out[col.name] = ts
@@ -139,6 +144,11 @@ def _typed(columns: dict[str, pd.Series], n: int) -> pd.DataFrame:
     for col in COLUMNS:
         if col.name in columns:
             series = columns[col.name].reset_index(drop=True)
+            if col.kind == "str" and not col.required:
+                # A missing value in an optional column means the same as a missing column:
+                # its default, so str columns never hold NA (e.g. an empty CSV cell).
+                default = data["card_id"] if col.default == "card_id" else col.default
+                series = series.where(series.notna(), default)
         elif isinstance(col.default, str) and col.default == "card_id":
             series = data["card_id"].copy()
         elif col.kind == "timestamp":
@@ -164,35 +174,62 @@ def _dead(rows: pd.DataFrame, reasons: np.ndarray) -> pd.DataFrame:
 def _as_text(values: pd.Series) -> pd.Series:
     if pd.api.types.is_string_dtype(values.dtype) and not pd.api.types.is_object_dtype(values):
         text = values
+    elif pd.api.types.is_integer_dtype(values.dtype) and not values.hasnans:
+        text = values.astype("str")  # ids stored as integers (Parquet): 5x faster than below
     else:
         text = values.astype(object).where(values.notna(), None)
         floats = pd.api.types.is_float_dtype(values.dtype)
         if floats:  # ids read as floats (e.g. 12.0 from a CSV with gaps) keep their integer form
             arr = values.to_numpy(dtype="float64", na_value=np.nan)
-            whole = np.isfinite(arr) & (arr == np.round(arr))
-            text = pd.Series(np.where(whole, arr.astype("int64", copy=False).astype(str)
-                                      if len(arr) else arr, text), index=values.index)
+            with np.errstate(invalid="ignore"):  # NaN/inf compare False: no warning wanted
+                whole = np.isfinite(arr) & (arr == np.round(arr)) & (np.abs(arr) < 2.0**63)
+            ints = np.where(whole, arr, 0.0).astype("int64").astype(str)
+            text = pd.Series(np.where(whole, ints, text.to_numpy()), index=values.index)
             text = text.where(values.notna(), None)
         text = text.astype("str").where(values.notna().to_numpy(), None)
     return text.astype("str").str.strip()
 
 
+_NS_MIN, _NS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+
+
 def _as_timestamp(values: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        ts = values
-        if ts.dt.tz is None:
-            ts = ts.dt.tz_localize("UTC")
-        else:
-            ts = ts.dt.tz_convert("UTC")
-    elif pd.api.types.is_numeric_dtype(values.dtype):
-        # Epoch seconds (or milliseconds when the magnitude says so).
-        arr = values.to_numpy(dtype="float64", na_value=np.nan)
-        unit_ms = np.nanmax(np.abs(arr)) > 1e11 if np.isfinite(arr).any() else False
-        ts = pd.to_datetime(arr, unit="ms" if unit_ms else "s", utc=True, errors="coerce")
-        ts = pd.Series(ts, index=values.index)
+        ts = values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
+    elif pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values):
+        ts = _from_epoch(values.to_numpy(dtype="float64", na_value=np.nan), values.index)
     else:
-        ts = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
-    return ts.astype("datetime64[ns, UTC]")
+        # Numbers in text (a CSV column of epochs) are epochs too; the rest is date text.
+        num = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        is_num = ~np.isnan(num)
+        ts = pd.to_datetime(values.where(~is_num), utc=True, errors="coerce", format="mixed")
+        if is_num.any():
+            ts = _ns(ts).where(~is_num, _from_epoch(num, values.index))
+    return _ns(ts)
+
+
+def _ns(ts: pd.Series) -> pd.Series:
+    # Other resolutions reach far beyond the ns range (years 1677..2262); such a value is
+    # unparseable data, not a reason to raise.
+    if ts.dtype != "datetime64[ns, UTC]":
+        ts = ts.where((ts >= _NS_MIN) & (ts <= _NS_MAX)).astype("datetime64[ns, UTC]")
+    return ts
+
+
+def _from_epoch(arr: np.ndarray, index: pd.Index) -> pd.Series:
+    """Epoch seconds, or milliseconds when the magnitude says so, decided value by value so
+    the result does not depend on which other rows share the batch."""
+    with np.errstate(invalid="ignore"):
+        per_unit = np.where(np.abs(arr) >= 1e11, 1e6, 1e9)  # ns per ms, ns per s
+        whole = np.floor(arr)
+        ok = np.isfinite(arr) & (np.abs(arr * per_unit) < 9.2e18)
+    whole, frac, per_unit = (np.where(ok, x, 0.0) for x in (whole, arr - whole, per_unit))
+    # Integer arithmetic for the whole part keeps integral epochs exact; a float epoch near
+    # today resolves ~0.2 µs, so its fraction is rounded to whole microseconds.
+    ns = whole.astype("int64") * per_unit.astype("int64")
+    ns += np.round(frac * per_unit / 1000).astype("int64") * 1000
+    ts = pd.Series(ns.view("datetime64[ns]"), index=index).dt.tz_localize("UTC")
+    return ts.where(ok)
 
 
 def _as_bool(values: pd.Series, fail, name: str) -> pd.Series:

@@ -54,8 +54,9 @@ def _imported_tops(path: Path) -> set[tuple[str, int]]:
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module]
-            if node.module == "workbench":
-                names = [f"workbench.{a.name}" for a in node.names]
+            if node.module == "workbench":  # only the names that are sub-modules
+                names = [f"workbench.{a.name}" for a in node.names
+                         if (PACKAGE / a.name).is_dir() or (PACKAGE / f"{a.name}.py").exists()]
         for name in names:
             parts = name.split(".")
             if parts[0] == "workbench" and len(parts) > 1:

@@ -1,0 +1,283 @@
+"""ReplaySource and write_dataset: foreign files in, typed batches out, counts conserved."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench import schema
+from workbench.errors import SourceError
+from workbench.settings import Settings
+from workbench.sources.mapping import ColumnMapping
+from workbench.sources.replay import ReplaySource, write_dataset
+
+HEADER = (
+    "TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_TIME_SECONDS,"
+    "TX_TIME_DAYS,TX_FRAUD,TX_FRAUD_SCENARIO"
+)
+GOOD = "{i},2018-04-01 00:{m:02d}:31,{c},3156,57.16,{s},0,{f},{f}"
+# Row index -> a bad line and the reason it must produce.
+BAD = {
+    2: ("2,not-a-date,596,3156,57.16,31,0,0,0", "ts is not a timestamp: 'not-a-date'"),
+    4: ("4,2018-04-01 00:04:31,596,3156,-3.5,31,0,0,0", "amount is negative"),
+    5: ("5,2018-04-01 00:05:31,596,3156,lots,31,0,0,0", "amount is not a number: 'lots'"),
+    7: (",2018-04-01 00:07:31,596,3156,1.00,31,0,0,0", "tx_id is missing"),
+    8: ("8,2018-04-01 00:08:31,596,3156,1.00,31,0,0,0,EXTRA", "too many fields: 10 (header has 9)"),
+    11: ('11,2018-04-01 00:11:31,"59\n6",3156,1.00,31,0,0,0', None),  # a newline inside quotes
+}
+N = 14
+
+
+def handbook_lines() -> list[str]:
+    lines = []
+    for i in range(N):
+        if i in BAD:
+            lines.append(BAD[i][0])
+        else:
+            lines.append(GOOD.format(i=i, m=i, c=100 + i % 3, s=60 * i + 31, f=int(i == 3)))
+    return lines
+
+
+@pytest.fixture
+def handbook_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "handbook.csv"
+    path.write_text("\n".join([HEADER, *handbook_lines()]) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def handbook_parquet(tmp_path: Path) -> Path:
+    rows = [
+        GOOD.format(i=i, m=i, c=100 + i % 3, s=60 * i + 31, f=int(i == 3)).split(",")
+        for i in range(N)
+    ]
+    frame = pd.DataFrame(rows, columns=HEADER.split(","))
+    for col in ("TRANSACTION_ID", "CUSTOMER_ID", "TERMINAL_ID", "TX_TIME_SECONDS", "TX_FRAUD"):
+        frame[col] = frame[col].astype("int64")
+    frame["TX_AMOUNT"] = frame["TX_AMOUNT"].astype(float)
+    frame.loc[4, "TX_AMOUNT"] = -1.0
+    frame["TX_DATETIME"] = pd.to_datetime(frame["TX_DATETIME"])
+    path = tmp_path / "handbook.parquet"
+    frame.to_parquet(path, row_group_size=4)  # several row groups, to test skipping them
+    return path
+
+
+def read_all(source: ReplaySource) -> tuple[pd.DataFrame, pd.DataFrame, list[int]]:
+    frames, dead, positions = [], [], []
+    while (batch := source.next_batch()) is not None:
+        assert batch.records == len(batch.frame) + len(batch.dead) > 0
+        frames.append(batch.frame)
+        dead.append(batch.dead)
+        positions.append(batch.position)
+    source.close()
+    if not frames:
+        return schema.empty_batch(), schema.empty_dead_letters(), positions
+    return (pd.concat(frames, ignore_index=True), pd.concat(dead, ignore_index=True), positions)
+
+
+def test_handbook_csv_through_the_builtin_mapping(handbook_csv):
+    frame, dead, positions = read_all(ReplaySource(handbook_csv, mapping="handbook", batch_rows=4))
+    assert positions == [4, 8, 12, 14]
+    assert len(frame) + len(dead) == N
+    expected_dead = {reason for i, (_, reason) in BAD.items() if reason}
+    assert set(dead["reason"]) == expected_dead and len(dead) == len(expected_dead)
+    first = frame.iloc[0]
+    assert (first.tx_id, first.card_id, first.customer_id, first.terminal_id) == (
+        "0",
+        "100",
+        "100",
+        "3156",
+    )
+    assert first.ts == pd.Timestamp("2018-04-01 00:00:31", tz="UTC") and first.amount == 57.16
+    assert frame.loc[frame.tx_id == "3", "is_fraud"].tolist() == [True]
+    assert frame.loc[frame.tx_id == "11", "card_id"].tolist() == ["59\n6"]
+    assert {c: str(t) for c, t in frame.dtypes.items()} == {
+        c: str(t) for c, t in schema.empty_batch().dtypes.items()
+    }
+    too_many = dead.loc[dead.reason.str.startswith("too many"), "raw"].iloc[0]
+    assert json.loads(too_many)[-1] == "EXTRA"
+
+
+def test_handbook_parquet_gives_the_same_rows_as_csv(handbook_csv, handbook_parquet):
+    from_csv, _, _ = read_all(ReplaySource(handbook_csv, mapping="handbook"))
+    from_pq, dead, _ = read_all(ReplaySource(handbook_parquet, mapping="handbook", batch_rows=3))
+    assert dead["reason"].tolist() == ["amount is negative"]
+    both = set(from_csv.tx_id) & set(from_pq.tx_id) - {"11"}  # 11 differs in the CSV on purpose
+    assert len(both) == len(from_csv) - 1
+    common = from_pq[from_pq.tx_id.isin(both)].reset_index(drop=True)
+    expected = from_csv[from_csv.tx_id.isin(both)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(common, expected)
+
+
+def test_mapping_through_options_and_defaults(handbook_csv):
+    mapping = ColumnMapping.from_options(
+        [
+            "tx_id=TRANSACTION_ID",
+            "ts=TX_TIME_SECONDS",
+            "ts_origin=2018-04-01",
+            "card_id=TERMINAL_ID",
+            "amount=TX_AMOUNT",
+            "currency:=USD",
+            "channel:=ecom",
+        ]
+    )
+    frame, dead, _ = read_all(ReplaySource(handbook_csv, mapping=mapping))
+    assert len(frame) + len(dead) == N
+    row = frame.iloc[0]
+    assert row.ts == pd.Timestamp("2018-04-01 00:00:31", tz="UTC")
+    assert (row.card_id, row.customer_id, row.currency, row.channel) == ("3156",) * 2 + (
+        "USD",
+        "ecom",
+    )
+    assert (row.country, row.merchant_category) == ("unknown", "unknown")
+    assert np.isnan(row.lat) and pd.isna(row.is_fraud)
+
+
+def test_yaml_mapping_file_with_defaults_and_ts_format(tmp_path):
+    path = tmp_path / "odd.csv"
+    path.write_text("id,when,card,eur\n1,31/12/2025 23:59,k,5\n2,12/31/2025 23:59,k,6\n")
+    spec = tmp_path / "odd.yaml"
+    spec.write_text(
+        "columns: {tx_id: id, ts: when, card_id: card, amount: eur}\n"
+        "defaults: {country: FR, lat: 48.8}\n"
+        "ts_format: '%d/%m/%Y %H:%M'\n"
+    )
+    frame, dead, _ = read_all(ReplaySource(path, mapping=spec))
+    assert frame["ts"].iloc[0] == pd.Timestamp("2025-12-31 23:59", tz="UTC")
+    assert (frame["country"].iloc[0], frame["lat"].iloc[0]) == ("FR", 48.8)
+    # the value that misses the declared format falls back to the automatic parser
+    assert len(frame) + len(dead) == 2
+
+
+def test_identity_columns_need_no_mapping(tmp_path):
+    path = tmp_path / "plain.csv"
+    path.write_text("tx_id,ts,card_id,amount,extra\n1,1700000000,c,2.5,x\n")
+    frame, dead, _ = read_all(ReplaySource(path))
+    assert len(dead) == 0
+    assert frame["ts"].iloc[0] == pd.Timestamp(1_700_000_000, unit="s", tz="UTC")
+
+
+@pytest.mark.parametrize("fixture", ["handbook_csv", "handbook_parquet"])
+def test_resume_from_any_position_gives_exactly_the_remaining_rows(fixture, request):
+    path = request.getfixturevalue(fixture)
+    full, _, _ = read_all(ReplaySource(path, mapping="handbook", batch_rows=4))
+    row_of = full["tx_id"].astype(int)
+    for start in range(N + 1):
+        src = ReplaySource(path, mapping="handbook", batch_rows=3, start_position=start)
+        frame, dead, positions = read_all(src)
+        assert frame["tx_id"].tolist() == full.loc[row_of >= start, "tx_id"].tolist()
+        assert len(frame) + len(dead) == N - start
+        assert positions[-1:] == ([N] if start < N else [])
+
+
+def test_resume_at_a_batch_position_continues_with_the_next_batch(handbook_csv):
+    src = ReplaySource(handbook_csv, mapping="handbook", batch_rows=5)
+    first = src.next_batch()
+    src.ack(first.position)
+    src.ack(2)  # an older position never moves the resume point back
+    assert src.acked_position == 5
+    rest_here, _, _ = read_all(src)
+    resumed = ReplaySource(handbook_csv, mapping="handbook", batch_rows=5, start_position=5)
+    rest_there, _, _ = read_all(resumed)
+    pd.testing.assert_frame_equal(rest_here, rest_there)
+
+
+def test_batch_rows_from_settings(handbook_csv):
+    settings = Settings.load({"WORKBENCH_BATCH_ROWS": "6"})
+    _, _, positions = read_all(ReplaySource(handbook_csv, mapping="handbook", settings=settings))
+    assert positions == [6, 12, 14]
+
+
+def test_an_unclosed_quote_ends_the_file_as_one_dead_letter(tmp_path):
+    path = tmp_path / "broken.csv"
+    path.write_text('tx_id,ts,card_id,amount\n1,2026-01-01,a,1\n2,2026-01-01,b,1,x\n3,2026,"c\n')
+    frame, dead, positions = read_all(ReplaySource(path, batch_rows=10))
+    assert "CSV unreadable from data row" in dead["reason"].iloc[-1]
+    assert positions[-1] == len(frame) + len(dead)
+
+
+def test_a_header_only_file_has_no_batches(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("tx_id,ts,card_id,amount\n")
+    with ReplaySource(path) as source:
+        assert source.next_batch() is None
+
+
+def sample_batches() -> list[pd.DataFrame]:
+    raw = pd.DataFrame(
+        {
+            "tx_id": ["a1", "007", "x,y", 'q"uote', "é"],
+            "ts": [
+                "2026-01-01T00:00:00.123456789Z",
+                "2026-01-01T01:00:00Z",
+                "2026-01-02T00:00:00+02:00",
+                "1700000000",
+                "2026-03-01",
+            ],
+            "card_id": ["c1", "c2", "c1", "c3", "c4"],
+            "terminal_id": ["t1", None, "t,2", "t3", "multi\nline"],
+            "amount": ["0.1", "12345.678901234", "0", "1e-7", "3"],
+            "lat": ["45.5", "", "-89.99", "0", "12.3456789"],
+            "is_fraud": ["true", "false", "", "1", None],
+            "fraud_scenario": ["", "", "leak", "", "x"],
+        }
+    )
+    batch, dead = schema.coerce(raw)
+    assert len(dead) == 0
+    return [batch.iloc[:2], batch.iloc[2:]]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_write_dataset_round_trip(tmp_path, suffix):
+    batches = sample_batches()
+    path = tmp_path / f"out{suffix}"
+    assert write_dataset(iter(batches), path) == 5
+    frame, dead, positions = read_all(ReplaySource(path, batch_rows=3))
+    assert len(dead) == 0 and positions == [3, 5]
+    expected = pd.concat(batches, ignore_index=True)
+    pd.testing.assert_frame_equal(frame, expected)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_write_dataset_of_no_batches_writes_an_empty_readable_file(tmp_path, suffix):
+    path = tmp_path / f"none{suffix}"
+    assert write_dataset([], path) == 0
+    with ReplaySource(path) as source:
+        assert source.next_batch() is None
+
+
+def test_errors_opening_files_are_one_line_source_errors(tmp_path, handbook_csv):
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"not parquet at all")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    cases = [
+        (lambda: ReplaySource(tmp_path / "missing.csv"), "not found"),
+        (lambda: ReplaySource(tmp_path / "data.json"), "unsupported file type '.json'"),
+        (lambda: ReplaySource(garbage), "cannot read Parquet file"),
+        (lambda: ReplaySource(empty), "cannot read CSV header"),
+        (lambda: ReplaySource(handbook_csv), "no column for required tx_id, ts, card_id, amount"),
+        (lambda: ReplaySource(handbook_csv, batch_rows=0), "batch_rows must be positive"),
+        (lambda: write_dataset([], tmp_path / "x.txt"), "unsupported file type"),
+        (lambda: write_dataset([], tmp_path / "no" / "dir.csv"), "cannot write"),
+    ]
+    for make, message in cases:
+        with pytest.raises(SourceError) as info:
+            make()
+        assert message in str(info.value)
+        assert "\n" not in str(info.value)
+
+
+def test_registered_as_a_source(handbook_csv):
+    pytest.importorskip("workbench.sources.simulator")  # the registry loads every built-in
+    from workbench.sources.base import create_source
+
+    source = create_source("replay", path=handbook_csv, mapping="handbook")
+    try:
+        assert isinstance(source, ReplaySource) and source.next_batch() is not None
+    finally:
+        source.close()
