@@ -69,13 +69,14 @@ SETTINGS: tuple[Setting, ...] = (
             _positive(float)),
     Setting("batch_rows", "int", 1000, "Transactions per batch read from a source.",
             _positive(int)),
-    Setting("sim_speedup", "float", 60.0,
-            "Simulated seconds that pass per wall-clock second in the simulator.",
+    Setting("sim_speedup", "float", 1440.0,
+            "Simulated seconds that pass per wall-clock second in the simulator (1440: a "
+            "simulated day per minute).",
             _positive(float)),
     Setting("sim_start", "str", "2026-01-01T00:00:00Z", "Simulated start time (ISO 8601, UTC).",
             str),
-    Setting("sim_customers", "int", 5000, "Number of simulated customers.", _positive(int)),
-    Setting("sim_terminals", "int", 2000, "Number of simulated terminals (merchants).",
+    Setting("sim_customers", "int", 20000, "Number of simulated customers.", _positive(int)),
+    Setting("sim_terminals", "int", 4000, "Number of simulated terminals (merchants).",
             _positive(int)),
     Setting("fraud_large_amount", "float", 0.002,
             "Share of transactions replaced by a fraudulent very large amount.", _rate),
@@ -97,9 +98,29 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("allowed_lateness", "duration", "1h",
             "How late (event time) a transaction may arrive and still see a complete feature "
             "window; window state is kept this much past the longest window.", parse_duration),
+    Setting("database_url", "str", "",
+            "PostgreSQL URL (postgresql://user@host:port/db). When empty and no libpq PG* "
+            "variable is set, an embedded PostgreSQL is started under .workbench/.", str),
+    Setting("retention_days", "int", 0,
+            "Drop daily transaction partitions older than this many days (0 keeps all).",
+            lambda t: _non_negative(int(t))),
+    Setting("worker_id", "str", "", "Name of this pipeline worker (default: host:pid).", str),
+    Setting("dashboard_port", "int", 5006, "Port of the dashboard (panel serve).",
+            _positive(int)),
     Setting("log_level", "str", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR.",
             lambda t: _choice(t.upper(), ("DEBUG", "INFO", "WARNING", "ERROR"))),
 )
+
+
+def _non_negative(value: int) -> int:
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    return value
+
+
+LIBPQ_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE",
+                   "PGSSLMODE", "PGSERVICE", "PGPASSFILE", "PGAPPNAME", "PGCONNECT_TIMEOUT")
+"""The standard libpq variables that select a database (read with the settings)."""
 
 
 def _choice(value: str, choices: tuple[str, ...]) -> str:
@@ -114,10 +135,21 @@ _BY_NAME = {s.name: s for s in SETTINGS}
 class Settings:
     """Validated values of every declared setting, read-only by attribute."""
 
-    __slots__ = ("_values",)
+    __slots__ = ("_libpq", "_values")
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any], libpq: Mapping[str, str] | None = None) -> None:
         object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "_libpq", dict(libpq or {}))
+
+    @property
+    def libpq(self) -> dict[str, str]:
+        """The libpq ``PG*`` variables that were set when the settings were loaded."""
+        return dict(self._libpq)
+
+    @property
+    def database_configured(self) -> bool:
+        """True when a database was configured (URL or libpq variables)."""
+        return bool(self.database_url or self._libpq)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -135,7 +167,8 @@ class Settings:
         unknown = set(overrides) - set(_BY_NAME)
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        return cls(values)
+        libpq = {k: env[k] for k in LIBPQ_VARIABLES if env.get(k)}
+        return cls(values, libpq)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -153,7 +186,7 @@ class Settings:
             if name not in _BY_NAME:
                 raise ConfigError(f"unknown setting: {name}")
             values[name] = _parse(_BY_NAME[name], raw, name)
-        return Settings(values)
+        return Settings(values, self._libpq)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self._values)

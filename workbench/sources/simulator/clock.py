@@ -1,0 +1,59 @@
+"""Simulated time with a daily rhythm: few transactions at night, peaks at mid-day and evening.
+
+People pay by *local* time, so the rhythm is per country (fixed UTC offsets, no DST) and the
+world's intensity at a UTC instant is the activity-weighted sum over countries. Time is kept as
+float seconds since the UTC midnight of the start day. ``W(t)``, the integral of the normalized
+intensity (mean slope 1), is periodic-plus-linear and tabulated per minute, so both ``W`` and
+its inverse are one ``np.interp``. A batch of ``n`` rows advances ``W`` by ``n / mean rate`` and
+draws its timestamps as ``n`` sorted uniforms in ``W``-space mapped back: a Poisson process
+conditioned on ``n`` events, whose simulated time runs faster at night.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DAY = 86_400.0
+_MINUTES = 1440
+
+
+def local_rhythm(hours: np.ndarray) -> np.ndarray:
+    """Relative activity at local time ``hours`` (0..24): low at night, morning, noon, evening."""
+
+    def bump(center: float, width: float) -> np.ndarray:
+        d = (hours - center + 12.0) % 24.0 - 12.0  # circular distance in hours
+        return np.exp(-0.5 * (d / width) ** 2)
+
+    return 0.06 + 0.35 * bump(8.5, 1.2) + 1.0 * bump(12.5, 1.6) + 0.9 * bump(18.5, 2.0)
+
+
+class Clock:
+    """Maps expected transaction counts to simulated time for a population's time zones."""
+
+    def __init__(self, country_weight: np.ndarray, utc_offset_h: np.ndarray) -> None:
+        minutes = np.arange(_MINUTES)
+        local_min = (minutes[:, None] + 60 * utc_offset_h[None, :]) % _MINUTES
+        # minute of the UTC day x country: activity of that country's people at that minute
+        self.country_rate = local_rhythm((local_min + 0.5) / 60.0) * country_weight[None, :]
+        total = self.country_rate.sum(axis=1)
+        self._cum = np.concatenate([[0.0], np.cumsum(total)])
+        self._cum *= DAY / self._cum[-1]  # mean slope 1: W advances one second per second
+        self._edges = np.arange(_MINUTES + 1) * 60.0
+        self._country_cdf = np.cumsum(self.country_rate, axis=1)
+
+    def warp(self, t: np.ndarray | float) -> np.ndarray:
+        """``W(t)``: rhythm-weighted seconds elapsed since midnight of day 0."""
+        day, rest = np.divmod(np.asarray(t, dtype=np.float64), DAY)
+        return day * DAY + np.interp(rest, self._edges, self._cum)
+
+    def unwarp(self, w: np.ndarray | float) -> np.ndarray:
+        """Inverse of :meth:`warp`."""
+        day, rest = np.divmod(np.asarray(w, dtype=np.float64), DAY)
+        return day * DAY + np.interp(rest, self._cum, self._edges)
+
+    def country_at(self, rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+        """A country per timestamp, drawn by who is awake and shopping at that UTC minute."""
+        minute = ((t % DAY) // 60.0).astype(np.int64)
+        cdf = self._country_cdf[np.minimum(minute, _MINUTES - 1)]
+        u = rng.random(len(t)) * cdf[:, -1]
+        return np.minimum((u[:, None] >= cdf).sum(axis=1), cdf.shape[1] - 1)
