@@ -1,0 +1,160 @@
+"""write_batch against a real PostgreSQL: rows, idempotence, partitions, retention, dead letters."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import pandas as pd
+import pytest
+
+from workbench.errors import ConfigError
+from workbench.schema import NAMES
+from workbench.storage import partitions, queries
+from workbench.storage.writer import write_batch
+
+pytestmark = pytest.mark.integration
+
+START = pd.Timestamp("2026-01-01T00:00:00Z")
+END = pd.Timestamp("2026-01-10T00:00:00Z")
+
+
+def test_a_batch_stores_exactly_its_rows_with_scores_and_hits(conn, make_batch):
+    batch = make_batch(300, step_s=7.25)
+    result = write_batch(conn, batch, source="sim", worker="w1")
+    assert (result.stored, result.duplicates, result.dead) == (300, 0, 0)
+
+    stored = queries.load_transactions(conn, START, END)
+    assert len(stored) == 300
+    expected = batch.frame.sort_values(["ts", "tx_id"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(stored[list(NAMES)], expected[list(NAMES)])
+    pd.testing.assert_series_equal(stored["risk_score"], expected["risk_score"])
+    assert stored["band"].tolist() == expected["band"].tolist()
+    assert set(stored["rule_set_version"]) == {"rs-1"}
+
+    hits = stored.set_index("tx_id")["rule_hits"].map(json.loads)
+    assert hits["tx0000010"] == {}
+    assert hits["tx0000050"] == {"big_amount": 40}
+    assert hits["tx0000095"] == {"big_amount": 40, "new_country": 55}
+    long = queries.load_hits(conn, START, END)
+    assert len(long) == len(batch.hits)
+    assert long.dtypes["points"] == "float64"
+
+
+def test_writing_the_same_batch_twice_stores_it_once(conn, make_batch):
+    batch = make_batch(200)
+    first = write_batch(conn, batch)
+    second = write_batch(conn, batch)
+    assert first.stored == 200 and first.alerts_opened > 0
+    assert (second.stored, second.duplicates) == (0, 200)
+    assert (second.alerts_opened, second.alerts_attached) == (0, 0)
+    assert second.summary["bands"] == {"Low": 0, "Medium": 0, "High": 0}
+    counts = queries.counts(conn)
+    assert counts["stored"] == 200
+    assert counts["alerts_open"] == first.alerts_opened
+    hit_count = conn.execute("SELECT sum(hit_count) FROM alerts").fetchone()[0]
+    assert hit_count == first.alerts_opened + first.alerts_attached
+
+
+def test_duplicates_inside_one_batch_are_stored_once(conn, make_batch):
+    batch = make_batch(10)
+    batch.frame = pd.concat([batch.frame, batch.frame.iloc[:3]], ignore_index=True)
+    result = write_batch(conn, batch, alert_min_band="none")
+    assert (result.stored, result.duplicates) == (10, 3)
+
+
+def test_partitions_appear_across_day_boundaries(conn, make_batch):
+    # 23:50 -> 00:20 the next day, then a row two days later.
+    batch = make_batch(30, start="2026-03-01T23:50:00Z", step_s=60)
+    write_batch(conn, batch)
+    later = make_batch(1, start="2026-03-04T12:00:00Z", prefix="late")
+    write_batch(conn, later)
+    days = partitions.list_partitions(conn)
+    assert {date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 4)} <= set(days)
+    per_partition = dict(
+        conn.execute(
+            "SELECT tableoid::regclass::text, count(*) FROM transactions GROUP BY 1"
+        ).fetchall()
+    )
+    assert per_partition == {
+        "transactions_p20260301": 10,
+        "transactions_p20260302": 20,
+        "transactions_p20260304": 1,
+    }
+
+
+def test_ensure_partitions_creates_each_missing_day_and_days_ahead(conn):
+    created = partitions.ensure_partitions(conn, date(2026, 5, 1), date(2026, 5, 3), ahead=2)
+    assert created == [date(2026, 5, d) for d in range(1, 6)]
+    assert partitions.ensure_partitions(conn, date(2026, 5, 2), date(2026, 5, 4)) == []
+
+
+def test_retention_drops_whole_old_partitions_only(conn, make_batch):
+    for day in ("2026-02-01", "2026-02-02", "2026-02-03"):
+        write_batch(conn, make_batch(5, start=f"{day}T10:00:00Z", prefix=day))
+    dropped = partitions.retention(conn, 1, now=datetime(2026, 2, 3, 12, tzinfo=UTC))
+    assert dropped == [date(2026, 2, 1)]  # Feb 2 ends at Feb 3 00:00, after the cutoff
+    assert date(2026, 2, 1) not in partitions.list_partitions(conn)
+    assert queries.counts(conn)["stored"] == 10
+    # A late row for the dropped day still finds (re-creates) its partition.
+    write_batch(conn, make_batch(1, start="2026-02-01T11:00:00Z", prefix="late"))
+    assert queries.counts(conn)["stored"] == 11
+
+
+def test_writer_recovers_when_another_connection_dropped_a_cached_partition(
+    conn, db_dsn, make_batch
+):
+    from workbench.storage.connection import connect
+
+    write_batch(conn, make_batch(3, start="2026-04-01T00:00:00Z", prefix="a"))
+    with connect(db_dsn) as other:
+        partitions.retention(other, 0, now=datetime(2026, 4, 5, tzinfo=UTC))
+    result = write_batch(conn, make_batch(3, start="2026-04-01T01:00:00Z", prefix="b"))
+    assert result.stored == 3
+
+
+def test_dead_letters_are_stored_with_their_reason(conn, make_batch):
+    batch = make_batch(
+        2,
+        dead=[
+            ('{"amount": "abc"}', "amount is not a number: 'abc'"),
+            ('line\nwith "quotes", commas\x00and NUL', "bad line"),
+        ],
+    )
+    result = write_batch(conn, batch, source="replay:file.csv", worker="w9")
+    assert result.dead == 2
+    dead = queries.dead_letters(conn)
+    assert len(dead) == 2
+    assert set(dead["reason"]) == {"amount is not a number: 'abc'", "bad line"}
+    assert set(dead["source"]) == {"replay:file.csv"}
+    assert 'line\nwith "quotes", commas\ufffdand NUL' in set(dead["raw"])
+
+
+def test_a_batch_of_only_dead_letters_is_stored(conn, make_batch):
+    batch = make_batch(0, dead=[("{}", "missing required column(s): tx_id")])
+    result = write_batch(conn, batch)
+    assert (result.stored, result.dead) == (0, 1)
+    assert queries.counts(conn)["dead"] == 1
+
+
+def test_pipeline_stats_row_per_batch(conn, make_batch):
+    write_batch(conn, make_batch(50), worker="w1", source="sim")
+    write_batch(conn, make_batch(50, prefix="b"), worker="w1", source="sim")
+    rows = conn.execute(
+        "SELECT worker, stored, duplicates, rule_set_version, latency_s >= 0"
+        " FROM pipeline_stats ORDER BY id"
+    ).fetchall()
+    assert rows == [("w1", 50, 0, "rs-1", True), ("w1", 50, 0, "rs-1", True)]
+    throughput = conn.execute("SELECT sum(stored) FROM pipeline_throughput").fetchone()[0]
+    assert throughput == 100
+
+
+def test_empty_batch_touches_nothing(conn, make_batch):
+    result = write_batch(conn, make_batch(0))
+    assert result.stored == 0
+    assert queries.counts(conn)["batches"] == 0
+
+
+def test_unknown_alert_band_is_refused(conn, make_batch):
+    with pytest.raises(ConfigError, match="unknown alert band 'critical'"):
+        write_batch(conn, make_batch(1), alert_min_band="critical")

@@ -1,0 +1,65 @@
+"""PostgreSQL storage: the only package that speaks SQL or imports the driver (psycopg 3).
+
+Modules, one per noun:
+
+- :mod:`~workbench.storage.connection`  DSN from settings/libpq variables, ``connect``,
+  driver errors → one-line :class:`~workbench.errors.StorageError`;
+- :mod:`~workbench.storage.migrations`  versioned schema (``upgrade``, ``status``, ``reset``);
+- :mod:`~workbench.storage.partitions`  daily partitions of ``transactions``, retention;
+- :mod:`~workbench.storage.writer`      ``write_batch``: one transaction per scored batch;
+- :mod:`~workbench.storage.alerting`    set-based alert opening/attaching inside that write;
+- :mod:`~workbench.storage.notify`      the < 8000-byte ``pg_notify`` batch summary;
+- :mod:`~workbench.storage.queries`     read API returning pandas DataFrames.
+
+Importing this package connects to nothing.
+"""
+
+from workbench.storage.connection import connect, connect_async, describe, resolve_dsn
+from workbench.storage.migrations import MIGRATIONS, reset, status, upgrade
+from workbench.storage.notify import CHANNEL, decode_payload
+from workbench.storage.partitions import ensure_partitions, list_partitions, retention
+from workbench.storage.queries import (
+    alert_hits,
+    alerts,
+    bucketed,
+    card_history,
+    counts,
+    dead_letters,
+    load_hits,
+    load_transactions,
+    recent_transactions,
+    record_rule_set,
+    rule_set_history,
+    set_disposition,
+)
+from workbench.storage.writer import WriteResult, write_batch
+
+__all__ = [
+    "CHANNEL",
+    "MIGRATIONS",
+    "WriteResult",
+    "alert_hits",
+    "alerts",
+    "bucketed",
+    "card_history",
+    "connect",
+    "connect_async",
+    "counts",
+    "dead_letters",
+    "decode_payload",
+    "describe",
+    "ensure_partitions",
+    "list_partitions",
+    "load_hits",
+    "load_transactions",
+    "recent_transactions",
+    "record_rule_set",
+    "reset",
+    "resolve_dsn",
+    "retention",
+    "rule_set_history",
+    "set_disposition",
+    "status",
+    "upgrade",
+    "write_batch",
+]

@@ -1,0 +1,150 @@
+"""Alerts raised by a batch, set-based: at most one open alert per card per dedup window.
+
+The writer leaves the batch's newly stored transactions whose band reaches the alert band in
+the temp table ``wb_stage_alert`` (``alertable``). Per card, those rows are cut into
+*sessions*: a row more than ``dedup`` (event time) after the card's previous qualifying row
+starts a new session. A card's first session attaches to the card's open alert when it lies
+within ``dedup`` of that alert's span; every other session opens a new alert. Attaching adds
+to ``hit_count``, keeps the maximum score (and its band), merges rules keeping each rule's
+maximum points, and extends ``last_ts``. Every qualifying row is recorded in ``alert_hits``.
+
+Using event time rather than the wall clock makes alerts reproducible on replay. A closed
+alert never collects hits: the next qualifying row opens a new one.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+
+# Namespace of the per-card-bucket advisory locks (two-key form: namespace, bucket).
+CARD_LOCK_NAMESPACE = 0x7762
+CARD_LOCK_BUCKETS = 64  # a power of two
+
+STAGE_DDL = """
+CREATE TEMP TABLE wb_stage_alert (
+    tx_id text, ts timestamptz, card_id text, amount double precision,
+    risk_score double precision, band text, rule_hits jsonb, rule_set_version text,
+    alertable boolean, sess integer
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE wb_stage_group (
+    card_id text, sess integer, first_tx text, first_ts timestamptz, last_ts timestamptz,
+    n integer, max_score double precision, band text, rules jsonb, rule_set_version text,
+    alert_id bigint, opened boolean NOT NULL DEFAULT false
+) ON COMMIT DELETE ROWS;
+"""
+
+_SESSIONS = """
+UPDATE wb_stage_alert a SET sess = s.sess
+FROM (
+    SELECT tx_id, ts, sum(brk) OVER (PARTITION BY card_id ORDER BY ts, tx_id
+                                     ROWS UNBOUNDED PRECEDING) AS sess
+    FROM (SELECT tx_id, ts, card_id,
+                 CASE WHEN ts - lag(ts) OVER (PARTITION BY card_id ORDER BY ts, tx_id)
+                           <= %(dedup)s THEN 0 ELSE 1 END AS brk
+          FROM wb_stage_alert WHERE alertable) q
+) s
+WHERE a.tx_id = s.tx_id AND a.ts = s.ts AND a.alertable
+"""
+
+# Rules of a session: each rule's maximum points over the session's rows.
+_GROUPS = """
+INSERT INTO wb_stage_group (card_id, sess, first_tx, first_ts, last_ts, n, max_score, band,
+                            rules, rule_set_version)
+WITH r AS (
+    SELECT card_id, sess, jsonb_object_agg(key, points) AS rules
+    FROM (SELECT x.card_id, x.sess, e.key, max(e.value::double precision) AS points
+          FROM wb_stage_alert x, jsonb_each(x.rule_hits) e
+          WHERE x.alertable GROUP BY 1, 2, 3) k
+    GROUP BY card_id, sess
+), g AS (
+    SELECT card_id, sess,
+           (array_agg(tx_id ORDER BY ts, tx_id))[1] AS first_tx,
+           min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS n,
+           max(risk_score) AS max_score,
+           (array_agg(band ORDER BY risk_score DESC NULLS LAST))[1] AS band,
+           (array_agg(rule_set_version ORDER BY ts DESC))[1] AS rule_set_version
+    FROM wb_stage_alert WHERE alertable GROUP BY card_id, sess
+)
+SELECT g.card_id, g.sess, g.first_tx, g.first_ts, g.last_ts, g.n, g.max_score, g.band,
+       coalesce(r.rules, '{}'::jsonb), g.rule_set_version
+FROM g LEFT JOIN r ON r.card_id = g.card_id AND r.sess = g.sess
+"""
+
+# Serialise alert decisions per card across concurrent writers. Cards are hashed into
+# CARD_LOCK_BUCKETS advisory locks (taken in sorted order: no deadlocks): one lock per card
+# would exhaust the server's lock table on a batch of 50k distinct cards.
+_LOCK_CARDS = """
+SELECT pg_advisory_xact_lock(%(ns)s, b)
+FROM (SELECT DISTINCT (hashtext(card_id) & (%(buckets)s - 1)) AS b
+      FROM wb_stage_group ORDER BY 1) c
+"""
+
+_MATCH_OPEN = """
+UPDATE wb_stage_group g SET alert_id = (
+    SELECT a.id FROM alerts a
+    WHERE a.card_id = g.card_id AND a.status = 'open'
+      AND g.first_ts <= a.last_ts + %(dedup)s AND g.last_ts >= a.ts - %(dedup)s
+    ORDER BY a.last_ts DESC LIMIT 1)
+WHERE g.sess = 1
+"""
+
+_ATTACH = """
+UPDATE alerts a SET
+    hit_count  = a.hit_count + g.n,
+    band       = CASE WHEN g.max_score > a.risk_score THEN g.band ELSE a.band END,
+    risk_score = greatest(a.risk_score, g.max_score),
+    rules      = (SELECT jsonb_object_agg(key, points) FROM (
+                      SELECT key, max(value::double precision) AS points
+                      FROM (SELECT * FROM jsonb_each(a.rules)
+                            UNION ALL SELECT * FROM jsonb_each(g.rules)) kv
+                      GROUP BY key) m),
+    last_ts    = greatest(a.last_ts, g.last_ts),
+    updated_at = now()
+FROM wb_stage_group g
+WHERE g.alert_id = a.id
+"""
+
+_OPEN = """
+WITH opened AS (
+    INSERT INTO alerts (tx_id, ts, card_id, risk_score, band, rules, rule_set_version,
+                        hit_count, last_ts)
+    SELECT first_tx, first_ts, card_id, max_score, band, rules, rule_set_version, n, last_ts
+    FROM wb_stage_group WHERE alert_id IS NULL
+    RETURNING id, card_id, tx_id, ts
+)
+UPDATE wb_stage_group g SET alert_id = o.id, opened = true
+FROM opened o
+WHERE g.alert_id IS NULL AND g.card_id = o.card_id AND g.first_tx = o.tx_id
+  AND g.first_ts = o.ts
+"""
+
+_HITS = """
+INSERT INTO alert_hits (alert_id, tx_id, ts, risk_score, band, rules)
+SELECT g.alert_id, a.tx_id, a.ts, a.risk_score, a.band, a.rule_hits
+FROM wb_stage_alert a JOIN wb_stage_group g ON g.card_id = a.card_id AND g.sess = a.sess
+WHERE a.alertable
+ON CONFLICT DO NOTHING
+"""
+
+_COUNTS = "SELECT count(*) FILTER (WHERE opened), coalesce(sum(n), 0) FROM wb_stage_group"
+
+
+def raise_alerts(cur: psycopg.Cursor, dedup: timedelta) -> tuple[int, int]:
+    """Open or attach alerts for the alertable rows staged in ``wb_stage_alert``.
+
+    Runs inside the batch transaction. Returns ``(alerts_opened, alerts_attached)`` where
+    ``alerts_attached`` counts qualifying transactions that joined an alert (existing or
+    opened in this batch) instead of opening one.
+    """
+    params = {"dedup": dedup, "ns": CARD_LOCK_NAMESPACE, "buckets": CARD_LOCK_BUCKETS}
+    cur.execute(_SESSIONS, params)
+    cur.execute(_GROUPS, params)
+    cur.execute(_LOCK_CARDS, params)
+    cur.execute(_MATCH_OPEN, params)
+    cur.execute(_ATTACH, params)
+    cur.execute(_OPEN, params)
+    cur.execute(_HITS, params)
+    opened, qualifying = cur.execute(_COUNTS).fetchone()  # type: ignore[misc]
+    return int(opened), int(qualifying) - int(opened)

@@ -1,0 +1,159 @@
+"""Connecting to PostgreSQL, and turning driver errors into one-line :class:`StorageError`.
+
+The DSN comes from, in order: an explicit URL (e.g. the ``--database-url`` option), a
+``WORKBENCH_DATABASE_URL`` entry, or the standard libpq variables (``PGHOST``, ``PGPORT``,
+``PGUSER``, ``PGDATABASE``, ``PGPASSWORD``...). The caller passes the environment in as a
+mapping: nothing here reads ``os.environ``.
+
+>>> resolve_dsn({"PGHOST": "db", "PGPORT": "5433", "PGUSER": "fraud"})
+'host=db port=5433 user=fraud'
+>>> resolve_dsn({}) is None
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Mapping
+
+import psycopg
+from psycopg import conninfo
+
+from workbench.errors import StorageError
+
+URL_VARIABLE = "WORKBENCH_DATABASE_URL"
+
+# libpq variable -> connection parameter; the ones that say *where* the database is.
+PG_VARIABLES = {
+    "PGHOST": "host",
+    "PGHOSTADDR": "hostaddr",
+    "PGPORT": "port",
+    "PGUSER": "user",
+    "PGDATABASE": "dbname",
+    "PGPASSWORD": "password",
+    "PGPASSFILE": "passfile",
+    "PGSERVICE": "service",
+    "PGSSLMODE": "sslmode",
+    "PGOPTIONS": "options",
+    "PGAPPNAME": "application_name",
+    "PGCONNECT_TIMEOUT": "connect_timeout",
+}
+
+
+def resolve_dsn(environ: Mapping[str, str], url: str | None = None) -> str | None:
+    """The DSN to use, or ``None`` when nothing is configured (start an embedded server).
+
+    ``url`` (explicit) wins over ``environ["WORKBENCH_DATABASE_URL"]``, which wins over the
+    libpq ``PG*`` variables found in ``environ``.
+    """
+    for candidate in (url, environ.get(URL_VARIABLE)):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    params = {key: environ[var] for var, key in PG_VARIABLES.items() if environ.get(var)}
+    if not params:
+        return None
+    return conninfo.make_conninfo(**params)
+
+
+def describe(dsn: str) -> str:
+    """``host:port/dbname`` of a DSN, for messages (never the password)."""
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<invalid DSN>"
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    port = str(params.get("port") or "5432")
+    where = f"{host}:{port}"
+    if params.get("dbname"):
+        where += f"/{params['dbname']}"
+    return where
+
+
+def connect(dsn: str, *, autocommit: bool = True, connect_timeout: int = 10) -> psycopg.Connection:
+    """A new connection; raises :class:`StorageError` with one readable line on failure.
+
+    Connections are autocommit by default: every storage function that writes opens its own
+    transaction, so nothing is left idle in a transaction between calls.
+    """
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise StorageError(f"invalid PostgreSQL DSN: {one_line(exc)}") from exc
+    extra: dict[str, str | int | None] = {
+        "connect_timeout": connect_timeout,
+        "application_name": "workbench",
+    }
+    extra = {key: value for key, value in extra.items() if key not in params}
+    try:
+        return psycopg.connect(conninfo.make_conninfo(dsn, **extra), autocommit=autocommit)
+    except psycopg.Error as exc:
+        raise StorageError(
+            f"cannot connect to PostgreSQL at {describe(dsn)}: {one_line(exc)}"
+        ) from exc
+
+
+async def connect_async(dsn: str, *, autocommit: bool = True) -> psycopg.AsyncConnection:
+    """Like :func:`connect`, for asyncio code (e.g. a LISTEN hub)."""
+    try:
+        return await psycopg.AsyncConnection.connect(
+            dsn, autocommit=autocommit, application_name="workbench"
+        )
+    except psycopg.Error as exc:
+        raise StorageError(
+            f"cannot connect to PostgreSQL at {describe(dsn)}: {one_line(exc)}"
+        ) from exc
+
+
+_PREFIXES = re.compile(r"^(connection failed|connection is bad):\s*", re.IGNORECASE)
+_SEVERITY = re.compile(r"^(FATAL|ERROR|PANIC):\s+")
+
+
+def one_line(exc: BaseException) -> str:
+    """The useful part of a driver message, on one line.
+
+    'connection failed: connection to server at "127.0.0.1", port 5433 failed: Connection
+    refused\\n\\tIs the server running...' becomes 'connection refused'.
+    """
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = _PREFIXES.sub("", text)
+    if " failed: " in text:  # libpq: 'connection to server at ... failed: <reason>'
+        text = text.rsplit(" failed: ", 1)[1]
+    text = _SEVERITY.sub("", text).strip()
+    return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
+
+
+@contextlib.contextmanager
+def storage_errors(action: str) -> Iterator[None]:
+    """Re-raise driver errors inside the block as ``StorageError("<action>: <reason>")``."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise StorageError(f"{action}: {one_line(exc)}") from exc
+
+
+def require_idle(conn: psycopg.Connection, action: str) -> None:
+    """Refuse to run ``action`` inside a transaction the caller left open."""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise StorageError(
+            f"cannot {action}: the connection is inside a transaction "
+            "(commit or roll back first, or use an autocommit connection)"
+        )
+
+
+@contextlib.contextmanager
+def reading(conn: psycopg.Connection) -> Iterator[None]:
+    """Leave a non-autocommit connection as idle as it was before a read.
+
+    A plain SELECT on such a connection opens a transaction; left open it holds a snapshot
+    (and blocks retention's DETACH) until the caller commits. A transaction the caller had
+    already opened is left alone.
+    """
+    was_idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    yield
+    if (
+        was_idle
+        and not conn.autocommit
+        and conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    ):
+        conn.commit()

@@ -1,0 +1,372 @@
+"""The read API (and the analysts' few writes): pandas DataFrames for dashboards and notebooks.
+
+Small answers (a page of rows) are fetched through the cursor; large ranges
+(:func:`load_transactions`, :func:`load_hits`) stream ``COPY (SELECT ...) TO STDOUT`` into
+pyarrow's CSV reader, which is many times faster than building rows in Python. Frames use the
+batch schema's dtypes: ``str`` text, ``datetime64[ns, UTC]`` times, ``float64`` numbers,
+nullable ``boolean`` labels. ``rule_hits`` is a dict per row in page-sized answers and JSON
+text in bulk loads (use :func:`load_hits` for a long frame of hits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from workbench.durations import parse_duration
+from workbench.errors import StorageError
+from workbench.schema import COLUMNS, NAMES
+from workbench.scoring.result import BANDS
+from workbench.storage.connection import reading, storage_errors
+
+DISPOSITIONS = ("confirmed_fraud", "false_positive", "valuable")
+RULE_SET_STATUSES = ("accepted", "rejected")
+MAX_BUCKETS = 100_000
+_ORIGIN = "2000-01-01 00:00:00+00"  # buckets align to UTC midnight
+
+_TX_COLUMNS = (*NAMES, "risk_score", "band", "rule_hits", "rule_set_version", "stored_at")
+_TX_SELECT = sql.SQL(", ").join(sql.Identifier(c) for c in _TX_COLUMNS)
+_ALERT_COLUMNS = (
+    "id",
+    "status",
+    "disposition",
+    "assignee",
+    "notes",
+    "tx_id",
+    "ts",
+    "card_id",
+    "risk_score",
+    "band",
+    "hit_count",
+    "last_ts",
+    "rules",
+    "rule_set_version",
+    "created_at",
+    "updated_at",
+    "closed_at",
+)
+
+# PostgreSQL type oid -> pandas dtype of page-sized answers.
+_DTYPES = {
+    25: "str",
+    1043: "str",
+    1184: "datetime64[ns, UTC]",
+    701: "float64",
+    700: "float64",
+    1700: "float64",
+    16: "boolean",
+    20: "int64",
+    23: "int64",
+    21: "int64",
+}
+
+
+def recent_transactions(
+    conn: psycopg.Connection, limit: int = 100, since: datetime | None = None
+) -> pd.DataFrame:
+    """The newest ``limit`` stored transactions (event time), newest first; only those with
+    ``ts > since`` when given."""
+    where = sql.SQL("WHERE ts > {}").format(sql.Literal(since)) if since else sql.SQL("")
+    query = sql.SQL("SELECT {} FROM transactions {} ORDER BY ts DESC, tx_id DESC LIMIT {}").format(
+        _TX_SELECT, where, sql.Literal(int(limit))
+    )
+    return _fetch(conn, query, (), "cannot read recent transactions")
+
+
+def card_history(conn: psycopg.Connection, card_id: str, limit: int = 100) -> pd.DataFrame:
+    """A card's newest ``limit`` transactions, newest first."""
+    query = sql.SQL(
+        "SELECT {} FROM transactions WHERE card_id = %s ORDER BY ts DESC, tx_id DESC LIMIT %s"
+    ).format(_TX_SELECT)
+    return _fetch(conn, query, (card_id, int(limit)), "cannot read card history")
+
+
+def bucketed(
+    conn: psycopg.Connection, start: datetime, end: datetime, bucket: str | float | timedelta = "1m"
+) -> pd.DataFrame:
+    """Per time bucket in ``[start, end)`` (event time): ``bucket``, ``transactions``, one
+    count per band (``low``, ``medium``, ``high``), ``mean_score``, ``p95_score``,
+    ``amount``, ``fraud`` (labelled fraud) and ``alerts`` (alerts opened, by event time).
+    Every bucket is present; empty ones have zero counts and null scores.
+
+    ``bucket``: ``"1m"``-style duration, seconds, a timedelta, or PostgreSQL interval text.
+    """
+    seconds = _bucket_seconds(conn, bucket)
+    if (end - start).total_seconds() / seconds > MAX_BUCKETS:
+        raise StorageError(
+            f"too many buckets: {(end - start)} in buckets of {seconds:g}s (at most {MAX_BUCKETS})"
+        )
+    bands = sql.SQL(", ").join(
+        sql.SQL("count(*) FILTER (WHERE band = {}) AS {}").format(
+            sql.Literal(b), sql.Identifier(b.lower())
+        )
+        for b in BANDS
+    )
+    band_out = sql.SQL(", ").join(
+        sql.SQL("coalesce(t.{0}, 0) AS {0}").format(sql.Identifier(b.lower())) for b in BANDS
+    )
+    query = sql.SQL("""
+    WITH t AS (
+        SELECT date_bin(%(step)s, ts, %(origin)s) AS bucket, count(*) AS n, {bands},
+               avg(risk_score) AS mean_score,
+               percentile_cont(0.95) WITHIN GROUP (ORDER BY risk_score) AS p95_score,
+               sum(amount) AS amount, count(*) FILTER (WHERE is_fraud) AS fraud
+        FROM transactions WHERE ts >= %(start)s AND ts < %(end)s GROUP BY 1
+    ), a AS (
+        SELECT date_bin(%(step)s, ts, %(origin)s) AS bucket, count(*) AS alerts
+        FROM alerts WHERE ts >= %(start)s AND ts < %(end)s GROUP BY 1
+    ), g AS (
+        SELECT generate_series(date_bin(%(step)s, %(start)s, %(origin)s),
+                               %(end)s - interval '1 microsecond', %(step)s) AS bucket
+    )
+    SELECT g.bucket, coalesce(t.n, 0) AS transactions, {band_out},
+           t.mean_score, t.p95_score, coalesce(t.amount, 0) AS amount,
+           coalesce(t.fraud, 0) AS fraud, coalesce(a.alerts, 0) AS alerts
+    FROM g LEFT JOIN t USING (bucket) LEFT JOIN a USING (bucket)
+    ORDER BY g.bucket
+    """).format(bands=bands, band_out=band_out)
+    params = {"step": timedelta(seconds=seconds), "origin": _ORIGIN, "start": start, "end": end}
+    return _fetch(conn, query, params, "cannot read bucketed statistics")
+
+
+def alerts(conn: psycopg.Connection, status: str | None = None, limit: int = 100) -> pd.DataFrame:
+    """Alerts, newest first; only ``status`` ('open' or 'closed') when given."""
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in _ALERT_COLUMNS)
+    where = sql.SQL("WHERE status = {}").format(sql.Literal(status)) if status else sql.SQL("")
+    query = sql.SQL("SELECT {} FROM alerts {} ORDER BY id DESC LIMIT %s").format(cols, where)
+    return _fetch(conn, query, (int(limit),), "cannot read alerts")
+
+
+def alert_hits(conn: psycopg.Connection, alert_id: int) -> pd.DataFrame:
+    """The transactions attached to one alert (the opening one included), oldest first."""
+    query = (
+        "SELECT alert_id, tx_id, ts, risk_score, band, rules, attached_at FROM alert_hits"
+        " WHERE alert_id = %s ORDER BY ts, tx_id"
+    )
+    return _fetch(conn, query, (int(alert_id),), "cannot read alert hits")
+
+
+def set_disposition(
+    conn: psycopg.Connection, alert_id: int, disposition: str, user: str, notes: str | None = None
+) -> None:
+    """Close an alert with the analyst's verdict (confirmed_fraud, false_positive, valuable)."""
+    if disposition not in DISPOSITIONS:
+        raise StorageError(
+            f"unknown disposition {disposition!r}: use one of " + ", ".join(DISPOSITIONS)
+        )
+    with storage_errors(f"cannot close alert {alert_id}"), conn.transaction():
+        row = conn.execute(
+            "UPDATE alerts SET status = 'closed', disposition = %s, assignee = %s,"
+            " notes = coalesce(%s, notes), closed_at = now(), updated_at = now()"
+            " WHERE id = %s RETURNING id",
+            (disposition, user, notes, int(alert_id)),
+        ).fetchone()
+    if row is None:
+        raise StorageError(f"cannot close alert {alert_id}: no such alert")
+
+
+def record_rule_set(
+    conn: psycopg.Connection,
+    version: str,
+    texts: Mapping[str, str],
+    author: str | None,
+    status: str,
+    error: str | None = None,
+) -> int:
+    """Record one rule-set load (``texts``: file name -> YAML text); its id."""
+    if status not in RULE_SET_STATUSES:
+        raise StorageError(f"unknown rule-set status {status!r}: use accepted or rejected")
+    with storage_errors("cannot record the rule set"), conn.transaction():
+        row = conn.execute(
+            "INSERT INTO rule_sets (version, files, author, status, error)"
+            " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+            (version, Jsonb(dict(texts)), author, status, error),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def rule_set_history(conn: psycopg.Connection, limit: int = 50) -> pd.DataFrame:
+    """Rule-set loads, newest first: id, version, created_at, author, status, error, files."""
+    query = (
+        "SELECT id, version, created_at, author, status, error, files FROM rule_sets"
+        " ORDER BY id DESC LIMIT %s"
+    )
+    return _fetch(conn, query, (int(limit),), "cannot read rule-set history")
+
+
+def dead_letters(conn: psycopg.Connection, limit: int = 100) -> pd.DataFrame:
+    """The newest dead letters: id, received_at, source, worker, raw, reason."""
+    query = (
+        "SELECT id, received_at, source, worker, raw, reason FROM dead_letters"
+        " ORDER BY id DESC LIMIT %s"
+    )
+    return _fetch(conn, query, (int(limit),), "cannot read dead letters")
+
+
+def counts(conn: psycopg.Connection, *, estimate: bool = False) -> dict[str, int]:
+    """Row counts: stored, dead, alerts_open, alerts_closed, rule_sets, batches, partitions.
+
+    ``estimate=True`` takes ``stored`` from the planner statistics instead of counting, for
+    tables too large to count on every refresh.
+    """
+    stored = (
+        (
+            "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'transactions'::regclass"
+        )
+        if estimate
+        else "SELECT count(*) FROM transactions"
+    )
+    query = f"""
+    SELECT ({stored}),
+           (SELECT count(*) FROM dead_letters),
+           (SELECT count(*) FROM alerts WHERE status = 'open'),
+           (SELECT count(*) FROM alerts WHERE status = 'closed'),
+           (SELECT count(*) FROM rule_sets),
+           (SELECT count(*) FROM pipeline_stats),
+           (SELECT count(*) FROM pg_inherits WHERE inhparent = 'transactions'::regclass)
+    """
+    with storage_errors("cannot count rows"), reading(conn):
+        row = conn.execute(query).fetchone()
+    keys = ("stored", "dead", "alerts_open", "alerts_closed", "rule_sets", "batches", "partitions")
+    return dict(zip(keys, (int(v) for v in row), strict=True))  # type: ignore[union-attr]
+
+
+def load_transactions(conn: psycopg.Connection, start: datetime, end: datetime) -> pd.DataFrame:
+    """Every stored transaction with ``start <= ts < end``, oldest first, via COPY.
+
+    Columns: the batch schema, then ``risk_score``, ``band``, ``rule_hits`` (JSON text),
+    ``rule_set_version``, ``stored_at``.
+    """
+    select = sql.SQL(", ").join(
+        sql.SQL("(extract(epoch FROM {0}) * 1000000)::bigint").format(sql.Identifier(c))
+        if c in ("ts", "stored_at")
+        else sql.Identifier(c)
+        for c in _TX_COLUMNS
+    )
+    query = sql.SQL(
+        "SELECT {} FROM transactions WHERE ts >= {} AND ts < {} ORDER BY ts, tx_id"
+    ).format(select, sql.Literal(start), sql.Literal(end))
+    kinds = {c.name: c.kind for c in COLUMNS} | {
+        "risk_score": "float",
+        "band": "str",
+        "rule_hits": "str",
+        "rule_set_version": "str",
+        "stored_at": "timestamp",
+    }
+    return _copy_out(conn, query, kinds, "cannot load transactions")
+
+
+def load_hits(conn: psycopg.Connection, start: datetime, end: datetime) -> pd.DataFrame:
+    """Long frame of rule hits (tx_id, ts, rule_id, points) of transactions in [start, end)."""
+    query = sql.SQL(
+        "SELECT t.tx_id, (extract(epoch FROM t.ts) * 1000000)::bigint, e.key,"
+        " e.value::double precision FROM transactions t, jsonb_each(t.rule_hits) e"
+        " WHERE t.ts >= {} AND t.ts < {} ORDER BY t.ts, t.tx_id, e.key"
+    ).format(sql.Literal(start), sql.Literal(end))
+    kinds = {"tx_id": "str", "ts": "timestamp", "rule_id": "str", "points": "float"}
+    return _copy_out(conn, query, kinds, "cannot load rule hits")
+
+
+def _fetch(conn: psycopg.Connection, query: Any, params: Any, action: str) -> pd.DataFrame:
+    with storage_errors(action), reading(conn), conn.cursor() as cur:
+        cur.execute(query, params)
+        rows = cur.fetchall()
+        desc = cur.description or []
+    names = [d.name for d in desc]
+    frame = (
+        pd.DataFrame(rows, columns=names)
+        if rows
+        else pd.DataFrame({n: pd.Series([], dtype=object) for n in names})
+    )
+    for d in desc:
+        dtype = _DTYPES.get(d.type_code)
+        if dtype is None:
+            continue
+        col = frame[d.name]
+        if dtype.startswith("datetime"):
+            frame[d.name] = pd.to_datetime(col, utc=True).astype(dtype)
+        elif dtype == "str":
+            frame[d.name] = (
+                col.astype("str").where(col.notna(), None) if len(col) else col.astype("str")
+            )
+        else:
+            frame[d.name] = col.astype(dtype)
+    return frame
+
+
+def _copy_out(
+    conn: psycopg.Connection, query: sql.Composable, kinds: Mapping[str, str], action: str
+) -> pd.DataFrame:
+    data = bytearray()
+    statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
+    with storage_errors(action), reading(conn), conn.cursor() as cur, cur.copy(statement) as copy:
+        for chunk in copy:
+            data += chunk
+    arrow_types = {
+        "str": pa.string(),
+        "timestamp": pa.int64(),
+        "float": pa.float64(),
+        "bool": pa.bool_(),
+    }
+    names = list(kinds)
+    types = {n: arrow_types[k] for n, k in kinds.items()}
+    if data:
+        table = pacsv.read_csv(
+            pa.py_buffer(bytes(data)),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
+            # PostgreSQL writes NULL bare and '' quoted; nothing else means null.
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+                true_values=["t"],
+                false_values=["f"],
+            ),
+        )
+    else:
+        table = pa.table({n: pa.array([], t) for n, t in types.items()})
+    out: dict[str, pd.Series] = {}
+    for name, kind in kinds.items():
+        col = table.column(name)
+        if kind == "timestamp":
+            out[name] = pd.Series(
+                pd.to_datetime(col.to_numpy(zero_copy_only=False), unit="us", utc=True)
+            ).astype("datetime64[ns, UTC]")
+        elif kind == "bool":
+            out[name] = pd.Series(
+                col.to_pandas(types_mapper={pa.bool_(): pd.BooleanDtype()}.get), dtype="boolean"
+            )
+        elif kind == "str":
+            out[name] = col.to_pandas().astype("str")
+        else:
+            out[name] = col.to_pandas().astype("float64")
+    return pd.DataFrame(out, columns=names)
+
+
+def _bucket_seconds(conn: psycopg.Connection, bucket: str | float | timedelta) -> float:
+    if isinstance(bucket, timedelta):
+        seconds = bucket.total_seconds()
+    else:
+        try:
+            seconds = parse_duration(bucket)
+        except ValueError:
+            with storage_errors(f"not a bucket size: {bucket!r}"), reading(conn):
+                row = conn.execute(
+                    "SELECT extract(epoch FROM %s::interval)::float8", (bucket,)
+                ).fetchone()
+            seconds = float(row[0]) if row else 0.0
+    if seconds <= 0:
+        raise StorageError(f"bucket size must be positive, got {bucket!r}")
+    return seconds
