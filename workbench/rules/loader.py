@@ -1,0 +1,456 @@
+"""Load a rule set: find the files, read them safely, check everything, compile, run examples.
+
+Checks run in order (shape -> names -> types -> compile -> examples) and every problem of a
+load is collected, so an analyst sees all of them at once. One problem raises RuleError, more
+raise RuleSetError; a failed load never yields a partial rule set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from workbench import schema
+from workbench.durations import parse_duration
+from workbench.errors import RuleError, RuleSetError
+from workbench.features.spec import BUILTIN, FeatureSpec, FeatureSpecError, parse_feature
+from workbench.rules.checker import closest
+from workbench.rules.compiler import compile_expression
+from workbench.rules.document import MAX_BYTES, YNode, locate, read_document, to_python
+from workbench.rules.examples import check_examples
+from workbench.rules.model import AlertPolicy, Bands, Rule, RuleSet, known_fields
+
+MAX_RULES = 5000
+NAME = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
+TOP_KEYS = ("bands", "alert", "lists", "features", "rules")
+RULE_KEYS = ("id", "description", "when", "score", "enabled", "tags", "examples")
+SUFFIXES = (".yaml", ".yml")
+
+
+def load_rules(paths: str | Path | Sequence[str | Path]) -> RuleSet:
+    """Load the rule files in a directory (``*.yaml``/``*.yml`` directly inside, sorted;
+    hidden and editor temp files skipped) or an explicit list of files.
+
+    Raises RuleError for one problem, RuleSetError (listing all) for several.
+    """
+    texts: dict[str, str] = {}
+    errors: list[RuleError] = []
+    for display, path in _discover(paths):
+        try:
+            if path.stat().st_size > MAX_BYTES:
+                errors.append(
+                    RuleError(
+                        f"file is larger than {MAX_BYTES // 1024} KiB", file=display, line=1, col=1
+                    )
+                )
+                continue
+            texts[display] = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            errors.append(RuleError(f"file is not UTF-8 text ({exc.reason})", file=display))
+        except OSError as exc:
+            errors.append(RuleError(f"cannot read file: {exc.strerror}", file=display))
+    return _Load(texts, errors).build()
+
+
+def parse_rules(texts: Mapping[str, str]) -> RuleSet:
+    """The rule set of ``{display file name: YAML text}``, with the same checks as
+    :func:`load_rules` (for the editor and what-if runs)."""
+    return _Load(dict(texts), []).build()
+
+
+def _discover(paths: str | Path | Sequence[str | Path]) -> list[tuple[str, Path]]:
+    items = [paths] if isinstance(paths, str | Path) else list(paths)
+    found: list[Path] = []
+    for item in map(Path, items):
+        if item.is_dir():
+            files = sorted(p for p in item.iterdir() if _is_rule_file(p))
+            if not files:
+                raise RuleError(
+                    f"no rule files (*.yaml, *.yml) in directory '{item}'", file=str(item)
+                )
+            found.extend(files)
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise RuleError(f"rule file or directory not found: '{item}'", file=str(item))
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    originals = {p.resolve(): p for p in found}
+    short = [f"{p.parent.name}/{p.name}" if p.parent.name else p.name for p in unique]
+    clash = len(set(short)) < len(short)
+    return [
+        (str(originals[p]) if clash else s, originals[p])
+        for p, s in zip(unique, short, strict=True)
+    ]
+
+
+def _is_rule_file(path: Path) -> bool:
+    name = path.name
+    return path.suffix in SUFFIXES and not name.startswith((".", "#", "~")) and path.is_file()
+
+
+def version_of(texts: Mapping[str, str]) -> str:
+    """Content hash of a rule set: sha256 over the sorted (file name, text) pairs."""
+    payload = json.dumps(sorted(texts.items()), ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+class _Load:
+    """One load: collects every error, then builds the RuleSet or raises."""
+
+    def __init__(self, texts: dict[str, str], errors: list[RuleError]) -> None:
+        self.texts = texts
+        self.errors = errors
+        self.file = ""
+        self.rule_id: str | None = None
+        self.seen: dict[tuple[str, str], tuple[str, YNode]] = {}
+
+    # -- error helpers ---------------------------------------------------------------------
+    def fail(self, message: str, node: YNode | None, suggestion: str | None = None) -> None:
+        self.errors.append(
+            RuleError(
+                message,
+                file=self.file,
+                line=node.line if node else None,
+                col=node.col if node else None,
+                rule_id=self.rule_id,
+                suggestion=suggestion,
+            )
+        )
+
+    def where(self, file: str, node: YNode) -> str:
+        return f"{file}:{node.line}:{node.col}"
+
+    def unique(self, what: str, name: str, node: YNode) -> bool:
+        """False (and an error naming both places) when ``name`` was declared before."""
+        first = self.seen.get((what, name))
+        if first is not None:
+            self.fail(f"duplicate {what} '{name}' (also at {self.where(*first)})", node)
+            return False
+        self.seen[(what, name)] = (self.file, node)
+        return True
+
+    def keys(self, node: YNode, allowed: Sequence[str], where: str) -> None:
+        for key, (key_node, _) in node.value.items():
+            if key not in allowed:
+                message = f"unknown key '{key}'" + ("" if self.rule_id else f" in {where}")
+                self.fail(message, key_node, closest(key, allowed))
+
+    # -- the load --------------------------------------------------------------------------
+    def build(self) -> RuleSet:
+        order = sorted(self.texts)
+        sections: dict[str, list[tuple[str, YNode]]] = {key: [] for key in TOP_KEYS}
+        for name in order:
+            self.file = name
+            for key, node in self.read(name).items():
+                sections[key].append((name, node))
+        bands = self.single("bands", sections["bands"], self.bands, Bands())
+        alert = self.single("alert", sections["alert"], self.alert, AlertPolicy())
+        lists = self.lists(sections["lists"])
+        features = self.features(sections["features"], lists)
+        fields = known_fields(tuple(features))
+        rules = self.rules(sections["rules"], fields, lists)
+        if self.errors:
+            rank = {name: i for i, name in enumerate(order)}
+            self.errors.sort(key=lambda e: (rank.get(e.file or "", -1), e.line or 0, e.col or 0))
+            raise self.errors[0] if len(self.errors) == 1 else RuleSetError(self.errors)
+        return RuleSet(
+            version=version_of(self.texts),
+            bands=bands,
+            alert=alert,
+            lists=lists,
+            features=tuple(features),
+            rules=tuple(rules),
+            texts=dict(self.texts),
+        )
+
+    def read(self, name: str) -> dict[str, YNode]:
+        if not isinstance(self.texts[name], str):
+            self.fail("the file's content must be text", None)
+            return {}
+        try:
+            root = read_document(self.texts[name])
+        except RuleError as exc:
+            self.errors.append(exc.located(file=name))
+            return {}
+        if root is None or (root.kind == "scalar" and root.value is None):
+            return {}
+        if root.kind != "map":
+            self.fail("a rule file must be a mapping with keys " + ", ".join(TOP_KEYS), root)
+            return {}
+        self.keys(root, TOP_KEYS, "the rule file")
+        return {
+            k: v
+            for k, (_, v) in root.value.items()
+            if k in TOP_KEYS and not (v.kind == "scalar" and v.value is None)
+        }
+
+    def single(self, key: str, found: list[tuple[str, YNode]], parse, default):
+        values = []
+        for file, node in found:
+            self.file = file
+            value = parse(node)
+            if value is not None:
+                values.append((file, node, value))
+        for file, node, value in values[1:]:
+            if value != values[0][2]:
+                self.file = file
+                self.fail(
+                    f"'{key}' is set differently in {self.where(*values[0][:2])}; set "
+                    "it in one file only",
+                    node,
+                )
+        return values[0][2] if values else default
+
+    def number(self, node: YNode, what: str) -> float | None:
+        value = node.value if node.kind == "scalar" else None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            self.fail(f"{what} must be a number, got {node.text or node.kind!r}", node)
+            return None
+        return float(value)
+
+    def bands(self, node: YNode) -> Bands | None:
+        if node.kind != "map":
+            self.fail("bands must be a mapping such as {medium: 40, high: 70}", node)
+            return None
+        self.keys(node, ("medium", "high"), "bands")
+        got = {
+            k: self.number(v, f"bands.{k}")
+            for k, (_, v) in node.value.items()
+            if k in ("medium", "high")
+        }
+        if None in got.values():
+            return None
+        bands = Bands(**{"medium": Bands.medium, "high": Bands.high, **got})
+        if not 0 < bands.medium < bands.high <= 100:
+            self.fail(
+                f"bands need 0 < medium < high <= 100, got medium {bands.medium:g}, "
+                f"high {bands.high:g}",
+                node,
+            )
+            return None
+        return bands
+
+    def alert(self, node: YNode) -> AlertPolicy | None:
+        if node.kind != "map":
+            self.fail("alert must be a mapping such as {min_band: high, dedup: 10m}", node)
+            return None
+        self.keys(node, ("min_band", "dedup"), "alert")
+        policy = {}
+        if "min_band" in node.value:
+            band_node = node.value["min_band"][1]
+            band = band_node.value
+            if band in ("medium", "high"):
+                policy["min_band"] = band
+            else:
+                self.fail(
+                    f"alert.min_band must be medium or high, got {band_node.text!r}",
+                    band_node,
+                    closest(str(band), ("medium", "high")),
+                )
+        if "dedup" in node.value:
+            dedup_node = node.value["dedup"][1]
+            try:
+                policy["dedup_s"] = parse_duration(dedup_node.value)
+            except ValueError as exc:
+                self.fail(f"alert.dedup: {exc}", dedup_node)
+        ok = len(policy) == len(set(node.value) & {"min_band", "dedup"})
+        return AlertPolicy(**policy) if ok else None
+
+    def name(self, key_node: YNode, what: str) -> bool:
+        if not NAME.match(key_node.text):
+            self.fail(
+                f"{what} name '{key_node.text}' must match [a-z][a-z0-9_]* (at most 64 characters)",
+                key_node,
+            )
+            return False
+        return True
+
+    def lists(self, found: list[tuple[str, YNode]]) -> dict[str, tuple]:
+        lists: dict[str, tuple] = {}
+        for file, node in found:
+            self.file = file
+            if node.kind != "map":
+                self.fail("lists must be a mapping of name -> [item, ...]", node)
+                continue
+            for name, (key_node, value) in node.value.items():
+                if not (self.name(key_node, "list") and self.unique("list", name, key_node)):
+                    continue
+                items = self.list_items(name, value)
+                if items is not None:
+                    lists[name] = items
+        return lists
+
+    def list_items(self, name: str, node: YNode) -> tuple | None:
+        if node.kind != "seq":
+            self.fail(f"list '{name}' must be a list such as [a, b, c]", node)
+            return None
+        kinds = set()
+        for item in node.value:
+            value = item.value if item.kind == "scalar" else None
+            if (
+                isinstance(value, bool)
+                or value is None
+                or (isinstance(value, float) and not math.isfinite(value))
+            ):
+                self.fail(
+                    f"list '{name}' holds strings or numbers only, got {item.text or item.kind!r}",
+                    item,
+                )
+                return None
+            kinds.add(str if isinstance(value, str) else float)
+        if len(kinds) > 1:
+            self.fail(f"list '{name}' mixes strings and numbers; quote the numbers", node)
+            return None
+        return tuple(item.value for item in node.value)
+
+    def features(self, found: list[tuple[str, YNode]], lists: dict) -> list[FeatureSpec]:
+        taken = {
+            **{c: "a transaction field" for c in schema.NAMES},
+            **{b: "a built-in feature" for b in BUILTIN},
+        }
+        specs: list[FeatureSpec] = []
+        for file, node in found:
+            self.file = file
+            if node.kind != "map":
+                self.fail("features must be a mapping of name -> {agg: ..., by: ...}", node)
+                continue
+            for name, (key_node, decl) in node.value.items():
+                if not self.name(key_node, "feature"):
+                    continue
+                if name in taken or name in lists:
+                    what = taken.get(name, "a list")
+                    self.fail(f"feature '{name}' has the name of {what}", key_node)
+                    continue
+                if not self.unique("feature", name, key_node):
+                    continue
+                try:
+                    specs.append(parse_feature(name, to_python(decl)))
+                except FeatureSpecError as exc:
+                    at = (
+                        decl.value[exc.key][1]
+                        if decl.kind == "map" and exc.key in decl.value
+                        else decl
+                    )
+                    self.fail(str(exc), at, exc.suggestion)
+        for name in lists:
+            if name in taken:
+                file, key_node = self.seen[("list", name)]
+                self.file = file
+                self.fail(f"list '{name}' has the name of {taken[name]}", key_node)
+        return specs
+
+    def rules(self, found, fields, lists) -> list[Rule]:
+        rules: list[Rule] = []
+        total = 0
+        for file, node in found:
+            self.file = file
+            if node.kind != "seq":
+                self.fail("rules must be a list of rules (each starting with '- id:')", node)
+                continue
+            total += len(node.value)
+            if total > MAX_RULES:
+                self.fail(f"a rule set holds at most {MAX_RULES} rules", node)
+                return rules
+            for item in node.value:
+                rule = self.rule(item, fields, lists)
+                self.rule_id = None
+                if rule is not None:
+                    rules.append(rule)
+        return rules
+
+    def rule(self, node: YNode, fields, lists) -> Rule | None:
+        if node.kind != "map":
+            self.fail("a rule must be a mapping with id, when and score", node)
+            return None
+        before = len(self.errors)
+        got = {k: v for k, (_, v) in node.value.items()}
+        rule_id = self.rule_name(got.get("id"), node)
+        self.rule_id = rule_id
+        if rule_id is not None and not self.unique("rule id", rule_id, got["id"]):
+            rule_id = None
+        self.keys(node, RULE_KEYS, "a rule")
+        for key in ("when", "score"):
+            if key not in got:
+                self.fail(f"rule has no '{key}'", node)
+        expr = self.when(got["when"], fields, lists) if "when" in got else None
+        score = self.number(got["score"], "score") if "score" in got else None
+        if score is not None and not -100 <= score <= 100:
+            self.fail(f"score must be between -100 and 100, got {score:g}", got["score"])
+        enabled = got.get("enabled")
+        if enabled is not None and not isinstance(enabled.value, bool):
+            self.fail(f"enabled must be true or false, got {enabled.text!r}", enabled)
+        tags = self.tags(got.get("tags"))
+        description = got.get("description")
+        if description is not None and description.kind != "scalar":
+            self.fail("description must be text", description)
+        examples = {}
+        if expr is not None and "examples" in got and len(self.errors) == before:
+            examples = check_examples(got["examples"], expr, fields, lists, self.fail)
+        if len(self.errors) > before or rule_id is None or expr is None or score is None:
+            return None
+        return Rule(
+            id=rule_id,
+            description=description.text if description and description.value is not None else "",
+            when=expr.source,
+            score=score,
+            enabled=enabled.value if enabled is not None else True,
+            tags=tags,
+            file=self.file,
+            line=node.line,
+            expr=expr,
+            examples=examples,
+        )
+
+    def rule_name(self, node: YNode | None, rule: YNode) -> str | None:
+        if node is None:
+            self.fail("rule has no 'id'", rule)
+            return None
+        if node.kind != "scalar" or not isinstance(node.value, str) or not NAME.match(node.value):
+            self.fail(
+                f"rule id {node.text or node.kind!r} must match [a-z][a-z0-9_]* (at most "
+                "64 characters)",
+                node,
+            )
+            return None
+        return node.value
+
+    def tags(self, node: YNode | None) -> tuple[str, ...]:
+        if node is None:
+            return ()
+        if node.kind != "seq" or any(t.kind != "scalar" or not t.text for t in node.value):
+            self.fail("tags must be a list of names such as [amount, velocity]", node)
+            return ()
+        return tuple(t.text for t in node.value)
+
+    def when(self, node: YNode, fields, lists):
+        if node.kind != "scalar" or not node.text.strip():
+            self.fail("when must be a condition such as: amount > 1000", node)
+            return None
+        try:
+            return compile_expression(node.text, fields=fields, lists=lists)
+        except RuleSetError as exc:
+            problems = exc.errors
+        except RuleError as exc:
+            problems = [exc]
+        source = self.texts[self.file]
+        for problem in problems:
+            line, col = locate(source, node, (problem.col or 1) - 1)
+            self.errors.append(
+                RuleError(
+                    problem.message,
+                    file=self.file,
+                    line=line,
+                    col=col,
+                    rule_id=self.rule_id,
+                    suggestion=problem.suggestion,
+                )
+            )
+        return None
