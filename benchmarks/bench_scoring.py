@@ -42,17 +42,18 @@ def hand_numpy(f: dict[str, np.ndarray], amount: np.ndarray, risky: np.ndarray) 
     """The 10 default rules written by hand in numpy; returns the points matrix."""
     with np.errstate(invalid="ignore"):
         cols = [
-            (amount > 1000) & (amount > 8 * np.where(np.isnan(f["cust_avg_30d"]), 100,
-                                                      f["cust_avg_30d"])),
-            (f["card_tx_30d"] >= 5) & (amount > 3.5 * f["card_avg_30d"])
+            (amount > 1000)
+            & (amount > 8 * np.where(np.isnan(f["cust_avg_30d"]), 100, f["cust_avg_30d"])),
+            (f["card_tx_30d"] >= 5)
+            & (amount > 3.5 * f["card_avg_30d"])
             & (amount > 3 * f["cust_std_30d"] + f["cust_avg_30d"]),
             (f["terminal_fraud_28d"] >= 2) & (f["terminal_fraud_rate_28d"] >= 0.3),
             (amount < 3) & (f["card_tx_10m"] >= 2),
             (f["card_terminals_1h"] >= 3) & f["card_new_terminal"],
             (f["card_kmh"] > 900) & (f["card_km"] > 300),
-            f["card_new_device"] & f["card_new_country"] & (f["card_tx_30d"] >= 3)
-            & (amount > 200),
-            f["card_new_device"] & (f["card_tx_30d"] >= 3)
+            f["card_new_device"] & f["card_new_country"] & (f["card_tx_30d"] >= 3) & (amount > 200),
+            f["card_new_device"]
+            & (f["card_tx_30d"] >= 3)
             & (amount > 3 * np.where(np.isnan(f["card_avg_30d"]), 100, f["card_avg_30d"])),
             risky & (amount > 200),
             f["is_night"] & (amount > 500),
@@ -67,40 +68,57 @@ def per_row_python(rows: list[dict], risky: set) -> list[list[bool]]:
         a = r["amount"]
         cavg = r["cust_avg_30d"]
         kavg = r["card_avg_30d"]
-        out.append([
-            a > 1000 and a > 8 * (100 if cavg != cavg else cavg),
-            r["card_tx_30d"] >= 5 and a > 3.5 * kavg and a > 3 * r["cust_std_30d"] + cavg,
-            r["terminal_fraud_28d"] >= 2 and r["terminal_fraud_rate_28d"] >= 0.3,
-            a < 3 and r["card_tx_10m"] >= 2,
-            r["card_terminals_1h"] >= 3 and r["card_new_terminal"],
-            r["card_kmh"] > 900 and r["card_km"] > 300,
-            r["card_new_device"] and r["card_new_country"] and r["card_tx_30d"] >= 3 and a > 200,
-            r["card_new_device"] and r["card_tx_30d"] >= 3 and a > 3 * (100 if kavg != kavg
-                                                                          else kavg),
-            r["merchant_category"] in risky and a > 200,
-            r["is_night"] and a > 500,
-        ])
+        out.append(
+            [
+                a > 1000 and a > 8 * (100 if cavg != cavg else cavg),
+                r["card_tx_30d"] >= 5 and a > 3.5 * kavg and a > 3 * r["cust_std_30d"] + cavg,
+                r["terminal_fraud_28d"] >= 2 and r["terminal_fraud_rate_28d"] >= 0.3,
+                a < 3 and r["card_tx_10m"] >= 2,
+                r["card_terminals_1h"] >= 3 and r["card_new_terminal"],
+                r["card_kmh"] > 900 and r["card_km"] > 300,
+                r["card_new_device"]
+                and r["card_new_country"]
+                and r["card_tx_30d"] >= 3
+                and a > 200,
+                r["card_new_device"]
+                and r["card_tx_30d"] >= 3
+                and a > 3 * (100 if kavg != kavg else kavg),
+                r["merchant_category"] in risky and a > 200,
+                r["is_night"] and a > 500,
+            ]
+        )
     return out
 
 
 def generated_rules(count: int, seed: int = 7) -> str:
     """A YAML rule set of ``count`` random but valid rules over the default features."""
     rng = random.Random(seed)
-    numeric = ["amount", "card_tx_10m", "card_tx_1h", "card_tx_30d", "card_terminals_1h",
-               "cust_avg_30d", "card_avg_30d", "card_kmh", "card_km", "terminal_fraud_rate_28d"]
-    flags = ["card_new_device", "card_new_country", "card_new_terminal", "is_night",
-             "is_weekend"]
+    numeric = [
+        "amount",
+        "card_tx_10m",
+        "card_tx_1h",
+        "card_tx_30d",
+        "card_terminals_1h",
+        "cust_avg_30d",
+        "card_avg_30d",
+        "card_kmh",
+        "card_km",
+        "terminal_fraud_rate_28d",
+    ]
+    flags = ["card_new_device", "card_new_country", "card_new_terminal", "is_night", "is_weekend"]
     default = (ROOT / "rules" / "default.yaml").read_text()
     head = default.split("\nrules:")[0]
     lines = [head, "rules:"]
     for i in range(count):
         a, b = rng.sample(numeric, 2)
-        clause = rng.choice([
-            f"{a} > {rng.randint(1, 500)} and {b} < {rng.randint(1, 500)}",
-            f"{a} > {rng.uniform(1, 5):.2f} * {b} or {rng.choice(flags)}",
-            f"not {rng.choice(flags)} and abs({a} - {b}) > {rng.randint(1, 100)}",
-            f"merchant_category in risky_mcc and {a} >= {rng.randint(1, 300)}",
-        ])
+        clause = rng.choice(
+            [
+                f"{a} > {rng.randint(1, 500)} and {b} < {rng.randint(1, 500)}",
+                f"{a} > {rng.uniform(1, 5):.2f} * {b} or {rng.choice(flags)}",
+                f"not {rng.choice(flags)} and abs({a} - {b}) > {rng.randint(1, 100)}",
+                f"merchant_category in risky_mcc and {a} >= {rng.randint(1, 300)}",
+            ]
+        )
         lines.append(f"  - id: gen_{i:04d}\n    when: {clause}\n    score: {rng.randint(1, 30)}")
     return "\n".join(lines) + "\n"
 
@@ -117,8 +135,10 @@ def main() -> None:
     warm = [sim.next_batch(args.batch).frame for _ in range(20)]  # state to look back on
     batches = [sim.next_batch(args.batch).frame for _ in range(max(1, args.rows // args.batch))]
     rows = sum(len(b) for b in batches)
-    print(f"data: {rows:,} simulated transactions in batches of {args.batch:,} "
-          f"(+{sum(map(len, warm)):,} rows of warm-up state)")
+    print(
+        f"data: {rows:,} simulated transactions in batches of {args.batch:,} "
+        f"(+{sum(map(len, warm)):,} rows of warm-up state)"
+    )
 
     # 1. features + rules, streamed
     def stream() -> None:
@@ -136,8 +156,10 @@ def main() -> None:
         stream()
         times.append(time.perf_counter() - global_start[0])
     stream_rate = rows / min(times)
-    print(f"\n1. default rules + {len(ruleset.features)} windowed features, streamed: "
-          f"{stream_rate:,.0f} rows/s")
+    print(
+        f"\n1. default rules + {len(ruleset.features)} windowed features, streamed: "
+        f"{stream_rate:,.0f} rows/s"
+    )
 
     # 2. the 10 reference rules on precomputed features
     history = pd.concat(batches, ignore_index=True)
@@ -162,20 +184,25 @@ def main() -> None:
     numpy_hits = numpy_version()
     t_numpy = best_of(args.repeat, numpy_version)
     sample = min(n, 50_000)
-    records = pd.concat([history[["amount", "merchant_category"]], feats], axis=1) \
-        .iloc[:sample].to_dict("records")
+    records = (
+        pd.concat([history[["amount", "merchant_category"]], feats], axis=1)
+        .iloc[:sample]
+        .to_dict("records")
+    )
     python_hits = np.array(per_row_python(records, risky_set), dtype=bool)
     t_python = best_of(1, lambda: per_row_python(records, risky_set)) * n / sample
-    same = (np.array_equal(compiled_hits, numpy_hits)
-            and np.array_equal(compiled_hits[:sample], python_hits))
+    same = np.array_equal(compiled_hits, numpy_hits) and np.array_equal(
+        compiled_hits[:sample], python_hits
+    )
     r_c, r_n, r_p = n / t_compiled, n / t_numpy, n / t_python
-    print(f"\n2. the 10 default rules on precomputed features ({n:,} rows; identical hits: "
-          f"{same})")
+    print(f"\n2. the 10 default rules on precomputed features ({n:,} rows; identical hits: {same})")
     print(f"   compiled YAML rules : {r_c:>14,.0f} rows/s")
     print(f"   hand-written numpy  : {r_n:>14,.0f} rows/s   compiled/numpy = {r_c / r_n:.2f}x")
     print(f"   per-row Python      : {r_p:>14,.0f} rows/s   compiled/python = {r_c / r_p:.1f}x")
-    print(f"   features+rules streamed vs numpy rules only = {stream_rate / r_n:.2f}x, "
-          f"vs per-row Python rules only = {stream_rate / r_p:.1f}x")
+    print(
+        f"   features+rules streamed vs numpy rules only = {stream_rate / r_n:.2f}x, "
+        f"vs per-row Python rules only = {stream_rate / r_p:.1f}x"
+    )
 
     # 3. generated rule sets
     print("\n3. generated rule sets (rules only, precomputed features):")
@@ -184,11 +211,15 @@ def main() -> None:
         gen = Scorer(generated)
         genv = gen.environment(history, feats)
         t = best_of(args.repeat, lambda gen=gen, genv=genv: gen.evaluate(genv, n))
-        print(f"   {count:>5} rules: {n / t:>14,.0f} rows/s  ({t / count * 1e3:.3f} ms per "
-              f"rule per {n:,} rows)")
+        print(
+            f"   {count:>5} rules: {n / t:>14,.0f} rows/s  ({t / count * 1e3:.3f} ms per "
+            f"rule per {n:,} rows)"
+        )
     med = statistics.median(times)
-    print(f"\n(stream timings over {args.repeat} runs: best {min(times):.3f}s, median {med:.3f}s;"
-          f" one core, {math.ceil(rows / args.batch)} batches)")
+    print(
+        f"\n(stream timings over {args.repeat} runs: best {min(times):.3f}s, median {med:.3f}s;"
+        f" one core, {math.ceil(rows / args.batch)} batches)"
+    )
 
 
 if __name__ == "__main__":

@@ -92,8 +92,9 @@ class RuleError(WorkbenchError):
 
 
 def _rebuild_rule_error(message: str, fields: dict) -> RuleError:
-    return RuleError(message, **{k: fields.get(k) for k in
-                                 ("file", "line", "col", "rule_id", "suggestion")})
+    return RuleError(
+        message, **{k: fields.get(k) for k in ("file", "line", "col", "rule_id", "suggestion")}
+    )
 
 
 class RuleSetError(RuleError):
@@ -102,8 +103,14 @@ class RuleSetError(RuleError):
     def __init__(self, errors: Sequence[RuleError]) -> None:
         self.errors = list(errors)
         first = self.errors[0]
-        super().__init__(first.message, file=first.file, line=first.line, col=first.col,
-                         rule_id=first.rule_id, suggestion=first.suggestion)
+        super().__init__(
+            first.message,
+            file=first.file,
+            line=first.line,
+            col=first.col,
+            rule_id=first.rule_id,
+            suggestion=first.suggestion,
+        )
 
     def __str__(self) -> str:
         return "\n".join(RuleError.__str__(e) for e in self.errors)

@@ -45,10 +45,12 @@ COLUMNS: tuple[Column, ...] = (
     Column("lon", "float", False, np.nan, "Longitude of the terminal, -180..180 (missing: NaN)."),
     Column("channel", "str", False, "pos", "pos, ecom or atm."),
     Column("device_id", "str", False, "unknown", "Device or browser fingerprint id."),
-    Column("is_fraud", "bool", False, pd.NA, "Label: true if fraud (missing: not known).",
-           label=True),
-    Column("fraud_scenario", "str", False, "", "Label: simulator scenario name, or empty.",
-           label=True),
+    Column(
+        "is_fraud", "bool", False, pd.NA, "Label: true if fraud (missing: not known).", label=True
+    ),
+    Column(
+        "fraud_scenario", "str", False, "", "Label: simulator scenario name, or empty.", label=True
+    ),
 )
 
 NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
@@ -99,8 +101,10 @@ def coerce(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         if col.kind == "str":
             text = _as_text(values)
             if col.required:
-                fail(text.isna().to_numpy() | (text.str.len() == 0).to_numpy(),
-                     f"{col.name} is missing")
+                fail(
+                    text.isna().to_numpy() | (text.str.len() == 0).to_numpy(),
+                    f"{col.name} is missing",
+                )
             out[col.name] = text
         elif col.kind == "timestamp":
             ts = _as_timestamp(values)
@@ -115,10 +119,15 @@ def coerce(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         elif col.kind == "float":
             num = pd.to_numeric(values, errors="coerce").astype("float64")
             arr = num.to_numpy()
-            unparsed = np.isnan(arr) & values.notna().to_numpy() & (_as_text(values).str.len()
-                                                                    > 0).fillna(False).to_numpy()
-            fail(unparsed | np.isinf(arr), _describe(f"{col.name} is not a number", values,
-                                                     unparsed | np.isinf(arr)))
+            unparsed = (
+                np.isnan(arr)
+                & values.notna().to_numpy()
+                & (_as_text(values).str.len() > 0).fillna(False).to_numpy()
+            )
+            fail(
+                unparsed | np.isinf(arr),
+                _describe(f"{col.name} is not a number", values, unparsed | np.isinf(arr)),
+            )
             if col.required:
                 fail(np.isnan(arr), f"{col.name} is missing")
             out[col.name] = num
@@ -167,8 +176,9 @@ def _dead(rows: pd.DataFrame, reasons: np.ndarray) -> pd.DataFrame:
     # Per-row JSON is fine here: only rejected rows pay for it.
     records = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
     raw = [json.dumps(r, default=str, ensure_ascii=False) for r in records]
-    return pd.DataFrame({"raw": pd.Series(raw, dtype="str"),
-                         "reason": pd.Series(list(reasons), dtype="str")})
+    return pd.DataFrame(
+        {"raw": pd.Series(raw, dtype="str"), "reason": pd.Series(list(reasons), dtype="str")}
+    )
 
 
 def _as_text(values: pd.Series) -> pd.Series:
@@ -236,9 +246,22 @@ def _as_bool(values: pd.Series, fail, name: str) -> pd.Series:
     if pd.api.types.is_bool_dtype(values.dtype):
         return values.astype("boolean")
     text = _as_text(values).str.lower()
-    mapped = text.map({"1": True, "true": True, "t": True, "yes": True, "y": True,
-                       "0": False, "false": False, "f": False, "no": False, "n": False,
-                       "1.0": True, "0.0": False})
+    mapped = text.map(
+        {
+            "1": True,
+            "true": True,
+            "t": True,
+            "yes": True,
+            "y": True,
+            "0": False,
+            "false": False,
+            "f": False,
+            "no": False,
+            "n": False,
+            "1.0": True,
+            "0.0": False,
+        }
+    )
     bad = (mapped.isna() & text.notna() & (text.str.len() > 0)).to_numpy()
     fail(bad, _describe(f"{name} is not a boolean", values, bad))
     return mapped.astype("boolean")

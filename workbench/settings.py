@@ -65,50 +65,105 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("rules_dir", "path", "rules", "Directory of YAML rule files.", str),
     Setting("seed", "int", 42, "Random seed of the simulator.", int),
-    Setting("rate", "float", 1000.0, "Target source rate in transactions per second.",
-            _positive(float)),
-    Setting("batch_rows", "int", 1000, "Transactions per batch read from a source.",
-            _positive(int)),
-    Setting("sim_speedup", "float", 1440.0,
-            "Simulated seconds that pass per wall-clock second in the simulator (1440: a "
-            "simulated day per minute).",
-            _positive(float)),
-    Setting("sim_start", "str", "2026-01-01T00:00:00Z", "Simulated start time (ISO 8601, UTC).",
-            str),
+    Setting(
+        "rate", "float", 1000.0, "Target source rate in transactions per second.", _positive(float)
+    ),
+    Setting(
+        "batch_rows", "int", 1000, "Transactions per batch read from a source.", _positive(int)
+    ),
+    Setting(
+        "sim_speedup",
+        "float",
+        1440.0,
+        "Simulated seconds that pass per wall-clock second in the simulator (1440: a "
+        "simulated day per minute).",
+        _positive(float),
+    ),
+    Setting(
+        "sim_start", "str", "2026-01-01T00:00:00Z", "Simulated start time (ISO 8601, UTC).", str
+    ),
     Setting("sim_customers", "int", 20000, "Number of simulated customers.", _positive(int)),
-    Setting("sim_terminals", "int", 4000, "Number of simulated terminals (merchants).",
-            _positive(int)),
-    Setting("fraud_large_amount", "float", 0.002,
-            "Share of transactions replaced by a fraudulent very large amount.", _rate),
-    Setting("fraud_compromised_terminal", "float", 0.0005,
-            "Chance per terminal per simulated day that it is compromised: all its "
-            "transactions for the next 28 days are fraud.", _rate),
-    Setting("fraud_leaked_card", "float", 0.0005,
-            "Chance per card per simulated day that it leaks: for 14 days a third of its "
-            "transactions are fraud with the amount multiplied by 5.", _rate),
-    Setting("fraud_card_testing", "float", 0.0005,
-            "Card-testing bursts started per transaction (each burst is 5-15 tiny amounts at "
-            "new merchants within minutes).", _rate),
-    Setting("fraud_impossible_travel", "float", 0.001,
-            "Share of transactions that are fraud far away from the card's previous "
-            "transaction, too soon to have travelled there.", _rate),
-    Setting("fraud_account_takeover", "float", 0.001,
-            "Share of transactions that are account takeovers: new device, new country, "
-            "high amount.", _rate),
-    Setting("allowed_lateness", "duration", "1h",
-            "How late (event time) a transaction may arrive and still see a complete feature "
-            "window; window state is kept this much past the longest window.", parse_duration),
-    Setting("database_url", "str", "",
-            "PostgreSQL URL (postgresql://user@host:port/db). When empty and no libpq PG* "
-            "variable is set, an embedded PostgreSQL is started under .workbench/.", str),
-    Setting("retention_days", "int", 0,
-            "Drop daily transaction partitions older than this many days (0 keeps all).",
-            lambda t: _non_negative(int(t))),
+    Setting(
+        "sim_terminals", "int", 4000, "Number of simulated terminals (merchants).", _positive(int)
+    ),
+    Setting(
+        "fraud_large_amount",
+        "float",
+        0.002,
+        "Share of transactions replaced by a fraudulent very large amount.",
+        _rate,
+    ),
+    Setting(
+        "fraud_compromised_terminal",
+        "float",
+        0.0005,
+        "Chance per terminal per simulated day that it is compromised: all its "
+        "transactions for the next 28 days are fraud.",
+        _rate,
+    ),
+    Setting(
+        "fraud_leaked_card",
+        "float",
+        0.0005,
+        "Chance per card per simulated day that it leaks: for 14 days a third of its "
+        "transactions are fraud with the amount multiplied by 5.",
+        _rate,
+    ),
+    Setting(
+        "fraud_card_testing",
+        "float",
+        0.0005,
+        "Card-testing bursts started per transaction (each burst is 5-15 tiny amounts at "
+        "new merchants within minutes).",
+        _rate,
+    ),
+    Setting(
+        "fraud_impossible_travel",
+        "float",
+        0.001,
+        "Share of transactions that are fraud far away from the card's previous "
+        "transaction, too soon to have travelled there.",
+        _rate,
+    ),
+    Setting(
+        "fraud_account_takeover",
+        "float",
+        0.001,
+        "Share of transactions that are account takeovers: new device, new country, high amount.",
+        _rate,
+    ),
+    Setting(
+        "allowed_lateness",
+        "duration",
+        "1h",
+        "How late (event time) a transaction may arrive and still see a complete feature "
+        "window; window state is kept this much past the longest window.",
+        parse_duration,
+    ),
+    Setting(
+        "database_url",
+        "str",
+        "",
+        "PostgreSQL URL (postgresql://user@host:port/db). When empty and no libpq PG* "
+        "variable is set, an embedded PostgreSQL is started under .workbench/.",
+        str,
+    ),
+    Setting(
+        "retention_days",
+        "int",
+        0,
+        "Drop daily transaction partitions older than this many days (0 keeps all).",
+        lambda t: _non_negative(int(t)),
+    ),
     Setting("worker_id", "str", "", "Name of this pipeline worker (default: host:pid).", str),
-    Setting("dashboard_port", "int", 5006, "Port of the dashboard (panel serve).",
-            _positive(int)),
-    Setting("log_level", "str", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR.",
-            lambda t: _choice(t.upper(), ("DEBUG", "INFO", "WARNING", "ERROR"))),
+    Setting("dashboard_port", "int", 5006, "Port of the dashboard (panel serve).", _positive(int)),
+    Setting(
+        "log_level",
+        "str",
+        "INFO",
+        "Log level: DEBUG, INFO, WARNING or ERROR.",
+        lambda t: _choice(t.upper(), ("DEBUG", "INFO", "WARNING", "ERROR")),
+    ),
 )
 
 
@@ -118,8 +173,19 @@ def _non_negative(value: int) -> int:
     return value
 
 
-LIBPQ_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE",
-                   "PGSSLMODE", "PGSERVICE", "PGPASSFILE", "PGAPPNAME", "PGCONNECT_TIMEOUT")
+LIBPQ_VARIABLES = (
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGDATABASE",
+    "PGSSLMODE",
+    "PGSERVICE",
+    "PGPASSFILE",
+    "PGAPPNAME",
+    "PGCONNECT_TIMEOUT",
+)
 """The standard libpq variables that select a database (read with the settings)."""
 
 
@@ -198,7 +264,9 @@ def _parse(setting: Setting, raw: Any, source: str) -> Any:
     try:
         return setting.parse(raw)
     except (TypeError, ValueError) as exc:
-        reason = str(exc) if "must" in str(exc) or "not a" in str(exc) else f"expected {setting.type}"
+        reason = (
+            str(exc) if "must" in str(exc) or "not a" in str(exc) else f"expected {setting.type}"
+        )
         where = setting.env if source == setting.env else f"{setting.env} ({source})"
         raise ConfigError(f"invalid value {raw!r} for {where}: {reason}") from None
 

@@ -1,7 +1,8 @@
 """Real-PostgreSQL fixtures: one migrated template database per session, a fresh copy per test.
 
 The server comes from ``WORKBENCH_TEST_DSN`` (default: postgres on 127.0.0.1:5432, trust
-auth). Tests that need it are skipped, with the reason, when no server answers. Every
+auth). When that variable is not set and no server answers at the default address, an
+embedded PostgreSQL is started for the session in a temporary directory. Every
 database created here has a unique name and is dropped (WITH FORCE) afterwards.
 """
 
@@ -49,19 +50,33 @@ def _drop(name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> str:
-    """The server DSN, or skip when no PostgreSQL answers there."""
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The server DSN: the configured or default server, else an embedded one."""
+    global DSN
+    embedded = None
     try:
         with _admin() as admin:
             version = admin.info.server_version
     except psycopg.Error as exc:
-        pytest.skip(
-            f"no PostgreSQL at {describe(DSN)} ({one_line(exc)}); "
-            "set WORKBENCH_TEST_DSN to a server where user can CREATE DATABASE"
-        )
+        if "WORKBENCH_TEST_DSN" not in os.environ:
+            from workbench.storage.embedded import EmbeddedPostgres
+
+            embedded = EmbeddedPostgres(tmp_path_factory.mktemp("embedded-pg"))
+            DSN = embedded.start()
+            with _admin() as admin:
+                version = admin.info.server_version
+        else:
+            pytest.skip(
+                f"no PostgreSQL at {describe(DSN)} ({one_line(exc)}); "
+                "set WORKBENCH_TEST_DSN to a server where user can CREATE DATABASE"
+            )
     if version < 140000:
         pytest.skip(f"PostgreSQL {version} at {describe(DSN)} is too old (need 14+)")
-    return DSN
+    try:
+        yield DSN
+    finally:
+        if embedded is not None:
+            embedded.stop()
 
 
 @pytest.fixture(scope="session")

@@ -26,8 +26,13 @@ LAYERS = [
     {"cli", "__main__"},
 ]
 HEAVY = ("panel", "bokeh", "holoviews", "hvplot", "sqlalchemy", "psycopg", "streamz")
-CORE = ["workbench.schema", "workbench.sources", "workbench.features", "workbench.rules",
-        "workbench.scoring"]
+CORE = [
+    "workbench.schema",
+    "workbench.sources",
+    "workbench.features",
+    "workbench.rules",
+    "workbench.scoring",
+]
 
 
 def _layer(top: str) -> int:
@@ -55,8 +60,11 @@ def _imported_tops(path: Path) -> set[tuple[str, int]]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module]
             if node.module == "workbench":  # only the names that are sub-modules
-                names = [f"workbench.{a.name}" for a in node.names
-                         if (PACKAGE / a.name).is_dir() or (PACKAGE / f"{a.name}.py").exists()]
+                names = [
+                    f"workbench.{a.name}"
+                    for a in node.names
+                    if (PACKAGE / a.name).is_dir() or (PACKAGE / f"{a.name}.py").exists()
+                ]
         for name in names:
             parts = name.split(".")
             if parts[0] == "workbench" and len(parts) > 1:

@@ -13,11 +13,11 @@ import sys
 from collections.abc import Sequence
 
 from workbench import __version__
-from workbench.cli import rules_cmd, simulate_cmd
+from workbench.cli import db_cmd, rules_cmd, run_cmd, simulate_cmd
 from workbench.errors import WorkbenchError
 from workbench.settings import Settings
 
-COMMANDS = (rules_cmd, simulate_cmd)
+COMMANDS = (run_cmd, rules_cmd, simulate_cmd, db_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,8 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.load()
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s "
-                            "%(name)s: %(message)s", stream=sys.stderr)
+        logging.basicConfig(
+            level=settings.log_level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
         return int(args.run(args, settings) or 0)
     except WorkbenchError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:

@@ -22,8 +22,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="Output file, .csv or .parquet.")
     p.add_argument("--rate", type=float, help="Transactions per second of stream time.")
-    p.add_argument("--duration", type=float, default=60.0,
-                   help="Seconds of stream time to generate (default 60).")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=60.0,
+        help="Seconds of stream time to generate (default 60).",
+    )
     p.add_argument("--rows", type=int, help="Rows to generate (overrides --duration).")
     p.add_argument("--speedup", type=float, help="Simulated seconds per stream second.")
     p.add_argument("--seed", type=int, help="Random seed.")
@@ -33,9 +37,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.out.endswith((".csv", ".parquet")):
         raise ConfigError(f"--out must end in .csv or .parquet: {args.out}")
-    settings = settings.replace(**{k: v for k, v in (("rate", args.rate), ("seed", args.seed),
-                                                     ("sim_speedup", args.speedup))
-                                   if v is not None})
+    settings = settings.replace(
+        **{
+            k: v
+            for k, v in (("rate", args.rate), ("seed", args.seed), ("sim_speedup", args.speedup))
+            if v is not None
+        }
+    )
     rows = args.rows if args.rows is not None else math.ceil(settings.rate * args.duration)
     if rows <= 0:
         raise ConfigError("nothing to generate: --rows/--duration must be positive")
@@ -59,8 +67,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     write_dataset(batches(), args.out)
     took = time.perf_counter() - started
     fraud = sum(n for name, n in counts.items() if name)
-    print(f"wrote {rows} transactions to {args.out} in {took:.1f}s "
-          f"({rows / took:,.0f} tx/s); simulated {first_ts} .. {last_ts}")
-    print(f"fraud: {fraud} ({fraud / rows:.2%})" + "".join(
-        f", {name} {n}" for name, n in sorted(counts.items()) if name))
+    print(
+        f"wrote {rows} transactions to {args.out} in {took:.1f}s "
+        f"({rows / took:,.0f} tx/s); simulated {first_ts} .. {last_ts}"
+    )
+    print(
+        f"fraud: {fraud} ({fraud / rows:.2%})"
+        + "".join(f", {name} {n}" for name, n in sorted(counts.items()) if name)
+    )
     return 0

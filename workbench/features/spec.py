@@ -25,12 +25,30 @@ ENTITIES = ("card_id", "customer_id", "terminal_id", "merchant_category", "devic
 NUMERIC_OF = ("amount",)
 """Columns that ``sum``/``mean``/``max``/``min``/``std`` may aggregate."""
 
-DISTINCT_OF = ("terminal_id", "merchant_category", "device_id", "country", "channel",
-               "customer_id", "card_id", "currency")
+DISTINCT_OF = (
+    "terminal_id",
+    "merchant_category",
+    "device_id",
+    "country",
+    "channel",
+    "customer_id",
+    "card_id",
+    "currency",
+)
 """Columns that ``distinct`` and ``is_new`` may look at."""
 
-WINDOWED = ("count", "sum", "mean", "max", "min", "std", "distinct", "is_new",
-            "fraud_count", "fraud_rate")
+WINDOWED = (
+    "count",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "std",
+    "distinct",
+    "is_new",
+    "fraud_count",
+    "fraud_rate",
+)
 PREVIOUS = ("seconds_since_prev", "distance_km", "speed_kmh")
 AGGS = WINDOWED + PREVIOUS
 
@@ -43,12 +61,18 @@ DEFAULT_LABEL_DELAY_S = 7 * 86400.0
 
 # Output type and whether the value can be missing (NaN) when there is no history.
 _OUTPUT = {
-    "count": ("number", False), "sum": ("number", False), "distinct": ("number", False),
+    "count": ("number", False),
+    "sum": ("number", False),
+    "distinct": ("number", False),
     "fraud_count": ("number", False),
-    "mean": ("number", True), "max": ("number", True), "min": ("number", True),
-    "std": ("number", True), "fraud_rate": ("number", True),
+    "mean": ("number", True),
+    "max": ("number", True),
+    "min": ("number", True),
+    "std": ("number", True),
+    "fraud_rate": ("number", True),
     "is_new": ("bool", False),
-    "seconds_since_prev": ("number", True), "distance_km": ("number", True),
+    "seconds_since_prev": ("number", True),
+    "distance_km": ("number", True),
     "speed_kmh": ("number", True),
 }
 
@@ -107,55 +131,75 @@ def parse_feature(name: str, decl: Any) -> FeatureSpec:
         return found[0] if found else None
 
     if not isinstance(decl, dict):
-        raise FeatureSpecError(f"feature '{name}' must be a mapping such as "
-                               "{agg: count, by: card_id, window: 10m}")
+        raise FeatureSpecError(
+            f"feature '{name}' must be a mapping such as {{agg: count, by: card_id, window: 10m}}"
+        )
     for key in decl:
         if key not in _KEYS:
-            raise FeatureSpecError(f"unknown key '{key}' in feature '{name}'", key=str(key),
-                                   suggestion=closest(key, _KEYS))
+            raise FeatureSpecError(
+                f"unknown key '{key}' in feature '{name}'",
+                key=str(key),
+                suggestion=closest(key, _KEYS),
+            )
     agg = decl.get("agg")
     if agg not in AGGS:
-        raise FeatureSpecError(f"unknown agg '{agg}' in feature '{name}' (one of: "
-                               f"{', '.join(AGGS)})", key="agg", suggestion=closest(agg, AGGS))
+        raise FeatureSpecError(
+            f"unknown agg '{agg}' in feature '{name}' (one of: {', '.join(AGGS)})",
+            key="agg",
+            suggestion=closest(agg, AGGS),
+        )
     by = decl.get("by")
     if by not in ENTITIES:
-        raise FeatureSpecError(f"feature '{name}' cannot group by '{by}' (one of: "
-                               f"{', '.join(ENTITIES)})", key="by",
-                               suggestion=closest(by, ENTITIES))
+        raise FeatureSpecError(
+            f"feature '{name}' cannot group by '{by}' (one of: {', '.join(ENTITIES)})",
+            key="by",
+            suggestion=closest(by, ENTITIES),
+        )
     if agg in PREVIOUS and by != "card_id" and agg != "seconds_since_prev":
         raise FeatureSpecError(f"feature '{name}': {agg} is measured by card_id only", key="by")
     of = decl.get("of")
     if agg in NEEDS_OF:
         allowed = DISTINCT_OF if agg in ("distinct", "is_new") else NUMERIC_OF
         if of not in allowed:
-            raise FeatureSpecError(f"feature '{name}': agg {agg} needs 'of' = one of "
-                                   f"{', '.join(allowed)}", key="of",
-                                   suggestion=closest(of, allowed) if of else None)
+            raise FeatureSpecError(
+                f"feature '{name}': agg {agg} needs 'of' = one of {', '.join(allowed)}",
+                key="of",
+                suggestion=closest(of, allowed) if of else None,
+            )
     elif of is not None:
         raise FeatureSpecError(f"feature '{name}': agg {agg} takes no 'of'", key="of")
     window_s = 0.0
     if agg in WINDOWED:
         if "window" not in decl:
-            raise FeatureSpecError(f"feature '{name}': agg {agg} needs a window such as 10m",
-                                   key="window")
+            raise FeatureSpecError(
+                f"feature '{name}': agg {agg} needs a window such as 10m", key="window"
+            )
         window_s = _duration(name, "window", decl["window"])
         if not MIN_WINDOW_S <= window_s <= MAX_WINDOW_S:
-            raise FeatureSpecError(f"feature '{name}': window must be between 1s and 90d",
-                                   key="window")
+            raise FeatureSpecError(
+                f"feature '{name}': window must be between 1s and 90d", key="window"
+            )
     elif "window" in decl:
         raise FeatureSpecError(f"feature '{name}': agg {agg} takes no window", key="window")
     label_delay_s = 0.0
     if agg in LABEL_AWARE:
-        label_delay_s = (_duration(name, "label_delay", decl["label_delay"])
-                         if "label_delay" in decl else DEFAULT_LABEL_DELAY_S)
+        label_delay_s = (
+            _duration(name, "label_delay", decl["label_delay"])
+            if "label_delay" in decl
+            else DEFAULT_LABEL_DELAY_S
+        )
         if label_delay_s >= window_s:
-            raise FeatureSpecError(f"feature '{name}': label_delay must be shorter than the "
-                                   "window", key="label_delay")
+            raise FeatureSpecError(
+                f"feature '{name}': label_delay must be shorter than the window", key="label_delay"
+            )
     elif "label_delay" in decl:
-        raise FeatureSpecError(f"feature '{name}': only fraud_count and fraud_rate take a "
-                               "label_delay", key="label_delay")
-    return FeatureSpec(name=name, agg=agg, by=by, of=of, window_s=window_s,
-                       label_delay_s=label_delay_s)
+        raise FeatureSpecError(
+            f"feature '{name}': only fraud_count and fraud_rate take a label_delay",
+            key="label_delay",
+        )
+    return FeatureSpec(
+        name=name, agg=agg, by=by, of=of, window_s=window_s, label_delay_s=label_delay_s
+    )
 
 
 def _duration(name: str, key: str, value: Any) -> float:

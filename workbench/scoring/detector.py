@@ -43,5 +43,11 @@ class Detector:
     def process(self, batch: SourceBatch) -> ScoredBatch:
         """Score one source batch."""
         scored, hits, errors = self.score_frame(batch.frame)
-        return ScoredBatch(frame=scored, hits=hits, dead=batch.dead, eval_errors=errors,
-                           position=batch.position, created_at=batch.created_at)
+        return ScoredBatch(
+            frame=scored,
+            hits=hits,
+            dead=batch.dead,
+            eval_errors=errors,
+            position=batch.position,
+            created_at=batch.created_at,
+        )

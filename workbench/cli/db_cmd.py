@@ -1,0 +1,53 @@
+"""``workbench db upgrade|status|reset``."""
+
+from __future__ import annotations
+
+import argparse
+
+from workbench.errors import ConfigError
+from workbench.pipeline.database import database
+from workbench.settings import Settings
+from workbench.storage import connect, counts, describe, reset, status, upgrade
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    db = sub.add_parser("db", help="Manage the database schema.")
+    actions = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    actions.add_parser("upgrade", help="Apply pending migrations.").set_defaults(run=run_upgrade)
+    actions.add_parser("status", help="Show applied migrations and row counts.").set_defaults(
+        run=run_status
+    )
+    r = actions.add_parser("reset", help="Drop every table of the workbench (asks for --yes).")
+    r.add_argument("--yes", action="store_true", help="Really drop everything.")
+    r.set_defaults(run=run_reset)
+
+
+def run_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    with database(settings, migrate=False) as dsn, connect(dsn) as conn:
+        applied = upgrade(conn)
+        print(
+            f"{describe(dsn)}: applied {len(applied)} migration(s)"
+            + (f": {', '.join(map(str, applied))}" if applied else " (up to date)")
+        )
+    return 0
+
+
+def run_status(args: argparse.Namespace, settings: Settings) -> int:
+    with database(settings, migrate=False) as dsn, connect(dsn) as conn:
+        print(f"database {describe(dsn)}")
+        for m in status(conn):
+            when = m.applied_at.isoformat(timespec="seconds") if m.applied_at else "pending"
+            print(f"  migration {m.version:>3} {m.name:<40} {when}")
+        if all(m.applied_at for m in status(conn)):
+            for key, value in counts(conn).items():
+                print(f"  {key:<14} {value:>12,}")
+    return 0
+
+
+def run_reset(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.yes:
+        raise ConfigError("db reset drops every workbench table; repeat with --yes")
+    with database(settings, migrate=False) as dsn, connect(dsn) as conn:
+        reset(conn)
+        print(f"{describe(dsn)}: dropped every workbench table")
+    return 0

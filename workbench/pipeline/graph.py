@@ -1,0 +1,121 @@
+"""The streaming graph of one worker: source -> detect (features + rules) -> store -> ack.
+
+This is the only module that knows streamz. The graph is built inside the worker's own
+asyncio loop (``Stream(asynchronous=True)``) and each batch is pushed with an awaited
+``emit``, so a slow or unreachable database holds the source back instead of piling batches
+up in memory: at most one batch is in flight.
+
+A node never lets an exception escape (streamz would stop the whole stream): a batch that
+cannot be scored becomes dead letters with the reason; a write that fails is retried with
+backoff by the store node until it succeeds or the worker is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+from streamz import Stream
+
+from workbench.pipeline.stats import PipelineStats
+from workbench.pipeline.writer import RetryingWriter
+from workbench.scoring.detector import Detector
+from workbench.scoring.result import ScoredBatch
+from workbench.sources.base import Pacer, Source, SourceBatch
+
+log = logging.getLogger(__name__)
+
+
+class Pipeline:
+    """One worker's pipeline. ``await pipeline.run(duration=...)`` inside an asyncio loop."""
+
+    def __init__(
+        self,
+        source: Source,
+        detector: Detector,
+        writer: RetryingWriter,
+        *,
+        rate: float | None = None,
+        before_batch: Callable[[], Any] | None = None,
+    ) -> None:
+        self.source = source
+        self.detector = detector
+        self.writer = writer
+        self.rate = rate
+        self.stats = writer.stats
+        self.before_batch = before_batch
+        self._stop: asyncio.Event | None = None  # created inside the loop, in run()
+
+    def stop(self) -> None:
+        """Ask the worker to finish the batch in flight and stop."""
+        if self._stop is not None:
+            self._stop.set()
+        self.writer.stopping = True
+
+    def _build(self) -> Stream:
+        source = Stream(asynchronous=True, stream_name="source")
+        scored = source.map(self._detect, stream_name="features+rules")
+        scored.sink(self._store, stream_name="store+ack")
+        return source
+
+    def _detect(self, batch: SourceBatch) -> ScoredBatch:
+        try:
+            return self.detector.process(batch)
+        except Exception as exc:  # a bad batch becomes data, never a stopped stream
+            log.exception("scoring failed; the batch goes to dead letters")
+            return _as_dead_letters(batch, f"scoring failed: {type(exc).__name__}: {exc}")
+
+    async def _store(self, scored: ScoredBatch) -> None:
+        if await self.writer.write(scored):
+            self.source.ack(scored.position)
+
+    async def run(
+        self, *, duration: float | None = None, max_records: int | None = None
+    ) -> PipelineStats:
+        """Pull, score and store batches until the source ends, time is up or stop()."""
+        self._stop = asyncio.Event()
+        head = self._build()
+        pacer = Pacer(self.rate)
+        deadline = None if duration is None else time.monotonic() + duration
+        try:
+            while not self._stop.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if max_records is not None and self.stats.records >= max_records:
+                    break
+                if self.before_batch is not None:
+                    self.before_batch()
+                batch = self.source.next_batch()
+                if batch is None:
+                    break
+                await head.emit(batch)
+                wait = pacer.delay(batch.records)
+                if wait:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), timeout=wait)
+        finally:
+            self.writer.close()
+            self.source.close()
+        return self.stats
+
+
+def _as_dead_letters(batch: SourceBatch, reason: str) -> ScoredBatch:
+    frame = batch.frame
+    raw = frame.astype(str).to_json(orient="records", lines=True).splitlines() if len(frame) else []
+    dead = pd.concat(
+        [batch.dead, pd.DataFrame({"raw": pd.Series(raw, dtype="str"), "reason": reason})],
+        ignore_index=True,
+    )
+    empty = frame.iloc[0:0]
+    return ScoredBatch(
+        frame=empty,
+        hits=pd.DataFrame({"row": [], "rule_id": [], "points": []}),
+        dead=dead,
+        position=batch.position,
+        created_at=batch.created_at,
+    )

@@ -1,0 +1,126 @@
+"""The store node's writer: one committed database transaction per batch, retried until done.
+
+When the database is unreachable or a write fails, the same batch is written again after a
+backoff (0.2 s doubling to 10 s) on a fresh connection. Writes are idempotent on
+``(tx_id, ts)``, so a batch whose commit succeeded but whose answer was lost is stored once.
+Meanwhile the pipeline pulls nothing from its source: memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from workbench.errors import StorageError
+from workbench.pipeline.stats import PipelineStats
+from workbench.scoring.result import ScoredBatch
+from workbench.storage import WriteResult, connect, retention, write_batch
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START_S = 0.2
+BACKOFF_MAX_S = 10.0
+RETENTION_EVERY_S = 60.0
+
+
+class RetryingWriter:
+    """Writes scored batches to PostgreSQL at ``dsn``; owns one connection."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        source: str,
+        worker: str,
+        alert_min_band: str = "High",
+        alert_dedup_s: float = 600.0,
+        stats: PipelineStats | None = None,
+        retention_days: int = 0,
+    ) -> None:
+        self.dsn = dsn
+        self.source = source
+        self.worker = worker
+        self.alert_min_band = alert_min_band
+        self.alert_dedup_s = alert_dedup_s
+        self.stats = stats or PipelineStats()
+        self.stopping = False
+        self.last_result: WriteResult | None = None
+        self.retention_days = retention_days
+        self._conn = None
+        self._newest_ts = None
+        self._retention_due = 0.0
+
+    def set_alert_policy(self, min_band: str, dedup_s: float) -> None:
+        self.alert_min_band, self.alert_dedup_s = min_band, dedup_s
+
+    def _write_sync(self, scored: ScoredBatch) -> WriteResult:
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self.dsn)
+        result = write_batch(
+            self._conn,
+            scored,
+            alert_min_band=self.alert_min_band,
+            alert_dedup_s=self.alert_dedup_s,
+            source=self.source,
+            worker=self.worker,
+        )
+        self._apply_retention(scored)
+        return result
+
+    def _apply_retention(self, scored: ScoredBatch) -> None:
+        # Age is measured in event time (the newest stored transaction), so replayed or
+        # simulated history is not dropped because the wall clock is far ahead of it.
+        if not self.retention_days or not len(scored.frame):
+            return
+        newest = scored.frame["ts"].max()
+        self._newest_ts = newest if self._newest_ts is None else max(newest, self._newest_ts)
+        now = time.monotonic()
+        if now >= self._retention_due:
+            self._retention_due = now + RETENTION_EVERY_S
+            dropped = retention(
+                self._conn, self.retention_days, now=self._newest_ts.to_pydatetime()
+            )
+            if dropped:
+                log.info("retention dropped partitions of %s", ", ".join(map(str, dropped)))
+
+    async def write(self, scored: ScoredBatch) -> bool:
+        """Write one batch, retrying on failure; False only if stopped before it was stored."""
+        backoff = BACKOFF_START_S
+        while True:
+            try:
+                result = await asyncio.to_thread(self._write_sync, scored)
+            except StorageError as exc:
+                self.stats.db_failures += 1
+                self.stats.waiting_for_db = True
+                log.warning("write failed, retrying in %.1fs: %s", backoff, exc)
+                self._drop_connection()
+                if self.stopping:
+                    return False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                continue
+            self.stats.waiting_for_db = False
+            self.last_result = result
+            self.stats.committed(
+                records=scored.records,
+                stored=result.stored,
+                duplicates=result.duplicates,
+                dead=result.dead,
+                alerts_opened=result.alerts_opened,
+                alerts_attached=result.alerts_attached,
+                latency_ms=(time.time() - scored.created_at) * 1000.0,
+                eval_errors=sum(scored.eval_errors.values()),
+            )
+            return True
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # a broken connection may fail to close; it is gone either way
+                log.debug("closing a failed connection", exc_info=True)
+            self._conn = None
+
+    def close(self) -> None:
+        self._drop_connection()
