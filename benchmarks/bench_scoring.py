@@ -46,11 +46,11 @@ def hand_numpy(f: dict[str, np.ndarray], amount: np.ndarray, risky: np.ndarray) 
             & (amount > 8 * np.where(np.isnan(f["cust_avg_30d"]), 100, f["cust_avg_30d"])),
             (f["card_tx_30d"] >= 5)
             & (amount > 3.5 * f["card_avg_30d"])
-            & (amount > 3 * f["cust_std_30d"] + f["cust_avg_30d"]),
+            & (amount > 4 * f["cust_std_30d"] + f["cust_avg_30d"]),
             (f["terminal_fraud_28d"] >= 2) & (f["terminal_fraud_rate_28d"] >= 0.3),
             (amount < 3) & (f["card_tx_10m"] >= 2),
             (f["card_terminals_1h"] >= 3) & f["card_new_terminal"],
-            (f["card_kmh"] > 900) & (f["card_km"] > 300),
+            (f["card_kmh"] > 900) & (f["card_km"] > 1500),
             f["card_new_device"] & f["card_new_country"] & (f["card_tx_30d"] >= 3) & (amount > 200),
             f["card_new_device"]
             & (f["card_tx_30d"] >= 3)
@@ -71,11 +71,11 @@ def per_row_python(rows: list[dict], risky: set) -> list[list[bool]]:
         out.append(
             [
                 a > 1000 and a > 8 * (100 if cavg != cavg else cavg),
-                r["card_tx_30d"] >= 5 and a > 3.5 * kavg and a > 3 * r["cust_std_30d"] + cavg,
+                r["card_tx_30d"] >= 5 and a > 4 * kavg and a > 4 * r["cust_std_30d"] + cavg,
                 r["terminal_fraud_28d"] >= 2 and r["terminal_fraud_rate_28d"] >= 0.3,
                 a < 3 and r["card_tx_10m"] >= 2,
                 r["card_terminals_1h"] >= 3 and r["card_new_terminal"],
-                r["card_kmh"] > 900 and r["card_km"] > 300,
+                r["card_kmh"] > 900 and r["card_km"] > 1500,
                 r["card_new_device"]
                 and r["card_new_country"]
                 and r["card_tx_30d"] >= 3

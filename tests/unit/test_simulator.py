@@ -61,7 +61,11 @@ def test_batches_have_exactly_the_schema_dtypes_and_no_dead_letters() -> None:
     assert list(batch.frame.columns) == list(empty_batch().columns)
     assert len(batch.frame) == 2000 and batch.position == 2000 and len(batch.dead) == 0
     assert sim.next_batch().position == 2000 + sim.settings.batch_rows
-    assert batch.frame.notna().all().all()
+    frame = batch.frame
+    assert frame.drop(columns=["lat", "lon"]).notna().all().all()
+    # Only card-not-present payments lack coordinates.
+    located = frame["lat"].notna() & frame["lon"].notna()
+    assert (located == (frame["channel"] != "ecom")).all()
 
 
 def test_labels_are_never_missing_and_agree(run) -> None:

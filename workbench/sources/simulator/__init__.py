@@ -230,6 +230,10 @@ class Simulator:
         ns = self._origin_ns + np.round(rows.t * 1e9).astype(np.int64)
         ts = pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
         term, cust = rows.term, rows.cust
+        # A card-not-present payment says nothing about where the card is: no coordinates.
+        remote = pop.term_kind[term] == ECOM
+        lat = np.where(remote, np.nan, pop.term_lat[term])
+        lon = np.where(remote, np.nan, pop.term_lon[term])
         data = {
             "tx_id": tx_id,
             "ts": ts,
@@ -240,8 +244,8 @@ class Simulator:
             "amount": np.round(rows.amount, 2),
             "currency": _CURRENCY_VOCAB.take(pop.cust_country[cust]),
             "country": _COUNTRY_VOCAB.take(pop.term_country[term]),
-            "lat": pop.term_lat[term],
-            "lon": pop.term_lon[term],
+            "lat": lat,
+            "lon": lon,
             "channel": _CHANNEL_VOCAB.take(pop.term_kind[term]),
             "device_id": self._devices(rows.dev),
             "is_fraud": pd.arrays.BooleanArray(rows.scen != sc.GENUINE, np.zeros(n, bool)),

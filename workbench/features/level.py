@@ -1,0 +1,267 @@
+"""A *level*: window state of one entity column, sorted and searchable.
+
+Rows are held in **main order** — sorted by (entity, ts, arrival) — as numpy arrays. Entities are
+64-bit hashes; timestamps are int64 nanoseconds. To search (entity, ts) pairs with one
+``np.searchsorted`` the level maps both to dense integers: ``code`` (index of the entity hash
+in the sorted unique hashes ``H``) and ``rank`` (index of ts in the sorted unique timestamps
+``U``); the main key is ``code * S + 2 * rank + 1`` with ``S = 2 * len(U) + 2``. Any timestamp
+``x`` maps into the same space as ``2 * searchsorted(U, x) + (x in U)``, which keeps its order
+relative to every stored ts, so window bounds on arbitrary times are exact.
+
+A level also keeps one **composite index** per ``of`` column used by ``distinct``/``is_new``:
+the rows with a known value, grouped by hash(entity, value) and sorted the same way.
+
+Levels are immutable once built: :meth:`Level.build` sorts a batch, :meth:`Level.merge` merges
+two levels in linear time (both inputs are sorted runs, so numpy's stable sort — timsort —
+only merges them), and :meth:`Level.select` drops evicted rows and compacts the code spaces.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NO_TS = -(2**62)
+_STEPS = 4  # steps in from both ends of a group before falling back to a binary search
+"""Timestamp of "no such row": before any real ts, yet a window can be added without overflow."""
+
+_EMPTY_U64 = np.empty(0, dtype=np.uint64)
+_EMPTY_I64 = np.empty(0, dtype=np.int64)
+
+
+def sorted_unique(x: np.ndarray) -> np.ndarray:
+    """Unique values of an already sorted array."""
+    if len(x) < 2:
+        return x.copy()
+    keep = np.empty(len(x), dtype=bool)
+    keep[0] = True
+    np.not_equal(x[1:], x[:-1], out=keep[1:])
+    return x[keep]
+
+
+def union_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sorted union of two sorted unique arrays (linear: timsort merges the two runs)."""
+    return sorted_unique(np.sort(np.concatenate([a, b]), kind="stable"))
+
+
+def search(table: np.ndarray, values: np.ndarray, side: str = "left", order=None) -> np.ndarray:
+    """``np.searchsorted``; with ``order`` (argsort of values) the needles are searched in
+    sorted order, which is several times faster on a big table (cache-friendly)."""
+    if order is None:
+        return np.searchsorted(table, values, side)
+    out = np.empty(len(values), dtype=np.int64)
+    out[order] = np.searchsorted(table, values[order], side)
+    return out
+
+
+def lookup(table: np.ndarray, values: np.ndarray, order=None) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each value in a sorted unique table, and whether it is there."""
+    idx = search(table, values, "left", order)
+    if len(table) == 0:
+        return idx, np.zeros(len(values), dtype=bool)
+    found = table[np.minimum(idx, len(table) - 1)] == values
+    return idx, found
+
+
+def _compact(codes: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes into a table, renumbered after dropping the table entries no code uses."""
+    used = np.zeros(len(table), dtype=bool)
+    used[codes] = True
+    if used.all():
+        return codes, table
+    return (np.cumsum(used) - 1)[codes], table[used]
+
+
+def _starts(code: np.ndarray, groups: int) -> np.ndarray:
+    """Start offsets of each group in an array of sorted group codes (length groups + 1)."""
+    return np.searchsorted(code, np.arange(groups + 1, dtype=np.int64))
+
+
+class Index:
+    """Rows grouped by a hash and sorted by (group, ts rank, arrival).
+
+    ``groups``: sorted unique hashes; ``code``: group code of each indexed row (in index order);
+    ``order``: main-order position of each indexed row (``None`` for the main index itself);
+    ``key``: sorted search key; ``starts``: first indexed row of each group.
+    """
+
+    __slots__ = ("code", "groups", "key", "order", "starts", "ts")
+
+    def __init__(self, groups, code, order, rank_sorted, span):
+        self.groups = groups
+        self.code = code
+        self.order = order
+        self.key = code * span + 2 * rank_sorted + 1
+        self.starts = _starts(code, len(groups))
+
+    def __len__(self) -> int:
+        return len(self.code)
+
+
+class Level:
+    """Sorted window state (see module docstring). Use :meth:`build`, :meth:`merge`."""
+
+    def __init__(self, h, ts, rank, U, code, H, cols, comps):
+        self.h = h  # uint64 entity hash per row (main order)
+        self.ts = ts  # int64 ns
+        self.rank = rank
+        self.U = U
+        self.span = 2 * len(U) + 2
+        self.main = Index(H, code, None, rank, self.span)
+        self.cols: dict[str, np.ndarray] = cols
+        self.comps: dict[str, Index] = comps
+        self.main.ts = ts
+        for ix in comps.values():
+            ix.ts = ts[ix.order]  # ts in index order, for the window-bound scans
+        self.cache: dict[object, np.ndarray | object] = {}  # derived arrays, built on demand
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def empty(cls, cols: dict[str, np.dtype], comp_names) -> Level:
+        """A level with no rows and the given column dtypes."""
+        comps = {c: Index(_EMPTY_U64, _EMPTY_I64, _EMPTY_I64, _EMPTY_I64, 2) for c in comp_names}
+        return cls(
+            _EMPTY_U64,
+            _EMPTY_I64,
+            _EMPTY_I64,
+            _EMPTY_I64,
+            _EMPTY_I64,
+            _EMPTY_U64,
+            {k: np.empty(0, dtype=d) for k, d in cols.items()},
+            comps,
+        )
+
+    @classmethod
+    def build(cls, h, ts, cols, comp_hashes) -> tuple[Level, np.ndarray]:
+        """Level of one batch (rows in arrival order) and the sort permutation used.
+
+        ``comp_hashes`` maps an ``of`` column to (hash(entity, value), value known) per row.
+        """
+        U = sorted_unique(np.sort(ts))
+        rank = np.searchsorted(U, ts)
+        H = sorted_unique(np.sort(h))
+        code = np.searchsorted(H, h)
+        span = 2 * len(U) + 2
+        perm = np.argsort(code * span + 2 * rank + 1, kind="stable")
+        rank, code = rank[perm], code[perm]
+        comps = {}
+        for name, (chash, known) in comp_hashes.items():
+            chash, known = chash[perm], known[perm]
+            idx = np.flatnonzero(known)
+            groups = sorted_unique(np.sort(chash[idx]))
+            gcode = np.searchsorted(groups, chash[idx])
+            o = np.argsort(gcode * span + 2 * rank[idx] + 1, kind="stable")
+            comps[name] = Index(groups, gcode[o], idx[o], rank[idx[o]], span)
+        level = cls(
+            h[perm], ts[perm], rank, U, code, H, {k: v[perm] for k, v in cols.items()}, comps
+        )
+        return level, perm
+
+    @classmethod
+    def merge(cls, a: Level, b: Level, keep_fn=None) -> tuple[Level, np.ndarray]:
+        """Union of two levels (``b`` arrived after ``a``) and the new position of b's rows.
+
+        ``keep_fn(ts, code)`` (arrays in merged order) may drop rows (eviction): their
+        position is -1, and the code spaces are compacted."""
+        na = len(a)
+        U = union_sorted(a.U, b.U)
+        rank = np.concatenate([np.searchsorted(U, a.U)[a.rank], np.searchsorted(U, b.U)[b.rank]])
+        H = union_sorted(a.main.groups, b.main.groups)
+        code = np.concatenate(
+            [
+                np.searchsorted(H, a.main.groups)[a.main.code],
+                np.searchsorted(H, b.main.groups)[b.main.code],
+            ]
+        )
+        span = 2 * len(U) + 2
+        perm = np.argsort(code * span + 2 * rank + 1, kind="stable")
+        rank, code = rank[perm], code[perm]
+        ts = np.concatenate([a.ts, b.ts])[perm]
+        if keep_fn is not None:
+            keep = keep_fn(ts, code)
+            perm, rank, code, ts = perm[keep], rank[keep], code[keep], ts[keep]
+            rank, U = _compact(rank, U)
+            code, H = _compact(code, H)
+            span = 2 * len(U) + 2
+        inv = np.full(na + len(b), -1, dtype=np.int64)
+        inv[perm] = np.arange(len(perm))
+        comps = {}
+        for name, ia in a.comps.items():
+            ib = b.comps[name]
+            groups = union_sorted(ia.groups, ib.groups)
+            gcode = np.concatenate(
+                [
+                    np.searchsorted(groups, ia.groups)[ia.code],
+                    np.searchsorted(groups, ib.groups)[ib.code],
+                ]
+            )
+            pos = np.concatenate([inv[ia.order], inv[na + ib.order]])
+            if keep_fn is not None:
+                kept = pos >= 0
+                pos = pos[kept]
+                gcode, groups = _compact(gcode[kept], groups)
+            o = np.argsort(gcode * span + 2 * rank[pos] + 1, kind="stable")
+            comps[name] = Index(groups, gcode[o], pos[o], rank[pos[o]], span)
+        cols = {k: np.concatenate([a.cols[k], b.cols[k]])[perm] for k in b.cols if k in a.cols}
+        level = cls(np.concatenate([a.h, b.h])[perm], ts, rank, U, code, H, cols, comps)
+        return level, inv[na:]
+
+    # -- searching ----------------------------------------------------------------------
+    def tkey(self, x: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+        """Timestamps mapped into this level's rank space (order-preserving, exact).
+
+        ``order`` (argsort of x) makes the search sequential: much faster on a big level."""
+        k = search(self.U, x, "left", order)
+        if len(self.U) == 0:
+            return 2 * k
+        return 2 * k + (self.U[np.minimum(k, len(self.U) - 1)] == x)
+
+    def bound(self, ix: Index, code, found, x, side: str):
+        """Per query, the first row of group ``code`` with ts >= x (``left``) or > x (``right``)
+        in index ``ix``; 0 for groups not present (so ranges come out empty).
+
+        Bounds are first looked for by stepping in from both ends of the group's rows (a
+        window usually starts or ends within a few rows of them); only the queries still open
+        after a few steps pay for a binary search.
+        """
+        g = len(ix.groups)
+        lo = np.where(found, ix.starts[np.minimum(code, g)], 0)
+        hi = np.where(found, ix.starts[np.minimum(code + 1, g)], 0)
+        act = np.flatnonzero(lo < hi)
+        right = side == "right"
+        for _ in range(_STEPS):
+            if len(act) == 0:
+                return lo
+            a, b, xa = lo[act], hi[act], x[act]
+            ts_a, ts_b = ix.ts[a], ix.ts[b - 1]
+            fwd = ts_a <= xa if right else ts_a < xa  # row a is before the bound
+            bwd = ts_b > xa if right else ts_b >= xa  # row b - 1 is at/after it
+            a2, b2 = a + fwd, b - bwd
+            b2 = np.where(fwd, b2, a2)  # the bound is a
+            a2 = np.where(bwd, a2, b2)  # the bound is b
+            lo[act], hi[act] = a2, b2
+            act = act[a2 < b2]
+        if len(act):
+            xa = x[act]
+            big = len(act) > 256  # sorted needles make big searches cache-friendly
+            keys = code[act] * self.span + self.tkey(xa, np.argsort(xa) if big else None)
+            lo[act] = search(ix.key, keys, side, np.argsort(keys) if big else None)
+        return lo
+
+    def derived(self, name, build):
+        """A derived array, computed once per level (levels are immutable)."""
+        if name not in self.cache:
+            self.cache[name] = build()
+        return self.cache[name]
+
+    def prefix(self, name: str, values_fn) -> np.ndarray:
+        """Prefix sums (length n + 1, int64) of per-row values, cached under ``name``."""
+
+        def build():
+            out = np.zeros(len(self) + 1, dtype=np.int64)
+            np.cumsum(values_fn(), dtype=np.int64, out=out[1:])
+            return out
+
+        return self.derived(("prefix", name), build)
