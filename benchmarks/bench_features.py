@@ -1,0 +1,334 @@
+"""Feature throughput, measured side by side in one run (prints figures; no pass/fail).
+
+1. FeatureEngine with the 14 declared features of rules/default.yaml, streamed in batches.
+2. A per-row plain-Python streaming version of the same 14 features (deques per entity and
+   window, running sums, dicts for novelty, last row per card), on the same batches.
+3. Per-feature check that both give the same values on the measured rows.
+
+Usage: python benchmarks/bench_features.py [--batches N] [--warmup N] [--batch N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections import Counter, deque
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workbench.features import PREVIOUS_LOOKBACK_S, FeatureEngine
+from workbench.rules import load_rules
+from workbench.sources.simulator import Simulator
+
+ROOT = Path(__file__).resolve().parents[1]
+NS = 1_000_000_000
+MIN, HOUR, DAY = 60 * NS, 3600 * NS, 86400 * NS
+
+
+def haversine_km(lat1, lon1, lat2, lon2) -> float:
+    """Same formula as workbench.features.kernels.haversine_km, on Python floats."""
+    if lat1 != lat1 or lon1 != lon1 or lat2 != lat2 or lon2 != lon2:
+        return math.nan
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0088 * math.asin(math.sqrt(min(max(a, 0.0), 1.0)))
+
+
+class PerRowFeatures:
+    """The 14 default features, one row at a time, as a plain-Python stream processor.
+
+    Hard-coded to rules/default.yaml (windows 10m/1h/30d by card, 30d by customer,
+    is_new 30d, previous-row geo, 28d fraud with 7d label delay by terminal). Rows must come
+    in ts order; rows sharing a ts are all computed before any of them is inserted (the
+    insertion of the current ts group is deferred until a newer ts arrives, across batches).
+    """
+
+    W10M, W1H, W30D = 10 * MIN, HOUR, 30 * DAY
+    FW, FD = 28 * DAY, 7 * DAY
+    LOOKBACK = int(PREVIOUS_LOOKBACK_S * NS)
+
+    def __init__(self):
+        self.card_10m: dict = {}  # card -> deque[ts]
+        self.card_1h: dict = {}  # card -> [deque[(ts, terminal)], Counter]
+        self.card_30d: dict = {}  # card -> [deque[(ts, cents)], sum]
+        self.cust_30d: dict = {}  # customer -> [deque[(ts, cents, cents²)], sum, sum sq]
+        self.seen: dict = {}  # (which, card, value) -> last ts
+        self.last: dict = {}  # card -> (ts, lat, lon)
+        self.term: dict = {}  # terminal -> [pending deque[(ts, label)], active deque, fraud, known]
+        self.pending: list = []  # rows of the current ts group, inserted when ts moves on
+        self.pending_ts = None
+        self.newest = None
+
+    def _insert(self, r) -> None:
+        ts, card, cust, term, dev, ctry, cents, lat, lon, label = r
+        self.card_10m.setdefault(card, deque()).append(ts)
+        st = self.card_1h.get(card)
+        if st is None:
+            st = self.card_1h[card] = [deque(), Counter()]
+        st[0].append((ts, term))
+        if term is not None:
+            st[1][term] += 1
+        st = self.card_30d.get(card)
+        if st is None:
+            st = self.card_30d[card] = [deque(), 0]
+        st[0].append((ts, cents))
+        st[1] += cents
+        st = self.cust_30d.get(cust)
+        if st is None:
+            st = self.cust_30d[cust] = [deque(), 0, 0]
+        sq = cents * cents
+        st[0].append((ts, cents, sq))
+        st[1] += cents
+        st[2] += sq
+        seen = self.seen
+        if dev is not None:
+            seen[(0, card, dev)] = ts
+        if ctry is not None:
+            seen[(1, card, ctry)] = ts
+        if term is not None:
+            seen[(2, card, term)] = ts
+        self.last[card] = (ts, lat, lon)
+        st = self.term.get(term)
+        if st is None:
+            st = self.term[term] = [deque(), deque(), 0, 0]
+        st[0].append((ts, label))
+
+    def process(self, batch: pd.DataFrame) -> dict[str, list]:
+        ts_list = batch["ts"].array.asi8.tolist()
+        amount = batch["amount"].to_numpy(dtype=np.float64, na_value=np.nan).tolist()
+        lab = batch["is_fraud"].astype("boolean")
+        labels = np.where(lab.isna().to_numpy(), -1, lab.fillna(False).to_numpy(dtype=bool))
+        cols = zip(
+            ts_list,
+            batch["card_id"].tolist(),
+            batch["customer_id"].tolist(),
+            batch["terminal_id"].tolist(),
+            batch["device_id"].tolist(),
+            batch["country"].tolist(),
+            amount,
+            batch["lat"].to_numpy(dtype=np.float64, na_value=np.nan).tolist(),
+            batch["lon"].to_numpy(dtype=np.float64, na_value=np.nan).tolist(),
+            labels.tolist(),
+            strict=True,
+        )
+        out = {
+            k: []
+            for k in (
+                "card_tx_10m",
+                "card_tx_1h",
+                "card_tx_30d",
+                "card_terminals_1h",
+                "cust_avg_30d",
+                "cust_std_30d",
+                "card_avg_30d",
+                "card_new_device",
+                "card_new_country",
+                "card_new_terminal",
+                "card_kmh",
+                "card_km",
+                "terminal_fraud_rate_28d",
+                "terminal_fraud_28d",
+            )
+        }
+        (
+            o_10m,
+            o_1h,
+            o_30d,
+            o_terms,
+            o_cavg,
+            o_cstd,
+            o_kavg,
+            o_dev,
+            o_ctry,
+            o_term,
+            o_kmh,
+            o_km,
+            o_frate,
+            o_fcount,
+        ) = out.values()
+        seen, nan = self.seen, math.nan
+        W10M, W1H, W30D, FW, FD = self.W10M, self.W1H, self.W30D, self.FW, self.FD
+        for t, card, cust, term, dev, ctry, a, lat, lon, label in cols:
+            if self.newest is not None and t < self.newest:
+                raise ValueError("per-row processor needs rows in ts order")
+            self.newest = t
+            if self.pending_ts is not None and t != self.pending_ts:
+                for r in self.pending:
+                    self._insert(r)
+                self.pending.clear()
+            self.pending_ts = t
+            cents = round(a * 100.0) if a == a else 0
+            self.pending.append((t, card, cust, term, dev, ctry, cents, lat, lon, label))
+
+            # velocity of the card
+            d = self.card_10m.get(card)
+            if d is not None:
+                while d and d[0] < t - W10M:
+                    d.popleft()
+                o_10m.append(float(len(d)))
+            else:
+                o_10m.append(0.0)
+            st = self.card_1h.get(card)
+            if st is not None:
+                d, cnt = st
+                while d and d[0][0] < t - W1H:
+                    _, old = d.popleft()
+                    if old is not None:
+                        cnt[old] -= 1
+                        if not cnt[old]:
+                            del cnt[old]
+                o_1h.append(float(len(d)))
+                o_terms.append(float(len(cnt)))
+            else:
+                o_1h.append(0.0)
+                o_terms.append(0.0)
+            st = self.card_30d.get(card)
+            if st is not None:
+                d = st[0]
+                while d and d[0][0] < t - W30D:
+                    st[1] -= d.popleft()[1]
+                n = len(d)
+                o_30d.append(float(n))
+                o_kavg.append(st[1] / n / 100.0 if n else nan)
+            else:
+                o_30d.append(0.0)
+                o_kavg.append(nan)
+
+            # spending profile of the customer
+            st = self.cust_30d.get(cust)
+            n = 0
+            if st is not None:
+                d = st[0]
+                while d and d[0][0] < t - W30D:
+                    _, c, sq = d.popleft()
+                    st[1] -= c
+                    st[2] -= sq
+                n = len(d)
+            if n:
+                s1, s2 = st[1], st[2]
+                o_cavg.append(s1 / n / 100.0)
+                var = max(n * s2 - s1 * s1, 0) / (n * n)  # exact ints, one rounding
+                o_cstd.append(math.sqrt(var) / 100.0)
+            else:
+                o_cavg.append(nan)
+                o_cstd.append(nan)
+
+            # novelty for the card (rows inserted later have ts < t)
+            for which, value, o in ((0, dev, o_dev), (1, ctry, o_ctry), (2, term, o_term)):
+                if value is None:
+                    o.append(False)
+                else:
+                    prev = seen.get((which, card, value))
+                    o.append(prev is None or prev < t - W30D)
+
+            # geography: the card's last row with ts < t
+            prev = self.last.get(card)
+            if prev is not None and prev[0] >= t - self.LOOKBACK:
+                km = haversine_km(prev[1], prev[2], lat, lon)
+                o_km.append(km)
+                secs = (t - prev[0]) / 1e9
+                o_kmh.append(km / (secs / 3600.0) if secs else nan)
+            else:
+                o_km.append(nan)
+                o_kmh.append(nan)
+
+            # labels known on the terminal: t - 28d <= ts <= t - 7d
+            st = self.term.get(term)
+            if st is not None:
+                pend, act = st[0], st[1]
+                while pend and pend[0][0] <= t - FD:
+                    row = pend.popleft()
+                    act.append(row)
+                    st[2] += row[1] == 1
+                    st[3] += row[1] >= 0
+                while act and act[0][0] < t - FW:
+                    _, lb = act.popleft()
+                    st[2] -= lb == 1
+                    st[3] -= lb >= 0
+                o_fcount.append(float(st[2]))
+                o_frate.append(st[2] / st[3] if st[3] else nan)
+            else:
+                o_fcount.append(0.0)
+                o_frate.append(nan)
+        return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=10, help="measured batches")
+    parser.add_argument("--warmup", type=int, default=10, help="warm-up batches (not timed)")
+    parser.add_argument("--batch", type=int, default=10_000)
+    args = parser.parse_args()
+
+    specs = load_rules(ROOT / "rules").features
+    sim = Simulator(seed=1)
+    warm = [sim.next_batch(args.batch).frame for _ in range(args.warmup)]
+    batches = [sim.next_batch(args.batch).frame for _ in range(args.batches)]
+    rows = sum(len(b) for b in batches)
+    names = [s.name for s in specs]
+    print(
+        f"data: {rows:,} measured rows in {len(batches)} batches of {args.batch:,} "
+        f"(+{sum(map(len, warm)):,} rows of untimed warm-up); {len(specs)} features"
+    )
+    first = (warm or batches)[0]["ts"].min()
+    print(
+        f"      simulated time: {first} .. {batches[-1]['ts'].max()} "
+        f"(measured from {batches[0]['ts'].min()})"
+    )
+
+    # 1. engine
+    engine = FeatureEngine(specs)
+    for b in warm:
+        engine.compute(b)
+    start = time.perf_counter()
+    eng_out = [engine.compute(b) for b in batches]
+    t_engine = time.perf_counter() - start
+    eng = pd.concat(eng_out, ignore_index=True)
+
+    # 2. per-row Python
+    proc = PerRowFeatures()
+    for b in warm:
+        proc.process(b)
+    start = time.perf_counter()
+    row_out = [proc.process(b) for b in batches]
+    t_rows = time.perf_counter() - start
+    per_row = {k: np.concatenate([np.asarray(o[k]) for o in row_out]) for k in names}
+
+    r_e, r_p = rows / t_engine, rows / t_rows
+    print("\n1./2. streaming the measured batches (one run each, one core):")
+    print(f"   FeatureEngine   : {r_e:>12,.0f} rows/s  ({t_engine:.3f} s)")
+    print(f"   per-row Python  : {r_p:>12,.0f} rows/s  ({t_rows:.3f} s)")
+    print(f"   engine/per-row  = {r_e / r_p:.1f}x")
+
+    # 3. same values?
+    print(f"\n3. per-feature check on the {rows:,} measured rows (rtol 1e-9, NaN == NaN):")
+    bad = 0
+    for s in specs:
+        a = eng[s.name].to_numpy()
+        b = per_row[s.name]
+        if a.dtype == bool or b.dtype == bool:
+            ok = a.astype(bool) == b.astype(bool)
+        else:
+            a, b = a.astype(np.float64), b.astype(np.float64)
+            ok = np.isclose(a, b, rtol=1e-9, atol=0.0, equal_nan=True)
+        wrong = int((~ok).sum())
+        bad += wrong > 0
+        note = "same" if not wrong else f"DIFFERENT on {wrong:,} rows"
+        extra = ""
+        if a.dtype != bool:
+            extra = f"  (NaN rows: {int(np.isnan(a.astype(float)).sum()):,})"
+        if len(np.unique(a)) <= 1:
+            extra += "  [constant on these rows: check is vacuous, use more --warmup]"
+        print(f"   {s.name:<24} {s.agg:<12} {note}{extra}")
+        if wrong:
+            i = int(np.flatnonzero(~ok)[0])
+            print(f"      first at row {i}: engine={a[i]!r} per-row={b[i]!r}")
+    print(f"   {len(specs) - bad}/{len(specs)} features identical")
+
+
+if __name__ == "__main__":
+    main()
