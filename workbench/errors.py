@@ -7,7 +7,9 @@
      ├── SourceError               a source cannot be opened or its mapping is wrong
      ├── RuleError                 one problem in a rule file: file, line, column, rule id
      │    └── RuleSetError         several RuleErrors found in one load
-     └── StorageError              the database is unreachable or a statement failed
+     └── StorageError              a statement failed or the database cannot be used
+          └── DatabaseUnavailable  the server cannot be reached or dropped the connection:
+                                   trying again later may succeed
 
 Users meet these in three places only: the CLI prints ``str(error)`` on one line and exits 1,
 the dashboard shows it in a banner, the log keeps the traceback.
@@ -32,6 +34,10 @@ class SourceError(WorkbenchError):
 
 class StorageError(WorkbenchError):
     """The database is unreachable or a statement failed."""
+
+
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached or dropped the connection; a retry may succeed."""
 
 
 class RuleError(WorkbenchError):

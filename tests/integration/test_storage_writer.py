@@ -158,3 +158,22 @@ def test_empty_batch_touches_nothing(conn, make_batch):
 def test_unknown_alert_band_is_refused(conn, make_batch):
     with pytest.raises(ConfigError, match="unknown alert band 'critical'"):
         write_batch(conn, make_batch(1), alert_min_band="critical")
+
+
+def test_text_columns_made_of_several_chunks_are_written_intact(conn, make_batch) -> None:
+    # pd.concat of an empty and a full string column gives an Arrow column whose first
+    # chunk is empty; the CSV encoder must still see the text, not NUL bytes.
+    import pandas as pd
+
+    from workbench.storage import dead_letters, write_batch
+
+    scored = make_batch(2, prefix="chunk")
+    scored.dead = pd.concat(
+        [scored.dead, pd.DataFrame({"raw": pd.Series(['{"a": "b"}'] * 3, dtype="str"),
+                                    "reason": pd.Series(["why"] * 3, dtype="str")})],
+        ignore_index=True,
+    )
+    result = write_batch(conn, scored)
+    assert result.dead == 3
+    stored = dead_letters(conn, 10)
+    assert sorted(stored["raw"]) == ['{"a": "b"}'] * 3

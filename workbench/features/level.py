@@ -13,7 +13,7 @@ the rows with a known value, grouped by hash(entity, value) and sorted the same 
 
 Levels are immutable once built: :meth:`Level.build` sorts a batch, :meth:`Level.merge` merges
 two levels in linear time (both inputs are sorted runs, so numpy's stable sort — timsort —
-only merges them), and :meth:`Level.select` drops evicted rows and compacts the code spaces.
+only merges them) and may drop evicted rows on the way, compacting the code spaces.
 """
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ class Level:
             self.cache[name] = build()
         return self.cache[name]
 
-    def prefix(self, name: str, values_fn) -> np.ndarray:
+    def prefix(self, name: object, values_fn) -> np.ndarray:
         """Prefix sums (length n + 1, int64) of per-row values, cached under ``name``."""
 
         def build():

@@ -2,8 +2,9 @@
 
 This is the only module that knows streamz. The graph is built inside the worker's own
 asyncio loop (``Stream(asynchronous=True)``) and each batch is pushed with an awaited
-``emit``, so a slow or unreachable database holds the source back instead of piling batches
-up in memory: at most one batch is in flight.
+``emit``. The store node lets one write run (in a thread) while the next batch is scored,
+and no more: a slow or unreachable database holds the source back instead of piling batches
+up in memory (at most two batches are held).
 
 A node never lets an exception escape (streamz would stop the whole stream): a batch that
 cannot be scored becomes dead letters with the reason; a write that fails is retried with
@@ -19,13 +20,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pandas as pd
 from streamz import Stream
 
 from workbench.pipeline.stats import PipelineStats
 from workbench.pipeline.writer import RetryingWriter
 from workbench.scoring.detector import Detector
-from workbench.scoring.result import ScoredBatch
+from workbench.scoring.result import ScoredBatch, as_dead_letters
 from workbench.sources.base import Pacer, Source, SourceBatch
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class Pipeline:
         self.stats = writer.stats
         self.before_batch = before_batch
         self._stop: asyncio.Event | None = None  # created inside the loop, in run()
+        self._pending: asyncio.Future | None = None
 
     def stop(self) -> None:
         """Ask the worker to finish the batch in flight and stop."""
@@ -68,11 +69,23 @@ class Pipeline:
             return self.detector.process(batch)
         except Exception as exc:  # a bad batch becomes data, never a stopped stream
             log.exception("scoring failed; the batch goes to dead letters")
-            return _as_dead_letters(batch, f"scoring failed: {type(exc).__name__}: {exc}")
+            return as_dead_letters(batch, f"scoring failed: {type(exc).__name__}: {exc}")
 
     async def _store(self, scored: ScoredBatch) -> None:
+        # Wait for the previous write, then start this one and return: the next batch is read
+        # and scored while this one is written. Writes (and acks) stay in order and at most
+        # two batches are held at once.
+        await self._drain()
+        self._pending = asyncio.ensure_future(self._write_and_ack(scored))
+
+    async def _write_and_ack(self, scored: ScoredBatch) -> None:
         if await self.writer.write(scored):
             self.source.ack(scored.position)
+
+    async def _drain(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending
 
     async def run(
         self, *, duration: float | None = None, max_records: int | None = None
@@ -98,24 +111,11 @@ class Pipeline:
                 if wait:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), timeout=wait)
+            await self._drain()
         finally:
+            if self._pending is not None:  # stopped by an error: let the write in flight end
+                with contextlib.suppress(Exception):
+                    await self._drain()
             self.writer.close()
             self.source.close()
         return self.stats
-
-
-def _as_dead_letters(batch: SourceBatch, reason: str) -> ScoredBatch:
-    frame = batch.frame
-    raw = frame.astype(str).to_json(orient="records", lines=True).splitlines() if len(frame) else []
-    dead = pd.concat(
-        [batch.dead, pd.DataFrame({"raw": pd.Series(raw, dtype="str"), "reason": reason})],
-        ignore_index=True,
-    )
-    empty = frame.iloc[0:0]
-    return ScoredBatch(
-        frame=empty,
-        hits=pd.DataFrame({"row": [], "rule_id": [], "points": []}),
-        dead=dead,
-        position=batch.position,
-        created_at=batch.created_at,
-    )

@@ -1,9 +1,11 @@
 """The store node's writer: one committed database transaction per batch, retried until done.
 
-When the database is unreachable or a write fails, the same batch is written again after a
-backoff (0.2 s doubling to 10 s) on a fresh connection. Writes are idempotent on
-``(tx_id, ts)``, so a batch whose commit succeeded but whose answer was lost is stored once.
-Meanwhile the pipeline pulls nothing from its source: memory stays bounded.
+When the database is unreachable or drops the connection (:class:`DatabaseUnavailable`), the
+same batch is written again after a backoff (0.2 s doubling to 10 s) on a fresh connection.
+Writes are idempotent on ``(tx_id, ts)``, so a batch whose commit succeeded but whose answer
+was lost is stored once. Meanwhile the pipeline pulls nothing from its source: memory stays
+bounded. A batch the database refuses for its data (any other error) would fail forever:
+its rows are stored as dead letters with the reason instead, and the stream goes on.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import asyncio
 import logging
 import time
 
-from workbench.errors import StorageError
+from workbench.errors import DatabaseUnavailable
 from workbench.pipeline.stats import PipelineStats
-from workbench.scoring.result import ScoredBatch
+from workbench.scoring.result import ScoredBatch, as_dead_letters
 from workbench.storage import WriteResult, connect, retention, write_batch
 
 log = logging.getLogger(__name__)
@@ -90,7 +92,7 @@ class RetryingWriter:
         while True:
             try:
                 result = await asyncio.to_thread(self._write_sync, scored)
-            except StorageError as exc:
+            except DatabaseUnavailable as exc:
                 self.stats.db_failures += 1
                 self.stats.waiting_for_db = True
                 log.warning("write failed, retrying in %.1fs: %s", backoff, exc)
@@ -99,6 +101,13 @@ class RetryingWriter:
                     return False
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
+                continue
+            except Exception as exc:  # refused for its data: retrying cannot help
+                if not len(scored.frame):
+                    raise  # even the dead letters were refused: nothing left to degrade to
+                log.exception("batch refused by the database; its rows become dead letters")
+                self._drop_connection()  # its session state is unknown after the failure
+                scored = as_dead_letters(scored, f"refused by the database: {exc}")
                 continue
             self.stats.waiting_for_db = False
             self.last_result = result

@@ -33,3 +33,39 @@ class ScoredBatch:
     @property
     def records(self) -> int:
         return len(self.frame) + len(self.dead)
+
+
+def as_dead_letters(batch, reason: str) -> ScoredBatch:
+    """The same records as dead letters with ``reason`` (a batch that cannot be stored).
+
+    ``batch`` is a :class:`ScoredBatch` or a source batch (anything with ``frame``, ``dead``,
+    ``position`` and ``created_at``).
+    """
+    frame = batch.frame
+    raw = frame.astype(str).to_json(orient="records", lines=True).splitlines() if len(frame) else []
+    dead = pd.concat(
+        [
+            batch.dead,
+            pd.DataFrame(
+                {
+                    "raw": pd.Series(raw, dtype="str"),
+                    "reason": pd.Series([reason] * len(raw), dtype="str"),
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    empty = frame.iloc[0:0].copy()
+    for column, dtype in (("risk_score", "float64"), ("band", "str"), ("rule_set_version", "str")):
+        if column not in empty.columns:
+            empty[column] = pd.Series([], dtype=dtype)
+    hits = pd.DataFrame(
+        {
+            "row": pd.Series([], dtype="int64"),
+            "rule_id": pd.Series([], dtype="str"),
+            "points": pd.Series([], dtype="float64"),
+        }
+    )
+    return ScoredBatch(
+        frame=empty, hits=hits, dead=dead, position=batch.position, created_at=batch.created_at
+    )

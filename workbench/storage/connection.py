@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 import psycopg
 from psycopg import conninfo
 
-from workbench.errors import StorageError
+from workbench.errors import DatabaseUnavailable, StorageError
 
 URL_VARIABLE = "WORKBENCH_DATABASE_URL"
 
@@ -88,7 +88,7 @@ def connect(dsn: str, *, autocommit: bool = True, connect_timeout: int = 10) -> 
     try:
         return psycopg.connect(conninfo.make_conninfo(dsn, **extra), autocommit=autocommit)
     except psycopg.Error as exc:
-        raise StorageError(
+        raise DatabaseUnavailable(
             f"cannot connect to PostgreSQL at {describe(dsn)}: {one_line(exc)}"
         ) from exc
 
@@ -100,9 +100,14 @@ async def connect_async(dsn: str, *, autocommit: bool = True) -> psycopg.AsyncCo
             dsn, autocommit=autocommit, application_name="workbench"
         )
     except psycopg.Error as exc:
-        raise StorageError(
+        raise DatabaseUnavailable(
             f"cannot connect to PostgreSQL at {describe(dsn)}: {one_line(exc)}"
         ) from exc
+
+
+def unavailable(exc: BaseException) -> bool:
+    """True for driver errors that mean "the server or the connection is gone"."""
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 _PREFIXES = re.compile(r"^(connection failed|connection is bad):\s*", re.IGNORECASE)
@@ -129,7 +134,8 @@ def storage_errors(action: str) -> Iterator[None]:
     try:
         yield
     except psycopg.Error as exc:
-        raise StorageError(f"{action}: {one_line(exc)}") from exc
+        kind = DatabaseUnavailable if unavailable(exc) else StorageError
+        raise kind(f"{action}: {one_line(exc)}") from exc
 
 
 def require_idle(conn: psycopg.Connection, action: str) -> None:

@@ -29,11 +29,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from workbench.errors import ConfigError, StorageError
+from workbench.errors import ConfigError, DatabaseUnavailable, StorageError
 from workbench.schema import COLUMNS, NAMES
 from workbench.scoring.result import BANDS, ScoredBatch
 from workbench.storage import alerting, notify, partitions
-from workbench.storage.connection import one_line, require_idle
+from workbench.storage.connection import one_line, require_idle, unavailable
 
 _SCORE_COLUMNS = ("risk_score", "band", "rule_set_version")
 _PG_TYPES = {"str": "text", "timestamp": "bigint", "float": "double precision", "bool": "boolean"}
@@ -174,7 +174,8 @@ def write_batch(
         except psycopg.Error as exc:
             _staged.discard(conn)
             partitions.forget(conn)
-            raise StorageError(f"cannot write batch: {one_line(exc)}") from exc
+            kind = DatabaseUnavailable if unavailable(exc) else StorageError
+            raise kind(f"cannot write batch: {one_line(exc)}") from exc
     raise AssertionError("unreachable")
 
 
@@ -333,6 +334,10 @@ def _dead_table(dead: pd.DataFrame, source: str, worker: str) -> pa.Table:
 
 def _arrow(series: pd.Series) -> pa.Array:
     array = pa.array(series, from_pandas=True)  # NaN -> null
+    if isinstance(array, pa.ChunkedArray):
+        # pyarrow's CSV writer garbles a chunked column whose first chunk is empty (seen with
+        # pyarrow 26: NUL bytes instead of text), so always hand it one contiguous array.
+        array = array.combine_chunks()
     if pa.types.is_large_string(array.type) or pa.types.is_string(array.type):
         # PostgreSQL text cannot hold NUL: one bad byte must not sink the whole batch.
         if pc.any(pc.match_substring(array, "\x00")).as_py():
