@@ -169,8 +169,15 @@ def test_text_columns_made_of_several_chunks_are_written_intact(conn, make_batch
 
     scored = make_batch(2, prefix="chunk")
     scored.dead = pd.concat(
-        [scored.dead, pd.DataFrame({"raw": pd.Series(['{"a": "b"}'] * 3, dtype="str"),
-                                    "reason": pd.Series(["why"] * 3, dtype="str")})],
+        [
+            scored.dead,
+            pd.DataFrame(
+                {
+                    "raw": pd.Series(['{"a": "b"}'] * 3, dtype="str"),
+                    "reason": pd.Series(["why"] * 3, dtype="str"),
+                }
+            ),
+        ],
         ignore_index=True,
     )
     result = write_batch(conn, scored)
