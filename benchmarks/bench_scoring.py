@@ -45,7 +45,7 @@ def hand_numpy(f: dict[str, np.ndarray], amount: np.ndarray, risky: np.ndarray) 
             (amount > 1000)
             & (amount > 8 * np.where(np.isnan(f["cust_avg_30d"]), 100, f["cust_avg_30d"])),
             (f["card_tx_30d"] >= 5)
-            & (amount > 3.5 * f["card_avg_30d"])
+            & (amount > 4 * f["card_avg_30d"])
             & (amount > 4 * f["cust_std_30d"] + f["cust_avg_30d"]),
             (f["terminal_fraud_28d"] >= 2) & (f["terminal_fraud_rate_28d"] >= 0.3),
             (amount < 3) & (f["card_tx_10m"] >= 2),
