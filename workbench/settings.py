@@ -156,7 +156,6 @@ SETTINGS: tuple[Setting, ...] = (
         lambda t: _non_negative(int(t)),
     ),
     Setting("worker_id", "str", "", "Name of this pipeline worker (default: host:pid).", str),
-    Setting("dashboard_port", "int", 5006, "Port of the dashboard (panel serve).", _positive(int)),
     Setting(
         "log_level",
         "str",
