@@ -17,8 +17,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
 
 from streamz import Stream
 
@@ -41,14 +39,12 @@ class Pipeline:
         writer: RetryingWriter,
         *,
         rate: float | None = None,
-        before_batch: Callable[[], Any] | None = None,
     ) -> None:
         self.source = source
         self.detector = detector
         self.writer = writer
         self.rate = rate
         self.stats = writer.stats
-        self.before_batch = before_batch
         self._stop: asyncio.Event | None = None  # created inside the loop, in run()
         self._pending: asyncio.Future | None = None
 
@@ -101,8 +97,6 @@ class Pipeline:
                     break
                 if max_records is not None and self.stats.records >= max_records:
                     break
-                if self.before_batch is not None:
-                    self.before_batch()
                 batch = self.source.next_batch()
                 if batch is None:
                     break

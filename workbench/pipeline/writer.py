@@ -53,9 +53,6 @@ class RetryingWriter:
         self._newest_ts = None
         self._retention_due = 0.0
 
-    def set_alert_policy(self, min_band: str, dedup_s: float) -> None:
-        self.alert_min_band, self.alert_dedup_s = min_band, dedup_s
-
     def _write_sync(self, scored: ScoredBatch) -> WriteResult:
         if self._conn is None or self._conn.closed:
             self._conn = connect(self.dsn)
