@@ -53,10 +53,11 @@ class PipelineStats:
         """Records per second over the last few seconds of commits."""
         now = time.monotonic()
         recent = [(t, n) for t, n in self._recent if now - t <= 5.0]
-        if not recent:
+        if len(recent) < 2:
             return 0.0
+        # The oldest commit only opens the interval: its rows were made before it.
         span = max(now - recent[0][0], 1.0)
-        return sum(n for _, n in recent) / span
+        return sum(n for _, n in recent[1:]) / span
 
     def latency_ms(self, q: float) -> float:
         """Quantile ``q`` of batch latency (creation to commit), in milliseconds."""
