@@ -157,6 +157,21 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("worker_id", "str", "", "Name of this pipeline worker (default: host:pid).", str),
     Setting(
+        "dashboard_port",
+        "int",
+        5006,
+        "Port of the dashboard served by `workbench up` (0 picks a free port).",
+        lambda t: _port(int(t)),
+    ),
+    Setting(
+        "dashboard_address",
+        "str",
+        "127.0.0.1",
+        "Address the dashboard of `workbench up` listens on (0.0.0.0: every interface; the "
+        "dashboard has no login, so only on a trusted network).",
+        str,
+    ),
+    Setting(
         "log_level",
         "str",
         "INFO",
@@ -164,6 +179,12 @@ SETTINGS: tuple[Setting, ...] = (
         lambda t: _choice(t.upper(), ("DEBUG", "INFO", "WARNING", "ERROR")),
     ),
 )
+
+
+def _port(value: int) -> int:
+    if not 0 <= value <= 65535:
+        raise ValueError(f"must be a port number (0-65535), got {value}")
+    return value
 
 
 def _non_negative(value: int) -> int:

@@ -36,8 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     up = sub.add_parser(
         "up",
-        help="Start everything: database (embedded unless configured), "
-        "migrations and a pipeline on the simulator, with a live status line.",
+        help="Start everything: database (embedded unless configured), migrations, a "
+        "pipeline worker on the simulator and the dashboard.",
     )
     _common(up)
     up.set_defaults(run=run_up)
@@ -81,13 +81,10 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_up(args: argparse.Namespace, settings: Settings) -> int:
-    settings = _settings(args, settings)
-    with database(settings) as dsn:
-        print(f"database ready; rules from {settings.rules_dir}/; Ctrl-C stops", flush=True)
-        pipeline = build_pipeline(settings, dsn, rate=settings.rate)
-        stats = _run(pipeline, args.duration, print_status)
-    _summary(stats)
-    return 0
+    """Database, a pipeline worker in its own process, and the dashboard in this one."""
+    from workbench.cli.up_cmd import up
+
+    return up(_settings(args, settings), duration=args.duration)
 
 
 def mapping_from_args(values: list[str]):

@@ -9,12 +9,14 @@ Modules, one per noun:
 - :mod:`~workbench.storage.writer`      ``write_batch``: one transaction per scored batch;
 - :mod:`~workbench.storage.alerting`    set-based alert opening/attaching inside that write;
 - :mod:`~workbench.storage.notify`      the < 8000-byte ``pg_notify`` batch summary;
+- :mod:`~workbench.storage.listen`      ``Listener``: LISTEN for those summaries;
 - :mod:`~workbench.storage.queries`     read API returning pandas DataFrames.
 
 Importing this package connects to nothing.
 """
 
 from workbench.storage.connection import connect, connect_async, describe, resolve_dsn
+from workbench.storage.listen import Listener
 from workbench.storage.migrations import MIGRATIONS, reset, status, upgrade
 from workbench.storage.notify import CHANNEL, decode_payload
 from workbench.storage.partitions import ensure_partitions, list_partitions, retention
@@ -25,18 +27,25 @@ from workbench.storage.queries import (
     card_history,
     counts,
     dead_letters,
+    last_rule_set,
     load_hits,
     load_transactions,
+    open_alert_count,
+    pipeline_totals,
     recent_transactions,
     record_rule_set,
+    rule_set_files,
     rule_set_history,
     set_disposition,
+    time_bounds,
+    transaction,
 )
 from workbench.storage.writer import WriteResult, write_batch
 
 __all__ = [
     "CHANNEL",
     "MIGRATIONS",
+    "Listener",
     "WriteResult",
     "alert_hits",
     "alerts",
@@ -49,17 +58,23 @@ __all__ = [
     "decode_payload",
     "describe",
     "ensure_partitions",
+    "last_rule_set",
     "list_partitions",
     "load_hits",
     "load_transactions",
+    "open_alert_count",
+    "pipeline_totals",
     "recent_transactions",
     "record_rule_set",
     "reset",
     "resolve_dsn",
     "retention",
+    "rule_set_files",
     "rule_set_history",
     "set_disposition",
     "status",
+    "time_bounds",
+    "transaction",
     "upgrade",
     "write_batch",
 ]

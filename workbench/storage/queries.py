@@ -137,10 +137,22 @@ def bucketed(
     return _fetch(conn, query, params, "cannot read bucketed statistics")
 
 
-def alerts(conn: psycopg.Connection, status: str | None = None, limit: int = 100) -> pd.DataFrame:
-    """Alerts, newest first; only ``status`` ('open' or 'closed') when given."""
+def alerts(
+    conn: psycopg.Connection,
+    status: str | None = None,
+    limit: int = 100,
+    *,
+    alert_id: int | None = None,
+) -> pd.DataFrame:
+    """Alerts, newest first; only ``status`` ('open' or 'closed') or the one ``alert_id``
+    when given."""
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in _ALERT_COLUMNS)
-    where = sql.SQL("WHERE status = {}").format(sql.Literal(status)) if status else sql.SQL("")
+    conditions = []
+    if status:
+        conditions.append(sql.SQL("status = {}").format(sql.Literal(status)))
+    if alert_id is not None:
+        conditions.append(sql.SQL("id = {}").format(sql.Literal(int(alert_id))))
+    where = sql.SQL("WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
     query = sql.SQL("SELECT {} FROM alerts {} ORDER BY id DESC LIMIT %s").format(cols, where)
     return _fetch(conn, query, (int(limit),), "cannot read alerts")
 
@@ -240,6 +252,70 @@ def counts(conn: psycopg.Connection, *, estimate: bool = False) -> dict[str, int
         row = conn.execute(query).fetchone()
     keys = ("stored", "dead", "alerts_open", "alerts_closed", "rule_sets", "batches", "partitions")
     return dict(zip(keys, (int(v) for v in row), strict=True))  # type: ignore[union-attr]
+
+
+def open_alert_count(conn: psycopg.Connection) -> int:
+    """How many alerts are open (served by the partial index on open alerts)."""
+    with storage_errors("cannot count open alerts"), reading(conn):
+        row = conn.execute("SELECT count(*) FROM alerts WHERE status = 'open'").fetchone()
+    return int(row[0])  # type: ignore[index]
+
+
+def last_rule_set(conn: psycopg.Connection) -> dict[str, Any] | None:
+    """The newest rule-set load without its files: id, version, created_at, author, status,
+    error; None when no rule set was ever loaded."""
+    query = (
+        "SELECT id, version, created_at, author, status, error FROM rule_sets"
+        " ORDER BY id DESC LIMIT 1"
+    )
+    with storage_errors("cannot read the last rule-set load"), reading(conn):
+        cur = conn.execute(query)
+        row = cur.fetchone()
+        names = [d.name for d in cur.description or ()]
+    return None if row is None else dict(zip(names, row, strict=True))
+
+
+def transaction(conn: psycopg.Connection, tx_id: str, ts: datetime) -> pd.DataFrame:
+    """The stored transaction ``(tx_id, ts)`` as a one-row frame (empty when absent)."""
+    query = sql.SQL("SELECT {} FROM transactions WHERE ts = %s AND tx_id = %s").format(_TX_SELECT)
+    return _fetch(conn, query, (ts, tx_id), "cannot read transaction")
+
+
+def rule_set_files(conn: psycopg.Connection, version: str) -> dict[str, str] | None:
+    """The YAML files (name -> text) of the newest accepted load of rule-set ``version``."""
+    query = (
+        "SELECT files FROM rule_sets WHERE version = %s AND status = 'accepted'"
+        " ORDER BY id DESC LIMIT 1"
+    )
+    with storage_errors("cannot read rule-set files"), reading(conn):
+        row = conn.execute(query, (version,)).fetchone()
+    return None if row is None else {str(k): str(v) for k, v in row[0].items()}
+
+
+def time_bounds(conn: psycopg.Connection) -> tuple[datetime, datetime] | None:
+    """Event times of the oldest and newest stored transaction; None when there are none."""
+    with storage_errors("cannot read the stored time range"), reading(conn):
+        row = conn.execute("SELECT min(ts), max(ts) FROM transactions").fetchone()
+    return None if row is None or row[0] is None else (row[0], row[1])
+
+
+def pipeline_totals(conn: psycopg.Connection) -> dict[str, Any]:
+    """Totals over every committed batch (from ``pipeline_stats``): ``stored``, ``dead``,
+    ``alerts_opened``, ``batches`` and ``last_commit`` (None before the first batch)."""
+    query = (
+        "SELECT coalesce(sum(stored), 0), coalesce(sum(dead), 0),"
+        " coalesce(sum(alerts_opened), 0), count(*), max(committed_at) FROM pipeline_stats"
+    )
+    with storage_errors("cannot read pipeline totals"), reading(conn):
+        row = conn.execute(query).fetchone()
+    stored, dead, opened, batches, last = row  # type: ignore[misc]
+    return {
+        "stored": int(stored),
+        "dead": int(dead),
+        "alerts_opened": int(opened),
+        "batches": int(batches),
+        "last_commit": last,
+    }
 
 
 def load_transactions(conn: psycopg.Connection, start: datetime, end: datetime) -> pd.DataFrame:

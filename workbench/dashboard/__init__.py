@@ -1,0 +1,12 @@
+"""Live Panel dashboards: a hub per server process, views built per browser session.
+
+- :mod:`~workbench.dashboard.hub`      bounded aggregates of the pipeline's batch summaries;
+- :mod:`~workbench.dashboard.feed`     the thread that LISTENs and keeps the hub current;
+- :mod:`~workbench.dashboard.server`   the process's hub singleton and ``serve`` for ``up``;
+- :mod:`~workbench.dashboard.session`  one session: pages and the periodic pull;
+- :mod:`~workbench.dashboard.live`, :mod:`~workbench.dashboard.alerts_page`,
+  :mod:`~workbench.dashboard.history`  the three pages;
+- ``app.py`` / ``startup.py``          what ``panel serve`` runs.
+
+Importing this package starts nothing.
+"""

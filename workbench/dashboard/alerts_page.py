@@ -1,0 +1,312 @@
+"""The alerts page of one session: the open-alert queue, one alert explained, dispositions.
+
+Selecting an alert shows its transaction, every transaction attached to it, the card's recent
+history and every rule that fired with its points and what the rule says (from the rule-set
+version that scored it, as stored in ``rule_sets``). The three buttons close the alert with
+the analyst's verdict, stored in PostgreSQL with the user and time (``alerts.disposition``,
+``assignee``, ``closed_at``), where backtests and notebooks read it back as labels.
+
+Database calls run in a worker thread (``asyncio.to_thread``), so a slow or absent database
+never blocks the server's event loop or other sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import getpass
+import logging
+import time
+from typing import Any
+
+import pandas as pd
+import panel as pn
+
+from workbench.dashboard.parts import read_only_table, schedule
+from workbench.errors import RuleError, RuleSetError, WorkbenchError
+from workbench.rules import parse_rules
+from workbench.storage import (
+    alert_hits,
+    alerts,
+    card_history,
+    connect,
+    rule_set_files,
+    set_disposition,
+    transaction,
+)
+
+log = logging.getLogger(__name__)
+
+QUEUE_ROWS = 200
+HISTORY_ROWS = 50
+REFRESH_MIN_S = 3.0  # the queue reloads at most this often when the open-alert count moves
+DISPOSITIONS = {
+    "confirmed_fraud": ("Confirmed fraud", "danger"),
+    "false_positive": ("False positive", "success"),
+    "valuable": ("Valuable alert", "primary"),
+}
+QUEUE_COLUMNS = ["id", "opened", "card_id", "risk_score", "band", "hit_count", "rules"]
+
+
+class AlertsView:
+    """Queue, explanation and disposition buttons for one session."""
+
+    def __init__(self, dsn: str, user: str | None = None) -> None:
+        self.dsn = dsn
+        self.selected: dict[str, Any] | None = None
+        self._open_count: int | None = None
+        self._last_refresh = 0.0
+        self.queue = read_only_table(_queue_rows(pd.DataFrame()), "alert-queue", 420, selectable=1)
+        self.queue.param.watch(self._on_selection, "selection")
+        self.refresh_button = pn.widgets.Button(label="Refresh", color="light", width=100)
+        self.refresh_button.on_click(lambda _e: schedule(self.refresh))
+        self.user = pn.widgets.TextInput(
+            label="Analyst", value=user or pn.state.user or getpass.getuser(), width=200
+        )
+        self.notes = pn.widgets.TextAreaInput(label="Notes", height=70, sizing_mode="stretch_width")
+        self.buttons = {}
+        for disposition, (label, kind) in DISPOSITIONS.items():
+            button = pn.widgets.Button(label=label, color=kind, disabled=True, width=150)
+            button.on_click(functools.partial(self._on_close, disposition))
+            self.buttons[disposition] = button
+        self.summary = pn.pane.Markdown(
+            "Select an alert in the queue.", css_classes=["alert-summary"]
+        )
+        self.message = pn.pane.Markdown("", css_classes=["alert-message"])
+        self.explanation = read_only_table(
+            pd.DataFrame(columns=["rule", "points", "description", "when"]),
+            "alert-explanation",
+            220,
+        )
+        self.attached = read_only_table(
+            pd.DataFrame(columns=["time", "tx_id", "risk_score", "band", "rules"]),
+            "alert-attached",
+            180,
+        )
+        self.card = read_only_table(pd.DataFrame(columns=_CARD_COLUMNS), "card-history", 260)
+        self.panel = pn.Row(
+            pn.Column(
+                pn.Row("### Open alerts", self.refresh_button),
+                self.queue,
+                sizing_mode="stretch_width",
+            ),
+            pn.Column(
+                self.summary,
+                pn.Row(self.user, *self.buttons.values()),
+                self.notes,
+                self.message,
+                "#### Why it fired",
+                self.explanation,
+                "#### Transactions attached to this alert",
+                self.attached,
+                "#### The card's recent history",
+                self.card,
+                sizing_mode="stretch_width",
+            ),
+            sizing_mode="stretch_width",
+        )
+
+    # -- scheduling ---------------------------------------------------------------------
+
+    def note_open_alerts(self, count: int) -> None:
+        """Called by the live pull: reload the queue when the open-alert count moved."""
+        now = time.monotonic()
+        if count != self._open_count and now - self._last_refresh >= REFRESH_MIN_S:
+            self._open_count = count
+            self._last_refresh = now
+            schedule(self.refresh)
+
+    # -- actions ------------------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        try:
+            frame = await asyncio.to_thread(self._read_queue)
+        except WorkbenchError as exc:
+            self.message.object = f"**Cannot load alerts:** {exc}"
+            return
+        rows = _queue_rows(frame)
+        keep = [] if self.selected is None else rows.index[rows["id"] == int(self.selected["id"])]
+        with pn.io.hold():
+            self.queue.value = rows
+            self.queue.selection = list(keep[:1])
+
+    async def select(self, alert_id: int, *, keep_message: bool = False) -> None:
+        try:
+            detail = await asyncio.to_thread(self._read_detail, int(alert_id))
+        except WorkbenchError as exc:
+            self.message.object = f"**Cannot load alert {alert_id}:** {exc}"
+            return
+        if detail is None:
+            self.message.object = f"Alert {alert_id} no longer exists."
+            return
+        self.selected = detail["alert"]
+        with pn.io.hold():
+            self.summary.object = _summary_markdown(detail["alert"], detail["transaction"])
+            self.explanation.value = detail["explanation"]
+            self.attached.value = detail["attached"]
+            self.card.value = detail["card"]
+            if not keep_message:
+                self.message.object = ""
+            is_open = detail["alert"]["status"] == "open"
+            for button in self.buttons.values():
+                button.disabled = not is_open
+
+    async def close(self, disposition: str) -> None:
+        if self.selected is None:
+            return
+        alert_id = int(self.selected["id"])
+        user = self.user.value.strip() or "analyst"
+        notes = self.notes.value.strip() or None
+        try:
+            await asyncio.to_thread(self._write_disposition, alert_id, disposition, user, notes)
+        except WorkbenchError as exc:
+            self.message.object = f"**Not saved:** {exc}"
+            return
+        label = DISPOSITIONS[disposition][0]
+        self.message.object = f"Alert {alert_id} closed as **{label}** by {user}."
+        for button in self.buttons.values():
+            button.disabled = True
+        self.notes.value = ""
+        await self.refresh()
+        await self.select(alert_id, keep_message=True)
+
+    # -- callbacks ----------------------------------------------------------------------
+
+    def _on_selection(self, event) -> None:
+        rows = event.new
+        frame = self.queue.value
+        if not rows or rows[0] >= len(frame):
+            return
+        alert_id = int(frame.iloc[rows[0]]["id"])
+        if self.selected is not None and int(self.selected["id"]) == alert_id:
+            return  # the same alert, re-selected after the queue reloaded
+        schedule(functools.partial(self.select, alert_id))
+
+    def _on_close(self, disposition: str, _event) -> None:
+        schedule(functools.partial(self.close, disposition))
+
+    # -- database (worker threads) ------------------------------------------------------
+
+    def _read_queue(self) -> pd.DataFrame:
+        with connect(self.dsn, connect_timeout=5) as conn:
+            return alerts(conn, status="open", limit=QUEUE_ROWS)
+
+    def _read_detail(self, alert_id: int) -> dict[str, Any] | None:
+        with connect(self.dsn, connect_timeout=5) as conn:
+            frame = alerts(conn, limit=1, alert_id=alert_id)
+            if frame.empty:
+                return None
+            found = frame.iloc[0].to_dict()
+            hits = alert_hits(conn, alert_id)
+            tx = transaction(conn, found["tx_id"], found["ts"])
+            card = card_history(conn, found["card_id"], limit=HISTORY_ROWS)
+            rules = _rule_texts(conn, found.get("rule_set_version"))
+        return {
+            "alert": found,
+            "transaction": tx,
+            "explanation": explanation(found.get("rules") or {}, rules),
+            "attached": _attached_rows(hits),
+            "card": _card_rows(card),
+        }
+
+    def _write_disposition(self, alert_id: int, disposition: str, user: str, notes) -> None:
+        with connect(self.dsn, connect_timeout=5) as conn:
+            set_disposition(conn, alert_id, disposition, user, notes)
+
+
+def explanation(points: dict[str, float], rules: dict[str, Any]) -> pd.DataFrame:
+    """Every rule that fired with its points (largest first), description and condition."""
+    rows = sorted(points.items(), key=lambda kv: -float(kv[1] or 0))
+    return pd.DataFrame(
+        {
+            "rule": [r for r, _ in rows],
+            "points": [float(p) for _, p in rows],
+            "description": [getattr(rules.get(r), "description", "") for r, _ in rows],
+            "when": [getattr(rules.get(r), "when", "") for r, _ in rows],
+        }
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_rules(version: str, files: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    try:
+        ruleset = parse_rules(dict(files))
+    except (RuleError, RuleSetError) as exc:
+        log.warning("rule set %s no longer parses: %s", version, exc)
+        return {}
+    return {rule.id: rule for rule in ruleset.rules}
+
+
+def _rule_texts(conn, version: str | None) -> dict[str, Any]:
+    if not version:
+        return {}
+    files = rule_set_files(conn, version)
+    return _parsed_rules(version, tuple(sorted(files.items()))) if files else {}
+
+
+_CARD_COLUMNS = ["time", "amount", "merchant_category", "country", "channel", "risk_score", "band"]
+
+
+def _time(series: pd.Series) -> pd.Series:
+    return series.dt.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _queue_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        return pd.DataFrame(columns=QUEUE_COLUMNS)
+    return pd.DataFrame(
+        {
+            "id": frame["id"].astype("int64"),
+            "opened": _time(frame["ts"]),
+            "card_id": frame["card_id"],
+            "risk_score": frame["risk_score"].round(1),
+            "band": frame["band"],
+            "hit_count": frame["hit_count"].astype("int64"),
+            "rules": [", ".join(sorted(r or {})) for r in frame["rules"]],
+        }
+    )
+
+
+def _attached_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "time": _time(frame["ts"]) if not frame.empty else [],
+            "tx_id": frame["tx_id"] if not frame.empty else [],
+            "risk_score": frame["risk_score"].round(1) if not frame.empty else [],
+            "band": frame["band"] if not frame.empty else [],
+            "rules": [", ".join(sorted(r or {})) for r in frame["rules"]],
+        }
+    )
+
+
+def _card_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty:
+        return pd.DataFrame(columns=_CARD_COLUMNS)
+    out = frame[_CARD_COLUMNS[1:]].copy()
+    out.insert(0, "time", _time(frame["ts"]))
+    out["amount"] = out["amount"].round(2)
+    out["risk_score"] = out["risk_score"].round(1)
+    return out.reset_index(drop=True)
+
+
+def _summary_markdown(alert: dict[str, Any], tx: pd.DataFrame) -> str:
+    lines = [
+        f"### Alert {alert['id']} — {alert['status']}"
+        + (
+            f" ({alert['disposition']} by {alert['assignee']})"
+            if isinstance(alert.get("disposition"), str)
+            else ""
+        ),
+        f"Card **{alert['card_id']}**, risk score **{alert['risk_score']:.1f}** ({alert['band']}), "
+        f"{int(alert['hit_count'])} transaction(s) attached, "
+        f"rule set `{alert['rule_set_version']}`.",
+    ]
+    if not tx.empty:
+        t = tx.iloc[0]
+        lines.append(
+            f"Transaction `{t['tx_id']}` at {t['ts']:%Y-%m-%d %H:%M:%S}: amount "
+            f"**{t['amount']:,.2f} {t['currency']}**, merchant {t['merchant_category']} "
+            f"(terminal {t['terminal_id']}), {t['country']}, {t['channel']}, "
+            f"device {t['device_id']}."
+        )
+    return "\n\n".join(lines)

@@ -1,0 +1,110 @@
+"""The feed: one thread per server process that keeps the hub up to date from PostgreSQL.
+
+It LISTENs for the pipeline's batch summaries (pushed within milliseconds of each commit),
+and after each burst runs a few small queries shared by every session: the newest stored
+transactions, the number of open alerts and the newest rule-set load. When the database goes
+away it reports so in the hub's health, waits and reconnects; sessions keep showing the last
+numbers meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from workbench.dashboard.hub import TRANSACTIONS, Hub
+from workbench.errors import StorageError
+from workbench.storage import (
+    Listener,
+    connect,
+    decode_payload,
+    last_rule_set,
+    open_alert_count,
+    pipeline_totals,
+    recent_transactions,
+)
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.2  # longest wait for notifications before the feed looks at its stop flag
+REFRESH_S = 0.5  # shortest interval between the shared queries while batches arrive
+IDLE_REFRESH_S = 5.0  # and while none arrive (alerts closed by analysts, rule-set loads)
+RETRY_S = (0.5, 1.0, 2.0, 5.0)
+
+
+class Feed:
+    """Runs in a daemon thread: ``start()`` once, ``stop()`` at shutdown."""
+
+    def __init__(self, hub: Hub, dsn: str) -> None:
+        self.hub, self.dsn = hub, dsn
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="workbench-feed", daemon=True)
+        self.connected = threading.Event()
+
+    def start(self) -> Feed:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._session()
+                failures = 0
+            except StorageError as exc:
+                self.connected.clear()
+                self.hub.set_health(database=str(exc))
+                log.warning("dashboard feed: %s", exc)
+                self._stop.wait(RETRY_S[min(failures, len(RETRY_S) - 1)])
+                failures += 1
+            except Exception as exc:  # never let the shared feed die
+                self.connected.clear()
+                self.hub.set_health(database=f"feed error: {exc}")
+                log.exception("dashboard feed failed; restarting")
+                self._stop.wait(RETRY_S[-1])
+
+    def _session(self) -> None:
+        """One connected period: LISTEN first (so nothing committed after the totals is
+        missed), then the totals, then notifications until the connection is lost."""
+        with Listener(self.dsn) as listener, connect(self.dsn, connect_timeout=5) as conn:
+            totals = pipeline_totals(conn)
+            self.hub.start_totals(
+                totals["stored"], totals["dead"], totals["alerts_opened"], open_alert_count(conn)
+            )
+            self.hub.set_health(database="ok")
+            self.connected.set()
+            self._refresh(conn)
+            last = time.monotonic()
+            dirty = False
+            while not self._stop.is_set():
+                for payload in listener.poll(POLL_S, limit=500):
+                    try:
+                        self.hub.ingest(decode_payload(payload))
+                    except (ValueError, TypeError) as exc:
+                        log.warning("dashboard feed: unreadable summary: %s", exc)
+                    dirty = True
+                elapsed = time.monotonic() - last
+                if (dirty and elapsed >= REFRESH_S) or elapsed >= IDLE_REFRESH_S:
+                    self._refresh(conn)
+                    last, dirty = time.monotonic(), False
+
+    def _refresh(self, conn) -> None:
+        self.hub.add_transactions(recent_transactions(conn, limit=TRANSACTIONS // 2))
+        self.hub.set_open_alerts(open_alert_count(conn))
+        last = last_rule_set(conn)
+        if last is not None:
+            self.hub.set_health(
+                reload_status=last["status"],
+                reload_version=last["version"],
+                reload_error=last["error"],
+                reload_at=last["created_at"],
+            )

@@ -1,0 +1,349 @@
+"""The hub: one per server process, bounded aggregates of what the pipeline reports.
+
+The hub is fed by one thread (:class:`~workbench.dashboard.feed.Feed`) and read by every
+browser session of the process. Sessions never register anything with it: each one keeps the
+sequence number it has seen and asks for a :class:`Delta` since then, so a session that
+errors or disconnects leaves nothing behind. Every collection here has a fixed maximum
+length, so the hub's memory does not grow however long the server runs.
+
+Everything is in wall-clock time of this process (``clock``), except transaction event times.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.scoring.result import BANDS
+
+TICKS = 3600  # per-batch records kept (latency, rates, band shares)
+SECONDS = 900  # closed one-second buckets kept for the trend plots
+TRANSACTIONS = 500  # newest stored transactions kept for the live table and map
+ALERTS = 200  # newest High transactions kept for the alert feed
+RULE_WINDOW_S = 300.0  # hit rate per rule over this many seconds
+RATE_WINDOW_S = 5.0  # current tx/s over this many seconds
+LATENCY_WINDOW_S = 60.0  # latency percentiles over this many seconds
+SHARE_WINDOW_S = 600.0  # % High and mean score over this many seconds
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One committed batch, as its NOTIFY summary reported it."""
+
+    seq: int
+    at: float  # when the hub received it (epoch s)
+    rows: int
+    bands: Mapping[str, int]
+    mean_score: float
+    p95_score: float
+    latency_ms: float  # batch read by the worker -> summary received here
+    dead: int
+    alerts_opened: int
+    rule_hits: Mapping[str, int]
+    rule_set_version: str | None
+
+
+@dataclass(frozen=True)
+class Second:
+    """All batches received within one wall-clock second."""
+
+    seq: int
+    t: float  # start of the second (epoch s)
+    rows: int
+    low: int
+    medium: int
+    high: int
+    mean_score: float  # row-weighted mean of the batch means
+    p95_score: float  # the largest batch p95 of the second
+
+
+@dataclass(frozen=True)
+class Kpis:
+    processed: int = 0
+    tx_per_s: float = 0.0
+    pct_high: float = 0.0
+    open_alerts: int = 0
+    mean_score: float = math.nan
+    latency_p50_ms: float = math.nan
+    latency_p99_ms: float = math.nan
+    dead_letters: int = 0
+    alerts_opened: int = 0
+
+
+@dataclass(frozen=True)
+class Health:
+    database: str = "connecting"  # "ok" or the reason it is not
+    rule_set_version: str | None = None  # the version the pipeline scores with
+    reload_status: str | None = None  # newest rule-set load: accepted | rejected
+    reload_version: str | None = None
+    reload_error: str | None = None
+    reload_at: Any = None
+    last_batch_age_s: float = math.nan  # seconds since the last summary
+    workers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What a session needs to catch up from ``since`` to ``seq``.
+
+    ``seconds``, ``transactions`` (oldest first) and ``alerts`` (oldest first) hold only what
+    is newer than ``since`` and still kept; the rest are snapshots of the current state.
+    """
+
+    seq: int
+    kpis: Kpis
+    health: Health
+    seconds: list[Second]
+    transactions: pd.DataFrame
+    alerts: list[dict[str, Any]]
+    bands: dict[str, int]  # rows per band over SHARE_WINDOW_S
+    rule_rates: dict[str, float]  # hits per minute over RULE_WINDOW_S, largest first
+
+
+@dataclass
+class _Open:
+    t: float
+    rows: int = 0
+    bands: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BANDS, 0))
+    score_sum: float = 0.0
+    p95: float = math.nan
+
+
+class Hub:
+    """Bounded, thread-safe aggregates of batch summaries and recent rows."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._ticks: deque[Tick] = deque(maxlen=TICKS)
+        self._seconds: deque[Second] = deque(maxlen=SECONDS)
+        self._open: _Open | None = None
+        self._tx: deque[tuple[int, pd.DataFrame]] = deque()
+        self._tx_rows = 0
+        self._tx_seen: deque[str] = deque(maxlen=4 * TRANSACTIONS)
+        self._tx_seen_set: set[str] = set()
+        self._alerts: deque[tuple[int, dict[str, Any]]] = deque(maxlen=ALERTS)
+        self._processed = 0
+        self._dead = 0
+        self._alerts_opened = 0
+        self._open_alerts = 0
+        self._health = Health()
+        self._workers: deque[str] = deque(maxlen=16)
+
+    # -- writers (the feed thread) ------------------------------------------------------
+
+    def start_totals(self, stored: int, dead: int, alerts_opened: int, open_alerts: int) -> None:
+        """Totals from the database when the feed (re)connects: what happened before."""
+        with self._lock:
+            self._processed, self._dead = int(stored), int(dead)
+            self._alerts_opened, self._open_alerts = int(alerts_opened), int(open_alerts)
+            self._seq += 1
+
+    def ingest(self, summary: Mapping[str, Any]) -> None:
+        """One batch summary (a decoded NOTIFY payload)."""
+        now = self._clock()
+        rows = int(summary.get("rows") or 0)
+        created = summary.get("created_at")
+        latency = (now - float(created)) * 1000.0 if created else math.nan
+        tick_bands = {b: int((summary.get("bands") or {}).get(b, 0)) for b in BANDS}
+        with self._lock:
+            self._seq += 1
+            tick = Tick(
+                seq=self._seq,
+                at=now,
+                rows=rows,
+                bands=tick_bands,
+                mean_score=_float(summary.get("mean_score")),
+                p95_score=_float(summary.get("p95_score")),
+                latency_ms=latency,
+                dead=int(summary.get("dead") or 0),
+                alerts_opened=int(summary.get("alerts_opened") or 0),
+                rule_hits={str(k): int(v) for k, v in (summary.get("rule_hits") or {}).items()},
+                rule_set_version=summary.get("rule_set_version"),
+            )
+            self._ticks.append(tick)
+            self._add_to_second(tick)
+            self._processed += rows
+            self._dead += tick.dead
+            self._alerts_opened += tick.alerts_opened
+            self._open_alerts += tick.alerts_opened
+            worker = summary.get("worker")
+            if worker and worker not in self._workers:
+                self._workers.append(str(worker))
+            if tick.rule_set_version:
+                self._health = replace(self._health, rule_set_version=tick.rule_set_version)
+            for row in reversed(summary.get("high") or []):  # payload is newest first
+                self._alerts.append((self._seq, dict(row)))
+
+    def add_transactions(self, frame: pd.DataFrame) -> None:
+        """Newest stored rows (any order); rows already seen (by ``tx_id``) are skipped."""
+        if frame.empty:
+            return
+        seen = self._tx_seen_set  # a page of rows: a set lookup each beats Series.isin here
+        fresh = frame[[tx_id not in seen for tx_id in frame["tx_id"].tolist()]]
+        if fresh.empty:
+            return
+        fresh = fresh.sort_values(["ts", "tx_id"]).tail(TRANSACTIONS).reset_index(drop=True)
+        with self._lock:
+            self._seq += 1
+            self._tx.append((self._seq, fresh))
+            self._tx_rows += len(fresh)
+            while self._tx_rows - len(self._tx[0][1]) >= TRANSACTIONS:
+                self._tx_rows -= len(self._tx.popleft()[1])
+            for tx_id in fresh["tx_id"]:
+                if len(self._tx_seen) == self._tx_seen.maxlen:
+                    self._tx_seen_set.discard(self._tx_seen[0])
+                self._tx_seen.append(tx_id)
+                self._tx_seen_set.add(tx_id)
+
+    def set_open_alerts(self, count: int) -> None:
+        with self._lock:
+            if count != self._open_alerts:
+                self._open_alerts = int(count)
+                self._seq += 1
+
+    def set_health(self, **changes: Any) -> None:
+        """Change fields of :class:`Health` (database, reload_*)."""
+        with self._lock:
+            updated = replace(self._health, **changes)
+            if updated != self._health:
+                self._health = updated
+                self._seq += 1
+
+    # -- readers (browser sessions) -----------------------------------------------------
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    def delta(self, since: int = 0) -> Delta:
+        """Everything a session that has seen up to ``since`` needs (0: a new session)."""
+        now = self._clock()
+        with self._lock:
+            self._close_second(now)
+            ticks = list(self._ticks)
+            seconds = [s for s in self._seconds if s.seq > since]
+            chunks = [f for seq, f in self._tx if seq > since]
+            alerts = [a for seq, a in self._alerts if seq > since]
+            totals = (self._processed, self._dead, self._alerts_opened, self._open_alerts)
+            health = replace(
+                self._health,
+                last_batch_age_s=now - ticks[-1].at if ticks else math.nan,
+                workers=tuple(self._workers),
+            )
+            seq = self._seq
+        transactions = (
+            pd.concat(chunks, ignore_index=True).tail(TRANSACTIONS).reset_index(drop=True)
+            if chunks
+            else pd.DataFrame()
+        )
+        return Delta(
+            seq=seq,
+            kpis=_kpis(ticks, now, *totals),
+            health=health,
+            seconds=seconds,
+            transactions=transactions,
+            alerts=alerts[-ALERTS:],
+            bands=_bands(ticks, now),
+            rule_rates=_rule_rates(ticks, now),
+        )
+
+    # -- internals (lock held) ----------------------------------------------------------
+
+    def _add_to_second(self, tick: Tick) -> None:
+        start = math.floor(tick.at)
+        self._close_second(start)
+        if self._open is None:
+            self._open = _Open(t=start)
+        o = self._open
+        o.rows += tick.rows
+        for band, n in tick.bands.items():
+            o.bands[band] = o.bands.get(band, 0) + n
+        if tick.rows and not math.isnan(tick.mean_score):
+            o.score_sum += tick.mean_score * tick.rows
+        if not math.isnan(tick.p95_score):
+            o.p95 = tick.p95_score if math.isnan(o.p95) else max(o.p95, tick.p95_score)
+
+    def _close_second(self, now: float) -> None:
+        """Publish the open second once ``now`` is past it."""
+        o = self._open
+        if o is None or now < o.t + 1.0:
+            return
+        self._seq += 1
+        self._seconds.append(
+            Second(
+                seq=self._seq,
+                t=o.t,
+                rows=o.rows,
+                low=o.bands.get("Low", 0),
+                medium=o.bands.get("Medium", 0),
+                high=o.bands.get("High", 0),
+                mean_score=o.score_sum / o.rows if o.rows else math.nan,
+                p95_score=o.p95,
+            )
+        )
+        self._open = None
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _recent(ticks: list[Tick], now: float, window_s: float) -> list[Tick]:
+    return [t for t in ticks if t.at > now - window_s]
+
+
+def _kpis(
+    ticks: list[Tick], now: float, processed: int, dead: int, opened: int, open_alerts: int
+) -> Kpis:
+    rate = sum(t.rows for t in _recent(ticks, now, RATE_WINDOW_S)) / RATE_WINDOW_S
+    share = _recent(ticks, now, SHARE_WINDOW_S)
+    rows = sum(t.rows for t in share)
+    high = sum(t.bands.get("High", 0) for t in share)
+    scored = [(t.mean_score, t.rows) for t in share if t.rows and not math.isnan(t.mean_score)]
+    weight = sum(n for _, n in scored)
+    latencies = np.array(
+        [t.latency_ms for t in _recent(ticks, now, LATENCY_WINDOW_S)], dtype=np.float64
+    )
+    latencies = latencies[~np.isnan(latencies)]
+    p50, p99 = np.percentile(latencies, [50, 99]) if latencies.size else (math.nan, math.nan)
+    return Kpis(
+        processed=processed,
+        tx_per_s=rate,
+        pct_high=100.0 * high / rows if rows else 0.0,
+        open_alerts=open_alerts,
+        mean_score=sum(m * n for m, n in scored) / weight if weight else math.nan,
+        latency_p50_ms=float(p50),
+        latency_p99_ms=float(p99),
+        dead_letters=dead,
+        alerts_opened=opened,
+    )
+
+
+def _bands(ticks: list[Tick], now: float) -> dict[str, int]:
+    out = dict.fromkeys(BANDS, 0)
+    for t in _recent(ticks, now, SHARE_WINDOW_S):
+        for band, n in t.bands.items():
+            out[band] = out.get(band, 0) + n
+    return out
+
+
+def _rule_rates(ticks: list[Tick], now: float) -> dict[str, float]:
+    recent = _recent(ticks, now, RULE_WINDOW_S)
+    if not recent:
+        return {}
+    span_min = max(now - recent[0].at, 1.0) / 60.0
+    counts: dict[str, int] = {}
+    for t in recent:
+        for rule, n in t.rule_hits.items():
+            counts[rule] = counts.get(rule, 0) + n
+    return {r: n / span_min for r, n in sorted(counts.items(), key=lambda kv: -kv[1])}

@@ -1,0 +1,377 @@
+"""The live page of one browser session: KPIs, trends, live table, alert feed, map, health.
+
+:class:`LiveView` owns its widgets and Bokeh sources (never shared between sessions) and
+changes them only in :meth:`LiveView.update`, from a hub :class:`~workbench.dashboard.hub.Delta`.
+Every streaming view has a rollover, so a session open for days holds a bounded amount.
+Trends are raw Bokeh figures fed by ``ColumnDataSource.stream`` (cheap per update); the table
+is coloured by formatters, never by ``Tabulator.style``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import panel as pn
+from bokeh.models import ColumnDataSource, FactorRange, HoverTool
+from bokeh.plotting import figure
+
+from workbench.dashboard.hub import SECONDS, Delta, Kpis
+from workbench.dashboard.parts import read_only_table
+from workbench.dashboard.theme import ACCENT, BAND_COLORS, fmt_age, fmt_number
+from workbench.scoring.result import BANDS
+
+TABLE_ROWS = 200  # live transaction table rollover
+FEED_ROWS = 50  # alert feed rollover
+MAP_POINTS = 500  # map rollover
+TABLE_EVERY_S = 1.0  # the two tables are streamed at most this often
+TOAST_EVERY_S = 2.0  # at most one toast this often; High transactions in between are counted
+
+TABLE_DTYPES = {
+    "time": "object",
+    "tx_id": "object",
+    "card_id": "object",
+    "amount": "float64",
+    "merchant_category": "object",
+    "country": "object",
+    "channel": "object",
+    "risk_score": "float64",
+    "band": "object",
+    "rules": "object",
+}
+FEED_DTYPES = {
+    "time": "object",
+    "card_id": "object",
+    "amount": "float64",
+    "risk_score": "float64",
+    "rules": "object",
+    "tx_id": "object",
+}
+
+
+def table_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Stored transactions (hub rows) as live-table rows, oldest first."""
+    if frame.empty:
+        return _empty(TABLE_DTYPES)
+    out = pd.DataFrame(
+        {
+            "time": frame["ts"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+            "tx_id": frame["tx_id"].astype(str),
+            "card_id": frame["card_id"].astype(str),
+            "amount": frame["amount"].astype(float).round(2),
+            "merchant_category": frame["merchant_category"].astype(str),
+            "country": frame["country"].astype(str),
+            "channel": frame["channel"].astype(str),
+            "risk_score": frame["risk_score"].astype(float).round(1),
+            "band": frame["band"].astype(str),
+            "rules": [", ".join(sorted(h or {})) for h in frame["rule_hits"]],
+        }
+    )
+    return out.reset_index(drop=True).astype(TABLE_DTYPES)
+
+
+def feed_rows(alerts: list[dict[str, Any]]) -> pd.DataFrame:
+    """High transactions of the hub (oldest first) as alert-feed rows."""
+    return pd.DataFrame(
+        {
+            "time": [str(a.get("ts") or "")[:19].replace("T", " ") for a in alerts],
+            "card_id": [str(a.get("card_id") or "") for a in alerts],
+            "amount": [_num(a.get("amount")) for a in alerts],
+            "risk_score": [_num(a.get("risk_score")) for a in alerts],
+            "rules": [", ".join(a.get("rules") or []) for a in alerts],
+            "tx_id": [str(a.get("tx_id") or "") for a in alerts],
+        },
+        columns=list(FEED_DTYPES),
+    ).astype(FEED_DTYPES)
+
+
+def _empty(dtypes: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
+
+
+class LiveView:
+    """The live page of one session. ``notify`` shows a toast (None: no toasts)."""
+
+    def __init__(self, notify: Callable[[str], None] | None = None) -> None:
+        self.notify = notify
+        self.updates = 0
+        self._last_toast = -math.inf
+        self._untoasted = 0
+        self._last_flush = -math.inf
+        self._pending_rows: list[pd.DataFrame] = []
+        self._pending_alerts: list[dict[str, Any]] = []
+        self.kpi = {
+            "processed": pn.indicators.Number(label="Transactions", value=0, format="{value:,}"),
+            "tx_per_s": pn.indicators.Number(label="tx/s", value=0, format="{value:,.0f}"),
+            "pct_high": pn.indicators.Number(
+                label="% High (10 min)",
+                value=0,
+                format="{value:.2f}%",
+                colors=[(1, BAND_COLORS["Low"]), (5, BAND_COLORS["Medium"]), (100, "#c62828")],
+            ),
+            "open_alerts": pn.indicators.Number(label="Open alerts", value=0, format="{value:,}"),
+            "mean_score": pn.indicators.String(label="Mean score (10 min)", value="—"),
+            "latency": pn.indicators.String(label="Latency p50 / p99", value="—"),
+        }
+        for key, widget in self.kpi.items():
+            widget.css_classes = [f"kpi-{key}"]
+            widget.param.update(font_size="26pt", title_size="11pt", width=180)
+        self.kpi["latency"].width = 280
+        newest_first = [{"field": "time", "dir": "desc"}]
+        self.table = read_only_table(
+            table_rows(pd.DataFrame()), "live-transactions", 360, sorters=newest_first
+        )
+        self.feed = read_only_table(feed_rows([]), "alert-feed", 360, sorters=newest_first)
+        self.trend_source = ColumnDataSource({"t": [], "mean": [], "p95": []})
+        self.band_time_source = ColumnDataSource({"t": [], "Low": [], "Medium": [], "High": []})
+        self.band_source = ColumnDataSource(
+            {"band": list(BANDS), "count": [0] * len(BANDS), "color": _colors(), "label": ["0"] * 3}
+        )
+        self.rule_source = ColumnDataSource({"rule": [], "rate": []})
+        self.map_source = ColumnDataSource(
+            {"lon": [], "lat": [], "color": [], "band": [], "card_id": [], "amount": []}
+        )
+        self.health = pn.pane.Markdown("", sizing_mode="stretch_width", css_classes=["health"])
+        self.panel = self._layout()
+
+    # -- update ---------------------------------------------------------------------------
+
+    def update(self, delta: Delta, *, first: bool = False) -> None:
+        """Apply one delta; ``first``: the session's first, whose alerts are history."""
+        self._kpis(delta.kpis)
+        if delta.seconds:
+            self._stream_seconds(delta)
+        if not delta.transactions.empty:
+            self._pending_rows.append(delta.transactions.tail(TABLE_ROWS))
+            self._stream_map(delta.transactions)
+        if delta.alerts:
+            self._pending_alerts.extend(delta.alerts)
+            del self._pending_alerts[:-FEED_ROWS]
+            if not first:
+                self._toast(delta.alerts)
+        self.flush_tables(force=first)
+        counts = [int(delta.bands.get(b, 0)) for b in BANDS]
+        if counts != list(self.band_source.data["count"]):
+            self.band_source.data = {
+                "band": list(BANDS),
+                "count": counts,
+                "color": _colors(),
+                "label": [f"{c:,}" for c in counts],
+            }
+        self._rules(delta.rule_rates)
+        text = _health_markdown(delta)
+        if text != self.health.object:
+            self.health.object = text
+        self.updates += 1
+
+    def flush_tables(self, *, force: bool = False) -> None:
+        """Stream the rows gathered since the last flush, at most every :data:`TABLE_EVERY_S`
+        (Tabulator's stream costs milliseconds of server CPU each, the Bokeh sources'
+        microseconds)."""
+        now = time.monotonic()
+        if not force and now - self._last_flush < TABLE_EVERY_S:
+            return
+        if self._pending_rows:
+            frame = pd.concat(self._pending_rows, ignore_index=True).tail(TABLE_ROWS)
+            self.table.stream(table_rows(frame), rollover=TABLE_ROWS, follow=False)
+        if self._pending_alerts:
+            self.feed.stream(feed_rows(self._pending_alerts), rollover=FEED_ROWS, follow=False)
+        self._pending_rows, self._pending_alerts = [], []
+        self._last_flush = now
+
+    def _kpis(self, k: Kpis) -> None:
+        values = {
+            "processed": k.processed,
+            "tx_per_s": round(k.tx_per_s),
+            "pct_high": round(k.pct_high, 2),
+            "open_alerts": k.open_alerts,
+            "mean_score": fmt_number(k.mean_score, 1),
+            "latency": f"{fmt_number(k.latency_p50_ms)} / {fmt_number(k.latency_p99_ms, 0, ' ms')}",
+        }
+        for key, value in values.items():
+            if self.kpi[key].value != value:
+                self.kpi[key].value = value
+
+    def _stream_seconds(self, delta: Delta) -> None:
+        t = [s.t * 1000.0 for s in delta.seconds]
+        self.trend_source.stream(
+            {
+                "t": t,
+                "mean": [s.mean_score for s in delta.seconds],
+                "p95": [s.p95_score for s in delta.seconds],
+            },
+            rollover=SECONDS,
+        )
+        self.band_time_source.stream(
+            {
+                "t": t,
+                "Low": [s.low for s in delta.seconds],
+                "Medium": [s.medium for s in delta.seconds],
+                "High": [s.high for s in delta.seconds],
+            },
+            rollover=SECONDS,
+        )
+
+    def _stream_map(self, frame: pd.DataFrame) -> None:
+        located = frame.dropna(subset=["lat", "lon"])
+        if located.empty:
+            return
+        self.map_source.stream(
+            {
+                "lon": located["lon"].tolist(),
+                "lat": located["lat"].tolist(),
+                "color": [BAND_COLORS.get(b, ACCENT) for b in located["band"]],
+                "band": located["band"].astype(str).tolist(),
+                "card_id": located["card_id"].astype(str).tolist(),
+                "amount": located["amount"].round(2).tolist(),
+            },
+            rollover=MAP_POINTS,
+        )
+
+    def _rules(self, rates: dict[str, float]) -> None:
+        rules = list(rates)[:15][::-1]  # largest at the top
+        data = {"rule": rules, "rate": [round(rates[r], 2) for r in rules]}
+        if data != dict(self.rule_source.data):
+            self.rule_figure.y_range.factors = rules
+            self.rule_source.data = data
+
+    def _toast(self, alerts: list[dict[str, Any]]) -> None:
+        """One toast for the newest High transaction, at most every :data:`TOAST_EVERY_S`;
+        the ones in between are counted into the next toast rather than flooding the page."""
+        if self.notify is None:
+            return
+        self._untoasted += len(alerts)
+        now = time.monotonic()
+        if now - self._last_toast < TOAST_EVERY_S:
+            return
+        a = alerts[-1]
+        more = self._untoasted - 1
+        self.notify(
+            f"High risk {fmt_number(_num(a.get('risk_score')))}: card {a.get('card_id')}, "
+            f"amount {fmt_number(_num(a.get('amount')), 2)} ({', '.join(a.get('rules') or [])})"
+            + (f" — and {more} more High" if more > 0 else "")
+        )
+        self._last_toast, self._untoasted = now, 0
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def _layout(self) -> pn.viewable.Viewable:
+        trend = _time_figure("Risk score per second (mean, p95)", "score")
+        trend.line("t", "mean", source=self.trend_source, color=ACCENT, legend_label="mean")
+        trend.line("t", "p95", source=self.trend_source, color="#c62828", legend_label="p95")
+        trend.legend.location = "top_left"
+        bands_t = _time_figure("Transactions per second by band", "tx")
+        bands_t.varea_stack(
+            list(BANDS),
+            x="t",
+            source=self.band_time_source,
+            color=_colors(),
+            legend_label=list(BANDS),
+        )
+        bands_t.legend.location = "top_left"
+        dist = figure(
+            title="Band distribution (10 min)",
+            x_range=list(BANDS),
+            height=260,
+            sizing_mode="stretch_width",
+            toolbar_location=None,
+        )
+        dist.vbar(x="band", top="count", color="color", width=0.7, source=self.band_source)
+        dist.text(
+            x="band",
+            y="count",
+            text="label",
+            source=self.band_source,
+            text_align="center",
+            text_baseline="bottom",
+            text_font_size="11pt",
+        )
+        dist.y_range.start = 0
+        dist.y_range.range_padding = 0.15
+        self.rule_figure = figure(
+            title="Hits per minute by rule (5 min)",
+            y_range=FactorRange(factors=[]),
+            height=260,
+            sizing_mode="stretch_width",
+            toolbar_location=None,
+        )
+        self.rule_figure.hbar(
+            y="rule", right="rate", height=0.7, color=ACCENT, source=self.rule_source
+        )
+        self.rule_figure.x_range.start = 0
+        geo = figure(
+            title="Recent transactions (colour: band)",
+            height=360,
+            sizing_mode="stretch_width",
+            x_axis_label="longitude",
+            y_axis_label="latitude",
+            match_aspect=True,
+            tools="pan,wheel_zoom,reset",
+        )
+        geo.scatter("lon", "lat", color="color", size=6, alpha=0.7, source=self.map_source)
+        geo.add_tools(
+            HoverTool(tooltips=[("card", "@card_id"), ("amount", "@amount"), ("band", "@band")])
+        )
+        pane = {"sizing_mode": "stretch_width"}
+        return pn.Column(
+            pn.FlexBox(*self.kpi.values()),
+            pn.Row(pn.pane.Bokeh(trend, **pane), pn.pane.Bokeh(bands_t, **pane)),
+            pn.Row(
+                pn.pane.Bokeh(dist, **pane),
+                pn.pane.Bokeh(self.rule_figure, **pane),
+                pn.Column("### Pipeline health", self.health, **pane),
+            ),
+            pn.Row(
+                pn.Column("### Live transactions", self.table, **pane),
+                pn.Column("### Alert feed (High)", self.feed, **pane),
+            ),
+            pn.pane.Bokeh(geo, **pane),
+            sizing_mode="stretch_width",
+        )
+
+
+def _time_figure(title: str, y_label: str):
+    fig = figure(
+        title=title,
+        x_axis_type="datetime",
+        height=260,
+        sizing_mode="stretch_width",
+        y_axis_label=y_label,
+        tools="pan,xwheel_zoom,reset",
+    )
+    fig.y_range.start = 0
+    return fig
+
+
+def _colors() -> list[str]:
+    return [BAND_COLORS[b] for b in BANDS]
+
+
+def _num(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _health_markdown(d: Delta) -> str:
+    h = d.health
+    reload = h.reload_status or "—"
+    if h.reload_status == "rejected" and h.reload_error:
+        reload = f"**rejected**: {h.reload_error}"
+    elif h.reload_status:
+        reload = f"{h.reload_status} ({h.reload_version})"
+    rows = [
+        ("Database", h.database),
+        ("Rule set scoring", h.rule_set_version or "—"),
+        ("Last rule-set load", reload),
+        ("Dead letters", fmt_number(d.kpis.dead_letters)),
+        ("Alerts opened", fmt_number(d.kpis.alerts_opened)),
+        ("Last batch", fmt_age(h.last_batch_age_s) + " ago" if h.workers else "—"),
+        ("Workers", ", ".join(h.workers) or "—"),
+    ]
+    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {_md(v)} |" for k, v in rows)
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")

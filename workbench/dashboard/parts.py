@@ -1,0 +1,47 @@
+"""Small building blocks shared by the pages: read-only tables, the band formatter, and
+running a coroutine on the session's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pandas as pd
+import panel as pn
+from bokeh.models import HTMLTemplateFormatter
+
+from workbench.dashboard.theme import BAND_COLORS
+
+_BAND_TEMPLATE = (
+    "<span style=\"color:<%= value == 'High' ? '{High}' : (value == 'Medium' ? '{Medium}' : "
+    "'{Low}') %>;font-weight:600\"><%= value %></span>"
+).format(**BAND_COLORS)
+
+
+def band_formatter() -> HTMLTemplateFormatter:
+    """Colours the band column by value (a formatter: cheap on a streaming table)."""
+    return HTMLTemplateFormatter(template=_BAND_TEMPLATE)
+
+
+def read_only_table(frame: pd.DataFrame, css: str, height: int, **options) -> pn.widgets.Tabulator:
+    """A Tabulator that users read but do not edit; ``css`` names it for tests and styling.
+    A ``band`` column (now or in later values) is coloured by :func:`band_formatter`."""
+    return pn.widgets.Tabulator(
+        frame,
+        show_index=False,
+        disabled=True,
+        height=height,
+        sizing_mode="stretch_width",
+        formatters={"band": band_formatter()},
+        css_classes=[css],
+        **options,
+    )
+
+
+def schedule(coroutine_fn: Callable[[], Awaitable[None]]) -> None:
+    """Run ``coroutine_fn`` on the current session's event loop (or now, outside a server,
+    e.g. in tests and notebooks)."""
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        pn.state.execute(coroutine_fn)
+    else:
+        asyncio.run(coroutine_fn())

@@ -1,0 +1,91 @@
+"""One hub and feed per server process, and ``serve()`` for ``workbench up``.
+
+The hub is created on first use (by the ``--setup`` module of ``panel serve`` or by the first
+session) and lives as long as the process: it is a module global, so Bokeh's clearing of the
+served script's globals at session end cannot touch it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from workbench.dashboard.feed import Feed
+from workbench.dashboard.hub import Hub
+from workbench.errors import ConfigError
+from workbench.settings import Settings
+from workbench.storage import resolve_dsn
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_hub: Hub | None = None
+_feed: Feed | None = None
+_dsn: str | None = None
+
+
+def dashboard_dsn() -> str:
+    """The database the dashboard reads: ``WORKBENCH_DATABASE_URL`` or libpq ``PG*``."""
+    settings = Settings.load(os.environ)
+    dsn = resolve_dsn(os.environ, settings.database_url)
+    if not dsn:
+        raise ConfigError(
+            "the dashboard needs a database: set WORKBENCH_DATABASE_URL or PGHOST/PGDATABASE "
+            "(`workbench up` does this for you)"
+        )
+    return dsn
+
+
+def start_hub(dsn: str | None = None) -> Hub:
+    """The process's hub, starting it and its feed on first call."""
+    global _hub, _feed, _dsn
+    with _lock:
+        if _hub is None:
+            _dsn = dsn or dashboard_dsn()
+            _hub = Hub()
+            _feed = Feed(_hub, _dsn).start()
+            log.info("dashboard hub started")
+        return _hub
+
+
+def current_dsn() -> str:
+    start_hub()
+    assert _dsn is not None
+    return _dsn
+
+
+def stop_hub() -> None:
+    global _hub, _feed
+    with _lock:
+        if _feed is not None:
+            _feed.stop()
+        _hub, _feed = None, None
+
+
+def serve(dsn: str, *, address: str = "127.0.0.1", port: int = 5006):
+    """Start (not run) a Bokeh/Panel server with the dashboard at ``/`` for ``workbench up``;
+    the caller runs ``server.io_loop``. Returns the server; its URL is :func:`url_of`."""
+    import panel as pn
+
+    from workbench.dashboard.session import create_app
+
+    start_hub(dsn)
+    origins = [f"{address}:{port}", f"localhost:{port}"] if port else None
+    server = pn.serve(
+        {"/": lambda: create_app(dsn=dsn)},
+        port=port,
+        address=address,
+        websocket_origin=origins or "*",
+        show=False,
+        start=False,
+        title="Fraud Workbench",
+        verbose=False,
+    )
+    server.start()
+    return server
+
+
+def url_of(server, address: str) -> str:
+    host = "127.0.0.1" if address in ("", "0.0.0.0") else address
+    return f"http://{host}:{server.port}/"

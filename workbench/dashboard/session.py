@@ -1,0 +1,92 @@
+"""One browser session: its pages, and the one periodic callback that pulls hub deltas.
+
+Everything here is created per session and referenced only by the session's document (the
+periodic callback is stopped when the session is destroyed), so a closed session leaves
+nothing in the process. A failing update is logged and skipped: it never reaches the hub, the
+feed or other sessions.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import panel as pn
+
+from workbench.dashboard.alerts_page import AlertsView
+from workbench.dashboard.history import HistoryView
+from workbench.dashboard.hub import Hub
+from workbench.dashboard.live import LiveView
+from workbench.dashboard.parts import schedule
+from workbench.dashboard.server import current_dsn, start_hub
+from workbench.dashboard.theme import ACCENT, REFRESH_MS
+
+log = logging.getLogger(__name__)
+
+pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
+
+
+class Session:
+    """The pages of one browser session and its pull loop."""
+
+    def __init__(self, hub: Hub, dsn: str) -> None:
+        self.hub = hub
+        self.view: pn.viewable.Viewable | None = None
+        self.seq = 0
+        self.failures = 0
+        self.live = LiveView(notify=_toast)
+        self.alerts = AlertsView(dsn)
+        self.history = HistoryView(dsn)
+        self.tabs = pn.Tabs(
+            ("Live", self.live.panel),
+            ("Alerts", self.alerts.panel),
+            ("History", self.history.panel),
+            dynamic=False,
+        )
+        self.tabs.param.watch(self._on_tab, "active")
+
+    def _on_tab(self, event) -> None:
+        """Pages that read the database load when first shown, not for every session."""
+        if event.new == 1:
+            schedule(self.alerts.refresh)
+        elif event.new == 2 and not self.history.loaded:
+            schedule(self.history.load_preset)
+
+    def pull(self) -> None:
+        """One periodic update: everything new in the hub since the last one."""
+        try:
+            delta = self.hub.delta(self.seq)
+            if delta.seq == self.seq:
+                return
+            first, self.seq = self.seq == 0, delta.seq  # a failed delta is never re-applied
+            with pn.io.hold():
+                self.live.update(delta, first=first)
+                self.alerts.note_open_alerts(delta.kpis.open_alerts)
+        except Exception:  # a broken session must not take anything else down
+            self.failures += 1
+            log.exception("dashboard session update failed")
+
+
+def create_app(hub: Hub | None = None, dsn: str | None = None) -> pn.viewable.Viewable:
+    """The whole app for the current session (``panel serve`` calls this per session)."""
+    return create_session(hub, dsn).view
+
+
+def create_session(hub: Hub | None = None, dsn: str | None = None) -> Session:
+    """A :class:`Session` with its pull loop started when inside a served document."""
+    hub = hub or start_hub(dsn)
+    session = Session(hub, dsn or current_dsn())
+    header = pn.pane.HTML(
+        f"<h2 style='margin:4px 0;color:{ACCENT}'>Fraud Workbench</h2>",
+        sizing_mode="stretch_width",
+    )
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        callback = pn.state.add_periodic_callback(session.pull, period=REFRESH_MS)
+        pn.state.on_session_destroyed(lambda _ctx: callback.stop())
+    session.pull()
+    session.view = pn.Column(header, session.tabs, sizing_mode="stretch_width")
+    return session
+
+
+def _toast(message: str) -> None:
+    if pn.state.notifications is not None:
+        pn.state.notifications.error(message, duration=4000)
