@@ -250,3 +250,31 @@ def test_a_batch_refused_for_its_data_becomes_dead_letters(db_dsn: str, make_bat
         stored = conn.execute("SELECT count(*) FROM transactions").fetchone()[0]
     assert stored == 0 and len(reasons) == 20
     assert all(r.startswith("refused by the database") for r in reasons)
+
+
+def test_a_batch_is_acknowledged_while_the_next_one_is_still_scored(db_dsn: str) -> None:
+    # Scoring runs off the event loop: the first batch's commit is acknowledged (and counted)
+    # while the second batch is being scored, not after.
+    acked = threading.Event()
+    seen: list[bool] = []
+
+    class AckingSource(Recording):
+        def ack(self, position) -> None:
+            super().ack(position)
+            acked.set()
+
+    class SlowSecondBatch(Detector):
+        def process(self, batch):
+            if self.calls == 1:
+                seen.append(acked.wait(timeout=20.0))
+                seen.append(pipeline.stats.batches == 1)
+            self.calls += 1
+            return super().process(batch)
+
+    source = AckingSource(small_simulator())
+    pipeline = make_pipeline(db_dsn, source)
+    pipeline.detector = SlowSecondBatch(load_rules(RULES))
+    pipeline.detector.calls = 0
+    stats = asyncio.run(pipeline.run(max_records=1000))
+    assert stats.stored >= 1000 and source.acked[:2] == [500, 1000]
+    assert seen == [True, True]

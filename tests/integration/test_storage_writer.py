@@ -184,3 +184,97 @@ def test_text_columns_made_of_several_chunks_are_written_intact(conn, make_batch
     assert result.dead == 3
     stored = dead_letters(conn, 10)
     assert sorted(stored["raw"]) == ['{"a": "b"}'] * 3
+
+
+def _rows(batch, start: int, stop: int):
+    """Rows ``start:stop`` of a scored batch, with their hits renumbered."""
+    from dataclasses import replace
+
+    hits = batch.hits[(batch.hits["row"] >= start) & (batch.hits["row"] < stop)].copy()
+    hits["row"] -= start
+    frame = batch.frame.iloc[start:stop].reset_index(drop=True)
+    return replace(batch, frame=frame, hits=hits.reset_index(drop=True))
+
+
+def _stored(conn) -> tuple:
+    rows = conn.execute(
+        "SELECT tx_id, ts, card_id, amount, risk_score, band, rule_hits, rule_set_version"
+        " FROM transactions ORDER BY ts, tx_id"
+    ).fetchall()
+    alerts = conn.execute(
+        "SELECT tx_id, ts, card_id, risk_score, band, rules, hit_count, last_ts FROM alerts"
+        " ORDER BY ts, tx_id"
+    ).fetchall()
+    hits = conn.execute(
+        "SELECT tx_id, ts, risk_score, band, rules FROM alert_hits ORDER BY ts, tx_id"
+    ).fetchall()
+    stats = conn.execute(
+        "SELECT stored, duplicates, alerts_opened, alerts_attached, min_ts, max_ts"
+        " FROM pipeline_stats"
+    ).fetchall()
+    return rows, alerts, hits, stats
+
+
+def test_direct_and_staging_paths_store_and_report_the_same(conn, make_batch):
+    # The direct COPY builds rule_hits JSON and the summary itself; the staging path has
+    # PostgreSQL build them. Same batch, both paths: same rows, alerts and summary.
+    from workbench.storage import writer
+
+    conn.execute("SET TimeZone = 'Asia/Kolkata'")  # summaries carry the session's offset
+    batch = make_batch(400, step_s=3.5)
+    odd = batch.hits["row"] % 3 == 0
+    batch.hits.loc[odd, "rule_id"] = 'odd "id" \\ é'
+    batch.hits.loc[batch.hits["row"] % 5 == 0, "points"] = 12.345
+    batch.hits.loc[batch.hits["row"] % 7 == 0, "points"] = 1e-7
+    batch.frame.loc[3, "risk_score"] = float("nan")  # NULL: left out of mean and p95
+
+    assert conn not in writer._conflicted
+    direct = write_batch(conn, batch, source="s", worker="w")
+    first = _stored(conn)
+
+    # Put the connection on the staging path (a replay), then empty the tables.
+    other = make_batch(5, start="2026-06-01T00:00:00Z", prefix="other")
+    write_batch(conn, other)
+    write_batch(conn, other)
+    conn.execute("TRUNCATE transactions, alerts, alert_hits, pipeline_stats")
+    assert conn in writer._conflicted
+    staged = write_batch(conn, batch, source="s", worker="w")
+    assert conn not in writer._conflicted  # no duplicates: back to the direct path
+
+    assert _stored(conn) == first
+    assert len(first[0]) == 400 and len(first[1]) > 0
+    assert direct.stored == staged.stored == 400
+    skip = ("latency_ms", "created_at")
+    assert {k: v for k, v in direct.summary.items() if k not in skip} == {
+        k: v for k, v in staged.summary.items() if k not in skip
+    }
+    assert direct.summary["min_ts"].endswith("+05:30")
+    rule_hits = {r[0]: r[6] for r in first[0]}
+    assert rule_hits["tx0000095"] == {"big_amount": 12.345, "new_country": 12.345}
+    assert rule_hits["tx0000098"] == {"big_amount": 1e-7, "new_country": 1e-7}
+    assert rule_hits["tx0000099"] == {'odd "id" \\ é': 59}  # same key twice: the last wins
+
+
+def test_a_batch_overlapping_stored_rows_stores_only_the_new_ones(db_dsn, make_batch):
+    from workbench.storage.connection import connect
+
+    full = make_batch(150)
+    with connect(db_dsn) as first:
+        assert write_batch(first, _rows(full, 0, 100)).stored == 100
+    with connect(db_dsn) as second:  # a fresh connection tries the direct COPY first
+        result = write_batch(second, _rows(full, 50, 150))
+        assert (result.stored, result.duplicates) == (50, 50)
+        assert result.summary["rows"] == 50
+        assert queries.counts(second)["stored"] == 150
+        high = int((full.frame["band"] == "High").sum())
+        assert second.execute("SELECT count(*) FROM alert_hits").fetchone()[0] == high
+        assert second.execute("SELECT sum(hit_count) FROM alerts").fetchone()[0] == high
+
+
+def test_rule_ids_that_json_text_cannot_hold_as_is_are_stored(conn, make_batch):
+    batch = make_batch(100)
+    batch.hits["rule_id"] = "tab\there"
+    batch.hits["points"] = batch.hits["points"].where(batch.hits["row"] != 99, float("inf"))
+    assert write_batch(conn, batch, alert_min_band="none").stored == 100
+    hits = conn.execute("SELECT rule_hits FROM transactions WHERE tx_id = 'tx0000050'")
+    assert hits.fetchone()[0] == {"tab\there": 40}

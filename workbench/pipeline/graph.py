@@ -2,9 +2,12 @@
 
 This is the only module that knows streamz. The graph is built inside the worker's own
 asyncio loop (``Stream(asynchronous=True)``) and each batch is pushed with an awaited
-``emit``. The store node lets one write run (in a thread) while the next batch is scored,
+``emit``. Scoring and writing both run in worker threads, so the loop stays free: a write
+that commits while the next batch is being scored is acknowledged (and counted) at once,
+not after that scoring. The store node lets one write run while the next batch is scored,
 and no more: a slow or unreachable database holds the source back instead of piling batches
-up in memory (at most two batches are held).
+up in memory (at most two batches are held). The detector is used by one batch at a time,
+always from the detect node; change it (e.g. swap rules) only between batches.
 
 A node never lets an exception escape (streamz would stop the whole stream): a batch that
 cannot be scored becomes dead letters with the reason; a write that fails is retried with
@@ -56,7 +59,7 @@ class Pipeline:
 
     def _build(self) -> Stream:
         source = Stream(asynchronous=True, stream_name="source")
-        scored = source.map(self._detect, stream_name="features+rules")
+        scored = _ThreadMap(source, self._detect, stream_name="features+rules")
         scored.sink(self._store, stream_name="store+ack")
         return source
 
@@ -113,3 +116,19 @@ class Pipeline:
             self.writer.close()
             self.source.close()
         return self.stats
+
+
+class _ThreadMap(Stream):
+    """``map`` whose function runs in a worker thread; the emit that feeds it awaits the
+    result and everything downstream of it, so batches stay in order, one at a time."""
+
+    def __init__(self, upstream: Stream, func, **kwargs) -> None:
+        self.func = func
+        super().__init__(upstream, **kwargs)
+
+    def update(self, x, who=None, metadata=None):
+        return self._run(x, metadata)
+
+    async def _run(self, x, metadata) -> None:
+        result = await asyncio.to_thread(self.func, x)
+        await asyncio.gather(*self._emit(result, metadata=metadata))

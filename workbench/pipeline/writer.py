@@ -53,7 +53,8 @@ class RetryingWriter:
         self._newest_ts = None
         self._retention_due = 0.0
 
-    def _write_sync(self, scored: ScoredBatch) -> WriteResult:
+    def _write_sync(self, scored: ScoredBatch) -> tuple[WriteResult, float]:
+        """Write (in a worker thread); the result and the wall-clock time of the commit."""
         if self._conn is None or self._conn.closed:
             self._conn = connect(self.dsn)
         result = write_batch(
@@ -64,8 +65,9 @@ class RetryingWriter:
             source=self.source,
             worker=self.worker,
         )
+        committed_at = time.time()
         self._apply_retention(scored)
-        return result
+        return result, committed_at
 
     def _apply_retention(self, scored: ScoredBatch) -> None:
         # Age is measured in event time (the newest stored transaction), so replayed or
@@ -88,7 +90,7 @@ class RetryingWriter:
         backoff = BACKOFF_START_S
         while True:
             try:
-                result = await asyncio.to_thread(self._write_sync, scored)
+                result, committed_at = await asyncio.to_thread(self._write_sync, scored)
             except DatabaseUnavailable as exc:
                 self.stats.db_failures += 1
                 self.stats.waiting_for_db = True
@@ -115,7 +117,7 @@ class RetryingWriter:
                 dead=result.dead,
                 alerts_opened=result.alerts_opened,
                 alerts_attached=result.alerts_attached,
-                latency_ms=(time.time() - scored.created_at) * 1000.0,
+                latency_ms=(committed_at - scored.created_at) * 1000.0,
                 eval_errors=sum(scored.eval_errors.values()),
             )
             return True
