@@ -32,12 +32,13 @@ def test_encode_payload_stays_under_the_limit_whatever_the_input():
         for i in range(100)
     ]
     errors = {f"{huge}{i}": i for i in range(100)}
-    text = notify.encode_payload(summary, high, errors)
+    text = notify.encode_payload(summary, high, errors, rule_hits=errors)
     assert len(text.encode()) < notify.LIMIT
     body = notify.decode_payload(text)
     assert body["rows"] == 50_000
     assert len(body["high"]) <= notify.MAX_HIGH
     assert all(len(r["rules"]) <= notify.MAX_RULES for r in body["high"])
+    assert len(body["rule_hits"]) <= notify.MAX_RULE_HITS
 
 
 @pytest.mark.integration
@@ -89,3 +90,15 @@ def test_nothing_is_notified_when_the_write_fails(conn, db_dsn, make_batch):
             write_batch(conn, batch)
         assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
     assert conn.execute("SELECT count(*) FROM transactions").fetchone() == (0,)
+
+
+@pytest.mark.integration
+def test_the_summary_counts_rule_hits_of_the_batch(conn, db_dsn, make_batch):
+    batch = make_batch(100)  # scores 0..99: >= 40 hit big_amount, >= 70 also new_country
+    with connect(db_dsn) as listener:
+        listener.execute(f"LISTEN {notify.CHANNEL}")
+        write_batch(conn, batch)
+        (received,) = list(listener.notifies(timeout=10, stop_after=1))
+    body = notify.decode_payload(received.payload)
+    assert body["rule_hits"] == {"big_amount": 60, "new_country": 30}
+    assert list(body["rule_hits"]) == ["big_amount", "new_country"]  # most frequent first

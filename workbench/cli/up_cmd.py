@@ -18,6 +18,7 @@ from workbench.pipeline.database import database
 from workbench.settings import Settings
 
 WORKER_STOP_S = 15.0  # how long the worker may take to finish its batch after SIGINT
+BATCH_SECONDS = 0.5  # batches of at most this many seconds of the source rate: a live screen
 
 
 def up(settings: Settings, *, duration: float | None = None) -> int:
@@ -65,7 +66,8 @@ def _start_worker(settings: Settings, dsn: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "workbench", "run", "--rules", str(settings.rules_dir)]
     if settings.rate:
         command += ["--rate", str(settings.rate)]
-    command += ["--batch-rows", str(settings.batch_rows)]
+    rows = min(settings.batch_rows, max(1, int(settings.rate * BATCH_SECONDS)))
+    command += ["--batch-rows", str(rows)]
     env = dict(os.environ, WORKBENCH_DATABASE_URL=dsn)
     return subprocess.Popen(command, env=env)
 

@@ -12,7 +12,8 @@ Listeners (the dashboard hub) ``LISTEN workbench_batches`` and decode with
 ``alerts_opened``, ``alerts_attached``, ``min_ts``/``max_ts`` (ISO event time),
 ``rule_set_version``, ``created_at`` (epoch s the batch was read), ``latency_ms`` (read → about
 to commit), ``eval_errors`` ({rule id: rows}), ``high`` (newest High transactions: ``tx_id``,
-``ts``, ``card_id``, ``amount``, ``risk_score``, ``rules``).
+``ts``, ``card_id``, ``amount``, ``risk_score``, ``rules``), ``rule_hits`` ({rule id: rows of
+the batch that hit it}, the :data:`MAX_RULE_HITS` most frequent).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ MAX_TEXT = 48
 MAX_HIGH = 5
 MAX_RULES = 5
 MAX_ERRORS = 10
+MAX_RULE_HITS = 40
 VERSION = 1
 
 
@@ -43,6 +45,7 @@ def encode_payload(
     summary: Mapping[str, Any],
     high: Sequence[Mapping[str, Any]] = (),
     eval_errors: Mapping[str, int] | None = None,
+    rule_hits: Mapping[str, int] | None = None,
 ) -> str:
     """Compact JSON of a batch summary, guaranteed shorter than :data:`LIMIT` bytes.
 
@@ -54,12 +57,17 @@ def encode_payload(
         body[str(short(key, 32))] = short(value) if isinstance(value, str) else value
     errors = sorted((eval_errors or {}).items(), key=lambda kv: -kv[1])[:MAX_ERRORS]
     body["eval_errors"] = {short(k): int(v) for k, v in errors}
+    hits = sorted((rule_hits or {}).items(), key=lambda kv: -kv[1])[:MAX_RULE_HITS]
+    body["rule_hits"] = {short(k): int(v) for k, v in hits}
     body["high"] = [_high(h) for h in list(high)[:MAX_HIGH]]
     text = _dumps(body)
     # Everything above is bounded, but bands or summary keys come from callers: shed detail
     # rather than ever sending a payload the server would reject.
     while len(text.encode()) >= LIMIT and body["high"]:
         body["high"].pop()
+        text = _dumps(body)
+    while len(text.encode()) >= LIMIT and body["rule_hits"]:
+        body["rule_hits"].popitem()  # the least frequent first
         text = _dumps(body)
     if len(text.encode()) >= LIMIT:
         body["eval_errors"] = {}

@@ -344,7 +344,8 @@ def _write(conn: psycopg.Connection, batch: _Batch, dedup: timedelta, *, direct:
             "created_at": round(scored.created_at, 3),
             "latency_ms": round((time.time() - scored.created_at) * 1000.0, 1),
         }
-        payload = notify.encode_payload(summary, high, scored.eval_errors)
+        rule_hits = scored.hits["rule_id"].value_counts() if len(scored.hits) else {}
+        payload = notify.encode_payload(summary, high, scored.eval_errors, dict(rule_hits))
         cur.execute("SELECT pg_notify(%s, %s)", (notify.CHANNEL, payload))
     return WriteResult(
         stored,
