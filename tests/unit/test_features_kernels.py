@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from workbench.features.compiled import merge_order, union_positions
+from workbench.features.engine import _text_hash
 from workbench.features.kernels import RangeMax, cover_count, expand, haversine_km
 from workbench.features.level import Level
 
@@ -53,3 +56,35 @@ def test_level_bounds_match_a_direct_scan():
                 continue
             before = level.ts[rows] < x[i] if side == "left" else level.ts[rows] <= x[i]
             assert got[i] == rows[0] + before.sum()
+
+
+@pytest.mark.parametrize("sizes", [(0, 0), (0, 5), (7, 0), (50, 80), (300, 20)])
+def test_union_positions_and_merge_order_match_numpy(sizes):
+    rng = np.random.default_rng(sum(sizes))
+    a = np.unique(rng.integers(0, 200, sizes[0])).astype(np.uint64)
+    b = np.unique(rng.integers(0, 200, sizes[1])).astype(np.uint64)
+    union, pa_, pb_ = union_positions(a, b)
+    np.testing.assert_array_equal(union, np.union1d(a, b))
+    np.testing.assert_array_equal(union[pa_], a)
+    np.testing.assert_array_equal(union[pb_], b)
+    # merge order of two sorted runs with many ties == stable argsort of the concatenation
+    ka = np.sort(rng.integers(0, 30, sizes[0]))
+    kb = np.sort(rng.integers(0, 30, sizes[1]))
+    want = np.argsort(np.concatenate([ka, kb]), kind="stable")
+    np.testing.assert_array_equal(merge_order(ka, kb), want)
+
+
+def test_text_hash_depends_only_on_the_text():
+    values = ["card-1", "é€", "", None, "card-1", "x" * 300, "card-2"]
+    arrow = pd.Series(values, dtype="str")
+    got = _text_hash(arrow)
+    assert got[0] == got[4] and len(set(got[[0, 1, 5, 6]].tolist())) == 4
+    # same values through other dtypes, slices (array offsets) and several Arrow chunks
+    np.testing.assert_array_equal(_text_hash(pd.Series(values, dtype=object)), got)
+    np.testing.assert_array_equal(_text_hash(arrow.astype("category")), got)
+    np.testing.assert_array_equal(_text_hash(arrow.iloc[2:6]), got[2:6])
+    chunked = pd.concat([arrow.iloc[:3], arrow.iloc[3:]])
+    np.testing.assert_array_equal(_text_hash(chunked), got)
+    # mixed objects are compared as text
+    mixed = _text_hash(pd.Series([5, "5", "6"], dtype=object))
+    assert mixed[0] == mixed[1] != mixed[2]

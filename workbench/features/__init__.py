@@ -6,7 +6,8 @@ strictly before it (and from labels only once known), the same way online (batch
 
 Modules: ``spec`` (what may be declared), ``engine`` (public API, semantics), ``group`` (state
 of one ``by`` column, merging and eviction), ``level`` (sorted searchable state),
-``queries``/``aggregates`` (the vectorized window computations), ``kernels`` (building blocks).
+``queries``/``aggregates`` (the vectorized window computations), ``kernels`` (building blocks),
+``compiled`` (numba loops for merges, searches and hashing).
 """
 
 from workbench.features.engine import FeatureEngine, calendar, compute_features

@@ -117,14 +117,26 @@ def fraud(q: Queries, agg: str, w_ns: int, delay_ns: int) -> np.ndarray:
 
 def previous(q: Queries, agg: str, lookback_ns: int) -> np.ndarray:
     """seconds_since_prev / distance_km / speed_kmh from the entity's last row with ts < t."""
+    seconds, km = q.cached(("previous", lookback_ns), lambda: _previous(q, lookback_ns))
+    if agg == "seconds_since_prev":
+        return seconds
+    if agg == "distance_km":
+        return km
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return km / (seconds / 3600.0)
+
+
+def _previous(q: Queries, lookback_ns: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Seconds since the previous row and (when the group keeps coordinates) the km from
+    it, shared by the previous-row features of a group."""
     in_r, row, ok = q.previous()
     prev_ts = np.where(
         in_r, take(q.R.ts, row, in_r & ok, NO_TS), take(q.M.ts, row, ~in_r & ok, NO_TS)
     )
     ok &= prev_ts >= q.t - lookback_ns
     seconds = np.where(ok, (q.t - prev_ts) / 1e9, np.nan)
-    if agg == "seconds_since_prev":
-        return seconds
+    if "lat" not in q.R.cols:
+        return seconds, None
 
     def col(name):
         return np.where(
@@ -135,11 +147,7 @@ def previous(q: Queries, agg: str, lookback_ns: int) -> np.ndarray:
 
     here = q.R.cols
     km = haversine_km(col("lat"), col("lon"), here["lat"][q.pos], here["lon"][q.pos])
-    km = np.where(ok, km, np.nan)
-    if agg == "distance_km":
-        return km
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return km / (seconds / 3600.0)
+    return seconds, np.where(ok, km, np.nan)
 
 
 def is_new(q: Queries, of: str, w_ns: int) -> np.ndarray:
@@ -154,8 +162,8 @@ def is_new(q: Queries, of: str, w_ns: int) -> np.ndarray:
         ix = level.comps[of]
         code, found = lookup(ix.groups, chash, corder)
         found &= known
-        hi = level.bound(ix, code, found, q.t, "left")
-        lo = level.bound(ix, code, found, q.t - w_ns, "left")
+        hi = level.bound(ix, code, found, q.t, "left", corder)
+        lo = level.bound(ix, code, found, q.t - w_ns, "left", corder)
         total = total + (hi - lo)
     return known & (total == 0)
 
@@ -250,7 +258,7 @@ def link_to_main(M: Level, of: str, chash, known, ts) -> tuple[np.ndarray, np.nd
     corder = np.argsort(chash, kind="stable")
     code, found = lookup(ix.groups, chash, corder)
     found &= known
-    p = M.bound(ix, code, found, ts, "right")
+    p = M.bound(ix, code, found, ts, "right", corder)
     start, end = segment(ix, code, found)
     last = take(ix.order, p - 1, found & (p > start), -1)
     last_ts = take(M.ts, last, last >= 0, NO_TS)

@@ -39,13 +39,16 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from workbench.features.aggregates import amount_columns
+from workbench.features.compiled import hash_strings
 from workbench.features.group import BatchArrays, Group
 from workbench.features.spec import BUILTIN, FeatureSpec
 
 _NS_HOUR = 3600 * 1_000_000_000
 _NS_DAY = 24 * _NS_HOUR
+_NO_BYTES = np.empty(0, dtype=np.uint8)
 
 
 class FeatureEngine:
@@ -109,11 +112,7 @@ class FeatureEngine:
         for name in names:
             col = batch[name]
             known[name] = col.notna().to_numpy(dtype=bool)
-            hashes[name] = (
-                pd.util.hash_pandas_object(col, index=False).to_numpy(np.uint64)
-                if n
-                else np.empty(0, dtype=np.uint64)
-            )
+            hashes[name] = _text_hash(col)
         cols = {}
         if "amount" in batch.columns:
             amount = batch["amount"].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -152,6 +151,28 @@ def calendar(ts: np.ndarray) -> dict[str, np.ndarray]:
         "is_night": hour < 6,
     }
     assert set(out) == set(BUILTIN)
+    return out
+
+
+def _text_hash(col: pd.Series) -> np.ndarray:
+    """uint64 hash of each value's text (compiled, over the Arrow string buffers; equal text
+    gives an equal hash whatever the column's dtype or chunking; missing values hash as "")."""
+    try:
+        data = pa.array(col, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed objects: compare them as text
+        data = pa.array(col.astype("str"), from_pandas=True)
+    chunks = data.chunks if isinstance(data, pa.ChunkedArray) else [data]
+    out = np.empty(len(col), dtype=np.uint64)
+    start = 0
+    for chunk in chunks:
+        if chunk.type != pa.large_string():
+            chunk = chunk.cast(pa.large_string())
+        _, offsets, text = chunk.buffers()
+        first = chunk.offset
+        bounds = np.frombuffer(offsets, dtype=np.int64)[first : first + len(chunk) + 1]
+        raw = np.frombuffer(text, dtype=np.uint8) if text is not None else _NO_BYTES
+        hash_strings(bounds, raw, out, start)
+        start += len(chunk)
     return out
 
 

@@ -12,35 +12,21 @@ A level also keeps one **composite index** per ``of`` column used by ``distinct`
 the rows with a known value, grouped by hash(entity, value) and sorted the same way.
 
 Levels are immutable once built: :meth:`Level.build` sorts a batch, :meth:`Level.merge` merges
-two levels in linear time (both inputs are sorted runs, so numpy's stable sort — timsort —
-only merges them) and may drop evicted rows on the way, compacting the code spaces.
+two levels in linear time (both inputs are sorted runs, merged by a compiled loop, see
+:mod:`.compiled`) and may drop evicted rows on the way, compacting the code spaces.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from workbench.features.compiled import group_bounds, merge_order, union_positions
+
 NO_TS = -(2**62)
-_STEPS = 4  # steps in from both ends of a group before falling back to a binary search
 """Timestamp of "no such row": before any real ts, yet a window can be added without overflow."""
 
 _EMPTY_U64 = np.empty(0, dtype=np.uint64)
 _EMPTY_I64 = np.empty(0, dtype=np.int64)
-
-
-def sorted_unique(x: np.ndarray) -> np.ndarray:
-    """Unique values of an already sorted array."""
-    if len(x) < 2:
-        return x.copy()
-    keep = np.empty(len(x), dtype=bool)
-    keep[0] = True
-    np.not_equal(x[1:], x[:-1], out=keep[1:])
-    return x[keep]
-
-
-def union_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Sorted union of two sorted unique arrays (linear: timsort merges the two runs)."""
-    return sorted_unique(np.sort(np.concatenate([a, b]), kind="stable"))
 
 
 def search(table: np.ndarray, values: np.ndarray, side: str = "left", order=None) -> np.ndarray:
@@ -62,6 +48,18 @@ def lookup(table: np.ndarray, values: np.ndarray, order=None) -> tuple[np.ndarra
     return idx, found
 
 
+def _dense(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique values of x and the index of each x in them (one sort, no searches)."""
+    order = np.argsort(x)
+    sx = x[order]
+    new = np.empty(len(x), dtype=bool)
+    new[:1] = True
+    np.not_equal(sx[1:], sx[:-1], out=new[1:])
+    code = np.empty(len(x), dtype=np.int64)
+    code[order] = np.cumsum(new) - 1
+    return sx[new], code
+
+
 def _compact(codes: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Codes into a table, renumbered after dropping the table entries no code uses."""
     used = np.zeros(len(table), dtype=bool)
@@ -73,7 +71,9 @@ def _compact(codes: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def _starts(code: np.ndarray, groups: int) -> np.ndarray:
     """Start offsets of each group in an array of sorted group codes (length groups + 1)."""
-    return np.searchsorted(code, np.arange(groups + 1, dtype=np.int64))
+    out = np.zeros(groups + 1, dtype=np.int64)
+    np.cumsum(np.bincount(code, minlength=groups), out=out[1:])
+    return out
 
 
 class Index:
@@ -139,10 +139,8 @@ class Level:
 
         ``comp_hashes`` maps an ``of`` column to (hash(entity, value), value known) per row.
         """
-        U = sorted_unique(np.sort(ts))
-        rank = np.searchsorted(U, ts)
-        H = sorted_unique(np.sort(h))
-        code = np.searchsorted(H, h)
+        U, rank = _dense(ts)
+        H, code = _dense(h)
         span = 2 * len(U) + 2
         perm = np.argsort(code * span + 2 * rank + 1, kind="stable")
         rank, code = rank[perm], code[perm]
@@ -150,8 +148,7 @@ class Level:
         for name, (chash, known) in comp_hashes.items():
             chash, known = chash[perm], known[perm]
             idx = np.flatnonzero(known)
-            groups = sorted_unique(np.sort(chash[idx]))
-            gcode = np.searchsorted(groups, chash[idx])
+            groups, gcode = _dense(chash[idx])
             o = np.argsort(gcode * span + 2 * rank[idx] + 1, kind="stable")
             comps[name] = Index(groups, gcode[o], idx[o], rank[idx[o]], span)
         level = cls(
@@ -166,17 +163,15 @@ class Level:
         ``keep_fn(ts, code)`` (arrays in merged order) may drop rows (eviction): their
         position is -1, and the code spaces are compacted."""
         na = len(a)
-        U = union_sorted(a.U, b.U)
-        rank = np.concatenate([np.searchsorted(U, a.U)[a.rank], np.searchsorted(U, b.U)[b.rank]])
-        H = union_sorted(a.main.groups, b.main.groups)
-        code = np.concatenate(
-            [
-                np.searchsorted(H, a.main.groups)[a.main.code],
-                np.searchsorted(H, b.main.groups)[b.main.code],
-            ]
-        )
+        # Both levels are sorted runs and the renumbering into the union spaces keeps their
+        # order, so the merged order is a linear merge of the two runs.
+        U, ua, ub = union_positions(a.U, b.U)
+        rank = np.concatenate([ua[a.rank], ub[b.rank]])
+        H, ha, hb = union_positions(a.main.groups, b.main.groups)
+        code = np.concatenate([ha[a.main.code], hb[b.main.code]])
         span = 2 * len(U) + 2
-        perm = np.argsort(code * span + 2 * rank + 1, kind="stable")
+        key = code * span + 2 * rank + 1
+        perm = merge_order(key[:na], key[na:])
         rank, code = rank[perm], code[perm]
         ts = np.concatenate([a.ts, b.ts])[perm]
         if keep_fn is not None:
@@ -190,19 +185,17 @@ class Level:
         comps = {}
         for name, ia in a.comps.items():
             ib = b.comps[name]
-            groups = union_sorted(ia.groups, ib.groups)
-            gcode = np.concatenate(
-                [
-                    np.searchsorted(groups, ia.groups)[ia.code],
-                    np.searchsorted(groups, ib.groups)[ib.code],
-                ]
-            )
+            groups, ga, gb = union_positions(ia.groups, ib.groups)
+            gcode = np.concatenate([ga[ia.code], gb[ib.code]])
             pos = np.concatenate([inv[ia.order], inv[na + ib.order]])
+            split = len(ia)
             if keep_fn is not None:
                 kept = pos >= 0
+                split = int(np.count_nonzero(kept[:split]))
                 pos = pos[kept]
                 gcode, groups = _compact(gcode[kept], groups)
-            o = np.argsort(gcode * span + 2 * rank[pos] + 1, kind="stable")
+            ckey = gcode * span + 2 * rank[pos] + 1
+            o = merge_order(ckey[:split], ckey[split:])
             comps[name] = Index(groups, gcode[o], pos[o], rank[pos[o]], span)
         cols = {k: np.concatenate([a.cols[k], b.cols[k]])[perm] for k in b.cols if k in a.cols}
         level = cls(np.concatenate([a.h, b.h])[perm], ts, rank, U, code, H, cols, comps)
@@ -218,37 +211,16 @@ class Level:
             return 2 * k
         return 2 * k + (self.U[np.minimum(k, len(self.U) - 1)] == x)
 
-    def bound(self, ix: Index, code, found, x, side: str):
+    def bound(self, ix: Index, code, found, x, side: str, order=None):
         """Per query, the first row of group ``code`` with ts >= x (``left``) or > x (``right``)
         in index ``ix``; 0 for groups not present (so ranges come out empty).
 
-        Bounds are first looked for by stepping in from both ends of the group's rows (a
-        window usually starts or ends within a few rows of them); only the queries still open
-        after a few steps pay for a binary search.
+        A binary search within the group's rows (sorted by ts), compiled; ``order`` (an
+        argsort of ``code``) makes it walk the arrays forwards.
         """
-        g = len(ix.groups)
-        lo = np.where(found, ix.starts[np.minimum(code, g)], 0)
-        hi = np.where(found, ix.starts[np.minimum(code + 1, g)], 0)
-        act = np.flatnonzero(lo < hi)
-        right = side == "right"
-        for _ in range(_STEPS):
-            if len(act) == 0:
-                return lo
-            a, b, xa = lo[act], hi[act], x[act]
-            ts_a, ts_b = ix.ts[a], ix.ts[b - 1]
-            fwd = ts_a <= xa if right else ts_a < xa  # row a is before the bound
-            bwd = ts_b > xa if right else ts_b >= xa  # row b - 1 is at/after it
-            a2, b2 = a + fwd, b - bwd
-            b2 = np.where(fwd, b2, a2)  # the bound is a
-            a2 = np.where(bwd, a2, b2)  # the bound is b
-            lo[act], hi[act] = a2, b2
-            act = act[a2 < b2]
-        if len(act):
-            xa = x[act]
-            big = len(act) > 256  # sorted needles make big searches cache-friendly
-            keys = code[act] * self.span + self.tkey(xa, np.argsort(xa) if big else None)
-            lo[act] = search(ix.key, keys, side, np.argsort(keys) if big else None)
-        return lo
+        if order is None:  # queries already in group order
+            order = np.arange(len(x))
+        return group_bounds(ix.starts, ix.ts, code, found, x, side == "right", order)
 
     def derived(self, name, build):
         """A derived array, computed once per level (levels are immutable)."""

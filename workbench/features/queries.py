@@ -47,9 +47,16 @@ class Queries:
         self.mcode, self.mfound = lookup(M.main.groups, self.h)
         self._bounds: dict[tuple, np.ndarray] = {}
         self.comp: dict[str, np.ndarray] = {}  # of column -> argsort of hash(entity, value)
+        self._cache: dict[object, object] = {}
 
     def __len__(self) -> int:
         return len(self.t)
+
+    def cached(self, name, build):
+        """A value computed once per batch and shared by the features that need it."""
+        if name not in self._cache:
+            self._cache[name] = build()
+        return self._cache[name]
 
     def mb(self, offset_ns: int, side: str = "left") -> np.ndarray:
         """Bound at t - offset in M (see module docstring)."""
