@@ -177,3 +177,22 @@ def test_a_failing_session_update_does_not_touch_the_hub(monkeypatch):
     assert session.failures == 1
     after = hub.delta(0)
     assert after.kpis == before.kpis and after.seq == before.seq
+
+
+def test_a_refused_rule_load_shows_a_banner_until_a_good_one():
+    from workbench.dashboard.session import Session
+
+    hub = Hub(clock=Clock())
+    session = Session(hub, "postgresql://unused")
+    hub.ingest({"rows": 1, "rule_set_version": "v1"})
+    hub.set_health(
+        reload_status="rejected",
+        reload_version="v2",
+        reload_error="rules/x.yaml:3:9 rule big: unknown feature 'amout' (did you mean 'amount'?)",
+    )
+    session.pull()
+    assert session.banner.visible
+    assert "rules/x.yaml:3:9" in session.banner.object and "`v1`" in session.banner.object
+    hub.set_health(reload_status="accepted", reload_version="v3", reload_error=None)
+    session.pull()
+    assert not session.banner.visible

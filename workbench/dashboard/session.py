@@ -14,7 +14,7 @@ import panel as pn
 
 from workbench.dashboard.alerts_page import AlertsView
 from workbench.dashboard.history import HistoryView
-from workbench.dashboard.hub import Hub
+from workbench.dashboard.hub import Health, Hub
 from workbench.dashboard.live import LiveView
 from workbench.dashboard.parts import schedule
 from workbench.dashboard.server import current_dsn, start_hub
@@ -43,6 +43,18 @@ class Session:
             dynamic=False,
         )
         self.tabs.param.watch(self._on_tab, "active")
+        self.banner = pn.pane.Alert(
+            "", alert_type="danger", visible=False, css_classes=["rules-banner"]
+        )
+
+    def _banner(self, health: Health) -> None:
+        """A red banner on every page while the newest rule-set load was refused."""
+        text = rules_banner(health)
+        if text != self.banner.object:
+            self.banner.object = text
+        visible = bool(text)
+        if visible != self.banner.visible:
+            self.banner.visible = visible
 
     def _on_tab(self, event) -> None:
         """Pages that read the database load when first shown, not for every session."""
@@ -61,6 +73,7 @@ class Session:
             with pn.io.hold():
                 self.live.update(delta, first=first)
                 self.alerts.note_open_alerts(delta.kpis.open_alerts)
+                self._banner(delta.health)
         except Exception:  # a broken session must not take anything else down
             self.failures += 1
             log.exception("dashboard session update failed")
@@ -83,10 +96,22 @@ def create_session(hub: Hub | None = None, dsn: str | None = None) -> Session:
         callback = pn.state.add_periodic_callback(session.pull, period=REFRESH_MS)
         pn.state.on_session_destroyed(lambda _ctx: callback.stop())
     session.pull()
-    session.view = pn.Column(header, session.tabs, sizing_mode="stretch_width")
+    session.view = pn.Column(header, session.banner, session.tabs, sizing_mode="stretch_width")
     return session
 
 
 def _toast(message: str) -> None:
     if pn.state.notifications is not None:
         pn.state.notifications.error(message, duration=4000)
+
+
+def rules_banner(health: Health) -> str:
+    """The banner text when the newest rule-set load was rejected ('' otherwise)."""
+    if health.reload_status != "rejected":
+        return ""
+    scoring = health.rule_set_version or "the previous rules"
+    error = (health.reload_error or "no details").replace("\n", "  \n")
+    return (
+        f"**Rule change refused** (version {health.reload_version}); still scoring with "
+        f"`{scoring}`.  \n{error}"
+    )
