@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
 
+ALERTS_TAB, HISTORY_TAB = 1, 2
+
 
 class Session:
     """The pages of one browser session and its pull loop."""
@@ -40,7 +42,7 @@ class Session:
             ("Live", self.live.panel),
             ("Alerts", self.alerts.panel),
             ("History", self.history.panel),
-            dynamic=False,
+            dynamic=True,  # hidden pages are sent to the browser when first shown
         )
         self.tabs.param.watch(self._on_tab, "active")
         self.banner = pn.pane.Alert(
@@ -58,9 +60,9 @@ class Session:
 
     def _on_tab(self, event) -> None:
         """Pages that read the database load when first shown, not for every session."""
-        if event.new == 1:
+        if event.new == ALERTS_TAB:
             schedule(self.alerts.refresh)
-        elif event.new == 2 and not self.history.loaded:
+        elif event.new == HISTORY_TAB and not self.history.loaded:
             schedule(self.history.load_preset)
 
     def pull(self) -> None:
@@ -72,7 +74,8 @@ class Session:
             first, self.seq = self.seq == 0, delta.seq  # a failed delta is never re-applied
             with pn.io.hold():
                 self.live.update(delta, first=first)
-                self.alerts.note_open_alerts(delta.kpis.open_alerts)
+                if self.tabs.active == ALERTS_TAB:  # hidden: reloaded when shown
+                    self.alerts.note_open_alerts(delta.kpis.open_alerts)
                 self._banner(delta.health)
         except Exception:  # a broken session must not take anything else down
             self.failures += 1

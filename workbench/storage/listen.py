@@ -24,13 +24,13 @@ class Listener:
             self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
 
     def poll(self, timeout: float, limit: int = 1000) -> list[str]:
-        """Payloads received within ``timeout`` seconds (returns early after ``limit``)."""
+        """Payloads that arrived: waits up to ``timeout`` seconds for the first one, returns
+        as soon as it arrives together with any already queued (at most ``limit``)."""
         with storage_errors("lost the LISTEN connection"):
-            return [
-                n.payload
-                for n in self._conn.notifies(timeout=timeout, stop_after=limit)
-                if n.channel == self.channel
-            ]
+            got = list(self._conn.notifies(timeout=timeout, stop_after=1))
+            if got and limit > 1:
+                got += self._conn.notifies(timeout=0.001, stop_after=limit - 1)
+            return [n.payload for n in got if n.channel == self.channel]
 
     def close(self) -> None:
         self._conn.close()
