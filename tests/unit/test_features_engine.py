@@ -402,3 +402,53 @@ def test_amounts_are_exact_in_cents():
     spec = parse_feature("s", {"agg": "sum", "of": "amount", "by": "card_id", "window": "1h"})
     batch = _rows((0, "a", 0.1, None), (1, "a", 0.2, None), (2, "a", 0.0, None))
     assert compute_features([spec], batch)["s"].tolist()[2] == 0.3
+
+
+# -- deferred maintenance ------------------------------------------------------------------
+@pytest.mark.parametrize("when", ["every_batch", "never", "random"])
+def test_deferred_maintenance_gives_the_same_values(when):
+    rng = np.random.default_rng(51)
+    history = make_history(2000, 51, span_s=2 * 86400, step_s=60)
+    offline = compute_features(SPECS, history)
+    engine = FeatureEngine(SPECS)
+    parts, merges, pending = [], 0, []
+    for b in split(history, rng, max_size=60):
+        parts.append(engine.compute(b, defer_maintenance=True))
+        pending.append(engine.maintenance_due)
+        if when == "every_batch" or (when == "random" and rng.random() < 0.3):
+            was_due = engine.maintenance_due
+            assert engine.maintain() == was_due
+            assert not engine.maintenance_due
+            merges += was_due
+    pd.testing.assert_frame_equal(pd.concat(parts), offline, check_exact=True)
+    assert any(pending)  # merges really were deferred
+    if when != "never":
+        assert merges > 0
+    else:  # merged by compute itself once deferred for too long
+        assert all(len(g.M) > 0 for g in engine._groups)
+    # Never maintained: compute still merges after MAX_DEFERRED batches, so state stays bounded.
+    assert (
+        max(len(g.D) if g.D is not None else 0 for g in engine._groups)
+        < 60 * (group.MAX_DEFERRED + 2) + group.MIN_DELTA * 2
+    )
+    assert engine.state_rows < len(history) * len({s.by for s in SPECS})
+
+
+def test_maintain_is_a_no_op_when_nothing_is_due():
+    history = make_history(300, 52)
+    engine = FeatureEngine(SPECS)
+    assert not engine.maintain()
+    engine.compute(history.iloc[:3], defer_maintenance=True)
+    assert not engine.maintenance_due
+    state = [(g.M, g.D) for g in engine._groups]
+    assert not engine.maintain()
+    assert [(g.M, g.D) for g in engine._groups] == state
+
+
+def test_compute_without_defer_does_pending_maintenance():
+    history = make_history(400, 53)
+    engine = FeatureEngine(SPECS)
+    engine.compute(history.iloc[:200], defer_maintenance=True)
+    assert engine.maintenance_due  # 200 rows > MIN_DELTA (7)
+    engine.compute(history.iloc[200:210])
+    assert not engine.maintenance_due

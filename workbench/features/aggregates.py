@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from workbench.features.compiled import latest_before, prev_before
 from workbench.features.kernels import RangeMax, cover_count, expand, haversine_km
 from workbench.features.level import NO_TS, Level, lookup
 from workbench.features.queries import Queries, segment, take
@@ -151,21 +152,34 @@ def _previous(q: Queries, lookback_ns: int) -> tuple[np.ndarray, np.ndarray | No
 
 
 def is_new(q: Queries, of: str, w_ns: int) -> np.ndarray:
-    """True when the entity has no row with this row's value of ``of`` in the window."""
-    known = q.R.derived(("known", of), lambda: _known_flags(q.R, of))[q.pos].astype(bool)
-    chash = q.R.cols[f"c:{of}"][q.pos]
-    if of not in q.comp:  # queries sorted by (entity, value, ts): sequential searches
-        q.comp[of] = np.argsort(chash, kind="stable")
-    corder = q.comp[of]
-    total = 0
-    for level in (q.M, q.R):
-        ix = level.comps[of]
-        code, found = lookup(ix.groups, chash, corder)
-        found &= known
-        hi = level.bound(ix, code, found, q.t, "left", corder)
-        lo = level.bound(ix, code, found, q.t - w_ns, "left", corder)
-        total = total + (hi - lo)
-    return known & (total == 0)
+    """True when the entity has no row with this row's value of ``of`` in the window, i.e.
+    when its latest such row before t (in M or R) is older than t - w."""
+    latest, known = q.cached(("latest", of), lambda: _latest_before(q, of))
+    return known & (latest < q.t - w_ns)
+
+
+def _latest_before(q: Queries, of: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: ts of the latest row of the same (entity, value) with ts < t, in M or R
+    (NO_TS if none), and whether the query's value is known. Shared by a column's is_new."""
+    R, M = q.R, q.M
+    ix = R.comps[of]
+    in_r = np.full(len(R), NO_TS, dtype=np.int64)
+    in_r[ix.order] = prev_before(ix.code, ix.ts, NO_TS)
+    # Queries with a known value in the order of R's composite index (sorted by hash), then
+    # the others: searching M's index in that order walks it forwards.
+    qnum = np.full(len(R), -1, dtype=np.int64)
+    qnum[q.pos] = np.arange(len(q))
+    sorted_q = qnum[ix.order]
+    sorted_q = sorted_q[sorted_q >= 0]
+    found = np.zeros(len(q), dtype=bool)
+    found[sorted_q] = True
+    order = np.concatenate([sorted_q, np.flatnonzero(~found)])
+    chash = R.cols[f"c:{of}"][q.pos]
+    mix = M.comps[of]
+    code, in_m = lookup(mix.groups, chash, order)
+    in_m &= found
+    m_ts = latest_before(mix.starts, mix.ts, code, in_m, q.t, order, NO_TS)
+    return np.maximum(in_r[q.pos], m_ts), found
 
 
 def _known_flags(level: Level, of: str) -> np.ndarray:

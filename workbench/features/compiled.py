@@ -6,7 +6,9 @@ searches) give the same results at several times the cost:
 
 - :func:`group_bounds`: per query, a binary search for a time within its group's rows;
 - :func:`union_positions`: union of two sorted unique arrays and where each input lands in it;
-- :func:`merge_order`: the stable merge permutation of two sorted runs (first run wins ties).
+- :func:`merge_order`: the stable merge permutation of two sorted runs (first run wins ties);
+- :func:`prev_before` / :func:`latest_before`: per row or query, the ts of the group's latest
+  row strictly before it (a linear scan of an index; a binary search in a group).
 
 Compiled on first use and cached on disk (``cache=True``): the first call in a fresh
 environment compiles for a few seconds, later processes load the cache.
@@ -129,3 +131,47 @@ def hash_strings(offsets, data, out, start):  # pragma: no cover - compiled
         h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         out[start + i] = h ^ (h >> np.uint64(31))
+
+
+@njit(cache=True, nogil=True)
+def prev_before(code, ts, no_ts):  # pragma: no cover - compiled
+    """Per row of an index (rows grouped by ``code``, ts-sorted within a group): ts of the
+    group's latest row with a strictly smaller ts, ``no_ts`` if none (ties on ts share it)."""
+    n = len(code)
+    out = np.empty(n, dtype=np.int64)
+    prev = no_ts
+    for j in range(n):
+        if j == 0 or code[j] != code[j - 1]:
+            prev = no_ts
+        elif ts[j] != ts[j - 1]:
+            prev = ts[j - 1]
+        out[j] = prev
+    return out
+
+
+@njit(cache=True, nogil=True)
+def latest_before(starts, ts, code, found, x, order, no_ts):  # pragma: no cover - compiled
+    """Per query: ts of the latest row of group ``code[i]`` with ts < x[i] (``no_ts`` if none
+    or not ``found[i]``); queries answered in the sequence ``order`` (see group_bounds)."""
+    n = len(x)
+    g = len(starts) - 1
+    out = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        i = order[k]
+        out[i] = no_ts
+        if not found[i]:
+            continue
+        c = code[i]
+        first = starts[min(c, g)]
+        lo = first
+        hi = starts[min(c + 1, g)]
+        v = x[i]
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if ts[mid] < v:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo > first:
+            out[i] = ts[lo - 1]
+    return out

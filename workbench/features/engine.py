@@ -57,6 +57,13 @@ class FeatureEngine:
     ``compute(batch)`` gives the features of every row (same index and order as the batch)
     and then adds the batch to the state; ``peek(batch)`` gives the same values without
     changing the state.
+
+    Every so many batches the state is reorganized (recent rows merged into the main store,
+    old rows evicted), which makes that batch several times slower. A caller with idle time
+    between batches passes ``defer_maintenance=True`` and calls :meth:`maintain` after
+    handing the batch's results on (before taking the next batch); values are the same
+    either way. Deferred work that :meth:`maintain` does not pick up is done by ``compute``
+    itself a few batches later, so state stays bounded.
     """
 
     def __init__(self, specs: Sequence[FeatureSpec], *, allowed_lateness_s: float = 3600.0):
@@ -79,15 +86,32 @@ class FeatureEngine:
             g.reset()
         self._newest = None
 
-    def compute(self, batch: pd.DataFrame) -> pd.DataFrame:
-        """Features of every row of a typed batch (same index/order), then add it to the state."""
-        return self._run(batch, commit=True)
+    def compute(self, batch: pd.DataFrame, *, defer_maintenance: bool = False) -> pd.DataFrame:
+        """Features of every row of a typed batch (same index/order), then add it to the state.
+
+        With ``defer_maintenance`` a state merge that falls due is left to :meth:`maintain`.
+        """
+        return self._run(batch, commit=True, defer=defer_maintenance)
+
+    @property
+    def maintenance_due(self) -> bool:
+        """Deferred state maintenance is pending (:meth:`maintain` would do work)."""
+        return any(g.due for g in self._groups)
+
+    def maintain(self) -> bool:
+        """Do pending deferred maintenance (merges and evictions); returns whether there was
+        any. Cheap when nothing is due. Not thread-safe with ``compute``: call it from the
+        thread that computes, between batches."""
+        done = False
+        for g in self._groups:
+            done |= g.maintain()
+        return done
 
     def peek(self, batch: pd.DataFrame) -> pd.DataFrame:
         """Same values as :meth:`compute` would give, without changing the state."""
         return self._run(batch, commit=False)
 
-    def _run(self, batch: pd.DataFrame, commit: bool) -> pd.DataFrame:
+    def _run(self, batch: pd.DataFrame, commit: bool, defer: bool = False) -> pd.DataFrame:
         arrays = self._arrays(batch)
         values: dict[str, np.ndarray] = {}
         deltas = []
@@ -99,7 +123,7 @@ class FeatureEngine:
             newest = int(arrays.ts.max())
             self._newest = newest if self._newest is None else max(self._newest, newest)
             for g, delta in zip(self._groups, deltas, strict=True):
-                g.commit(delta, self._newest, arrays.n)
+                g.commit(delta, self._newest, arrays.n, defer)
         frame = {s.name: values[s.name] for s in self.specs}
         frame.update(calendar(arrays.ts))
         return pd.DataFrame(frame, index=batch.index)

@@ -11,6 +11,11 @@ M and R (see :mod:`workbench.features.aggregates`), and R becomes the new delta.
 delta outgrows ~sqrt(2·|M|·batch) rows it is merged into M (linear in |M|, so amortized
 O(batch) per batch) and rows are evicted.
 
+That merge is the one expensive step of a batch (hundreds of ms on a big M). A caller with
+idle time between batches can defer it (``commit(..., defer=True)``) and run it later with
+:meth:`Group.maintain`; values never depend on when (or whether) M and D are merged. A merge
+deferred for more than ``MAX_DEFERRED`` batches is done anyway, so state stays bounded.
+
 Eviction (at merge time) keeps the rows with ts >= newest - (longest horizon of the group's
 specs + allowed lateness), where "newest" is the newest ts seen. For the previous-transaction
 features it also keeps, per entity, the row(s) a future query could still need as "previous":
@@ -34,6 +39,7 @@ PREVIOUS_LOOKBACK_S = MAX_WINDOW_S
 """Previous-transaction features look back at most this far (90 days); older means none."""
 
 MIN_DELTA = 16_384  # never merge into M more often than every this many rows
+MAX_DEFERRED = 4  # batches a due merge may wait for maintain() before compute does it
 
 _NS = 1_000_000_000
 
@@ -83,6 +89,8 @@ class Group:
     def reset(self) -> None:
         self.M = Level.empty(self.dtypes, self.comps)
         self.D: Level | None = None
+        self.deferred = 0  # batches committed since a merge became due (0: none due)
+        self.newest_ns: int | None = None
 
     @property
     def rows(self) -> int:
@@ -134,18 +142,44 @@ class Group:
             return agg.is_new(q, s.of, w)
         return agg.distinct(q, s.of, w)
 
-    def commit(self, delta: Level | None, newest_ns: int, batch_rows: int) -> None:
-        """Keep ``delta`` as the new delta; merge it into M (and evict) when it is big enough."""
+    def commit(
+        self, delta: Level | None, newest_ns: int, batch_rows: int, defer: bool = False
+    ) -> None:
+        """Keep ``delta`` as the new delta; merge it into M (and evict) when it is big enough,
+        or, with ``defer``, leave a due merge to :meth:`maintain` (for ``MAX_DEFERRED``
+        batches at most)."""
         self.D = delta
+        self.newest_ns = newest_ns
         if delta is None:
             return
         limit = max(MIN_DELTA, int(math.sqrt(2.0 * len(self.M) * max(batch_rows, 1))))
-        if len(delta) >= limit:
-            self.merge(newest_ns)
+        if self.deferred or len(delta) >= limit:
+            self.deferred += 1
+            if not defer or self.deferred > MAX_DEFERRED:
+                self.merge(newest_ns)
+
+    @property
+    def due(self) -> bool:
+        """A merge is pending (deferred by :meth:`commit`)."""
+        return self.deferred > 0
+
+    def maintain(self) -> bool:
+        """Do a pending merge (if any) and build the new M's derived arrays (prefix sums,
+        indexes) that the next batch would otherwise build; True if a merge was done."""
+        if not self.deferred or self.newest_ns is None:
+            return False
+        self.merge(self.newest_ns)
+        cols = {f"{k}:{of}": np.dtype(t) for of in self.comps for k, t in _LINKS.items()}
+        empty = Level.empty({**self.dtypes, **cols}, self.comps)
+        q = Queries(self.M, empty, np.empty(0, dtype=np.int64))
+        for s in self.specs:  # no queries: only the derived arrays of M are built
+            self._feature(q, s)
+        return True
 
     def merge(self, newest_ns: int) -> None:
         """Merge the delta into M and evict rows no future in-time query can use."""
         if self.D is None:
+            self.deferred = 0
             return
         floor = newest_ns - self.lateness_ns
 
@@ -161,6 +195,10 @@ class Group:
 
         self.M, _ = Level.merge(self.M, self.D, keep)
         self.D = None
+        self.deferred = 0
+
+
+_LINKS = {"c": np.uint64, "lastM": np.int64, "nextM": np.int64}  # per-of columns of R
 
 
 def _missing(s: FeatureSpec, n: int) -> np.ndarray:

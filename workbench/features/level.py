@@ -48,16 +48,12 @@ def lookup(table: np.ndarray, values: np.ndarray, order=None) -> tuple[np.ndarra
     return idx, found
 
 
-def _dense(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique values of x and the index of each x in them (one sort, no searches)."""
-    order = np.argsort(x)
-    sx = x[order]
-    new = np.empty(len(x), dtype=bool)
+def _runs(sx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unique values of a sorted array and the index of each element in them."""
+    new = np.empty(len(sx), dtype=bool)
     new[:1] = True
     np.not_equal(sx[1:], sx[:-1], out=new[1:])
-    code = np.empty(len(x), dtype=np.int64)
-    code[order] = np.cumsum(new) - 1
-    return sx[new], code
+    return sx[new], np.cumsum(new) - 1
 
 
 def _compact(codes: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -138,19 +134,24 @@ class Level:
         """Level of one batch (rows in arrival order) and the sort permutation used.
 
         ``comp_hashes`` maps an ``of`` column to (hash(entity, value), value known) per row.
+        Stable sorts by ts then by hash give (hash, ts, arrival) order; the ts sort is nearly
+        free on the usual (already time-ordered) batch.
         """
-        U, rank = _dense(ts)
-        H, code = _dense(h)
+        by_ts = np.argsort(ts, kind="stable")
+        U, rank_ts = _runs(ts[by_ts])
+        o = np.argsort(h[by_ts], kind="stable")
+        perm, rank = by_ts[o], rank_ts[o]
+        H, code = _runs(h[perm])
         span = 2 * len(U) + 2
-        perm = np.argsort(code * span + 2 * rank + 1, kind="stable")
-        rank, code = rank[perm], code[perm]
+        inv = np.empty(len(perm), dtype=np.int64)
+        inv[perm] = np.arange(len(perm))
         comps = {}
         for name, (chash, known) in comp_hashes.items():
-            chash, known = chash[perm], known[perm]
-            idx = np.flatnonzero(known)
-            groups, gcode = _dense(chash[idx])
-            o = np.argsort(gcode * span + 2 * rank[idx] + 1, kind="stable")
-            comps[name] = Index(groups, gcode[o], idx[o], rank[idx[o]], span)
+            idx = by_ts[known[by_ts]]  # known rows in (ts, arrival) order
+            idx = idx[np.argsort(chash[idx], kind="stable")]
+            groups, gcode = _runs(chash[idx])
+            pos = inv[idx]
+            comps[name] = Index(groups, gcode, pos, rank[pos], span)
         level = cls(
             h[perm], ts[perm], rank, U, code, H, {k: v[perm] for k, v in cols.items()}, comps
         )

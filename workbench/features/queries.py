@@ -46,7 +46,6 @@ class Queries:
         self.rcode = R.main.code[qpos]
         self.mcode, self.mfound = lookup(M.main.groups, self.h)
         self._bounds: dict[tuple, np.ndarray] = {}
-        self.comp: dict[str, np.ndarray] = {}  # of column -> argsort of hash(entity, value)
         self._cache: dict[object, object] = {}
 
     def __len__(self) -> int:
