@@ -4,8 +4,11 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+# The UI tests (tests/ui) drive Debian's Chromium through Playwright; never `playwright install`.
+CHROMIUM = /usr/bin/chromium
+SUDO     = $(if $(filter 0,$(shell id -u)),,sudo -n)
 
-.PHONY: up test lint bench install
+.PHONY: up test lint bench install chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +27,13 @@ lint: install
 	$(BIN)/ruff check workbench tests benchmarks
 	$(BIN)/ruff format --check workbench tests benchmarks
 
-test: lint
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+	@test -x $(CHROMIUM) || { echo "error: $(CHROMIUM) is still missing"; exit 1; }
+
+test: lint chromium
 	@$(BIN)/python -m pytest -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
 

@@ -176,9 +176,9 @@ class LiveView:
             return
         if self._pending_rows:
             frame = pd.concat(self._pending_rows, ignore_index=True).tail(TABLE_ROWS)
-            self.table.stream(table_rows(frame), rollover=TABLE_ROWS, follow=False)
+            _add_rows(self.table, table_rows(frame), TABLE_ROWS, replace=force)
         if self._pending_alerts:
-            self.feed.stream(feed_rows(self._pending_alerts), rollover=FEED_ROWS, follow=False)
+            _add_rows(self.feed, feed_rows(self._pending_alerts), FEED_ROWS, replace=force)
         self._pending_rows, self._pending_alerts = [], []
         self._last_flush = now
 
@@ -331,6 +331,16 @@ class LiveView:
             pn.pane.Bokeh(geo, **pane),
             sizing_mode="stretch_width",
         )
+
+
+def _add_rows(table: pn.widgets.Tabulator, rows: pd.DataFrame, rollover: int, *, replace: bool):
+    """Stream ``rows`` into ``table`` keeping the newest ``rollover``; ``replace`` sets the
+    value instead (the first update: a table whose browser model does not exist yet does not
+    receive streamed rows in Panel 1.9)."""
+    if replace:
+        table.value = rows.tail(rollover).reset_index(drop=True)
+    else:
+        table.stream(rows, rollover=rollover, follow=False)
 
 
 def _time_figure(title: str, y_label: str):

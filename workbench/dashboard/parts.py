@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 import pandas as pd
 import panel as pn
 from bokeh.models import HTMLTemplateFormatter
+from panel.io.state import set_curdoc
 
 from workbench.dashboard.theme import BAND_COLORS
 
@@ -40,8 +41,19 @@ def read_only_table(frame: pd.DataFrame, css: str, height: int, **options) -> pn
 
 def schedule(coroutine_fn: Callable[[], Awaitable[None]]) -> None:
     """Run ``coroutine_fn`` on the current session's event loop (or now, outside a server,
-    e.g. in tests and notebooks)."""
-    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-        pn.state.execute(coroutine_fn)
-    else:
+    e.g. in tests and notebooks).
+
+    The session's document is made current for the whole coroutine: components created in it
+    then take their resources from this server, not from Panel's CDN (which an offline
+    machine cannot reach).
+    """
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None:
         asyncio.run(coroutine_fn())
+        return
+
+    async def in_session() -> None:
+        with set_curdoc(doc):
+            await coroutine_fn()
+
+    pn.state.execute(in_session)

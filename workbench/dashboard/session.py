@@ -42,7 +42,9 @@ class Session:
             ("Live", self.live.panel),
             ("Alerts", self.alerts.panel),
             ("History", self.history.panel),
-            dynamic=True,  # hidden pages are sent to the browser when first shown
+            # every page is built with the session: components created after the page has
+            # loaded would link Panel's stylesheets from its CDN (unreachable offline)
+            dynamic=False,
         )
         self.tabs.param.watch(self._on_tab, "active")
         self.banner = pn.pane.Alert(
@@ -70,6 +72,7 @@ class Session:
         try:
             delta = self.hub.delta(self.seq)
             if delta.seq == self.seq:
+                self.live.flush_tables()  # rows held back by the table throttle
                 return
             first, self.seq = self.seq == 0, delta.seq  # a failed delta is never re-applied
             with pn.io.hold():
