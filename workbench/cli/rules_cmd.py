@@ -1,9 +1,13 @@
-"""``workbench rules check [PATH...]``: load, check and run the examples of rule files."""
+"""``workbench rules check [PATH...]`` (load, check and run the examples of rule files),
+``workbench rules status`` (the active rule set and the last attempt) and
+``workbench rules rollback VERSION`` (re-activate an earlier accepted rule set)."""
 
 from __future__ import annotations
 
 import argparse
 
+from workbench.pipeline.database import database
+from workbench.pipeline.reload import rollback, status
 from workbench.rules import load_rules
 from workbench.settings import Settings
 
@@ -22,6 +26,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="Rule files or directories (default: the rules_dir setting).",
     )
     check.set_defaults(run=run_check)
+    rules_sub.add_parser(
+        "status",
+        help="Show the active rule set and the last reload attempt with its errors "
+        "(exit 1 when the last attempt was refused).",
+    ).set_defaults(run=run_status)
+    back = rules_sub.add_parser(
+        "rollback",
+        help="Re-activate an earlier accepted rule set; every running worker switches to it.",
+    )
+    back.add_argument("version", metavar="VERSION", help="Version hash (see rules status).")
+    back.set_defaults(run=run_rollback)
 
 
 def run_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -38,3 +53,37 @@ def run_check(args: argparse.Namespace, settings: Settings) -> int:
         f"version {ruleset.version}"
     )
     return 0
+
+
+def run_status(args: argparse.Namespace, settings: Settings) -> int:
+    with database(settings, migrate=False) as dsn:
+        state = status(dsn)
+    active, last = state["active"], state["last"]
+    if active is None:
+        print("active: none (no rule set was ever accepted)")
+    else:
+        print(f"active: version {active['version']} since {_when(active)} by {active['author']}")
+    if last is None:
+        print("last attempt: none")
+        return 0
+    what = f"{last['status']} version {last['version']}"
+    print(f"last attempt: {what} at {_when(last)} by {last['author']}")
+    if last["status"] != "rejected":
+        return 0
+    for line in (last["error"] or "").splitlines():
+        print(f"  {line}")
+    return 1
+
+
+def run_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    with database(settings, migrate=False) as dsn:
+        ruleset = rollback(dsn, args.version)
+    print(
+        f"ok: version {ruleset.version} is active again ({len(ruleset.rules)} rules); "
+        "running workers switch before their next batch"
+    )
+    return 0
+
+
+def _when(row: dict) -> str:
+    return row["created_at"].isoformat(timespec="seconds")

@@ -7,7 +7,10 @@ that commits while the next batch is being scored is acknowledged (and counted) 
 not after that scoring. The store node lets one write run while the next batch is scored,
 and no more: a slow or unreachable database holds the source back instead of piling batches
 up in memory (at most two batches are held). The detector is used by one batch at a time,
-always from the detect node; change it (e.g. swap rules) only between batches.
+always from the detect node; change it only between batches: :meth:`Pipeline.swap_rules`
+(callable from any thread) leaves the new rule set for the detect node, which switches
+before it scores its next batch. The store node then writes that batch with the alert
+policy of the rule set that scored it.
 
 A node never lets an exception escape (streamz would stop the whole stream): a batch that
 cannot be scored becomes dead letters with the reason; a write that fails is retried with
@@ -19,12 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
+from typing import Any
 
 from streamz import Stream
 
 from workbench.pipeline.stats import PipelineStats
 from workbench.pipeline.writer import RetryingWriter
+from workbench.rules import RuleSet
 from workbench.scoring.detector import Detector
 from workbench.scoring.result import ScoredBatch, as_dead_letters
 from workbench.sources.base import Pacer, Source, SourceBatch
@@ -50,6 +56,23 @@ class Pipeline:
         self.stats = writer.stats
         self._stop: asyncio.Event | None = None  # created inside the loop, in run()
         self._pending: asyncio.Future | None = None
+        self._next_rules: RuleSet | None = None
+        self._rules_lock = threading.Lock()
+        self.reload: Any = None  # HotReload started and stopped around run() by the worker
+
+    def swap_rules(self, ruleset: RuleSet) -> None:
+        """Score from the next batch on with ``ruleset`` (the batch in flight keeps the rules
+        it started with). Thread-safe; when several arrive between batches, the last wins."""
+        with self._rules_lock:
+            self._next_rules = ruleset
+
+    def _take_rules(self) -> None:
+        with self._rules_lock:
+            ruleset, self._next_rules = self._next_rules, None
+        if ruleset is not None and ruleset.version != self.detector.ruleset.version:
+            was = self.detector.ruleset.version
+            self.detector.swap(ruleset)
+            log.info("rules: now scoring with version %s (was %s)", ruleset.version, was)
 
     def stop(self) -> None:
         """Ask the worker to finish the batch in flight and stop."""
@@ -59,22 +82,38 @@ class Pipeline:
 
     def _build(self) -> Stream:
         source = Stream(asynchronous=True, stream_name="source")
-        scored = _ThreadMap(source, self._detect, stream_name="features+rules")
+        scored = self._detect_node = _ThreadMap(
+            source, self._detect, after=self._maintain, stream_name="features+rules"
+        )
         scored.sink(self._store, stream_name="store+ack")
         return source
 
-    def _detect(self, batch: SourceBatch) -> ScoredBatch:
+    def _maintain(self) -> None:
         try:
-            return self.detector.process(batch)
+            self.detector.maintain()
+        except Exception:  # the next batch's scoring does it (or reports it) instead
+            log.exception("feature-state maintenance failed")
+
+    def _detect(self, batch: SourceBatch) -> tuple[ScoredBatch, RuleSet]:
+        try:
+            self._take_rules()
+        except Exception:  # a rule set that cannot be swapped in: keep scoring with the old
+            log.exception("rules: swapping the rule set failed; the previous one keeps scoring")
+        ruleset = self.detector.ruleset
+        try:
+            return self.detector.process(batch), ruleset
         except Exception as exc:  # a bad batch becomes data, never a stopped stream
             log.exception("scoring failed; the batch goes to dead letters")
-            return as_dead_letters(batch, f"scoring failed: {type(exc).__name__}: {exc}")
+            return as_dead_letters(batch, f"scoring failed: {type(exc).__name__}: {exc}"), ruleset
 
-    async def _store(self, scored: ScoredBatch) -> None:
+    async def _store(self, item: tuple[ScoredBatch, RuleSet]) -> None:
         # Wait for the previous write, then start this one and return: the next batch is read
         # and scored while this one is written. Writes (and acks) stay in order and at most
         # two batches are held at once.
+        scored, ruleset = item
         await self._drain()
+        self.writer.alert_min_band = ruleset.alert.min_band.capitalize()
+        self.writer.alert_dedup_s = ruleset.alert.dedup_s
         self._pending = asyncio.ensure_future(self._write_and_ack(scored))
 
     async def _write_and_ack(self, scored: ScoredBatch) -> None:
@@ -85,6 +124,10 @@ class Pipeline:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             await pending
+        node = getattr(self, "_detect_node", None)
+        if node is not None and node._after is not None:
+            after, node._after = node._after, None
+            await after
 
     async def run(
         self, *, duration: float | None = None, max_records: int | None = None
@@ -120,15 +163,25 @@ class Pipeline:
 
 class _ThreadMap(Stream):
     """``map`` whose function runs in a worker thread; the emit that feeds it awaits the
-    result and everything downstream of it, so batches stay in order, one at a time."""
+    result and everything downstream of it, so batches stay in order, one at a time.
 
-    def __init__(self, upstream: Stream, func, **kwargs) -> None:
-        self.func = func
+    ``after`` (optional) runs in a worker thread once a result has been handed on, while
+    the store writes it and the source reads the next batch; the next call of ``func``
+    waits for it, so the two never overlap (feature-state maintenance)."""
+
+    def __init__(self, upstream: Stream, func, after=None, **kwargs) -> None:
+        self.func, self.after = func, after
+        self._after: asyncio.Future | None = None
         super().__init__(upstream, **kwargs)
 
     def update(self, x, who=None, metadata=None):
         return self._run(x, metadata)
 
     async def _run(self, x, metadata) -> None:
+        if self._after is not None:
+            after, self._after = self._after, None
+            await after
         result = await asyncio.to_thread(self.func, x)
         await asyncio.gather(*self._emit(result, metadata=metadata))
+        if self.after is not None:
+            self._after = asyncio.ensure_future(asyncio.to_thread(self.after))

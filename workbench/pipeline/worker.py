@@ -1,4 +1,8 @@
-"""Assemble and run one pipeline worker from settings: rules, source, detector, writer."""
+"""Assemble and run one pipeline worker from settings: rules, source, detector, writer.
+
+The worker starts on the active rule set (after publishing its rules directory, see
+:mod:`~workbench.pipeline.reload`) and hot-reloads while it runs.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 from workbench.pipeline.graph import Pipeline
+from workbench.pipeline.reload import HotReload
 from workbench.pipeline.stats import PipelineStats
 from workbench.pipeline.writer import RetryingWriter
-from workbench.rules import load_rules
 from workbench.scoring.detector import Detector
 from workbench.settings import Settings
 from workbench.sources.base import create_source
-from workbench.storage import connect, record_rule_set
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +37,11 @@ def build_pipeline(
     source_options: dict[str, Any] | None = None,
     rate: float | None = None,
 ) -> Pipeline:
-    """A ready pipeline; the rule set is loaded (and recorded) first, so bad rules fail here."""
-    ruleset = load_rules(settings.rules_dir)
-    with connect(dsn) as conn:
-        record_rule_set(
-            conn, ruleset.version, ruleset.texts, author=_author(), status="accepted", error=None
-        )
+    """A ready pipeline on the active rule set, with hot reload attached (``pipeline.reload``,
+    started by :func:`run_with_status`). The rules directory is published first: when it is
+    refused the last accepted rule set is used, and with none the error is raised here."""
+    reload = HotReload(dsn, settings.rules_dir)
+    ruleset = reload.initial()
     options = dict(source_options or {})
     if source == "simulator":
         options.setdefault("settings", settings)
@@ -54,7 +56,9 @@ def build_pipeline(
         retention_days=settings.retention_days,
     )
     detector = Detector(ruleset, allowed_lateness_s=settings.allowed_lateness)
-    return Pipeline(src, detector, writer, rate=rate)
+    pipeline = Pipeline(src, detector, writer, rate=rate)
+    pipeline.reload = reload
+    return pipeline
 
 
 async def run_with_status(
@@ -64,7 +68,11 @@ async def run_with_status(
     status: Callable[[PipelineStats], None] | None = None,
     every_s: float = 1.0,
 ) -> PipelineStats:
-    """Run the pipeline; call ``status`` every ``every_s`` seconds meanwhile."""
+    """Run the pipeline (with its hot reload, if any); call ``status`` every ``every_s``
+    seconds meanwhile."""
+    reload = pipeline.reload
+    if reload is not None:
+        reload.start(pipeline.swap_rules, pipeline.detector.ruleset.version)
     task = asyncio.ensure_future(pipeline.run(duration=duration))
 
     async def report() -> None:
@@ -78,18 +86,11 @@ async def run_with_status(
         return await task
     finally:
         reporter.cancel()
+        if reload is not None:
+            await asyncio.to_thread(reload.stop)
 
 
 def print_status(stats: PipelineStats) -> None:
     """Overwrite one terminal line with the current counts (or print lines when piped)."""
     end = "\r" if sys.stdout.isatty() else "\n"
     print(stats.line(), end=end, flush=True)
-
-
-def _author() -> str:
-    try:
-        import getpass
-
-        return getpass.getuser()
-    except Exception:  # no user name (container without passwd entry)
-        return "anonymous"

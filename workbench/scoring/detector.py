@@ -2,7 +2,10 @@
 
 A :class:`Detector` owns the feature state of one stream and the active rule set. ``swap``
 replaces the rule set between batches; feature state carries over when the new rule set
-declares the same features.
+declares the same features. Feature-state maintenance (merging recent rows into the main
+store) is left out of the scored batch: call :meth:`Detector.maintain` between batches, from
+the thread that scores, once the batch has been handed on (if nobody does, scoring does it
+itself every few batches).
 """
 
 from __future__ import annotations
@@ -36,9 +39,14 @@ class Detector:
 
     def score_frame(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         """Scored frame (batch + score columns), hits and error counts; advances state."""
-        feats = self.features.compute(frame)
+        feats = self.features.compute(frame, defer_maintenance=True)
         scores, hits, errors = self.scorer.score(frame, feats)
         return pd.concat([frame, scores], axis=1), hits, errors
+
+    def maintain(self) -> bool:
+        """Do the feature-state maintenance the last batches left pending (True if any).
+        Never concurrently with scoring."""
+        return self.features.maintain()
 
     def process(self, batch: SourceBatch) -> ScoredBatch:
         """Score one source batch."""

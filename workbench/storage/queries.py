@@ -10,7 +10,7 @@ text in bulk loads (use :func:`load_hits` for a long frame of hits).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -290,6 +290,97 @@ def rule_set_files(conn: psycopg.Connection, version: str) -> dict[str, str] | N
     with storage_errors("cannot read rule-set files"), reading(conn):
         row = conn.execute(query, (version,)).fetchone()
     return None if row is None else {str(k): str(v) for k, v in row[0].items()}
+
+
+RULES_CHANNEL = "workbench_rules"  # NOTIFY payload: the version of a newly accepted rule set
+_RULE_SETS_LOCK = 0x7275_6C65  # advisory lock that serialises rule-set publication ("rule")
+
+
+def publish_rule_set(
+    conn: psycopg.Connection,
+    version: str,
+    texts: Mapping[str, str],
+    author: str | None,
+    status: str,
+    error: str | None = None,
+    *,
+    still_current: Callable[[], bool] | None = None,
+) -> int | None:
+    """Record a rule-set attempt once, and announce an accepted one; its id, or None.
+
+    Under an advisory lock (one publisher at a time, across processes): nothing is written
+    when the newest row already says the same (same ``version`` and ``status``), or when
+    ``still_current()`` (called while holding the lock) says the candidate is stale. An
+    accepted row is announced with ``NOTIFY workbench_rules, version`` in the same
+    transaction, so listeners see it only once it is committed.
+    """
+    if status not in RULE_SET_STATUSES:
+        raise StorageError(f"unknown rule-set status {status!r}: use accepted or rejected")
+    with storage_errors("cannot publish the rule set"), conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_RULE_SETS_LOCK,))
+        newest = conn.execute(
+            "SELECT version, status FROM rule_sets ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if newest is not None and tuple(newest) == (version, status):
+            return None
+        if still_current is not None and not still_current():
+            return None
+        row = conn.execute(
+            "INSERT INTO rule_sets (version, files, author, status, error)"
+            " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+            (version, Jsonb(dict(texts)), author, status, error),
+        ).fetchone()
+        if status == "accepted":
+            conn.execute("SELECT pg_notify(%s, %s)", (RULES_CHANNEL, version))
+    assert row is not None
+    return int(row[0])
+
+
+def active_rule_set(conn: psycopg.Connection) -> dict[str, Any] | None:
+    """The rule set in effect — the newest accepted row: id, version, created_at, author,
+    files (name -> YAML text); None when none was ever accepted."""
+    query = (
+        "SELECT id, version, created_at, author, files FROM rule_sets"
+        " WHERE status = 'accepted' ORDER BY id DESC LIMIT 1"
+    )
+    with storage_errors("cannot read the active rule set"), reading(conn):
+        row = conn.execute(query).fetchone()
+    if row is None:
+        return None
+    rid, version, created_at, author, files = row
+    return {
+        "id": int(rid),
+        "version": version,
+        "created_at": created_at,
+        "author": author,
+        "files": {str(k): str(v) for k, v in files.items()},
+    }
+
+
+def rule_set_accepted_before(conn: psycopg.Connection, version: str) -> bool:
+    """Whether rule-set ``version`` was ever accepted."""
+    query = "SELECT EXISTS (SELECT 1 FROM rule_sets WHERE version = %s AND status = 'accepted')"
+    with storage_errors("cannot read rule-set history"), reading(conn):
+        row = conn.execute(query, (version,)).fetchone()
+    return bool(row and row[0])
+
+
+def recent_batch(conn: psycopg.Connection, limit: int = 1000) -> pd.DataFrame:
+    """The newest ``limit`` stored transactions as a typed batch, oldest first, via COPY:
+    the batch schema's columns and ``band`` (to replay them through new rules)."""
+    names = (*NAMES, "band")
+    select = sql.SQL(", ").join(
+        sql.SQL("(extract(epoch FROM {0}) * 1000000)::bigint").format(sql.Identifier(c))
+        if c == "ts"
+        else sql.Identifier(c)
+        for c in names
+    )
+    query = sql.SQL(
+        "SELECT {} FROM (SELECT * FROM transactions ORDER BY ts DESC, tx_id DESC LIMIT {}) t"
+        " ORDER BY t.ts, t.tx_id"
+    ).format(select, sql.Literal(int(limit)))
+    kinds = {c.name: c.kind for c in COLUMNS} | {"band": "str"}
+    return _copy_out(conn, query, kinds, "cannot read recent transactions")
 
 
 def time_bounds(conn: psycopg.Connection) -> tuple[datetime, datetime] | None:

@@ -1,0 +1,448 @@
+"""Rule hot reload across running workers: publish from the rules directory, follow the database.
+
+Two halves, both in background threads of the worker, never on its event loop:
+
+- **Publish** (:class:`Publisher`, in workers that have the rules directory): a
+  :class:`~workbench.pipeline.watch.DirectoryWatcher` notices a change; the files are read and
+  hashed (an unchanged hash stops here); the candidate is parsed, validated, compiled, its
+  rules' examples run (:func:`~workbench.rules.parse_rules`) and it is dry-run on the newest
+  stored transactions. The outcome is recorded in ``rule_sets`` — accepted (and announced with
+  ``NOTIFY workbench_rules``) or rejected with one ``file:line:col rule id: message`` line per
+  error, which is also logged. A row is written once however many workers watch the same
+  directory: nothing is written when the newest row already says the same.
+- **Follow** (:class:`Follower`, in every worker): ``LISTEN workbench_rules``; on a
+  notification (and every :data:`RESYNC_S`, for notifications lost while reconnecting) the
+  active version — the newest accepted row — is read, its files compiled and handed to the
+  pipeline, which swaps between batches. A worker that publishes applies its own version
+  the same way, so every worker, with or without the directory, converges on one version.
+
+At start (:meth:`HotReload.initial`) the directory is published like an edit, unless its
+version was accepted before and is no longer active (a rollback, which a restart must not
+undo); the worker then starts on the active version. A worker without the directory only
+follows. :func:`rollback` re-activates an earlier accepted version by appending a new
+accepted row with its files, so the history stays append-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench import schema
+from workbench.errors import ConfigError, RuleError, RuleSetError, StorageError
+from workbench.features.engine import compute_features
+from workbench.pipeline.watch import DirectoryWatcher
+from workbench.rules import RuleSet, load_rules, parse_rules, version_of
+from workbench.rules.document import MAX_BYTES
+from workbench.scoring.scorer import Scorer
+from workbench.storage import Listener, connect, last_rule_set
+from workbench.storage.queries import (
+    RULES_CHANNEL,
+    active_rule_set,
+    publish_rule_set,
+    recent_batch,
+    rule_set_accepted_before,
+    rule_set_files,
+)
+
+log = logging.getLogger(__name__)
+
+DRY_RUN_ROWS = 500  # newest stored transactions a candidate is scored on before acceptance
+RESYNC_S = 5.0  # a follower re-reads the active version this often, notification or not
+BACKOFF_MAX_S = 10.0
+SUFFIXES = (".yaml", ".yml")
+
+
+def author_name() -> str:
+    """The OS user, or ``anonymous`` (until the workbench has authentication)."""
+    try:
+        import getpass
+
+        return getpass.getuser() or "anonymous"
+    except Exception:  # no user name (a container without a passwd entry)
+        return "anonymous"
+
+
+def error_lines(exc: RuleError) -> str:
+    """One ``file:line:col rule <id>: message`` line per problem of a failed load."""
+    problems = exc.errors if isinstance(exc, RuleSetError) else [exc]
+    lines = []
+    for e in problems:
+        rule = f" rule {e.rule_id}" if e.rule_id else ""
+        hint = f" — did you mean '{e.suggestion}'?" if e.suggestion else ""
+        lines.append(f"{e.location}{rule}: {e.message}{hint}")
+    return "\n".join(lines)
+
+
+def read_directory(directory: Path) -> dict[str, str]:
+    """``{dir/name: text}`` of the rule files directly in ``directory``, named as
+    :func:`~workbench.rules.load_rules` names them (so versions agree); undecodable bytes are
+    replaced. Raises RuleError when there is nothing to load."""
+    try:
+        paths = sorted(
+            p
+            for p in directory.iterdir()
+            if p.suffix in SUFFIXES and not p.name.startswith((".", "#", "~")) and p.is_file()
+        )
+    except OSError as exc:
+        raise RuleError(
+            f"cannot read rules directory: {exc.strerror}", file=str(directory)
+        ) from exc
+    texts = {}
+    for path in paths:
+        try:
+            texts[f"{directory.name}/{path.name}"] = path.read_bytes().decode("utf-8", "replace")
+        except OSError:  # removed while reading: the watcher fires again
+            continue
+    if not texts:
+        raise RuleError(
+            f"no rule files (*.yaml, *.yml) in directory '{directory}'", file=str(directory)
+        )
+    return texts
+
+
+@dataclass
+class DryRun:
+    """A candidate scored on recent stored transactions: how many, how many change band,
+    how many it puts in High, and rule-evaluation error counts."""
+
+    rows: int = 0
+    band_changes: int = 0
+    high: int = 0
+    eval_errors: dict[str, int] = field(default_factory=dict)
+
+    def line(self) -> str:
+        if not self.rows:
+            return "dry run skipped (no stored transactions yet)"
+        errors = f", evaluation errors {self.eval_errors}" if self.eval_errors else ""
+        return (
+            f"dry run on {self.rows:,} recent transactions: {self.band_changes:,} change band, "
+            f"{self.high:,} High{errors}"
+        )
+
+
+def dry_run(ruleset: RuleSet, conn: Any, rows: int = DRY_RUN_ROWS) -> DryRun:
+    """Score the newest ``rows`` stored transactions with ``ruleset`` (features computed on
+    that sample alone); raises whatever scoring raises."""
+    recent = recent_batch(conn, limit=rows)
+    if not len(recent):
+        return DryRun()
+    batch = recent[list(schema.NAMES)]
+    features = compute_features(ruleset.features, batch)
+    scores, _hits, errors = Scorer(ruleset).score(batch, features)
+    changes = (scores["band"].to_numpy() != recent["band"].to_numpy()).sum()
+    return DryRun(
+        rows=len(batch),
+        band_changes=int(changes),
+        high=int((scores["band"] == "High").sum()),
+        eval_errors=dict(errors),
+    )
+
+
+class _Compiled:
+    """Rule sets compiled by this process, by version (a follower reuses the publisher's)."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._items: OrderedDict[str, RuleSet] = OrderedDict()
+        self._lock = threading.Lock()
+        self.size = size
+
+    def put(self, ruleset: RuleSet) -> None:
+        with self._lock:
+            self._items[ruleset.version] = ruleset
+            self._items.move_to_end(ruleset.version)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def get(self, version: str, files: dict[str, str]) -> RuleSet:
+        with self._lock:
+            found = self._items.get(version)
+        if found is None:
+            found = parse_rules(files)
+            self.put(found)
+        return found
+
+
+class Publisher:
+    """Checks the rules directory and records (and announces) the outcome in ``rule_sets``."""
+
+    def __init__(
+        self,
+        dsn: str,
+        directory: str | Path,
+        *,
+        author: str,
+        compiled: _Compiled | None = None,
+        dry_run_rows: int = DRY_RUN_ROWS,
+    ) -> None:
+        self.dsn = dsn
+        self.directory = Path(directory)
+        self.author = author
+        self.compiled = compiled or _Compiled()
+        self.dry_run_rows = dry_run_rows
+        self.seen: str | None = None  # version of the directory last checked to the end
+        self.last_error: RuleError | None = None  # why the directory was refused last
+        self._conn = None
+        self._lock = threading.Lock()
+
+    def _connection(self):
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self.dsn)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def check(self, *, startup: bool = False) -> str | None:
+        """Check the directory if its content changed; the outcome recorded (``accepted``,
+        ``rejected``), ``kept`` (startup: a version rolled back from), or None (nothing new)."""
+        with self._lock:
+            try:
+                return self._check(startup)
+            except StorageError:
+                self.close()  # retried at the next change or rescan (self.seen not set)
+                raise
+
+    def _check(self, startup: bool) -> str | None:
+        log.debug("rules: checking %s", self.directory)
+        try:
+            texts = read_directory(self.directory)
+        except RuleError as exc:
+            return self._reject(version_of({}), {}, exc, startup)
+        version = version_of(texts)
+        if version == self.seen:
+            return None
+        conn = self._connection()
+        if startup and rule_set_accepted_before(conn, version):
+            active = active_rule_set(conn)
+            if active is not None and active["version"] != version:
+                log.warning(
+                    "rules: the directory holds version %s, accepted before; version %s "
+                    "(rolled back to) stays active until the directory is edited",
+                    version,
+                    active["version"],
+                )
+                self.seen = version
+                return "kept"
+        try:
+            ruleset = self._build(texts)
+        except RuleError as exc:
+            return self._reject(version, texts, exc, startup)
+        try:
+            report = dry_run(ruleset, conn, self.dry_run_rows)
+        except StorageError:
+            raise
+        except Exception as exc:  # the candidate cannot score real data: refuse it
+            failure = RuleError(
+                f"dry run on recent transactions failed: {type(exc).__name__}: {exc}",
+                file=str(self.directory),
+            )
+            return self._reject(version, texts, failure, startup)
+        self.compiled.put(ruleset)
+        self.last_error = None
+        recorded = publish_rule_set(
+            conn, version, texts, self.author, "accepted", still_current=self._current(version)
+        )
+        self.seen = version
+        log.info(
+            "rules: version %s accepted (%d rules, %d enabled); %s%s",
+            version,
+            len(ruleset.rules),
+            len(ruleset.enabled_rules),
+            report.line(),
+            "" if recorded is not None else " (already recorded)",
+        )
+        return "accepted"
+
+    def _build(self, texts: dict[str, str]) -> RuleSet:
+        if any("\ufffd" in t or len(t.encode()) > MAX_BYTES for t in texts.values()):
+            return load_rules(self.directory)  # unreadable or too large: its precise error
+        return parse_rules(texts)
+
+    def _current(self, version: str):
+        def still_current() -> bool:
+            try:
+                return version_of(read_directory(self.directory)) == version
+            except RuleError:
+                return False
+
+        return still_current
+
+    def _reject(self, version: str, texts: dict[str, str], exc: RuleError, startup: bool) -> str:
+        self.last_error = exc
+        lines = error_lines(exc)
+        if not startup:  # at start, HotReload.initial logs it or raises it (one CLI line)
+            log.error(
+                "rules: version %s refused; the last good rules keep scoring:\n%s", version, lines
+            )
+        publish_rule_set(
+            self._connection(),
+            version,
+            texts,
+            self.author,
+            "rejected",
+            lines,
+            still_current=self._current(version) if texts else None,
+        )
+        self.seen = version
+        return "rejected"
+
+
+class Follower:
+    """Keeps a pipeline on the active rule set: ``apply(ruleset)`` for each new version."""
+
+    def __init__(self, dsn: str, apply, version: str, *, compiled: _Compiled | None = None):
+        self.dsn = dsn
+        self.apply = apply
+        self.version = version  # the version handed to the pipeline last
+        self.compiled = compiled or _Compiled()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Follower:
+        self._thread = threading.Thread(target=self._run, name="rules-follower", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            listener = conn = None
+            try:
+                listener = Listener(self.dsn, RULES_CHANNEL)  # LISTEN first: nothing is missed
+                conn = connect(self.dsn)
+                self.sync(conn)
+                backoff, quiet = 0.2, 0.0
+                while not self._stop.is_set():
+                    got = listener.poll(timeout=0.25, limit=1)
+                    quiet = 0.0 if got else quiet + 0.25
+                    if got or quiet >= RESYNC_S:
+                        quiet = 0.0
+                        self.sync(conn)
+            except StorageError as exc:
+                log.warning("rules: cannot follow the active rule set (retrying): %s", exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+            finally:
+                for c in (listener, conn):
+                    if c is not None:
+                        with contextlib.suppress(Exception):  # a broken one may fail to close
+                            c.close()
+
+    def sync(self, conn) -> None:
+        """Apply the active version if it is not the one applied last."""
+        active = active_rule_set(conn)
+        if active is None or active["version"] == self.version:
+            return
+        try:
+            ruleset = self.compiled.get(active["version"], active["files"])
+        except RuleError as exc:  # accepted elsewhere, yet invalid here (other code version)
+            log.error("rules: cannot apply version %s:\n%s", active["version"], error_lines(exc))
+            self.version = active["version"]
+            return
+        log.info("rules: switching from version %s to %s", self.version, ruleset.version)
+        self.version = ruleset.version
+        self.apply(ruleset)
+
+
+class HotReload:
+    """The reload machinery of one worker: publisher (when the directory exists) + follower."""
+
+    def __init__(self, dsn: str, rules_dir: str | Path, *, author: str | None = None) -> None:
+        self.dsn = dsn
+        self.directory = Path(rules_dir)
+        self.author = author or author_name()
+        self.compiled = _Compiled()
+        self.publisher: Publisher | None = None
+        if self.directory.exists() and not self.directory.is_dir():
+            raise ConfigError(f"rules_dir must be a directory of rule files: '{self.directory}'")
+        if self.directory.is_dir():
+            self.publisher = Publisher(
+                dsn, self.directory, author=self.author, compiled=self.compiled
+            )
+        self.watcher: DirectoryWatcher | None = None
+        self.follower: Follower | None = None
+
+    def initial(self) -> RuleSet:
+        """The rule set to start with: the directory published, then the active version."""
+        if self.publisher is not None:
+            try:
+                self.publisher.check(startup=True)
+            finally:
+                self.publisher.close()  # the watcher reconnects when it needs to
+        with connect(self.dsn) as conn:
+            active = active_rule_set(conn)
+        refused = self.publisher.last_error if self.publisher is not None else None
+        if active is None:  # nothing to fall back on: the worker cannot start
+            if refused is not None:
+                raise refused
+            raise RuleError(
+                f"rules directory not found and no rule set was accepted before: "
+                f"'{self.directory}'",
+                file=str(self.directory),
+            )
+        if refused is not None:
+            log.error(
+                "rules: the rules directory is refused; starting on the last accepted version "
+                "%s:\n%s",
+                active["version"],
+                error_lines(refused),
+            )
+        return self.compiled.get(active["version"], active["files"])
+
+    def start(self, apply, version: str) -> None:
+        """Follow the active version (``apply(ruleset)``) and, with a directory, watch it."""
+        self.follower = Follower(self.dsn, apply, version, compiled=self.compiled).start()
+        if self.publisher is not None:
+            self.watcher = DirectoryWatcher(self.directory, self._changed).start()
+
+    def _changed(self) -> None:
+        assert self.publisher is not None
+        try:
+            self.publisher.check()
+        except StorageError as exc:
+            log.warning("rules: cannot record the rules (retried at the next scan): %s", exc)
+
+    def stop(self) -> None:
+        for part in (self.watcher, self.follower):
+            if part is not None:
+                part.stop()
+        if self.publisher is not None:
+            self.publisher.close()
+
+
+def rollback(dsn: str, version: str, *, author: str | None = None) -> RuleSet:
+    """Make the earlier accepted rule set ``version`` the active one again (appends an
+    accepted row re-using its files); every worker switches to it. Raises ConfigError when no
+    accepted row has that version, RuleError when its files no longer pass the checks."""
+    with connect(dsn) as conn:
+        files = rule_set_files(conn, version)
+        if files is None:
+            raise ConfigError(f"no accepted rule set has version {version!r}")
+        ruleset = parse_rules(files)
+        publish_rule_set(conn, version, files, author or author_name(), "accepted")
+    log.info("rules: rolled back to version %s", version)
+    return ruleset
+
+
+def status(dsn: str) -> dict[str, Any]:
+    """``active`` (newest accepted row, without files) and ``last`` (newest row of any
+    status) of ``rule_sets``; either is None when there is none."""
+    with connect(dsn) as conn:
+        active = active_rule_set(conn)
+        last = last_rule_set(conn)
+    if active is not None:
+        active = {k: v for k, v in active.items() if k != "files"}
+    return {"active": active, "last": last}
