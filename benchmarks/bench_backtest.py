@@ -1,0 +1,149 @@
+"""Backtest throughput over >= 1M stored transactions, and stream == backtest scores.
+
+1. Seed: the simulator's transactions go through one ``Detector`` (the stream's features and
+   rules, state carried from batch to batch, exactly as the worker's detect node) and are
+   stored with ``write_batch`` in large batches. Not part of the measured figures.
+2. Backtest (the headline): ``workbench.analysis.backtest`` over the whole stored range with
+   the same rules: read (COPY, in daily slices, read-ahead in a thread) + features + scoring,
+   end to end; then its parts measured alone, side by side in the same run: reading only
+   (``load_history`` of the whole range) and features + scoring only (an in-memory frame).
+3. Equality: the backtest's scores, bands and per-rule hits against what the stream stored,
+   row by row (counts of differences; 0 expected).
+
+The script creates its own database ``wb_bench_bt_<pid>`` on the server of ``--dsn`` (or
+``WORKBENCH_BENCH_DSN``), migrates it, and drops it at the end (WITH (FORCE)). Prints figures;
+no pass/fail.
+
+Usage: python benchmarks/bench_backtest.py [--rows 1000000] [--batch 50000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from psycopg import conninfo, sql
+
+from workbench.analysis import backtest, load_history
+from workbench.rules import load_rules
+from workbench.schema import NAMES
+from workbench.scoring.detector import Detector
+from workbench.scoring.result import ScoredBatch
+from workbench.sources.simulator import Simulator
+from workbench.storage import connect, upgrade, write_batch
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def seed(dsn: str, rows: int, batch: int) -> tuple[int, float]:
+    """Store ``rows`` simulated transactions scored by the stream's detector."""
+    ruleset = load_rules(ROOT / "rules")
+    sim = Simulator(seed=7)
+    detector = Detector(ruleset)
+    stored, t0 = 0, time.perf_counter()
+    with connect(dsn) as conn:
+        while stored < rows:
+            src = sim.next_batch(min(batch, rows - stored))
+            frame, hits, _ = detector.score_frame(src.frame)
+            # No alerts: the backtest does not read them, and they would slow the seed.
+            result = write_batch(
+                conn, ScoredBatch(frame=frame, hits=hits, dead=src.dead), alert_min_band=None
+            )
+            stored += result.stored
+            print(f"\r  seeded {stored:,} rows", end="", flush=True)
+        conn.execute("ANALYZE transactions")
+    print()
+    return stored, time.perf_counter() - t0
+
+
+def best_of(repeat: int, fn):
+    times, out = [], None
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=50_000, help="rows per stored batch")
+    parser.add_argument("--repeat", type=int, default=3, help="best of N timed runs")
+    parser.add_argument(
+        "--keep", metavar="DBNAME", help="use (and keep) this database; seed it only if empty"
+    )
+    args = parser.parse_args()
+
+    name = args.keep or f"wb_bench_bt_{os.getpid()}"
+    with psycopg.connect(args.dsn, autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    dsn = conninfo.make_conninfo(args.dsn, dbname=name)
+    try:
+        with connect(dsn) as conn:
+            upgrade(conn)
+        print(f"python {platform.python_version()}, {os.cpu_count()} cpus, database {name}")
+        with connect(dsn) as conn:
+            have = conn.execute("SELECT count(*) FROM transactions").fetchone()[0]
+        if have:
+            print(f"seed: {have:,} rows stored already (--keep)")
+        else:
+            stored, seed_s = seed(dsn, args.rows, args.batch)
+            print(f"seed: {stored:,} rows simulated + scored + stored in {seed_s:.1f}s")
+        rules = load_rules(ROOT / "rules")
+        print(f"rules: {len(rules.enabled_rules)} rules, {len(rules.features)} features")
+
+        backtest(rules, dsn=dsn)  # warm-up: numba compilation, first-read caches
+        total_s, result = best_of(args.repeat, lambda: backtest(rules, dsn=dsn))
+        read_s, history = best_of(args.repeat, lambda: load_history(dsn=dsn))
+        frame = history[list(NAMES)]
+        score_s, _ = best_of(args.repeat, lambda: Detector(rules).score_frame(frame))
+
+        n = result.rows
+        print()
+        print(f"backtest, {n:,} stored transactions (best of {args.repeat}):")
+        print(
+            f"  end to end (read + features + scoring): {total_s:6.2f}s  {n / total_s:>11,.0f} tx/s"
+        )
+        print(
+            f"  read only (COPY -> pandas, one query):  {read_s:6.2f}s  {n / read_s:>11,.0f} tx/s"
+        )
+        print(
+            f"  features + scoring only (in memory):    {score_s:6.2f}s  {n / score_s:>11,.0f} tx/s"
+        )
+        print("  target: >= 500,000 tx/s end to end")
+
+        # Equality: the stream's stored scores against the backtest's, row by row.
+        f = result.frame
+        score_diff = int(np.count_nonzero(f["score"].to_numpy() != f["live_score"].to_numpy()))
+        band_diff = int((f["band"] != f["live_band"]).sum())
+        live = result.live_hits(list(result.hits.columns)).to_numpy()
+        hit_diff = int(np.count_nonzero((live != result.hits.to_numpy()).any(axis=1)))
+        non_low = int((f["band"] != "Low").sum())
+        print()
+        print(f"stream == backtest over {n:,} rows ({non_low:,} scored Medium or High):")
+        print(f"  rows with a different score: {score_diff}")
+        print(f"  rows with a different band:  {band_diff}")
+        print(f"  rows with different rule hits: {hit_diff}")
+        print("  IDENTICAL" if score_diff == band_diff == hit_diff == 0 else "  DIFFERENT")
+    finally:
+        if not args.keep:
+            with psycopg.connect(args.dsn, autocommit=True) as admin:
+                admin.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+
+
+if __name__ == "__main__":
+    main()

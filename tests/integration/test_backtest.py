@@ -1,0 +1,247 @@
+"""Backtests against a real PostgreSQL: stream == backtest, and known answers end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from psycopg import conninfo, sql
+
+from workbench.analysis import backtest, load_history
+from workbench.pipeline.graph import Pipeline
+from workbench.pipeline.writer import RetryingWriter
+from workbench.rules import load_rules, parse_rules
+from workbench.schema import coerce
+from workbench.scoring.detector import Detector
+from workbench.scoring.result import ScoredBatch
+from workbench.sources.simulator import Simulator
+from workbench.storage import connect, counts, write_batch
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "rules"
+SEED_ROWS = 8000
+# About 600 transactions per simulated day: the history spans ~13 days, longer than the
+# default rules' 7-day label delay, and compromised terminals are frequent enough for the
+# label-aware rule to fire.
+SIMULATOR = {
+    "seed": 11,
+    "sim_customers": 600,
+    "sim_terminals": 200,
+    "batch_rows": 400,
+    "rate": 1000.0,
+    "sim_speedup": 144_000.0,
+    "fraud_compromised_terminal": 0.01,
+}
+
+
+@pytest.fixture(scope="module")
+def seeded_dsn(template_db: str, pg_server: str) -> Iterator[str]:
+    """A database filled by the real streaming pipeline (simulator -> features -> rules ->
+    COPY), once for this module."""
+    import psycopg
+
+    name = f"wb_bt_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_db)
+            )
+        )
+    dsn = conninfo.make_conninfo(pg_server, dbname=name)
+    try:
+        ruleset = load_rules(RULES)
+        writer = RetryingWriter(
+            dsn,
+            source="simulator",
+            worker="test",
+            alert_min_band=ruleset.alert.min_band,
+            alert_dedup_s=ruleset.alert.dedup_s,
+        )
+        pipeline = Pipeline(Simulator(**SIMULATOR), Detector(ruleset), writer)
+        asyncio.run(pipeline.run(max_records=SEED_ROWS))
+        yield dsn
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def test_stream_scores_equal_backtest_scores(seeded_dsn: str) -> None:
+    progress: list[tuple[float, int]] = []
+    result = backtest(RULES, dsn=seeded_dsn, progress=lambda f, n: progress.append((f, n)))
+    with connect(seeded_dsn) as conn:
+        stored = counts(conn)["stored"]
+    frame = result.frame
+    assert len(frame) == stored >= SEED_ROWS
+    assert (frame["ts"].max() - frame["ts"].min()) > pd.Timedelta(days=10)
+    assert set(frame["live_version"]) == {load_rules(RULES).version}
+    assert np.array_equal(frame["score"].to_numpy(), frame["live_score"].to_numpy())
+    assert (frame["band"] == frame["live_band"]).all()
+    # Which rules hit, row by row, is the same too.
+    live = result.live_hits(list(result.hits.columns))
+    assert (live.to_numpy() == result.hits.to_numpy()).all()
+    # Not vacuous: the label-aware rule (7-day label delay) and others fired.
+    assert result.hits["compromised_terminal"].sum() > 0
+    assert (frame["band"] == "High").sum() > 0
+    assert progress and progress[-1][0] == pytest.approx(1.0) and progress[-1][1] == stored
+
+
+def test_backtest_of_a_later_range_warms_up_on_earlier_history(seeded_dsn: str) -> None:
+    full = load_history(dsn=seeded_dsn)
+    start = full["ts"].min() + pd.Timedelta(days=8)
+    end = full["ts"].max() - pd.Timedelta(days=2)
+    result = backtest(RULES, start, end, dsn=seeded_dsn, chunk_s=6 * 3600)
+    inside = full[(full["ts"] >= start) & (full["ts"] < end)]
+    assert result.warmup_rows == int((full["ts"] < start).sum()) > 0
+    assert result.frame["tx_id"].tolist() == inside["tx_id"].tolist()
+    assert np.array_equal(result.frame["score"].to_numpy(), inside["risk_score"].to_numpy())
+
+
+CANDIDATE = """
+bands: {medium: 40, high: 70}
+alert: {min_band: high, dedup: 10m}
+rules:
+  - id: big
+    when: amount > 100
+    score: 80
+"""
+LIVE = """
+bands: {medium: 40, high: 70}
+alert: {min_band: high, dedup: 10m}
+rules:
+  - id: small
+    when: amount < 25
+    score: 75
+"""
+
+
+def test_comparison_on_a_hand_made_history_gives_known_answers(db_dsn: str) -> None:
+    raw = pd.DataFrame(
+        {
+            "tx_id": [f"t{i}" for i in range(8)],
+            "ts": [
+                "2026-03-02 10:00",
+                "2026-03-02 11:00",
+                "2026-03-02 12:00",
+                "2026-03-02 13:00",
+                "2026-03-03 10:00",
+                "2026-03-03 11:00",
+                "2026-03-03 12:00",
+                "2026-03-03 13:00",
+            ],
+            "card_id": ["c1", "c2", "c3", "c4"] * 2,
+            "amount": [500.0, 150.0, 20.0, 30.0, 700.0, 50.0, 300.0, 10.0],
+            "is_fraud": ["true", "false", "true", "false", "true", "false", "true", ""],
+            "fraud_scenario": [
+                "leaked_card", "", "card_testing", "", "leaked_card", "", "account_takeover", "",
+            ],
+        }
+    )  # fmt: skip
+    batch, dead = coerce(raw)
+    assert dead.empty
+    scored, hits, _ = Detector(parse_rules({"live.yaml": LIVE})).score_frame(batch)
+    with connect(db_dsn) as conn:
+        write_batch(conn, ScoredBatch(frame=scored, hits=hits, dead=dead))
+
+    result = backtest({"candidate.yaml": CANDIDATE}, dsn=db_dsn)
+    assert result.frame["score"].tolist() == [80, 80, 0, 0, 80, 0, 80, 0]
+    cmp = result.compare(k=2)
+    # Candidate flags t0, t1, t4, t6; frauds are t0, t2, t4, t6 (t7 has no label).
+    cand, live = cmp.summary.loc["candidate"], cmp.summary.loc["live"]
+    assert cand["precision"] == pytest.approx(3 / 4) and cand["recall"] == pytest.approx(3 / 4)
+    # Live flags t2 (fraud) and t7 (unlabelled): precision 1, recall 1/4.
+    assert live["precision"] == 1.0 and live["recall"] == pytest.approx(1 / 4)
+    assert cmp.migration.loc["Low"].tolist() == [2, 0, 4]
+    assert cmp.migration.loc["High"].tolist() == [2, 0, 0]
+    assert cmp.alerts_per_day["candidate"].tolist() == [2, 2]
+    assert cmp.alerts_per_day["live"].tolist() == [1, 1]
+    # Day 1: c1 (fraud) and c2 tie at 80, c1 first; day 2: c1 and c3, both fraud.
+    assert cmp.cp_at_k["candidate"].tolist() == [0.5, 1.0]
+    # Live day 1: c3 (75, fraud) then c1 (0, fraud, by id); day 2: c4 (75) then c1 (fraud).
+    assert cmp.cp_at_k["live"].tolist() == [1.0, 0.5]
+    rules = cmp.rules.reset_index().set_index(["scoring", "rule_id"])
+    assert rules.loc[("candidate", "big"), ["hits", "tp", "fp", "fn"]].tolist() == [4, 3, 1, 1]
+    assert rules.loc[("live", "small"), ["hits", "tp", "fp", "fn"]].tolist() == [2, 1, 0, 3]
+    scen = cmp.scenarios.reset_index().set_index(["scoring", "scenario"])
+    assert scen.loc[("candidate", "leaked_card"), "recall"] == 1.0
+    assert scen.loc[("candidate", "card_testing"), "recall"] == 0.0
+    assert scen.loc[("live", "card_testing"), "recall"] == 1.0
+    sweep = cmp.sweep.set_index(["scoring", "threshold"])
+    assert sweep.loc[("candidate", 80.0), "flagged"] == 4
+    assert sweep.loc[("candidate", 85.0), "flagged"] == 0
+    # The report renders and the JSON form is plain JSON.
+    assert "band migration" in cmp.text()
+    again = json.loads(json.dumps(cmp.to_dict()))
+    assert again["summary"]["candidate"]["precision"] == pytest.approx(0.75)
+    assert [d["day"] for d in again["cp_at_k"]] == ["2026-03-02", "2026-03-03"]
+
+
+def test_cli_backtest_json_and_report(db_dsn: str, tmp_path: Path) -> None:
+    raw = pd.DataFrame(
+        {
+            "tx_id": ["a", "b", "c"],
+            "ts": ["2026-03-02 10:00", "2026-03-02 11:00", "2026-03-03 10:00"],
+            "card_id": ["c1", "c2", "c1"],
+            "amount": [500.0, 20.0, 30.0],
+            "is_fraud": ["true", "false", "false"],
+        }
+    )
+    batch, dead = coerce(raw)
+    scored, hits, _ = Detector(parse_rules({"live.yaml": LIVE})).score_frame(batch)
+    with connect(db_dsn) as conn:
+        write_batch(conn, ScoredBatch(frame=scored, hits=hits, dead=dead))
+    rules = tmp_path / "candidate.yaml"
+    rules.write_text(CANDIDATE)
+    env = {**os.environ, "WORKBENCH_DATABASE_URL": db_dsn}
+    cli = [sys.executable, "-m", "workbench", "backtest", str(rules)]
+    out = subprocess.run([*cli, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["summary"]["candidate"]["transactions"] == 3
+    assert report["summary"]["candidate"]["recall"] == 1.0
+    assert report["migration"]["Low"]["High"] == 1
+    out = subprocess.run(
+        [*cli, "--start", "2026-03-03", "--end", "2026-03-04", "--k", "1"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "1 transactions" in out.stdout and "band migration" in out.stdout
+    bad = subprocess.run(
+        [*cli, "--start", "2026-03-04", "--end", "2026-03-03"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 1 and bad.stderr.startswith("error: ")
+
+
+def test_cli_replay_loads_a_file_then_backtest_reproduces_it(db_dsn: str, tmp_path: Path) -> None:
+    data = tmp_path / "history.parquet"
+    env = {**os.environ, "WORKBENCH_DATABASE_URL": db_dsn, "WORKBENCH_SIM_CUSTOMERS": "300"}
+    run = [sys.executable, "-m", "workbench"]
+    made = subprocess.run(
+        [*run, "simulate", "--out", str(data), "--rows", "1500"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    out = subprocess.run(
+        [*run, "replay", str(data), "--rules", str(RULES)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "stored 1,500" in out.stdout
+    with connect(db_dsn) as conn:
+        assert counts(conn)["stored"] == 1500
+    result = backtest(RULES, dsn=db_dsn)
+    assert len(result.frame) == 1500
+    assert np.array_equal(result.frame["score"].to_numpy(), result.frame["live_score"].to_numpy())

@@ -1,0 +1,79 @@
+"""The notebooks: stored without outputs, and each one runs top to bottom in a real Jupyter
+kernel against a real, seeded PostgreSQL and produces its plots."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from workbench.rules import load_rules
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+CELL_TIMEOUT_S = 120
+# Mime types of a rendered HoloViews/hvPlot or Panel object.
+PLOT_MIMES = ("application/vnd.holoviews_exec.v0+json", "application/vnd.bokehjs_exec.v0+json")
+
+
+def test_the_three_notebooks_exist() -> None:
+    assert [p.name for p in NOTEBOOKS] == [
+        "01-explore.ipynb",
+        "02-tune-rules.ipynb",
+        "03-live.ipynb",
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stored_without_outputs(path: Path) -> None:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [], f"{path.name} cell {i} has stored outputs"
+            assert cell.get("execution_count") is None, f"{path.name} cell {i} was executed"
+    assert any("plot" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_and_plots(
+    path: Path, seeded_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)  # 02 writes its chosen rules here, not in the repo
+    monkeypatch.setenv("WORKBENCH_DATABASE_URL", seeded_dsn)
+    monkeypatch.setenv("WORKBENCH_RULES_DIR", str(rules))
+    monkeypatch.setenv("WORKBENCH_NOTEBOOK_LIVE_S", "15")
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    before = (ROOT / "rules" / "default.yaml").read_bytes()
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute()  # raises CellExecutionError with the traceback on any failing cell
+
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+        assert not errors, f"{path.name} cell {i}: {errors}"
+        if "plot" in cell.metadata.get("tags", []):
+            mimes = {m for o in cell.outputs for m in o.get("data", {})}
+            assert mimes & set(PLOT_MIMES), f"{path.name} cell {i} shows no plot: {sorted(mimes)}"
+            html = "".join(str(o["data"].get("text/html", "")) for o in cell.outputs if "data" in o)
+            assert "https://cdn" not in html, f"{path.name} cell {i} loads resources from a CDN"
+    if path.stem == "02-tune-rules":
+        chosen = (rules / "default.yaml").read_text(encoding="utf-8")
+        assert chosen != before.decode("utf-8")
+        assert load_rules(rules).version != load_rules(ROOT / "rules").version
+        assert (ROOT / "rules" / "default.yaml").read_bytes() == before

@@ -1,0 +1,43 @@
+"""Analysis: the notebooks' and the ``backtest`` command's API over stored history.
+
+Layer "analysis" sits above the dashboard and below the CLI; nothing in the core imports it.
+
+- :mod:`~workbench.analysis.backtest`  re-score stored history with a candidate rule set,
+  using the stream's own feature and scoring code (point-in-time, label delay included);
+- :mod:`~workbench.analysis.metrics`   precision / recall / F1 per rule, band and scenario,
+  band migration, alerts per day, Card Precision@k, threshold sweep (plain functions);
+- :mod:`~workbench.analysis.compare`   all of those for candidate against live, as tables,
+  a text report or JSON;
+- :mod:`~workbench.analysis.live`      a small pipeline plus the dashboard's live view,
+  running inside a notebook kernel for a bounded time.
+
+Importing this package connects to nothing and starts nothing.
+
+>>> # from workbench.analysis import backtest, load_history
+>>> # history = load_history("2026-01-01", "2026-01-08")          # COPY -> pandas
+>>> # result = backtest("rules/", "2026-01-01", "2026-01-08")       # candidate vs live
+>>> # print(result.compare(k=100).text())
+"""
+
+from workbench.analysis.backtest import (
+    Backtest,
+    as_ruleset,
+    backtest,
+    default_dsn,
+    live_hits,
+    load_history,
+    lookback_s,
+)
+from workbench.analysis.compare import Comparison, compare
+
+__all__ = [
+    "Backtest",
+    "Comparison",
+    "as_ruleset",
+    "backtest",
+    "compare",
+    "default_dsn",
+    "live_hits",
+    "load_history",
+    "lookback_s",
+]

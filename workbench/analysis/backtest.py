@@ -1,0 +1,329 @@
+"""Backtest: re-score stored history with a candidate rule set, exactly as the stream would.
+
+The history of ``[start, end)`` is read with COPY (:func:`workbench.storage.load_transactions`)
+in time slices, and each slice goes through a :class:`~workbench.scoring.detector.Detector` —
+the object the pipeline's detect node uses — so features and scores come from the same code
+as the stream's. Features are point-in-time: a row sees only rows strictly before it, and a
+label only once its ``label_delay`` has passed (the feature engine's rules, applied to the
+labels stored with the history). To give the first rows of the range complete windows, the
+history before ``start`` is read too (the rule set's longest look-back, the *warm-up*) and fed
+to the feature state without being scored.
+
+Reading the next slice (a thread: COPY and Arrow parsing release the GIL) overlaps scoring
+the current one.
+
+>>> # result = backtest("rules/candidate.yaml", "2026-01-01", "2026-01-08", dsn=dsn)
+>>> # result.compare(k=100).text()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workbench import schema
+from workbench.errors import ConfigError
+from workbench.features import PREVIOUS_LOOKBACK_S
+from workbench.features.spec import PREVIOUS
+from workbench.rules import RuleSet, load_rules, parse_rules
+from workbench.scoring.detector import Detector
+from workbench.settings import Settings
+from workbench.storage import connect, load_transactions, resolve_dsn, time_bounds
+
+Progress = Callable[[float, int], None]
+"""``progress(fraction_of_time_range_done, rows_read_so_far)``."""
+
+RulesLike = RuleSet | str | Path | Sequence[str | Path] | Mapping[str, str]
+
+LIVE_COLUMNS = {"risk_score": "live_score", "band": "live_band", "rule_set_version": "live_version"}
+DEFAULT_CHUNK_S = 86_400.0
+
+
+@dataclass
+class Backtest:
+    """A candidate rule set's scores over stored history, next to the stored (live) ones.
+
+    ``frame``: one row per stored transaction with ``start <= ts < end``, oldest first: the
+    schema columns, ``live_score``/``live_band``/``live_version``/``rule_hits`` (what the
+    stream stored) and ``score``/``band`` (the candidate's). ``hits``: boolean frame aligned
+    with ``frame``, one column per enabled candidate rule. ``eval_errors``: rule id -> rows
+    where evaluating the rule failed.
+    """
+
+    ruleset: RuleSet
+    start: pd.Timestamp
+    end: pd.Timestamp
+    frame: pd.DataFrame
+    hits: pd.DataFrame
+    warmup_rows: int = 0
+    eval_errors: dict[str, int] = field(default_factory=dict)
+    read_s: float = 0.0
+    elapsed_s: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+    @property
+    def throughput(self) -> float:
+        """Rows read, featurised and scored per second (warm-up included)."""
+        total = self.rows + self.warmup_rows
+        return total / self.elapsed_s if self.elapsed_s > 0 else float("nan")
+
+    def live_hits(self, rule_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """Boolean frame of the stored (live) rule hits, one column per rule id (default:
+        every rule id that hit in the stored rows), aligned with ``frame``."""
+        return live_hits(self.frame["rule_hits"], rule_ids)
+
+    def compare(self, *, k: int = 100, thresholds: Sequence[float] | None = None):
+        """Candidate against live: a :class:`~workbench.analysis.compare.Comparison`."""
+        from workbench.analysis.compare import compare
+
+        return compare(self, k=k, thresholds=thresholds)
+
+
+def as_ruleset(rules: RulesLike) -> RuleSet:
+    """A rule set from a RuleSet, a directory or file path (or several), or ``{name: YAML}``."""
+    if isinstance(rules, RuleSet):
+        return rules
+    if isinstance(rules, Mapping):
+        return parse_rules(rules)
+    return load_rules(rules)
+
+
+def default_dsn(settings: Settings | None = None) -> str:
+    """The configured database (``WORKBENCH_DATABASE_URL`` or the libpq ``PG*`` variables)."""
+    settings = settings or Settings.load()
+    dsn = resolve_dsn(settings.libpq, settings.database_url or None)
+    if dsn is None:
+        raise ConfigError("no database configured: set WORKBENCH_DATABASE_URL or PGHOST etc.")
+    return dsn
+
+
+def load_history(
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    *,
+    dsn: str | None = None,
+    conn=None,
+) -> pd.DataFrame:
+    """Stored transactions of ``[start, end)`` (default: all), oldest first, read with COPY.
+
+    Columns: the batch schema, then ``risk_score``, ``band``, ``rule_hits`` (JSON text),
+    ``rule_set_version`` and ``stored_at``.
+    """
+    with _connection(conn, dsn) as c:
+        lo, hi = _range(c, start, end)
+        return load_transactions(c, lo.to_pydatetime(), hi.to_pydatetime())
+
+
+def lookback_s(ruleset: RuleSet) -> float:
+    """How much history before a row its features read: the warm-up a backtest needs."""
+    out = 0.0
+    for spec in ruleset.features:
+        out = max(out, PREVIOUS_LOOKBACK_S if spec.agg in PREVIOUS else spec.horizon_s)
+    return out
+
+
+def backtest(
+    rules: RulesLike,
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    *,
+    dsn: str | None = None,
+    conn=None,
+    warmup: bool = True,
+    chunk_s: float = DEFAULT_CHUNK_S,
+    allowed_lateness_s: float = 3600.0,
+    progress: Progress | None = None,
+) -> Backtest:
+    """Re-score the stored transactions of ``[start, end)`` (default: all) with ``rules``.
+
+    ``conn`` (a connection the caller owns) or ``dsn`` (default: the configured database)
+    says where to read. ``warmup=False`` starts the features on empty state at ``start``.
+    """
+    ruleset = as_ruleset(rules)
+    began = time.perf_counter()
+    with _connection(conn, dsn) as c:
+        bounds = time_bounds(c)
+        lo, hi = _range(c, start, end, bounds)
+        first = lo
+        if warmup and bounds is not None:  # no slices to read before the oldest stored row
+            first = max(min(lo, _ts(bounds[0])), lo - pd.Timedelta(seconds=lookback_s(ruleset)))
+        slices = [(a, b, False) for a, b in _edges(first, lo, chunk_s)]
+        slices += [(a, b, True) for a, b in _edges(lo, hi, chunk_s)]
+        detector = Detector(ruleset, allowed_lateness_s=allowed_lateness_s)
+        rule_ids = [r.id for r in ruleset.enabled_rules]
+        frames, hit_blocks, errors = [], [], {}
+        warm_rows, read_s, rows = 0, [0.0], 0
+        span = (hi - first).total_seconds() or 1.0
+        for (_a, b, scored), history in _prefetch(c, slices, read_s):
+            rows += len(history)
+            if not scored:
+                detector.features.compute(history[list(schema.NAMES)])
+                warm_rows += len(history)
+            elif len(history):
+                out, hits, errs = detector.score_frame(history[list(schema.NAMES)])
+                frames.append(_result_frame(history, out))
+                hit_blocks.append(_hit_matrix(hits, rule_ids, len(history)))
+                for rule, n in errs.items():
+                    errors[rule] = errors.get(rule, 0) + n
+            # As the stream's detect node does between batches (when the detector has it).
+            maintain = getattr(detector, "maintain", None)
+            if maintain is not None:
+                maintain()
+            if progress is not None:
+                progress((b - first).total_seconds() / span, rows)
+    frame = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else _result_frame(_empty_history(), _empty_scored())
+    )
+    matrix = np.concatenate(hit_blocks) if hit_blocks else np.zeros((0, len(rule_ids)), bool)
+    return Backtest(
+        ruleset=ruleset,
+        start=lo,
+        end=hi,
+        frame=frame,
+        hits=pd.DataFrame(matrix, columns=rule_ids),
+        warmup_rows=warm_rows,
+        eval_errors=errors,
+        read_s=read_s[0],
+        elapsed_s=time.perf_counter() - began,
+    )
+
+
+def live_hits(rule_hits: pd.Series, rule_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Boolean hit columns from stored ``rule_hits`` JSON text (``{"rule_id": points}``).
+
+    Vectorized: one substring search per rule over the text column (a rule id is a plain
+    identifier, so ``"id":`` appears in the text exactly when the rule hit).
+    """
+    text = pd.Series(rule_hits, dtype="str").fillna("{}")
+    if rule_ids is None:
+        rule_ids = stored_rule_ids(text)
+    return pd.DataFrame(
+        {rid: text.str.contains(f'"{rid}":', regex=False).to_numpy(bool) for rid in rule_ids},
+        index=pd.RangeIndex(len(text)),
+        columns=list(rule_ids),
+    )
+
+
+def stored_rule_ids(rule_hits: pd.Series) -> list[str]:
+    """Every rule id that appears in stored ``rule_hits`` JSON text, sorted."""
+    text = pd.Series(rule_hits, dtype="str").fillna("{}")
+    ids: set[str] = set()
+    # Only the distinct hit combinations are parsed: a few hundred, not one per row.
+    for combo in pd.unique(text[text != "{}"]):
+        ids.update(json.loads(combo))
+    return sorted(ids)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _connection(conn, dsn: str | None) -> Iterator:
+    if conn is not None:
+        yield conn
+        return
+    with connect(dsn or default_dsn()) as own:
+        yield own
+
+
+def _ts(value: datetime | str) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _range(conn, start, end, bounds=False) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``[start, end)`` as UTC timestamps; open ends from the stored bounds."""
+    if bounds is False:
+        bounds = time_bounds(conn) if start is None or end is None else None
+    if bounds is None and (start is None or end is None):
+        raise ConfigError("no stored transactions to backtest (the database is empty)")
+    lo = _ts(start) if start is not None else _ts(bounds[0])
+    hi = _ts(end) if end is not None else _ts(bounds[1]) + pd.Timedelta(microseconds=1)
+    if hi <= lo:
+        raise ConfigError(f"empty time range: start {lo} is not before end {hi}")
+    return lo, hi
+
+
+def _edges(lo: pd.Timestamp, hi: pd.Timestamp, chunk_s: float):
+    step = pd.Timedelta(seconds=chunk_s)
+    a = lo
+    while a < hi:
+        b = min(a + step, hi)
+        yield a, b
+        a = b
+
+
+def _prefetch(conn, slices, read_s: list[float]):
+    """Yield ``(slice, history)`` in order, reading the next slice while the caller works."""
+
+    def read(a: pd.Timestamp, b: pd.Timestamp) -> pd.DataFrame:
+        t0 = time.perf_counter()
+        frame = load_transactions(conn, a.to_pydatetime(), b.to_pydatetime())
+        read_s[0] += time.perf_counter() - t0
+        return frame
+
+    if not slices:
+        return
+    # One reader thread: only it touches the connection while the loop runs.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backtest-read") as pool:
+        pending = pool.submit(read, *slices[0][:2])
+        for i, item in enumerate(slices):
+            history = pending.result()
+            if i + 1 < len(slices):
+                pending = pool.submit(read, *slices[i + 1][:2])
+            yield item, history
+
+
+def _result_frame(history: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
+    out = history[[*schema.NAMES, *LIVE_COLUMNS, "rule_hits"]].rename(columns=LIVE_COLUMNS)
+    out["score"] = scored["risk_score"].to_numpy()
+    out["band"] = scored["band"].astype("str").to_numpy()
+    return out
+
+
+def _hit_matrix(hits: pd.DataFrame, rule_ids: list[str], n: int) -> np.ndarray:
+    matrix = np.zeros((n, len(rule_ids)), dtype=bool)
+    if len(hits):
+        cols = pd.Categorical(hits["rule_id"], categories=rule_ids).codes
+        matrix[hits["row"].to_numpy(np.int64), cols] = True
+    return matrix
+
+
+def _empty_history() -> pd.DataFrame:
+    frame = schema.empty_batch()
+    frame["risk_score"] = pd.Series([], dtype="float64")
+    for name in ("band", "rule_set_version", "rule_hits"):
+        frame[name] = pd.Series([], dtype="str")
+    return frame
+
+
+def _empty_scored() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"risk_score": pd.Series([], dtype="float64"), "band": pd.Series([], dtype="str")}
+    )
+
+
+__all__ = [
+    "Backtest",
+    "as_ruleset",
+    "backtest",
+    "default_dsn",
+    "live_hits",
+    "load_history",
+    "lookback_s",
+    "stored_rule_ids",
+]

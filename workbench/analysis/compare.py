@@ -1,0 +1,223 @@
+"""Candidate against live: every comparison of a :class:`~workbench.analysis.backtest.Backtest`.
+
+Both scorings are judged with the candidate's alert policy (flagged = band at least
+``alert.min_band``; alerts deduplicated per card over ``alert.dedup``), so the figures differ
+only by the scores. ``text()`` is the CLI's readable report; ``to_dict()`` its ``--json``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workbench.analysis import metrics as m
+
+SCORINGS = ("live", "candidate")
+
+
+@dataclass
+class Comparison:
+    """Tables comparing the live (stored) scoring with the candidate's, over the same rows.
+
+    ``summary``: one row per scoring (transactions, band counts, alerts, flagged, precision,
+    recall, F1). ``migration``: live band (rows) -> candidate band (columns).
+    ``alerts_per_day`` and ``cp_at_k``: one column per scoring, one row per UTC day.
+    ``rules``, ``bands``, ``scenarios``, ``sweep``: a ``scoring`` column says whose figures.
+    """
+
+    version: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    k: int
+    summary: pd.DataFrame
+    migration: pd.DataFrame
+    alerts_per_day: pd.DataFrame
+    cp_at_k: pd.DataFrame
+    rules: pd.DataFrame
+    bands: pd.DataFrame
+    scenarios: pd.DataFrame
+    sweep: pd.DataFrame
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: plain numbers and strings, NaN as None, days as ISO dates."""
+
+        def records(frame: pd.DataFrame, index: str | None) -> list[dict[str, Any]]:
+            out = frame.reset_index() if index else frame
+            if index and index not in out.columns:
+                out = out.rename(columns={"index": index})
+            return [{k: _plain(v) for k, v in row.items()} for row in out.to_dict("records")]
+
+        return {
+            "version": self.version,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "k": self.k,
+            "summary": {
+                s: {k: _plain(v) for k, v in self.summary.loc[s].items()} for s in SCORINGS
+            },
+            "migration": {
+                str(a): {str(b): int(self.migration.loc[a, b]) for b in self.migration.columns}
+                for a in self.migration.index
+            },
+            "alerts_per_day": records(_dates(self.alerts_per_day), "day"),
+            "cp_at_k": records(_dates(self.cp_at_k), "day"),
+            "rules": records(self.rules, "rule_id"),
+            "bands": records(self.bands, "band"),
+            "scenarios": records(self.scenarios, "scenario"),
+            "sweep": records(self.sweep, None),
+        }
+
+    def text(self) -> str:
+        """A readable report for a terminal."""
+        s = self.summary
+        lines = [
+            f"backtest of rule set {self.version}: {self.start:%Y-%m-%d %H:%M} .. "
+            f"{self.end:%Y-%m-%d %H:%M} UTC, {int(s.loc['live', 'transactions']):,} transactions",
+            "",
+            _table(
+                s[["low", "medium", "high", "alerts", "flagged", "precision", "recall", "f1"]],
+                "scoring",
+            ),
+            "",
+            "band migration (rows: live, columns: candidate)",
+            _table(self.migration, "live \\ cand"),
+            "",
+            "per rule (each rule alone as a detector)",
+            _table(_by_scoring(self.rules, ["hits", "precision", "recall", "f1"]), "rule"),
+            "",
+            "per fraud scenario (flagged = alert band)",
+            _table(
+                _by_scoring(self.scenarios, ["fraud", "detected", "recall", "precision"]),
+                "scenario",
+            ),
+            "",
+            f"mean per day: alerts live {self.alerts_per_day['live'].mean():.1f}, candidate "
+            f"{self.alerts_per_day['candidate'].mean():.1f}; CP@{self.k} live "
+            f"{_fmt(self.cp_at_k['live'].mean())}, candidate "
+            f"{_fmt(self.cp_at_k['candidate'].mean())}",
+        ]
+        return "\n".join(lines)
+
+
+def compare(result, *, k: int = 100, thresholds: Sequence[float] | None = None) -> Comparison:
+    """All comparison tables of a backtest ``result``, with Card Precision@``k``."""
+    frame = result.frame
+    ruleset = result.ruleset
+    label = m.labels(frame["is_fraud"])
+    alert_rank = m.band_rank(np.array([ruleset.alert.min_band]))[0]
+    dedup = ruleset.alert.dedup_s
+    days = max((result.end - result.start).total_seconds() / 86_400.0, 1e-9)
+    scores = {"live": frame["live_score"].to_numpy(), "candidate": frame["score"].to_numpy()}
+    bands = {"live": frame["live_band"], "candidate": frame["band"]}
+    hits = {"candidate": result.hits}
+    hits["live"] = result.live_hits(sorted(set(result.hits.columns) | _stored_ids(frame)))
+
+    summary, per_day, cp, rules, band_tables, scen, sweeps = {}, {}, {}, [], [], [], []
+    for s in SCORINGS:
+        flagged = m.band_rank(bands[s]) >= alert_rank
+        per_day[s] = m.alerts_per_day(frame["card_id"], frame["ts"], flagged, dedup)
+        summary[s] = m.summary(bands[s], label, flagged, int(per_day[s].sum()))
+        cp[s] = m.card_precision_at_k(frame["card_id"], frame["ts"], scores[s], label, k)
+        rules.append(_tag(m.rule_metrics(hits[s], label), s, "rule_id"))
+        band_tables.append(_tag(m.band_metrics(bands[s], label), s, "band"))
+        scen.append(
+            _tag(m.scenario_metrics(flagged, label, frame["fraud_scenario"]), s, "scenario")
+        )
+        sweeps.append(m.threshold_sweep(scores[s], label, thresholds, days=days).assign(scoring=s))
+    return Comparison(
+        version=ruleset.version,
+        start=result.start,
+        end=result.end,
+        k=k,
+        summary=pd.DataFrame.from_dict(summary, orient="index").loc[list(SCORINGS)],
+        migration=m.band_migration(frame["live_band"], frame["band"]),
+        alerts_per_day=pd.DataFrame(per_day).fillna(0).astype("int64"),
+        cp_at_k=pd.DataFrame(cp),
+        rules=pd.concat(rules) if rules else pd.DataFrame(),
+        bands=pd.concat(band_tables),
+        scenarios=pd.concat(scen),
+        sweep=pd.concat(sweeps, ignore_index=True),
+    )
+
+
+def _stored_ids(frame: pd.DataFrame) -> set[str]:
+    from workbench.analysis.backtest import stored_rule_ids
+
+    return set(stored_rule_ids(frame["rule_hits"]))
+
+
+def _tag(frame: pd.DataFrame, scoring: str, index: str) -> pd.DataFrame:
+    if frame.empty:
+        return pd.DataFrame({"scoring": pd.Series([], dtype="str")}, index=pd.Index([], name=index))
+    return frame.assign(scoring=scoring)
+
+
+def _by_scoring(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    wide = frame.set_index("scoring", append=True)[columns].unstack("scoring")
+    order = pd.MultiIndex.from_product([list(SCORINGS), columns])
+    return wide.swaplevel(axis=1).reindex(columns=order)
+
+
+def _dates(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    out.index = [d.strftime("%Y-%m-%d") for d in pd.DatetimeIndex(out.index)]
+    out.index.name = "day"
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, (pd.Timestamp,)):
+        return value.isoformat()
+    return value
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return "—"
+        return f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 1 else f"{value:.3f}"
+    return str(value)
+
+
+def _table(frame: pd.DataFrame, corner: str) -> str:
+    """Fixed-width text table (pandas' to_string with our number format)."""
+    if frame.empty:
+        return "  (none)"
+    cols = [" ".join(str(p) for p in c) if isinstance(c, tuple) else str(c) for c in frame.columns]
+    body = [[str(i) for i in frame.index]] + [
+        [_fmt(v) for v in frame.iloc[:, j]] for j in range(frame.shape[1])
+    ]
+    heads = [corner, *cols]
+    widths = [max(len(h), *(len(v) for v in col)) for h, col in zip(heads, body, strict=True)]
+    out = [
+        "  "
+        + "  ".join(
+            h.rjust(w) if i else h.ljust(w)
+            for i, (h, w) in enumerate(zip(heads, widths, strict=True))
+        )
+    ]
+    for r in range(frame.shape[0]):
+        cells = [col[r] for col in body]
+        out.append(
+            "  "
+            + "  ".join(
+                c.rjust(w) if i else c.ljust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            )
+        )
+    return "\n".join(out)
