@@ -172,6 +172,15 @@ SETTINGS: tuple[Setting, ...] = (
         str,
     ),
     Setting(
+        "editor_apply",
+        "bool",
+        True,
+        "Whether the dashboard's rule editor may write rule files (Apply) and roll back; "
+        "false leaves Validate and What-if only. The dashboard has no login yet: changes are "
+        "recorded under the dashboard process's OS user.",
+        _bool,
+    ),
+    Setting(
         "log_level",
         "str",
         "INFO",

@@ -265,3 +265,29 @@ def test_two_sessions_agree_with_the_database(watch, browser, dashboard, pipelin
             what=f"the Open alerts KPI to show {open_alerts} (as stored)",
         )
     browser.check()
+
+
+def test_rule_editor_shows_a_refused_edit_at_its_line(browser, dashboard, screenshots):
+    page = browser.open(dashboard)
+    tab(page, "Rules")
+    ace = page.locator(".rule-editor .ace_editor")
+    expect(ace).to_contain_text("very_large_amount", timeout=UPDATE_S * 1000)  # lines in view
+    # A typo in a feature name, typed into the editor (only Validate: nothing is written).
+    line = ace.evaluate(
+        """el => {
+          const editor = el.env.editor;
+          const text = editor.getValue().replace("card_tx_10m >= 2", "card_tx_10mm >= 2");
+          editor.setValue(text, -1);
+          return text.split("\\n").findIndex(l => l.includes("card_tx_10mm")) + 1;
+        }"""
+    )
+    assert line > 0
+    page.locator(".bk-btn", has_text="Validate").click()
+    expect(page.locator(".editor-message")).to_contain_text("Refused", timeout=UPDATE_S * 1000)
+    expect(page.locator(".editor-errors")).to_contain_text("card_testing")
+    expect(page.locator(".editor-errors")).to_contain_text("card_tx_10mm")
+    annotations = ace.evaluate("el => el.env.editor.getSession().getAnnotations()")
+    assert [(a["row"] + 1, a["type"]) for a in annotations] == [(line, "error")]
+    assert "card_testing" in annotations[0]["text"]
+    page.screenshot(path=screenshots / "rule-editor.png", full_page=True)
+    browser.check()

@@ -13,24 +13,27 @@ import logging
 import panel as pn
 
 from workbench.dashboard.alerts_page import AlertsView
+from workbench.dashboard.editor import EditorView
 from workbench.dashboard.history import HistoryView
 from workbench.dashboard.hub import Health, Hub
 from workbench.dashboard.live import LiveView
 from workbench.dashboard.parts import schedule
 from workbench.dashboard.server import current_dsn, start_hub
 from workbench.dashboard.theme import ACCENT, REFRESH_MS
+from workbench.settings import Settings
 
 log = logging.getLogger(__name__)
 
 pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
 
-ALERTS_TAB, HISTORY_TAB = 1, 2
+ALERTS_TAB, HISTORY_TAB, EDITOR_TAB = 1, 2, 3
 
 
 class Session:
     """The pages of one browser session and its pull loop."""
 
-    def __init__(self, hub: Hub, dsn: str) -> None:
+    def __init__(self, hub: Hub, dsn: str, settings: Settings | None = None) -> None:
+        settings = settings or Settings.load()
         self.hub = hub
         self.view: pn.viewable.Viewable | None = None
         self.seq = 0
@@ -38,10 +41,12 @@ class Session:
         self.live = LiveView(notify=_toast)
         self.alerts = AlertsView(dsn)
         self.history = HistoryView(dsn)
+        self.editor = EditorView(dsn, settings.rules_dir, apply_enabled=settings.editor_apply)
         self.tabs = pn.Tabs(
             ("Live", self.live.panel),
             ("Alerts", self.alerts.panel),
             ("History", self.history.panel),
+            ("Rules", self.editor.panel),
             # every page is built with the session: components created after the page has
             # loaded would link Panel's stylesheets from its CDN (unreachable offline)
             dynamic=False,
@@ -66,6 +71,8 @@ class Session:
             schedule(self.alerts.refresh)
         elif event.new == HISTORY_TAB and not self.history.loaded:
             schedule(self.history.load_preset)
+        elif event.new == EDITOR_TAB and not self.editor.loaded:
+            schedule(self.editor.load)
 
     def pull(self) -> None:
         """One periodic update: everything new in the hub since the last one."""
