@@ -27,6 +27,7 @@ from workbench.scoring.result import BANDS
 TABLE_ROWS = 200  # live transaction table rollover
 FEED_ROWS = 50  # alert feed rollover
 MAP_POINTS = 500  # map rollover
+RULES_EVERY_S = 5.0  # the hits-per-rule chart is redrawn at most this often
 TABLE_EVERY_S = 1.0  # the two tables are streamed at most this often
 TOAST_EVERY_S = 2.0  # at most one toast this often; High transactions in between are counted
 
@@ -101,6 +102,7 @@ class LiveView:
         self._last_toast = -math.inf
         self._untoasted = 0
         self._last_flush = -math.inf
+        self._last_rules = -math.inf
         self._pending_rows: list[pd.DataFrame] = []
         self._pending_alerts: list[dict[str, Any]] = []
         self.kpi = {
@@ -161,7 +163,10 @@ class LiveView:
                 "color": _colors(),
                 "label": [f"{c:,}" for c in counts],
             }
-        self._rules(delta.rule_rates)
+        now = time.monotonic()
+        if first or now - self._last_rules >= RULES_EVERY_S:  # a 5-minute rate moves slowly
+            self._rules(delta.rule_rates)
+            self._last_rules = now
         text = _health_markdown(delta)
         if text != self.health.object:
             self.health.object = text
@@ -377,10 +382,18 @@ def _health_markdown(d: Delta) -> str:
         ("Last rule-set load", reload),
         ("Dead letters", fmt_number(d.kpis.dead_letters)),
         ("Alerts opened", fmt_number(d.kpis.alerts_opened)),
-        ("Last batch", fmt_age(h.last_batch_age_s) + " ago" if h.workers else "—"),
+        ("Last batch", _last_batch(h)),
         ("Workers", ", ".join(h.workers) or "—"),
     ]
     return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {_md(v)} |" for k, v in rows)
+
+
+def _last_batch(h) -> str:
+    """'live' while batches keep coming (so the panel is not redrawn every update)."""
+    if not h.workers:
+        return "—"
+    age = h.last_batch_age_s
+    return "live (< 3 s ago)" if age < 3.0 else fmt_age(age) + " ago"
 
 
 def _md(text: str) -> str:
