@@ -16,7 +16,6 @@ import asyncio
 import functools
 import getpass
 import logging
-import time
 from typing import Any
 
 import pandas as pd
@@ -39,7 +38,6 @@ log = logging.getLogger(__name__)
 
 QUEUE_ROWS = 200
 HISTORY_ROWS = 50
-REFRESH_MIN_S = 3.0  # the queue reloads at most this often when the open-alert count moves
 DISPOSITIONS = {
     "confirmed_fraud": ("Confirmed fraud", "danger"),
     "false_positive": ("False positive", "success"),
@@ -54,11 +52,10 @@ class AlertsView:
     def __init__(self, dsn: str, user: str | None = None) -> None:
         self.dsn = dsn
         self.selected: dict[str, Any] | None = None
-        self._open_count: int | None = None
-        self._last_refresh = 0.0
+        self._open_count: int | None = None  # open alerts when the queue was loaded
         self.queue = read_only_table(_queue_rows(pd.DataFrame()), "alert-queue", 420, selectable=1)
         self.queue.param.watch(self._on_selection, "selection")
-        self.refresh_button = pn.widgets.Button(label="Refresh", color="light", width=100)
+        self.refresh_button = pn.widgets.Button(label="Refresh", color="light", width=160)
         self.refresh_button.on_click(lambda _e: schedule(self.refresh))
         self.user = pn.widgets.TextInput(
             label="Analyst", value=user or pn.state.user or getpass.getuser(), width=200
@@ -109,12 +106,11 @@ class AlertsView:
     # -- scheduling ---------------------------------------------------------------------
 
     def note_open_alerts(self, count: int) -> None:
-        """Called by the live pull: reload the queue when the open-alert count moved."""
-        now = time.monotonic()
-        if count != self._open_count and now - self._last_refresh >= REFRESH_MIN_S:
-            self._open_count = count
-            self._last_refresh = now
-            schedule(self.refresh)
+        """Called by the live pull while the page is shown. The queue is not reloaded under
+        the analyst's mouse: the Refresh button says how many alerts are open now."""
+        label = "Refresh" if count == self._open_count else f"Refresh ({count:,} open)"
+        if self.refresh_button.label != label:
+            self.refresh_button.label = label
 
     # -- actions ------------------------------------------------------------------------
 
@@ -129,6 +125,8 @@ class AlertsView:
         with pn.io.hold():
             self.queue.value = rows
             self.queue.selection = list(keep[:1])
+            self._open_count = len(frame) if len(frame) < QUEUE_ROWS else None
+            self.refresh_button.label = "Refresh"
 
     async def select(self, alert_id: int, *, keep_message: bool = False) -> None:
         try:
