@@ -284,8 +284,9 @@ def test_rule_editor_shows_a_refused_edit_at_its_line(browser, dashboard, screen
     assert line > 0
     page.locator(".bk-btn", has_text="Validate").click()
     expect(page.locator(".editor-message")).to_contain_text("Refused", timeout=UPDATE_S * 1000)
-    expect(page.locator(".editor-errors")).to_contain_text("card_testing")
-    expect(page.locator(".editor-errors")).to_contain_text("card_tx_10mm")
+    errors = page.locator(".editor-errors")
+    expect(errors).to_contain_text("card_testing", timeout=UPDATE_S * 1000)
+    expect(errors).to_contain_text("card_tx_10mm", timeout=UPDATE_S * 1000)
     annotations = ace.evaluate("el => el.env.editor.getSession().getAnnotations()")
     assert [(a["row"] + 1, a["type"]) for a in annotations] == [(line, "error")]
     assert "card_testing" in annotations[0]["text"]

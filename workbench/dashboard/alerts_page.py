@@ -121,12 +121,22 @@ class AlertsView:
             self.message.object = f"**Cannot load alerts:** {exc}"
             return
         rows = _queue_rows(frame)
-        keep = [] if self.selected is None else rows.index[rows["id"] == int(self.selected["id"])]
+        chosen = self._chosen_id()
+        keep = [] if chosen is None else list(rows.index[rows["id"] == chosen][:1])
         with pn.io.hold():
             self.queue.value = rows
-            self.queue.selection = list(keep[:1])
+            if keep != list(self.queue.selection):  # never echo an unchanged selection
+                self.queue.selection = keep
             self._open_count = len(frame) if len(frame) < QUEUE_ROWS else None
             self.refresh_button.label = "Refresh"
+
+    def _chosen_id(self) -> int | None:
+        """The alert the analyst has selected: in the table (a click may have arrived while
+        the queue was being reloaded), else the one shown."""
+        frame, rows = self.queue.value, self.queue.selection
+        if rows and rows[0] < len(frame):
+            return int(frame.iloc[rows[0]]["id"])
+        return None if self.selected is None else int(self.selected["id"])
 
     async def select(self, alert_id: int, *, keep_message: bool = False) -> None:
         try:

@@ -215,14 +215,17 @@ class EditorView:
         """Check the candidate; errors listed and marked in the editor. The rule set or None."""
         texts = self.candidate()
         ruleset, errors = await asyncio.to_thread(_parse, texts)
-        self._show_errors(errors)
-        if ruleset is not None:
-            self.message.object = (
-                f"Valid: version `{ruleset.version}`, {len(ruleset.rules)} rules "
-                f"({len(ruleset.enabled_rules)} enabled)."
-            )
-        else:
-            self.message.object = f"**Refused:** {len(errors)} problem(s); the rules are unchanged."
+        with pn.io.hold():  # the verdict and its error lines reach the browser together
+            self._show_errors(errors)
+            if ruleset is not None:
+                self.message.object = (
+                    f"Valid: version `{ruleset.version}`, {len(ruleset.rules)} rules "
+                    f"({len(ruleset.enabled_rules)} enabled)."
+                )
+            else:
+                self.message.object = (
+                    f"**Refused:** {len(errors)} problem(s); the rules are unchanged."
+                )
         return ruleset
 
     async def run_what_if(self) -> WhatIf | None:
