@@ -198,9 +198,17 @@ def test_disposition_is_stored(watch, pipeline, browser, ui_dsn, screenshots):
     tab(page, "Alerts")
     row = page.locator(".alert-queue .tabulator-row").first
     row.wait_for(timeout=UPDATE_S * 1000)
-    row.click()
     confirm = page.get_by_role("button", name="Confirmed fraud")
-    expect(confirm).to_be_enabled(timeout=UPDATE_S * 1000)
+    # The queue reloads when its tab is shown; a click that lands while the rows are being
+    # replaced can be lost (as for a user, who clicks again), so click until it registers.
+    for attempt in range(3):
+        row.click()
+        try:
+            expect(confirm).to_be_enabled(timeout=UPDATE_S * 1000 // 3)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
     summary = page.locator(".alert-summary div").first.inner_text()
     alert_id = int(summary.split()[1])  # "Alert 12 — open ..."
     assert "open" in summary.splitlines()[0]

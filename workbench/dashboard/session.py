@@ -24,7 +24,7 @@ from workbench.settings import Settings
 
 log = logging.getLogger(__name__)
 
-pn.extension("tabulator", notifications=True, sizing_mode="stretch_width")
+pn.extension("tabulator", "codeeditor", notifications=True, sizing_mode="stretch_width")
 
 ALERTS_TAB, HISTORY_TAB, EDITOR_TAB = 1, 2, 3
 
