@@ -45,8 +45,8 @@ FLOAT_APPROX = {"mean", "std", "distance_km", "speed_kmh", "fraud_rate"}
 
 @pytest.fixture(autouse=True)
 def _small_delta(monkeypatch):
-    # Merge the delta into the main store often, so small tests exercise merges and eviction.
-    monkeypatch.setattr(group, "MIN_DELTA", 7)
+    # Compact the state often, so small tests exercise compaction and eviction.
+    monkeypatch.setattr(group, "MIN_ROWS", 7)
 
 
 def make_history(
@@ -208,7 +208,7 @@ def test_stream_equals_batch_exactly(seed):
     engine = FeatureEngine(SPECS, allowed_lateness_s=float(rng.choice([0.0, 60.0, 3600.0])))
     online = stream(engine, split(history, rng, max_size=80))
     pd.testing.assert_frame_equal(online, offline, check_exact=True)
-    # And the state was really merged and evicted along the way.
+    # And the state was really compacted and evicted along the way.
     assert 0 < engine.state_rows < len(history) * len({s.by for s in SPECS})
 
 
@@ -271,8 +271,8 @@ def test_state_stays_bounded_on_a_long_stream():
         for part in np.array_split(np.arange(per_day), 20):
             engine.compute(chunk.iloc[part])
             sizes.append(engine.state_rows)
-    # Retention is 1h10m of rows (~100) + one "previous" row per card + the unmerged delta.
-    assert max(sizes[40:]) < 100 + 50 + 2 * group.MIN_DELTA + 2 * per_day / 20 + 200
+    # Retention is 1h10m of rows (~100) + one "previous" row per card, doubled before compaction.
+    assert max(sizes[40:]) < 100 + 50 + 2 * group.MIN_ROWS + 2 * per_day / 20 + 200
     assert max(sizes) < 0.05 * 20 * per_day
 
 
@@ -411,7 +411,7 @@ def test_deferred_maintenance_gives_the_same_values(when):
     history = make_history(2000, 51, span_s=2 * 86400, step_s=60)
     offline = compute_features(SPECS, history)
     engine = FeatureEngine(SPECS)
-    parts, merges, pending = [], 0, []
+    parts, compactions, pending = [], 0, []
     for b in split(history, rng, max_size=60):
         parts.append(engine.compute(b, defer_maintenance=True))
         pending.append(engine.maintenance_due)
@@ -419,18 +419,16 @@ def test_deferred_maintenance_gives_the_same_values(when):
             was_due = engine.maintenance_due
             assert engine.maintain() == was_due
             assert not engine.maintenance_due
-            merges += was_due
+            compactions += was_due
     pd.testing.assert_frame_equal(pd.concat(parts), offline, check_exact=True)
-    assert any(pending)  # merges really were deferred
+    assert any(pending)  # compactions really were deferred
     if when != "never":
-        assert merges > 0
-    else:  # merged by compute itself once deferred for too long
-        assert all(len(g.M) > 0 for g in engine._groups)
-    # Never maintained: compute still merges after MAX_DEFERRED batches, so state stays bounded.
-    assert (
-        max(len(g.D) if g.D is not None else 0 for g in engine._groups)
-        < 60 * (group.MAX_DEFERRED + 2) + group.MIN_DELTA * 2
-    )
+        assert compactions > 0
+    else:  # compacted by compute itself once deferred for too long
+        assert all(g.compactions > 0 for g in engine._groups)
+    # Never maintained: compute still compacts after MAX_DEFERRED batches: state stays bounded.
+    for g in engine._groups:
+        assert g.rows < max(group.MIN_ROWS, 2 * g.kept) + 60 * (group.MAX_DEFERRED + 1)
     assert engine.state_rows < len(history) * len({s.by for s in SPECS})
 
 
@@ -440,15 +438,15 @@ def test_maintain_is_a_no_op_when_nothing_is_due():
     assert not engine.maintain()
     engine.compute(history.iloc[:3], defer_maintenance=True)
     assert not engine.maintenance_due
-    state = [(g.M, g.D) for g in engine._groups]
+    state = [(g.state, g.compactions) for g in engine._groups]
     assert not engine.maintain()
-    assert [(g.M, g.D) for g in engine._groups] == state
+    assert [(g.state, g.compactions) for g in engine._groups] == state
 
 
 def test_compute_without_defer_does_pending_maintenance():
     history = make_history(400, 53)
     engine = FeatureEngine(SPECS)
     engine.compute(history.iloc[:200], defer_maintenance=True)
-    assert engine.maintenance_due  # 200 rows > MIN_DELTA (7)
+    assert engine.maintenance_due  # 200 rows > MIN_ROWS (7)
     engine.compute(history.iloc[200:210])
     assert not engine.maintenance_due

@@ -6,28 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.features.compiled import merge_order, union_positions
+from workbench.features import FeatureEngine, group, passes
 from workbench.features.engine import _text_hash
-from workbench.features.kernels import RangeMax, cover_count, expand, haversine_km
-from workbench.features.level import Level
-
-
-@pytest.mark.parametrize("n", [0, 1, 31, 32, 33, 500])
-def test_range_max_matches_direct_max(n):
-    rng = np.random.default_rng(n)
-    values = rng.normal(size=n)
-    left = rng.integers(0, n + 1, 400)
-    right = np.minimum(left + rng.integers(0, 200, 400), n)
-    got = RangeMax(values).query(left, right)
-    want = [values[a:b].max() if b > a else -np.inf for a, b in zip(left, right, strict=True)]
-    np.testing.assert_array_equal(got, want)
-
-
-def test_cover_count_and_expand():
-    lo, hi = np.array([0, 2, 3, 4]), np.array([3, 5, 3, 2])
-    assert cover_count(lo, hi, 6).tolist() == [1, 1, 2, 1, 1, 0]
-    owner, pos = expand(lo, hi)
-    assert owner.tolist() == [0, 0, 0, 1, 1, 1] and pos.tolist() == [0, 1, 2, 2, 3, 4]
+from workbench.features.kernels import haversine_km
+from workbench.features.spec import parse_feature
+from workbench.schema import coerce
 
 
 def test_haversine():
@@ -35,43 +18,42 @@ def test_haversine():
     assert np.isnan(haversine_km(np.nan, 0.0, 1.0, 1.0))
 
 
-def test_level_bounds_match_a_direct_scan():
-    rng = np.random.default_rng(3)
-    n = 3000
-    h = rng.integers(0, 20, n).astype(np.uint64)
-    ts = rng.integers(0, 500, n) * 10
-    a, _ = Level.build(h[:2000], ts[:2000], {}, {})
-    b, _ = Level.build(h[2000:], ts[2000:], {}, {})
-    level, _ = Level.merge(a, b)
-    qh = rng.integers(0, 25, 300).astype(np.uint64)  # some entities are absent
-    x = rng.integers(-10, 5020, 300)
-    code = np.searchsorted(level.main.groups, qh)
-    found = np.isin(qh, level.main.groups)
-    for side in ("left", "right"):
-        got = level.bound(level.main, code, found, x, side)
-        for i in range(len(qh)):
-            rows = np.flatnonzero(level.h == qh[i])
-            if len(rows) == 0:
-                assert got[i] == 0
-                continue
-            before = level.ts[rows] < x[i] if side == "left" else level.ts[rows] <= x[i]
-            assert got[i] == rows[0] + before.sum()
+def test_hash_table_maps_every_key_and_grows():
+    rng = np.random.default_rng(2)
+    keys = np.unique(rng.integers(-(2**62), 2**62, 5000))
+    tab = passes.table(keys, 16_384)
+    assert (tab[:, 1] >= 0).sum() == len(keys)
+    found = {int(k): int(i) for k, i in tab[tab[:, 1] >= 0]}
+    assert found == {int(k): i for i, k in enumerate(keys)}
 
 
-@pytest.mark.parametrize("sizes", [(0, 0), (0, 5), (7, 0), (50, 80), (300, 20)])
-def test_union_positions_and_merge_order_match_numpy(sizes):
-    rng = np.random.default_rng(sum(sizes))
-    a = np.unique(rng.integers(0, 200, sizes[0])).astype(np.uint64)
-    b = np.unique(rng.integers(0, 200, sizes[1])).astype(np.uint64)
-    union, pa_, pb_ = union_positions(a, b)
-    np.testing.assert_array_equal(union, np.union1d(a, b))
-    np.testing.assert_array_equal(union[pa_], a)
-    np.testing.assert_array_equal(union[pb_], b)
-    # merge order of two sorted runs with many ties == stable argsort of the concatenation
-    ka = np.sort(rng.integers(0, 30, sizes[0]))
-    kb = np.sort(rng.integers(0, 30, sizes[1]))
-    want = np.argsort(np.concatenate([ka, kb]), kind="stable")
-    np.testing.assert_array_equal(merge_order(ka, kb), want)
+def test_many_entities_grow_and_compact_the_state(monkeypatch):
+    """Thousands of entities over several days in small batches: the tables and records
+    grow, compaction drops whole entities, and counts stay those of a direct computation."""
+    monkeypatch.setattr(group, "MIN_ROWS", 500)
+    rng = np.random.default_rng(5)
+    n = 12_000
+    ts = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(
+        np.sort(rng.integers(0, 5 * 86400, n)), unit="s"
+    )
+    cards = rng.integers(0, 4000, n)
+    raw = {"tx_id": [f"t{i}" for i in range(n)], "ts": ts, "card_id": [f"c{c}" for c in cards]}
+    batch, dead = coerce(pd.DataFrame({**raw, "amount": 1.0}))
+    assert dead.empty
+    spec = parse_feature("n", {"agg": "count", "by": "card_id", "window": "1d"})
+    engine = FeatureEngine([spec], allowed_lateness_s=0)
+    got = pd.concat([engine.compute(batch.iloc[i : i + 250]) for i in range(0, n, 250)])
+    secs = (ts - ts[0]).total_seconds().to_numpy()
+    want = np.zeros(n)
+    for c in np.unique(cards):  # per card: rows with t - 1d <= ts < t
+        mine = np.flatnonzero(cards == c)
+        t = secs[mine]
+        want[mine] = np.searchsorted(t, t, "left") - np.searchsorted(t, t - 86400, "left")
+    np.testing.assert_array_equal(got["n"].to_numpy(), want)
+    g = engine._groups[0]
+    assert g.compactions > 0
+    # one day of rows (plus what arrived since the last compaction) is held, not five
+    assert g.state.entities < 4000 and g.rows < 0.6 * n
 
 
 def test_text_hash_depends_only_on_the_text():

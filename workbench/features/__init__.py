@@ -4,10 +4,10 @@ A feature is a named per-transaction value computed from the transactions of the
 strictly before it (and from labels only once known), the same way online (batch by batch,
 :class:`FeatureEngine`) and offline (:func:`compute_features`) — identical values by design.
 
-Modules: ``spec`` (what may be declared), ``engine`` (public API, semantics), ``group`` (state
-of one ``by`` column, merging and eviction), ``level`` (sorted searchable state),
-``queries``/``aggregates`` (the vectorized window computations), ``kernels`` (building blocks),
-``compiled`` (numba loops for merges, searches and hashing).
+Modules: ``spec`` (what may be declared), ``engine`` (public API, semantics), ``group`` (the
+features of one ``by`` column from its window state), ``passes`` (the compiled per-batch pass
+and compaction over that state), ``window_state`` (its arrays and their growth), ``kernels``
+and ``compiled`` (hashing, distances).
 """
 
 from workbench.features.engine import FeatureEngine, calendar, compute_features

@@ -13,9 +13,10 @@ Semantics (strict point-in-time), for a row at time t of entity e (its ``by`` va
   ts: the one that arrived last), if it is at most ``PREVIOUS_LOOKBACK_S`` (90 d) old;
 - rows with a missing entity get empty-window values (0, NaN or false) and are not stored.
 
-Amounts are fixed-point cents (see :mod:`workbench.features.aggregates`), which makes every
-value independent of how the history is split into batches: streaming a sorted history in
-batches of any sizes gives exactly what :func:`compute_features` gives on the whole of it.
+Amounts are fixed-point cents summed in int64 (see :mod:`workbench.features.passes`), which
+makes every value independent of how the history is split into batches: streaming a sorted
+history in batches of any sizes gives exactly what :func:`compute_features` gives on the
+whole of it.
 
 Rows arriving late (ts older than rows already seen) are computed against whatever state is
 held: rows up to ``allowed_lateness_s`` late still see complete windows; later ones may miss
@@ -41,7 +42,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from workbench.features.aggregates import amount_columns
 from workbench.features.compiled import hash_strings
 from workbench.features.group import BatchArrays, Group
 from workbench.features.spec import BUILTIN, FeatureSpec
@@ -58,8 +58,8 @@ class FeatureEngine:
     and then adds the batch to the state; ``peek(batch)`` gives the same values without
     changing the state.
 
-    Every so many batches the state is reorganized (recent rows merged into the main store,
-    old rows evicted), which makes that batch several times slower. A caller with idle time
+    Now and then the state is compacted (rows past the longest window dropped, the survivors
+    laid out anew), which makes that batch several times slower. A caller with idle time
     between batches passes ``defer_maintenance=True`` and calls :meth:`maintain` after
     handing the batch's results on (before taking the next batch); values are the same
     either way. Deferred work that :meth:`maintain` does not pick up is done by ``compute``
@@ -89,7 +89,7 @@ class FeatureEngine:
     def compute(self, batch: pd.DataFrame, *, defer_maintenance: bool = False) -> pd.DataFrame:
         """Features of every row of a typed batch (same index/order), then add it to the state.
 
-        With ``defer_maintenance`` a state merge that falls due is left to :meth:`maintain`.
+        With ``defer_maintenance`` a compaction that falls due is left to :meth:`maintain`.
         """
         return self._run(batch, commit=True, defer=defer_maintenance)
 
@@ -99,7 +99,7 @@ class FeatureEngine:
         return any(g.due for g in self._groups)
 
     def maintain(self) -> bool:
-        """Do pending deferred maintenance (merges and evictions); returns whether there was
+        """Do pending deferred maintenance (compaction, eviction); returns whether there was
         any. Cheap when nothing is due. Not thread-safe with ``compute``: call it from the
         thread that computes, between batches."""
         done = False
@@ -108,22 +108,20 @@ class FeatureEngine:
         return done
 
     def peek(self, batch: pd.DataFrame) -> pd.DataFrame:
-        """Same values as :meth:`compute` would give, without changing the state."""
+        """Same values as :meth:`compute` would give, without changing the state (works on a
+        copy of it: costs a copy of the state)."""
         return self._run(batch, commit=False)
 
     def _run(self, batch: pd.DataFrame, commit: bool, defer: bool = False) -> pd.DataFrame:
         arrays = self._arrays(batch)
         values: dict[str, np.ndarray] = {}
-        deltas = []
         for g in self._groups:
-            out, delta = g.compute(arrays)
-            values.update(out)
-            deltas.append(delta)
+            values.update(g.compute(arrays, commit))
         if commit and arrays.n:
             newest = int(arrays.ts.max())
             self._newest = newest if self._newest is None else max(self._newest, newest)
-            for g, delta in zip(self._groups, deltas, strict=True):
-                g.commit(delta, self._newest, arrays.n, defer)
+            for g in self._groups:
+                g.commit(self._newest, defer)
         frame = {s.name: values[s.name] for s in self.specs}
         frame.update(calendar(arrays.ts))
         return pd.DataFrame(frame, index=batch.index)
@@ -140,7 +138,7 @@ class FeatureEngine:
         cols = {}
         if "amount" in batch.columns:
             amount = batch["amount"].to_numpy(dtype=np.float64, na_value=np.nan)
-            cols.update(amount_columns(amount))
+            cols["cents"] = np.rint(np.nan_to_num(amount) * 100.0).astype(np.int64)
             cols["amount"] = amount
         if "is_fraud" in batch.columns:
             label = batch["is_fraud"].astype("boolean")

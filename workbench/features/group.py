@@ -1,47 +1,39 @@
 """The window state and features of one ``by`` column (all specs sharing it share the work).
 
-State is two levels (:mod:`workbench.features.level`):
+The specs are planned into a few *windows* — distinct (width, label delay) pairs — plus the
+``of`` columns whose values ``distinct``/``is_new`` look at. One compiled pass per batch
+(:func:`passes.step`) answers every row's windows from running aggregates and moves them on;
+this module turns those raw aggregates into feature values (mean, std, rates, distances).
 
-- ``M``, the main store: sorted, with derived arrays (prefix sums, range-max tables,
-  composite indexes) built once per merge and reused by every batch;
-- ``D``, the delta: the rows of the batches since the last merge, also a sorted level.
-
-Per batch, ``R = merge(D, batch)`` (linear), every feature is computed for the batch rows from
-M and R (see :mod:`workbench.features.aggregates`), and R becomes the new delta. When the
-delta outgrows ~sqrt(2·|M|·batch) rows it is merged into M (linear in |M|, so amortized
-O(batch) per batch) and rows are evicted.
-
-That merge is the one expensive step of a batch (hundreds of ms on a big M). A caller with
-idle time between batches can defer it (``commit(..., defer=True)``) and run it later with
-:meth:`Group.maintain`; values never depend on when (or whether) M and D are merged. A merge
-deferred for more than ``MAX_DEFERRED`` batches is done anyway, so state stays bounded.
-
-Eviction (at merge time) keeps the rows with ts >= newest - (longest horizon of the group's
-specs + allowed lateness), where "newest" is the newest ts seen. For the previous-transaction
-features it also keeps, per entity, the row(s) a future query could still need as "previous":
-the last row before the newest ones, for up to ``PREVIOUS_LOOKBACK_S``.
+Once the state has doubled and a quarter of its rows are older than the longest horizon of
+the group's specs plus the allowed lateness, it is *compacted* (:func:`passes.compact`):
+those rows are dropped, except, for the previous-transaction features, each entity's last
+row before the lateness floor (for up to ``PREVIOUS_LOOKBACK_S``). Compaction is linear in
+the state, the one expensive step of a batch; a caller with idle time between batches can
+defer it (``commit(..., defer=True)``) and run it later with :meth:`Group.maintain`; values
+never depend on when it runs. A compaction deferred for more than ``MAX_DEFERRED`` batches
+is done anyway.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from workbench.features import aggregates as agg
-from workbench.features.kernels import mix64
-from workbench.features.level import Level
-from workbench.features.queries import Queries
+from workbench.features import passes as P
+from workbench.features.kernels import haversine_km, mix64
 from workbench.features.spec import LABEL_AWARE, MAX_WINDOW_S, PREVIOUS, FeatureSpec
+from workbench.features.window_state import WindowState
 
 PREVIOUS_LOOKBACK_S = MAX_WINDOW_S
 """Previous-transaction features look back at most this far (90 days); older means none."""
 
-MIN_DELTA = 16_384  # never merge into M more often than every this many rows
-MAX_DEFERRED = 4  # batches a due merge may wait for maintain() before compute does it
+MIN_ROWS = 16_384  # never compact a state holding fewer rows than this
+MAX_DEFERRED = 4  # batches a due compaction may wait for maintain() before compute does it
 
 _NS = 1_000_000_000
+_I64 = np.int64
 
 
 @dataclass
@@ -52,11 +44,76 @@ class BatchArrays:
     ts: np.ndarray  # int64 ns
     hashes: dict[str, np.ndarray]  # column -> uint64 hash of its value
     known: dict[str, np.ndarray]  # column -> value is not missing
-    cols: dict[str, np.ndarray]  # cents, sq*, amount, label, lat, lon
+    cols: dict[str, np.ndarray]  # cents (int64), label (int8: -1 unknown), amount, lat, lon
 
 
 def _ns(seconds: float) -> int:
     return round(seconds * _NS)
+
+
+@dataclass
+class Plan:
+    """What the compiled passes maintain for a group's specs."""
+
+    win_w: np.ndarray  # window widths (ns)
+    win_d: np.ndarray  # label delays (ns; 0: ts < t)
+    win_ext: np.ndarray  # the window needs max/min
+    columns: list[str]  # ``of`` columns of distinct/is_new
+    dist_comp: np.ndarray  # per distinct feature: column index
+    dist_win: np.ndarray  # per distinct feature: window index
+    retention_ns: int
+    lateness_ns: int
+    lookback_ns: int
+    has_previous: bool
+
+
+def plan(specs: list[FeatureSpec], lateness_s: float) -> tuple[Plan, dict[str, tuple]]:
+    """The windows and columns the specs need, and where each spec's value comes from."""
+    windows: list[tuple[int, int]] = []
+    ext: set[int] = set()
+    columns = sorted({s.of for s in specs if s.agg in ("distinct", "is_new")})
+    distinct: list[tuple[int, int]] = []
+    where: dict[str, tuple] = {}
+
+    def window(w: int, d: int = 0) -> int:
+        if (w, d) not in windows:
+            windows.append((w, d))
+        return windows.index((w, d))
+
+    for s in specs:
+        w = _ns(s.window_s) if s.window_s else 0
+        if s.agg in PREVIOUS:
+            where[s.name] = ("previous",)
+        elif s.agg == "is_new":
+            where[s.name] = ("is_new", columns.index(s.of), w)
+        elif s.agg in LABEL_AWARE:
+            where[s.name] = ("window", window(w, _ns(s.label_delay_s)))
+        elif s.agg == "distinct":
+            pair = (columns.index(s.of), window(w))
+            if pair not in distinct:
+                distinct.append(pair)
+            where[s.name] = ("distinct", distinct.index(pair))
+        else:
+            k = window(w)
+            if s.agg in ("max", "min"):
+                ext.add(k)
+            where[s.name] = ("window", k)
+    lateness_ns = _ns(lateness_s)
+    return (
+        Plan(
+            win_w=np.array([w for w, _ in windows], dtype=_I64),
+            win_d=np.array([d for _, d in windows], dtype=_I64),
+            win_ext=np.array([k in ext for k in range(len(windows))], dtype=np.bool_),
+            columns=columns,
+            dist_comp=np.array([c for c, _ in distinct], dtype=_I64),
+            dist_win=np.array([k for _, k in distinct], dtype=_I64),
+            retention_ns=_ns(max(s.horizon_s for s in specs)) + lateness_ns,
+            lateness_ns=lateness_ns,
+            lookback_ns=_ns(PREVIOUS_LOOKBACK_S),
+            has_previous=any(s.agg in PREVIOUS for s in specs),
+        ),
+        where,
+    )
 
 
 class Group:
@@ -65,140 +122,189 @@ class Group:
     def __init__(self, by: str, specs: list[FeatureSpec], lateness_s: float):
         self.by = by
         self.specs = specs
-        aggs = {s.agg for s in specs}
-        dtypes: dict[str, np.dtype] = {}
-        if aggs & {"sum", "mean", "std"}:
-            dtypes["cents"] = np.dtype(np.int64)
-        if "std" in aggs:
-            dtypes.update({k: np.dtype(np.int64) for k in ("sq2", "sq1", "sq0")})
-        if aggs & {"max", "min"}:
-            dtypes["amount"] = np.dtype(np.float64)
-        if aggs & LABEL_AWARE:
-            dtypes["label"] = np.dtype(np.int8)
-        if aggs & {"distance_km", "speed_kmh"}:
-            dtypes.update(lat=np.dtype(np.float64), lon=np.dtype(np.float64))
-        self.dtypes = dtypes
-        self.comps = sorted({s.of for s in specs if s.agg in ("distinct", "is_new")})
-        self.distinct_of = sorted({s.of for s in specs if s.agg == "distinct"})
-        self.has_previous = bool(aggs & set(PREVIOUS))
-        self.lateness_ns = _ns(lateness_s)
-        self.retention_ns = _ns(max(s.horizon_s for s in specs)) + self.lateness_ns
-        self.lookback_ns = _ns(PREVIOUS_LOOKBACK_S)
+        self.plan, self.where = plan(specs, lateness_s)
         self.reset()
 
     def reset(self) -> None:
-        self.M = Level.empty(self.dtypes, self.comps)
-        self.D: Level | None = None
-        self.deferred = 0  # batches committed since a merge became due (0: none due)
+        p = self.plan
+        self.state = WindowState(len(p.win_w), len(p.columns), len(p.dist_win))
+        self.kept = 0  # rows at the last compaction (or the last check that found little to drop)
+        self.compactions = 0
+        self.deferred = 0  # batches committed since a compaction became due (0: none due)
         self.newest_ns: int | None = None
 
     @property
     def rows(self) -> int:
-        return len(self.M) + (len(self.D) if self.D is not None else 0)
+        return self.state.rows
 
-    def compute(self, b: BatchArrays) -> tuple[dict[str, np.ndarray], Level | None]:
-        """Feature values (input order) of the batch, and the new delta (not yet committed)."""
+    def compute(self, b: BatchArrays, commit: bool = True) -> dict[str, np.ndarray]:
+        """Feature values (input order) of the batch; with ``commit`` the batch's rows are
+        added to the state, otherwise a copy of the state is used."""
         rows = np.flatnonzero(b.known[self.by])
         out = {s.name: _missing(s, b.n) for s in self.specs}
         if len(rows) == 0:
-            return out, self.D
+            return out
+        p, n = self.plan, len(rows)
+        state = self.state if commit else self.state.copy()
+        state.ensure(n)
         h = b.hashes[self.by][rows]
-        cols = {k: b.cols[k][rows] for k in self.dtypes}
-        comp_hashes = {}
-        for of in self.comps:
-            chash = mix64(h, b.hashes[of][rows])
-            comp_hashes[of] = (chash, b.known[of][rows])
-            cols[f"c:{of}"] = chash
-        batch, perm = Level.build(h, b.ts[rows], cols, comp_hashes)
-        for of in self.distinct_of:
-            known = np.zeros(len(batch), dtype=bool)
-            known[batch.comps[of].order] = True
-            last_ts, nxt = agg.link_to_main(self.M, of, batch.cols[f"c:{of}"], known, batch.ts)
-            batch.cols[f"lastM:{of}"] = last_ts
-            batch.cols[f"nextM:{of}"] = nxt
-        if self.D is None or len(self.D) == 0:
-            R, qpos = batch, np.arange(len(batch))
-        else:
-            R, qpos = Level.merge(self.D, batch)
-        q = Queries(self.M, R, qpos)
-        src = rows[perm]
+        ts = b.ts[rows]
+        cents = b.cols["cents"][rows] if "cents" in b.cols else np.zeros(n, dtype=_I64)
+        label = b.cols["label"][rows].astype(_I64) if "label" in b.cols else np.full(n, -1, _I64)
+        fl = np.full((n, 3), np.nan)
+        for f, name in enumerate(("amount", "lat", "lon")):
+            if name in b.cols:
+                fl[:, f] = b.cols[name][rows]
+        nc, nw, nd = len(p.columns), len(p.win_w), len(p.dist_win)
+        vkey = np.empty((nc, n), dtype=_I64)
+        vknown = np.empty((nc, n), dtype=np.bool_)
+        for c, of in enumerate(p.columns):
+            vkey[c] = mix64(h, b.hashes[of][rows]).view(_I64)
+            vknown[c] = b.known[of][rows]
+        o_agg = np.empty((n, nw, P.A_FIELDS), dtype=_I64)
+        o_ext = np.empty((n, nw, 2))
+        o_dist = np.empty((n, nd), dtype=_I64)
+        o_vlast = np.empty((n, nc), dtype=_I64)
+        o_pts = np.empty(n, dtype=_I64)
+        o_prev = np.empty((n, 2))
+        P.step(
+            np.argsort(ts, kind="stable"),
+            h.view(_I64),
+            ts,
+            cents,
+            label,
+            fl,
+            vkey,
+            vknown,
+            p.win_w,
+            p.win_d,
+            p.win_ext,
+            p.dist_comp,
+            p.dist_win,
+            state.etab,
+            state.ent,
+            state.row,
+            state.row.view(np.float64),
+            state.vtab,
+            state.vrec,
+            state.mark,
+            state.meta,
+            o_agg,
+            o_ext,
+            o_dist,
+            o_vlast,
+            o_pts,
+            o_prev,
+        )
+        raw = _Raw(ts, fl, vknown, o_agg, o_ext, o_dist, o_vlast, (o_pts, o_prev), p.lookback_ns)
         for s in self.specs:
-            out[s.name][src] = self._feature(q, s)
-        return out, R
+            out[s.name][rows] = raw.value(s, self.where[s.name])
+        return out
 
-    def _feature(self, q: Queries, s: FeatureSpec) -> np.ndarray:
-        w = _ns(s.window_s)
-        if s.agg == "count":
-            return agg.count(q, w)
-        if s.agg in ("sum", "mean", "std"):
-            return agg.amount_stats(q, s.agg, w)
-        if s.agg in ("max", "min"):
-            return agg.extreme(q, s.agg, w)
-        if s.agg in LABEL_AWARE:
-            return agg.fraud(q, s.agg, w, _ns(s.label_delay_s))
-        if s.agg in PREVIOUS:
-            return agg.previous(q, s.agg, self.lookback_ns)
-        if s.agg == "is_new":
-            return agg.is_new(q, s.of, w)
-        return agg.distinct(q, s.of, w)
-
-    def commit(
-        self, delta: Level | None, newest_ns: int, batch_rows: int, defer: bool = False
-    ) -> None:
-        """Keep ``delta`` as the new delta; merge it into M (and evict) when it is big enough,
-        or, with ``defer``, leave a due merge to :meth:`maintain` (for ``MAX_DEFERRED``
-        batches at most)."""
-        self.D = delta
+    def commit(self, newest_ns: int, defer: bool = False) -> None:
+        """After a committed batch: when the state has doubled since the last check and at
+        least a quarter of its rows are past the retention, compact it; with ``defer`` leave
+        that to :meth:`maintain` (for ``MAX_DEFERRED`` batches at most)."""
         self.newest_ns = newest_ns
-        if delta is None:
-            return
-        limit = max(MIN_DELTA, int(math.sqrt(2.0 * len(self.M) * max(batch_rows, 1))))
-        if self.deferred or len(delta) >= limit:
+        if not self.deferred and self.rows >= max(MIN_ROWS, 2 * self.kept):
+            ts = self.state.row_ts
+            dead = int(np.count_nonzero(ts < newest_ns - self.plan.retention_ns))
+            if 4 * dead >= self.rows:
+                self.deferred = 1
+            else:  # nothing much to drop yet: look again once the state doubled again
+                self.kept = self.rows
+                return
+        elif self.deferred:
             self.deferred += 1
-            if not defer or self.deferred > MAX_DEFERRED:
-                self.merge(newest_ns)
+        if self.deferred and (not defer or self.deferred > MAX_DEFERRED):
+            self.compact()
 
     @property
     def due(self) -> bool:
-        """A merge is pending (deferred by :meth:`commit`)."""
+        """A compaction is pending (deferred by :meth:`commit`)."""
         return self.deferred > 0
 
     def maintain(self) -> bool:
-        """Do a pending merge (if any) and build the new M's derived arrays (prefix sums,
-        indexes) that the next batch would otherwise build; True if a merge was done."""
-        if not self.deferred or self.newest_ns is None:
+        """Do a pending compaction (if any); True if one was done."""
+        if not self.deferred:
             return False
-        self.merge(self.newest_ns)
-        cols = {f"{k}:{of}": np.dtype(t) for of in self.comps for k, t in _LINKS.items()}
-        empty = Level.empty({**self.dtypes, **cols}, self.comps)
-        q = Queries(self.M, empty, np.empty(0, dtype=np.int64))
-        for s in self.specs:  # no queries: only the derived arrays of M are built
-            self._feature(q, s)
+        self.compact()
         return True
 
-    def merge(self, newest_ns: int) -> None:
-        """Merge the delta into M and evict rows no future in-time query can use."""
-        if self.D is None:
-            self.deferred = 0
-            return
-        floor = newest_ns - self.lateness_ns
-
-        def keep(ts, code):
-            kept = ts >= newest_ns - self.retention_ns
-            if self.has_previous and len(ts):
-                # A row is "previous" of a future query (t >= newest - lateness) if the next
-                # row of its entity is not older than that; past the lookback it is no use.
-                next_ts = np.full(len(ts), np.iinfo(np.int64).max)
-                next_ts[:-1] = np.where(code[1:] == code[:-1], ts[1:], next_ts[:-1])
-                kept |= (next_ts >= floor) & (ts >= floor - self.lookback_ns)
-            return kept
-
-        self.M, _ = Level.merge(self.M, self.D, keep)
-        self.D = None
+    def compact(self) -> None:
+        """Drop rows no future in-time query can use (see module docstring)."""
+        if self.newest_ns is not None:
+            self.state.compact(self.plan, self.newest_ns)
+        self.kept = self.rows
+        self.compactions += 1
         self.deferred = 0
 
 
-_LINKS = {"c": np.uint64, "lastM": np.int64, "nextM": np.int64}  # per-of columns of R
+class _Raw:
+    """The compiled pass's raw outputs for the rows of a batch, turned into feature values."""
+
+    def __init__(self, ts, fl, vknown, agg, ext, dist, vlast, prev, lookback_ns):
+        self.ts, self.fl, self.vknown = ts, fl, vknown
+        self.agg, self.ext, self.dist, self.vlast, self.prev = agg, ext, dist, vlast, prev
+        self.lookback_ns = lookback_ns
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None
+
+    def value(self, s: FeatureSpec, where: tuple) -> np.ndarray:
+        kind = where[0]
+        if kind == "previous":
+            return self.previous(s.agg)
+        if kind == "is_new":
+            _, c, w = where
+            return self.vknown[c] & (self.vlast[:, c] < self.ts - w)
+        if kind == "distinct":
+            return self.dist[:, where[1]]
+        a = self.agg[:, where[1]]
+        n = a[:, P.A_CNT]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if s.agg == "count":
+                return n.astype(np.float64)
+            if s.agg == "sum":
+                return a[:, P.A_S1] / 100.0
+            if s.agg == "mean":
+                return np.where(n > 0, a[:, P.A_S1] / n / 100.0, np.nan)
+            if s.agg == "std":
+                return _std(a, n)
+            if s.agg in ("max", "min"):
+                return self.ext[:, where[1], 0 if s.agg == "max" else 1]
+            if s.agg == "fraud_count":
+                return a[:, P.A_FRAUD].astype(np.float64)
+            known = a[:, P.A_KNOWN]
+            return np.where(known > 0, a[:, P.A_FRAUD] / known, np.nan)
+
+    def previous(self, agg: str) -> np.ndarray:
+        if self._previous is None:
+            prev_ts, where = self.prev
+            ok = (prev_ts != P.NO_TS) & (prev_ts >= self.ts - self.lookback_ns)
+            seconds = np.where(ok, (self.ts - prev_ts) / 1e9, np.nan)
+            km = haversine_km(where[:, 0], where[:, 1], self.fl[:, 1], self.fl[:, 2])
+            self._previous = seconds, np.where(ok, km, np.nan)
+        seconds, km = self._previous
+        if agg == "seconds_since_prev":
+            return seconds
+        if agg == "distance_km":
+            return km
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return km / (seconds / 3600.0)
+
+
+def _std(a: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Population std of the window's amounts from exact int64 sums of cents and of the
+    three limbs of the squared cents (c = c1·2^31 + c0), combined in long double."""
+    ld = np.longdouble
+    s2 = (
+        a[:, P.A_SQ2].astype(ld) * ld(2.0**62)
+        + a[:, P.A_SQ1].astype(ld) * ld(2.0**32)
+        + a[:, P.A_SQ0].astype(ld)
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = a[:, P.A_S1].astype(ld) / n
+        var = np.maximum(s2 / n - mean * mean, 0).astype(np.float64)
+        return np.where(n > 0, np.sqrt(var) / 100.0, np.nan)
 
 
 def _missing(s: FeatureSpec, n: int) -> np.ndarray:

@@ -1,0 +1,584 @@
+"""Compiled (numba) passes over the streaming window state of one ``by`` column.
+
+The state (:mod:`.window_state` holds and grows the arrays) is, per entity, a linked list of
+its rows in (ts, arrival) order, and per window of the entity two cursors into that list:
+
+- ``out``: the last row that has left the window (its ts < t - w), -1 if none;
+- ``in``: the last row admitted to the window (ts < t - delay, or <= t - delay with a label
+  delay), -1 if none. Rows between ``out`` and ``in`` are the window; their count, exact int64
+  sums (cents and the three limbs of the squared cents), known labels and frauds are kept
+  up to date, as is the number of distinct values per ``distinct`` feature.
+
+A row at time t of an entity whose newest query ``qt`` is not later (the usual, in-order case)
+moves the cursors forwards to t: each row enters and leaves each window once, so a batch costs
+O(rows × windows) whatever the window sizes. A *late* row (t < qt) is answered by walking the
+entity's list instead, then inserted at its place, with the windows of ``qt`` corrected. The
+row is added to its entity's list after its own query, so no row ever sees itself, and rows
+with the same ts never see each other (admission needs ts < t).
+
+Per entity and ``of`` column, a *value record* keeps the newest admitted ts of that (entity,
+value) (``is_new``) and its count in each ``distinct`` window.
+
+:func:`compact` drops rows no future query can use (older than the retention, except the last
+one before the lateness floor, which is still someone's previous row), the entities and values
+left without rows, and lays the survivors out contiguously per entity.
+
+Layout: the work is bound by memory latency, so everything one query touches of an entity is
+one record (``ent`` row: list ends, cursors and aggregates of every window, distinct counts),
+a stored row is one record (``row``: ints, with the floats stored bit for bit and read through
+a float64 view of the same buffer), and hash tables hold (key, index) pairs side by side.
+Hash tables use open addressing with linear probing over int64 hashes (index < 0: empty).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+NO_TS = -(2**62)
+"""Timestamp of "no such row": before any real ts, yet a window can be added without overflow."""
+
+# entity record: list head and tail, base cursor (last row with ts < qt), newest query ts, key;
+# then per window k at window_at(k): the out and in cursors and the A_FIELDS aggregates;
+# then one distinct count per distinct feature at distinct_at(W).
+N_HEAD, N_TAIL, N_BASE, N_QT, N_KEY = range(5)
+N_FIELDS = 5
+W_OUT, W_IN, W_AGG = 0, 1, 2
+A_CNT, A_S1, A_SQ2, A_SQ1, A_SQ0, A_KNOWN, A_FRAUD = range(7)
+A_FIELDS = 7
+W_FIELDS = W_AGG + A_FIELDS
+# row record: ts, cents, next row of the entity, label (-1 unknown); amount, lat, lon as float
+# bits; then one value record index per value column (-1: value missing)
+R_TS, R_CENTS, R_NEXT, R_LABEL, R_AMOUNT, R_LAT, R_LON = range(7)
+R_FIELDS = 7
+# value record: newest admitted ts, key, column; then one count per distinct feature
+V_LAST, V_KEY, V_COL = range(3)
+V_FIELDS = 3
+# counters
+M_ENTITIES, M_ROWS, M_VALUES = range(3)
+M_FIELDS = 3
+
+_LOW31 = (1 << 31) - 1
+
+
+def window_at(k: int) -> int:
+    """Offset of window k's fields in an entity record."""
+    return N_FIELDS + k * W_FIELDS
+
+
+def entity_fields(windows: int, distinct: int) -> int:
+    return N_FIELDS + windows * W_FIELDS + distinct
+
+
+@intrinsic
+def _prefetch(typingctx, arr, i, j):  # pragma: no cover - compiled
+    """Hint the CPU to load the cache line of ``arr[i, j]`` (a 2D array) for later."""
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer2(
+            context,
+            builder,
+            ary.data,
+            cgutils.unpack_tuple(builder, ary.shape),
+            cgutils.unpack_tuple(builder, ary.strides),
+            aryty.layout,
+            [args[1], args[2]],
+            wraparound=False,
+            boundscheck=False,
+        )
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        rw, locality, data = ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)
+        builder.call(fn, [builder.bitcast(ptr, i8p), rw, locality, data])
+        return context.get_dummy_value()
+
+    return types.void(arr, i, j), codegen
+
+
+@njit(inline="always")
+def _probe(tab, key):  # pragma: no cover - compiled
+    mask = len(tab) - 1
+    i = (key ^ (key >> 29)) & mask
+    while tab[i, 1] >= 0 and tab[i, 0] != key:
+        i = (i + 1) & mask
+    return i
+
+
+@njit(inline="always")
+def _find_or_add(tab, key, meta, counter):  # pragma: no cover - compiled
+    """Index of ``key`` in the table; a new key gets the next index (``meta[counter]``)."""
+    j = _probe(tab, key)
+    if tab[j, 1] >= 0:
+        return tab[j, 1], False
+    x = meta[counter]
+    meta[counter] += 1
+    tab[j, 0] = key
+    tab[j, 1] = x
+    return x, True
+
+
+@njit(cache=True, nogil=True)
+def table(keys, size):  # pragma: no cover - compiled
+    """A hash table of ``size`` buckets (a power of two) mapping ``keys[i]`` to i."""
+    tab = np.empty((size, 2), dtype=np.int64)
+    tab[:, 1] = -1
+    for i in range(len(keys)):
+        j = _probe(tab, keys[i])
+        tab[j, 0] = keys[i]
+        tab[j, 1] = i
+    return tab
+
+
+@njit(cache=True, nogil=True)
+def value_tables(vrec, count, columns, size):  # pragma: no cover - compiled
+    """The per-column hash tables (``size`` buckets each) of value records 0..count-1."""
+    tab = np.empty((columns, size, 2), dtype=np.int64)
+    tab[:, :, 1] = -1
+    for i in range(count):
+        t = tab[vrec[i, V_COL]]
+        j = _probe(t, vrec[i, V_KEY])
+        t[j, 0] = vrec[i, V_KEY]
+        t[j, 1] = i
+    return tab
+
+
+@njit(inline="always")
+def _account(ent, vrec, row, s, k, e, sign, dist_comp, dist_win, dbase):  # pragma: no cover
+    """Add (sign 1) or remove (sign -1) row e to/from window k of entity s."""
+    a = N_FIELDS + k * W_FIELDS + W_AGG
+    c = row[e, R_CENTS]
+    ent[s, a + A_CNT] += sign
+    ent[s, a + A_S1] += sign * c
+    c1 = c >> 31
+    c0 = c & _LOW31
+    ent[s, a + A_SQ2] += sign * (c1 * c1)
+    ent[s, a + A_SQ1] += sign * (c1 * c0)
+    ent[s, a + A_SQ0] += sign * (c0 * c0)
+    lab = row[e, R_LABEL]
+    if lab >= 0:
+        ent[s, a + A_KNOWN] += sign
+        if lab == 1:
+            ent[s, a + A_FRAUD] += sign
+    for j in range(len(dist_win)):
+        if dist_win[j] == k:
+            x = row[e, R_FIELDS + dist_comp[j]]
+            if x >= 0:
+                vrec[x, V_FIELDS + j] += sign
+                n = vrec[x, V_FIELDS + j]
+                if (sign > 0 and n == 1) or (sign < 0 and n == 0):
+                    ent[s, dbase + j] += sign
+
+
+@njit(inline="always")
+def _admits(ts, limit, delay):  # pragma: no cover - compiled
+    return ts < limit if delay == 0 else ts <= limit
+
+
+@njit(cache=True, nogil=True)
+def step(
+    order,
+    h,
+    ts,
+    cents,
+    label,
+    fl,
+    vkey,
+    vknown,
+    win_w,
+    win_d,
+    win_ext,
+    dist_comp,
+    dist_win,
+    etab,
+    ent,
+    row,
+    rowf,
+    vtab,
+    vrec,
+    mark,
+    meta,
+    o_agg,
+    o_ext,
+    o_dist,
+    o_vlast,
+    o_pts,
+    o_prev,
+):  # pragma: no cover - compiled
+    """Query, then add, the batch rows ``order`` (ts-sorted) of one ``by`` column.
+
+    Per row r: ``o_agg[r, k]`` the aggregates of window k, ``o_ext[r, k]`` (max, min) of
+    amount where ``win_ext[k]``, ``o_dist[r, j]`` the distinct count of feature j,
+    ``o_vlast[r, c]`` the newest ts before t of the row's (entity, value of column c),
+    ``o_pts[r]``, ``o_prev[r]`` the ts (NO_TS when none) and (lat, lon) of the entity's
+    previous row. Capacities must have been ensured for ``len(order)`` more rows, entities
+    and values per column.
+    """
+    nc = vkey.shape[0]
+    nw = len(win_w)
+    dbase = N_FIELDS + nw * W_FIELDS
+    rowv = np.empty(nc, dtype=np.int64)
+    acc = np.zeros(A_FIELDS, dtype=np.int64)
+    n = len(order)
+    emask = len(etab) - 1
+    vmask = vtab.shape[1] - 1
+    width = ent.shape[1]
+    for i in range(n):
+        # Prefetch: hash buckets 16 rows ahead, entity records 8 rows ahead.
+        if i + 16 < n:
+            q = order[i + 16]
+            _prefetch(etab, (h[q] ^ (h[q] >> 29)) & emask, 0)
+            for c in range(nc):
+                _prefetch(vtab[c], (vkey[c, q] ^ (vkey[c, q] >> 29)) & vmask, 0)
+        if i + 8 < n:
+            q = order[i + 8]
+            j = _probe(etab, h[q])
+            if etab[j, 1] >= 0:
+                for f in range(0, width, 8):
+                    _prefetch(ent, etab[j, 1], f)
+            for c in range(nc):
+                j = _probe(vtab[c], vkey[c, q])
+                if vtab[c, j, 1] >= 0:
+                    _prefetch(vrec, vtab[c, j, 1], 0)
+        r = order[i]
+        key = h[r]
+        t = ts[r]
+        s, new = _find_or_add(etab, key, meta, M_ENTITIES)
+        if new:
+            ent[s, :] = 0
+            ent[s, N_HEAD] = -1
+            ent[s, N_TAIL] = -1
+            ent[s, N_BASE] = -1
+            ent[s, N_QT] = NO_TS
+            ent[s, N_KEY] = key
+            for k in range(nw):
+                ent[s, N_FIELDS + k * W_FIELDS + W_OUT] = -1
+                ent[s, N_FIELDS + k * W_FIELDS + W_IN] = -1
+        for c in range(nc):
+            rowv[c] = -1
+            if vknown[c, r]:
+                vk = vkey[c, r]
+                x, new = _find_or_add(vtab[c], vk, meta, M_VALUES)
+                if new:
+                    vrec[x, :] = 0
+                    vrec[x, V_LAST] = NO_TS
+                    vrec[x, V_KEY] = vk
+                    vrec[x, V_COL] = c
+                rowv[c] = x
+        p = meta[M_ROWS]
+        meta[M_ROWS] += 1
+        row[p, R_TS] = t
+        row[p, R_CENTS] = cents[r]
+        row[p, R_LABEL] = label[r]
+        rowf[p, R_AMOUNT] = fl[r, 0]
+        rowf[p, R_LAT] = fl[r, 1]
+        rowf[p, R_LON] = fl[r, 2]
+        for c in range(nc):
+            row[p, R_FIELDS + c] = rowv[c]
+        qt = ent[s, N_QT]
+        if t >= qt:
+            _in_order(
+                r, s, p, t, ent, row, rowf, vrec, rowv, win_w, win_d, win_ext, dist_comp,
+                dist_win, dbase, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev,
+            )  # fmt: skip
+        else:
+            _late(
+                r, s, p, t, qt, ent, row, rowf, vrec, mark, rowv, acc, win_w, win_d, win_ext,
+                dist_comp, dist_win, dbase, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev,
+            )  # fmt: skip
+
+
+@njit(inline="always")
+def _in_order(
+    r, s, p, t, ent, row, rowf, vrec, rowv, win_w, win_d, win_ext, dist_comp, dist_win, dbase,
+    o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev,
+):  # fmt: skip  # pragma: no cover - compiled
+    nc = len(rowv)
+    ent[s, N_QT] = t
+    head = ent[s, N_HEAD]
+    # The base cursor: every row with ts < t (newest ts per value, the previous row).
+    b = ent[s, N_BASE]
+    nx = row[b, R_NEXT] if b >= 0 else head
+    while nx >= 0 and row[nx, R_TS] < t:
+        for c in range(nc):
+            x = row[nx, R_FIELDS + c]
+            if x >= 0:
+                vrec[x, V_LAST] = row[nx, R_TS]
+        b = nx
+        nx = row[nx, R_NEXT]
+    ent[s, N_BASE] = b
+    for k in range(len(win_w)):
+        f = N_FIELDS + k * W_FIELDS
+        d = win_d[k]
+        limit = t - d
+        li = ent[s, f + W_IN]
+        nx = row[li, R_NEXT] if li >= 0 else head
+        while nx >= 0 and _admits(row[nx, R_TS], limit, d):
+            _account(ent, vrec, row, s, k, nx, 1, dist_comp, dist_win, dbase)
+            li = nx
+            nx = row[nx, R_NEXT]
+        ent[s, f + W_IN] = li
+        lo = t - win_w[k]
+        o = ent[s, f + W_OUT]
+        while o != li:
+            nx = row[o, R_NEXT] if o >= 0 else head
+            if row[nx, R_TS] >= lo:
+                break
+            _account(ent, vrec, row, s, k, nx, -1, dist_comp, dist_win, dbase)
+            o = nx
+        ent[s, f + W_OUT] = o
+        for a in range(A_FIELDS):
+            o_agg[r, k, a] = ent[s, f + W_AGG + a]
+        if win_ext[k]:
+            hi = -np.inf
+            lo_ = np.inf
+            nan = False
+            e = row[o, R_NEXT] if o >= 0 else head
+            while o != li:
+                v = rowf[e, R_AMOUNT]
+                if v != v:
+                    nan = True
+                hi = max(hi, v)
+                lo_ = min(lo_, v)
+                if e == li:
+                    break
+                e = row[e, R_NEXT]
+            o_ext[r, k, 0] = np.nan if nan or o == li else hi
+            o_ext[r, k, 1] = np.nan if nan or o == li else lo_
+    for j in range(len(dist_win)):
+        o_dist[r, j] = ent[s, dbase + j]
+    for c in range(nc):
+        o_vlast[r, c] = vrec[rowv[c], V_LAST] if rowv[c] >= 0 else NO_TS
+    _previous(r, b, row, rowf, o_pts, o_prev)
+    # append at the tail (its ts is the entity's newest)
+    row[p, R_NEXT] = -1
+    tail = ent[s, N_TAIL]
+    if tail >= 0:
+        row[tail, R_NEXT] = p
+    else:
+        ent[s, N_HEAD] = p
+    ent[s, N_TAIL] = p
+
+
+@njit(inline="always")
+def _previous(r, b, row, rowf, o_pts, o_prev):  # pragma: no cover - compiled
+    if b >= 0:
+        o_pts[r] = row[b, R_TS]
+        o_prev[r, 0] = rowf[b, R_LAT]
+        o_prev[r, 1] = rowf[b, R_LON]
+    else:
+        o_pts[r] = NO_TS
+        o_prev[r, 0] = np.nan
+        o_prev[r, 1] = np.nan
+
+
+@njit(inline="always")
+def _late(
+    r, s, p, t, qt, ent, row, rowf, vrec, mark, rowv, acc, win_w, win_d, win_ext, dist_comp,
+    dist_win, dbase, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev,
+):  # fmt: skip  # pragma: no cover - compiled
+    """A row older than its entity's newest query: walk the list, then insert the row."""
+    nc = len(rowv)
+    nd = len(dist_win)
+    for k in range(len(win_w)):
+        acc[:] = 0
+        hi = -np.inf
+        lo_ = np.inf
+        nan = False
+        lo, d = t - win_w[k], win_d[k]
+        for j in range(nd):
+            if dist_win[j] == k:
+                o_dist[r, j] = 0
+        e = ent[s, N_HEAD]
+        while e >= 0 and row[e, R_TS] < t:
+            te = row[e, R_TS]
+            if te >= lo and _admits(te, t - d, d):
+                c = row[e, R_CENTS]
+                c1 = c >> 31
+                c0 = c & _LOW31
+                acc[A_CNT] += 1
+                acc[A_S1] += c
+                acc[A_SQ2] += c1 * c1
+                acc[A_SQ1] += c1 * c0
+                acc[A_SQ0] += c0 * c0
+                if row[e, R_LABEL] >= 0:
+                    acc[A_KNOWN] += 1
+                    if row[e, R_LABEL] == 1:
+                        acc[A_FRAUD] += 1
+                v = rowf[e, R_AMOUNT]
+                if v != v:
+                    nan = True
+                hi = max(hi, v)
+                lo_ = min(lo_, v)
+                for j in range(nd):
+                    if dist_win[j] == k:
+                        x = row[e, R_FIELDS + dist_comp[j]]
+                        if x >= 0 and mark[x, j] != p:
+                            mark[x, j] = p  # the row's own index: unique per late query
+                            o_dist[r, j] += 1
+            e = row[e, R_NEXT]
+        for a in range(A_FIELDS):
+            o_agg[r, k, a] = acc[a]
+        if win_ext[k]:
+            o_ext[r, k, 0] = np.nan if nan or acc[A_CNT] == 0 else hi
+            o_ext[r, k, 1] = np.nan if nan or acc[A_CNT] == 0 else lo_
+    # newest ts per value, previous row, insertion point (after every row with ts <= t)
+    for c in range(nc):
+        o_vlast[r, c] = NO_TS
+    b = -1
+    after = -1
+    e = ent[s, N_HEAD]
+    while e >= 0 and row[e, R_TS] <= t:
+        if row[e, R_TS] < t:
+            b = e
+            for c in range(nc):
+                if rowv[c] >= 0 and row[e, R_FIELDS + c] == rowv[c]:
+                    o_vlast[r, c] = row[e, R_TS]
+        after = e
+        e = row[e, R_NEXT]
+    _previous(r, b, row, rowf, o_pts, o_prev)
+    if after >= 0:
+        row[p, R_NEXT] = row[after, R_NEXT]
+        row[after, R_NEXT] = p
+    else:
+        row[p, R_NEXT] = ent[s, N_HEAD]
+        ent[s, N_HEAD] = p
+    if after == ent[s, N_TAIL]:
+        ent[s, N_TAIL] = p
+    # The windows of qt: t < qt, so the row has ts < qt (base) ...
+    for c in range(nc):
+        x = rowv[c]
+        if x >= 0 and vrec[x, V_LAST] < t:
+            vrec[x, V_LAST] = t
+    if after == ent[s, N_BASE]:
+        ent[s, N_BASE] = p
+    # ... and is in, before or after each window of qt.
+    for k in range(len(win_w)):
+        f = N_FIELDS + k * W_FIELDS
+        d = win_d[k]
+        if not _admits(t, qt - d, d):
+            continue  # pending: it lies after the window's last admitted row
+        o, li = ent[s, f + W_OUT], ent[s, f + W_IN]
+        if t >= qt - win_w[k]:
+            _account(ent, vrec, row, s, k, p, 1, dist_comp, dist_win, dbase)
+            if after == li:
+                ent[s, f + W_IN] = p
+        elif after == o:
+            ent[s, f + W_OUT] = p
+            if after == li:
+                ent[s, f + W_IN] = p
+
+
+@njit(cache=True, nogil=True)
+def compact(
+    newest, retention, lateness, lookback, keep_previous, dist_comp, dist_win, nw, ent, row, vrec,
+    meta,
+):  # fmt: skip  # pragma: no cover - compiled
+    """Drop rows no future query can use, and entities and values left without rows.
+
+    Returns the new (ent, row, vrec) holding exactly the survivors (with room for as many
+    again), rows laid out contiguously per entity; hash tables must be rebuilt from the keys
+    (:func:`table`, :func:`value_tables`)."""
+    ns, nrow, nval = meta[M_ENTITIES], meta[M_ROWS], meta[M_VALUES]
+    nc = row.shape[1] - R_FIELDS
+    dbase = N_FIELDS + nw * W_FIELDS
+    cutoff = newest - retention
+    floor = newest - lateness
+    first = np.full(ns, -1, dtype=np.int64)  # first surviving row of each entity
+    phase = np.empty(nw, dtype=np.int64)
+    for s in range(ns):
+        # Rows older than the cutoff form a prefix of the list; the last of them survives
+        # while it is the previous row of any query at or after the floor.
+        e = ent[s, N_HEAD]
+        last_old = -1
+        while e >= 0 and row[e, R_TS] < cutoff:
+            last_old = e
+            e = row[e, R_NEXT]
+        stop = e  # first row kept for its age
+        if last_old >= 0 and keep_previous:
+            nx = row[last_old, R_NEXT]
+            if (nx < 0 or row[nx, R_TS] >= floor) and row[last_old, R_TS] >= floor - lookback:
+                stop = last_old
+        # Drop the rows before ``stop``; rows inside a window leave it.
+        for k in range(nw):
+            f = N_FIELDS + k * W_FIELDS
+            phase[k] = 0 if ent[s, f + W_OUT] >= 0 else (1 if ent[s, f + W_IN] >= 0 else 2)
+        e = ent[s, N_HEAD]
+        while e != stop:
+            for k in range(nw):
+                f = N_FIELDS + k * W_FIELDS
+                if phase[k] == 0:
+                    if e == ent[s, f + W_OUT]:
+                        phase[k] = 2 if ent[s, f + W_OUT] == ent[s, f + W_IN] else 1
+                        ent[s, f + W_OUT] = -1
+                        if phase[k] == 2:
+                            ent[s, f + W_IN] = -1
+                elif phase[k] == 1:
+                    _account(ent, vrec, row, s, k, e, -1, dist_comp, dist_win, dbase)
+                    if e == ent[s, f + W_IN]:
+                        phase[k] = 2
+                        ent[s, f + W_IN] = -1
+            if e == ent[s, N_BASE]:
+                ent[s, N_BASE] = -1
+            e = row[e, R_NEXT]
+        first[s] = stop
+    # renumber entities (those with rows), rows (contiguous per entity) and values
+    new_ent = np.full(ns, -1, dtype=np.int64)
+    new_row = np.full(nrow, -1, dtype=np.int64)
+    n_s = 0
+    n_r = 0
+    for s in range(ns):
+        if first[s] < 0:
+            continue
+        new_ent[s] = n_s
+        n_s += 1
+        e = first[s]
+        while e >= 0:
+            new_row[e] = n_r
+            n_r += 1
+            e = row[e, R_NEXT]
+    new_val = np.full(nval, -1, dtype=np.int64)
+    n_v = 0
+    for e in range(nrow):
+        if new_row[e] >= 0:
+            for c in range(nc):
+                x = row[e, R_FIELDS + c]
+                if x >= 0 and new_val[x] < 0:
+                    new_val[x] = n_v
+                    n_v += 1
+    o_ent = np.empty((max(2 * n_s, 64), ent.shape[1]), dtype=np.int64)
+    o_row = np.empty((max(2 * n_r, 64), row.shape[1]), dtype=np.int64)
+    o_vrec = np.empty((max(2 * n_v, 64), vrec.shape[1]), dtype=np.int64)
+    for s in range(ns):
+        q = new_ent[s]
+        if q < 0:
+            continue
+        o_ent[q] = ent[s]
+        for f in (N_HEAD, N_TAIL, N_BASE):
+            o_ent[q, f] = -1 if ent[s, f] < 0 else new_row[ent[s, f]]
+        o_ent[q, N_HEAD] = new_row[first[s]]
+        for k in range(nw):
+            for f in (W_OUT, W_IN):
+                g = N_FIELDS + k * W_FIELDS + f
+                o_ent[q, g] = -1 if ent[s, g] < 0 else new_row[ent[s, g]]
+        e = first[s]
+        while e >= 0:
+            i = new_row[e]
+            o_row[i] = row[e]
+            o_row[i, R_NEXT] = -1 if row[e, R_NEXT] < 0 else new_row[row[e, R_NEXT]]
+            for c in range(nc):
+                x = row[e, R_FIELDS + c]
+                o_row[i, R_FIELDS + c] = new_val[x] if x >= 0 else -1
+            e = row[e, R_NEXT]
+    for x in range(nval):
+        y = new_val[x]
+        if y >= 0:
+            o_vrec[y] = vrec[x]
+    meta[M_ENTITIES], meta[M_ROWS], meta[M_VALUES] = n_s, n_r, n_v
+    return o_ent, o_row, o_vrec
