@@ -34,6 +34,7 @@ from workbench.rules import RuleSet
 from workbench.scoring.detector import Detector
 from workbench.scoring.result import ScoredBatch, as_dead_letters
 from workbench.sources.base import Pacer, Source, SourceBatch
+from workbench.storage import PreparedBatch
 
 log = logging.getLogger(__name__)
 
@@ -94,19 +95,26 @@ class Pipeline:
         except Exception:  # the next batch's scoring does it (or reports it) instead
             log.exception("feature-state maintenance failed")
 
-    def _detect(self, batch: SourceBatch) -> tuple[ScoredBatch, RuleSet]:
+    def _detect(self, batch: SourceBatch) -> tuple[ScoredBatch | PreparedBatch, RuleSet]:
         try:
             self._take_rules()
         except Exception:  # a rule set that cannot be swapped in: keep scoring with the old
             log.exception("rules: swapping the rule set failed; the previous one keeps scoring")
         ruleset = self.detector.ruleset
         try:
-            return self.detector.process(batch), ruleset
+            scored = self.detector.process(batch)
         except Exception as exc:  # a bad batch becomes data, never a stopped stream
             log.exception("scoring failed; the batch goes to dead letters")
-            return as_dead_letters(batch, f"scoring failed: {type(exc).__name__}: {exc}"), ruleset
+            scored = as_dead_letters(batch, f"scoring failed: {type(exc).__name__}: {exc}")
+        # Built here, the COPY payloads are ready before the previous write ends.
+        try:
+            band = ruleset.alert.min_band.capitalize()
+            return self.writer.prepare(scored, band), ruleset
+        except Exception:  # the store node writes (or dead-letters) it unprepared instead
+            log.exception("preparing the batch for storage failed")
+            return scored, ruleset
 
-    async def _store(self, item: tuple[ScoredBatch, RuleSet]) -> None:
+    async def _store(self, item: tuple[ScoredBatch | PreparedBatch, RuleSet]) -> None:
         # Wait for the previous write, then start this one and return: the next batch is read
         # and scored while this one is written. Writes (and acks) stay in order and at most
         # two batches are held at once.
@@ -116,8 +124,9 @@ class Pipeline:
         self.writer.alert_dedup_s = ruleset.alert.dedup_s
         self._pending = asyncio.ensure_future(self._write_and_ack(scored))
 
-    async def _write_and_ack(self, scored: ScoredBatch) -> None:
-        if await self.writer.write(scored):
+    async def _write_and_ack(self, batch: ScoredBatch | PreparedBatch) -> None:
+        if await self.writer.write(batch):
+            scored = batch.scored if isinstance(batch, PreparedBatch) else batch
             self.source.ack(scored.position)
 
     async def _drain(self) -> None:

@@ -17,7 +17,7 @@ import time
 from workbench.errors import DatabaseUnavailable
 from workbench.pipeline.stats import PipelineStats
 from workbench.scoring.result import ScoredBatch, as_dead_letters
-from workbench.storage import WriteResult, connect, retention, write_batch
+from workbench.storage import PreparedBatch, WriteResult, connect, retention, write_batch
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +53,28 @@ class RetryingWriter:
         self._newest_ts = None
         self._retention_due = 0.0
 
-    def _write_sync(self, scored: ScoredBatch) -> tuple[WriteResult, float]:
+    def prepare(self, scored: ScoredBatch, alert_min_band: str | None = None) -> PreparedBatch:
+        """The batch with its COPY payloads built (any thread; pass the result to
+        :meth:`write`), alerting from ``alert_min_band`` (default: the writer's)."""
+        band = self.alert_min_band if alert_min_band is None else alert_min_band
+        return PreparedBatch(
+            scored, alert_min_band=band, source=self.source, worker=self.worker
+        ).build()
+
+    def _write_sync(self, batch: ScoredBatch | PreparedBatch) -> tuple[WriteResult, float]:
         """Write (in a worker thread); the result and the wall-clock time of the commit."""
         if self._conn is None or self._conn.closed:
             self._conn = connect(self.dsn)
         result = write_batch(
             self._conn,
-            scored,
+            batch,
             alert_min_band=self.alert_min_band,
             alert_dedup_s=self.alert_dedup_s,
             source=self.source,
             worker=self.worker,
         )
         committed_at = time.time()
-        self._apply_retention(scored)
+        self._apply_retention(batch.scored if isinstance(batch, PreparedBatch) else batch)
         return result, committed_at
 
     def _apply_retention(self, scored: ScoredBatch) -> None:
@@ -85,12 +93,13 @@ class RetryingWriter:
             if dropped:
                 log.info("retention dropped partitions of %s", ", ".join(map(str, dropped)))
 
-    async def write(self, scored: ScoredBatch) -> bool:
+    async def write(self, batch: ScoredBatch | PreparedBatch) -> bool:
         """Write one batch, retrying on failure; False only if stopped before it was stored."""
         backoff = BACKOFF_START_S
+        scored = batch.scored if isinstance(batch, PreparedBatch) else batch
         while True:
             try:
-                result, committed_at = await asyncio.to_thread(self._write_sync, scored)
+                result, committed_at = await asyncio.to_thread(self._write_sync, batch)
             except DatabaseUnavailable as exc:
                 self.stats.db_failures += 1
                 self.stats.waiting_for_db = True
@@ -106,7 +115,7 @@ class RetryingWriter:
                     raise  # even the dead letters were refused: nothing left to degrade to
                 log.exception("batch refused by the database; its rows become dead letters")
                 self._drop_connection()  # its session state is unknown after the failure
-                scored = as_dead_letters(scored, f"refused by the database: {exc}")
+                scored = batch = as_dead_letters(scored, f"refused by the database: {exc}")
                 continue
             self.stats.waiting_for_db = False
             self.last_result = result

@@ -40,12 +40,13 @@ from workbench.storage.queries import (
     time_bounds,
     transaction,
 )
-from workbench.storage.writer import WriteResult, write_batch
+from workbench.storage.writer import PreparedBatch, WriteResult, write_batch
 
 __all__ = [
     "CHANNEL",
     "MIGRATIONS",
     "Listener",
+    "PreparedBatch",
     "WriteResult",
     "alert_hits",
     "alerts",

@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import psycopg
+from psycopg import sql
 
 # Namespace of the per-card-bucket advisory locks (two-key form: namespace, bucket).
 CARD_LOCK_NAMESPACE = 0x7762
@@ -42,7 +43,7 @@ FROM (
                                      ROWS UNBOUNDED PRECEDING) AS sess
     FROM (SELECT tx_id, ts, card_id,
                  CASE WHEN ts - lag(ts) OVER (PARTITION BY card_id ORDER BY ts, tx_id)
-                           <= %(dedup)s THEN 0 ELSE 1 END AS brk
+                           <= {dedup} THEN 0 ELSE 1 END AS brk
           FROM wb_stage_alert WHERE alertable) q
 ) s
 WHERE a.tx_id = s.tx_id AND a.ts = s.ts AND a.alertable
@@ -68,7 +69,7 @@ WITH r AS (
     FROM wb_stage_alert WHERE alertable GROUP BY card_id, sess
 )
 SELECT g.card_id, g.sess, g.first_tx, g.first_ts, g.last_ts, g.n, g.max_score, g.band,
-       coalesce(r.rules, '{}'::jsonb), g.rule_set_version
+       coalesce(r.rules, '{{}}'::jsonb), g.rule_set_version
 FROM g LEFT JOIN r ON r.card_id = g.card_id AND r.sess = g.sess
 """
 
@@ -76,8 +77,8 @@ FROM g LEFT JOIN r ON r.card_id = g.card_id AND r.sess = g.sess
 # CARD_LOCK_BUCKETS advisory locks (taken in sorted order: no deadlocks): one lock per card
 # would exhaust the server's lock table on a batch of 50k distinct cards.
 _LOCK_CARDS = """
-SELECT pg_advisory_xact_lock(%(ns)s, b)
-FROM (SELECT DISTINCT (hashtext(card_id) & (%(buckets)s - 1)) AS b
+SELECT pg_advisory_xact_lock({ns}, b)
+FROM (SELECT DISTINCT (hashtext(card_id) & ({buckets} - 1)) AS b
       FROM wb_stage_group ORDER BY 1) c
 """
 
@@ -85,7 +86,7 @@ _MATCH_OPEN = """
 UPDATE wb_stage_group g SET alert_id = (
     SELECT a.id FROM alerts a
     WHERE a.card_id = g.card_id AND a.status = 'open'
-      AND g.first_ts <= a.last_ts + %(dedup)s AND g.last_ts >= a.ts - %(dedup)s
+      AND g.first_ts <= a.last_ts + {dedup} AND g.last_ts >= a.ts - {dedup}
     ORDER BY a.last_ts DESC LIMIT 1)
 WHERE g.sess = 1
 """
@@ -131,20 +132,31 @@ ON CONFLICT DO NOTHING
 _COUNTS = "SELECT count(*) FILTER (WHERE opened), coalesce(sum(n), 0) FROM wb_stage_group"
 
 
-def raise_alerts(cur: psycopg.Cursor, dedup: timedelta) -> tuple[int, int]:
+def raise_alerts(
+    cur: psycopg.Cursor, dedup: timedelta, *, then: sql.Composable | None = None
+) -> tuple[int, int]:
     """Open or attach alerts for the alertable rows staged in ``wb_stage_alert``.
 
-    Runs inside the batch transaction. Returns ``(alerts_opened, alerts_attached)`` where
-    ``alerts_attached`` counts qualifying transactions that joined an alert (existing or
-    opened in this batch) instead of opening one.
+    Runs inside the batch transaction, all statements in one round trip (the parameters are
+    server-side constants, sent as literals). ``then`` (a statement without parameters) is
+    sent in the same round trip after them; on return the cursor holds its result. Returns
+    ``(alerts_opened, alerts_attached)`` where ``alerts_attached`` counts qualifying
+    transactions that joined an alert (existing or opened in this batch) instead of opening
+    one.
     """
-    params = {"dedup": dedup, "ns": CARD_LOCK_NAMESPACE, "buckets": CARD_LOCK_BUCKETS}
-    cur.execute(_SESSIONS, params)
-    cur.execute(_GROUPS, params)
-    cur.execute(_LOCK_CARDS, params)
-    cur.execute(_MATCH_OPEN, params)
-    cur.execute(_ATTACH, params)
-    cur.execute(_OPEN, params)
-    cur.execute(_HITS, params)
-    opened, qualifying = cur.execute(_COUNTS).fetchone()  # type: ignore[misc]
+    values = {
+        "dedup": sql.Literal(dedup),
+        "ns": sql.Literal(CARD_LOCK_NAMESPACE),
+        "buckets": sql.Literal(CARD_LOCK_BUCKETS),
+    }
+    steps = [_SESSIONS, _GROUPS, _LOCK_CARDS, _MATCH_OPEN, _ATTACH, _OPEN, _HITS, _COUNTS]
+    statements = [sql.SQL(text).format(**values) for text in steps]
+    if then is not None:
+        statements.append(then)
+    cur.execute(sql.SQL(";").join(statements))
+    for _ in range(len(steps) - 1):  # one result per statement: the counts come last
+        cur.nextset()
+    opened, qualifying = cur.fetchone()  # type: ignore[misc]
+    if then is not None:
+        cur.nextset()
     return int(opened), int(qualifying) - int(opened)
