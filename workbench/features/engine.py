@@ -99,9 +99,10 @@ class FeatureEngine:
         return any(g.due for g in self._groups)
 
     def maintain(self) -> bool:
-        """Do pending deferred maintenance (compaction, eviction); returns whether there was
-        any. Cheap when nothing is due. Not thread-safe with ``compute``: call it from the
-        thread that computes, between batches."""
+        """Do pending deferred maintenance (compaction, eviction) and grow the state's arrays
+        ahead of the next batches; returns whether a compaction was done. Cheap when nothing
+        is due. Not thread-safe with ``compute``: call it from the thread that computes,
+        between batches."""
         done = False
         for g in self._groups:
             done |= g.maintain()

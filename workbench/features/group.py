@@ -132,6 +132,7 @@ class Group:
         self.compactions = 0
         self.deferred = 0  # batches committed since a compaction became due (0: none due)
         self.newest_ns: int | None = None
+        self.last_rows = 0  # rows of the last batch with this entity
 
     @property
     def rows(self) -> int:
@@ -145,6 +146,8 @@ class Group:
         if len(rows) == 0:
             return out
         p, n = self.plan, len(rows)
+        if commit:
+            self.last_rows = n
         state = self.state if commit else self.state.copy()
         state.ensure(n)
         h = b.hashes[self.by][rows]
@@ -225,11 +228,14 @@ class Group:
         return self.deferred > 0
 
     def maintain(self) -> bool:
-        """Do a pending compaction (if any); True if one was done."""
-        if not self.deferred:
-            return False
-        self.compact()
-        return True
+        """Do a pending compaction (if any), then make room for two more batches like the
+        last one, so that growing the arrays happens here rather than while a batch is
+        scored; True if a compaction was done."""
+        done = bool(self.deferred)
+        if done:
+            self.compact()
+        self.state.ensure(2 * self.last_rows)
+        return done
 
     def compact(self) -> None:
         """Drop rows no future in-time query can use (see module docstring)."""

@@ -13,12 +13,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from workbench import schema
 from workbench.rules import RuleSet
 from workbench.scoring.result import BANDS
 
 _NUMERIC = {c.name for c in schema.COLUMNS if c.kind == "float"}
+_BAND_TEXT = pa.array(BANDS, pa.string())
+
+
+def _text(values: pa.Array, codes: np.ndarray):
+    """A ``str`` array (no index) of ``values[codes]``: an Arrow take, no object per row."""
+    return pd.Series(pc.take(values, pa.array(codes)).cast(pa.large_string()), dtype="str").array
 
 
 class Scorer:
@@ -33,6 +41,7 @@ class Scorer:
         self.rule_ids = np.array([r.id for r in self.rules], dtype=object)
         self.points = np.array([r.score for r in self.rules], dtype=np.float64)
         self.fields = ruleset.fields_used
+        self._rule_text = pa.array([r.id for r in self.rules], pa.string())
 
     @property
     def version(self) -> str:
@@ -81,8 +90,8 @@ class Scorer:
         scores = pd.DataFrame(
             {
                 "risk_score": risk,
-                "band": pd.Categorical.from_codes(codes, categories=list(BANDS)).astype("str"),
-                "rule_set_version": pd.Series([self.version] * n, dtype="str"),
+                "band": _text(_BAND_TEXT, codes),
+                "rule_set_version": _text(pa.array([self.version]), np.zeros(n, np.int8)),
             },
             index=batch.index,
         )
@@ -90,7 +99,7 @@ class Scorer:
         long = pd.DataFrame(
             {
                 "row": rows.astype(np.int64),
-                "rule_id": pd.Series(self.rule_ids[cols], dtype="str"),
+                "rule_id": _text(self._rule_text, cols),
                 "points": self.points[cols],
             }
         )
