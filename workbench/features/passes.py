@@ -3,11 +3,13 @@
 The state (:mod:`.window_state` holds and grows the arrays) is, per entity, a linked list of
 its rows in (ts, arrival) order, and per window of the entity two cursors into that list:
 
-- ``out``: the last row that has left the window (its ts < t - w), -1 if none;
-- ``in``: the last row admitted to the window (ts < t - delay, or <= t - delay with a label
-  delay), -1 if none. Rows between ``out`` and ``in`` are the window; their count, exact int64
-  sums (cents and the three limbs of the squared cents), known labels and frauds are kept
-  up to date, as is the number of distinct values per ``distinct`` feature.
+- ``first``: the first row that has not left the window (rows before it have ts < t - w);
+- ``pend``: the first row not yet admitted (rows before it have ts < t - delay, or <= t -
+  delay with a label delay); -1 for either: the end of the list. Rows from ``first`` up to
+  ``pend`` are the window; their count, exact int64 sums (cents and the three limbs of the
+  squared cents), known labels and frauds are kept up to date, as is the number of distinct
+  values per ``distinct`` feature. The ts of both cursor rows is kept beside them, so a query
+  that moves neither cursor reads no row at all.
 
 A row at time t of an entity whose newest query ``qt`` is not later (the usual, in-order case)
 moves the cursors forwards to t: each row enters and leaves each window once, so a batch costs
@@ -16,8 +18,9 @@ entity's list instead, then inserted at its place, with the windows of ``qt`` co
 row is added to its entity's list after its own query, so no row ever sees itself, and rows
 with the same ts never see each other (admission needs ts < t).
 
-Per entity and ``of`` column, a *value record* keeps the newest admitted ts of that (entity,
-value) (``is_new``) and its count in each ``distinct`` window.
+Per entity and ``of`` column, a *value record* keeps the two newest distinct ts of that
+(entity, value) (``is_new`` needs the newest before t; in order, t is not older than either)
+and its count in each ``distinct`` window.
 
 :func:`compact` drops rows no future query can use (older than the retention, except the last
 one before the lateness floor, which is still someone's previous row), the entities and values
@@ -41,12 +44,12 @@ from numba.extending import intrinsic
 NO_TS = -(2**62)
 """Timestamp of "no such row": before any real ts, yet a window can be added without overflow."""
 
-# entity record: list head and tail, base cursor (last row with ts < qt), newest query ts, key;
-# then per window k at window_at(k): the out and in cursors and the A_FIELDS aggregates;
-# then one distinct count per distinct feature at distinct_at(W).
-N_HEAD, N_TAIL, N_BASE, N_QT, N_KEY = range(5)
-N_FIELDS = 5
-W_OUT, W_IN, W_AGG = 0, 1, 2
+# entity record: list head and tail, the previous row (last with ts < qt) and the row after it,
+# newest query ts, key; then per window k at window_at(k): the first and pend cursors, their
+# rows' ts and the A_FIELDS aggregates; then one distinct count per distinct feature.
+N_HEAD, N_TAIL, N_PREV, N_NEXT, N_QT, N_KEY = range(6)
+N_FIELDS = 6
+W_FIRST, W_PEND, W_FIRST_TS, W_PEND_TS, W_AGG = range(5)
 A_CNT, A_S1, A_SQ2, A_SQ1, A_SQ0, A_KNOWN, A_FRAUD = range(7)
 A_FIELDS = 7
 W_FIELDS = W_AGG + A_FIELDS
@@ -54,9 +57,10 @@ W_FIELDS = W_AGG + A_FIELDS
 # bits; then one value record index per value column (-1: value missing)
 R_TS, R_CENTS, R_NEXT, R_LABEL, R_AMOUNT, R_LAT, R_LON = range(7)
 R_FIELDS = 7
-# value record: newest admitted ts, key, column; then one count per distinct feature
-V_LAST, V_KEY, V_COL = range(3)
-V_FIELDS = 3
+# value record: newest ts, key, column, newest ts before the newest; then one count per
+# distinct feature
+V_LAST, V_KEY, V_COL, V_BEFORE = range(4)
+V_FIELDS = 4
 # counters
 M_ENTITIES, M_ROWS, M_VALUES = range(3)
 M_FIELDS = 3
@@ -246,6 +250,11 @@ def step(
                 j = _probe(vtab[c], vkey[c, q])
                 if vtab[c, j, 1] >= 0:
                     _prefetch(vrec, vtab[c, j, 1], 0)
+        if i + 4 < n:  # the row the cursors will admit (usually the entity's newest)
+            q = order[i + 4]
+            j = _probe(etab, h[q])
+            if etab[j, 1] >= 0 and ent[etab[j, 1], N_NEXT] >= 0:
+                _prefetch(row, ent[etab[j, 1], N_NEXT], 0)
         r = order[i]
         key = h[r]
         t = ts[r]
@@ -254,12 +263,13 @@ def step(
             ent[s, :] = 0
             ent[s, N_HEAD] = -1
             ent[s, N_TAIL] = -1
-            ent[s, N_BASE] = -1
+            ent[s, N_PREV] = -1
+            ent[s, N_NEXT] = -1
             ent[s, N_QT] = NO_TS
             ent[s, N_KEY] = key
             for k in range(nw):
-                ent[s, N_FIELDS + k * W_FIELDS + W_OUT] = -1
-                ent[s, N_FIELDS + k * W_FIELDS + W_IN] = -1
+                ent[s, N_FIELDS + k * W_FIELDS + W_FIRST] = -1
+                ent[s, N_FIELDS + k * W_FIELDS + W_PEND] = -1
         for c in range(nc):
             rowv[c] = -1
             if vknown[c, r]:
@@ -268,6 +278,7 @@ def step(
                 if new:
                     vrec[x, :] = 0
                     vrec[x, V_LAST] = NO_TS
+                    vrec[x, V_BEFORE] = NO_TS
                     vrec[x, V_KEY] = vk
                     vrec[x, V_COL] = c
                 rowv[c] = x
@@ -301,62 +312,65 @@ def _in_order(
 ):  # fmt: skip  # pragma: no cover - compiled
     nc = len(rowv)
     ent[s, N_QT] = t
-    head = ent[s, N_HEAD]
-    # The base cursor: every row with ts < t (newest ts per value, the previous row).
-    b = ent[s, N_BASE]
-    nx = row[b, R_NEXT] if b >= 0 else head
+    # The previous row: the last with ts < t (usually the tail, read once for all windows).
+    b = ent[s, N_PREV]
+    nx = ent[s, N_NEXT]
     while nx >= 0 and row[nx, R_TS] < t:
-        for c in range(nc):
-            x = row[nx, R_FIELDS + c]
-            if x >= 0:
-                vrec[x, V_LAST] = row[nx, R_TS]
         b = nx
         nx = row[nx, R_NEXT]
-    ent[s, N_BASE] = b
+    ent[s, N_PREV] = b
+    ent[s, N_NEXT] = nx
     for k in range(len(win_w)):
         f = N_FIELDS + k * W_FIELDS
         d = win_d[k]
         limit = t - d
-        li = ent[s, f + W_IN]
-        nx = row[li, R_NEXT] if li >= 0 else head
-        while nx >= 0 and _admits(row[nx, R_TS], limit, d):
-            _account(ent, vrec, row, s, k, nx, 1, dist_comp, dist_win, dbase)
-            li = nx
-            nx = row[nx, R_NEXT]
-        ent[s, f + W_IN] = li
+        pend = ent[s, f + W_PEND]
+        while pend >= 0 and _admits(ent[s, f + W_PEND_TS], limit, d):
+            _account(ent, vrec, row, s, k, pend, 1, dist_comp, dist_win, dbase)
+            pend = row[pend, R_NEXT]
+            ent[s, f + W_PEND] = pend
+            if pend >= 0:
+                ent[s, f + W_PEND_TS] = row[pend, R_TS]
         lo = t - win_w[k]
-        o = ent[s, f + W_OUT]
-        while o != li:
-            nx = row[o, R_NEXT] if o >= 0 else head
-            if row[nx, R_TS] >= lo:
-                break
-            _account(ent, vrec, row, s, k, nx, -1, dist_comp, dist_win, dbase)
-            o = nx
-        ent[s, f + W_OUT] = o
+        first = ent[s, f + W_FIRST]
+        while first != pend and ent[s, f + W_FIRST_TS] < lo:
+            _account(ent, vrec, row, s, k, first, -1, dist_comp, dist_win, dbase)
+            first = row[first, R_NEXT]
+            ent[s, f + W_FIRST] = first
+            if first >= 0:
+                ent[s, f + W_FIRST_TS] = row[first, R_TS]
         for a in range(A_FIELDS):
             o_agg[r, k, a] = ent[s, f + W_AGG + a]
         if win_ext[k]:
             hi = -np.inf
             lo_ = np.inf
             nan = False
-            e = row[o, R_NEXT] if o >= 0 else head
-            while o != li:
+            e = first
+            while e != pend:
                 v = rowf[e, R_AMOUNT]
                 if v != v:
                     nan = True
                 hi = max(hi, v)
                 lo_ = min(lo_, v)
-                if e == li:
-                    break
                 e = row[e, R_NEXT]
-            o_ext[r, k, 0] = np.nan if nan or o == li else hi
-            o_ext[r, k, 1] = np.nan if nan or o == li else lo_
+            o_ext[r, k, 0] = np.nan if nan or first == pend else hi
+            o_ext[r, k, 1] = np.nan if nan or first == pend else lo_
     for j in range(len(dist_win)):
         o_dist[r, j] = ent[s, dbase + j]
+    # Newest ts of the row's values before t (in order: t is not older than any stored ts),
+    # then the row's own ts becomes the newest.
     for c in range(nc):
-        o_vlast[r, c] = vrec[rowv[c], V_LAST] if rowv[c] >= 0 else NO_TS
+        x = rowv[c]
+        if x < 0:
+            o_vlast[r, c] = NO_TS
+            continue
+        last = vrec[x, V_LAST]
+        o_vlast[r, c] = last if last < t else vrec[x, V_BEFORE]
+        if t > last:
+            vrec[x, V_BEFORE] = last
+            vrec[x, V_LAST] = t
     _previous(r, b, row, rowf, o_pts, o_prev)
-    # append at the tail (its ts is the entity's newest)
+    # append at the tail (its ts is the entity's newest); cursors at the end now point at it
     row[p, R_NEXT] = -1
     tail = ent[s, N_TAIL]
     if tail >= 0:
@@ -364,6 +378,16 @@ def _in_order(
     else:
         ent[s, N_HEAD] = p
     ent[s, N_TAIL] = p
+    if nx < 0:
+        ent[s, N_NEXT] = p
+    for k in range(len(win_w)):
+        f = N_FIELDS + k * W_FIELDS
+        if ent[s, f + W_PEND] < 0:
+            ent[s, f + W_PEND] = p
+            ent[s, f + W_PEND_TS] = t
+        if ent[s, f + W_FIRST] < 0:
+            ent[s, f + W_FIRST] = p
+            ent[s, f + W_FIRST_TS] = t
 
 
 @njit(inline="always")
@@ -451,28 +475,34 @@ def _late(
         ent[s, N_HEAD] = p
     if after == ent[s, N_TAIL]:
         ent[s, N_TAIL] = p
-    # The windows of qt: t < qt, so the row has ts < qt (base) ...
+    nxt = row[p, R_NEXT]
+    # The state of qt: t < qt, so the row is before the previous row's successor ...
     for c in range(nc):
         x = rowv[c]
-        if x >= 0 and vrec[x, V_LAST] < t:
-            vrec[x, V_LAST] = t
-    if after == ent[s, N_BASE]:
-        ent[s, N_BASE] = p
-    # ... and is in, before or after each window of qt.
+        if x >= 0:
+            if t > vrec[x, V_LAST]:
+                vrec[x, V_BEFORE] = vrec[x, V_LAST]
+                vrec[x, V_LAST] = t
+            elif t < vrec[x, V_LAST] and t > vrec[x, V_BEFORE]:
+                vrec[x, V_BEFORE] = t
+    if after == ent[s, N_PREV]:
+        ent[s, N_PREV] = p
+    # ... and, for each window of qt, before it, in it or pending.
     for k in range(len(win_w)):
         f = N_FIELDS + k * W_FIELDS
         d = win_d[k]
-        if not _admits(t, qt - d, d):
-            continue  # pending: it lies after the window's last admitted row
-        o, li = ent[s, f + W_OUT], ent[s, f + W_IN]
-        if t >= qt - win_w[k]:
+        if not _admits(t, qt - d, d):  # pending
+            if nxt == ent[s, f + W_PEND]:
+                ent[s, f + W_PEND] = p
+                ent[s, f + W_PEND_TS] = t
+            if nxt == ent[s, f + W_FIRST]:
+                ent[s, f + W_FIRST] = p
+                ent[s, f + W_FIRST_TS] = t
+        elif t >= qt - win_w[k]:  # in the window
             _account(ent, vrec, row, s, k, p, 1, dist_comp, dist_win, dbase)
-            if after == li:
-                ent[s, f + W_IN] = p
-        elif after == o:
-            ent[s, f + W_OUT] = p
-            if after == li:
-                ent[s, f + W_IN] = p
+            if nxt == ent[s, f + W_FIRST]:
+                ent[s, f + W_FIRST] = p
+                ent[s, f + W_FIRST_TS] = t
 
 
 @njit(cache=True, nogil=True)
@@ -505,28 +535,36 @@ def compact(
             nx = row[last_old, R_NEXT]
             if (nx < 0 or row[nx, R_TS] >= floor) and row[last_old, R_TS] >= floor - lookback:
                 stop = last_old
-        # Drop the rows before ``stop``; rows inside a window leave it.
-        for k in range(nw):
-            f = N_FIELDS + k * W_FIELDS
-            phase[k] = 0 if ent[s, f + W_OUT] >= 0 else (1 if ent[s, f + W_IN] >= 0 else 2)
+        # Drop the rows before ``stop``: those in a window leave it; a cursor on a dropped
+        # row moves to ``stop``, the first kept row.
+        phase[:] = 0  # per window: 0 before its first row, 1 in it, 2 pending
+        dropped_prev = dropped_next = False
         e = ent[s, N_HEAD]
         while e != stop:
             for k in range(nw):
                 f = N_FIELDS + k * W_FIELDS
-                if phase[k] == 0:
-                    if e == ent[s, f + W_OUT]:
-                        phase[k] = 2 if ent[s, f + W_OUT] == ent[s, f + W_IN] else 1
-                        ent[s, f + W_OUT] = -1
-                        if phase[k] == 2:
-                            ent[s, f + W_IN] = -1
-                elif phase[k] == 1:
+                if e == ent[s, f + W_PEND]:
+                    phase[k] = 2
+                elif e == ent[s, f + W_FIRST]:
+                    phase[k] = 1
+                if phase[k] == 1:
                     _account(ent, vrec, row, s, k, e, -1, dist_comp, dist_win, dbase)
-                    if e == ent[s, f + W_IN]:
-                        phase[k] = 2
-                        ent[s, f + W_IN] = -1
-            if e == ent[s, N_BASE]:
-                ent[s, N_BASE] = -1
+            dropped_prev |= e == ent[s, N_PREV]
+            dropped_next |= e == ent[s, N_NEXT]
             e = row[e, R_NEXT]
+        stop_ts = row[stop, R_TS] if stop >= 0 else NO_TS
+        for k in range(nw):
+            f = N_FIELDS + k * W_FIELDS
+            if phase[k] >= 1:
+                ent[s, f + W_FIRST] = stop
+                ent[s, f + W_FIRST_TS] = stop_ts
+            if phase[k] == 2:
+                ent[s, f + W_PEND] = stop
+                ent[s, f + W_PEND_TS] = stop_ts
+        if dropped_prev:
+            ent[s, N_PREV] = -1
+        if dropped_next:
+            ent[s, N_NEXT] = stop
         first[s] = stop
     # renumber entities (those with rows), rows (contiguous per entity) and values
     new_ent = np.full(ns, -1, dtype=np.int64)
@@ -560,11 +598,11 @@ def compact(
         if q < 0:
             continue
         o_ent[q] = ent[s]
-        for f in (N_HEAD, N_TAIL, N_BASE):
+        for f in (N_TAIL, N_PREV, N_NEXT):
             o_ent[q, f] = -1 if ent[s, f] < 0 else new_row[ent[s, f]]
         o_ent[q, N_HEAD] = new_row[first[s]]
         for k in range(nw):
-            for f in (W_OUT, W_IN):
+            for f in (W_FIRST, W_PEND):
                 g = N_FIELDS + k * W_FIELDS + f
                 o_ent[q, g] = -1 if ent[s, g] < 0 else new_row[ent[s, g]]
         e = first[s]

@@ -38,6 +38,7 @@ from workbench.sources.simulator.population import (
     COUNTRY_CODES,
     CURRENCIES,
     ECOM,
+    USUAL_K,
     USUAL_START,
     USUAL_WIDTH,
     UTC_OFFSET_H,
@@ -103,8 +104,14 @@ class Simulator:
         self._clock = Clock(
             np.bincount(pop.cust_country, pop.cust_weight, len(COUNTRY_CODES)), UTC_OFFSET_H
         )
-        self._cum_weight = np.concatenate([[0.0], np.cumsum(pop.cust_weight)])
-        self._cust_block = np.searchsorted(pop.cust_country, np.arange(len(COUNTRY_CODES) + 1))
+        # Customers by weight within a country: its block of the cumulative weights (cw).
+        cw = np.concatenate([[0.0], np.cumsum(pop.cust_weight)])
+        block = np.searchsorted(pop.cust_country, np.arange(len(COUNTRY_CODES) + 1))
+        self._search = _Search(cw)
+        self._block_w, self._block_span = cw[block[:-1]], cw[block[1:]] - cw[block[:-1]]
+        self._block_lo, self._block_hi = block[:-1], np.maximum(block[1:] - 1, block[:-1])
+        self._channel_cdf = np.ascontiguousarray(pop.cust_channel_cdf.T)
+        self._usual_flat = pop.usual.ravel()
         self._per_second = s.rate / s.sim_speedup  # mean transactions per simulated second
         self._t = (start - origin).total_seconds()
         self._w = float(self._clock.warp(self._t))
@@ -190,27 +197,31 @@ class Simulator:
         """Ordinary purchases: who pays (by local time), where (usual terminals), how much."""
         rng, pop, n = self._rng, self.population, len(t)
         country = self._clock.country_at(rng, t)
-        lo, hi = self._cust_block[country], self._cust_block[country + 1]
-        cw = self._cum_weight
-        u = cw[lo] + rng.random(n) * (cw[hi] - cw[lo])
-        cust = np.clip(np.searchsorted(cw, u, side="right") - 1, lo, np.maximum(hi - 1, lo))
+        # A customer of that country, by weight: a uniform in the country's stretch of cw.
+        u = self._block_w.take(country) + rng.random(n) * self._block_span.take(country)
+        cust = np.clip(self._search(u), self._block_lo.take(country), self._block_hi.take(country))
         r = rng.random((n, 4))
-        kind = np.minimum((r[:, :1] >= pop.cust_channel_cdf[cust]).sum(axis=1), 2)
+        r0 = r[:, 0]
+        kind = (r0 >= self._channel_cdf[0].take(cust)).astype(np.int64)
+        kind += r0 >= self._channel_cdf[1].take(cust)
+        kind += r0 >= self._channel_cdf[2].take(cust)
+        kind = np.minimum(kind, 2, out=kind)
         col = _USUAL_START[kind] + (_USUAL_WIDTH[kind] * r[:, 1] ** _SKEW[kind]).astype(np.int64)
-        term = pop.usual[cust, col]
-        card = pop.card_start[cust] + (r[:, 2] * pop.card_count[cust]).astype(np.int64)
-        dev = pop.device_start[cust] + (r[:, 3] * pop.device_count[cust]).astype(np.int64)
-        dev = np.where(pop.term_kind[term] == ECOM, dev, sc.UNKNOWN_DEVICE)
-        category = pop.term_category[term]
-        sigma = pop.cust_sigma[cust]
+        term = self._usual_flat.take(cust * USUAL_K + col)
+        card = pop.card_start.take(cust) + (r[:, 2] * pop.card_count.take(cust)).astype(np.int64)
+        dev = pop.device_start.take(cust) + (r[:, 3] * pop.device_count.take(cust)).astype(np.int64)
+        dev[pop.term_kind.take(term) != ECOM] = sc.UNKNOWN_DEVICE
+        category = pop.term_category.take(term)
+        sigma = pop.cust_sigma.take(cust)
         amount = (
-            pop.cust_amount[cust]
-            * CATEGORY_MULT[category]
+            pop.cust_amount.take(cust)
+            * CATEGORY_MULT.take(category)
             * np.exp(sigma * rng.standard_normal(n) - sigma**2 / 2)
         )
-        amount = np.where(
-            category == _CASH, np.maximum(10.0, np.round(amount / 10) * 10), np.maximum(amount, 1.0)
-        )
+        cash = np.flatnonzero(category == _CASH)
+        amount_cash = np.maximum(10.0, np.round(amount[cash] / 10) * 10)
+        amount = np.maximum(amount, 1.0, out=amount)
+        amount[cash] = amount_cash
         return sc.Rows(t, cust, card, term, dev, amount, np.zeros(n, np.int8))
 
     def _inject(self, rows: sc.Rows, new: sc.Rows, anchors: np.ndarray) -> None:
@@ -280,6 +291,36 @@ class Simulator:
                 "end": begin + pd.Timedelta(seconds=windows.length),
             }
         )
+
+
+class _Search:
+    """``np.searchsorted(cum, u, side="right") - 1`` for a fixed sorted ``cum >= 0``, bucketed.
+
+    A binary search per row costs a cache miss and a mispredicted branch per step. Instead,
+    ``bucket(x) = clip(int(x * scale), 0, last)`` is monotone in ``x``: entries of a lower bucket
+    than ``bucket(u)`` are ``< u``, entries of a higher one ``> u``. So the answer is the count
+    of entries before ``u``'s bucket plus a count over its few entries (``width``, padded with
+    ``+inf``): exactly searchsorted's, in ``width + 1`` gathers for the whole batch.
+    """
+
+    def __init__(self, cum: np.ndarray, per_entry: int = 4) -> None:
+        self._cum = cum
+        n_buckets = per_entry * len(cum)
+        self._scale = n_buckets / cum[-1] if cum[-1] > 0 else 0.0
+        self._last = n_buckets - 1
+        keys = np.clip((cum * self._scale).astype(np.int64), 0, self._last)
+        self._before = np.searchsorted(keys, np.arange(n_buckets + 1)) - 1
+        self.width = int(np.diff(self._before).max())
+        self._padded = np.concatenate([cum, np.full(self.width, np.inf)])
+
+    def __call__(self, u: np.ndarray) -> np.ndarray:
+        if not self._scale or self.width > 8:  # degenerate weights: the plain search
+            return np.searchsorted(self._cum, u, side="right") - 1
+        at = self._before.take(np.clip((u * self._scale).astype(np.int64), 0, self._last))
+        found = at.copy()
+        for k in range(1, self.width + 1):
+            found += self._padded.take(at + k) <= u
+        return found
 
 
 def _column(values: Any) -> Any:
