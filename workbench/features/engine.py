@@ -149,7 +149,8 @@ class FeatureEngine:
         for name in ("lat", "lon"):
             if name in batch.columns:
                 cols[name] = batch[name].to_numpy(dtype=np.float64, na_value=np.nan)
-        return BatchArrays(n=n, ts=ts, hashes=hashes, known=known, cols=cols)
+        ordered = bool(n < 2 or (ts[1:] >= ts[:-1]).all())
+        return BatchArrays(n=n, ts=ts, hashes=hashes, known=known, cols=cols, sorted=ordered)
 
 
 def compute_features(

@@ -45,6 +45,7 @@ class BatchArrays:
     hashes: dict[str, np.ndarray]  # column -> uint64 hash of its value
     known: dict[str, np.ndarray]  # column -> value is not missing
     cols: dict[str, np.ndarray]  # cents (int64), label (int8: -1 unknown), amount, lat, lon
+    sorted: bool = False  # ts never decreases along the batch (the usual case)
 
 
 def _ns(seconds: float) -> int:
@@ -171,7 +172,7 @@ class Group:
         o_pts = np.empty(n, dtype=_I64)
         o_prev = np.empty((n, 2))
         P.step(
-            np.argsort(ts, kind="stable"),
+            np.arange(n) if b.sorted else np.argsort(ts, kind="stable"),
             h.view(_I64),
             ts,
             cents,

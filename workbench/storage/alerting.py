@@ -105,6 +105,9 @@ UPDATE alerts a SET
     updated_at = now()
 FROM wb_stage_group g
 WHERE g.alert_id = a.id
+  -- An index condition on alerts: the temp table has no statistics, and the planner would
+  -- otherwise hash-join it with every alert ever opened (a cost growing with the table).
+  AND a.id = ANY (ARRAY(SELECT alert_id FROM wb_stage_group WHERE alert_id IS NOT NULL))
 """
 
 _OPEN = """
