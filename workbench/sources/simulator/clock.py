@@ -27,11 +27,11 @@ def local_rhythm(hours: np.ndarray) -> np.ndarray:
     return 0.06 + 0.35 * bump(8.5, 1.2) + 1.0 * bump(12.5, 1.6) + 0.9 * bump(18.5, 2.0)
 
 
-def floor_div(x: np.ndarray, unit: float) -> np.ndarray:
+def _floor_div(x: np.ndarray, unit: float) -> np.ndarray:
     """``np.floor_divide(x, unit)`` (float) for integral ``unit``, without its slow ``fmod``.
 
-    A correctly rounded ``x / unit`` is never below the true quotient's floor and at most
-    rounds up onto the next integer; ``q * unit`` is exact, so one comparison corrects that.
+    A correctly rounded ``x / unit`` is never below the true quotient's floor; it could only
+    round up onto the next integer, and as ``q * unit`` is exact, one comparison rules that out.
     """
     q = np.floor(x / unit)
     return q - (q * unit > x)
@@ -41,7 +41,7 @@ def _days(x: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """``np.divmod(x, DAY)``, bit for bit: ``x - day * DAY`` is the exact ``fmod`` remainder
     (Sterbenz), or for negative ``x`` the same single rounding ``np.remainder`` makes."""
     x = np.asarray(x, dtype=np.float64)
-    day = floor_div(x, DAY)
+    day = _floor_div(x, DAY)
     return day, x - day * DAY
 
 
@@ -81,7 +81,7 @@ class Clock:
         """A country per timestamp (``t >= 0``), drawn by who is awake and shopping at that UTC
         minute: the number of CDF entries ``<= u``, found by a branch-free binary search."""
         # floor((t % DAY) / 60) == floor(t / 60) % 1440 for t >= 0 (DAY is 1440 minutes)
-        minute = floor_div(t, 60.0).astype(np.int64) % _MINUTES
+        minute = _floor_div(t, 60.0).astype(np.int64) % _MINUTES
         u = rng.random(len(t)) * self._cdf_total[minute]
         row = minute * self._width - 1  # flat index of "column -1": nothing counted yet
         at, step = row, self._width // 2

@@ -43,6 +43,9 @@ SCENARIOS = (
 )
 GENUINE, LARGE, COMPROMISED, LEAKED, TESTING, TRAVEL, TAKEOVER = range(7)
 UNKNOWN_DEVICE = -1  # device number of card-present rows
+# First and end country of each continent (continents are contiguous blocks of countries).
+_CONTINENT_FIRST = np.searchsorted(CONTINENT, np.arange(CONTINENT.max() + 1), side="left")
+_CONTINENT_END = np.searchsorted(CONTINENT, np.arange(CONTINENT.max() + 1), side="right")
 
 
 @dataclass
@@ -61,20 +64,23 @@ class Rows:
         return len(self.t)
 
     def take(self, idx: np.ndarray) -> Rows:
-        return Rows(*(getattr(self, f.name)[idx] for f in fields(self)))
+        return Rows(*(getattr(self, name)[idx] for name in _FIELDS))
 
     def put(self, idx: np.ndarray, other: Rows) -> None:
-        for f in fields(self):
-            getattr(self, f.name)[idx] = getattr(other, f.name)
+        for name in _FIELDS:
+            getattr(self, name)[idx] = getattr(other, name)
 
     @staticmethod
     def concat(parts: list[Rows]) -> Rows:
-        return Rows(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Rows)))
+        return Rows(*(np.concatenate([getattr(p, name) for p in parts]) for name in _FIELDS))
 
     @staticmethod
     def empty() -> Rows:
         f, i = np.empty(0, np.float64), np.empty(0, np.int64)
         return Rows(f, i, i, i, i, f, np.empty(0, np.int8))
+
+
+_FIELDS = tuple(f.name for f in fields(Rows))
 
 
 class Windows:
@@ -92,6 +98,9 @@ class Windows:
         self.prev_end = self.end.copy()
         self.log_entity: list[np.ndarray] = []
         self.log_start: list[np.ndarray] = []
+        # Entities with a window ending after ``_since``: the only ones active at t >= _since.
+        self._live: np.ndarray | None = None
+        self._since = np.inf
 
     def draw_day(self, rng: np.random.Generator, day_start: float) -> None:
         """Each entity starts a window this day with probability ``prob``, at a random time."""
@@ -106,12 +115,27 @@ class Windows:
         self.end[idx] = begin + self.length
         self.log_entity.append(idx)
         self.log_start.append(begin)
+        self._live = None
 
     def active(self, entity: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """Whether each ``(entity, t)`` lies inside one of the entity's windows."""
-        return ((self.start[entity] <= t) & (t < self.end[entity])) | (
+        """Whether each ``(entity, t)`` lies inside one of the entity's windows.
+
+        Few entities have a window that has not ended yet, so only their rows are tested.
+        The set of them is kept until the next draw, or a call with an earlier ``t``.
+        """
+        out = np.zeros(len(entity), bool)
+        if len(out) == 0:
+            return out
+        since = t.min()
+        if self._live is None or not since >= self._since:  # (a NaN never reuses the set)
+            self._live = np.maximum(self.end, self.prev_end) > since
+            self._since = since
+        rows = np.flatnonzero(self._live.take(entity))
+        entity, t = entity[rows], t[rows]
+        out[rows] = ((self.start[entity] <= t) & (t < self.end[entity])) | (
             (self.prev_start[entity] <= t) & (t < self.prev_end[entity])
         )
+        return out
 
     def events(self) -> tuple[np.ndarray, np.ndarray]:
         """All draws so far: entity numbers and window start times (seconds)."""
@@ -228,21 +252,18 @@ def impossible_travel(
     (and an hour), so the implied speed is over 1500 km/h; squeezing the row in before the
     next one or the batch end only makes it faster. Returns the new rows and the anchors.
     """
-    order = np.lexsort((rows.t, rows.card))
-    following = np.full(len(rows), t_end)
-    same = rows.card[order[1:]] == rows.card[order[:-1]]
-    following[order[:-1][same]] = rows.t[order[1:][same]]
+    order = _by_card_then_time(rows.card, rows.t, len(pop.card_customer))
+    card, time = rows.card[order], rows.t[order]  # in (card, t) order: next row, same card?
+    following = np.empty(len(rows))
+    following[order] = np.append(np.where(card[1:] == card[:-1], time[1:], t_end), t_end)
     room = following - rows.t
     eligible = (rows.scen == GENUINE) & (room > 1e-2) & (pop.term_kind[rows.term] != ECOM)
     # The share is per transaction of the batch: draw among the eligible rows at a higher rate.
     p_eligible = min(1.0, p * len(rows) / max(1, eligible.sum()))
     anchors = np.flatnonzero(eligible & (rng.random(len(rows)) < p_eligible))
     cont = CONTINENT[pop.cust_country[rows.cust[anchors]]]
-    continents = np.arange(CONTINENT.max() + 1)
-    first = np.searchsorted(CONTINENT, continents, side="left")  # continents are contiguous
-    last = np.searchsorted(CONTINENT, continents, side="right")
-    lo = pop.kind_country_start[POS][first[cont]]
-    hi = pop.kind_country_start[POS][last[cont]]
+    lo = pop.kind_country_start[POS][_CONTINENT_FIRST[cont]]
+    hi = pop.kind_country_start[POS][_CONTINENT_END[cont]]
     term, ok = _outside(rng, pop.kind_start[POS], pop.kind_start[POS + 1], lo, hi)
     anchors, term = anchors[ok], term[ok]
     a_term = rows.term[anchors]
@@ -301,6 +322,14 @@ def card_testing(
         np.full(len(burst), TESTING, np.int8),
     )
     return new, anchors
+
+
+def _by_card_then_time(card: np.ndarray, t: np.ndarray, n_cards: int) -> np.ndarray:
+    """``np.lexsort((t, card))``. Rows usually come in time order, and then a stable sort by
+    card alone is the same order; with up to 65536 cards that is a radix sort (10x faster)."""
+    if len(t) < 2 or not (t[1:] >= t[:-1]).all():
+        return np.lexsort((t, card))
+    return np.argsort(card.astype(np.uint16) if n_cards <= 1 << 16 else card, kind="stable")
 
 
 def _cumsum_by_group(values: np.ndarray, size: np.ndarray) -> np.ndarray:
