@@ -163,7 +163,8 @@ class Group:
         vkey = np.empty((nc, n), dtype=_I64)
         vknown = np.empty((nc, n), dtype=np.bool_)
         for c, of in enumerate(p.columns):
-            vkey[c] = mix64(h, b.hashes[of][rows]).view(_I64)
+            # one hash table serves every column: the column is part of the key
+            vkey[c] = mix64(h + np.uint64(c), b.hashes[of][rows]).view(_I64)
             vknown[c] = b.known[of][rows]
         o_agg = np.empty((n, nw, P.A_FIELDS), dtype=_I64)
         o_ext = np.empty((n, nw, 2))

@@ -141,16 +141,10 @@ def table(keys, size):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def value_tables(vrec, count, columns, size):  # pragma: no cover - compiled
-    """The per-column hash tables (``size`` buckets each) of value records 0..count-1."""
-    tab = np.empty((columns, size, 2), dtype=np.int64)
-    tab[:, :, 1] = -1
-    for i in range(count):
-        t = tab[vrec[i, V_COL]]
-        j = _probe(t, vrec[i, V_KEY])
-        t[j, 0] = vrec[i, V_KEY]
-        t[j, 1] = i
-    return tab
+def value_table(vrec, count, size):  # pragma: no cover - compiled
+    """The hash table (``size`` buckets) of value records 0..count-1, all columns in one
+    table (their keys differ by column: see ``Group.compute``)."""
+    return table(vrec[:count, V_KEY], size)
 
 
 @njit(inline="always")
@@ -231,7 +225,7 @@ def step(
     acc = np.zeros(A_FIELDS, dtype=np.int64)
     n = len(order)
     emask = len(etab) - 1
-    vmask = vtab.shape[1] - 1
+    vmask = len(vtab) - 1
     width = ent.shape[1]
     for i in range(n):
         # Prefetch: hash buckets 16 rows ahead, entity records 8 rows ahead.
@@ -239,7 +233,7 @@ def step(
             q = order[i + 16]
             _prefetch(etab, (h[q] ^ (h[q] >> 29)) & emask, 0)
             for c in range(nc):
-                _prefetch(vtab[c], (vkey[c, q] ^ (vkey[c, q] >> 29)) & vmask, 0)
+                _prefetch(vtab, (vkey[c, q] ^ (vkey[c, q] >> 29)) & vmask, 0)
         if i + 8 < n:
             q = order[i + 8]
             j = _probe(etab, h[q])
@@ -247,9 +241,9 @@ def step(
                 for f in range(0, width, 8):
                     _prefetch(ent, etab[j, 1], f)
             for c in range(nc):
-                j = _probe(vtab[c], vkey[c, q])
-                if vtab[c, j, 1] >= 0:
-                    _prefetch(vrec, vtab[c, j, 1], 0)
+                j = _probe(vtab, vkey[c, q])
+                if vtab[j, 1] >= 0:
+                    _prefetch(vrec, vtab[j, 1], 0)
         if i + 4 < n:  # the row the cursors will admit (usually the entity's newest)
             q = order[i + 4]
             j = _probe(etab, h[q])
@@ -274,7 +268,7 @@ def step(
             rowv[c] = -1
             if vknown[c, r]:
                 vk = vkey[c, r]
-                x, new = _find_or_add(vtab[c], vk, meta, M_VALUES)
+                x, new = _find_or_add(vtab, vk, meta, M_VALUES)
                 if new:
                     vrec[x, :] = 0
                     vrec[x, V_LAST] = NO_TS
@@ -514,7 +508,7 @@ def compact(
 
     Returns the new (ent, row, vrec) holding exactly the survivors (with room for as many
     again), rows laid out contiguously per entity; hash tables must be rebuilt from the keys
-    (:func:`table`, :func:`value_tables`)."""
+    (:func:`table`, :func:`value_table`)."""
     ns, nrow, nval = meta[M_ENTITIES], meta[M_ROWS], meta[M_VALUES]
     nc = row.shape[1] - R_FIELDS
     dbase = N_FIELDS + nw * W_FIELDS

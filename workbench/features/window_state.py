@@ -45,9 +45,7 @@ class WindowState:
         """Hash tables from the records' keys, sized for the records' capacity."""
         self.mark = np.full((len(self.vrec), self.distinct), -1, dtype=np.int64)
         self.etab = P.table(self.ent[: self.entities, P.N_KEY], _table_size(len(self.ent)))
-        self.vtab = P.value_tables(
-            self.vrec, self.values, self.columns, _table_size(len(self.vrec))
-        )
+        self.vtab = P.value_table(self.vrec, self.values, _table_size(len(self.vrec)))
 
     @property
     def entities(self) -> int:
@@ -81,10 +79,8 @@ class WindowState:
         if self.columns and need > len(self.vrec):
             self.vrec = _grow(self.vrec, max(2 * len(self.vrec), need))
             self.mark = _grow(self.mark, len(self.vrec), fill=-1)
-        if self.columns and 2 * need > self.vtab.shape[1]:
-            self.vtab = P.value_tables(
-                self.vrec, self.values, self.columns, _table_size(len(self.vrec))
-            )
+        if self.columns and 2 * need > len(self.vtab):
+            self.vtab = P.value_table(self.vrec, self.values, _table_size(len(self.vrec)))
 
     def compact(self, plan, newest_ns: int) -> None:
         """Drop rows older than the retention (see :func:`passes.compact`) and shrink."""
