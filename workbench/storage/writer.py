@@ -236,8 +236,8 @@ class PreparedBatch:
         """Build the direct path's payloads now (CSV of the rows, of the alert candidates,
         of the dead letters); returns self."""
         if self.direct_ok:
-            _ = self.direct_tx_csv, self.direct_alert_csv
-        _ = self.days, self.dead_csv
+            _ = self.direct_tx_csv, self.direct_alert_csv, self._summary
+        _ = self.days, self.dead_csv, self.rule_hit_counts
         return self
 
     @cached_property
@@ -300,15 +300,26 @@ class PreparedBatch:
         table = self.direct_table.select(list(_ALERT_COLUMNS[:-1])).filter(pa.array(kept))
         return _csv(table.append_column("alertable", pa.array(alertable)))
 
-    def direct_summary(self, tz: tzinfo) -> tuple:
-        """What the staging path's INSERT returns, when every row is stored."""
+    @cached_property
+    def _summary(self) -> tuple:
         risk = self.frame["risk_score"].astype("float64").dropna().to_numpy()
         bands = [int(np.count_nonzero(self.ranks == r)) for r in range(1, len(BANDS) + 1)]
         mean = float(risk.mean()) if len(risk) else None
         p95 = float(np.percentile(risk, 95)) if len(risk) else None  # = percentile_cont
         alertable = int(np.count_nonzero(self.ranks >= (self.alert_rank or 99)))
-        first, last = (_datetime(int(f(self.micros)), tz) for f in (np.min, np.max))
-        return (len(self.frame), *bands, mean, p95, first, last, alertable)
+        return bands, mean, p95, int(self.micros.min()), int(self.micros.max()), alertable
+
+    def direct_summary(self, tz: tzinfo) -> tuple:
+        """What the staging path's INSERT returns, when every row is stored."""
+        bands, mean, p95, first, last, alertable = self._summary
+        first_ts, last_ts = _datetime(first, tz), _datetime(last, tz)
+        return (len(self.frame), *bands, mean, p95, first_ts, last_ts, alertable)
+
+    @cached_property
+    def rule_hit_counts(self) -> dict[str, int]:
+        """Hits per rule id in the batch (for the NOTIFY payload)."""
+        hits = self.scored.hits
+        return dict(hits["rule_id"].value_counts()) if len(hits) else {}
 
 
 def _write(conn: psycopg.Connection, batch: PreparedBatch, dedup: timedelta, *, direct: bool):
@@ -382,8 +393,7 @@ def _write(conn: psycopg.Connection, batch: PreparedBatch, dedup: timedelta, *, 
             "created_at": round(scored.created_at, 3),
             "latency_ms": round((time.time() - scored.created_at) * 1000.0, 1),
         }
-        rule_hits = scored.hits["rule_id"].value_counts() if len(scored.hits) else {}
-        payload = notify.encode_payload(summary, high, scored.eval_errors, dict(rule_hits))
+        payload = notify.encode_payload(summary, high, scored.eval_errors, batch.rule_hit_counts)
         cur.execute(_STATS_AND_NOTIFY, {**stats, "channel": notify.CHANNEL, "payload": payload})
     return WriteResult(
         stored,
