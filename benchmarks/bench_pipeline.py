@@ -388,6 +388,8 @@ def bench(args, db_dsn: str) -> None:
     full = run_pipeline(db_dsn, ruleset, sim, detector, None, args.seconds)
     kept, detector.kept = detector.kept, None
     pace = args.paced_fraction * full["rate"]
+    with connect(db_dsn) as conn:  # as every phase: no backlog of the previous one's WAL
+        _checkpoint(conn)
     paced = run_pipeline(db_dsn, ruleset, sim, detector, pace, args.paced_seconds)
     copy = raw_copy(db_dsn, prepare_raw(kept))
     store = storage_only(db_dsn, ruleset, kept)
