@@ -1,117 +1,45 @@
-"""Real-PostgreSQL fixtures: one migrated template database per session, a fresh copy per test.
-
-The server comes from ``WORKBENCH_TEST_DSN`` (default: postgres on 127.0.0.1:5432, trust
-auth). When that variable is not set and no server answers at the default address, an
-embedded PostgreSQL is started for the session in a temporary directory. Every
-database created here has a unique name and is dropped (WITH FORCE) afterwards.
-"""
+"""Real-PostgreSQL fixtures: one migrated template database per session, a fresh copy per test
+(the server and the database helpers: ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import psycopg
 import pytest
-from psycopg import conninfo, sql
 
 from workbench.schema import empty_batch, empty_dead_letters
 from workbench.scoring.result import ScoredBatch
-from workbench.storage.connection import connect, describe, one_line
+from workbench.storage.connection import connect
 from workbench.storage.migrations import upgrade
 
-DSN = os.environ.get("WORKBENCH_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def _dsn_for(dbname: str) -> str:
-    return conninfo.make_conninfo(DSN, dbname=dbname)
-
-
-def _admin() -> psycopg.Connection:
-    return psycopg.connect(DSN, autocommit=True, connect_timeout=3)
-
-
-def _create(name: str, template: str | None = None) -> None:
-    with _admin() as admin:
-        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template:
-            query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        admin.execute(query)
-
-
-def _drop(name: str) -> None:
-    with _admin() as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The server DSN: the configured or default server, else an embedded one."""
-    global DSN
-    embedded = None
-    try:
-        with _admin() as admin:
-            version = admin.info.server_version
-    except psycopg.Error as exc:
-        if "WORKBENCH_TEST_DSN" not in os.environ:
-            from workbench.storage.embedded import EmbeddedPostgres
-
-            embedded = EmbeddedPostgres(tmp_path_factory.mktemp("embedded-pg"))
-            DSN = embedded.start()
-            with _admin() as admin:
-                version = admin.info.server_version
-        else:
-            pytest.skip(
-                f"no PostgreSQL at {describe(DSN)} ({one_line(exc)}); "
-                "set WORKBENCH_TEST_DSN to a server where user can CREATE DATABASE"
-            )
-    if version < 140000:
-        pytest.skip(f"PostgreSQL {version} at {describe(DSN)} is too old (need 14+)")
-    try:
-        yield DSN
-    finally:
-        if embedded is not None:
-            embedded.stop()
-
-
-@pytest.fixture(scope="session")
-def template_db(pg_server: str) -> Iterator[str]:
+def template_db(databases) -> Iterator[str]:
     """Name of a database migrated once per session; tests get copies of it."""
-    name = f"wb_tmpl_{os.getpid()}_{secrets.token_hex(3)}"
-    _create(name)
+    name = databases.create("wb_tmpl")
     try:
-        with connect(_dsn_for(name)) as conn:
+        with connect(databases.dsn(name)) as conn:
             upgrade(conn)
         yield name
     finally:
-        _drop(name)
+        databases.drop(name)
 
 
 @pytest.fixture
-def db_dsn(template_db: str) -> Iterator[str]:
+def db_dsn(databases, template_db: str) -> Iterator[str]:
     """DSN of a fresh, migrated database of this test's own."""
-    name = f"wb_test_{os.getpid()}_{secrets.token_hex(4)}"
-    _create(name, template=template_db)
-    try:
-        yield _dsn_for(name)
-    finally:
-        _drop(name)
+    with databases.fresh("wb_test", template=template_db) as dsn:
+        yield dsn
 
 
 @pytest.fixture
-def empty_dsn(pg_server: str) -> Iterator[str]:
+def empty_dsn(databases) -> Iterator[str]:
     """DSN of a fresh database with no tables at all (for migration tests)."""
-    name = f"wb_empty_{os.getpid()}_{secrets.token_hex(4)}"
-    _create(name, template="template0")
-    try:
-        yield _dsn_for(name)
-    finally:
-        _drop(name)
+    with databases.fresh("wb_empty", template="template0") as dsn:
+        yield dsn
 
 
 @pytest.fixture

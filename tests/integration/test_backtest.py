@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from psycopg import conninfo, sql
 
 from workbench.analysis import backtest, load_history
 from workbench.pipeline.graph import Pipeline
@@ -46,20 +44,10 @@ SIMULATOR = {
 
 
 @pytest.fixture(scope="module")
-def seeded_dsn(template_db: str, pg_server: str) -> Iterator[str]:
+def seeded_dsn(databases, template_db: str) -> Iterator[str]:
     """A database filled by the real streaming pipeline (simulator -> features -> rules ->
     COPY), once for this module."""
-    import psycopg
-
-    name = f"wb_bt_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(pg_server, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template_db)
-            )
-        )
-    dsn = conninfo.make_conninfo(pg_server, dbname=name)
-    try:
+    with databases.fresh("wb_bt", template=template_db) as dsn:
         ruleset = load_rules(RULES)
         writer = RetryingWriter(
             dsn,
@@ -71,11 +59,6 @@ def seeded_dsn(template_db: str, pg_server: str) -> Iterator[str]:
         pipeline = Pipeline(Simulator(**SIMULATOR), Detector(ruleset), writer)
         asyncio.run(pipeline.run(max_records=SEED_ROWS))
         yield dsn
-    finally:
-        with psycopg.connect(pg_server, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def test_stream_scores_equal_backtest_scores(seeded_dsn: str) -> None:

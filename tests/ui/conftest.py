@@ -8,16 +8,13 @@ records console errors, page errors and every URL it requests, so tests can asse
 console is clean and the page works offline. Subprocesses run in their own process groups and
 are killed at teardown, also when a test fails.
 
-The server comes from ``WORKBENCH_TEST_DSN`` (default: postgres on 127.0.0.1:5432, trust
-auth); when that variable is not set and no server answers there, an embedded PostgreSQL is
-started for the session, as in ``tests/integration``. Chromium is not optional: when
+The PostgreSQL server is the one of ``tests/conftest.py``. Chromium is not optional: when
 ``/usr/bin/chromium`` is missing the tests fail (``make test`` installs it).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -30,12 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import psycopg
 import pytest
-from psycopg import conninfo, sql
-
-from workbench.storage.connection import connect, describe, one_line
-from workbench.storage.migrations import upgrade
+from psycopg import conninfo
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
@@ -64,61 +57,12 @@ WORKER_ENV = {
     "WORKBENCH_FRAUD_ACCOUNT_TAKEOVER": "0.01",
 }
 
-DSN = os.environ.get("WORKBENCH_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-# -- PostgreSQL -------------------------------------------------------------------------------
-
-
-def _admin() -> psycopg.Connection:
-    return psycopg.connect(DSN, autocommit=True, connect_timeout=3)
-
-
-@pytest.fixture(scope="session")
-def ui_pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The server DSN: the configured or default server, else an embedded one."""
-    global DSN
-    embedded = None
-    try:
-        with _admin() as admin:
-            version = admin.info.server_version
-    except psycopg.Error as exc:
-        if "WORKBENCH_TEST_DSN" in os.environ:
-            pytest.skip(
-                f"no PostgreSQL at {describe(DSN)} ({one_line(exc)}); "
-                "set WORKBENCH_TEST_DSN to a server where user can CREATE DATABASE"
-            )
-        from workbench.storage.embedded import EmbeddedPostgres
-
-        embedded = EmbeddedPostgres(tmp_path_factory.mktemp("embedded-pg"))
-        DSN = embedded.start()
-        with _admin() as admin:
-            version = admin.info.server_version
-    if version < 140000:
-        pytest.skip(f"PostgreSQL {version} at {describe(DSN)} is too old (need 14+)")
-    try:
-        yield DSN
-    finally:
-        if embedded is not None:
-            embedded.stop()
-
 
 @pytest.fixture(scope="module")
-def ui_dsn(ui_pg_server: str) -> Iterator[str]:
+def ui_dsn(databases) -> Iterator[str]:
     """DSN of a fresh, migrated database for this module's dashboard and worker."""
-    name = f"wb_ui_{os.getpid()}_{secrets.token_hex(4)}"
-    with _admin() as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = conninfo.make_conninfo(DSN, dbname=name)
-    try:
-        with connect(dsn) as conn:
-            upgrade(conn)
+    with databases.fresh("wb_ui", migrate=True) as dsn:
         yield dsn
-    finally:
-        with _admin() as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 # -- subprocesses -----------------------------------------------------------------------------
