@@ -45,8 +45,8 @@ NO_TS = -(2**62)
 """Timestamp of "no such row": before any real ts, yet a window can be added without overflow."""
 
 # entity record: list head and tail, the previous row (last with ts < qt) and the row after it,
-# newest query ts, key; then per window k at window_at(k): the first and pend cursors, their
-# rows' ts and the A_FIELDS aggregates; then one distinct count per distinct feature.
+# newest query ts, key; then per window k at N_FIELDS + k * W_FIELDS: the first and pend
+# cursors, their rows' ts and the A_FIELDS aggregates; then one count per distinct feature.
 N_HEAD, N_TAIL, N_PREV, N_NEXT, N_QT, N_KEY = range(6)
 N_FIELDS = 6
 W_FIRST, W_PEND, W_FIRST_TS, W_PEND_TS, W_AGG = range(5)
@@ -57,20 +57,14 @@ W_FIELDS = W_AGG + A_FIELDS
 # bits; then one value record index per value column (-1: value missing)
 R_TS, R_CENTS, R_NEXT, R_LABEL, R_AMOUNT, R_LAT, R_LON = range(7)
 R_FIELDS = 7
-# value record: newest ts, key, column, newest ts before the newest; then one count per
-# distinct feature
-V_LAST, V_KEY, V_COL, V_BEFORE = range(4)
-V_FIELDS = 4
+# value record: newest ts, key, newest ts before the newest; then one count per distinct feature
+V_LAST, V_KEY, V_BEFORE = range(3)
+V_FIELDS = 3
 # counters
 M_ENTITIES, M_ROWS, M_VALUES = range(3)
 M_FIELDS = 3
 
 _LOW31 = (1 << 31) - 1
-
-
-def window_at(k: int) -> int:
-    """Offset of window k's fields in an entity record."""
-    return N_FIELDS + k * W_FIELDS
 
 
 def entity_fields(windows: int, distinct: int) -> int:
@@ -274,7 +268,6 @@ def step(
                     vrec[x, V_LAST] = NO_TS
                     vrec[x, V_BEFORE] = NO_TS
                     vrec[x, V_KEY] = vk
-                    vrec[x, V_COL] = c
                 rowv[c] = x
         p = meta[M_ROWS]
         meta[M_ROWS] += 1
