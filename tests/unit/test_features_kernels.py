@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.features import FeatureEngine, group, passes
+from workbench.features import FeatureEngine, passes
 from workbench.features.engine import _text_hash
 from workbench.features.kernels import haversine_km
 from workbench.features.spec import parse_feature
@@ -18,19 +18,43 @@ def test_haversine():
     assert np.isnan(haversine_km(np.nan, 0.0, 1.0, 1.0))
 
 
-def test_hash_table_maps_every_key_and_grows():
+def _lookup(tab, key) -> int:
+    j = passes._probe(tab, key)
+    return int(tab[j, 1])
+
+
+def test_hash_table_adds_deletes_and_regrows():
+    """Linear probing with backward-shift deletion: after deleting keys amid clusters (keys
+    forced into few home buckets, wrapping around the end), every other key is still found,
+    and a regrown table finds the same."""
     rng = np.random.default_rng(2)
-    keys = np.unique(rng.integers(-(2**62), 2**62, 5000))
-    tab = passes.table(keys, 16_384)
-    assert (tab[:, 1] >= 0).sum() == len(keys)
-    found = {int(k): int(i) for k, i in tab[tab[:, 1] >= 0]}
-    assert found == {int(k): i for i, k in enumerate(keys)}
+    size = 1024
+    # keys whose home buckets crowd a few spots, including the last ones (wrap-around)
+    keys = np.unique(rng.integers(-(2**62), 2**62, 200_000))
+    keys = keys[np.isin((keys ^ (keys >> 29)) & (size - 1), [0, 1, 5, 511, 1022, 1023])]
+    keys = rng.permutation(keys)[:300]
+    assert len(keys) == 300
+    tab = passes.regrow(np.empty((0, 2), dtype=np.int64), size)
+    meta = np.zeros(passes.M_FIELDS, dtype=np.int64)
+    meta[passes.M_EFREE] = -1
+    recs = np.zeros((len(keys), passes.N_FIELDS), dtype=np.int64)
+    args = (meta, passes.M_ENTITIES, passes.M_EFREE, recs, passes.N_NEXT)
+    for i, k in enumerate(keys):
+        assert passes._find_or_add(tab, k, *args) == (i, True)
+    assert passes._find_or_add(tab, keys[7], *args) == (7, False)
+    gone = set(rng.choice(len(keys), 150, replace=False).tolist())
+    for i in gone:
+        passes._delete(tab, keys[i])
+    for t in (tab, passes.regrow(tab, 4 * size)):
+        assert (t[:, 1] >= 0).sum() == len(keys) - len(gone)
+        for i, k in enumerate(keys):
+            assert _lookup(t, k) == (-1 if i in gone else i)
 
 
-def test_many_entities_grow_and_compact_the_state(monkeypatch):
+def test_many_entities_grow_and_evict_the_state():
     """Thousands of entities over several days in small batches: the tables and records
-    grow, compaction drops whole entities, and counts stay those of a direct computation."""
-    monkeypatch.setattr(group, "MIN_ROWS", 500)
+    grow, eviction drops whole entities (and reuses their records), and counts stay those of
+    a direct computation."""
     rng = np.random.default_rng(5)
     n = 12_000
     ts = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(
@@ -51,9 +75,10 @@ def test_many_entities_grow_and_compact_the_state(monkeypatch):
         want[mine] = np.searchsorted(t, t, "left") - np.searchsorted(t, t - 86400, "left")
     np.testing.assert_array_equal(got["n"].to_numpy(), want)
     g = engine._groups[0]
-    assert g.compactions > 0
-    # one day of rows (plus what arrived since the last compaction) is held, not five
-    assert g.state.entities < 4000 and g.rows < 0.6 * n
+    assert g.evicted > 0
+    # one day of rows (plus the last batch) is held, not five; freed records are reused
+    assert g.state.entities < 4000 and g.rows < 0.25 * n + 250
+    assert g.state.meta[passes.M_ROWS] < 0.3 * n
 
 
 def test_text_hash_depends_only_on_the_text():

@@ -6,7 +6,7 @@ strictly before it (and from labels only once known), the same way online (batch
 
 Modules: ``spec`` (what may be declared), ``engine`` (public API, semantics), ``group`` (the
 features of one ``by`` column from its window state), ``passes`` (the compiled per-batch pass
-and compaction over that state), ``window_state`` (its arrays and their growth), ``kernels``
+and the eviction from that state), ``window_state`` (its arrays and their growth), ``kernels``
 and ``compiled`` (hashing, distances).
 """
 

@@ -58,12 +58,13 @@ class FeatureEngine:
     and then adds the batch to the state; ``peek(batch)`` gives the same values without
     changing the state.
 
-    Now and then the state is compacted (rows past the longest window dropped, the survivors
-    laid out anew), which makes that batch several times slower. A caller with idle time
-    between batches passes ``defer_maintenance=True`` and calls :meth:`maintain` after
-    handing the batch's results on (before taking the next batch); values are the same
-    either way. Deferred work that :meth:`maintain` does not pick up is done by ``compute``
-    itself a few batches later, so state stays bounded.
+    After each batch, rows past the longest window (plus the allowed lateness) are evicted,
+    at a cost proportional to the rows that arrived rather than to the state held. A caller
+    with idle time between batches passes ``defer_maintenance=True`` and calls
+    :meth:`maintain` after handing the batch's results on (before taking the next batch): the
+    eviction, and any growth of the state's arrays, then happen off the batch's path; values
+    are the same either way. Deferred work that :meth:`maintain` does not pick up is done by
+    ``compute`` itself a few batches later, so state stays bounded.
     """
 
     def __init__(self, specs: Sequence[FeatureSpec], *, allowed_lateness_s: float = 3600.0):
@@ -89,7 +90,7 @@ class FeatureEngine:
     def compute(self, batch: pd.DataFrame, *, defer_maintenance: bool = False) -> pd.DataFrame:
         """Features of every row of a typed batch (same index/order), then add it to the state.
 
-        With ``defer_maintenance`` a compaction that falls due is left to :meth:`maintain`.
+        With ``defer_maintenance`` the eviction the batch makes due is left to :meth:`maintain`.
         """
         return self._run(batch, commit=True, defer=defer_maintenance)
 
@@ -99,10 +100,10 @@ class FeatureEngine:
         return any(g.due for g in self._groups)
 
     def maintain(self) -> bool:
-        """Do pending deferred maintenance (compaction, eviction) and grow the state's arrays
-        ahead of the next batches; returns whether a compaction was done. Cheap when nothing
-        is due. Not thread-safe with ``compute``: call it from the thread that computes,
-        between batches."""
+        """Do pending deferred eviction and grow the state's arrays ahead of the next
+        batches; returns whether an eviction was due. Cheap when nothing is due. Not
+        thread-safe with ``compute``: call it from the thread that computes, between
+        batches."""
         done = False
         for g in self._groups:
             done |= g.maintain()

@@ -5,14 +5,14 @@ The specs are planned into a few *windows* — distinct (width, label delay) pai
 (:func:`passes.step`) answers every row's windows from running aggregates and moves them on;
 this module turns those raw aggregates into feature values (mean, std, rates, distances).
 
-Once the state has doubled and a quarter of its rows are older than the longest horizon of
-the group's specs plus the allowed lateness, it is *compacted* (:func:`passes.compact`):
-those rows are dropped, except, for the previous-transaction features, each entity's last
-row before the lateness floor (for up to ``PREVIOUS_LOOKBACK_S``). Compaction is linear in
-the state, the one expensive step of a batch; a caller with idle time between batches can
-defer it (``commit(..., defer=True)``) and run it later with :meth:`Group.maintain`; values
-never depend on when it runs. A compaction deferred for more than ``MAX_DEFERRED`` batches
-is done anyway.
+Rows older than the longest horizon of the group's specs plus the allowed lateness are
+*evicted* (:func:`passes.evict`), except, for the previous-transaction features, each entity's
+last row before the lateness floor (for up to ``PREVIOUS_LOOKBACK_S``). Eviction follows a
+queue of what arrived, so its cost per batch is about that of the rows the batch brought, not
+of the state held; a caller with idle time between batches can defer it
+(``commit(..., defer=True)``) and run it with :meth:`Group.maintain`, which also grows the
+arrays ahead of need; values never depend on when either runs. Eviction deferred for more than
+``MAX_DEFERRED`` batches is done anyway.
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ from workbench.features.window_state import WindowState
 PREVIOUS_LOOKBACK_S = MAX_WINDOW_S
 """Previous-transaction features look back at most this far (90 days); older means none."""
 
-MIN_ROWS = 16_384  # never compact a state holding fewer rows than this
-MAX_DEFERRED = 4  # batches a due compaction may wait for maintain() before compute does it
+MAX_DEFERRED = 4  # batches an eviction may wait for maintain() before compute does it
 
 _NS = 1_000_000_000
 _I64 = np.int64
@@ -129,9 +128,8 @@ class Group:
     def reset(self) -> None:
         p = self.plan
         self.state = WindowState(len(p.win_w), len(p.columns), len(p.dist_win))
-        self.kept = 0  # rows at the last compaction (or the last check that found little to drop)
-        self.compactions = 0
-        self.deferred = 0  # batches committed since a compaction became due (0: none due)
+        self.evicted = 0  # rows dropped so far
+        self.deferred = 0  # batches committed since the last eviction
         self.newest_ns: int | None = None
         self.last_rows = 0  # rows of the last batch with this entity
 
@@ -194,6 +192,8 @@ class Group:
             state.vrec,
             state.mark,
             state.meta,
+            state.queue,
+            p.retention_ns,
             o_agg,
             o_ext,
             o_dist,
@@ -207,44 +207,33 @@ class Group:
         return out
 
     def commit(self, newest_ns: int, defer: bool = False) -> None:
-        """After a committed batch: when the state has doubled since the last check and at
-        least a quarter of its rows are past the retention, compact it; with ``defer`` leave
-        that to :meth:`maintain` (for ``MAX_DEFERRED`` batches at most)."""
+        """After a committed batch: evict what the batch made droppable; with ``defer``
+        leave that to :meth:`maintain` (for ``MAX_DEFERRED`` batches at most)."""
         self.newest_ns = newest_ns
-        if not self.deferred and self.rows >= max(MIN_ROWS, 2 * self.kept):
-            ts = self.state.row_ts
-            dead = int(np.count_nonzero(ts < newest_ns - self.plan.retention_ns))
-            if 4 * dead >= self.rows:
-                self.deferred = 1
-            else:  # nothing much to drop yet: look again once the state doubled again
-                self.kept = self.rows
-                return
-        elif self.deferred:
-            self.deferred += 1
-        if self.deferred and (not defer or self.deferred > MAX_DEFERRED):
-            self.compact()
+        self.deferred += 1
+        if not defer or self.deferred > MAX_DEFERRED:
+            self.evict()
 
     @property
     def due(self) -> bool:
-        """A compaction is pending (deferred by :meth:`commit`)."""
-        return self.deferred > 0
+        """Eviction is pending (deferred by :meth:`commit`)."""
+        due = self.state.next_due()
+        return self.newest_ns is not None and due is not None and due < self.newest_ns
 
     def maintain(self) -> bool:
-        """Do a pending compaction (if any), then make room for two more batches like the
+        """Do a pending eviction (if any), then make room for two more batches like the
         last one, so that growing the arrays happens here rather than while a batch is
-        scored; True if a compaction was done."""
-        done = bool(self.deferred)
+        scored; True if an eviction was due."""
+        done = self.due
         if done:
-            self.compact()
+            self.evict()
         self.state.ensure(2 * self.last_rows)
         return done
 
-    def compact(self) -> None:
+    def evict(self) -> None:
         """Drop rows no future in-time query can use (see module docstring)."""
         if self.newest_ns is not None:
-            self.state.compact(self.plan, self.newest_ns)
-        self.kept = self.rows
-        self.compactions += 1
+            self.evicted += self.state.evict(self.plan, self.newest_ns)
         self.deferred = 0
 
 

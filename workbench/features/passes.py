@@ -22,9 +22,12 @@ Per entity and ``of`` column, a *value record* keeps the two newest distinct ts 
 (entity, value) (``is_new`` needs the newest before t; in order, t is not older than either)
 and its count in each ``distinct`` window.
 
-:func:`compact` drops rows no future query can use (older than the retention, except the last
-one before the lateness floor, which is still someone's previous row), the entities and values
-left without rows, and lays the survivors out contiguously per entity.
+Every stored row puts its entity on a *due queue* (a ring of (due ts, entity) in arrival
+order). :func:`evict` pops what is due and drops the rows no future query can use (older than
+the retention, except the last one before the lateness floor, which is still someone's
+previous row), and the values and entities left without rows. Records never move: dropped
+ones go on free lists that the pass takes new records from, and hash tables delete by
+backward shift. So eviction costs about what the arriving rows cost, whatever the state holds.
 
 Layout: the work is bound by memory latency, so everything one query touches of an entity is
 one record (``ent`` row: list ends, cursors and aggregates of every window, distinct counts),
@@ -45,24 +48,32 @@ NO_TS = -(2**62)
 """Timestamp of "no such row": before any real ts, yet a window can be added without overflow."""
 
 # entity record: list head and tail, the previous row (last with ts < qt) and the row after it,
-# newest query ts, key; then per window k at N_FIELDS + k * W_FIELDS: the first and pend
-# cursors, their rows' ts and the A_FIELDS aggregates; then one count per distinct feature.
-N_HEAD, N_TAIL, N_PREV, N_NEXT, N_QT, N_KEY = range(6)
-N_FIELDS = 6
+# newest query ts, key, the due time of its pending re-check (see :func:`evict`); then per
+# window k at N_FIELDS + k * W_FIELDS: the first and pend cursors, their rows' ts and the
+# A_FIELDS aggregates; then one count per distinct feature. A free record has N_HEAD < 0 and
+# links the free list through N_NEXT.
+N_HEAD, N_TAIL, N_PREV, N_NEXT, N_QT, N_KEY, N_REQ = range(7)
+N_FIELDS = 7
 W_FIRST, W_PEND, W_FIRST_TS, W_PEND_TS, W_AGG = range(5)
 A_CNT, A_S1, A_SQ2, A_SQ1, A_SQ0, A_KNOWN, A_FRAUD = range(7)
 A_FIELDS = 7
 W_FIELDS = W_AGG + A_FIELDS
-# row record: ts, cents, next row of the entity, label (-1 unknown); amount, lat, lon as float
-# bits; then one value record index per value column (-1: value missing)
+# row record: ts, cents, next row of the entity (of the free list for a free row), label (-1
+# unknown); amount, lat, lon as float bits; then one value record index per value column (-1:
+# value missing)
 R_TS, R_CENTS, R_NEXT, R_LABEL, R_AMOUNT, R_LAT, R_LON = range(7)
 R_FIELDS = 7
-# value record: newest ts, key, newest ts before the newest; then one count per distinct feature
-V_LAST, V_KEY, V_BEFORE = range(3)
-V_FIELDS = 3
-# counters
+# value record: newest ts, key, newest ts before the newest, rows referring to it (0: free, the
+# free list linked through V_LAST); then one count per distinct feature
+V_LAST, V_KEY, V_BEFORE, V_REFS = range(4)
+V_FIELDS = 4
+# counters: records ever used (high-water marks), free-list heads and lengths, live rows, the
+# due queue's head and tail (monotonic), late queries so far
 M_ENTITIES, M_ROWS, M_VALUES = range(3)
-M_FIELDS = 3
+M_EFREE, M_RFREE, M_VFREE = range(3, 6)
+M_EFREE_N, M_RFREE_N, M_VFREE_N = range(6, 9)
+M_LIVE, M_QHEAD, M_QTAIL, M_LATE = range(9, 13)
+M_FIELDS = 13
 
 _LOW31 = (1 << 31) - 1
 
@@ -101,44 +112,75 @@ def _prefetch(typingctx, arr, i, j):  # pragma: no cover - compiled
 
 
 @njit(inline="always")
+def _home(key, mask):  # pragma: no cover - compiled
+    return (key ^ (key >> 29)) & mask
+
+
+@njit(inline="always")
 def _probe(tab, key):  # pragma: no cover - compiled
     mask = len(tab) - 1
-    i = (key ^ (key >> 29)) & mask
+    i = _home(key, mask)
     while tab[i, 1] >= 0 and tab[i, 0] != key:
         i = (i + 1) & mask
     return i
 
 
 @njit(inline="always")
-def _find_or_add(tab, key, meta, counter):  # pragma: no cover - compiled
-    """Index of ``key`` in the table; a new key gets the next index (``meta[counter]``)."""
+def _find_or_add(tab, key, meta, high, free, recs, link):  # pragma: no cover - compiled
+    """Index of ``key`` in the table; a new key gets a record from the free list (head
+    ``meta[free]``, linked through ``recs[:, link]``) or else the next unused one
+    (``meta[high]``)."""
     j = _probe(tab, key)
     if tab[j, 1] >= 0:
         return tab[j, 1], False
-    x = meta[counter]
-    meta[counter] += 1
+    x = meta[free]
+    if x >= 0:
+        meta[free] = recs[x, link]
+        meta[free + 3] -= 1  # the list's length (M_*FREE_N = M_*FREE + 3)
+    else:
+        x = meta[high]
+        meta[high] += 1
     tab[j, 0] = key
     tab[j, 1] = x
     return x, True
 
 
-@njit(cache=True, nogil=True)
-def table(keys, size):  # pragma: no cover - compiled
-    """A hash table of ``size`` buckets (a power of two) mapping ``keys[i]`` to i."""
-    tab = np.empty((size, 2), dtype=np.int64)
-    tab[:, 1] = -1
-    for i in range(len(keys)):
-        j = _probe(tab, keys[i])
-        tab[j, 0] = keys[i]
-        tab[j, 1] = i
-    return tab
+@njit(inline="always")
+def _delete(tab, key):  # pragma: no cover - compiled
+    """Remove ``key`` from the table (backward-shift deletion: no tombstones)."""
+    mask = len(tab) - 1
+    i = _probe(tab, key)
+    if tab[i, 1] < 0:
+        return
+    j = i
+    while True:
+        j = (j + 1) & mask
+        if tab[j, 1] < 0:
+            break
+        k = _home(tab[j, 0], mask)
+        # the entry at j stays unless its home is cyclically outside (i, j]
+        if (i < j and i < k <= j) or (i > j and (k > i or k <= j)):
+            continue
+        tab[i, 0] = tab[j, 0]
+        tab[i, 1] = tab[j, 1]
+        i = j
+    tab[i, 1] = -1
 
 
 @njit(cache=True, nogil=True)
-def value_table(vrec, count, size):  # pragma: no cover - compiled
-    """The hash table (``size`` buckets) of value records 0..count-1, all columns in one
-    table (their keys differ by column: see ``Group.compute``)."""
-    return table(vrec[:count, V_KEY], size)
+def regrow(tab, size):  # pragma: no cover - compiled
+    """The entries of ``tab`` in a table of ``size`` buckets (a power of two, larger).
+
+    Taken in bucket order, keys come (almost) sorted by home bucket, so the new table is
+    written nearly in order: a pass over memory, not one cache miss per key."""
+    out = np.empty((size, 2), dtype=np.int64)
+    out[:, 1] = -1
+    for i in range(len(tab)):
+        if tab[i, 1] >= 0:
+            j = _probe(out, tab[i, 0])
+            out[j, 0] = tab[i, 0]
+            out[j, 1] = tab[i, 1]
+    return out
 
 
 @njit(inline="always")
@@ -196,6 +238,8 @@ def step(
     vrec,
     mark,
     meta,
+    queue,
+    retention,
     o_agg,
     o_ext,
     o_dist,
@@ -209,8 +253,9 @@ def step(
     amount where ``win_ext[k]``, ``o_dist[r, j]`` the distinct count of feature j,
     ``o_vlast[r, c]`` the newest ts before t of the row's (entity, value of column c),
     ``o_pts[r]``, ``o_prev[r]`` the ts (NO_TS when none) and (lat, lon) of the entity's
-    previous row. Capacities must have been ensured for ``len(order)`` more rows, entities
-    and values per column.
+    previous row. Each row's entity goes on the due ``queue`` at ``ts + retention`` (see
+    :func:`evict`). Capacities must have been ensured for ``len(order)`` more rows, entities
+    and values per column, and queue entries.
     """
     nc = vkey.shape[0]
     nw = len(win_w)
@@ -221,6 +266,7 @@ def step(
     emask = len(etab) - 1
     vmask = len(vtab) - 1
     width = ent.shape[1]
+    qmask = len(queue) - 1
     for i in range(n):
         # Prefetch: hash buckets 16 rows ahead, entity records 8 rows ahead.
         if i + 16 < n:
@@ -246,7 +292,7 @@ def step(
         r = order[i]
         key = h[r]
         t = ts[r]
-        s, new = _find_or_add(etab, key, meta, M_ENTITIES)
+        s, new = _find_or_add(etab, key, meta, M_ENTITIES, M_EFREE, ent, N_NEXT)
         if new:
             ent[s, :] = 0
             ent[s, N_HEAD] = -1
@@ -255,6 +301,7 @@ def step(
             ent[s, N_NEXT] = -1
             ent[s, N_QT] = NO_TS
             ent[s, N_KEY] = key
+            ent[s, N_REQ] = NO_TS
             for k in range(nw):
                 ent[s, N_FIELDS + k * W_FIELDS + W_FIRST] = -1
                 ent[s, N_FIELDS + k * W_FIELDS + W_PEND] = -1
@@ -262,15 +309,26 @@ def step(
             rowv[c] = -1
             if vknown[c, r]:
                 vk = vkey[c, r]
-                x, new = _find_or_add(vtab, vk, meta, M_VALUES)
+                x, new = _find_or_add(vtab, vk, meta, M_VALUES, M_VFREE, vrec, V_LAST)
                 if new:
                     vrec[x, :] = 0
                     vrec[x, V_LAST] = NO_TS
                     vrec[x, V_BEFORE] = NO_TS
                     vrec[x, V_KEY] = vk
+                vrec[x, V_REFS] += 1
                 rowv[c] = x
-        p = meta[M_ROWS]
-        meta[M_ROWS] += 1
+        p = meta[M_RFREE]
+        if p >= 0:
+            meta[M_RFREE] = row[p, R_NEXT]
+            meta[M_RFREE_N] -= 1
+        else:
+            p = meta[M_ROWS]
+            meta[M_ROWS] += 1
+        meta[M_LIVE] += 1
+        qi = meta[M_QHEAD] & qmask
+        meta[M_QHEAD] += 1
+        queue[qi, 0] = t + retention
+        queue[qi, 1] = s
         row[p, R_TS] = t
         row[p, R_CENTS] = cents[r]
         row[p, R_LABEL] = label[r]
@@ -286,9 +344,11 @@ def step(
                 dist_win, dbase, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev,
             )  # fmt: skip
         else:
+            meta[M_LATE] += 1
             _late(
-                r, s, p, t, qt, ent, row, rowf, vrec, mark, rowv, acc, win_w, win_d, win_ext,
-                dist_comp, dist_win, dbase, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev,
+                r, s, p, meta[M_LATE], t, qt, ent, row, rowf, vrec, mark, rowv, acc, win_w,
+                win_d, win_ext, dist_comp, dist_win, dbase, o_agg, o_ext, o_dist, o_vlast,
+                o_pts, o_prev,
             )  # fmt: skip
 
 
@@ -391,7 +451,7 @@ def _previous(r, b, row, rowf, o_pts, o_prev):  # pragma: no cover - compiled
 
 @njit(inline="always")
 def _late(
-    r, s, p, t, qt, ent, row, rowf, vrec, mark, rowv, acc, win_w, win_d, win_ext, dist_comp,
+    r, s, p, lq, t, qt, ent, row, rowf, vrec, mark, rowv, acc, win_w, win_d, win_ext, dist_comp,
     dist_win, dbase, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev,
 ):  # fmt: skip  # pragma: no cover - compiled
     """A row older than its entity's newest query: walk the list, then insert the row."""
@@ -430,8 +490,8 @@ def _late(
                 for j in range(nd):
                     if dist_win[j] == k:
                         x = row[e, R_FIELDS + dist_comp[j]]
-                        if x >= 0 and mark[x, j] != p:
-                            mark[x, j] = p  # the row's own index: unique per late query
+                        if x >= 0 and mark[x, j] != lq:
+                            mark[x, j] = lq  # the late query's number: unique
                             o_dist[r, j] += 1
             e = row[e, R_NEXT]
         for a in range(A_FIELDS):
@@ -493,23 +553,35 @@ def _late(
 
 
 @njit(cache=True, nogil=True)
-def compact(
-    newest, retention, lateness, lookback, keep_previous, dist_comp, dist_win, nw, ent, row, vrec,
-    meta,
+def evict(
+    newest, retention, lateness, lookback, keep_previous, dist_comp, dist_win, nw, etab, ent,
+    row, vtab, vrec, meta, queue,
 ):  # fmt: skip  # pragma: no cover - compiled
-    """Drop rows no future query can use, and entities and values left without rows.
+    """Drop the rows no future query can use, popping the due queue up to ``newest``.
 
-    Returns the new (ent, row, vrec) holding exactly the survivors (with room for as many
-    again), rows laid out contiguously per entity; hash tables must be rebuilt from the keys
-    (:func:`table`, :func:`value_table`)."""
-    ns, nrow, nval = meta[M_ENTITIES], meta[M_ROWS], meta[M_VALUES]
+    Every stored row put its entity on the queue, due when the row is older than the
+    retention; so, taken in order, the queue names each entity with rows to drop soon after
+    they can go, and work per batch follows the rows that arrived (not the state held). Per
+    entity, the rows older than the cutoff (a prefix of its list) are dropped, except the last
+    of them while it is still the previous row of a query at or after the lateness floor
+    (within ``lookback``): such an entity is queued again, once, a retention later. Dropped
+    rows, values no row refers to any more and entities left without rows go back to their
+    free lists (and out of their hash tables). Returns the number of rows dropped."""
     nc = row.shape[1] - R_FIELDS
     dbase = N_FIELDS + nw * W_FIELDS
     cutoff = newest - retention
     floor = newest - lateness
-    first = np.full(ns, -1, dtype=np.int64)  # first surviving row of each entity
+    qmask = len(queue) - 1
     phase = np.empty(nw, dtype=np.int64)
-    for s in range(ns):
+    dropped = 0
+    while meta[M_QTAIL] < meta[M_QHEAD]:
+        qi = meta[M_QTAIL] & qmask
+        if queue[qi, 0] >= newest:
+            break
+        meta[M_QTAIL] += 1
+        s = queue[qi, 1]
+        if ent[s, N_HEAD] < 0:  # freed since it was queued
+            continue
         # Rows older than the cutoff form a prefix of the list; the last of them survives
         # while it is the previous row of any query at or after the floor.
         e = ent[s, N_HEAD]
@@ -538,8 +610,31 @@ def compact(
                     _account(ent, vrec, row, s, k, e, -1, dist_comp, dist_win, dbase)
             dropped_prev |= e == ent[s, N_PREV]
             dropped_next |= e == ent[s, N_NEXT]
-            e = row[e, R_NEXT]
-        stop_ts = row[stop, R_TS] if stop >= 0 else NO_TS
+            nxt = row[e, R_NEXT]
+            for c in range(nc):
+                x = row[e, R_FIELDS + c]
+                if x >= 0:
+                    vrec[x, V_REFS] -= 1
+                    if vrec[x, V_REFS] == 0:
+                        _delete(vtab, vrec[x, V_KEY])
+                        vrec[x, V_LAST] = meta[M_VFREE]
+                        meta[M_VFREE] = x
+                        meta[M_VFREE_N] += 1
+            row[e, R_NEXT] = meta[M_RFREE]
+            meta[M_RFREE] = e
+            meta[M_RFREE_N] += 1
+            meta[M_LIVE] -= 1
+            dropped += 1
+            e = nxt
+        if stop < 0:  # no rows left: the entity goes
+            _delete(etab, ent[s, N_KEY])
+            ent[s, N_HEAD] = -1
+            ent[s, N_NEXT] = meta[M_EFREE]
+            meta[M_EFREE] = s
+            meta[M_EFREE_N] += 1
+            continue
+        ent[s, N_HEAD] = stop
+        stop_ts = row[stop, R_TS]
         for k in range(nw):
             f = N_FIELDS + k * W_FIELDS
             if phase[k] >= 1:
@@ -552,58 +647,12 @@ def compact(
             ent[s, N_PREV] = -1
         if dropped_next:
             ent[s, N_NEXT] = stop
-        first[s] = stop
-    # renumber entities (those with rows), rows (contiguous per entity) and values
-    new_ent = np.full(ns, -1, dtype=np.int64)
-    new_row = np.full(nrow, -1, dtype=np.int64)
-    n_s = 0
-    n_r = 0
-    for s in range(ns):
-        if first[s] < 0:
-            continue
-        new_ent[s] = n_s
-        n_s += 1
-        e = first[s]
-        while e >= 0:
-            new_row[e] = n_r
-            n_r += 1
-            e = row[e, R_NEXT]
-    new_val = np.full(nval, -1, dtype=np.int64)
-    n_v = 0
-    for e in range(nrow):
-        if new_row[e] >= 0:
-            for c in range(nc):
-                x = row[e, R_FIELDS + c]
-                if x >= 0 and new_val[x] < 0:
-                    new_val[x] = n_v
-                    n_v += 1
-    o_ent = np.empty((max(2 * n_s, 64), ent.shape[1]), dtype=np.int64)
-    o_row = np.empty((max(2 * n_r, 64), row.shape[1]), dtype=np.int64)
-    o_vrec = np.empty((max(2 * n_v, 64), vrec.shape[1]), dtype=np.int64)
-    for s in range(ns):
-        q = new_ent[s]
-        if q < 0:
-            continue
-        o_ent[q] = ent[s]
-        for f in (N_TAIL, N_PREV, N_NEXT):
-            o_ent[q, f] = -1 if ent[s, f] < 0 else new_row[ent[s, f]]
-        o_ent[q, N_HEAD] = new_row[first[s]]
-        for k in range(nw):
-            for f in (W_FIRST, W_PEND):
-                g = N_FIELDS + k * W_FIELDS + f
-                o_ent[q, g] = -1 if ent[s, g] < 0 else new_row[ent[s, g]]
-        e = first[s]
-        while e >= 0:
-            i = new_row[e]
-            o_row[i] = row[e]
-            o_row[i, R_NEXT] = -1 if row[e, R_NEXT] < 0 else new_row[row[e, R_NEXT]]
-            for c in range(nc):
-                x = row[e, R_FIELDS + c]
-                o_row[i, R_FIELDS + c] = new_val[x] if x >= 0 else -1
-            e = row[e, R_NEXT]
-    for x in range(nval):
-        y = new_val[x]
-        if y >= 0:
-            o_vrec[y] = vrec[x]
-    meta[M_ENTITIES], meta[M_ROWS], meta[M_VALUES] = n_s, n_r, n_v
-    return o_ent, o_row, o_vrec
+        if stop == last_old and ent[s, N_REQ] < newest:
+            # kept as a previous row: look again a retention later (the queue's tail is due
+            # about then too, so it stays in order)
+            qi = meta[M_QHEAD] & qmask
+            meta[M_QHEAD] += 1
+            queue[qi, 0] = newest + retention
+            queue[qi, 1] = s
+            ent[s, N_REQ] = newest + retention
+    return dropped

@@ -1,8 +1,10 @@
 """The arrays of one ``by`` column's streaming window state (:mod:`.passes` works on them).
 
-Capacities grow by doubling before a batch needs them (:meth:`WindowState.ensure`), so the
-compiled pass never allocates; :meth:`WindowState.compact` drops what no future query can use
-and shrinks the arrays to twice what survives.
+Records live in arrays indexed by record number, with free lists for the records the
+eviction (:func:`passes.evict`) gives back, so a record never moves: capacities grow by
+doubling before a batch needs them (:meth:`WindowState.ensure`), and only while the state
+itself grows (when the stream starts, or its rate rises); a state that has reached its
+retention reuses freed records instead. The due queue is a ring of (due ts, entity) pairs.
 """
 
 from __future__ import annotations
@@ -30,72 +32,104 @@ def _grow(a: np.ndarray, rows: int, fill: int | None = None) -> np.ndarray:
 
 
 class WindowState:
-    """Entity records, stored rows and value records with their hash tables, for
-    ``windows`` windows, ``columns`` value columns and ``distinct`` distinct features."""
+    """Entity records, stored rows and value records with their hash tables, and the due
+    queue, for ``windows`` windows, ``columns`` value columns and ``distinct`` distinct
+    features."""
 
     def __init__(self, windows: int, columns: int, distinct: int):
         self.windows, self.columns, self.distinct = windows, columns, distinct
         self.meta = np.zeros(P.M_FIELDS, dtype=np.int64)
+        self.meta[[P.M_EFREE, P.M_RFREE, P.M_VFREE]] = -1
         self.ent = np.empty((_MIN_CAP, P.entity_fields(windows, distinct)), dtype=np.int64)
         self.row = np.empty((_MIN_CAP, P.R_FIELDS + columns), dtype=np.int64)
         self.vrec = np.empty((_MIN_CAP, P.V_FIELDS + distinct), dtype=np.int64)
-        self._rebuild()
+        self.mark = np.full((_MIN_CAP, distinct), -1, dtype=np.int64)
+        self.queue = np.empty((_MIN_CAP, 2), dtype=np.int64)
+        self.etab = P.regrow(np.empty((0, 2), dtype=np.int64), _table_size(_MIN_CAP))
+        self.vtab = P.regrow(np.empty((0, 2), dtype=np.int64), _table_size(_MIN_CAP))
 
-    def _rebuild(self) -> None:
-        """Hash tables from the records' keys, sized for the records' capacity."""
-        self.mark = np.full((len(self.vrec), self.distinct), -1, dtype=np.int64)
-        self.etab = P.table(self.ent[: self.entities, P.N_KEY], _table_size(len(self.ent)))
-        self.vtab = P.value_table(self.vrec, self.values, _table_size(len(self.vrec)))
+    def _count(self, field: int) -> int:
+        return int(self.meta[field])
 
     @property
     def entities(self) -> int:
-        return int(self.meta[P.M_ENTITIES])
+        """Entities held."""
+        return self._count(P.M_ENTITIES) - self._count(P.M_EFREE_N)
 
     @property
     def rows(self) -> int:
-        return int(self.meta[P.M_ROWS])
+        """Rows held."""
+        return self._count(P.M_LIVE)
 
     @property
     def values(self) -> int:
-        return int(self.meta[P.M_VALUES])
+        """(entity, value) records held."""
+        return self._count(P.M_VALUES) - self._count(P.M_VFREE_N)
 
     @property
-    def row_ts(self) -> np.ndarray:
-        """ts of the stored rows (a strided view)."""
-        return self.row[: self.rows, P.R_TS]
+    def queued(self) -> int:
+        """Entries on the due queue."""
+        return self._count(P.M_QHEAD) - self._count(P.M_QTAIL)
+
+    def next_due(self) -> int | None:
+        """Due ts of the queue's oldest entry (None: the queue is empty)."""
+        if not self.queued:
+            return None
+        return int(self.queue[self._count(P.M_QTAIL) & (len(self.queue) - 1), 0])
 
     def copy(self) -> WindowState:
         return copy.deepcopy(self)
 
     def ensure(self, n: int) -> None:
-        """Room for ``n`` more rows, entities and values (per column) without reallocation."""
-        if self.entities + n > len(self.ent):
-            self.ent = _grow(self.ent, max(2 * len(self.ent), self.entities + n))
+        """Room for ``n`` more rows, entities, values (per column) and queue entries without
+        reallocation (free records count as room)."""
+        m = self.meta
+        if m[P.M_ENTITIES] + n - m[P.M_EFREE_N] > len(self.ent):
+            self.ent = _grow(self.ent, max(2 * len(self.ent), int(m[P.M_ENTITIES]) + n))
         if 2 * (self.entities + n) > len(self.etab):
-            self.etab = P.table(self.ent[: self.entities, P.N_KEY], _table_size(len(self.ent)))
-        if self.rows + n > len(self.row):
-            self.row = _grow(self.row, max(2 * len(self.row), self.rows + n))
-        need = self.values + n * self.columns
-        if self.columns and need > len(self.vrec):
-            self.vrec = _grow(self.vrec, max(2 * len(self.vrec), need))
+            size = _table_size(max(len(self.ent), self.entities + n))
+            self.etab = P.regrow(self.etab, size)
+        if m[P.M_ROWS] + n - m[P.M_RFREE_N] > len(self.row):
+            self.row = _grow(self.row, max(2 * len(self.row), int(m[P.M_ROWS]) + n))
+        if self.queued + n > len(self.queue):
+            self._grow_queue(self.queued + n)
+        if not self.columns:
+            return
+        need = n * self.columns
+        if m[P.M_VALUES] + need - m[P.M_VFREE_N] > len(self.vrec):
+            self.vrec = _grow(self.vrec, max(2 * len(self.vrec), int(m[P.M_VALUES]) + need))
             self.mark = _grow(self.mark, len(self.vrec), fill=-1)
-        if self.columns and 2 * need > len(self.vtab):
-            self.vtab = P.value_table(self.vrec, self.values, _table_size(len(self.vrec)))
+        if 2 * (self.values + need) > len(self.vtab):
+            size = _table_size(max(len(self.vrec), self.values + need))
+            self.vtab = P.regrow(self.vtab, size)
 
-    def compact(self, plan, newest_ns: int) -> None:
-        """Drop rows older than the retention (see :func:`passes.compact`) and shrink."""
-        self.ent, self.row, self.vrec = P.compact(
-            newest_ns,
-            plan.retention_ns,
-            plan.lateness_ns,
-            plan.lookback_ns,
-            plan.has_previous,
-            plan.dist_comp,
-            plan.dist_win,
-            self.windows,
-            self.ent,
-            self.row,
-            self.vrec,
-            self.meta,
+    def _grow_queue(self, need: int) -> None:
+        """A ring at least twice as large, entries kept at their (monotonic) positions."""
+        size = max(2 * len(self.queue), 1 << (need - 1).bit_length())
+        at = np.arange(self._count(P.M_QTAIL), self._count(P.M_QHEAD), dtype=np.int64)
+        queue = np.empty((size, 2), dtype=np.int64)
+        queue[at & (size - 1)] = self.queue[at & (len(self.queue) - 1)]
+        self.queue = queue
+
+    def evict(self, plan, newest_ns: int) -> int:
+        """Drop what no future query can use, as far as the queue is due (see
+        :func:`passes.evict`); the number of rows dropped."""
+        return int(
+            P.evict(
+                newest_ns,
+                plan.retention_ns,
+                plan.lateness_ns,
+                plan.lookback_ns,
+                plan.has_previous,
+                plan.dist_comp,
+                plan.dist_win,
+                self.windows,
+                self.etab,
+                self.ent,
+                self.row,
+                self.vtab,
+                self.vrec,
+                self.meta,
+                self.queue,
+            )
         )
-        self._rebuild()

@@ -2,7 +2,7 @@
 
 A :class:`Detector` owns the feature state of one stream and the active rule set. ``swap``
 replaces the rule set between batches; feature state carries over when the new rule set
-declares the same features. Feature-state maintenance (compacting the window state, growing
+declares the same features. Feature-state maintenance (evicting old window state, growing
 its arrays) is left out of the scored batch: call :meth:`Detector.maintain` between batches, from
 the thread that scores, once the batch has been handed on (if nobody does, scoring does it
 itself every few batches).
