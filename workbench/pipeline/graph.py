@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import threading
 import time
 from typing import Any
@@ -37,6 +38,12 @@ from workbench.sources.base import Pacer, Source, SourceBatch
 from workbench.storage import PreparedBatch
 
 log = logging.getLogger(__name__)
+
+SWITCH_INTERVAL_S = 0.0005
+"""GIL switch interval while a pipeline runs (Python's default is 5 ms). The writer thread
+needs the GIL for short moments between its waits on the server (starting the COPY, reading
+results, building the NOTIFY); each of them may otherwise wait up to the whole interval
+behind the scoring thread's pandas work, lengthening every write."""
 
 
 class Pipeline:
@@ -146,6 +153,8 @@ class Pipeline:
         head = self._build()
         pacer = Pacer(self.rate)
         deadline = None if duration is None else time.monotonic() + duration
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, SWITCH_INTERVAL_S))
         try:
             while not self._stop.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
@@ -167,6 +176,7 @@ class Pipeline:
                     await self._drain()
             self.writer.close()
             self.source.close()
+            sys.setswitchinterval(switch)
         return self.stats
 
 
