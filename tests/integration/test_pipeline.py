@@ -14,6 +14,7 @@ import pandas as pd
 import psycopg
 import pytest
 
+from workbench.pipeline import writer as writer_module
 from workbench.pipeline.graph import Pipeline
 from workbench.pipeline.writer import RetryingWriter
 from workbench.rules import load_rules
@@ -160,6 +161,29 @@ def test_database_killed_and_restarted_mid_stream(tmp_path: Path) -> None:
         assert set(ids) == set(generated["tx_id"])
     finally:
         server.stop()
+
+
+def test_stop_ends_a_wait_for_the_database_at_once(monkeypatch) -> None:
+    """Stopped while it waits to retry an unreachable database, the worker returns at once
+    instead of after its backoff (here an hour); the batch stays unacknowledged."""
+    monkeypatch.setattr(writer_module, "BACKOFF_START_S", 3600.0)
+    source = Recording(small_simulator())
+    pipeline = make_pipeline("postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2", source)
+
+    async def stop_while_waiting():
+        run = asyncio.ensure_future(pipeline.run())
+        while pipeline.stats.db_failures == 0:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # now in the backoff wait
+        start = time.monotonic()
+        pipeline.stop()
+        stats = await asyncio.wait_for(run, timeout=600)
+        return stats, time.monotonic() - start
+
+    stats, waited = asyncio.run(stop_while_waiting())
+    assert waited < 60, f"stop took {waited:.0f}s: the backoff wait was not interrupted"
+    assert stats.waiting_for_db and stats.stored == 0
+    assert source.acked == []
 
 
 def test_malformed_records_are_dead_letters_and_counts_conserve(

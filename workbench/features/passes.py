@@ -183,6 +183,17 @@ def regrow(tab, size):  # pragma: no cover - compiled
     return out
 
 
+@njit(cache=True, nogil=True)
+def ring_copy(old, new, tail, head):  # pragma: no cover - compiled
+    """Copy the ring entries at positions tail..head-1 (monotonic) from ``old`` into the
+    larger ring ``new``, each at its position modulo the ring's size."""
+    om = len(old) - 1
+    nm = len(new) - 1
+    for i in range(tail, head):
+        new[i & nm, 0] = old[i & om, 0]
+        new[i & nm, 1] = old[i & om, 1]
+
+
 @njit(inline="always")
 def _account(ent, vrec, row, s, k, e, sign, dist_comp, dist_win, dbase):  # pragma: no cover
     """Add (sign 1) or remove (sign -1) row e to/from window k of entity s."""

@@ -106,9 +106,8 @@ class WindowState:
     def _grow_queue(self, need: int) -> None:
         """A ring at least twice as large, entries kept at their (monotonic) positions."""
         size = max(2 * len(self.queue), 1 << (need - 1).bit_length())
-        at = np.arange(self._count(P.M_QTAIL), self._count(P.M_QHEAD), dtype=np.int64)
         queue = np.empty((size, 2), dtype=np.int64)
-        queue[at & (size - 1)] = self.queue[at & (len(self.queue) - 1)]
+        P.ring_copy(self.queue, queue, self.meta[P.M_QTAIL], self.meta[P.M_QHEAD])
         self.queue = queue
 
     def evict(self, plan, newest_ns: int) -> int:

@@ -86,7 +86,7 @@ class Pipeline:
         """Ask the worker to finish the batch in flight and stop."""
         if self._stop is not None:
             self._stop.set()
-        self.writer.stopping = True
+        self.writer.stop()
 
     def _build(self) -> Stream:
         source = Stream(asynchronous=True, stream_name="source")

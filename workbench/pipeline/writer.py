@@ -11,6 +11,7 @@ its rows are stored as dead letters with the reason instead, and the stream goes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -52,6 +53,7 @@ class RetryingWriter:
         self._conn = None
         self._newest_ts = None
         self._retention_due = 0.0
+        self._wake: asyncio.Event | None = None  # set by stop(): ends a backoff wait early
 
     def prepare(self, scored: ScoredBatch, alert_min_band: str | None = None) -> PreparedBatch:
         """The batch with its COPY payloads built (any thread; pass the result to
@@ -107,7 +109,12 @@ class RetryingWriter:
                 self._drop_connection()
                 if self.stopping:
                     return False
-                await asyncio.sleep(backoff)
+                if self._wake is None:
+                    self._wake = asyncio.Event()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+                if self.stopping:
+                    return False
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
                 continue
             except Exception as exc:  # refused for its data: retrying cannot help
@@ -130,6 +137,14 @@ class RetryingWriter:
                 eval_errors=sum(scored.eval_errors.values()),
             )
             return True
+
+    def stop(self) -> None:
+        """Stop retrying: a write waiting for the database gives up at once (its batch is
+        not stored and its source position not acknowledged). Call it from the event loop's
+        thread."""
+        self.stopping = True
+        if self._wake is not None:
+            self._wake.set()
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
