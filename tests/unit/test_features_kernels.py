@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.features import FeatureEngine, passes
+from workbench.features import FeatureEngine, passes, window_state
 from workbench.features.engine import _text_hash
 from workbench.features.kernels import haversine_km
 from workbench.features.spec import parse_feature
@@ -34,7 +34,7 @@ def test_hash_table_adds_deletes_and_regrows():
     keys = keys[np.isin((keys ^ (keys >> 29)) & (size - 1), [0, 1, 5, 511, 1022, 1023])]
     keys = rng.permutation(keys)[:300]
     assert len(keys) == 300
-    tab = passes.regrow(np.empty((0, 2), dtype=np.int64), size)
+    tab = np.full((size, 2), -1, dtype=np.int64)
     meta = np.zeros(passes.M_FIELDS, dtype=np.int64)
     meta[passes.M_EFREE] = -1
     recs = np.zeros((len(keys), passes.N_FIELDS), dtype=np.int64)
@@ -45,7 +45,7 @@ def test_hash_table_adds_deletes_and_regrows():
     gone = set(rng.choice(len(keys), 150, replace=False).tolist())
     for i in gone:
         passes._delete(tab, keys[i])
-    for t in (tab, passes.regrow(tab, 4 * size)):
+    for t in (tab, passes.regrow(tab, np.full((4 * size, 2), -1, dtype=np.int64))):
         assert (t[:, 1] >= 0).sum() == len(keys) - len(gone)
         for i, k in enumerate(keys):
             assert _lookup(t, k) == (-1 if i in gone else i)
@@ -95,3 +95,35 @@ def test_text_hash_depends_only_on_the_text():
     # mixed objects are compared as text
     mixed = _text_hash(pd.Series([5, "5", "6"], dtype=object))
     assert mixed[0] == mixed[1] != mixed[2]
+
+
+def test_growth_takes_successors_prepared_between_batches(monkeypatch):
+    """Maintained between batches as a pipeline does, a growing state's arrays grow into
+    successors prepared ahead (pages touched a slice per call), with the same values."""
+    monkeypatch.setattr(window_state, "TOUCH_BYTES", 64 << 10)
+    rng = np.random.default_rng(9)
+    n = 40_000
+    ts = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(
+        np.sort(rng.integers(0, 20 * 86400, n)), unit="s"
+    )
+    raw = {
+        "tx_id": [f"t{i}" for i in range(n)],
+        "ts": ts,
+        "card_id": [f"c{c}" for c in rng.integers(0, 3000, n)],
+        "device_id": [f"d{d}" for d in rng.integers(0, 9000, n)],
+    }
+    batch, _ = coerce(pd.DataFrame({**raw, "amount": 1.0}))
+    specs = [
+        parse_feature("n", {"agg": "count", "by": "card_id", "window": "30d"}),
+        parse_feature("d", {"agg": "distinct", "of": "device_id", "by": "card_id", "window": "7d"}),
+    ]
+    engine = FeatureEngine(specs, allowed_lateness_s=0)
+    parts = []
+    for i in range(0, n, 500):
+        parts.append(engine.compute(batch.iloc[i : i + 500], defer_maintenance=True))
+        engine.maintain()
+    pd.testing.assert_frame_equal(
+        pd.concat(parts), FeatureEngine(specs).compute(batch), check_exact=True
+    )
+    (g,) = engine._groups
+    assert g.state.warm_growths >= 5  # rows, entities, values, their tables, the queue

@@ -223,11 +223,13 @@ class Group:
     def maintain(self) -> bool:
         """Do a pending eviction (if any), then make room for two more batches like the
         last one, so that growing the arrays happens here rather than while a batch is
-        scored; True if an eviction was due."""
+        scored, and prepare the arrays' successors a slice further; True if an eviction
+        was due."""
         done = self.due
         if done:
             self.evict()
         self.state.ensure(2 * self.last_rows)
+        self.state.prepare()
         return done
 
     def evict(self) -> None:

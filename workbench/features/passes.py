@@ -168,13 +168,11 @@ def _delete(tab, key):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def regrow(tab, size):  # pragma: no cover - compiled
-    """The entries of ``tab`` in a table of ``size`` buckets (a power of two, larger).
+def regrow(tab, out):  # pragma: no cover - compiled
+    """Insert the entries of ``tab`` into ``out``, a larger empty table (every index < 0).
 
     Taken in bucket order, keys come (almost) sorted by home bucket, so the new table is
     written nearly in order: a pass over memory, not one cache miss per key."""
-    out = np.empty((size, 2), dtype=np.int64)
-    out[:, 1] = -1
     for i in range(len(tab)):
         if tab[i, 1] >= 0:
             j = _probe(out, tab[i, 0])

@@ -5,6 +5,11 @@ eviction (:func:`passes.evict`) gives back, so a record never moves: capacities 
 doubling before a batch needs them (:meth:`WindowState.ensure`), and only while the state
 itself grows (when the stream starts, or its rate rises); a state that has reached its
 retention reuses freed records instead. The due queue is a ring of (due ts, entity) pairs.
+
+Growing copies an array into a new one, and writing to memory the process never touched
+costs page faults (measured ~2.5 ms per MB on a virtual machine, so a 1M-row array took
+200 ms). So while an array fills up, :meth:`WindowState.prepare` makes its successor ready
+ahead of need, touching a slice of its pages per call; the copy then lands on warm pages.
 """
 
 from __future__ import annotations
@@ -23,12 +28,31 @@ def _table_size(entries: int) -> int:
     return max(_MIN_CAP, 1 << int(2 * max(entries, 1) - 1).bit_length())
 
 
-def _grow(a: np.ndarray, rows: int, fill: int | None = None) -> np.ndarray:
-    out = np.empty((rows, *a.shape[1:]), dtype=a.dtype)
-    if fill is not None:
-        out[len(a) :] = fill
-    out[: len(a)] = a
-    return out
+TOUCH_BYTES = 4 << 20
+"""Pages of successor arrays that one :meth:`WindowState.prepare` call makes ready."""
+
+# The arrays that grow: name -> fill of new elements (None: left as they are). Hash tables
+# are filled with -1 (every bucket empty).
+_FILL = {"ent": None, "row": None, "vrec": None, "mark": -1, "queue": None, "etab": -1, "vtab": -1}
+
+
+class _Spare:
+    """The successor of one array, its pages touched a slice at a time: all of it when it
+    has a fill, else the rows the growth will copy into (the rest is touched as records
+    arrive, a batch at a time, as in any array)."""
+
+    def __init__(self, shape: tuple[int, int], fill: int | None, copied: int) -> None:
+        self.array = np.empty(shape, dtype=np.int64)
+        self.fill = fill
+        self.goal = shape[0] if fill is not None else copied
+        self.touched = 0  # leading rows touched so far
+
+    def touch(self, rows: int) -> int:
+        """Touch up to ``rows`` more rows (up to the goal); the number touched."""
+        end = min(self.goal, self.touched + rows)
+        self.array[self.touched : end] = 0 if self.fill is None else self.fill
+        done, self.touched = end - self.touched, end
+        return done
 
 
 class WindowState:
@@ -45,8 +69,12 @@ class WindowState:
         self.vrec = np.empty((_MIN_CAP, P.V_FIELDS + distinct), dtype=np.int64)
         self.mark = np.full((_MIN_CAP, distinct), -1, dtype=np.int64)
         self.queue = np.empty((_MIN_CAP, 2), dtype=np.int64)
-        self.etab = P.regrow(np.empty((0, 2), dtype=np.int64), _table_size(_MIN_CAP))
-        self.vtab = P.regrow(np.empty((0, 2), dtype=np.int64), _table_size(_MIN_CAP))
+        self.etab = np.full((_table_size(_MIN_CAP), 2), -1, dtype=np.int64)
+        self.vtab = np.full((_table_size(_MIN_CAP), 2), -1, dtype=np.int64)
+        self._spares: dict[str, _Spare] = {}
+        self._used: dict[str, float] = {}  # per array: its use at the last prepare()
+        self._rise: dict[str, float] = {}  # per array: recent rise of its use per prepare()
+        self.warm_growths = 0  # growths that took a prepared successor
 
     def _count(self, field: int) -> int:
         return int(self.meta[field])
@@ -80,35 +108,88 @@ class WindowState:
     def copy(self) -> WindowState:
         return copy.deepcopy(self)
 
+    def _use(self) -> dict[str, tuple[int, int]]:
+        """Per growable array: (records in use, records at which it must grow)."""
+        m = self.meta
+        values = int(m[P.M_VALUES] - m[P.M_VFREE_N])
+        return {
+            "ent": (int(m[P.M_ENTITIES] - m[P.M_EFREE_N]), len(self.ent)),
+            "row": (int(m[P.M_ROWS] - m[P.M_RFREE_N]), len(self.row)),
+            "vrec": (values, len(self.vrec)),
+            "mark": (values, len(self.mark)),
+            "queue": (self.queued, len(self.queue)),
+            "etab": (self.entities, len(self.etab) // 2),
+            "vtab": (self.values, len(self.vtab) // 2),
+        }
+
+    def _new(self, name: str, rows: int, width: int) -> np.ndarray:
+        """An array of ``rows`` x ``width`` for ``name``'s growth: its spare when that has
+        this shape (its untouched rest filled now), else a fresh one, filled when needed."""
+        spare = self._spares.pop(name, None)
+        if spare is not None and spare.array.shape == (rows, width):
+            spare.touch(rows)  # a filled array must be filled all through
+            self.warm_growths += 1
+            return spare.array
+        fill = _FILL[name]
+        out = np.empty((rows, width), dtype=np.int64)
+        if fill is not None:
+            out[...] = fill
+        return out
+
+    def _grow(self, name: str, rows: int) -> None:
+        old = getattr(self, name)
+        new = self._new(name, rows, old.shape[1])
+        new[: len(old)] = old
+        setattr(self, name, new)
+
+    def _regrow(self, name: str, size: int) -> None:
+        setattr(self, name, P.regrow(getattr(self, name), self._new(name, size, 2)))
+
     def ensure(self, n: int) -> None:
         """Room for ``n`` more rows, entities, values (per column) and queue entries without
         reallocation (free records count as room)."""
         m = self.meta
         if m[P.M_ENTITIES] + n - m[P.M_EFREE_N] > len(self.ent):
-            self.ent = _grow(self.ent, max(2 * len(self.ent), int(m[P.M_ENTITIES]) + n))
+            self._grow("ent", max(2 * len(self.ent), int(m[P.M_ENTITIES]) + n))
         if 2 * (self.entities + n) > len(self.etab):
-            size = _table_size(max(len(self.ent), self.entities + n))
-            self.etab = P.regrow(self.etab, size)
+            self._regrow("etab", _table_size(max(len(self.ent), self.entities + n)))
         if m[P.M_ROWS] + n - m[P.M_RFREE_N] > len(self.row):
-            self.row = _grow(self.row, max(2 * len(self.row), int(m[P.M_ROWS]) + n))
+            self._grow("row", max(2 * len(self.row), int(m[P.M_ROWS]) + n))
         if self.queued + n > len(self.queue):
-            self._grow_queue(self.queued + n)
+            size = max(2 * len(self.queue), 1 << (self.queued + n - 1).bit_length())
+            queue = self._new("queue", size, 2)
+            P.ring_copy(self.queue, queue, self.meta[P.M_QTAIL], self.meta[P.M_QHEAD])
+            self.queue = queue
         if not self.columns:
             return
         need = n * self.columns
         if m[P.M_VALUES] + need - m[P.M_VFREE_N] > len(self.vrec):
-            self.vrec = _grow(self.vrec, max(2 * len(self.vrec), int(m[P.M_VALUES]) + need))
-            self.mark = _grow(self.mark, len(self.vrec), fill=-1)
+            self._grow("vrec", max(2 * len(self.vrec), int(m[P.M_VALUES]) + need))
+            self._grow("mark", len(self.vrec))
         if 2 * (self.values + need) > len(self.vtab):
-            size = _table_size(max(len(self.vrec), self.values + need))
-            self.vtab = P.regrow(self.vtab, size)
+            self._regrow("vtab", _table_size(max(len(self.vrec), self.values + need)))
 
-    def _grow_queue(self, need: int) -> None:
-        """A ring at least twice as large, entries kept at their (monotonic) positions."""
-        size = max(2 * len(self.queue), 1 << (need - 1).bit_length())
-        queue = np.empty((size, 2), dtype=np.int64)
-        P.ring_copy(self.queue, queue, self.meta[P.M_QTAIL], self.meta[P.M_QHEAD])
-        self.queue = queue
+    def prepare(self, budget_bytes: int = TOUCH_BYTES) -> None:
+        """Make successors of the arrays that are filling up ready ahead of need, touching
+        at most ``budget_bytes`` of their pages. An array gets one once, at the rise of its
+        use per call seen lately, it would be full before four times the calls its successor
+        takes to touch; a state that stopped growing holds no spare."""
+        for name, (used, limit) in self._use().items():
+            rise = max(0.0, used - self._used.get(name, used))
+            self._rise[name] = 0.8 * self._rise.get(name, 0.0) + 0.2 * rise
+            self._used[name] = used
+            current = getattr(self, name)
+            if name in self._spares or current.shape[1] == 0:
+                continue
+            width = current.shape[1]
+            calls = 1 + 2 * len(current) * width * 8 // budget_bytes  # to touch a successor
+            if used + 4 * calls * self._rise[name] >= limit:
+                self._spares[name] = _Spare((2 * len(current), width), _FILL[name], len(current))
+        for spare in self._spares.values():
+            width = spare.array.shape[1]
+            budget_bytes -= 8 * width * spare.touch(max(1, budget_bytes // (8 * width)))
+            if budget_bytes <= 0:
+                break
 
     def evict(self, plan, newest_ns: int) -> int:
         """Drop what no future query can use, as far as the queue is due (see
