@@ -106,7 +106,12 @@ class WindowState:
         return int(self.queue[self._count(P.M_QTAIL) & (len(self.queue) - 1), 0])
 
     def copy(self) -> WindowState:
-        return copy.deepcopy(self)
+        """A deep copy, without the prepared successors (the copy prepares its own)."""
+        spares, self._spares = self._spares, {}
+        try:
+            return copy.deepcopy(self)
+        finally:
+            self._spares = spares
 
     def _use(self) -> dict[str, tuple[int, int]]:
         """Per growable array: (records in use, records at which it must grow)."""
