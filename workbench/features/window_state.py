@@ -174,11 +174,14 @@ class WindowState:
         if 2 * (self.values + need) > len(self.vtab):
             self._regrow("vtab", _table_size(max(len(self.vrec), self.values + need)))
 
-    def prepare(self, budget_bytes: int = TOUCH_BYTES) -> None:
+    def prepare(self, budget_bytes: int | None = None) -> None:
         """Make successors of the arrays that are filling up ready ahead of need, touching
         at most ``budget_bytes`` of their pages. An array gets one once, at the rise of its
-        use per call seen lately, it would be full before four times the calls its successor
-        takes to touch; a state that stopped growing holds no spare."""
+        use per call seen lately, it would be full before twice the calls its successor takes
+        to touch (plus the two batches growth runs ahead of need); a state that stopped
+        growing holds no spare. The budget defaults to ``TOUCH_BYTES``."""
+        if budget_bytes is None:
+            budget_bytes = TOUCH_BYTES
         for name, (used, limit) in self._use().items():
             rise = max(0.0, used - self._used.get(name, used))
             self._rise[name] = 0.8 * self._rise.get(name, 0.0) + 0.2 * rise
@@ -188,7 +191,7 @@ class WindowState:
                 continue
             width = current.shape[1]
             calls = 1 + 2 * len(current) * width * 8 // budget_bytes  # to touch a successor
-            if used + 4 * calls * self._rise[name] >= limit:
+            if used + 2 * (calls + 1) * self._rise[name] >= limit:
                 self._spares[name] = _Spare((2 * len(current), width), _FILL[name], len(current))
         for spare in self._spares.values():
             width = spare.array.shape[1]
