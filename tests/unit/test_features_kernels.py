@@ -35,13 +35,11 @@ def test_hash_table_adds_deletes_and_regrows():
     keys = rng.permutation(keys)[:300]
     assert len(keys) == 300
     tab = np.full((size, 2), -1, dtype=np.int64)
-    meta = np.zeros(passes.M_FIELDS, dtype=np.int64)
-    meta[passes.M_EFREE] = -1
-    recs = np.zeros((len(keys), passes.N_FIELDS), dtype=np.int64)
-    args = (meta, passes.M_ENTITIES, passes.M_EFREE, recs, passes.N_NEXT)
-    for i, k in enumerate(keys):
-        assert passes._find_or_add(tab, k, *args) == (i, True)
-    assert passes._find_or_add(tab, keys[7], *args) == (7, False)
+    for i, k in enumerate(keys):  # insert as the compiled pass does: probe, then fill
+        j = passes._probe(tab, k)
+        assert tab[j, 1] < 0
+        tab[j] = (k, i)
+    assert _lookup(tab, keys[7]) == 7
     gone = set(rng.choice(len(keys), 150, replace=False).tolist())
     for i in gone:
         passes._delete(tab, keys[i])

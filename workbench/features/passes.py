@@ -126,23 +126,13 @@ def _probe(tab, key):  # pragma: no cover - compiled
 
 
 @njit(inline="always")
-def _find_or_add(tab, key, meta, high, free, recs, link):  # pragma: no cover - compiled
-    """Index of ``key`` in the table; a new key gets a record from the free list (head
-    ``meta[free]``, linked through ``recs[:, link]``) or else the next unused one
-    (``meta[high]``)."""
-    j = _probe(tab, key)
-    if tab[j, 1] >= 0:
-        return tab[j, 1], False
+def _pop_free(meta, free, link_of_head):  # pragma: no cover - compiled
+    """Take the head of a free list given the head's link (the caller reads it from the
+    record: passing record arrays into inlined helpers costs reference counting per call)."""
     x = meta[free]
-    if x >= 0:
-        meta[free] = recs[x, link]
-        meta[free + 3] -= 1  # the list's length (M_*FREE_N = M_*FREE + 3)
-    else:
-        x = meta[high]
-        meta[high] += 1
-    tab[j, 0] = key
-    tab[j, 1] = x
-    return x, True
+    meta[free] = link_of_head
+    meta[free + 3] -= 1  # the list's length (M_*FREE_N = M_*FREE + 3)
+    return x
 
 
 @njit(inline="always")
@@ -301,8 +291,18 @@ def step(
         r = order[i]
         key = h[r]
         t = ts[r]
-        s, new = _find_or_add(etab, key, meta, M_ENTITIES, M_EFREE, ent, N_NEXT)
-        if new:
+        j = _probe(etab, key)
+        s = etab[j, 1]
+        new = s < 0
+        if new:  # a record from the free list, else the next unused one
+            s = meta[M_EFREE]
+            if s >= 0:
+                _pop_free(meta, M_EFREE, ent[s, N_NEXT])
+            else:
+                s = meta[M_ENTITIES]
+                meta[M_ENTITIES] += 1
+            etab[j, 0] = key
+            etab[j, 1] = s
             ent[s, :] = 0
             ent[s, N_HEAD] = -1
             ent[s, N_TAIL] = -1
@@ -318,8 +318,18 @@ def step(
             rowv[c] = -1
             if vknown[c, r]:
                 vk = vkey[c, r]
-                x, new = _find_or_add(vtab, vk, meta, M_VALUES, M_VFREE, vrec, V_LAST)
+                j = _probe(vtab, vk)
+                x = vtab[j, 1]
+                new = x < 0
                 if new:
+                    x = meta[M_VFREE]
+                    if x >= 0:
+                        _pop_free(meta, M_VFREE, vrec[x, V_LAST])
+                    else:
+                        x = meta[M_VALUES]
+                        meta[M_VALUES] += 1
+                    vtab[j, 0] = vk
+                    vtab[j, 1] = x
                     vrec[x, :] = 0
                     vrec[x, V_LAST] = NO_TS
                     vrec[x, V_BEFORE] = NO_TS
@@ -328,8 +338,7 @@ def step(
                 rowv[c] = x
         p = meta[M_RFREE]
         if p >= 0:
-            meta[M_RFREE] = row[p, R_NEXT]
-            meta[M_RFREE_N] -= 1
+            _pop_free(meta, M_RFREE, row[p, R_NEXT])
         else:
             p = meta[M_ROWS]
             meta[M_ROWS] += 1
