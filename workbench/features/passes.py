@@ -126,13 +126,26 @@ def _probe(tab, key):  # pragma: no cover - compiled
 
 
 @njit(inline="always")
-def _pop_free(meta, free, link_of_head):  # pragma: no cover - compiled
-    """Take the head of a free list given the head's link (the caller reads it from the
-    record: passing record arrays into inlined helpers costs reference counting per call)."""
+def _claim(tab, j, key, meta, high, free, head_link):  # pragma: no cover - compiled
+    """Put ``key`` in the empty bucket j with a new record: the head of the free list
+    ``meta[free]`` (``head_link``: that record's link, read by the caller) or else the next
+    unused one (``meta[high]``); returns the record. No record array is passed in: passing
+    one into an inlined helper cost reference counting on every row."""
     x = meta[free]
-    meta[free] = link_of_head
-    meta[free + 3] -= 1  # the list's length (M_*FREE_N = M_*FREE + 3)
+    if x >= 0:
+        meta[free] = head_link
+        meta[free + 3] -= 1  # the list's length (M_*FREE_N = M_*FREE + 3)
+    else:
+        x = meta[high]
+        meta[high] += 1
+    tab[j, 0] = key
+    tab[j, 1] = x
     return x
+
+
+@njit(inline="always")
+def _head_link(recs, head, link):  # pragma: no cover - compiled
+    return recs[head, link] if head >= 0 else -1
 
 
 @njit(inline="always")
@@ -294,15 +307,9 @@ def step(
         j = _probe(etab, key)
         s = etab[j, 1]
         new = s < 0
-        if new:  # a record from the free list, else the next unused one
-            s = meta[M_EFREE]
-            if s >= 0:
-                _pop_free(meta, M_EFREE, ent[s, N_NEXT])
-            else:
-                s = meta[M_ENTITIES]
-                meta[M_ENTITIES] += 1
-            etab[j, 0] = key
-            etab[j, 1] = s
+        if new:
+            link = _head_link(ent, meta[M_EFREE], N_NEXT)
+            s = _claim(etab, j, key, meta, M_ENTITIES, M_EFREE, link)
             ent[s, :] = 0
             ent[s, N_HEAD] = -1
             ent[s, N_TAIL] = -1
@@ -322,14 +329,8 @@ def step(
                 x = vtab[j, 1]
                 new = x < 0
                 if new:
-                    x = meta[M_VFREE]
-                    if x >= 0:
-                        _pop_free(meta, M_VFREE, vrec[x, V_LAST])
-                    else:
-                        x = meta[M_VALUES]
-                        meta[M_VALUES] += 1
-                    vtab[j, 0] = vk
-                    vtab[j, 1] = x
+                    link = _head_link(vrec, meta[M_VFREE], V_LAST)
+                    x = _claim(vtab, j, vk, meta, M_VALUES, M_VFREE, link)
                     vrec[x, :] = 0
                     vrec[x, V_LAST] = NO_TS
                     vrec[x, V_BEFORE] = NO_TS
@@ -338,7 +339,8 @@ def step(
                 rowv[c] = x
         p = meta[M_RFREE]
         if p >= 0:
-            _pop_free(meta, M_RFREE, row[p, R_NEXT])
+            meta[M_RFREE] = row[p, R_NEXT]
+            meta[M_RFREE_N] -= 1
         else:
             p = meta[M_ROWS]
             meta[M_ROWS] += 1
