@@ -115,13 +115,11 @@ class WindowState:
 
     def _use(self) -> dict[str, tuple[int, int]]:
         """Per growable array: (records in use, records at which it must grow)."""
-        m = self.meta
-        values = int(m[P.M_VALUES] - m[P.M_VFREE_N])
         return {
-            "ent": (int(m[P.M_ENTITIES] - m[P.M_EFREE_N]), len(self.ent)),
-            "row": (int(m[P.M_ROWS] - m[P.M_RFREE_N]), len(self.row)),
-            "vrec": (values, len(self.vrec)),
-            "mark": (values, len(self.mark)),
+            "ent": (self.entities, len(self.ent)),
+            "row": (self.rows, len(self.row)),
+            "vrec": (self.values, len(self.vrec)),
+            "mark": (self.values, len(self.mark)),
             "queue": (self.queued, len(self.queue)),
             "etab": (self.entities, len(self.etab) // 2),
             "vtab": (self.values, len(self.vtab) // 2),
@@ -152,13 +150,14 @@ class WindowState:
 
     def ensure(self, n: int) -> None:
         """Room for ``n`` more rows, entities, values (per column) and queue entries without
-        reallocation (free records count as room)."""
+        reallocation (free records count as room: records held + n must fit; a new array
+        is sized from the high-water mark, where records past it are taken from)."""
         m = self.meta
-        if m[P.M_ENTITIES] + n - m[P.M_EFREE_N] > len(self.ent):
+        if self.entities + n > len(self.ent):
             self._grow("ent", max(2 * len(self.ent), int(m[P.M_ENTITIES]) + n))
         if 2 * (self.entities + n) > len(self.etab):
             self._regrow("etab", _table_size(max(len(self.ent), self.entities + n)))
-        if m[P.M_ROWS] + n - m[P.M_RFREE_N] > len(self.row):
+        if self.rows + n > len(self.row):
             self._grow("row", max(2 * len(self.row), int(m[P.M_ROWS]) + n))
         if self.queued + n > len(self.queue):
             size = max(2 * len(self.queue), 1 << (self.queued + n - 1).bit_length())
@@ -168,7 +167,7 @@ class WindowState:
         if not self.columns:
             return
         need = n * self.columns
-        if m[P.M_VALUES] + need - m[P.M_VFREE_N] > len(self.vrec):
+        if self.values + need > len(self.vrec):
             self._grow("vrec", max(2 * len(self.vrec), int(m[P.M_VALUES]) + need))
             self._grow("mark", len(self.vrec))
         if 2 * (self.values + need) > len(self.vtab):

@@ -30,7 +30,7 @@ from typing import Any
 from streamz import Stream
 
 from workbench.pipeline.stats import PipelineStats
-from workbench.pipeline.writer import RetryingWriter
+from workbench.pipeline.writer import RetryingWriter, scored_of
 from workbench.rules import RuleSet
 from workbench.scoring.detector import Detector
 from workbench.scoring.result import ScoredBatch, as_dead_letters
@@ -133,7 +133,7 @@ class Pipeline:
 
     async def _write_and_ack(self, batch: ScoredBatch | PreparedBatch) -> None:
         if await self.writer.write(batch):
-            scored = batch.scored if isinstance(batch, PreparedBatch) else batch
+            scored = scored_of(batch)
             self.source.ack(scored.position)
 
     async def _drain(self) -> None:

@@ -27,6 +27,11 @@ BACKOFF_MAX_S = 10.0
 RETENTION_EVERY_S = 60.0
 
 
+def scored_of(batch: ScoredBatch | PreparedBatch) -> ScoredBatch:
+    """The scored batch, prepared for storage or not."""
+    return batch.scored if isinstance(batch, PreparedBatch) else batch
+
+
 class RetryingWriter:
     """Writes scored batches to PostgreSQL at ``dsn``; owns one connection."""
 
@@ -76,7 +81,7 @@ class RetryingWriter:
             worker=self.worker,
         )
         committed_at = time.time()
-        self._apply_retention(batch.scored if isinstance(batch, PreparedBatch) else batch)
+        self._apply_retention(scored_of(batch))
         return result, committed_at
 
     def _apply_retention(self, scored: ScoredBatch) -> None:
@@ -98,7 +103,7 @@ class RetryingWriter:
     async def write(self, batch: ScoredBatch | PreparedBatch) -> bool:
         """Write one batch, retrying on failure; False only if stopped before it was stored."""
         backoff = BACKOFF_START_S
-        scored = batch.scored if isinstance(batch, PreparedBatch) else batch
+        scored = scored_of(batch)
         while True:
             try:
                 result, committed_at = await asyncio.to_thread(self._write_sync, batch)
