@@ -31,7 +31,7 @@ MIN, HOUR, DAY = 60 * NS, 3600 * NS, 86400 * NS
 
 
 def haversine_km(lat1, lon1, lat2, lon2) -> float:
-    """Same formula as workbench.features.kernels.haversine_km, on Python floats."""
+    """Same formula as workbench.features.outputs.haversine, on Python floats."""
     if lat1 != lat1 or lon1 != lon1 or lat2 != lat2 or lon2 != lon2:
         return math.nan
     p1, p2 = math.radians(lat1), math.radians(lat2)

@@ -149,7 +149,7 @@ def main() -> None:
         scorer = Scorer(ruleset)
         start = time.perf_counter()
         for b in batches:
-            scorer.score(b, engine.compute(b))
+            scorer.score(b, engine.compute_arrays(b))
         return time.perf_counter() - start
 
     times = [stream() for _ in range(args.repeat)]

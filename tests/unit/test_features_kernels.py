@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.features import FeatureEngine, passes, window_state
+from workbench.features import FeatureEngine, outputs, passes, window_state
 from workbench.features.engine import _text_hash
-from workbench.features.kernels import haversine_km
 from workbench.features.spec import parse_feature
 from workbench.schema import coerce
 
 
 def test_haversine():
-    assert haversine_km(48.8566, 2.3522, 51.5074, -0.1278) == pytest.approx(343.5, abs=1.0)
-    assert np.isnan(haversine_km(np.nan, 0.0, 1.0, 1.0))
+    assert outputs.haversine(48.8566, 2.3522, 51.5074, -0.1278) == pytest.approx(343.5, abs=1.0)
+    assert outputs.haversine(10.0, 20.0, 10.0, 20.0) == 0.0
+    assert outputs.haversine(0.0, 0.0, 0.0, 180.0) == pytest.approx(math.pi * outputs.EARTH_KM)
+    assert np.isnan(outputs.haversine(np.nan, 0.0, 1.0, 1.0))
+
+
+@pytest.mark.parametrize(
+    "cents",
+    [
+        [12_345] * 50,  # identical amounts: exactly 0, whatever the size of the sums
+        [2**40 + 7] * 9,  # beyond 2^31 cents: the double-double path
+        [2**40, 2**40 + 1, 2**40 + 2],  # a tiny spread on a huge offset
+        [-500, 1_000, 250, -20_000],  # refunds: negative cents
+        list(range(1, 10_000, 7)),
+        [7],
+    ],
+)
+def test_std_from_exact_sums_matches_exact_arithmetic(cents):
+    """The std of a window, from the int64 sums the pass keeps (cents and the three limbs of
+    the squared cents), is the exact population std rounded once."""
+    c = np.array(cents, dtype=np.int64)
+    c1, c0 = c >> 31, c & ((1 << 31) - 1)
+    sums = [int((c1 * c1).sum()), int((c1 * c0).sum()), int((c0 * c0).sum())]
+    got = outputs.std_cents(len(c), int(c.sum()), *sums)
+    n = len(cents)
+    exact = Fraction(n * sum(x * x for x in cents) - sum(cents) ** 2, n * n)
+    assert got == pytest.approx(math.sqrt(exact) / 100, rel=1e-15, abs=0.0)
+    assert np.isnan(outputs.std_cents(0, 0, 0, 0, 0))
 
 
 def _lookup(tab, key) -> int:
@@ -82,17 +110,25 @@ def test_many_entities_grow_and_evict_the_state():
 def test_text_hash_depends_only_on_the_text():
     values = ["card-1", "é€", "", None, "card-1", "x" * 300, "card-2"]
     arrow = pd.Series(values, dtype="str")
-    got = _text_hash(arrow)
+    got, known = _text_hash(arrow)
     assert got[0] == got[4] and len(set(got[[0, 1, 5, 6]].tolist())) == 4
+    assert known.tolist() == [v is not None for v in values]
     # same values through other dtypes, slices (array offsets) and several Arrow chunks
-    np.testing.assert_array_equal(_text_hash(pd.Series(values, dtype=object)), got)
-    np.testing.assert_array_equal(_text_hash(arrow.astype("category")), got)
-    np.testing.assert_array_equal(_text_hash(arrow.iloc[2:6]), got[2:6])
-    chunked = pd.concat([arrow.iloc[:3], arrow.iloc[3:]])
-    np.testing.assert_array_equal(_text_hash(chunked), got)
-    # mixed objects are compared as text
-    mixed = _text_hash(pd.Series([5, "5", "6"], dtype=object))
+    for same in (
+        pd.Series(values, dtype=object),
+        arrow.astype("category"),
+        pd.concat([arrow.iloc[:3], arrow.iloc[3:]]),
+    ):
+        h, k = _text_hash(same)
+        np.testing.assert_array_equal(h, got)
+        np.testing.assert_array_equal(k, known)
+    h, k = _text_hash(arrow.iloc[2:6])
+    np.testing.assert_array_equal(h, got[2:6])
+    np.testing.assert_array_equal(k, known[2:6])
+    # mixed objects are compared as text; NaN is missing there too
+    mixed, known = _text_hash(pd.Series([5, "5", "6", np.nan], dtype=object))
     assert mixed[0] == mixed[1] != mixed[2]
+    assert known.tolist() == [True, True, True, False]
 
 
 def test_growth_takes_successors_prepared_between_batches(monkeypatch):

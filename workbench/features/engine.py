@@ -73,7 +73,17 @@ class FeatureEngine:
         by: dict[str, list[FeatureSpec]] = {}
         for s in self.specs:
             by.setdefault(s.by, []).append(s)
-        self._groups = [Group(col, group, self.allowed_lateness_s) for col, group in by.items()]
+        # each feature's row in the float or the bool output matrix of a batch
+        self._slots: dict[str, tuple[bool, int]] = {}
+        self._rows = {False: 0, True: 0}
+        for s in self.specs:
+            kind = s.type == "bool"
+            self._slots[s.name] = (kind, self._rows[kind])
+            self._rows[kind] += 1
+        self._groups = [
+            Group(col, group, self.allowed_lateness_s, [self._slots[s.name][1] for s in group])
+            for col, group in by.items()
+        ]
         self._newest: int | None = None
 
     @property
@@ -92,6 +102,14 @@ class FeatureEngine:
 
         With ``defer_maintenance`` the eviction the batch makes due is left to :meth:`maintain`.
         """
+        frame = self._run(batch, commit=True, defer=defer_maintenance)
+        return pd.DataFrame(frame, index=batch.index)
+
+    def compute_arrays(
+        self, batch: pd.DataFrame, *, defer_maintenance: bool = False
+    ) -> dict[str, np.ndarray]:
+        """What :meth:`compute` gives, as a column name -> array mapping (no DataFrame is
+        built: the scoring hot path reads arrays)."""
         return self._run(batch, commit=True, defer=defer_maintenance)
 
     @property
@@ -112,21 +130,25 @@ class FeatureEngine:
     def peek(self, batch: pd.DataFrame) -> pd.DataFrame:
         """Same values as :meth:`compute` would give, without changing the state (works on a
         copy of it: costs a copy of the state)."""
-        return self._run(batch, commit=False)
+        return pd.DataFrame(self._run(batch, commit=False), index=batch.index)
 
-    def _run(self, batch: pd.DataFrame, commit: bool, defer: bool = False) -> pd.DataFrame:
+    def _run(self, batch: pd.DataFrame, commit: bool, defer: bool = False) -> dict:
         arrays = self._arrays(batch)
-        values: dict[str, np.ndarray] = {}
+        values = np.empty((self._rows[False], arrays.n))
+        flags = np.empty((self._rows[True], arrays.n), dtype=bool)
         for g in self._groups:
-            values.update(g.compute(arrays, commit))
+            g.compute(arrays, values, flags, commit)
         if commit and arrays.n:
             newest = int(arrays.ts.max())
             self._newest = newest if self._newest is None else max(self._newest, newest)
             for g in self._groups:
                 g.commit(self._newest, defer)
-        frame = {s.name: values[s.name] for s in self.specs}
-        frame.update(calendar(arrays.ts))
-        return pd.DataFrame(frame, index=batch.index)
+        out = {}
+        for s in self.specs:
+            kind, i = self._slots[s.name]
+            out[s.name] = flags[i] if kind else values[i]
+        out.update(calendar(arrays.ts))
+        return out
 
     def _arrays(self, batch: pd.DataFrame) -> BatchArrays:
         n = len(batch)
@@ -134,22 +156,17 @@ class FeatureEngine:
         hashes, known = {}, {}
         names = {s.by for s in self.specs} | {s.of for s in self.specs if s.of and s.of != "amount"}
         for name in names:
-            col = batch[name]
-            known[name] = col.notna().to_numpy(dtype=bool)
-            hashes[name] = _text_hash(col)
-        cols = {}
-        if "amount" in batch.columns:
-            amount = batch["amount"].to_numpy(dtype=np.float64, na_value=np.nan)
-            cols["cents"] = np.rint(np.nan_to_num(amount) * 100.0).astype(np.int64)
-            cols["amount"] = amount
-        if "is_fraud" in batch.columns:
-            label = batch["is_fraud"].astype("boolean")
-            cols["label"] = np.where(
-                label.isna().to_numpy(), -1, label.fillna(False).to_numpy(dtype=bool)
-            ).astype(np.int8)
-        for name in ("lat", "lon"):
+            hashes[name], known[name] = _text_hash(batch[name])
+        fl = np.full((n, 3), np.nan)
+        for f, name in enumerate(("amount", "lat", "lon")):
             if name in batch.columns:
-                cols[name] = batch[name].to_numpy(dtype=np.float64, na_value=np.nan)
+                fl[:, f] = batch[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        cols = {"fl": fl, "cents": np.rint(np.nan_to_num(fl[:, 0]) * 100.0).astype(np.int64)}
+        if "is_fraud" in batch.columns:
+            label = batch["is_fraud"].astype("boolean").array
+            cols["label"] = label.to_numpy(dtype=np.int64, na_value=-1)
+        else:
+            cols["label"] = np.full(n, -1, dtype=np.int64)
         ordered = bool(n < 2 or (ts[1:] >= ts[:-1]).all())
         return BatchArrays(n=n, ts=ts, hashes=hashes, known=known, cols=cols, sorted=ordered)
 
@@ -179,17 +196,21 @@ def calendar(ts: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def _text_hash(col: pd.Series) -> np.ndarray:
+def _text_hash(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """uint64 hash of each value's text (compiled, over the Arrow string buffers; equal text
-    gives an equal hash whatever the column's dtype or chunking; missing values hash as "")."""
+    gives an equal hash whatever the column's dtype or chunking; missing values hash as ""),
+    and whether each value is known (not missing)."""
     try:
         data = pa.array(col, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed objects: compare them as text
         data = pa.array(col.astype("str"), from_pandas=True)
     chunks = data.chunks if isinstance(data, pa.ChunkedArray) else [data]
     out = np.empty(len(col), dtype=np.uint64)
+    known = np.ones(len(col), dtype=bool)
     start = 0
     for chunk in chunks:
+        if chunk.null_count:
+            known[start : start + len(chunk)] = chunk.is_valid().to_numpy(zero_copy_only=False)
         if chunk.type != pa.large_string():
             chunk = chunk.cast(pa.large_string())
         _, offsets, text = chunk.buffers()
@@ -198,10 +219,12 @@ def _text_hash(col: pd.Series) -> np.ndarray:
         raw = np.frombuffer(text, dtype=np.uint8) if text is not None else _NO_BYTES
         hash_strings(bounds, raw, out, start)
         start += len(chunk)
-    return out
+    return out, known
 
 
 def _ts_ns(series: pd.Series) -> np.ndarray:
     if not isinstance(series.dtype, pd.DatetimeTZDtype):
         series = pd.to_datetime(series, utc=True)
-    return series.dt.as_unit("ns").array.asi8.astype(np.int64, copy=False)
+    if series.dtype.unit != "ns":
+        series = series.dt.as_unit("ns")
+    return series.array.asi8.astype(np.int64, copy=False)

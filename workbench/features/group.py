@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workbench.features import outputs as O
 from workbench.features import passes as P
-from workbench.features.kernels import haversine_km, mix64
+from workbench.features.kernels import mix64
 from workbench.features.spec import LABEL_AWARE, MAX_WINDOW_S, PREVIOUS, FeatureSpec
 from workbench.features.window_state import WindowState
 
@@ -43,7 +44,7 @@ class BatchArrays:
     ts: np.ndarray  # int64 ns
     hashes: dict[str, np.ndarray]  # column -> uint64 hash of its value
     known: dict[str, np.ndarray]  # column -> value is not missing
-    cols: dict[str, np.ndarray]  # cents (int64), label (int8: -1 unknown), amount, lat, lon
+    cols: dict[str, np.ndarray]  # cents (int64), label (int64: -1 unknown), fl (amount, lat, lon)
     sorted: bool = False  # ts never decreases along the batch (the usual case)
 
 
@@ -116,13 +117,26 @@ def plan(specs: list[FeatureSpec], lateness_s: float) -> tuple[Plan, dict[str, t
     )
 
 
+def program(specs: list[FeatureSpec], where: dict[str, tuple], slots: list[int]) -> np.ndarray:
+    """The :func:`outputs.finish` program of the specs: (code, argument, width, output row)."""
+    lines = []
+    for s, slot in zip(specs, slots, strict=True):
+        w = where[s.name]
+        arg = w[1] if len(w) > 1 else 0
+        width = w[2] if w[0] == "is_new" else 0
+        lines.append((O.CODES[s.agg], arg, width, slot))
+    return np.array(lines, dtype=_I64).reshape(len(lines), O.PROGRAM_FIELDS)
+
+
 class Group:
     """Window state and feature computation for the specs of one ``by`` column."""
 
-    def __init__(self, by: str, specs: list[FeatureSpec], lateness_s: float):
+    def __init__(self, by: str, specs: list[FeatureSpec], lateness_s: float, slots: list[int]):
+        """``slots``: per spec, its row in the engine's float or bool output matrix."""
         self.by = by
         self.specs = specs
-        self.plan, self.where = plan(specs, lateness_s)
+        self.plan, where = plan(specs, lateness_s)
+        self.program = program(specs, where, slots)
         self.reset()
 
     def reset(self) -> None:
@@ -137,33 +151,42 @@ class Group:
     def rows(self) -> int:
         return self.state.rows
 
-    def compute(self, b: BatchArrays, commit: bool = True) -> dict[str, np.ndarray]:
-        """Feature values (input order) of the batch; with ``commit`` the batch's rows are
-        added to the state, otherwise a copy of the state is used."""
-        rows = np.flatnonzero(b.known[self.by])
-        out = {s.name: _missing(s, b.n) for s in self.specs}
+    def compute(
+        self, b: BatchArrays, fout: np.ndarray, bout: np.ndarray, commit: bool = True
+    ) -> None:
+        """Write the batch's feature values into ``fout``/``bout`` (the rows :meth:`program`
+        names, a column per batch row); with ``commit`` the batch's rows are added to the
+        state, otherwise a copy of the state is used."""
+        known = b.known[self.by]
+        everyone = bool(known.all())
+        if not everyone:
+            for s, line in zip(self.specs, self.program, strict=True):
+                if s.type == "bool":
+                    bout[line[3]] = False
+                else:
+                    fout[line[3]] = np.nan if s.nullable else 0.0
+        rows = np.arange(b.n) if everyone else np.flatnonzero(known)
         if len(rows) == 0:
-            return out
+            return
         p, n = self.plan, len(rows)
         if commit:
             self.last_rows = n
         state = self.state if commit else self.state.copy()
         state.ensure(n)
-        h = b.hashes[self.by][rows]
-        ts = b.ts[rows]
-        cents = b.cols["cents"][rows] if "cents" in b.cols else np.zeros(n, dtype=_I64)
-        label = b.cols["label"][rows].astype(_I64) if "label" in b.cols else np.full(n, -1, _I64)
-        fl = np.full((n, 3), np.nan)
-        for f, name in enumerate(("amount", "lat", "lon")):
-            if name in b.cols:
-                fl[:, f] = b.cols[name][rows]
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return a if everyone else a[rows]
+
+        h = take(b.hashes[self.by])
+        ts = take(b.ts)
+        fl = take(b.cols["fl"])
         nc, nw, nd = len(p.columns), len(p.win_w), len(p.dist_win)
         vkey = np.empty((nc, n), dtype=_I64)
         vknown = np.empty((nc, n), dtype=np.bool_)
         for c, of in enumerate(p.columns):
             # one hash table serves every column: the column is part of the key
-            vkey[c] = mix64(h + np.uint64(c), b.hashes[of][rows]).view(_I64)
-            vknown[c] = b.known[of][rows]
+            vkey[c] = mix64(h + np.uint64(c), take(b.hashes[of])).view(_I64)
+            vknown[c] = take(b.known[of])
         o_agg = np.empty((n, nw, P.A_FIELDS), dtype=_I64)
         o_ext = np.empty((n, nw, 2))
         o_dist = np.empty((n, nd), dtype=_I64)
@@ -174,8 +197,8 @@ class Group:
             np.arange(n) if b.sorted else np.argsort(ts, kind="stable"),
             h.view(_I64),
             ts,
-            cents,
-            label,
+            take(b.cols["cents"]),
+            take(b.cols["label"]),
             fl,
             vkey,
             vknown,
@@ -201,10 +224,10 @@ class Group:
             o_pts,
             o_prev,
         )
-        raw = _Raw(ts, fl, vknown, o_agg, o_ext, o_dist, o_vlast, (o_pts, o_prev), p.lookback_ns)
-        for s in self.specs:
-            out[s.name][rows] = raw.value(s, self.where[s.name])
-        return out
+        O.finish(
+            self.program, rows, ts, fl, vknown, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev,
+            p.lookback_ns, fout, bout,
+        )  # fmt: skip
 
     def commit(self, newest_ns: int, defer: bool = False) -> None:
         """After a committed batch: evict what the batch made droppable; with ``defer``
@@ -237,77 +260,3 @@ class Group:
         if self.newest_ns is not None:
             self.evicted += self.state.evict(self.plan, self.newest_ns)
         self.deferred = 0
-
-
-class _Raw:
-    """The compiled pass's raw outputs for the rows of a batch, turned into feature values."""
-
-    def __init__(self, ts, fl, vknown, agg, ext, dist, vlast, prev, lookback_ns):
-        self.ts, self.fl, self.vknown = ts, fl, vknown
-        self.agg, self.ext, self.dist, self.vlast, self.prev = agg, ext, dist, vlast, prev
-        self.lookback_ns = lookback_ns
-        self._previous: tuple[np.ndarray, np.ndarray] | None = None
-
-    def value(self, s: FeatureSpec, where: tuple) -> np.ndarray:
-        kind = where[0]
-        if kind == "previous":
-            return self.previous(s.agg)
-        if kind == "is_new":
-            _, c, w = where
-            return self.vknown[c] & (self.vlast[:, c] < self.ts - w)
-        if kind == "distinct":
-            return self.dist[:, where[1]]
-        a = self.agg[:, where[1]]
-        n = a[:, P.A_CNT]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if s.agg == "count":
-                return n.astype(np.float64)
-            if s.agg == "sum":
-                return a[:, P.A_S1] / 100.0
-            if s.agg == "mean":
-                return np.where(n > 0, a[:, P.A_S1] / n / 100.0, np.nan)
-            if s.agg == "std":
-                return _std(a, n)
-            if s.agg in ("max", "min"):
-                return self.ext[:, where[1], 0 if s.agg == "max" else 1]
-            if s.agg == "fraud_count":
-                return a[:, P.A_FRAUD].astype(np.float64)
-            known = a[:, P.A_KNOWN]
-            return np.where(known > 0, a[:, P.A_FRAUD] / known, np.nan)
-
-    def previous(self, agg: str) -> np.ndarray:
-        if self._previous is None:
-            prev_ts, where = self.prev
-            ok = (prev_ts != P.NO_TS) & (prev_ts >= self.ts - self.lookback_ns)
-            seconds = np.where(ok, (self.ts - prev_ts) / 1e9, np.nan)
-            km = haversine_km(where[:, 0], where[:, 1], self.fl[:, 1], self.fl[:, 2])
-            self._previous = seconds, np.where(ok, km, np.nan)
-        seconds, km = self._previous
-        if agg == "seconds_since_prev":
-            return seconds
-        if agg == "distance_km":
-            return km
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return km / (seconds / 3600.0)
-
-
-def _std(a: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Population std of the window's amounts from exact int64 sums of cents and of the
-    three limbs of the squared cents (c = c1·2^31 + c0), combined in long double."""
-    ld = np.longdouble
-    s2 = (
-        a[:, P.A_SQ2].astype(ld) * ld(2.0**62)
-        + a[:, P.A_SQ1].astype(ld) * ld(2.0**32)
-        + a[:, P.A_SQ0].astype(ld)
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = a[:, P.A_S1].astype(ld) / n
-        var = np.maximum(s2 / n - mean * mean, 0).astype(np.float64)
-        return np.where(n > 0, np.sqrt(var) / 100.0, np.nan)
-
-
-def _missing(s: FeatureSpec, n: int) -> np.ndarray:
-    """Values for rows with no entity (and the dtype of the column)."""
-    if s.type == "bool":
-        return np.zeros(n, dtype=bool)
-    return np.full(n, np.nan if s.nullable else 0.0)

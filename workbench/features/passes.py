@@ -299,8 +299,26 @@ def step(
         if i + 4 < n:  # the row the cursors will admit (usually the entity's newest)
             q = order[i + 4]
             j = _probe(etab, h[q])
-            if etab[j, 1] >= 0 and ent[etab[j, 1], N_NEXT] >= 0:
-                _prefetch(row, ent[etab[j, 1], N_NEXT], 0)
+            s4 = etab[j, 1]
+            if s4 >= 0:
+                if ent[s4, N_NEXT] >= 0:
+                    _prefetch(row, ent[s4, N_NEXT], 0)
+                for k in range(nw):
+                    cur = ent[s4, N_FIELDS + k * W_FIELDS + W_FIRST]
+                    if cur >= 0:
+                        _prefetch(row, cur, 0)
+        if i + 2 < n and len(dist_win):  # value records the distinct windows will count
+            q = order[i + 2]
+            j = _probe(etab, h[q])
+            s2 = etab[j, 1]
+            if s2 >= 0:
+                for jj in range(len(dist_win)):
+                    f2 = N_FIELDS + dist_win[jj] * W_FIELDS
+                    for cur in (ent[s2, f2 + W_PEND], ent[s2, f2 + W_FIRST]):
+                        if cur >= 0:
+                            x2 = row[cur, R_FIELDS + dist_comp[jj]]
+                            if x2 >= 0:
+                                _prefetch(vrec, x2, 0)
         r = order[i]
         key = h[r]
         t = ts[r]

@@ -39,7 +39,7 @@ class Detector:
 
     def score_frame(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         """Scored frame (batch + score columns), hits and error counts; advances state."""
-        feats = self.features.compute(frame, defer_maintenance=True)
+        feats = self.features.compute_arrays(frame, defer_maintenance=True)
         scores, hits, errors = self.scorer.score(frame, feats)
         return pd.concat([frame, scores], axis=1), hits, errors
 

@@ -21,12 +21,14 @@ from workbench.rules import RuleSet
 from workbench.scoring.result import BANDS
 
 _NUMERIC = {c.name for c in schema.COLUMNS if c.kind == "float"}
-_BAND_TEXT = pa.array(BANDS, pa.string())
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # the schema's "str" dtype
+_BAND_TEXT = pa.array(BANDS, pa.large_string())
 
 
-def _text(values: pa.Array, codes: np.ndarray):
-    """A ``str`` array (no index) of ``values[codes]``: an Arrow take, no object per row."""
-    return pd.Series(pc.take(values, pa.array(codes)).cast(pa.large_string()), dtype="str").array
+def _text(values: pa.Array, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A ``str`` array of ``values[codes]`` (``values``: large_string): an Arrow take, no
+    object per row."""
+    return pd.arrays.ArrowStringArray(pc.take(values, pa.array(codes)), dtype=_STR)
 
 
 class Scorer:
@@ -41,18 +43,32 @@ class Scorer:
         self.rule_ids = np.array([r.id for r in self.rules], dtype=object)
         self.points = np.array([r.score for r in self.rules], dtype=np.float64)
         self.fields = ruleset.fields_used
-        self._rule_text = pa.array([r.id for r in self.rules], pa.string())
+        self._rule_text = pa.array([r.id for r in self.rules], pa.large_string())
+        self._version_column = _text(self._rule_text[:0], np.zeros(0, np.int8))
 
     @property
     def version(self) -> str:
         return self.ruleset.version
 
-    def environment(self, batch: pd.DataFrame, features: pd.DataFrame) -> dict[str, Any]:
-        """The arrays the compiled rules read, by name (only the names some rule uses)."""
+    def _versions(self, n: int) -> pd.api.extensions.ExtensionArray:
+        """The version, n times (kept for the next batch of the same size: read-only)."""
+        if len(self._version_column) != n:
+            self._version_column = _text(
+                pa.array([self.version], pa.large_string()), np.zeros(n, np.int8)
+            )
+        return self._version_column
+
+    def environment(
+        self, batch: pd.DataFrame, features: pd.DataFrame | Mapping[str, np.ndarray]
+    ) -> dict[str, Any]:
+        """The arrays the compiled rules read, by name (only the names some rule uses).
+        ``features``: a frame, or the name -> array mapping of
+        :meth:`~workbench.features.FeatureEngine.compute_arrays`."""
         env: dict[str, Any] = {}
         for name in self.fields:
-            if name in features.columns:
-                env[name] = features[name].to_numpy()
+            if name in features:
+                value = features[name]
+                env[name] = value if isinstance(value, np.ndarray) else value.to_numpy()
             elif name == "ts":
                 env[name] = batch["ts"].dt.tz_localize(None).to_numpy("datetime64[ns]")
             elif name in _NUMERIC:
@@ -74,9 +90,10 @@ class Scorer:
         return hits, errors
 
     def score(
-        self, batch: pd.DataFrame, features: pd.DataFrame
+        self, batch: pd.DataFrame, features: pd.DataFrame | Mapping[str, np.ndarray]
     ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-        """Scores, long-format hits and error counts for one batch.
+        """Scores, long-format hits and error counts for one batch (``features`` as for
+        :meth:`environment`).
 
         Scores: ``risk_score`` (float64), ``band`` (str), ``rule_set_version`` (str), aligned
         with ``batch``. Hits: ``row`` (position), ``rule_id``, ``points``.
@@ -91,11 +108,11 @@ class Scorer:
             {
                 "risk_score": risk,
                 "band": _text(_BAND_TEXT, codes),
-                "rule_set_version": _text(pa.array([self.version]), np.zeros(n, np.int8)),
+                "rule_set_version": self._versions(n),
             },
             index=batch.index,
         )
-        rows, cols = np.nonzero(hits)
+        rows, cols = np.nonzero(hits)  # row-major: a transaction's hits together
         long = pd.DataFrame(
             {
                 "row": rows.astype(np.int64),
