@@ -296,23 +296,40 @@ def step(
                 j = _probe(vtab, vkey[c, q])
                 if vtab[j, 1] >= 0:
                     _prefetch(vrec, vtab[j, 1], 0)
-        if i + 4 < n:  # the row the cursors will admit (usually the entity's newest)
+        if i + 4 < n:  # the rows the cursors will admit or let go, and the rows after
+            # them (whose ts is kept beside the cursor)
             q = order[i + 4]
-            j = _probe(etab, h[q])
-            s4 = etab[j, 1]
+            s4 = etab[_probe(etab, h[q]), 1]
             if s4 >= 0:
                 if ent[s4, N_NEXT] >= 0:
                     _prefetch(row, ent[s4, N_NEXT], 0)
                 for k in range(nw):
-                    cur = ent[s4, N_FIELDS + k * W_FIELDS + W_FIRST]
-                    if cur >= 0:
+                    f = N_FIELDS + k * W_FIELDS
+                    cur = ent[s4, f + W_FIRST]
+                    if cur >= 0 and ent[s4, f + W_FIRST_TS] < ts[q] - win_w[k]:
                         _prefetch(row, cur, 0)
-        if i + 2 < n and len(dist_win):  # value records the distinct windows will count
+                    cur = ent[s4, f + W_PEND]
+                    if cur >= 0 and win_d[k] > 0 and ent[s4, f + W_PEND_TS] <= ts[q] - win_d[k]:
+                        _prefetch(row, cur, 0)
+        if i + 2 < n:
             q = order[i + 2]
-            j = _probe(etab, h[q])
-            s2 = etab[j, 1]
+            s2 = etab[_probe(etab, h[q]), 1]
             if s2 >= 0:
-                for jj in range(len(dist_win)):
+                for k in range(nw):
+                    f = N_FIELDS + k * W_FIELDS
+                    cur = ent[s2, f + W_FIRST]
+                    nx = -1
+                    if cur >= 0 and ent[s2, f + W_FIRST_TS] < ts[q] - win_w[k]:
+                        nx = row[cur, R_NEXT]
+                    if nx >= 0:
+                        _prefetch(row, nx, 0)
+                    cur = ent[s2, f + W_PEND]
+                    nx = -1
+                    if cur >= 0 and win_d[k] > 0 and ent[s2, f + W_PEND_TS] <= ts[q] - win_d[k]:
+                        nx = row[cur, R_NEXT]
+                    if nx >= 0:
+                        _prefetch(row, nx, 0)
+                for jj in range(len(dist_win)):  # value records the distinct windows count
                     f2 = N_FIELDS + dist_win[jj] * W_FIELDS
                     for cur in (ent[s2, f2 + W_PEND], ent[s2, f2 + W_FIRST]):
                         if cur >= 0:
@@ -612,10 +629,40 @@ def evict(
     qmask = len(queue) - 1
     phase = np.empty(nw, dtype=np.int64)
     dropped = 0
+    width = ent.shape[1]
+    vmask = len(vtab) - 1
     while meta[M_QTAIL] < meta[M_QHEAD]:
         qi = meta[M_QTAIL] & qmask
         if queue[qi, 0] >= newest:
             break
+        # Prefetch along the queue: entity records 16 entries ahead, their first rows 8
+        # ahead, those rows' value records 4 ahead and the buckets of values about to go 2
+        # ahead (entries past the due ones only cost a wasted prefetch).
+        end = meta[M_QHEAD]
+        a = meta[M_QTAIL]
+        if a + 16 < end:
+            _prefetch(ent, queue[(a + 16) & qmask, 1], 0)
+        if a + 8 < end:
+            s8 = queue[(a + 8) & qmask, 1]
+            for f in range(8, width, 8):
+                _prefetch(ent, s8, f)
+            if ent[s8, N_HEAD] >= 0:
+                _prefetch(row, ent[s8, N_HEAD], 0)
+        if a + 4 < end:
+            e4 = ent[queue[(a + 4) & qmask, 1], N_HEAD]
+            if e4 >= 0:
+                if row[e4, R_NEXT] >= 0:  # the row after it: the first kept, usually
+                    _prefetch(row, row[e4, R_NEXT], 0)
+                for c in range(nc):
+                    if row[e4, R_FIELDS + c] >= 0:
+                        _prefetch(vrec, row[e4, R_FIELDS + c], 0)
+        if a + 2 < end:
+            e2 = ent[queue[(a + 2) & qmask, 1], N_HEAD]
+            if e2 >= 0:
+                for c in range(nc):
+                    x = row[e2, R_FIELDS + c]
+                    if x >= 0 and vrec[x, V_REFS] == 1:
+                        _prefetch(vtab, _home(vrec[x, V_KEY], vmask), 0)
         meta[M_QTAIL] += 1
         s = queue[qi, 1]
         if ent[s, N_HEAD] < 0:  # freed since it was queued
