@@ -3,7 +3,8 @@
 The specs are planned into a few *windows* — distinct (width, label delay) pairs — plus the
 ``of`` columns whose values ``distinct``/``is_new`` look at. One compiled pass per batch
 (:func:`passes.step`) answers every row's windows from running aggregates and moves them on;
-this module turns those raw aggregates into feature values (mean, std, rates, distances).
+one more (:func:`outputs.finish`, run by a small per-spec program this module builds) turns
+those raw aggregates into feature values (mean, std, rates, distances).
 
 Rows older than the longest horizon of the group's specs plus the allowed lateness are
 *evicted* (:func:`passes.evict`), except, for the previous-transaction features, each entity's
