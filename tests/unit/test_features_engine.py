@@ -216,6 +216,27 @@ def test_late_rows_and_eviction_match_brute_force_reference(seed):
     assert_matches(pd.concat(parts), reference(arrived, SPECS, batch_no), SPECS)
     assert all(g.evicted > 0 for g in engine._groups)
     assert engine.state_rows < len(history)
+    for g in engine._groups:
+        assert_lists_consistent(g.state)
+
+
+def assert_lists_consistent(state) -> None:
+    """Every live entity's rows are in ts order, each row keeps its successor's ts (what
+    cursors and eviction read instead of the successor), and the lists hold every live row."""
+    live = 0
+    for s in range(int(state.meta[passes.M_ENTITIES])):
+        e = int(state.ent[s, passes.N_HEAD])
+        if e < 0:
+            continue
+        while e >= 0:
+            live += 1
+            nxt = int(state.row[e, passes.R_NEXT])
+            want = state.row[nxt, passes.R_TS] if nxt >= 0 else passes.NO_TS
+            assert state.row[e, passes.R_NEXT_TS] == want
+            assert nxt < 0 or state.row[nxt, passes.R_TS] >= state.row[e, passes.R_TS]
+            e = nxt
+        assert int(state.ent[s, passes.N_TAIL]) >= 0
+    assert live == int(state.meta[passes.M_LIVE])
 
 
 def test_offline_matches_brute_force_reference():
@@ -235,6 +256,8 @@ def test_stream_equals_batch_exactly(seed):
     # And rows were really evicted along the way.
     assert sum(g.evicted for g in engine._groups) > 0
     assert 0 < engine.state_rows < len(history) * len({s.by for s in SPECS})
+    for g in engine._groups:
+        assert_lists_consistent(g.state)
 
 
 def test_features_do_not_change_when_later_rows_are_added():

@@ -59,10 +59,11 @@ A_CNT, A_S1, A_SQ2, A_SQ1, A_SQ0, A_KNOWN, A_FRAUD = range(7)
 A_FIELDS = 7
 W_FIELDS = W_AGG + A_FIELDS
 # row record: ts, cents, next row of the entity (of the free list for a free row), label (-1
-# unknown); amount, lat, lon as float bits; then one value record index per value column (-1:
-# value missing)
-R_TS, R_CENTS, R_NEXT, R_LABEL, R_AMOUNT, R_LAT, R_LON = range(7)
-R_FIELDS = 7
+# unknown); amount, lat, lon as float bits; the next row's ts (a cursor or the eviction moving
+# to the next row knows its ts without reading it); then one value record index per value
+# column (-1: value missing)
+R_TS, R_CENTS, R_NEXT, R_LABEL, R_AMOUNT, R_LAT, R_LON, R_NEXT_TS = range(8)
+R_FIELDS = 8
 # value record: newest ts, key, newest ts before the newest, rows referring to it (0: free, the
 # free list linked through V_LAST); then one count per distinct feature
 V_LAST, V_KEY, V_BEFORE, V_REFS = range(4)
@@ -296,8 +297,7 @@ def step(
                 j = _probe(vtab, vkey[c, q])
                 if vtab[j, 1] >= 0:
                     _prefetch(vrec, vtab[j, 1], 0)
-        if i + 4 < n:  # the rows the cursors will admit or let go, and the rows after
-            # them (whose ts is kept beside the cursor)
+        if i + 4 < n:  # the rows the cursors will admit or let go
             q = order[i + 4]
             s4 = etab[_probe(etab, h[q]), 1]
             if s4 >= 0:
@@ -311,25 +311,11 @@ def step(
                     cur = ent[s4, f + W_PEND]
                     if cur >= 0 and win_d[k] > 0 and ent[s4, f + W_PEND_TS] <= ts[q] - win_d[k]:
                         _prefetch(row, cur, 0)
-        if i + 2 < n:
+        if i + 2 < n and len(dist_win):  # value records the distinct windows will count
             q = order[i + 2]
             s2 = etab[_probe(etab, h[q]), 1]
             if s2 >= 0:
-                for k in range(nw):
-                    f = N_FIELDS + k * W_FIELDS
-                    cur = ent[s2, f + W_FIRST]
-                    nx = -1
-                    if cur >= 0 and ent[s2, f + W_FIRST_TS] < ts[q] - win_w[k]:
-                        nx = row[cur, R_NEXT]
-                    if nx >= 0:
-                        _prefetch(row, nx, 0)
-                    cur = ent[s2, f + W_PEND]
-                    nx = -1
-                    if cur >= 0 and win_d[k] > 0 and ent[s2, f + W_PEND_TS] <= ts[q] - win_d[k]:
-                        nx = row[cur, R_NEXT]
-                    if nx >= 0:
-                        _prefetch(row, nx, 0)
-                for jj in range(len(dist_win)):  # value records the distinct windows count
+                for jj in range(len(dist_win)):
                     f2 = N_FIELDS + dist_win[jj] * W_FIELDS
                     for cur in (ent[s2, f2 + W_PEND], ent[s2, f2 + W_FIRST]):
                         if cur >= 0:
@@ -429,18 +415,16 @@ def _in_order(
         pend = ent[s, f + W_PEND]
         while pend >= 0 and _admits(ent[s, f + W_PEND_TS], limit, d):
             _account(ent, vrec, row, s, k, pend, 1, dist_comp, dist_win, dbase)
+            ent[s, f + W_PEND_TS] = row[pend, R_NEXT_TS]
             pend = row[pend, R_NEXT]
             ent[s, f + W_PEND] = pend
-            if pend >= 0:
-                ent[s, f + W_PEND_TS] = row[pend, R_TS]
         lo = t - win_w[k]
         first = ent[s, f + W_FIRST]
         while first != pend and ent[s, f + W_FIRST_TS] < lo:
             _account(ent, vrec, row, s, k, first, -1, dist_comp, dist_win, dbase)
+            ent[s, f + W_FIRST_TS] = row[first, R_NEXT_TS]
             first = row[first, R_NEXT]
             ent[s, f + W_FIRST] = first
-            if first >= 0:
-                ent[s, f + W_FIRST_TS] = row[first, R_TS]
         for a in range(A_FIELDS):
             o_agg[r, k, a] = ent[s, f + W_AGG + a]
         if win_ext[k]:
@@ -474,9 +458,11 @@ def _in_order(
     _previous(r, b, row, rowf, o_pts, o_prev)
     # append at the tail (its ts is the entity's newest); cursors at the end now point at it
     row[p, R_NEXT] = -1
+    row[p, R_NEXT_TS] = NO_TS
     tail = ent[s, N_TAIL]
     if tail >= 0:
         row[tail, R_NEXT] = p
+        row[tail, R_NEXT_TS] = t
     else:
         ent[s, N_HEAD] = p
     ent[s, N_TAIL] = p
@@ -571,9 +557,12 @@ def _late(
     _previous(r, b, row, rowf, o_pts, o_prev)
     if after >= 0:
         row[p, R_NEXT] = row[after, R_NEXT]
+        row[p, R_NEXT_TS] = row[after, R_NEXT_TS]
         row[after, R_NEXT] = p
+        row[after, R_NEXT_TS] = t
     else:
         row[p, R_NEXT] = ent[s, N_HEAD]
+        row[p, R_NEXT_TS] = row[ent[s, N_HEAD], R_TS] if ent[s, N_HEAD] >= 0 else NO_TS
         ent[s, N_HEAD] = p
     if after == ent[s, N_TAIL]:
         ent[s, N_TAIL] = p
@@ -637,7 +626,8 @@ def evict(
             break
         # Prefetch along the queue: entity records 16 entries ahead, their first rows 8
         # ahead, those rows' value records 4 ahead and the buckets of values about to go 2
-        # ahead (entries past the due ones only cost a wasted prefetch).
+        # ahead (entries past the due ones only cost a wasted prefetch). The row after a
+        # dropped one is not read: its ts is kept in the dropped row.
         end = meta[M_QHEAD]
         a = meta[M_QTAIL]
         if a + 16 < end:
@@ -651,8 +641,6 @@ def evict(
         if a + 4 < end:
             e4 = ent[queue[(a + 4) & qmask, 1], N_HEAD]
             if e4 >= 0:
-                if row[e4, R_NEXT] >= 0:  # the row after it: the first kept, usually
-                    _prefetch(row, row[e4, R_NEXT], 0)
                 for c in range(nc):
                     if row[e4, R_FIELDS + c] >= 0:
                         _prefetch(vrec, row[e4, R_FIELDS + c], 0)
@@ -670,15 +658,20 @@ def evict(
         # Rows older than the cutoff form a prefix of the list; the last of them survives
         # while it is the previous row of any query at or after the floor.
         e = ent[s, N_HEAD]
+        e_ts = row[e, R_TS]
         last_old = -1
-        while e >= 0 and row[e, R_TS] < cutoff:
+        while e >= 0 and e_ts < cutoff:
             last_old = e
+            e_ts = row[e, R_NEXT_TS]
             e = row[e, R_NEXT]
         stop = e  # first row kept for its age
+        stop_ts = e_ts
         if last_old >= 0 and keep_previous:
             nx = row[last_old, R_NEXT]
-            if (nx < 0 or row[nx, R_TS] >= floor) and row[last_old, R_TS] >= floor - lookback:
+            nx_ts = row[last_old, R_NEXT_TS]
+            if (nx < 0 or nx_ts >= floor) and row[last_old, R_TS] >= floor - lookback:
                 stop = last_old
+                stop_ts = row[last_old, R_TS]
         # Drop the rows before ``stop``: those in a window leave it; a cursor on a dropped
         # row moves to ``stop``, the first kept row.
         phase[:] = 0  # per window: 0 before its first row, 1 in it, 2 pending
@@ -719,7 +712,6 @@ def evict(
             meta[M_EFREE_N] += 1
             continue
         ent[s, N_HEAD] = stop
-        stop_ts = row[stop, R_TS]
         for k in range(nw):
             f = N_FIELDS + k * W_FIELDS
             if phase[k] >= 1:
