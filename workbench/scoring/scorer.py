@@ -100,7 +100,17 @@ class Scorer:
         """
         n = len(batch)
         hits, errors = self.evaluate(self.environment(batch, features), n)
-        raw = hits @ self.points if len(self.rules) else np.zeros(n)
+        # Per rule, the rows it hit (a column of the Fortran-ordered matrix is contiguous):
+        # the points add up over those rows only, and the long format is the rules' row
+        # lists merged by row (stable: a transaction's hits in rule order).
+        hit_rows = [np.flatnonzero(hits[:, j]) for j in range(len(self.rules))]
+        raw = np.zeros(n)
+        for j, at in enumerate(hit_rows):
+            raw[at] += self.points[j]
+        rows = np.concatenate(hit_rows) if hit_rows else np.zeros(0, dtype=np.int64)
+        cols = np.repeat(np.arange(len(hit_rows)), [len(at) for at in hit_rows])
+        by_row = np.argsort(rows, kind="stable")
+        rows, cols = rows[by_row], cols[by_row]
         risk = np.clip(raw, 0.0, 100.0)
         bands = self.ruleset.bands
         codes = (risk >= bands.medium).astype(np.int8) + (risk >= bands.high).astype(np.int8)
@@ -112,7 +122,6 @@ class Scorer:
             },
             index=batch.index,
         )
-        rows, cols = np.nonzero(hits)  # row-major: a transaction's hits together
         long = pd.DataFrame(
             {
                 "row": rows.astype(np.int64),
