@@ -222,14 +222,20 @@ def test_late_rows_and_eviction_match_brute_force_reference(seed):
 
 def assert_lists_consistent(state) -> None:
     """Every live entity's rows are in ts order, each row keeps its successor's ts (what
-    cursors and eviction read instead of the successor), and the lists hold every live row."""
+    cursors and eviction read instead of the successor), and the lists hold every live row;
+    the values held are exactly those live rows name, each found by its key, with as many
+    referring rows as name it."""
     live = 0
+    named: dict[int, int] = {}
     for s in range(int(state.meta[passes.M_ENTITIES])):
         e = int(state.ent[s, passes.N_HEAD])
         if e < 0:
             continue
         while e >= 0:
             live += 1
+            for x in state.row[e, passes.R_FIELDS :].tolist():
+                if x >= 0:
+                    named[x] = named.get(x, 0) + 1
             nxt = int(state.row[e, passes.R_NEXT])
             want = state.row[nxt, passes.R_TS] if nxt >= 0 else passes.NO_TS
             assert state.row[e, passes.R_NEXT_TS] == want
@@ -237,6 +243,11 @@ def assert_lists_consistent(state) -> None:
             e = nxt
         assert int(state.ent[s, passes.N_TAIL]) >= 0
     assert live == int(state.meta[passes.M_LIVE])
+    assert len(named) == state.values
+    for x, refs in named.items():
+        assert state.vrec[x, passes.V_REFS] == refs
+        key = state.vrec[x, passes.V_KEY]
+        assert state.vtab[passes._probe(state.vtab, key), 1] == x
 
 
 def test_offline_matches_brute_force_reference():
