@@ -18,6 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+STR = pd.StringDtype("pyarrow", na_value=np.nan)
+"""The pandas ``str`` dtype of the schema's string columns (Arrow-backed, NaN for missing)."""
+
 
 @dataclass(frozen=True)
 class Column:

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pytest
 
 import workbench.sources.simulator as simulator
-from workbench.schema import NAMES
+from workbench.schema import NAMES, STR
 from workbench.sources.simulator import Simulator
 from workbench.sources.simulator import clock as clock_module
 from workbench.sources.simulator import scenarios as sc
@@ -117,7 +117,7 @@ class Reference(Simulator):
         }
         return pd.DataFrame(
             {
-                k: pd.array(v, dtype=simulator._STR) if isinstance(v, pa.Array) else v
+                k: pd.array(v, dtype=STR) if isinstance(v, pa.Array) else v
                 for k, v in ((name, data[name]) for name in NAMES)
             }
         )

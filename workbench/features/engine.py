@@ -75,11 +75,11 @@ class FeatureEngine:
             by.setdefault(s.by, []).append(s)
         # each feature's row in the float or the bool output matrix of a batch
         self._slots: dict[str, tuple[bool, int]] = {}
-        self._rows = {False: 0, True: 0}
+        self._slot_counts = {False: 0, True: 0}
         for s in self.specs:
             kind = s.type == "bool"
-            self._slots[s.name] = (kind, self._rows[kind])
-            self._rows[kind] += 1
+            self._slots[s.name] = (kind, self._slot_counts[kind])
+            self._slot_counts[kind] += 1
         self._groups = [
             Group(col, group, self.allowed_lateness_s, [self._slots[s.name][1] for s in group])
             for col, group in by.items()
@@ -134,8 +134,8 @@ class FeatureEngine:
 
     def _run(self, batch: pd.DataFrame, commit: bool, defer: bool = False) -> dict:
         arrays = self._arrays(batch)
-        values = np.empty((self._rows[False], arrays.n))
-        flags = np.empty((self._rows[True], arrays.n), dtype=bool)
+        values = np.empty((self._slot_counts[False], arrays.n))
+        flags = np.empty((self._slot_counts[True], arrays.n), dtype=bool)
         for g in self._groups:
             g.compute(arrays, values, flags, commit)
         if commit and arrays.n:

@@ -21,14 +21,13 @@ from workbench.rules import RuleSet
 from workbench.scoring.result import BANDS
 
 _NUMERIC = {c.name for c in schema.COLUMNS if c.kind == "float"}
-_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # the schema's "str" dtype
 _BAND_TEXT = pa.array(BANDS, pa.large_string())
 
 
 def _text(values: pa.Array, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """A ``str`` array of ``values[codes]`` (``values``: large_string): an Arrow take, no
     object per row."""
-    return pd.arrays.ArrowStringArray(pc.take(values, pa.array(codes)), dtype=_STR)
+    return pd.arrays.ArrowStringArray(pc.take(values, pa.array(codes)), dtype=schema.STR)
 
 
 class Scorer:
@@ -44,7 +43,7 @@ class Scorer:
         self.points = np.array([r.score for r in self.rules], dtype=np.float64)
         self.fields = ruleset.fields_used
         self._rule_text = pa.array([r.id for r in self.rules], pa.large_string())
-        self._version_column = _text(self._rule_text[:0], np.zeros(0, np.int8))
+        self._version_column: pd.api.extensions.ExtensionArray | None = None
 
     @property
     def version(self) -> str:
@@ -52,7 +51,7 @@ class Scorer:
 
     def _versions(self, n: int) -> pd.api.extensions.ExtensionArray:
         """The version, n times (kept for the next batch of the same size: read-only)."""
-        if len(self._version_column) != n:
+        if self._version_column is None or len(self._version_column) != n:
             self._version_column = _text(
                 pa.array([self.version], pa.large_string()), np.zeros(n, np.int8)
             )

@@ -26,7 +26,7 @@ import pyarrow as pa
 from pandas.api.internals import create_dataframe_from_blocks
 
 from workbench.errors import ConfigError
-from workbench.schema import NAMES, empty_dead_letters
+from workbench.schema import NAMES, STR, empty_dead_letters
 from workbench.settings import Settings
 from workbench.sources.base import SourceBatch, register_source
 from workbench.sources.simulator import scenarios as sc
@@ -86,7 +86,6 @@ _AT = {name: np.array([i]) for i, name in enumerate(NAMES)}  # block placements
 _FLOATS = np.array([NAMES.index(name) for name in ("amount", "lat", "lon")])
 _DIGITS4 = np.array([f"{i:04d}".encode() for i in range(10_000)]).view(np.uint32)
 _POW10 = 10 ** np.arange(1, 19, dtype=np.int64)
-_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # the schema's "str" dtype
 _NO_DEAD = empty_dead_letters()
 
 
@@ -297,7 +296,7 @@ class Simulator:
         # The frame is assembled from its blocks, exactly those pd.DataFrame(dict) would make:
         # every array is already typed, and the constructor's checks and copies cost more
         # than all of them.
-        blocks = [(pd.arrays.ArrowStringArray(v, dtype=_STR), _AT[k]) for k, v in strings.items()]
+        blocks = [(pd.arrays.ArrowStringArray(v, dtype=STR), _AT[k]) for k, v in strings.items()]
         blocks += [
             (pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC").array, _AT["ts"]),
             (floats, _FLOATS),
@@ -422,5 +421,5 @@ def _decimal(prefix: bytes, numbers: np.ndarray) -> pa.Array:
 
 def _column(values: Any) -> Any:
     if isinstance(values, pa.Array):
-        return pd.array(values, dtype=_STR)
+        return pd.array(values, dtype=STR)
     return values
