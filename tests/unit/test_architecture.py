@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "workbench"
 
 # Lowest layer first; a module may import only from its own layer or lower ones.
 LAYERS = [
-    {"errors", "durations", "settings", "schema", "__init__"},
+    {"errors", "durations", "settings", "schema", "bands", "__init__"},
     {"sources"},
     {"features"},
     {"rules"},

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench import bands
 from workbench.analysis import metrics as m
 
 SCORINGS = ("live", "candidate")
@@ -109,22 +110,22 @@ def compare(result, *, k: int = 100, thresholds: Sequence[float] | None = None) 
     frame = result.frame
     ruleset = result.ruleset
     label = m.labels(frame["is_fraud"])
-    alert_rank = m.band_rank(np.array([ruleset.alert.min_band]))[0]
+    alert_rank = bands.alert_rank(ruleset.alert.min_band)
     dedup = ruleset.alert.dedup_s
     days = max((result.end - result.start).total_seconds() / 86_400.0, 1e-9)
     scores = {"live": frame["live_score"].to_numpy(), "candidate": frame["score"].to_numpy()}
-    bands = {"live": frame["live_band"], "candidate": frame["band"]}
+    scored = {"live": frame["live_band"], "candidate": frame["band"]}
     hits = {"candidate": result.hits}
     hits["live"] = result.live_hits(sorted(set(result.hits.columns) | _stored_ids(frame)))
 
     summary, per_day, cp, rules, band_tables, scen, sweeps = {}, {}, {}, [], [], [], []
     for s in SCORINGS:
-        flagged = m.band_rank(bands[s]) >= alert_rank
+        flagged = bands.ranks(scored[s]) >= alert_rank
         per_day[s] = m.alerts_per_day(frame["card_id"], frame["ts"], flagged, dedup)
-        summary[s] = m.summary(bands[s], label, flagged, int(per_day[s].sum()))
+        summary[s] = m.summary(scored[s], label, flagged, int(per_day[s].sum()))
         cp[s] = m.card_precision_at_k(frame["card_id"], frame["ts"], scores[s], label, k)
         rules.append(_tag(m.rule_metrics(hits[s], label), s, "rule_id"))
-        band_tables.append(_tag(m.band_metrics(bands[s], label), s, "band"))
+        band_tables.append(_tag(m.band_metrics(scored[s], label), s, "band"))
         scen.append(
             _tag(m.scenario_metrics(flagged, label, frame["fraud_scenario"]), s, "scenario")
         )

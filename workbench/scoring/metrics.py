@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from workbench.scoring.result import BANDS
+from workbench import bands
 
 _NS_DAY = 86_400 * 1_000_000_000
 
@@ -34,13 +34,6 @@ def labels(is_fraud: pd.Series | np.ndarray) -> np.ndarray:
     series = pd.Series(is_fraud).astype("boolean")
     known = series.notna().to_numpy()
     return np.where(known, series.fillna(False).to_numpy(dtype=bool), -1).astype(np.int8)
-
-
-def band_rank(band: pd.Series | np.ndarray) -> np.ndarray:
-    """0 Low, 1 Medium, 2 High (-1 for anything else) of band names, case-insensitive."""
-    text = pd.Series(band, dtype="str").str.capitalize()
-    codes = pd.Categorical(text, categories=list(BANDS)).codes
-    return np.asarray(codes, dtype=np.int8)
 
 
 def rates(flagged: np.ndarray, label: np.ndarray) -> dict[str, float | int]:
@@ -73,9 +66,9 @@ def rule_metrics(hits: pd.DataFrame, label: np.ndarray) -> pd.DataFrame:
 def band_metrics(band: pd.Series | np.ndarray, label: np.ndarray) -> pd.DataFrame:
     """Per band: transactions, fraud, genuine, precision (share of labelled rows of the band
     that are fraud), and — treating "this band or higher" as flagged — recall and F1."""
-    rank = band_rank(band)
+    rank = bands.ranks(band)
     rows = []
-    for r, name in enumerate(BANDS):
+    for r, name in enumerate(bands.LABELS, start=1):
         inside = rank == r
         at_least = rates(rank >= r, label)
         fraud = int(np.count_nonzero(inside & (label == 1)))
@@ -128,11 +121,11 @@ def scenario_metrics(
 def band_migration(before: pd.Series | np.ndarray, after: pd.Series | np.ndarray) -> pd.DataFrame:
     """Counts of transactions from each band (rows, ``before``) to each band (columns,
     ``after``), every band present in both, in Low/Medium/High order."""
-    a, b = band_rank(before), band_rank(after)
-    ok = (a >= 0) & (b >= 0)
-    k = len(BANDS)
-    counts = np.bincount(a[ok] * k + b[ok], minlength=k * k).reshape(k, k)
-    out = pd.DataFrame(counts, index=list(BANDS), columns=list(BANDS))
+    a, b = bands.ranks(before), bands.ranks(after)
+    ok = (a > 0) & (b > 0)
+    k = len(bands.LABELS)
+    counts = np.bincount((a[ok] - 1) * k + (b[ok] - 1), minlength=k * k).reshape(k, k)
+    out = pd.DataFrame(counts, index=list(bands.LABELS), columns=list(bands.LABELS))
     out.index.name, out.columns.name = "from", "to"
     return out
 
@@ -257,9 +250,9 @@ def summary(
 ) -> dict[str, float | int]:
     """Headline figures of one scoring: transactions, per-band counts, alerts, and the
     flagged decision's precision, recall and F1."""
-    rank = band_rank(band)
+    rank = bands.ranks(band)
     out: dict[str, float | int] = {"transactions": len(rank)}
-    for r, name in enumerate(BANDS):
+    for r, name in enumerate(bands.LABELS, start=1):
         out[name.lower()] = int(np.count_nonzero(rank == r))
     out["alerts"] = int(alerts)
     r = rates(flagged, label)

@@ -16,12 +16,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from workbench import schema
+from workbench import bands, schema
 from workbench.rules import RuleSet
-from workbench.scoring.result import BANDS
 
 _NUMERIC = {c.name for c in schema.COLUMNS if c.kind == "float"}
-_BAND_TEXT = pa.array(BANDS, pa.large_string())
+_BAND_TEXT = pa.array(bands.LABELS, pa.large_string())
 
 
 def _text(values: pa.Array, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
@@ -111,8 +110,8 @@ class Scorer:
         by_row = np.argsort(rows, kind="stable")
         rows, cols = rows[by_row], cols[by_row]
         risk = np.clip(raw, 0.0, 100.0)
-        bands = self.ruleset.bands
-        codes = (risk >= bands.medium).astype(np.int8) + (risk >= bands.high).astype(np.int8)
+        cuts = self.ruleset.bands
+        codes = (risk >= cuts.medium).astype(np.int8) + (risk >= cuts.high).astype(np.int8)
         scores = pd.DataFrame(
             {
                 "risk_score": risk,

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from workbench import schema
+from workbench import bands, schema
 from workbench.features import FeatureEngine
 from workbench.rules import RuleSet
 from workbench.scoring import metrics as m
@@ -71,20 +71,20 @@ def what_if(
     batch = history[list(schema.NAMES)].reset_index(drop=True)
     label = m.labels(batch["is_fraud"])
     computed: list[tuple[tuple, pd.DataFrame]] = []  # features shared when both declare the same
-    bands, hit_frames, summary, errors = {}, {}, {}, {}
+    side_bands, hit_frames, summary, errors = {}, {}, {}, {}
     for side, ruleset in zip(SIDES, (before, after), strict=True):
         feats = _features(ruleset, batch, warmup, allowed_lateness_s, computed)
         scores, hits, errs = Scorer(ruleset).score(batch, feats)
         band = scores["band"].astype("str").to_numpy()
-        flagged = m.band_rank(band) >= m.band_rank(np.array([ruleset.alert.min_band]))[0]
+        flagged = bands.ranks(band) >= bands.alert_rank(ruleset.alert.min_band)
         opened = m.alert_sessions(batch["card_id"], batch["ts"], flagged, ruleset.alert.dedup_s)
-        bands[side] = band
+        side_bands[side] = band
         hit_frames[side] = _hit_matrix(hits, [r.id for r in ruleset.enabled_rules], len(batch))
         summary[side] = m.summary(band, label, flagged, len(opened))
         errors[side] = dict(errs)
     return WhatIf(
         rows=len(batch),
-        migration=m.band_migration(bands["before"], bands["after"]),
+        migration=m.band_migration(side_bands["before"], side_bands["after"]),
         summary=pd.DataFrame.from_dict(summary, orient="index").loc[list(SIDES)],
         rules=_rule_table(hit_frames, label),
         eval_errors=errors,

@@ -14,6 +14,11 @@ Tables
 ``alert_hits``     every transaction attached to an alert (the opening one included).
 ``dead_letters``   raw records that could not become transactions, with the reason.
 ``pipeline_stats`` one row per committed batch; view ``pipeline_throughput`` per second.
+
+Money is exact: ``transactions.amount`` is ``numeric(14,2)`` (migration 5; wave-1 databases
+held ``double precision`` and are converted in place, rounding to the cent). Batches carry
+amounts as float64 values that always lie on the cent grid (see :mod:`workbench.schema`), whose
+shortest decimal text, which COPY sends, is the exact amount; every SQL sum is exact.
 """
 
 from __future__ import annotations
@@ -168,11 +173,18 @@ FROM pipeline_stats
 GROUP BY 1;
 """
 
+# Exact money. ALTER ... TYPE on the partitioned parent converts every partition; the
+# transactions_card_ts and primary-key indexes do not involve amount and are kept.
+_EXACT_AMOUNTS = """
+ALTER TABLE transactions ALTER COLUMN amount TYPE numeric(14,2) USING round(amount::numeric, 2);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "transactions", _TRANSACTIONS),
     Migration(2, "rule_sets", _RULE_SETS),
     Migration(3, "alerts", _ALERTS),
     Migration(4, "dead_letters_and_pipeline_stats", _OPERATIONS),
+    Migration(5, "exact_amounts", _EXACT_AMOUNTS),
 )
 
 # Everything of ours, dropped by reset() (partitions go with their parent).

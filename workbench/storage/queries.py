@@ -21,10 +21,10 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from workbench import bands
 from workbench.durations import parse_duration
 from workbench.errors import StorageError
 from workbench.schema import COLUMNS, NAMES
-from workbench.scoring.result import BANDS
 from workbench.storage.connection import reading, storage_errors
 
 DISPOSITIONS = ("confirmed_fraud", "false_positive", "valuable")
@@ -104,18 +104,18 @@ def bucketed(
         raise StorageError(
             f"too many buckets: {(end - start)} in buckets of {seconds:g}s (at most {MAX_BUCKETS})"
         )
-    bands = sql.SQL(", ").join(
+    band_counts = sql.SQL(", ").join(
         sql.SQL("count(*) FILTER (WHERE band = {}) AS {}").format(
             sql.Literal(b), sql.Identifier(b.lower())
         )
-        for b in BANDS
+        for b in bands.LABELS
     )
     band_out = sql.SQL(", ").join(
-        sql.SQL("coalesce(t.{0}, 0) AS {0}").format(sql.Identifier(b.lower())) for b in BANDS
+        sql.SQL("coalesce(t.{0}, 0) AS {0}").format(sql.Identifier(b.lower())) for b in bands.LABELS
     )
     query = sql.SQL("""
     WITH t AS (
-        SELECT date_bin(%(step)s, ts, %(origin)s) AS bucket, count(*) AS n, {bands},
+        SELECT date_bin(%(step)s, ts, %(origin)s) AS bucket, count(*) AS n, {band_counts},
                avg(risk_score) AS mean_score,
                percentile_cont(0.95) WITHIN GROUP (ORDER BY risk_score) AS p95_score,
                sum(amount) AS amount, count(*) FILTER (WHERE is_fraud) AS fraud
@@ -132,7 +132,7 @@ def bucketed(
            coalesce(t.fraud, 0) AS fraud, coalesce(a.alerts, 0) AS alerts
     FROM g LEFT JOIN t USING (bucket) LEFT JOIN a USING (bucket)
     ORDER BY g.bucket
-    """).format(bands=bands, band_out=band_out)
+    """).format(band_counts=band_counts, band_out=band_out)
     params = {"step": timedelta(seconds=seconds), "origin": _ORIGIN, "start": start, "end": end}
     return _fetch(conn, query, params, "cannot read bucketed statistics")
 
