@@ -21,7 +21,7 @@ from bokeh.plotting import figure
 
 from workbench.dashboard.hub import SECONDS, Delta, Kpis
 from workbench.dashboard.parts import read_only_table
-from workbench.dashboard.theme import ACCENT, BAND_COLORS, fmt_age, fmt_number
+from workbench.dashboard.theme import ACCENT, BAND_COLORS, fmt_age, fmt_money, fmt_number
 from workbench.scoring.result import BANDS
 
 TABLE_ROWS = 200  # live transaction table rollover
@@ -256,7 +256,7 @@ class LiveView:
         more = self._untoasted - 1
         self.notify(
             f"High risk {fmt_number(_num(a.get('risk_score')))}: card {a.get('card_id')}, "
-            f"amount {fmt_number(_num(a.get('amount')), 2)} ({', '.join(a.get('rules') or [])})"
+            f"amount {fmt_money(_num(a.get('amount')))} ({', '.join(a.get('rules') or [])})"
             + (f" — and {more} more High" if more > 0 else "")
         )
         self._last_toast, self._untoasted = now, 0

@@ -11,7 +11,7 @@ import panel as pn
 from bokeh.models import HTMLTemplateFormatter
 from panel.io.state import set_curdoc
 
-from workbench.dashboard.theme import BAND_COLORS
+from workbench.dashboard.theme import BAND_COLORS, MONEY_FORMATTER
 
 _BAND_TEMPLATE = (
     "<span style=\"color:<%= value == 'High' ? '{High}' : (value == 'Medium' ? '{Medium}' : "
@@ -26,14 +26,15 @@ def band_formatter() -> HTMLTemplateFormatter:
 
 def read_only_table(frame: pd.DataFrame, css: str, height: int, **options) -> pn.widgets.Tabulator:
     """A Tabulator that users read but do not edit; ``css`` names it for tests and styling.
-    A ``band`` column (now or in later values) is coloured by :func:`band_formatter`."""
+    A ``band`` column (now or in later values) is coloured by :func:`band_formatter`; an
+    ``amount`` column is shown as money (two decimals, thousands separated)."""
     return pn.widgets.Tabulator(
         frame,
         show_index=False,
         disabled=True,
         height=height,
         sizing_mode="stretch_width",
-        formatters={"band": band_formatter()},
+        formatters={"band": band_formatter(), "amount": MONEY_FORMATTER},
         css_classes=[css],
         **options,
     )

@@ -16,6 +16,16 @@ def fmt_number(value: float, digits: int = 0, unit: str = "") -> str:
     return f"{value:,.{digits}f}{unit}"
 
 
+def fmt_money(value: float | None, currency: str | None = None) -> str:
+    """``1,234.50 EUR``: two decimals always (amounts are whole cents); an em dash for none."""
+    text = fmt_number(value, 2)
+    return f"{text} {currency}" if currency and text != "—" else text
+
+
+# Tabulator's own money formatter: thousands separated, always two decimals.
+MONEY_FORMATTER = {"type": "money", "decimal": ".", "thousand": ",", "precision": 2}
+
+
 def fmt_age(seconds: float) -> str:
     """How long ago, for the health panel: ``0.4 s``, ``3 min``; an em dash for never."""
     if seconds is None or math.isnan(seconds):
