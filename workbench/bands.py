@@ -72,5 +72,7 @@ def alert_rank(value: str | Band | None) -> int:
 def ranks(values: pd.Series | np.ndarray | Iterable[object]) -> np.ndarray:
     """Vectorized 1-based ranks of band names (case-insensitive); 0 for anything else."""
     text = pd.Series(values, dtype="str").str.capitalize()
-    codes = pd.Categorical(text, categories=list(LABELS)).codes
-    return np.asarray(codes, dtype=np.int8) + 1
+    return (_INDEX.get_indexer(text) + 1).astype(np.int8)
+
+
+_INDEX = pd.Index(LABELS)
