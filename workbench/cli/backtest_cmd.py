@@ -52,22 +52,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_backtest(args: argparse.Namespace, settings: Settings) -> int:
-    from workbench.analysis.backtest import backtest, default_dsn
+    from workbench.analysis.backtest import backtest
+    from workbench.pipeline.database import database
 
     if args.k < 1:
         from workbench.errors import ConfigError
 
         raise ConfigError(f"--k must be at least 1, got {args.k}")
     bar = None if args.json else _Bar()
-    result = backtest(
-        args.rules,
-        args.start,
-        args.end,
-        dsn=default_dsn(settings),
-        warmup=not args.no_warmup,
-        allowed_lateness_s=settings.allowed_lateness,
-        progress=bar,
-    )
+    # Through the shared helper: next to `workbench up`, its embedded server is used (and
+    # left running); with no database configured, one is started for this command only.
+    with database(settings, migrate=False) as dsn:
+        result = backtest(
+            args.rules,
+            args.start,
+            args.end,
+            dsn=dsn,
+            warmup=not args.no_warmup,
+            allowed_lateness_s=settings.allowed_lateness,
+            progress=bar,
+        )
     if bar is not None:
         bar.done()
     comparison = result.compare(k=args.k)

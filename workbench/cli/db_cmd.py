@@ -1,11 +1,11 @@
-"""``workbench db upgrade|status|reset``."""
+"""``workbench db upgrade|status|reset|url``."""
 
 from __future__ import annotations
 
 import argparse
 
 from workbench.errors import ConfigError
-from workbench.pipeline.database import database
+from workbench.pipeline.database import database, database_url
 from workbench.settings import Settings
 from workbench.storage import connect, counts, describe, reset, status, upgrade
 
@@ -17,6 +17,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     actions.add_parser("status", help="Show applied migrations and row counts.").set_defaults(
         run=run_status
     )
+    actions.add_parser(
+        "url",
+        help="Print the database URL (no password) for notebooks and panel serve; starts nothing.",
+    ).set_defaults(run=run_url)
     r = actions.add_parser("reset", help="Drop every table of the workbench (asks for --yes).")
     r.add_argument("--yes", action="store_true", help="Really drop everything.")
     r.set_defaults(run=run_reset)
@@ -50,4 +54,9 @@ def run_reset(args: argparse.Namespace, settings: Settings) -> int:
     with database(settings, migrate=False) as dsn, connect(dsn) as conn:
         reset(conn)
         print(f"{describe(dsn)}: dropped every workbench table")
+    return 0
+
+
+def run_url(args: argparse.Namespace, settings: Settings) -> int:
+    print(database_url(settings))
     return 0

@@ -4,18 +4,30 @@ The database (embedded unless one is configured) is started and migrated here; t
 runs as ``workbench run`` in a child process (so the dashboard never waits on scoring, and a
 crash of either is visible on its own); the dashboard is served from this process. Ctrl-C or
 SIGTERM stops both; when the worker stops on its own, ``up`` stops too and returns its code.
+
+One ``up`` per directory: it holds an exclusive ``flock`` on ``.workbench/up.pid`` (which
+names its pid) while it runs, so a second one refuses with that pid, and a SIGKILLed one
+leaves no stale lock (the kernel drops it). The worker child gets SIGTERM when ``up`` dies
+(Linux ``PR_SET_PDEATHSIG``), so a killed ``up`` leaves no worker behind either.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import fcntl
 import logging
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
-from workbench.pipeline.database import database
+from workbench.errors import ConfigError
+from workbench.pipeline.database import ROOT, database
 from workbench.settings import Settings
+from workbench.storage.connection import public_url
 
 WORKER_STOP_S = 15.0  # how long the worker may take to finish its batch after SIGINT
 BATCH_SECONDS = 0.5  # batches of at most this many seconds of the source rate: a live screen
@@ -27,7 +39,7 @@ def up(settings: Settings, *, duration: float | None = None) -> int:
     from workbench.dashboard.server import serve, stop_hub, url_of
 
     logging.getLogger("bokeh").setLevel(logging.WARNING)  # one line per websocket is noise
-    with database(settings) as dsn:
+    with only_up(ROOT), database(settings, root=ROOT) as dsn:
         worker = _start_worker(settings, dsn)
         server = serve(dsn, address=settings.dashboard_address, port=settings.dashboard_port)
         loop = server.io_loop
@@ -50,6 +62,7 @@ def up(settings: Settings, *, duration: float | None = None) -> int:
             loop.call_later(duration, stop)
         print(
             f"dashboard: {url_of(server, settings.dashboard_address)}  "
+            f"database: {public_url(dsn)}  "
             f"(rules from {settings.rules_dir}/; Ctrl-C stops)",
             flush=True,
         )
@@ -69,7 +82,43 @@ def _start_worker(settings: Settings, dsn: str) -> subprocess.Popen:
     rows = min(settings.batch_rows, max(1, int(settings.rate * BATCH_SECONDS)))
     command += ["--batch-rows", str(rows)]
     env = dict(os.environ, WORKBENCH_DATABASE_URL=dsn)
-    return subprocess.Popen(command, env=env)
+    return subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
+
+
+@contextlib.contextmanager
+def only_up(root: Path) -> Iterator[None]:
+    """Hold ``root/up.pid`` exclusively for the block; refuse if another process holds it."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fh = open(root / "up.pid", "a+")  # noqa: SIM115 (held for the whole block)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {root / 'up.pid'}: {exc.strerror}") from None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            pid = fh.read().strip() or "unknown"
+            raise ConfigError(
+                f"workbench up is already running in this directory (pid {pid}); "
+                "stop it first, or run from another directory"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+
+
+def _die_with_parent() -> None:
+    """In the forked worker: get SIGTERM when ``up`` dies, even by SIGKILL (Linux only)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _stop_worker(worker: subprocess.Popen) -> int | None:

@@ -21,6 +21,8 @@ from workbench.pipeline.writer import RetryingWriter
 from workbench.scoring.detector import Detector
 from workbench.settings import Settings
 from workbench.sources.base import create_source
+from workbench.storage import connect
+from workbench.storage.queries import stream_position
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ def build_pipeline(
     if source == "simulator":
         options.setdefault("settings", settings)
     src = create_source(source, **options)
+    if source == "simulator":
+        resume_simulator(src, dsn)
     writer = RetryingWriter(
         dsn,
         source=source,
@@ -59,6 +63,22 @@ def build_pipeline(
     pipeline = Pipeline(src, detector, writer, rate=rate)
     pipeline.reload = reload
     return pipeline
+
+
+def resume_simulator(sim: Any, dsn: str) -> None:
+    """Continue the simulator after its last stored batch rather than replay its seed.
+
+    Its ``tx_id`` numbers are positions in its stream, so the stored rows of its last
+    committed batches say where it stopped (see :meth:`Simulator.resume` for what a resumed
+    stream equals).
+    """
+    with connect(dsn) as conn:
+        found = stream_position(conn, sim.name, sim.tx_prefix)
+    if found is None:
+        return
+    position, newest = found
+    sim.resume(position, after=newest)
+    log.info("simulator resumes at position %d (simulated time %s)", position, sim.sim_time)
 
 
 async def run_with_status(

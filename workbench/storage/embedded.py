@@ -12,10 +12,22 @@ Layout under ``root`` (default ``.workbench`` in the current directory)::
     pg/postgres.log      server log (appended)
     pg/.s.PGSQL.<port>   Unix socket, when the path fits the 107-byte limit (TCP always works)
     pg/server.json       where everything lives: port, pid, mode, paths (last start)
-    pg/.lock             serialises start/stop between processes
+    pg/.lock             serialises start, attach, release and stop between processes
+    pg/.clients          held with a shared ``flock`` by every process using the server
 
 The server listens on 127.0.0.1 only, with ``trust`` authentication, and runs in its own
-session, so Ctrl-C in the terminal does not reach it: ``stop()`` (or the context manager) ends it.
+session, so Ctrl-C in the terminal does not reach it.
+
+Who stops it: ``start()`` launches a server or attaches to the running one of the same root,
+and either way holds a shared lock on ``pg/.clients`` until ``release()`` (or the end of the
+``with`` block). ``release()`` stops the server only when no other process holds that lock:
+the last user out turns it off. So ``workbench db status`` run next to ``workbench up`` attaches
+and leaves the server running, a command run alone starts one for its own duration and stops
+it, and a server orphaned by a SIGKILLed owner is adopted by the next user and stopped when
+that one is done. The kernel drops a dead process's ``flock``, so a killed user never leaves
+a stale lock behind. Processes that only hold the URL (the worker child of ``up``, a notebook,
+``panel serve``) do not count: they lose the server when the last CLI user leaves.
+``stop()`` stops the server whoever uses it (tests, administration).
 
 PostgreSQL refuses to run as root. As root, ``mode="auto"`` picks, in order:
 
@@ -47,7 +59,7 @@ import stat
 import subprocess
 import time
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import psycopg
 
@@ -96,11 +108,20 @@ class EmbeddedPostgres:
         self.mode = mode
         self.dsn: str | None = None
         self._started_here = False
+        self._client: IO[str] | None = None  # our shared lock on pg/.clients while in use
 
     # -- public -------------------------------------------------------------------------------
 
+    @property
+    def started_here(self) -> bool:
+        """Whether this object launched the running server (rather than attached to it)."""
+        return self._started_here
+
     def start(self) -> str:
-        """Init on first use, start (or reuse) the server, wait for it, return its DSN."""
+        """Init on first use, start (or attach to) the server, wait for it, return its DSN.
+
+        Until :meth:`release`, this object counts as a user of the server.
+        """
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -118,30 +139,74 @@ class EmbeddedPostgres:
                 info = self._launch(mode)
                 self._started_here = True
             port = int(info[3])
-            self.dsn = f"postgresql://{DB_USER}@127.0.0.1:{port}/{DB_NAME}"
+            self.dsn = _dsn(port)
             self._ensure_database(port)
+            if self._client is None:
+                client = open(self.dir / ".clients", "a")  # noqa: SIM115 (held until release)
+                fcntl.flock(client, fcntl.LOCK_SH)  # only ever held exclusively under _lock
+                self._client = client
         return self.dsn
 
+    def release(self) -> bool:
+        """Stop using the server; stop it when no other process uses it. True if it stopped.
+
+        Safe to call twice, or without :meth:`start`.
+        """
+        client, self._client = self._client, None
+        if client is None:
+            return False
+        with self._lock(), client:
+            fcntl.flock(client, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(client, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("embedded PostgreSQL left running: other processes use it")
+                return False
+            return self._stop_locked()
+
+    def running_dsn(self) -> str | None:
+        """The DSN of this root's server if it is up and accepting connections, else None.
+
+        Starts nothing and takes no lock: the postmaster must be alive (the pid of
+        ``postmaster.pid`` is a postgres process on this data directory) and its port open.
+        """
+        info = self._postmaster() if self.data_dir.is_dir() else None
+        if info is None:
+            return None
+        try:
+            port = int(info[3])
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                pass
+        except (ValueError, OSError):
+            return None
+        return _dsn(port)
+
     def stop(self) -> None:
-        """Stop the server of this root (fast shutdown: running transactions are rolled back)."""
+        """Stop the server of this root, whoever uses it (fast shutdown: running transactions
+        are rolled back). Commands use :meth:`release` instead."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         if not self.dir.is_dir():
             return
         with self._lock():
-            info = self._postmaster()
-            if info is None:
-                return
-            pid = int(info[0])
-            log.info("stopping embedded PostgreSQL (pid %d)", pid)
-            for sig, wait in ((signal.SIGINT, STOP_TIMEOUT), (signal.SIGQUIT, 5.0)):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-                if _wait_exit(pid, wait):
-                    break
-            else:
-                raise StorageError(
-                    f"embedded PostgreSQL (pid {pid}) did not stop; see {self.log_file}"
-                )
-            self._started_here = False
+            self._stop_locked()
+
+    def _stop_locked(self) -> bool:
+        info = self._postmaster()
+        if info is None:
+            return False
+        pid = int(info[0])
+        log.info("stopping embedded PostgreSQL (pid %d)", pid)
+        for sig, wait in ((signal.SIGINT, STOP_TIMEOUT), (signal.SIGQUIT, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            if _wait_exit(pid, wait):
+                break
+        else:
+            raise StorageError(f"embedded PostgreSQL (pid {pid}) did not stop; see {self.log_file}")
+        self._started_here = False
+        return True
 
     def is_running(self) -> bool:
         """True when this root's postmaster is alive."""
@@ -152,9 +217,8 @@ class EmbeddedPostgres:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        # A server that another process started (and may still use) is left running.
-        if self._started_here:
-            self.stop()
+        # A server that another process still uses is left running.
+        self.release()
 
     # -- state --------------------------------------------------------------------------------
 
@@ -414,6 +478,10 @@ class EmbeddedPostgres:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _dsn(port: int) -> str:
+    return f"postgresql://{DB_USER}@127.0.0.1:{port}/{DB_NAME}"
 
 
 def _pid_alive(pid: int) -> bool:

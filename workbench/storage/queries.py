@@ -409,6 +409,36 @@ def pipeline_totals(conn: psycopg.Connection) -> dict[str, Any]:
     }
 
 
+def stream_position(
+    conn: psycopg.Connection, source: str, tx_prefix: str, *, batches: int = 50
+) -> tuple[int, datetime] | None:
+    """Where a numbered stream stopped: ``(last number + 1, newest ts)`` of the stored
+    transactions whose ``tx_id`` is ``tx_prefix`` followed by a number, or None.
+
+    Only the time spans of the ``batches`` last committed batches of ``source`` (from
+    ``pipeline_stats``, committed with their rows) are searched, so the BRIN index on ``ts``
+    keeps this quick on any history.
+    """
+    query = """
+        WITH last AS (
+            SELECT min_ts, max_ts FROM pipeline_stats
+            WHERE source = %(source)s AND min_ts IS NOT NULL
+            ORDER BY id DESC LIMIT %(batches)s
+        ), spans AS (SELECT min(min_ts) AS lo, max(max_ts) AS hi FROM last)
+        SELECT max(substr(t.tx_id, %(start)s)::bigint), max(t.ts)
+        FROM transactions t, spans
+        WHERE t.ts BETWEEN spans.lo AND spans.hi AND t.tx_id LIKE %(like)s
+          AND substr(t.tx_id, %(start)s) ~ '^[0-9]{1,18}$'
+    """
+    like = tx_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    params = {"source": source, "batches": batches, "start": len(tx_prefix) + 1, "like": like}
+    with storage_errors("cannot read the stored stream position"), reading(conn):
+        row = conn.execute(query, params).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return int(row[0]) + 1, row[1]
+
+
 def load_transactions(conn: psycopg.Connection, start: datetime, end: datetime) -> pd.DataFrame:
     """Every stored transaction with ``start <= ts < end``, oldest first, via COPY.
 

@@ -115,17 +115,18 @@ class Simulator:
         start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
         origin = start.normalize()  # times are seconds since the start day's UTC midnight
         self._origin_ns = int(origin.as_unit("ns").value)
-        pop_seed, stream_seed = np.random.SeedSequence(s.seed).spawn(2)
+        pop_seed, walk_seed = np.random.SeedSequence(s.seed).spawn(2)
         self.population: Population = build_population(
             np.random.default_rng(pop_seed), s.sim_customers, s.sim_terminals
         )
-        self._rng = np.random.default_rng(stream_seed)
+        self._rng = np.random.default_rng(walk_seed)
         pop = self.population
         self._ids = pop.id_vocabularies()
         unknown = self._ids["device"][-1:]  # moved first: a device number + 1 is its index
         self._device_vocab = pa.concat_arrays([unknown, self._ids.pop("device")[:-1]])
         self._made_vocab = (0, self._device_vocab)  # first made device named, vocabulary
-        self._tx_prefix = f"sim{s.seed}-".encode()
+        self.tx_prefix = f"sim{s.seed}-"  # then the row's position in the stream
+        self._tx_prefix = self.tx_prefix.encode()
         self._clock = Clock(
             np.bincount(pop.cust_country, pop.cust_weight, len(COUNTRY_CODES)), UTC_OFFSET_H
         )
@@ -150,8 +151,8 @@ class Simulator:
         ).astype(np.float64)
         self._usual_flat = pop.usual.ravel()
         self._per_second = s.rate / s.sim_speedup  # mean transactions per simulated second
-        self._t = (start - origin).total_seconds()
-        self._w = float(self._clock.warp(self._t))
+        self._t0 = self._t = (start - origin).total_seconds()
+        self._w0 = self._w = float(self._clock.warp(self._t))
         self._next_day = int(self._t // DAY)
         self.compromised = sc.Windows(pop.n_terminals, s.fraud_compromised_terminal, 28)
         self.leaked = sc.Windows(pop.n_cards, s.fraud_leaked_card, 14)
@@ -160,6 +161,46 @@ class Simulator:
         self._next_device = pop.n_devices
         self.position = 0
         self.acked: Any = None
+
+    def resume(self, position: int, after: pd.Timestamp | None = None) -> None:
+        """Continue a stream stopped after its first ``position`` rows, without making them.
+
+        Simulated time, each batch's random draws and the daily fraud windows are functions
+        of the seed, the position and the simulated day, so the batches that follow are those
+        of an uninterrupted run with the same settings and batch size, except for what a
+        run carries from batch to batch and a restart loses: card-testing rows of a burst
+        still due (:class:`~scenarios.Pending`) and each card's place on its
+        :class:`~scenarios.ShopWalk`; until those are met again, a resumed batch can differ in
+        those rows and, through them, in its later draws. ``after`` (the newest stored
+        time): if the settings changed (another rate) and the position maps to an earlier
+        time, the clock moves on to ``after`` so time never runs backwards.
+        """
+        if position < 0:
+            raise ValueError(f"position must be >= 0, got {position}")
+        self.position = int(position)
+        self._w, self._t = self._clock_at(self.position)
+        if after is not None:
+            late = (pd.Timestamp(after).as_unit("ns").value - self._origin_ns) / 1e9
+            if late > self._t + 1e-6:  # beyond the rounding of stored times to microseconds
+                self._w0 += float(self._clock.warp(late)) - self._w
+                self._w, self._t = self._clock_at(self.position)
+        while self._next_day * DAY < self._t:  # the windows drawn before that time
+            self._draw_day()
+
+    def _clock_at(self, position: int) -> tuple[float, float]:
+        """``(W, t)`` after ``position`` rows: a function of the position, not of the batches
+        before (the sum of their sizes, rounded once)."""
+        w = self._w0 + position / self._per_second
+        return w, max(float(self._clock.unwarp(w)), self._t0)
+
+    def _draw_day(self) -> None:
+        # Each day's windows from their own generator: a resumed run draws them alike.
+        rng = np.random.default_rng(
+            np.random.SeedSequence(self.settings.seed, spawn_key=(2, self._next_day))
+        )
+        self.compromised.draw_day(rng, self._next_day * DAY)
+        self.leaked.draw_day(rng, self._next_day * DAY)
+        self._next_day += 1
 
     @property
     def sim_time(self) -> pd.Timestamp:
@@ -171,20 +212,25 @@ class Simulator:
         n = self.settings.batch_rows if n is None else int(n)
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        rng, s = self._rng, self.settings
-        w_end = self._w + n / self._per_second
+        # Each batch draws from its own generator, keyed by its first position: a run resumed
+        # at that position (see resume) makes the same draws.
+        self._rng = rng = np.random.default_rng(
+            np.random.SeedSequence(self.settings.seed, spawn_key=(1, self.position))
+        )
+        s = self.settings
+        w_end, t_end = self._clock_at(self.position + n)
         w = _sort_uniform(rng.uniform(self._w, w_end, n), self._w, w_end)
         t = np.clip(self._clock.unwarp(w), self._t, None)
-        t_end = max(float(self._clock.unwarp(w_end)), self._t)
         t = np.minimum(t, t_end)
         while self._next_day * DAY < t_end:  # windows of each simulated day before its rows
-            self.compromised.draw_day(rng, self._next_day * DAY)
-            self.leaked.draw_day(rng, self._next_day * DAY)
-            self._next_day += 1
+            self._draw_day()
 
         rows = self._genuine(t)
         pop = self.population
         sc.large_amount(rng, rows, pop, s.fraud_large_amount)
+        # New devices are numbered from the batch's position: at most one per row (a takeover
+        # row or a burst's anchor), so numbers never repeat, and a resumed run numbers alike.
+        self._next_device = pop.n_devices + self.position
         self._next_device += sc.account_takeover(
             rng, rows, pop, s.fraud_account_takeover, self._next_device, self._walk
         )
@@ -196,9 +242,14 @@ class Simulator:
         )
         self._next_device += len(test_anchor)
         self._pending.add(tests)
+        due = self._pending.pop_due(t_end)
+        # A travel row must come right after its anchor on the card: not with a card-testing
+        # burst of the same card in between (its rows are online, without coordinates).
+        clear = np.flatnonzero(~np.isin(travel.card, due.card))
+        travel, travel_anchor = travel.take(clear), travel_anchor[clear]
         self._inject(
             rows,
-            sc.Rows.concat([travel, self._pending.pop_due(t_end)]),
+            sc.Rows.concat([travel, due]),
             np.concatenate([travel_anchor, test_anchor]),
         )
 
