@@ -234,7 +234,7 @@ class Publisher:
                 self.seen = version
                 return "kept"
         try:
-            ruleset = parse_rules(texts)
+            ruleset = self._build(texts)
         except RuleError as exc:
             return self._reject(version, texts, exc, startup)
         try:
@@ -262,6 +262,9 @@ class Publisher:
             "" if recorded is not None else " (already recorded)",
         )
         return "accepted"
+
+    def _build(self, texts: dict[str, str]) -> RuleSet:
+        return parse_rules(texts)  # the files were read strictly: nothing is re-read here
 
     def _current(self, version: str):
         def still_current() -> bool:
