@@ -8,6 +8,7 @@ or scored twice, and every stored row carries the version whose rules gave its s
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -324,3 +325,55 @@ def test_workers_watching_one_directory_record_each_attempt_once(
     with connect(db_dsn) as conn:
         history = rule_set_history(conn).sort_values("id")
     assert list(history["status"]) == ["accepted", "rejected", "accepted"]
+
+
+def test_hostile_directories_are_refused_with_their_location_and_recorded_once(
+    db_dsn: str, tmp_path: Path, caplog
+) -> None:
+    """Each refusal reaches rule_sets.error and the log as one located, bounded line; the
+    last good rules stay active; the same refusal seen at the next rescan adds nothing."""
+    rules = RulesDir(tmp_path / "rules")
+    rules.write("a.yaml", rule_text("base", 10))
+    publisher = Publisher(db_dsn, rules.path, author="t")
+    assert publisher.check() == "accepted"
+    with connect(db_dsn) as conn:
+        good = active_rule_set(conn)["version"]
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("secret: " + "S" * 5000 + "\n")
+    hostile = [
+        (
+            "b.yaml",
+            lambda p: p.write_text("# nothing here yet\n"),
+            "rules/b.yaml: the file is empty",
+        ),
+        (
+            "b.yaml",
+            lambda p: p.write_bytes(b"rules:\n  - id: caf\xe9\n"),
+            "rules/b.yaml:2:12: file is not UTF-8",
+        ),
+        ("b.yaml", lambda p: p.symlink_to(outside), "rules/b.yaml: the file is a symbolic link"),
+        (
+            "b.yaml",
+            lambda p: p.write_text(
+                "rules:\n  - id: '" + "S" * 100_000 + "'\n    when: amount > 1\n    score: 1\n"
+            ),
+            "rules/b.yaml:2:9: rule id 'SSS",
+        ),
+    ]
+    caplog.set_level(logging.ERROR, logger="workbench.pipeline.reload")
+    for name, make, expected in hostile:
+        path = rules.path / name
+        path.unlink(missing_ok=True)
+        make(path)
+        caplog.clear()
+        assert publisher.check() == "rejected", expected
+        assert publisher.check() is None  # a rescan finds the same refusal: nothing new
+        with connect(db_dsn) as conn:
+            newest = rule_set_history(conn).sort_values("id").iloc[-1]
+            assert active_rule_set(conn)["version"] == good
+        assert newest["status"] == "rejected"
+        assert newest["error"].startswith(expected), newest["error"]
+        assert "\n" not in newest["error"] and len(newest["error"]) < 700
+        logged = [r.getMessage() for r in caplog.records]
+        assert len(logged) == 1 and expected in logged[0] and "S" * 1000 not in logged[0]
+    publisher.close()

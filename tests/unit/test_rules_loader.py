@@ -86,12 +86,58 @@ def test_load_the_documented_example(tmp_path):
     assert hit.tolist() == [True, False] and not err.any()
 
 
-def test_defaults_and_empty_files():
-    rs = parse_rules({"a.yaml": "", "b.yaml": "# only a comment\n", "c.yaml": "rules: []\n"})
+ONE_RULE = "rules:\n  - {id: r1, when: amount > 1, score: 1}\n"
+
+
+def test_defaults():
+    rs = parse_rules({"a.yaml": ONE_RULE, "c.yaml": "rules: []\n"})
     assert rs.bands == Bands(40.0, 70.0) and rs.alert == AlertPolicy("high", 600.0)
-    assert rs.rules == () and rs.fields_used == frozenset()
-    rs = parse_rules({"a.yaml": "bands: {high: 90}\nalert: {dedup: 1h}\n"})
+    assert [r.id for r in rs.rules] == ["r1"] and rs.fields_used == frozenset({"amount"})
+    rs = parse_rules({"a.yaml": "bands: {high: 90}\nalert: {dedup: 1h}\n", "b.yaml": ONE_RULE})
     assert rs.bands == Bands(40.0, 90.0) and rs.alert == AlertPolicy("high", 3600.0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "\n\n   \n", "# only a comment\n", "  # indented\n\n# two\n", "---\n", "~\n", "null"],
+)
+def test_an_empty_or_comment_only_file_is_refused_with_its_path(text):
+    with pytest.raises(RuleError, match="empty or holds only comments") as info:
+        parse_rules({"rules/empty.yaml": text, "rules/good.yaml": ONE_RULE})
+    assert not isinstance(info.value, RuleSetError)
+    assert info.value.file == "rules/empty.yaml"
+
+
+def test_an_empty_file_in_a_directory_is_refused_with_its_path(tmp_path):
+    (tmp_path / "good.yaml").write_text(ONE_RULE)
+    (tmp_path / "empty.yaml").write_text("# nothing yet\n")
+    with pytest.raises(RuleError, match="empty or holds only comments") as info:
+        load_rules(tmp_path)
+    assert info.value.file == f"{tmp_path.name}/empty.yaml"
+    assert str(info.value).endswith(f"({tmp_path.name}/empty.yaml)")
+
+
+def test_a_file_whose_keys_are_all_empty_sets_nothing():
+    err = one_error("rules:\nlists:\n", name="rules/stub.yaml")
+    assert "sets nothing" in err.message and (err.file, err.line, err.col) == (
+        "rules/stub.yaml",
+        1,
+        1,
+    )
+
+
+def test_a_rule_set_without_rules_is_refused(tmp_path):
+    # Settings and lists alone are fine in one file, but the set as a whole must score.
+    shared = "bands: {high: 90}\nlists:\n  risky: [a]\n"
+    with pytest.raises(RuleError, match="has no rules") as info:
+        parse_rules({"rules/shared.yaml": shared, "rules/none.yaml": "rules: []\n"})
+    assert info.value.file == "rules/none.yaml"
+    (tmp_path / "shared.yaml").write_text(shared)
+    with pytest.raises(RuleError, match="has no rules") as info:
+        load_rules(tmp_path)
+    assert info.value.file == str(tmp_path)  # the directory: no one file is at fault
+    with pytest.raises(RuleError, match="has no rules"):
+        parse_rules({})
 
 
 def test_yaml_12_scalars_norway_stays_a_string():
@@ -205,7 +251,13 @@ def test_bands_and_alert_in_two_files_must_agree():
             }
         )
     assert info.value.file == "b.yaml"
-    parse_rules({"a.yaml": "alert: {min_band: medium}\n", "b.yaml": "alert: {min_band: medium}\n"})
+    parse_rules(
+        {
+            "a.yaml": "alert: {min_band: medium}\n",
+            "b.yaml": "alert: {min_band: medium}\n",
+            "c.yaml": ONE_RULE,
+        }
+    )
     with pytest.raises(RuleError, match="'alert' is set differently"):
         parse_rules(
             {"a.yaml": "alert: {min_band: medium}\n", "b.yaml": "alert: {min_band: high}\n"}

@@ -41,6 +41,7 @@ from workbench.dashboard.parts import read_only_table, schedule
 from workbench.errors import ConfigError, RuleError, RuleSetError, WorkbenchError
 from workbench.pipeline.reload import author_name, dry_run, read_directory, rollback
 from workbench.rules import RuleSet, parse_rules
+from workbench.rules.limits import clip
 from workbench.scoring.whatif import WhatIf, what_if
 from workbench.storage import connect, load_transactions, rule_set_history
 from workbench.storage.queries import active_rule_set, publish_rule_set, recent_batch
@@ -193,7 +194,7 @@ class EditorView:
         try:
             version, files = await asyncio.to_thread(self._read_active)
         except WorkbenchError as exc:
-            self.message.object = f"**Cannot load the rules:** {exc}"
+            self.message.object = f"**Cannot load the rules:** {banner(exc)}"
             return
         self.version, self.files, self.edits = version, files, {}
         names = sorted(files)
@@ -237,7 +238,7 @@ class EditorView:
         try:
             result = await asyncio.to_thread(self._what_if, candidate)
         except WorkbenchError as exc:
-            self.whatif_message.object = f"**What-if failed:** {exc}"
+            self.whatif_message.object = f"**What-if failed:** {banner(exc)}"
             return None
         if result is None:
             self.whatif_message.object = "No stored transactions in that selection."
@@ -274,7 +275,7 @@ class EditorView:
             self.message.object = "**Refused:** nothing was written; the rules are unchanged."
             return None
         except WorkbenchError as exc:
-            self.message.object = f"**Not applied:** {exc}"
+            self.message.object = f"**Not applied:** {banner(exc)}"
             return None
         version, recorded = outcome
         self._show_errors([])
@@ -293,7 +294,7 @@ class EditorView:
         try:
             frame = await asyncio.to_thread(self._read_history)
         except WorkbenchError as exc:
-            self.message.object = f"**Cannot read the rule-set history:** {exc}"
+            self.message.object = f"**Cannot read the rule-set history:** {banner(exc)}"
             return
         self.history_frame = frame
         options = {_label(row): int(row["id"]) for _, row in frame.iterrows()}
@@ -337,7 +338,7 @@ class EditorView:
         try:
             await asyncio.to_thread(rollback, self.dsn, version, author=self.author)
         except WorkbenchError as exc:
-            self.message.object = f"**Rollback refused:** {exc}"
+            self.message.object = f"**Rollback refused:** {banner(exc)}"
             return False
         await self.load()
         self.message.object = (
@@ -361,8 +362,9 @@ class EditorView:
                     "line": e.line,
                     "col": e.col,
                     "rule_id": e.rule_id or "",
-                    "message": e.message
-                    + (f" — did you mean '{e.suggestion}'?" if e.suggestion else ""),
+                    "message": clip(
+                        e.message + (f" — did you mean '{e.suggestion}'?" if e.suggestion else "")
+                    ),
                 }
                 for e in errors
             ],
@@ -376,7 +378,7 @@ class EditorView:
             {
                 "row": max(e.line - 1, 0),
                 "column": max((e.col or 1) - 1, 0),
-                "text": (f"rule {e.rule_id}: " if e.rule_id else "") + e.message,
+                "text": clip((f"rule {e.rule_id}: " if e.rule_id else "") + e.message),
                 "type": "error",
             }
             for e in self.errors
@@ -447,7 +449,7 @@ class EditorView:
                 raise
             except Exception as exc:  # the candidate cannot score real data
                 raise RuleError(
-                    f"dry run on recent transactions failed: {type(exc).__name__}: {exc}",
+                    f"dry run on recent transactions failed: {type(exc).__name__}: {clip(exc)}",
                     file=name,
                 ) from exc
             recorded = publish_rule_set(
@@ -509,6 +511,14 @@ def _parse(texts: dict[str, str]) -> tuple[RuleSet | None, list[RuleError]]:
         return None, _problems(exc)
 
 
+def banner(exc: BaseException) -> str:
+    """An error as a banner shows it: its first line, bounded, and how many more there are
+    (the error table lists a rule set's problems; a banner never holds a file's content)."""
+    lines = str(exc).splitlines() or [type(exc).__name__]
+    more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+    return clip(lines[0]) + more
+
+
 def _problems(exc: RuleError) -> list[RuleError]:
     return list(exc.errors) if isinstance(exc, RuleSetError) else [exc]
 
@@ -518,7 +528,7 @@ def _history_rows(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=HISTORY_COLUMNS)
     out = frame[HISTORY_COLUMNS].copy()
     out["created_at"] = pd.to_datetime(out["created_at"], utc=True).dt.strftime("%Y-%m-%d %H:%M:%S")
-    out["error"] = out["error"].fillna("").astype(str).str.split("\n").str[0]
+    out["error"] = out["error"].fillna("").astype(str).str.split("\n").str[0].map(clip)
     return out.reset_index(drop=True)
 
 

@@ -37,8 +37,9 @@ from workbench import schema
 from workbench.errors import ConfigError, RuleError, RuleSetError, StorageError
 from workbench.features.engine import compute_features
 from workbench.pipeline.watch import DirectoryWatcher
-from workbench.rules import RuleSet, load_rules, parse_rules, version_of
-from workbench.rules.document import MAX_BYTES
+from workbench.rules import RuleSet, parse_rules, version_of
+from workbench.rules.files import read_directory
+from workbench.rules.limits import MAX_ERRORS, MAX_MESSAGE, clip
 from workbench.scoring.scorer import Scorer
 from workbench.storage import Listener, connect, last_rule_set
 from workbench.storage.queries import (
@@ -55,7 +56,19 @@ log = logging.getLogger(__name__)
 DRY_RUN_ROWS = 500  # newest stored transactions a candidate is scored on before acceptance
 RESYNC_S = 5.0  # a follower re-reads the active version this often, notification or not
 BACKOFF_MAX_S = 10.0
-SUFFIXES = (".yaml", ".yml")
+
+__all__ = [  # read_directory is re-exported: the editor reads the directory like a worker
+    "DryRun",
+    "Follower",
+    "HotReload",
+    "Publisher",
+    "author_name",
+    "dry_run",
+    "error_lines",
+    "read_directory",
+    "rollback",
+    "status",
+]
 
 
 def author_name() -> str:
@@ -69,41 +82,24 @@ def author_name() -> str:
 
 
 def error_lines(exc: RuleError) -> str:
-    """One ``file:line:col rule <id>: message`` line per problem of a failed load."""
+    """One ``file:line:col rule <id>: message`` line per problem of a failed load.
+
+    This text is logged, stored in ``rule_sets.error`` and shown by the CLI and the
+    dashboard, so each line is bounded (:func:`~workbench.rules.limits.clip`) and at most
+    :data:`~workbench.rules.limits.MAX_ERRORS` are listed: a message never carries a file's
+    content beyond the offending value, whoever built the error.
+    """
     problems = exc.errors if isinstance(exc, RuleSetError) else [exc]
     lines = []
-    for e in problems:
+    for e in problems[:MAX_ERRORS]:
         rule = f" rule {e.rule_id}" if e.rule_id else ""
-        hint = f" — did you mean '{e.suggestion}'?" if e.suggestion else ""
-        lines.append(f"{e.location}{rule}: {e.message}{hint}")
+        hint = f" — did you mean '{clip(e.suggestion, 80)}'?" if e.suggestion else ""
+        lines.append(
+            clip(f"{e.location}{rule}: {e.message}{hint}", 2 * MAX_MESSAGE)
+        )  # location + message
+    if len(problems) > MAX_ERRORS:
+        lines.append(f"... and {len(problems) - MAX_ERRORS} more problem(s) not shown")
     return "\n".join(lines)
-
-
-def read_directory(directory: Path) -> dict[str, str]:
-    """``{dir/name: text}`` of the rule files directly in ``directory``, named as
-    :func:`~workbench.rules.load_rules` names them (so versions agree); undecodable bytes are
-    replaced. Raises RuleError when there is nothing to load."""
-    try:
-        paths = sorted(
-            p
-            for p in directory.iterdir()
-            if p.suffix in SUFFIXES and not p.name.startswith((".", "#", "~")) and p.is_file()
-        )
-    except OSError as exc:
-        raise RuleError(
-            f"cannot read rules directory: {exc.strerror}", file=str(directory)
-        ) from exc
-    texts = {}
-    for path in paths:
-        try:
-            texts[f"{directory.name}/{path.name}"] = path.read_bytes().decode("utf-8", "replace")
-        except OSError:  # removed while reading: the watcher fires again
-            continue
-    if not texts:
-        raise RuleError(
-            f"no rule files (*.yaml, *.yml) in directory '{directory}'", file=str(directory)
-        )
-    return texts
 
 
 @dataclass
@@ -215,7 +211,13 @@ class Publisher:
         try:
             texts = read_directory(self.directory)
         except RuleError as exc:
-            return self._reject(version_of({}), {}, exc, startup)
+            # Nothing was read (over a limit, not UTF-8, a link leaving the directory...):
+            # the refusal's text stands for the version, so the same refusal seen again at
+            # the next rescan is recognised and neither logged nor recorded twice.
+            version = version_of({"<refused>": error_lines(exc)})
+            if version == self.seen:
+                return None
+            return self._reject(version, {}, exc, startup)
         version = version_of(texts)
         if version == self.seen:
             return None
@@ -241,7 +243,7 @@ class Publisher:
             raise
         except Exception as exc:  # the candidate cannot score real data: refuse it
             failure = RuleError(
-                f"dry run on recent transactions failed: {type(exc).__name__}: {exc}",
+                f"dry run on recent transactions failed: {type(exc).__name__}: {clip(exc)}",
                 file=str(self.directory),
             )
             return self._reject(version, texts, failure, startup)
@@ -262,9 +264,7 @@ class Publisher:
         return "accepted"
 
     def _build(self, texts: dict[str, str]) -> RuleSet:
-        if any("\ufffd" in t or len(t.encode()) > MAX_BYTES for t in texts.values()):
-            return load_rules(self.directory)  # unreadable or too large: its precise error
-        return parse_rules(texts)
+        return parse_rules(texts)  # the files were read strictly: nothing is re-read here
 
     def _current(self, version: str):
         def still_current() -> bool:

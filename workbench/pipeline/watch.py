@@ -9,7 +9,10 @@ runs every ``rescan_s``; the callback compares content hashes and ignores what d
 
 Stdlib only: a scan of a directory of a few files costs microseconds, so polling every
 100 ms is cheaper than a dependency and behaves the same on every filesystem (including the
-network and container mounts where inotify events do not arrive).
+network and container mounts where inotify events do not arrive). A scan stops after
+:data:`~workbench.rules.limits.MAX_FILES` + 1 rule files: a directory past the limit is
+refused by the loader anyway, and scanning 100,000 entries ten times a second would not be
+cheap.
 """
 
 from __future__ import annotations
@@ -21,27 +24,31 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from workbench.rules.files import is_rule_file_name
+from workbench.rules.limits import MAX_FILES
+
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1  # between scans while nothing happens
 BUSY_POLL_S = 0.05  # between scans while a change is settling
 DEBOUNCE_S = 0.15  # quiet time after the last change before the callback runs
 RESCAN_S = 2.0  # the callback also runs this often, for edits stat data cannot see
-SUFFIXES = (".yaml", ".yml")
 
 Snapshot = tuple[tuple[str, int, int, int], ...]
 
 
 def snapshot(directory: Path) -> Snapshot:
     """(name, size, mtime_ns, inode) of the rule files directly in ``directory``, sorted;
-    empty when the directory is missing."""
+    empty when the directory is missing; at most ``MAX_FILES + 1`` of them."""
     entries = []
     try:
         with os.scandir(directory) as it:
             for entry in it:
                 name = entry.name
-                if not name.endswith(SUFFIXES) or name.startswith((".", "#", "~")):
+                if not is_rule_file_name(name):
                     continue
+                if len(entries) > MAX_FILES:
+                    break
                 try:
                     st = entry.stat()
                 except OSError:  # removed between listing and stat

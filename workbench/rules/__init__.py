@@ -16,8 +16,9 @@ Nothing in a rule file can run code.
 (['big_amount'], ['amount'])
 
 Pipeline: :mod:`.lexer` -> :mod:`.parser` -> :mod:`.checker` -> :mod:`.compiler` (closures
-from :mod:`.values`); files are read by :mod:`.document` and assembled by :mod:`.loader`,
-which also runs each rule's :mod:`.examples`.
+from :mod:`.values`); files are found and read within :mod:`.limits` by :mod:`.files`,
+parsed by :mod:`.document` and assembled by :mod:`.loader`, which also runs each rule's
+:mod:`.examples`.
 """
 
 from workbench.errors import RuleError, RuleSetError

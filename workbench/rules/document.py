@@ -5,7 +5,8 @@ let them. The file is read as a stream of parser *events* (libyaml's C parser wh
 and this module builds plain nodes from them, keeping each node's position so every later
 error can name ``file:line:col``. Anchors, aliases (the "billion laughs" bomb), explicit tags
 (``!!python/object/apply:os.system``), several documents, deep nesting, duplicate keys and
-files over 1 MiB are refused. Plain scalars are resolved the YAML 1.2 way: only
+files over :data:`~workbench.rules.limits.MAX_FILE_BYTES` are refused, and the parse stops at
+the first rule past the rule set's budget.  Plain scalars are resolved the YAML 1.2 way: only
 ``true``/``false`` are bools, so ``NO`` (Norway) stays a string.
 """
 
@@ -18,9 +19,7 @@ from typing import Any
 import yaml
 
 from workbench.errors import RuleError
-
-MAX_BYTES = 1 << 20
-MAX_DEPTH = 64
+from workbench.rules.limits import MAX_DEPTH, MAX_FILE_BYTES, TOO_MANY_RULES, size
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NULL = {"", "~", "null", "Null", "NULL"}
@@ -50,12 +49,17 @@ class YNode:
     style: str = ""
 
 
-def read_document(text: str) -> YNode | None:
-    """The root node of ``text`` (None for an empty file), or a located RuleError."""
-    if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-        raise RuleError(f"file is larger than {MAX_BYTES // 1024} KiB", line=1, col=1)
+def read_document(text: str, *, max_rules: int | None = None) -> YNode | None:
+    """The root node of ``text`` (None for an empty file), or a located RuleError.
+
+    With ``max_rules``, the parse stops at the first item of the top-level ``rules`` list
+    past that many (message :data:`~workbench.rules.limits.TOO_MANY_RULES`), so an oversized
+    rule set costs no more than the rules it is allowed.
+    """
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise RuleError(f"file is larger than {size(MAX_FILE_BYTES)}", line=1, col=1)
     try:
-        return _build(yaml.parse(text, Loader=_Loader))
+        return _build(yaml.parse(text, Loader=_Loader), max_rules)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
@@ -76,10 +80,11 @@ def _fail(message: str, event: Any) -> RuleError:
     return RuleError(message, line=mark.line + 1, col=mark.column + 1)
 
 
-def _build(events) -> YNode | None:
+def _build(events, max_rules: int | None = None) -> YNode | None:
     root: YNode | None = None
     stack: list[list] = []  # [container node, pending key node or None]
     documents = 0
+    rules: YNode | None = None  # the top-level `rules` list, whose items are counted
     for event in events:
         if isinstance(event, yaml.AliasEvent):
             raise _fail("YAML aliases (*name) are not allowed in rule files", event)
@@ -117,7 +122,12 @@ def _build(events) -> YNode | None:
                 kind, mark.line + 1, mark.column + 1, mark.index, value={} if kind == "map" else []
             )
         if stack:
+            parent, key = stack[-1]
+            if parent is rules and max_rules is not None and len(parent.value) >= max_rules:
+                raise _fail(TOO_MANY_RULES, event)
             _attach(stack[-1], node, event)
+            if node.kind == "seq" and len(stack) == 1 and key is not None and key.text == "rules":
+                rules = node
         else:
             root = node
         if node.kind != "scalar":

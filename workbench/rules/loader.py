@@ -20,76 +20,52 @@ from workbench.errors import RuleError, RuleSetError
 from workbench.features.spec import BUILTIN, FeatureSpec, FeatureSpecError, parse_feature
 from workbench.rules.checker import closest
 from workbench.rules.compiler import compile_expression
-from workbench.rules.document import MAX_BYTES, YNode, locate, read_document, to_python
+from workbench.rules.document import YNode, locate, read_document, to_python
 from workbench.rules.examples import check_examples
+from workbench.rules.files import read_rule_files
+from workbench.rules.limits import (
+    MAX_ERRORS,
+    MAX_FILES,
+    MAX_MESSAGE,
+    MAX_RULES,
+    MAX_TOTAL_BYTES,
+    TOO_MANY_RULES,
+    clip,
+    size,
+)
 from workbench.rules.model import AlertPolicy, Bands, Rule, RuleSet, known_fields
 
-MAX_RULES = 5000
 NAME = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 TOP_KEYS = ("bands", "alert", "lists", "features", "rules")
 RULE_KEYS = ("id", "description", "when", "score", "enabled", "tags", "examples")
-SUFFIXES = (".yaml", ".yml")
 
 
 def load_rules(paths: str | Path | Sequence[str | Path]) -> RuleSet:
     """Load the rule files in a directory (``*.yaml``/``*.yml`` directly inside, sorted;
     hidden and editor temp files skipped) or an explicit list of files.
 
-    Raises RuleError for one problem, RuleSetError (listing all) for several.
+    The files are read by :func:`~workbench.rules.files.read_rule_files` (limits, links,
+    strict UTF-8). Raises RuleError for one problem, RuleSetError (listing all) for several.
     """
-    texts: dict[str, str] = {}
-    errors: list[RuleError] = []
-    for display, path in _discover(paths):
-        try:
-            if path.stat().st_size > MAX_BYTES:
-                errors.append(
-                    RuleError(
-                        f"file is larger than {MAX_BYTES // 1024} KiB", file=display, line=1, col=1
-                    )
-                )
-                continue
-            texts[display] = path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            errors.append(RuleError(f"file is not UTF-8 text ({exc.reason})", file=display))
-        except OSError as exc:
-            errors.append(RuleError(f"cannot read file: {exc.strerror}", file=display))
-    return _Load(texts, errors).build()
+    texts, errors = read_rule_files(paths)
+    items = [paths] if isinstance(paths, str | Path) else list(paths)
+    where = str(items[0]) if len(items) == 1 and Path(items[0]).is_dir() else None
+    return _Load(texts, errors, where=where).build()
 
 
 def parse_rules(texts: Mapping[str, str]) -> RuleSet:
     """The rule set of ``{display file name: YAML text}``, with the same checks as
     :func:`load_rules` (for the editor and what-if runs)."""
+    total = sum(
+        len(t.encode("utf-8", "surrogatepass")) for t in texts.values() if isinstance(t, str)
+    )
+    if len(texts) > MAX_FILES or total > MAX_TOTAL_BYTES:
+        raise RuleError(
+            f"a rule set holds at most {MAX_FILES} files and {size(MAX_TOTAL_BYTES)}; got "
+            f"{len(texts)} files, {total:,} bytes",
+            file=min(texts, default=None),
+        )
     return _Load(dict(texts), []).build()
-
-
-def _discover(paths: str | Path | Sequence[str | Path]) -> list[tuple[str, Path]]:
-    items = [paths] if isinstance(paths, str | Path) else list(paths)
-    found: list[Path] = []
-    for item in map(Path, items):
-        if item.is_dir():
-            files = sorted(p for p in item.iterdir() if _is_rule_file(p))
-            if not files:
-                raise RuleError(
-                    f"no rule files (*.yaml, *.yml) in directory '{item}'", file=str(item)
-                )
-            found.extend(files)
-        elif item.is_file():
-            found.append(item)
-        else:
-            raise RuleError(f"rule file or directory not found: '{item}'", file=str(item))
-    unique = list(dict.fromkeys(p.resolve() for p in found))
-    originals = {p.resolve(): p for p in found}
-    short = [f"{p.parent.name}/{p.name}" if p.parent.name else p.name for p in unique]
-    clash = len(set(short)) < len(short)
-    return [
-        (str(originals[p]) if clash else s, originals[p])
-        for p, s in zip(unique, short, strict=True)
-    ]
-
-
-def _is_rule_file(path: Path) -> bool:
-    name = path.name
-    return path.suffix in SUFFIXES and not name.startswith((".", "#", "~")) and path.is_file()
 
 
 def version_of(texts: Mapping[str, str]) -> str:
@@ -101,9 +77,12 @@ def version_of(texts: Mapping[str, str]) -> str:
 class _Load:
     """One load: collects every error, then builds the RuleSet or raises."""
 
-    def __init__(self, texts: dict[str, str], errors: list[RuleError]) -> None:
+    def __init__(
+        self, texts: dict[str, str], errors: list[RuleError], *, where: str | None = None
+    ) -> None:
         self.texts = texts
         self.errors = errors
+        self.where_loaded = where  # the directory, when one was loaded
         self.file = ""
         self.rule_id: str | None = None
         self.seen: dict[tuple[str, str], tuple[str, YNode]] = {}
@@ -136,27 +115,49 @@ class _Load:
     def keys(self, node: YNode, allowed: Sequence[str], where: str) -> None:
         for key, (key_node, _) in node.value.items():
             if key not in allowed:
-                message = f"unknown key '{key}'" + ("" if self.rule_id else f" in {where}")
+                message = f"unknown key '{_shown(key)}'" + ("" if self.rule_id else f" in {where}")
                 self.fail(message, key_node, closest(key, allowed))
 
     # -- the load --------------------------------------------------------------------------
     def build(self) -> RuleSet:
         order = sorted(self.texts)
         sections: dict[str, list[tuple[str, YNode]]] = {key: [] for key in TOP_KEYS}
+        budget = MAX_RULES  # rules the files not read yet may still hold
         for name in order:
             self.file = name
-            for key, node in self.read(name).items():
+            found = self.read(name, budget)
+            if self.errors and self.errors[-1].message == TOO_MANY_RULES:
+                raise self.errors[-1]  # the rest is not even parsed: refused as it stands
+            for key, node in found.items():
                 sections[key].append((name, node))
+                if key == "rules" and node.kind == "seq":
+                    budget -= len(node.value)
         bands = self.single("bands", sections["bands"], self.bands, Bands())
         alert = self.single("alert", sections["alert"], self.alert, AlertPolicy())
         lists = self.lists(sections["lists"])
         features = self.features(sections["features"], lists)
         fields = known_fields(tuple(features))
         rules = self.rules(sections["rules"], fields, lists)
+        if budget == MAX_RULES and not self.errors:
+            # Not one rule in any file: such a rule set would score every transaction 0.
+            self.errors.append(
+                RuleError(
+                    "the rule set has no rules, so it would score nothing; add at least one "
+                    "rule under 'rules:'",
+                    file=self.where_loaded
+                    or next((f for f, _ in sections["rules"]), order[0] if order else None),
+                )
+            )
         if self.errors:
             rank = {name: i for i, name in enumerate(order)}
             self.errors.sort(key=lambda e: (rank.get(e.file or "", -1), e.line or 0, e.col or 0))
-            raise self.errors[0] if len(self.errors) == 1 else RuleSetError(self.errors)
+            shown = [_bounded(e) for e in self.errors[:MAX_ERRORS]]
+            if len(self.errors) > MAX_ERRORS:
+                rest = self.errors[MAX_ERRORS:]
+                shown.append(
+                    RuleError(f"... and {len(rest)} more problem(s) not shown", file=rest[0].file)
+                )
+            raise shown[0] if len(shown) == 1 else RuleSetError(shown)
         return RuleSet(
             version=version_of(self.texts),
             bands=bands,
@@ -167,26 +168,35 @@ class _Load:
             texts=dict(self.texts),
         )
 
-    def read(self, name: str) -> dict[str, YNode]:
+    def read(self, name: str, max_rules: int = MAX_RULES) -> dict[str, YNode]:
         if not isinstance(self.texts[name], str):
             self.fail("the file's content must be text", None)
             return {}
         try:
-            root = read_document(self.texts[name])
+            root = read_document(self.texts[name], max_rules=max_rules)
         except RuleError as exc:
             self.errors.append(exc.located(file=name))
             return {}
         if root is None or (root.kind == "scalar" and root.value is None):
+            # An empty file is a mistake (a truncated save, a failed copy), not "no rules".
+            self.fail(
+                "the file is empty or holds only comments; a rule file sets at least one of "
+                + ", ".join(TOP_KEYS),
+                None,
+            )
             return {}
         if root.kind != "map":
             self.fail("a rule file must be a mapping with keys " + ", ".join(TOP_KEYS), root)
             return {}
         self.keys(root, TOP_KEYS, "the rule file")
-        return {
+        found = {
             k: v
             for k, (_, v) in root.value.items()
             if k in TOP_KEYS and not (v.kind == "scalar" and v.value is None)
         }
+        if not found and all(k in TOP_KEYS for k in root.value):
+            self.fail("the file sets nothing: every key in it is empty", root)
+        return found
 
     def single(self, key: str, found: list[tuple[str, YNode]], parse, default):
         values = []
@@ -212,7 +222,7 @@ class _Load:
             or not isinstance(value, int | float)
             or not math.isfinite(value)
         ):
-            self.fail(f"{what} must be a number, got {node.text or node.kind!r}", node)
+            self.fail(f"{what} must be a number, got {_shown(node.text) or node.kind!r}", node)
             return None
         return float(value)
 
@@ -251,7 +261,7 @@ class _Load:
                 policy["min_band"] = band
             else:
                 self.fail(
-                    f"alert.min_band must be medium or high, got {band_node.text!r}",
+                    f"alert.min_band must be medium or high, got {_shown(band_node.text)!r}",
                     band_node,
                     closest(str(band), ("medium", "high")),
                 )
@@ -267,7 +277,8 @@ class _Load:
     def name(self, key_node: YNode, what: str) -> bool:
         if not NAME.match(key_node.text):
             self.fail(
-                f"{what} name '{key_node.text}' must match [a-z][a-z0-9_]* (at most 64 characters)",
+                f"{what} name '{_shown(key_node.text)}' must match [a-z][a-z0-9_]* (at most 64 "
+                "characters)",
                 key_node,
             )
             return False
@@ -301,7 +312,8 @@ class _Load:
                 or (isinstance(value, float) and not math.isfinite(value))
             ):
                 self.fail(
-                    f"list '{name}' holds strings or numbers only, got {item.text or item.kind!r}",
+                    f"list '{name}' holds strings or numbers only, got "
+                    f"{_shown(item.text) or item.kind!r}",
                     item,
                 )
                 return None
@@ -356,8 +368,8 @@ class _Load:
                 self.fail("rules must be a list of rules (each starting with '- id:')", node)
                 continue
             total += len(node.value)
-            if total > MAX_RULES:
-                self.fail(f"a rule set holds at most {MAX_RULES} rules", node)
+            if total > MAX_RULES:  # read_document stops first; this guards other callers
+                self.fail(TOO_MANY_RULES, node)
                 return rules
             for item in node.value:
                 rule = self.rule(item, fields, lists)
@@ -386,7 +398,7 @@ class _Load:
             self.fail(f"score must be between -100 and 100, got {score:g}", got["score"])
         enabled = got.get("enabled")
         if enabled is not None and not isinstance(enabled.value, bool):
-            self.fail(f"enabled must be true or false, got {enabled.text!r}", enabled)
+            self.fail(f"enabled must be true or false, got {_shown(enabled.text)!r}", enabled)
         tags = self.tags(got.get("tags"))
         description = got.get("description")
         if description is not None and description.kind != "scalar":
@@ -415,7 +427,7 @@ class _Load:
             return None
         if node.kind != "scalar" or not isinstance(node.value, str) or not NAME.match(node.value):
             self.fail(
-                f"rule id {node.text or node.kind!r} must match [a-z][a-z0-9_]* (at most "
+                f"rule id {_shown(node.text) or node.kind!r} must match [a-z][a-z0-9_]* (at most "
                 "64 characters)",
                 node,
             )
@@ -454,3 +466,22 @@ class _Load:
                 )
             )
         return None
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """A value from a file quoted back in a message: one line, cut at ``limit``."""
+    return clip(text, limit) if text else text
+
+
+def _bounded(error: RuleError) -> RuleError:
+    """``error`` with its message and suggestion on one bounded line, whatever a file held."""
+    if len(error.message) <= MAX_MESSAGE and "\n" not in error.message and not error.suggestion:
+        return error
+    return RuleError(
+        clip(error.message),
+        file=error.file,
+        line=error.line,
+        col=error.col,
+        rule_id=error.rule_id,
+        suggestion=clip(error.suggestion, 80) if error.suggestion else None,
+    )

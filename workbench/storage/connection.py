@@ -21,6 +21,7 @@ import psycopg
 from psycopg import conninfo
 
 from workbench.errors import DatabaseUnavailable, StorageError
+from workbench.storage.dsn import reveals, scrub
 
 URL_VARIABLE = "WORKBENCH_DATABASE_URL"
 
@@ -101,8 +102,10 @@ def connect(dsn: str, *, autocommit: bool = True, connect_timeout: int = 10) -> 
     """
     try:
         params = conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as exc:
-        raise StorageError(f"invalid PostgreSQL DSN: {one_line(exc)}") from exc
+    except psycopg.ProgrammingError as exc:  # libpq may quote the password back: scrubbed
+        raise StorageError(f"invalid PostgreSQL DSN: {scrub(one_line(exc), dsn)}") from (
+            None if reveals(str(exc), dsn) else exc
+        )
     extra: dict[str, str | int | None] = {
         "connect_timeout": connect_timeout,
         "application_name": "workbench",
@@ -112,8 +115,8 @@ def connect(dsn: str, *, autocommit: bool = True, connect_timeout: int = 10) -> 
         return psycopg.connect(conninfo.make_conninfo(dsn, **extra), autocommit=autocommit)
     except psycopg.Error as exc:
         raise DatabaseUnavailable(
-            f"cannot connect to PostgreSQL at {describe(dsn)}: {one_line(exc)}"
-        ) from exc
+            f"cannot connect to PostgreSQL at {describe(dsn)}: {scrub(one_line(exc), dsn)}"
+        ) from (None if reveals(str(exc), dsn) else exc)
 
 
 async def connect_async(dsn: str, *, autocommit: bool = True) -> psycopg.AsyncConnection:
@@ -124,8 +127,8 @@ async def connect_async(dsn: str, *, autocommit: bool = True) -> psycopg.AsyncCo
         )
     except psycopg.Error as exc:
         raise DatabaseUnavailable(
-            f"cannot connect to PostgreSQL at {describe(dsn)}: {one_line(exc)}"
-        ) from exc
+            f"cannot connect to PostgreSQL at {describe(dsn)}: {scrub(one_line(exc), dsn)}"
+        ) from (None if reveals(str(exc), dsn) else exc)
 
 
 def unavailable(exc: BaseException) -> bool:
