@@ -97,7 +97,7 @@ def decode(data: bytes) -> str:
     >>> decode(b"rules:\\n  - id: caf\\xc3\\xa9\\xff")
     Traceback (most recent call last):
     ...
-    workbench.errors.RuleError: file is not UTF-8 text: byte 0xff cannot be decoded (invalid start byte) (<rules>:2:14)
+    workbench.errors.RuleError: file is not UTF-8 text: byte 0xff cannot be decoded (invalid start byte) (<rules>:2:13)
     """  # noqa: E501
     try:
         return data.decode("utf-8")
