@@ -162,7 +162,7 @@ def coerce(
     *,
     ts_min: pd.Timestamp = TS_MIN,
     ts_max: pd.Timestamp = TS_MAX,
-    locations: np.ndarray | None = None,
+    lines: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Typed batch and dead letters from a frame of raw values.
 
@@ -170,14 +170,15 @@ def coerce(
     missing or unparseable, or whose values are out of range (see the module docstring),
     becomes a dead letter with ``raw`` (the original record as JSON) and ``reason``; every
     row ends up in exactly one of the two outputs. ``ts_min`` .. ``ts_max`` is the accepted
-    time window (inclusive); ``locations`` (one text per row, e.g. ``"line 12"``) prefixes
-    the reason of each refused row, so a dead letter says where its record came from.
+    time window (inclusive); ``lines`` (the source line number of each row), when given,
+    prefixes the reason of each refused row (``line 12: ...``), so a dead letter says where
+    its record came from.
     """
     missing = [name for name in REQUIRED if name not in raw.columns]
     n = len(raw)
     if missing:
         reason = "missing required column(s): " + ", ".join(missing)
-        return _typed({}, 0), _dead(raw, np.full(n, reason, dtype=object), locations)
+        return _typed({}, 0), _dead(raw, np.full(n, reason, dtype=object), lines)
 
     reasons = np.full(n, None, dtype=object)
 
@@ -249,7 +250,7 @@ def coerce(
     bad = pd.notna(reasons)
     good_idx = np.flatnonzero(~bad)
     batch = _typed({k: v.iloc[good_idx] for k, v in out.items()}, len(good_idx))  # type: ignore[union-attr]
-    where = None if locations is None else np.asarray(locations, dtype=object)[bad]
+    where = None if lines is None else np.asarray(lines)[bad]
     dead = _dead(raw.iloc[np.flatnonzero(bad)], reasons[bad], where)
     return batch, dead
 
@@ -379,13 +380,11 @@ def _typed(columns: dict[str, pd.Series], n: int) -> pd.DataFrame:
     return pd.DataFrame(data, columns=list(NAMES))
 
 
-def _dead(
-    rows: pd.DataFrame, reasons: np.ndarray, locations: np.ndarray | None = None
-) -> pd.DataFrame:
+def _dead(rows: pd.DataFrame, reasons: np.ndarray, lines: np.ndarray | None = None) -> pd.DataFrame:
     if len(rows) == 0:
         return empty_dead_letters()
-    if locations is not None:
-        reasons = np.array([f"{w}: {r}" for w, r in zip(locations, reasons, strict=True)])
+    if lines is not None:
+        reasons = [f"line {n}: {r}" for n, r in zip(lines, reasons, strict=True)]
     # Per-row JSON is fine here: only rejected rows pay for it.
     records = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
     raw = [json.dumps(r, default=str, ensure_ascii=False) for r in records]
