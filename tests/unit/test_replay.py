@@ -204,7 +204,7 @@ def test_an_unclosed_quote_costs_its_line_only(tmp_path):
     assert frame["tx_id"].tolist() == ["1", "4"]
     assert dead["reason"].tolist() == [
         "line 3: 5 fields, the header has 4",
-        "line 4: unclosed quote (a quoted field may not span lines unless the mapping says "
+        "line 5: unclosed quote (a quoted field may not span lines unless the mapping says "
         "multiline: true)",
     ]
     assert dead["raw"].tolist() == ["2,2026-01-01,b,1,x", '3,2026,"c']
@@ -292,3 +292,94 @@ def test_registered_as_a_source(handbook_csv):
         assert isinstance(source, ReplaySource) and source.next_batch() is not None
     finally:
         source.close()
+
+
+HEAD4 = "tx_id,ts,card_id,amount\n"
+
+
+def test_bom_crlf_and_empty_lines(tmp_path):
+    path = tmp_path / "win.csv"
+    body = HEAD4 + "1,2026-01-01,a,1.10\n\n2,2026-01-01,b,2.20\n\n"
+    path.write_bytes(b"\xef\xbb\xbf" + body.replace("\n", "\r\n").encode())
+    frame, dead, positions = read_all(ReplaySource(path))
+    assert len(dead) == 0 and frame["tx_id"].tolist() == ["1", "2"]
+    assert frame["card_id"].tolist() == ["a", "b"] and schema.cents(frame["amount"]).sum() == 330
+    assert positions == [4]  # data lines consumed, the empty ones included
+
+
+def test_gzip_and_stdin(tmp_path, monkeypatch):
+    import gzip
+    import io
+    import sys
+
+    data = (HEAD4 + "1,2026-01-01,a,1\n2,2026-01-01,b,x\n").encode()
+    path = tmp_path / "d.csv.gz"
+    path.write_bytes(gzip.compress(data))
+    frame, dead, _ = read_all(ReplaySource(path))
+    assert frame["tx_id"].tolist() == ["1"] and dead["reason"].tolist() == [
+        "line 3: amount is not a number: 'x'"
+    ]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    source = ReplaySource("-")
+    assert source.progress() is None
+    frame, dead, _ = read_all(source)
+    assert frame["tx_id"].tolist() == ["1"] and len(dead) == 1
+
+
+def test_non_utf8_is_refused_per_line_or_decoded_with_an_explicit_encoding(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes(HEAD4.encode() + b"1,2026-01-01,caf\xe9,1\n2,2026-01-01,b,2\n")
+    frame, dead, _ = read_all(ReplaySource(path))
+    assert frame["tx_id"].tolist() == ["2"]
+    assert dead["reason"].tolist() == ["line 2: not valid utf-8 text"]
+    assert dead["raw"].tolist() == ["1,2026-01-01,caf\\xe9,1"]  # shown escaped, never replaced
+    frame, dead, _ = read_all(ReplaySource(path, encoding="latin-1"))
+    assert frame["card_id"].tolist() == ["café", "b"] and len(dead) == 0
+    with pytest.raises(SourceError, match="not ASCII-compatible"):
+        ReplaySource(path, encoding="utf-16")
+
+
+def test_a_huge_line_costs_that_line_only(tmp_path):
+    settings = Settings.load({"WORKBENCH_REPLAY_MAX_LINE_BYTES": "1000"})
+    path = tmp_path / "huge.csv"
+    path.write_text(
+        HEAD4 + "1,2026-01-01,a,1\n2,2026-01-01," + "z" * 5000 + ",1\n3,2026-01-01,c,1\n"
+    )
+    frame, dead, positions = read_all(ReplaySource(path, settings=settings, batch_rows=2))
+    assert frame["tx_id"].tolist() == ["1", "3"] and positions == [2, 3]
+    assert dead["reason"].tolist() == ["line 3: line longer than 1000 bytes"]
+    assert len(dead["raw"].iloc[0]) == 500
+
+
+def test_quoted_fields_span_lines_only_when_the_mapping_says_so(tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_text(
+        "tx_id,ts,card_id,amount,note\n"
+        '1,2026-01-01,a,1,"two\nlines"\n'
+        "2,2026-01-01,b,2,plain\n"
+        '3,2026-01-01,c,3,"never closed\n'
+        "4,2026-01-01,d,4,plain\n"
+    )
+    frame, dead, _ = read_all(ReplaySource(path))
+    assert frame["tx_id"].tolist() == ["2", "4"]
+    assert [r.split(":")[0] for r in dead["reason"]] == ["line 2", "line 3", "line 5"]
+    multiline = ColumnMapping(multiline=True)
+    frame, dead, positions = read_all(ReplaySource(path, mapping=multiline, batch_rows=2))
+    assert frame["tx_id"].tolist() == ["1", "2", "4"]
+    assert dead["reason"].tolist() == [
+        "line 5: unclosed quote (a quoted field may not span lines unless the mapping says "
+        "multiline: true)"
+    ]
+    assert frame.loc[0, "tx_id"] == "1" and positions[-1] == 6
+    assert ColumnMapping.from_options(["multiline=true"]).multiline is True
+
+
+def test_timestamp_window_from_settings(tmp_path):
+    path = tmp_path / "old.csv"
+    path.write_text(HEAD4 + "1,2018-04-01,a,1\n2,2026-01-01,b,1\n")
+    settings = Settings.load({"WORKBENCH_TS_MIN": "2020-01-01"})
+    frame, dead, _ = read_all(ReplaySource(path, settings=settings))
+    assert frame["tx_id"].tolist() == ["2"]
+    assert dead["reason"].tolist() == [
+        "line 2: ts is outside 2020-01-01 .. 2100-01-01: '2018-04-01'"
+    ]

@@ -372,6 +372,7 @@ class _CsvRows:
         # Records: one per line, or (multiline) lines joined until their quotes balance.
         if self.multiline:
             closes = np.cumsum(quotes % 2) % 2 == 0
+            closes[-1] = True  # a record left open here is a line given up: refused below
             last = np.flatnonzero(closes)
             first = np.concatenate(([0], last[:-1] + 1))
             r_start, r_end, r_line = starts[first], ends[last], line_no[first]
