@@ -204,7 +204,7 @@ def test_an_unclosed_quote_costs_its_line_only(tmp_path):
     assert frame["tx_id"].tolist() == ["1", "4"]
     assert dead["reason"].tolist() == [
         "line 3: 5 fields, the header has 4",
-        "line 5: unclosed quote (a quoted field may not span lines unless the mapping says "
+        "line 4: unclosed quote (a quoted field may not span lines unless the mapping says "
         "multiline: true)",
     ]
     assert dead["raw"].tolist() == ["2,2026-01-01,b,1,x", '3,2026,"c']
@@ -370,7 +370,7 @@ def test_quoted_fields_span_lines_only_when_the_mapping_says_so(tmp_path):
         "line 5: unclosed quote (a quoted field may not span lines unless the mapping says "
         "multiline: true)"
     ]
-    assert frame.loc[0, "tx_id"] == "1" and positions[-1] == 6
+    assert frame.loc[0, "tx_id"] == "1" and positions[-1] == 5
     assert ColumnMapping.from_options(["multiline=true"]).multiline is True
 
 
