@@ -383,3 +383,21 @@ def test_timestamp_window_from_settings(tmp_path):
     assert dead["reason"].tolist() == [
         "line 2: ts is outside 2020-01-01 .. 2100-01-01: '2018-04-01'"
     ]
+
+
+def test_replay_progress_line():
+    from workbench.cli.run_cmd import ReplayProgress
+    from workbench.pipeline.stats import PipelineStats
+
+    now = [100.0]
+    share = [0.25]
+    progress = ReplayProgress(lambda: share[0], None, clock=lambda: now[0])
+    stats = PipelineStats(records=50_000, dead=3)
+    now[0] = 110.0
+    assert progress.line(stats) == (
+        "replay: 50,000 rows,  25.0%, 5,000 rows/s, ETA 0:00:30 | dead letters 3"
+    )
+    share[0] = 1.0
+    assert "done in 0:00:10" in progress.line(stats)
+    stdin = ReplayProgress(lambda: None, None, clock=lambda: now[0])
+    assert stdin.line(stats).startswith("replay: 50,000 rows, ")

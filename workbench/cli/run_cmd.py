@@ -79,7 +79,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
             "batch_rows": settings.batch_rows,
             "mapping": mapping_from_args(args.mapping),
             "settings": settings,
-            "encoding": args.encoding,
+            "encoding": getattr(args, "encoding", "utf-8"),  # `workbench replay` has none
         }
         rate = args.rate
     elif rest:
