@@ -201,9 +201,8 @@ def coerce(
                 )
             # Bounded, printable identifiers: a 3 KB card_id makes PostgreSQL refuse the
             # whole batch (index row size), a control character breaks logs and CSV exports.
-            too_long = (text.str.len() > col.max_len).fillna(False).to_numpy(dtype=bool)
+            too_long, ctrl = _text_faults(text, col.max_len)
             fail(too_long, f"{col.name} is longer than {col.max_len} characters")
-            ctrl = text.str.contains(_CONTROL, regex=True).fillna(False).to_numpy(dtype=bool)
             fail(ctrl, f"{col.name} holds a control character")
             out[col.name] = text
         elif col.kind == "timestamp":
@@ -303,33 +302,28 @@ def _as_amount(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
         cents_ = np.where(finite, scaled, np.nan)
     else:
         text = _as_text(values)
-        arr_text = pa.array(text.to_numpy(dtype=object, na_value=None), type=pa.string())
+        arr_text = _arrow(text)
         parts = pc.extract_regex(arr_text, _DECIMAL)
-        matched = parts.is_valid().to_numpy(zero_copy_only=False)
-        whole = pc.utf8_ltrim(pc.fill_null(parts.field("whole"), ""), "0")
+        whole_raw = pc.fill_null(parts.field("whole"), "")
         frac_raw = pc.fill_null(parts.field("frac"), "")
+        whole = pc.utf8_ltrim(whole_raw, "0")
         frac = pc.utf8_rtrim(frac_raw, "0")  # trailing zeros are no extra precision
-        w_len = pc.fill_null(pc.utf8_length(whole), 0).to_numpy(zero_copy_only=False)
-        f_len = pc.fill_null(pc.utf8_length(frac), 0).to_numpy(zero_copy_only=False)
-        digits = pc.fill_null(
-            pc.add(
-                pc.utf8_length(pc.fill_null(parts.field("whole"), "")), pc.utf8_length(frac_raw)
-            ),
-            0,
-        ).to_numpy(zero_copy_only=False)
-        present = text.notna().to_numpy() & (text.str.len() > 0).fillna(False).to_numpy(dtype=bool)
-        matched &= present & (digits > 0)
+        w_len = _np(pc.utf8_length(whole), 0)
+        f_len = _np(pc.utf8_length(frac), 0)
+        digits = _np(pc.utf8_length(whole_raw), 0) + _np(pc.utf8_length(frac_raw), 0)
+        present = _np(pc.utf8_length(arr_text), 0) > 0
+        matched = _np(parts.is_valid(), False) & present & (digits > 0)
         over = matched & (w_len > 10)
         off_grid = matched & ~over & (f_len > 2)
         ok = matched & ~over & ~off_grid
         whole_ok = pc.if_else(pa.array(ok & (w_len > 0)), whole, "0")
         frac_ok = pc.utf8_rpad(pc.if_else(pa.array(ok), frac, ""), 2, "0")
-        cents_int = pc.cast(whole_ok, pa.int64()).to_numpy(zero_copy_only=False) * 100 + pc.cast(
-            frac_ok, pa.int64()
-        ).to_numpy(zero_copy_only=False)
+        cents_int = _np(pc.cast(whole_ok, pa.int64()), 0) * 100 + _np(
+            pc.cast(frac_ok, pa.int64()), 0
+        )
         over |= ok & (cents_int > MAX_CENTS)
-        negative = pc.equal(pc.fill_null(parts.field("sign"), ""), "-")
-        sign = np.where(negative.to_numpy(zero_copy_only=False) & (cents_int > 0), -1.0, 1.0)
+        negative = _np(pc.equal(parts.field("sign"), "-"), False)
+        sign = np.where(negative & (cents_int > 0), -1.0, 1.0)
         cents_ = np.where(ok, cents_int, np.nan).astype("float64")
         unparsed = present & ~matched
         if unparsed.any():
@@ -346,6 +340,37 @@ def _as_amount(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     refused = pd.notna(why)
     amount = np.where(refused, np.nan, cents_ / 100)
     return pd.Series(amount, index=values.index, dtype="float64"), why
+
+
+def _arrow(text: pd.Series) -> pa.Array:
+    """The Arrow string array behind a text series (no copy for Arrow-backed ``str``)."""
+    arr = pa.array(text, type=pa.large_string(), from_pandas=True)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _np(arr: pa.Array, fill: object) -> np.ndarray:
+    return pc.fill_null(arr, fill).to_numpy(zero_copy_only=False)
+
+
+def _text_faults(text: pd.Series, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: longer than ``max_len`` characters; holds a control character."""
+    arr = _arrow(text)
+    n = len(arr)
+    offsets, data = arr.buffers()[1], arr.buffers()[2]
+    no = np.zeros(n, dtype=bool)
+    if data is None:
+        return no, no
+    # Bytes first, one pass over the column: characters never outnumber bytes, and a control
+    # character is one byte below 0x20 or 0x7f; most batches stop here.
+    starts = np.frombuffer(offsets, dtype=np.int64)[arr.offset : arr.offset + n + 1]
+    raw = np.frombuffer(data, dtype=np.uint8)[starts[0] : starts[-1]]
+    too_long = no
+    if n and int(np.diff(starts).max()) > max_len:
+        too_long = _np(pc.greater(pc.utf8_length(arr), max_len), False)
+    ctrl = no
+    if ((raw < 0x20) | (raw == 0x7F)).any():
+        ctrl = _np(pc.match_substring_regex(arr, _CONTROL), False)
+    return too_long, ctrl
 
 
 def _mark(why: np.ndarray, mask: np.ndarray, prefix: str, values: pd.Series | None) -> None:
@@ -424,7 +449,14 @@ def _as_timestamp(values: pd.Series) -> pd.Series:
         # Numbers in text (a CSV column of epochs) are epochs too; the rest is date text.
         num = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         is_num = ~np.isnan(num)
-        ts = pd.to_datetime(values.where(~is_num), utc=True, errors="coerce", format="mixed")
+        text = values.where(~is_num)
+        # ISO 8601 (what the simulator and most exports write) parses vectorized; only the
+        # values it refuses go through the slow per-value "mixed" parser.
+        ts = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+        retry = (ts.isna() & text.notna()).to_numpy(dtype=bool)
+        if retry.any():
+            again = pd.to_datetime(text[retry], utc=True, errors="coerce", format="mixed")
+            ts = _ns(ts).where(~retry, _ns(again).reindex(ts.index))
         if is_num.any():
             ts = _ns(ts).where(~is_num, _from_epoch(num, values.index))
     return _ns(ts)
