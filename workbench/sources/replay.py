@@ -38,7 +38,9 @@ import gzip
 import io
 import os
 import sys
+from collections import deque
 from collections.abc import Iterable
+from itertools import pairwise
 from pathlib import Path
 from typing import BinaryIO
 
@@ -61,6 +63,7 @@ RAW_CHARS = 500
 _CHUNK = 1 << 20
 _BOM = codecs.BOM_UTF8
 _NL, _CR, _QUOTE = 10, 13, 34
+_BLOCK_LINES = 16384
 
 
 def file_kind(path: str | Path) -> str:
@@ -297,6 +300,7 @@ class _CsvRows:
             raise SourceError(f"CSV header of {path} repeats column(s): {', '.join(dupes)}")
         self.columns = names
         self._wanted = names
+        self._pending: deque[tuple[pd.DataFrame, pd.DataFrame, np.ndarray, int]] = deque()
 
     def start(self, columns: list[str], skip: int) -> None:
         """Read only ``columns`` (every line's field count is still checked against the
@@ -313,9 +317,18 @@ class _CsvRows:
     def read(self) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, int] | None:
         """Raw records, dead letters, the line number of each record, lines consumed."""
         consumed = 0
-        while self._lines is not None:
+        while True:
+            if self._pending:
+                frame, dead, lines, n = self._pending.popleft()
+                consumed += n
+                if len(frame) or len(dead):
+                    return frame, dead, lines, consumed
+                continue
+            if self._lines is None:
+                break
             try:
-                block = self._lines.take(self.batch_rows)
+                # Parsing costs a fixed overhead per call: parse big blocks, hand out batches.
+                block = self._lines.take(max(self.batch_rows, _BLOCK_LINES))
             except (OSError, EOFError, gzip.BadGzipFile) as exc:
                 raise SourceError(f"cannot read {self.path}: {_one_line(exc)}") from None
             if block is None:
@@ -326,13 +339,37 @@ class _CsvRows:
                 blob, over = self._whole_records(blob, over)
             first, n_lines = self._line + 1, blob.count(b"\n")
             self._line += n_lines
-            consumed += n_lines
-            frame, dead, lines = self._parse(blob, over, first)
-            if len(frame) or len(dead):
-                return frame, dead, lines, consumed
+            parsed = self._parse(blob, over, first)
+            self._pending.extend(self._batches(*parsed, first, first + n_lines))
         if consumed:  # only empty lines were left
             return self._empty(), schema.empty_dead_letters(), np.zeros(0, np.int64), consumed
         return None
+
+    def _batches(
+        self,
+        frame: pd.DataFrame,
+        dead: pd.DataFrame,
+        lines: np.ndarray,
+        dead_lines: np.ndarray,
+        first: int,
+        end: int,
+    ) -> Iterable[tuple[pd.DataFrame, pd.DataFrame, np.ndarray, int]]:
+        """A parsed block cut into batches of ``batch_rows`` records (good or dead), in line
+        order; each batch owns the lines from its first record to the next batch's."""
+        if len(frame) + len(dead) <= self.batch_rows:
+            yield frame, dead, lines, end - first
+            return
+        records = np.sort(np.concatenate((lines, dead_lines)))
+        bounds = [first, *records[self.batch_rows :: self.batch_rows].tolist(), end]
+        for lo, hi in pairwise(bounds):
+            f0, f1 = np.searchsorted(lines, [lo, hi])
+            d0, d1 = np.searchsorted(dead_lines, [lo, hi])
+            yield (
+                frame.iloc[f0:f1].reset_index(drop=True),
+                dead.iloc[d0:d1].reset_index(drop=True),
+                lines[f0:f1],
+                hi - lo,
+            )
 
     def _whole_records(self, blob: bytes, over: list[int]) -> tuple[bytes, list[int]]:
         """The block cut after its last complete record (quotes balanced); the open record
@@ -361,7 +398,8 @@ class _CsvRows:
 
     def _parse(
         self, blob: bytes, over: list[int], first_line: int
-    ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
+        """Good records, dead letters, and the line numbers of each."""
         arr = np.frombuffer(blob, np.uint8)
         nl = np.flatnonzero(arr == _NL)
         starts = np.concatenate(([0], nl[:-1] + 1))
@@ -419,7 +457,7 @@ class _CsvRows:
             good_idx = np.delete(good_idx, wrong)
         bad = np.flatnonzero(pd.notna(reason))
         dead = _dead_lines(blob, r_start[bad], r_end[bad], r_line[bad], reason[bad])
-        return frame, dead, r_line[good_idx]
+        return frame, dead, r_line[good_idx], r_line[bad]
 
     def _check_text(
         self, blob: bytes, starts: np.ndarray, ends: np.ndarray, good: np.ndarray
