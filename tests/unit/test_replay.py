@@ -401,3 +401,33 @@ def test_replay_progress_line():
     assert "done in 0:00:10" in progress.line(stats)
     stdin = ReplayProgress(lambda: None, None, clock=lambda: now[0])
     assert stdin.line(stats).startswith("replay: 50,000 rows, ")
+
+
+def test_the_slow_path_gives_what_the_fast_path_gives(handbook_csv, tmp_path, monkeypatch):
+    """A block the fast parser refuses is read line by line with the csv module instead."""
+    import pyarrow as pa
+
+    from workbench.sources import replay
+
+    with handbook_csv.open("a") as fh:
+        fh.write('99,2018-04-01 00:59:31,"open,3156,1.00,31,0,0,0\n')
+    fast = read_all(ReplaySource(handbook_csv, mapping="handbook", batch_rows=5))
+
+    def refuse(*args, **kwargs):
+        raise pa.ArrowInvalid("refused on purpose")
+
+    monkeypatch.setattr(replay.pa_csv, "read_csv", refuse)
+    slow = read_all(ReplaySource(handbook_csv, mapping="handbook", batch_rows=5))
+    pd.testing.assert_frame_equal(fast[0], slow[0])
+    pd.testing.assert_frame_equal(fast[1], slow[1])
+    assert fast[2] == slow[2]
+
+
+def test_write_dataset_gzip_round_trip(tmp_path):
+    batches = sample_batches()
+    path = tmp_path / "out.csv.gz"
+    assert write_dataset(iter(batches), path) == 5
+    assert path.read_bytes()[:2] == b"\x1f\x8b"
+    frame, dead, _ = read_all(ReplaySource(path))
+    assert len(dead) == 0
+    pd.testing.assert_frame_equal(frame, pd.concat(batches, ignore_index=True))

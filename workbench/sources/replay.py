@@ -658,7 +658,9 @@ def write_dataset(batches: Iterable[pd.DataFrame], path: str | Path) -> int:
     kind, rows, columns = file_kind(path), 0, None
     try:
         if kind == "csv":
-            with path.open("w", newline="", encoding="utf-8") as fh:
+            gz = path.name.lower().endswith(".gz")
+            opener = gzip.open if gz else open
+            with opener(path, "wt", newline="", encoding="utf-8") as fh:
                 for batch in batches:
                     first = columns is None
                     columns = list(batch.columns) if first else columns
