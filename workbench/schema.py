@@ -8,6 +8,22 @@ cannot read them.
 
 :func:`coerce` turns any frame of raw values (strings from a CSV, objects from JSON) into a
 typed batch plus a frame of dead letters, each with its reason. It never raises on bad data.
+
+What a typed batch guarantees (checked by :func:`coerce`, vectorized):
+
+* text columns hold no control character (``\\x00``-``\\x1f``, ``\\x7f``) and at most
+  :attr:`Column.max_len` characters (:data:`ID_MAX_LEN` for the identifiers, :data:`TEXT_MAX_LEN`
+  for the other text columns);
+* ``ts`` lies inside the configured window (settings ``ts_min`` .. ``ts_max``, by default
+  :data:`TS_MIN` .. :data:`TS_MAX`), so no absurd year ever reaches a partition;
+* **money contract**: ``amount`` is ``float64`` and is always the nearest double to a whole
+  number of cents in ``0 .. MAX_AMOUNT``. So ``rint(amount * 100)`` is the exact integer
+  number of cents (:func:`cents`), and the shortest repr of the double is the exact decimal
+  (storage writes it as ``numeric``). Text is parsed to integer cents without passing through
+  binary floating point (``"0.10"`` + ``"0.20"`` is exactly 30 cents); exponents (``1e20``),
+  ``NaN``, ``inf``, negative amounts, more than 2 decimal places and amounts over
+  :data:`MAX_AMOUNT` are refused. A float input (Parquet) is accepted only on the cent grid
+  (``round(x * 100) / 100 == x``); ``Decimal`` input is read from its exact text.
 """
 
 from __future__ import annotations
@@ -17,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 STR = pd.StringDtype("pyarrow", na_value=np.nan)
 """The pandas ``str`` dtype of the schema's string columns (Arrow-backed, NaN for missing)."""
@@ -32,27 +50,91 @@ class Column:
     default: object
     help: str
     label: bool = False
+    max_len: int = 64
+    """Longest accepted text, in characters (text columns only)."""
 
+
+ID_MAX_LEN = 128
+"""Longest identifier (tx_id, card_id, customer_id, terminal_id, device_id), in characters."""
+TEXT_MAX_LEN = 64
+"""Longest value of the other text columns, in characters."""
+MAX_AMOUNT = 1_000_000_000.00
+"""Largest accepted amount (in the transaction's currency); amounts are 0 .. MAX_AMOUNT."""
+MAX_CENTS = 100_000_000_000
+TS_MIN = pd.Timestamp("1970-01-01", tz="UTC")
+"""Default earliest accepted ``ts`` (setting ``ts_min``)."""
+TS_MAX = pd.Timestamp("2100-01-01", tz="UTC")
+"""Default latest accepted ``ts`` (setting ``ts_max``)."""
+
+_ID = ID_MAX_LEN
 
 COLUMNS: tuple[Column, ...] = (
-    Column("tx_id", "str", True, None, "Unique transaction id (unique together with ts)."),
+    Column(
+        "tx_id", "str", True, None, "Unique transaction id (at most 128 characters).", max_len=_ID
+    ),
     Column("ts", "timestamp", True, None, "Event time of the transaction, UTC."),
-    Column("card_id", "str", True, None, "Card (payment instrument) id."),
-    Column("customer_id", "str", False, "card_id", "Customer id; defaults to the card id."),
-    Column("terminal_id", "str", False, "unknown", "Terminal or merchant id."),
-    Column("merchant_category", "str", False, "unknown", "Merchant category, e.g. grocery."),
-    Column("amount", "float", True, None, "Amount in the transaction's currency, >= 0."),
-    Column("currency", "str", False, "EUR", "ISO 4217 currency code."),
-    Column("country", "str", False, "unknown", "ISO 3166 alpha-2 country of the terminal."),
+    Column(
+        "card_id", "str", True, None, "Card (payment instrument) id (<= 128 chars).", max_len=_ID
+    ),
+    Column(
+        "customer_id",
+        "str",
+        False,
+        "card_id",
+        "Customer id (<= 128 chars); defaults to the card id.",
+        max_len=_ID,
+    ),
+    Column(
+        "terminal_id",
+        "str",
+        False,
+        "unknown",
+        "Terminal or merchant id (<= 128 chars).",
+        max_len=_ID,
+    ),
+    Column(
+        "merchant_category",
+        "str",
+        False,
+        "unknown",
+        "Merchant category, e.g. grocery (<= 64 chars).",
+    ),
+    Column(
+        "amount",
+        "float",
+        True,
+        None,
+        "Amount in the transaction's currency, 0 .. 1,000,000,000.00, at most 2 decimals.",
+    ),
+    Column("currency", "str", False, "EUR", "ISO 4217 currency code (<= 64 chars)."),
+    Column(
+        "country",
+        "str",
+        False,
+        "unknown",
+        "ISO 3166 alpha-2 country of the terminal (<= 64 chars).",
+    ),
     Column("lat", "float", False, np.nan, "Latitude of the terminal, -90..90 (missing: NaN)."),
     Column("lon", "float", False, np.nan, "Longitude of the terminal, -180..180 (missing: NaN)."),
-    Column("channel", "str", False, "pos", "pos, ecom or atm."),
-    Column("device_id", "str", False, "unknown", "Device or browser fingerprint id."),
+    Column("channel", "str", False, "pos", "pos, ecom or atm (<= 64 chars)."),
+    Column(
+        "device_id",
+        "str",
+        False,
+        "unknown",
+        "Device or browser fingerprint id (<= 128 chars).",
+        max_len=_ID,
+    ),
     Column(
         "is_fraud", "bool", False, pd.NA, "Label: true if fraud (missing: not known).", label=True
     ),
     Column(
-        "fraud_scenario", "str", False, "", "Label: simulator scenario name, or empty.", label=True
+        "fraud_scenario",
+        "str",
+        False,
+        "",
+        "Label: simulator scenario name, or empty (<= 64 chars).",
+        label=True,
     ),
 )
 
@@ -75,19 +157,28 @@ def empty_dead_letters() -> pd.DataFrame:
     return pd.DataFrame({"raw": pd.Series([], dtype="str"), "reason": pd.Series([], dtype="str")})
 
 
-def coerce(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def coerce(
+    raw: pd.DataFrame,
+    *,
+    ts_min: pd.Timestamp = TS_MIN,
+    ts_max: pd.Timestamp = TS_MAX,
+    lines: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Typed batch and dead letters from a frame of raw values.
 
     Missing optional columns get their documented defaults. A row whose required values are
-    missing or unparseable, or whose values are out of range, becomes a dead letter with
-    ``raw`` (the original record as JSON) and ``reason``; every row ends up in exactly one
-    of the two outputs.
+    missing or unparseable, or whose values are out of range (see the module docstring),
+    becomes a dead letter with ``raw`` (the original record as JSON) and ``reason``; every
+    row ends up in exactly one of the two outputs. ``ts_min`` .. ``ts_max`` is the accepted
+    time window (inclusive); ``lines`` (the source line number of each row), when given,
+    prefixes the reason of each refused row (``line 12: ...``), so a dead letter says where
+    its record came from.
     """
     missing = [name for name in REQUIRED if name not in raw.columns]
     n = len(raw)
     if missing:
         reason = "missing required column(s): " + ", ".join(missing)
-        return _typed({}, 0), _dead(raw, np.full(n, reason, dtype=object))
+        return _typed({}, 0), _dead(raw, np.full(n, reason, dtype=object), lines)
 
     reasons = np.full(n, None, dtype=object)
 
@@ -108,6 +199,11 @@ def coerce(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                     text.isna().to_numpy() | (text.str.len() == 0).to_numpy(),
                     f"{col.name} is missing",
                 )
+            # Bounded, printable identifiers: a 3 KB card_id makes PostgreSQL refuse the
+            # whole batch (index row size), a control character breaks logs and CSV exports.
+            too_long, ctrl = _text_faults(text, col.max_len)
+            fail(too_long, f"{col.name} is longer than {col.max_len} characters")
+            fail(ctrl, f"{col.name} holds a control character")
             out[col.name] = text
         elif col.kind == "timestamp":
             ts = _as_timestamp(values)
@@ -118,7 +214,15 @@ def coerce(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             fail(absent, f"{col.name} is missing")
             bad = ts.isna().to_numpy()
             fail(bad, _describe(f"{col.name} is not a timestamp", values, bad))
+            outside = ((ts < ts_min) | (ts > ts_max)).fillna(False).to_numpy(dtype=bool)
+            window = f"{col.name} is outside {_when(ts_min)} .. {_when(ts_max)}"
+            fail(outside, _describe(window, values, outside))
             out[col.name] = ts
+        elif col.name == "amount":
+            amount, why = _as_amount(values)
+            fail(pd.notna(why), why)
+            fail(np.isnan(amount.to_numpy()), "amount is missing")
+            out[col.name] = amount
         elif col.kind == "float":
             num = pd.to_numeric(values, errors="coerce").astype("float64")
             arr = num.to_numpy()
@@ -137,8 +241,6 @@ def coerce(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         elif col.kind == "bool":
             out[col.name] = _as_bool(values, fail, col.name)
 
-    amount = out["amount"].to_numpy()  # type: ignore[union-attr]
-    fail(amount < 0, "amount is negative")
     for name, limit in (("lat", 90.0), ("lon", 180.0)):
         if name in out:
             arr = out[name].to_numpy()  # type: ignore[union-attr]
@@ -147,8 +249,138 @@ def coerce(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     bad = pd.notna(reasons)
     good_idx = np.flatnonzero(~bad)
     batch = _typed({k: v.iloc[good_idx] for k, v in out.items()}, len(good_idx))  # type: ignore[union-attr]
-    dead = _dead(raw.iloc[np.flatnonzero(bad)], reasons[bad])
+    where = None if lines is None else np.asarray(lines)[bad]
+    dead = _dead(raw.iloc[np.flatnonzero(bad)], reasons[bad], where)
     return batch, dead
+
+
+def cents(amount: pd.Series | np.ndarray) -> np.ndarray:
+    """Exact integer cents of typed amounts (see the money contract in the module docstring).
+
+    >>> batch, _ = coerce(pd.DataFrame({"tx_id": ["a", "b"], "ts": [1.7e9, 1.7e9],
+    ...                                 "card_id": ["c", "c"], "amount": ["0.10", "0.20"]}))
+    >>> int(cents(batch["amount"]).sum())
+    30
+    """
+    return np.rint(np.asarray(amount, dtype="float64") * 100).astype("int64")
+
+
+_CONTROL = r"[\x00-\x1f\x7f]"
+_DECIMAL = r"^(?P<sign>[+-]?)(?P<whole>[0-9]*)(?:\.(?P<frac>[0-9]*))?$"
+
+
+def _as_amount(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Amounts (NaN where refused or missing) and, per row, ``None`` or the reason refused.
+
+    Text goes digits -> integer cents -> ``cents / 100``; IEEE division rounds correctly, so
+    the result is the nearest double to the decimal, never a float parse's neighbour.
+    """
+    n = len(values)
+    why = np.full(n, None, dtype=object)
+    dtype = values.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        values, dtype = values.astype(object), np.dtype(object)
+    if pd.api.types.is_integer_dtype(dtype):
+        arr = values.to_numpy(dtype="float64", na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            units = np.where(np.abs(arr) <= MAX_AMOUNT, arr, 0.0)
+        cents_ = np.where(np.isnan(arr), np.nan, units * 100)
+        sign = np.sign(np.nan_to_num(arr))
+        over = np.nan_to_num(arr) > MAX_AMOUNT
+        off_grid = np.zeros(n, dtype=bool)
+        unparsed = np.zeros(n, dtype=bool)
+    elif pd.api.types.is_float_dtype(dtype):
+        arr = values.to_numpy(dtype="float64", na_value=np.nan)
+        finite = np.isfinite(arr)
+        with np.errstate(invalid="ignore", over="ignore"):
+            scaled = np.rint(arr * 100)
+            # A float is accepted only when it is the double nearest its whole number of cents.
+            off_grid = finite & (scaled / 100 != arr)
+        unparsed = ~finite & ~np.isnan(arr)
+        sign = np.sign(np.where(finite, arr, 0.0))
+        over = finite & (arr > MAX_AMOUNT)
+        cents_ = np.where(finite, scaled, np.nan)
+    else:
+        text = _as_text(values)
+        arr_text = _arrow(text)
+        parts = pc.extract_regex(arr_text, _DECIMAL)
+        whole_raw = pc.fill_null(parts.field("whole"), "")
+        frac_raw = pc.fill_null(parts.field("frac"), "")
+        whole = pc.utf8_ltrim(whole_raw, "0")
+        frac = pc.utf8_rtrim(frac_raw, "0")  # trailing zeros are no extra precision
+        w_len = _np(pc.utf8_length(whole), 0)
+        f_len = _np(pc.utf8_length(frac), 0)
+        digits = _np(pc.utf8_length(whole_raw), 0) + _np(pc.utf8_length(frac_raw), 0)
+        present = _np(pc.utf8_length(arr_text), 0) > 0
+        matched = _np(parts.is_valid(), False) & present & (digits > 0)
+        over = matched & (w_len > 10)
+        off_grid = matched & ~over & (f_len > 2)
+        ok = matched & ~over & ~off_grid
+        whole_ok = pc.if_else(pa.array(ok & (w_len > 0)), whole, "0")
+        frac_ok = pc.utf8_rpad(pc.if_else(pa.array(ok), frac, ""), 2, "0")
+        cents_int = _np(pc.cast(whole_ok, pa.int64()), 0) * 100 + _np(
+            pc.cast(frac_ok, pa.int64()), 0
+        )
+        over |= ok & (cents_int > MAX_CENTS)
+        negative = _np(pc.equal(parts.field("sign"), "-"), False)
+        sign = np.where(negative & (cents_int > 0), -1.0, 1.0)
+        cents_ = np.where(ok, cents_int, np.nan).astype("float64")
+        unparsed = present & ~matched
+        if unparsed.any():
+            # Only for rows already refused: say whether it was a number at all.
+            num = pd.to_numeric(text[unparsed], errors="coerce").to_numpy(dtype="float64")
+            plain = np.full(n, False)
+            plain[np.flatnonzero(unparsed)[np.isfinite(num)]] = True
+            _mark(why, plain, "amount is not a plain decimal", values)
+            unparsed &= ~plain
+    _mark(why, unparsed, "amount is not a number", values)
+    _mark(why, sign < 0, "amount is negative", None)
+    _mark(why, over, f"amount is over the maximum {MAX_AMOUNT:,.2f}", values)
+    _mark(why, off_grid, "amount has more than 2 decimal places", values)
+    refused = pd.notna(why)
+    amount = np.where(refused, np.nan, cents_ / 100)
+    return pd.Series(amount, index=values.index, dtype="float64"), why
+
+
+def _arrow(text: pd.Series) -> pa.Array:
+    """The Arrow string array behind a text series (no copy for Arrow-backed ``str``)."""
+    arr = pa.array(text, type=pa.large_string(), from_pandas=True)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _np(arr: pa.Array, fill: object) -> np.ndarray:
+    return pc.fill_null(arr, fill).to_numpy(zero_copy_only=False)
+
+
+def _text_faults(text: pd.Series, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: longer than ``max_len`` characters; holds a control character."""
+    arr = _arrow(text)
+    n = len(arr)
+    offsets, data = arr.buffers()[1], arr.buffers()[2]
+    no = np.zeros(n, dtype=bool)
+    if data is None:
+        return no, no
+    # Bytes first, one pass over the column: characters never outnumber bytes, and a control
+    # character is one byte below 0x20 or 0x7f; most batches stop here.
+    starts = np.frombuffer(offsets, dtype=np.int64)[arr.offset : arr.offset + n + 1]
+    raw = np.frombuffer(data, dtype=np.uint8)[starts[0] : starts[-1]]
+    too_long = no
+    if n and int(np.diff(starts).max()) > max_len:
+        too_long = _np(pc.greater(pc.utf8_length(arr), max_len), False)
+    ctrl = no
+    if ((raw < 0x20) | (raw == 0x7F)).any():
+        ctrl = _np(pc.match_substring_regex(arr, _CONTROL), False)
+    return too_long, ctrl
+
+
+def _mark(why: np.ndarray, mask: np.ndarray, prefix: str, values: pd.Series | None) -> None:
+    new = mask & pd.isna(why)
+    if new.any():
+        why[new] = prefix if values is None else _describe(prefix, values, new)[new]
+
+
+def _when(ts: pd.Timestamp) -> str:
+    return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
 
 
 def _typed(columns: dict[str, pd.Series], n: int) -> pd.DataFrame:
@@ -173,9 +405,11 @@ def _typed(columns: dict[str, pd.Series], n: int) -> pd.DataFrame:
     return pd.DataFrame(data, columns=list(NAMES))
 
 
-def _dead(rows: pd.DataFrame, reasons: np.ndarray) -> pd.DataFrame:
+def _dead(rows: pd.DataFrame, reasons: np.ndarray, lines: np.ndarray | None = None) -> pd.DataFrame:
     if len(rows) == 0:
         return empty_dead_letters()
+    if lines is not None:
+        reasons = [f"line {n}: {r}" for n, r in zip(lines, reasons, strict=True)]
     # Per-row JSON is fine here: only rejected rows pay for it.
     records = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
     raw = [json.dumps(r, default=str, ensure_ascii=False) for r in records]
@@ -215,7 +449,14 @@ def _as_timestamp(values: pd.Series) -> pd.Series:
         # Numbers in text (a CSV column of epochs) are epochs too; the rest is date text.
         num = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         is_num = ~np.isnan(num)
-        ts = pd.to_datetime(values.where(~is_num), utc=True, errors="coerce", format="mixed")
+        text = values.where(~is_num)
+        # ISO 8601 (what the simulator and most exports write) parses vectorized; only the
+        # values it refuses go through the slow per-value "mixed" parser.
+        ts = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+        retry = (ts.isna() & text.notna()).to_numpy(dtype=bool)
+        if retry.any():
+            again = pd.to_datetime(text[retry], utc=True, errors="coerce", format="mixed")
+            ts = _ns(ts).where(~retry, _ns(again).reindex(ts.index))
         if is_num.any():
             ts = _ns(ts).where(~is_num, _from_epoch(num, values.index))
     return _ns(ts)

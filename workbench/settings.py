@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from workbench.durations import parse_duration
@@ -70,6 +71,29 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "batch_rows", "int", 1000, "Transactions per batch read from a source.", _positive(int)
+    ),
+    Setting(
+        "ts_min",
+        "timestamp",
+        "1970-01-01T00:00:00Z",
+        "Earliest accepted transaction time (ISO 8601, UTC); an earlier ts is a dead letter.",
+        lambda t: _timestamp(t),
+    ),
+    Setting(
+        "ts_max",
+        "timestamp",
+        "2100-01-01T00:00:00Z",
+        "Latest accepted transaction time (ISO 8601, UTC); a later ts is a dead letter, so "
+        "no partition is created for an absurd year.",
+        lambda t: _timestamp(t),
+    ),
+    Setting(
+        "replay_max_line_bytes",
+        "int",
+        65536,
+        "Longest CSV line (record) a replay accepts, in bytes; a longer one is a dead letter "
+        "and reading goes on at the next line.",
+        _positive(int),
     ),
     Setting(
         "sim_speedup",
@@ -194,6 +218,14 @@ def _port(value: int) -> int:
     if not 0 <= value <= 65535:
         raise ValueError(f"must be a port number (0-65535), got {value}")
     return value
+
+
+def _timestamp(text: str) -> str:
+    # Validated here, kept as text: the kernel's settings import no pandas.
+    when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat()
 
 
 def _non_negative(value: int) -> int:

@@ -190,3 +190,117 @@ def test_an_empty_frame_gives_an_empty_typed_batch():
     batch, dead = coerce(raw(0))
     assert len(batch) == 0 and len(dead) == 0
     assert {c: str(t) for c, t in batch.dtypes.items()} == EXPECTED_DTYPES
+
+
+def test_amounts_parse_exactly_from_text():
+    batch, dead = coerce(raw(2, amount=["0.10", "0.20"]))
+    assert len(dead) == 0 and int(schema.cents(batch["amount"]).sum()) == 30
+    text = ["0", "0.5", ".25", "007.10", "1.500", "+3", " 12.34 ", "1000000000.00", "-0"]
+    batch, dead = coerce(raw(len(text), amount=text))
+    assert len(dead) == 0
+    assert schema.cents(batch["amount"]).tolist() == [
+        0,
+        50,
+        25,
+        710,
+        150,
+        300,
+        1234,
+        100_000_000_000,
+        0,
+    ]
+    # the contract: each amount is the double nearest its decimal, so repr gives it back
+    assert [repr(a) for a in batch["amount"]] == [
+        "0.0",
+        "0.5",
+        "0.25",
+        "7.1",
+        "1.5",
+        "3.0",
+        "12.34",
+        "1000000000.0",
+        "0.0",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("1e20", "amount is not a plain decimal: '1e20'"),
+        ("1E2", "amount is not a plain decimal: '1E2'"),
+        ("NaN", "amount is not a number: 'NaN'"),
+        ("inf", "amount is not a number: 'inf'"),
+        ("-inf", "amount is not a number: '-inf'"),
+        ("1.005", "amount has more than 2 decimal places: '1.005'"),
+        ("-1", "amount is negative"),
+        ("-0.01", "amount is negative"),
+        ("1000000000.01", "amount is over the maximum 1,000,000,000.00: '1000000000.01'"),
+        ("123456789012345", "amount is over the maximum 1,000,000,000.00: '123456789012345'"),
+        ("1,5", "amount is not a number: '1,5'"),
+        (".", "amount is not a number: '.'"),
+        ("", "amount is missing"),
+        (None, "amount is missing"),
+    ],
+)
+def test_every_refused_amount_has_its_reason(value, reason):
+    batch, dead = coerce(raw(2, amount=["1.00", value]))
+    assert len(batch) == 1 and reasons(dead) == [reason]
+
+
+def test_numeric_amounts_only_on_the_cent_grid_and_decimals_exactly():
+    from decimal import Decimal
+
+    batch, dead = coerce(raw(5, amount=[57.16, 0.1, 1.005, float("inf"), -2.0]))
+    assert schema.cents(batch["amount"]).tolist() == [5716, 10]
+    assert reasons(dead) == [
+        "amount has more than 2 decimal places: '1.005'",
+        "amount is not a number: 'inf'",
+        "amount is negative",
+    ]
+    batch, dead = coerce(raw(3, amount=[Decimal("1.10"), Decimal("2.345"), Decimal("1E+20")]))
+    assert schema.cents(batch["amount"]).tolist() == [110]
+    assert reasons(dead) == [
+        "amount has more than 2 decimal places: '2.345'",
+        "amount is not a plain decimal: '1E+20'",
+    ]
+    batch, dead = coerce(raw(2, amount=np.array([5, 2_000_000_000], dtype="int64")))
+    assert schema.cents(batch["amount"]).tolist() == [500]
+    assert reasons(dead) == ["amount is over the maximum 1,000,000,000.00: '2000000000'"]
+
+
+def test_identifiers_bounded_and_printable():
+    ok = "i" * schema.ID_MAX_LEN
+    frame = raw(
+        5,
+        tx_id=[ok, "x" * (schema.ID_MAX_LEN + 1), "a\x00b", "ok1", "ok2"],
+        channel=["pos", "pos", "pos", "e" * (schema.TEXT_MAX_LEN + 1), "po\x7fs"],
+    )
+    batch, dead = coerce(frame)
+    assert batch["tx_id"].tolist() == [ok]
+    assert reasons(dead) == [
+        f"tx_id is longer than {schema.ID_MAX_LEN} characters",
+        "tx_id holds a control character",
+        f"channel is longer than {schema.TEXT_MAX_LEN} characters",
+        "channel holds a control character",
+    ]
+    assert all(schema.BY_NAME[c].max_len == 128 for c in ("card_id", "customer_id", "device_id"))
+
+
+def test_timestamps_outside_the_window_are_refused():
+    text = ["1677-10-01", "2262-01-01", "1969-12-31T23:59:59Z", "1970-01-01", "2100-01-01"]
+    batch, dead = coerce(raw(5, ts=text))
+    assert len(batch) == 2
+    assert reasons(dead) == [f"ts is outside 1970-01-01 .. 2100-01-01: '{t}'" for t in text[:3]]
+    narrow = {
+        "ts_min": pd.Timestamp("2026-01-01", tz="UTC"),
+        "ts_max": pd.Timestamp("2026-06-01", tz="UTC"),
+    }
+    batch, dead = coerce(raw(2, ts=["2026-03-01", "2018-04-01"]), **narrow)
+    assert len(batch) == 1 and reasons(dead) == [
+        "ts is outside 2026-01-01 .. 2026-06-01: '2018-04-01'"
+    ]
+
+
+def test_dead_letters_carry_their_line_numbers_when_given():
+    _batch, dead = coerce(raw(3, amount=["1", "x", "2"]), lines=np.array([7, 8, 9]))
+    assert reasons(dead) == ["line 8: amount is not a number: 'x'"]

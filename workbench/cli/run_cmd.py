@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
+import time
 
 from workbench.errors import ConfigError
 from workbench.pipeline.database import database
@@ -21,7 +23,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         default=["simulator"],
         metavar="NAME [FILE]",
-        help=f"Source: {' | '.join(source_names())}; replay takes a file (.csv or .parquet).",
+        help=f"Source: {' | '.join(source_names())}; replay takes a file (.csv, .csv.gz, "
+        ".parquet, or - for CSV on standard input).",
+    )
+    run.add_argument(
+        "--encoding",
+        default="utf-8",
+        help="Text encoding of a replayed CSV file (default utf-8; e.g. latin-1, cp1252). "
+        "Bytes that are not valid in it make their line a dead letter, never replaced.",
     )
     run.add_argument(
         "--mapping",
@@ -69,15 +78,54 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
             "path": rest[0],
             "batch_rows": settings.batch_rows,
             "mapping": mapping_from_args(args.mapping),
+            "settings": settings,
+            "encoding": getattr(args, "encoding", "utf-8"),  # `workbench replay` has none
         }
         rate = args.rate
     elif rest:
         raise ConfigError(f"--source {name} takes no file")
     with database(settings) as dsn:
         pipeline = build_pipeline(settings, dsn, source=name, source_options=options, rate=rate)
-        stats = _run(pipeline, args.duration, print_status)
+        status = print_status
+        progress = getattr(pipeline.source, "progress", None)
+        if progress is not None and sys.stderr.isatty():
+            status = ReplayProgress(progress, sys.stderr)
+        stats = _run(pipeline, args.duration, status)
+        if isinstance(status, ReplayProgress):
+            status(stats, final=True)
     _summary(stats)
     return 0
+
+
+class ReplayProgress:
+    """The status line of a replay on a terminal: rows, share of the file, rate, ETA."""
+
+    def __init__(self, progress, out, clock=time.monotonic) -> None:
+        self._progress, self._out, self._clock = progress, out, clock
+        self._start = clock()
+
+    def line(self, stats: PipelineStats) -> str:
+        elapsed = max(self._clock() - self._start, 1e-9)
+        rate = stats.records / elapsed
+        share = self._progress()
+        text = f"replay: {stats.records:,} rows"
+        if share is not None:
+            text += f", {share:6.1%}"
+        text += f", {rate:,.0f} rows/s"
+        if share is not None and 0 < share < 1:
+            text += f", ETA {_clock_text(elapsed * (1 - share) / share)}"
+        elif share is not None and share >= 1:
+            text += f", done in {_clock_text(elapsed)}"
+        return text + f" | dead letters {stats.dead:,}"
+
+    def __call__(self, stats: PipelineStats, final: bool = False) -> None:
+        end = "\n" if final else "\r"
+        print(self.line(stats).ljust(78), end=end, file=self._out, flush=True)
+
+
+def _clock_text(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def run_up(args: argparse.Namespace, settings: Settings) -> int:

@@ -26,7 +26,7 @@ from workbench import schema
 from workbench.errors import SourceError
 
 BUILTIN_DIR = Path(__file__).with_name("mappings")
-_KEYS = ("columns", "defaults", "ts_format", "ts_origin")
+_KEYS = ("columns", "defaults", "ts_format", "ts_origin", "multiline")
 _EPOCH_UNITS = {"epoch_s": "s", "epoch_ms": "ms"}
 
 
@@ -45,6 +45,9 @@ class ColumnMapping:
     ``epoch_s`` or ``epoch_ms`` for numbers since 1970-01-01 UTC."""
     ts_origin: str | None = None
     """When set, ``ts`` holds seconds since this instant (e.g. ``TX_TIME_SECONDS``)."""
+    multiline: bool = False
+    """Whether a quoted CSV field may span lines. Off by default: then a line with an
+    unbalanced quote is one dead letter, instead of swallowing the lines after it."""
 
     def __post_init__(self) -> None:
         for what, keys in (("column", self.columns), ("default", self.defaults)):
@@ -65,6 +68,8 @@ class ColumnMapping:
                 raise SourceError(f"ts_origin is not a timestamp: {self.ts_origin!r}") from None
             if self.ts_format is not None:
                 raise SourceError("ts_format and ts_origin cannot both be set")
+        if not isinstance(self.multiline, bool):
+            raise SourceError(f"multiline must be true or false, got {self.multiline!r}")
 
     @classmethod
     def from_yaml(cls, path_or_name: str | Path) -> ColumnMapping:
@@ -101,6 +106,7 @@ class ColumnMapping:
                 defaults={str(k): v for k, v in (data.get("defaults") or {}).items()},
                 ts_format=data.get("ts_format"),
                 ts_origin=_text(data.get("ts_origin")),
+                multiline=data.get("multiline", False),
             )
         except SourceError as exc:
             raise SourceError(f"mapping {path}: {exc}") from None
@@ -110,11 +116,12 @@ class ColumnMapping:
         """A mapping from CLI ``--map`` options.
 
         ``NAME=COLUMN`` maps a schema column to a file column, ``NAME:=VALUE`` sets a
-        constant, ``ts_format=FORMAT`` and ``ts_origin=WHEN`` set the time options.
+        constant, ``ts_format=FORMAT`` and ``ts_origin=WHEN`` set the time options,
+        ``multiline=true`` lets quoted fields span lines.
         """
         columns: dict[str, str] = {}
         defaults: dict[str, object] = {}
-        extra: dict[str, str] = {}
+        extra: dict[str, object] = {}
         for option in options:
             key, sep, value = option.partition("=")
             key, value = key.strip(), value.strip()
@@ -124,6 +131,10 @@ class ColumnMapping:
                 defaults[key[:-1].strip()] = value
             elif key in ("ts_format", "ts_origin"):
                 extra[key] = value
+            elif key == "multiline":
+                if value.lower() not in ("true", "false"):
+                    raise SourceError(f"--map {option!r}: multiline is true or false")
+                extra[key] = value.lower() == "true"
             else:
                 columns[key] = value
         return cls(columns=columns, defaults=defaults, **extra)
@@ -136,7 +147,11 @@ class ColumnMapping:
         if other.ts_format is not None or other.ts_origin is not None:
             ts_format, ts_origin = other.ts_format, other.ts_origin
         return ColumnMapping(
-            {**columns, **other.columns}, {**defaults, **other.defaults}, ts_format, ts_origin
+            {**columns, **other.columns},
+            {**defaults, **other.defaults},
+            ts_format,
+            ts_origin,
+            self.multiline or other.multiline,
         )
 
     def resolve(self, file_columns: Sequence[str]) -> dict[str, str]:
