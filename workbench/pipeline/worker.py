@@ -52,7 +52,7 @@ def build_pipeline(
         resume_simulator(src, dsn)
     writer = RetryingWriter(
         dsn,
-        source=source,
+        source=getattr(src, "label", source),
         worker=worker_name(settings),
         alert_min_band=ruleset.alert.min_band.capitalize(),
         alert_dedup_s=ruleset.alert.dedup_s,

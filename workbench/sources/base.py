@@ -41,6 +41,11 @@ class Source(Protocol):
     """The protocol every source follows."""
 
     name: str
+    label: str
+    """What the stored rows, dead letters and pipeline statistics name as their origin: the
+    source's name, plus what tells two inputs of the same source apart (a replayed file's
+    path). A re-run of the same input has the same label, so its dead letters are recognised
+    as stored already."""
 
     def next_batch(self) -> SourceBatch | None:
         """The next batch, or ``None`` when the source is exhausted."""

@@ -157,6 +157,12 @@ class ReplaySource:
         """Share of the input read so far (0..1), or ``None`` when unknown (standard input)."""
         return self._rows.progress()
 
+    @property
+    def label(self) -> str:
+        """``replay:<absolute path>`` (``replay:-`` for standard input)."""
+        where = self.path if self.path == STDIN else Path(self.path).resolve()
+        return f"{self.name}:{where}"
+
     def ack(self, position: int) -> None:
         """Rows up to ``position`` are committed; resume from here after a crash."""
         self.acked_position = max(self.acked_position, int(position))

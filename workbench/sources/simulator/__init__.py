@@ -101,6 +101,7 @@ class Simulator:
     """
 
     name = "simulator"
+    label = "simulator"
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         settings = Settings.load({}) if settings is None else settings
