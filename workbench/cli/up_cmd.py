@@ -27,7 +27,7 @@ from pathlib import Path
 from workbench.errors import ConfigError
 from workbench.pipeline.database import ROOT, database
 from workbench.settings import Settings
-from workbench.storage.connection import public_url
+from workbench.storage.dsn import public_url
 
 WORKER_STOP_S = 15.0  # how long the worker may take to finish its batch after SIGINT
 BATCH_SECONDS = 0.5  # batches of at most this many seconds of the source rate: a live screen

@@ -66,7 +66,7 @@ def database_url(settings: Settings, *, root: Path = ROOT) -> str:
     The configured one when set; else the running embedded server under ``root``. Raises
     :class:`ConfigError` when neither is there.
     """
-    from workbench.storage.connection import public_url
+    from workbench.storage.dsn import public_url
 
     dsn = resolve_dsn(settings.libpq, settings.database_url or None)
     if dsn is not None:

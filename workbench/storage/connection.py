@@ -71,29 +71,6 @@ def describe(dsn: str) -> str:
     return where
 
 
-def public_url(dsn: str) -> str:
-    """``dsn`` as a ``postgresql://`` URL a client can use, without its password.
-
-    >>> public_url("host=db port=5433 user=fraud password=s3cret dbname=wb sslmode=require")
-    'postgresql://fraud@db:5433/wb?sslmode=require'
-    """
-    from urllib.parse import quote, urlencode
-
-    try:
-        params = conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "<invalid DSN>"
-    params.pop("password", None)
-    user = params.pop("user", None)
-    host, port = params.pop("host", None), params.pop("port", None)
-    dbname = params.pop("dbname", None)
-    where = quote(str(host), safe="") if host else ""
-    url = "postgresql://" + (quote(str(user), safe="") + "@" if user else "") + where
-    url += f":{port}" if port else ""
-    url += "/" + quote(str(dbname), safe="") if dbname else ""
-    return url + ("?" + urlencode(params) if params else "")
-
-
 def connect(dsn: str, *, autocommit: bool = True, connect_timeout: int = 10) -> psycopg.Connection:
     """A new connection; raises :class:`StorageError` with one readable line on failure.
 

@@ -1,5 +1,7 @@
 """Database URLs in messages and logs: the password is never shown.
 
+:func:`public_url` gives the URL a notebook or ``panel serve`` can use, without its password.
+
 A DSN reaches a message in two ways: we print it (use :func:`redact`, or
 :func:`~workbench.storage.connection.describe` for ``host:port/db``), or the driver echoes a
 piece of it — libpq quotes the offending token of a DSN it cannot parse, and that token can be
@@ -23,8 +25,9 @@ little too much only costs a less readable message.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote
+from urllib.parse import quote, unquote, urlencode
 
+import psycopg
 from psycopg import conninfo
 
 MASK = "***"
@@ -83,6 +86,27 @@ def redact(dsn: str) -> str:
     if at != -1 and ":" in rest[:at]:
         rest = rest[: rest.index(":") + 1] + MASK + rest[at:]
     return head + _QUERY.sub(lambda m: m[0][: m.start("value") - m.start()] + MASK, rest)
+
+
+def public_url(dsn: str) -> str:
+    """``dsn`` as a ``postgresql://`` URL a client can use, without its password.
+
+    >>> public_url("host=db port=5433 user=fraud password=s3cret dbname=wb sslmode=require")
+    'postgresql://fraud@db:5433/wb?sslmode=require'
+    """
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<invalid DSN>"
+    params.pop("password", None)
+    user = params.pop("user", None)
+    host, port = params.pop("host", None), params.pop("port", None)
+    dbname = params.pop("dbname", None)
+    where = quote(str(host), safe="") if host else ""
+    url = "postgresql://" + (quote(str(user), safe="") + "@" if user else "") + where
+    url += f":{port}" if port else ""
+    url += "/" + quote(str(dbname), safe="") if dbname else ""
+    return url + ("?" + urlencode(params) if params else "")
 
 
 def reveals(text: str, dsn: str | None) -> bool:
