@@ -9,10 +9,13 @@ Tables
 ------
 ``transactions``   one row per stored transaction; range-partitioned by day on ``ts``
                    (``transactions_pYYYYMMDD``, see :mod:`workbench.storage.partitions`).
+``transaction_ids`` every stored tx_id once, with its ts: the identity of a transaction
+                   (a partitioned table's unique keys must include ``ts``; this one's not).
 ``rule_sets``      every rule-set load: version (content hash), files, author, status, error.
 ``alerts``         one open alert per card and dedup window; analyst status/disposition.
 ``alert_hits``     every transaction attached to an alert (the opening one included).
-``dead_letters``   raw records that could not become transactions, with the reason.
+``dead_letters``   raw records that could not become transactions, with the reason; each
+                   stored once (unique ``fingerprint`` of source, raw and reason).
 ``pipeline_stats`` one row per committed batch; view ``pipeline_throughput`` per second.
 """
 
@@ -168,11 +171,36 @@ FROM pipeline_stats
 GROUP BY 1;
 """
 
+# One identity per transaction. Wave 1 keyed transactions on (ts, tx_id), so a tx_id may be
+# stored with several timestamps: the oldest is the transaction, the later copies were
+# duplicates and are deleted (alerts they joined keep their history). Dead letters get a
+# fingerprint so a replay does not store them again; existing copies are deduplicated first
+# (the oldest kept). sha256 over the text's UTF-8 bytes: convert_to() is not immutable, so a
+# generated column cannot call it; decode(.., 'escape') of the text with its backslashes
+# doubled yields the same bytes and is.
+_IDENTITY = r"""
+CREATE TABLE transaction_ids (
+    tx_id text COLLATE "C" PRIMARY KEY,
+    ts    timestamptz      NOT NULL
+);
+INSERT INTO transaction_ids (tx_id, ts)
+SELECT DISTINCT ON (tx_id) tx_id, ts FROM transactions ORDER BY tx_id, ts;
+DELETE FROM transactions t USING transaction_ids i WHERE t.tx_id = i.tx_id AND t.ts <> i.ts;
+ALTER TABLE dead_letters ADD COLUMN fingerprint bytea GENERATED ALWAYS AS (
+    sha256(decode(replace(coalesce(source, '') || chr(31) || raw || chr(31) || reason,
+                          '', '\'), 'escape'))
+) STORED;
+DELETE FROM dead_letters d USING dead_letters e
+WHERE d.fingerprint = e.fingerprint AND d.id > e.id;
+CREATE UNIQUE INDEX dead_letters_fingerprint ON dead_letters (fingerprint);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "transactions", _TRANSACTIONS),
     Migration(2, "rule_sets", _RULE_SETS),
     Migration(3, "alerts", _ALERTS),
     Migration(4, "dead_letters_and_pipeline_stats", _OPERATIONS),
+    Migration(6, "transaction_identity_and_dead_letter_fingerprint", _IDENTITY),
 )
 
 # Everything of ours, dropped by reset() (partitions go with their parent).
@@ -183,6 +211,7 @@ _OBJECTS = (
     "pipeline_stats",
     "rule_sets",
     "transactions",
+    "transaction_ids",
     "schema_migrations",
 )
 
