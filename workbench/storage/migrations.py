@@ -188,7 +188,7 @@ SELECT DISTINCT ON (tx_id) tx_id, ts FROM transactions ORDER BY tx_id, ts;
 DELETE FROM transactions t USING transaction_ids i WHERE t.tx_id = i.tx_id AND t.ts <> i.ts;
 ALTER TABLE dead_letters ADD COLUMN fingerprint bytea GENERATED ALWAYS AS (
     sha256(decode(replace(coalesce(source, '') || chr(31) || raw || chr(31) || reason,
-                          '', '\'), 'escape'))
+                          '\', '\\'), 'escape'))
 ) STORED;
 DELETE FROM dead_letters d USING dead_letters e
 WHERE d.fingerprint = e.fingerprint AND d.id > e.id;
