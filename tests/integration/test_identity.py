@@ -14,7 +14,12 @@ pytestmark = pytest.mark.integration
 
 
 def _ids(conn) -> dict[str, datetime]:
-    return dict(conn.execute("SELECT tx_id, ts FROM transaction_ids").fetchall())
+    return dict(
+        conn.execute(
+            "SELECT tx_id, 'epoch'::timestamptz + ts_us * interval '1 microsecond'"
+            " FROM transaction_ids"
+        ).fetchall()
+    )
 
 
 def test_the_same_tx_id_with_a_new_ts_is_a_duplicate_on_a_fresh_connection(db_dsn, make_batch):

@@ -172,7 +172,12 @@ def test_migration_6_upgrades_a_wave_1_database_with_data(empty_dsn, monkeypatch
             m.version for m in migrations.MIGRATIONS if m.version > 4
         ]
 
-        ids = dict(conn.execute("SELECT tx_id, ts::date::text FROM transaction_ids").fetchall())
+        ids = dict(
+            conn.execute(
+                "SELECT tx_id, (to_timestamp(ts_us / 1e6) AT TIME ZONE 'UTC')::date::text"
+                " FROM transaction_ids"
+            ).fetchall()
+        )
         assert ids == {"a": "2026-01-01", "b": "2026-01-01", "c": "2026-01-02"}
         rows = conn.execute("SELECT tx_id, amount FROM transactions ORDER BY tx_id").fetchall()
         assert rows == [("a", 2.0), ("b", 3.0), ("c", 4.0)]  # the oldest 'a' is kept

@@ -9,8 +9,9 @@ Tables
 ------
 ``transactions``   one row per stored transaction; range-partitioned by day on ``ts``
                    (``transactions_pYYYYMMDD``, see :mod:`workbench.storage.partitions`).
-``transaction_ids`` every stored tx_id once, with its ts: the identity of a transaction
-                   (a partitioned table's unique keys must include ``ts``; this one's not).
+``transaction_ids`` every stored tx_id once, with its ts (``ts_us``: epoch microseconds):
+                   the identity of a transaction (a partitioned table's unique keys must
+                   include ``ts``; this one's do not).
 ``rule_sets``      every rule-set load: version (content hash), files, author, status, error.
 ``alerts``         one open alert per card and dedup window; analyst status/disposition.
 ``alert_hits``     every transaction attached to an alert (the opening one included).
@@ -181,11 +182,13 @@ GROUP BY 1;
 _IDENTITY = r"""
 CREATE TABLE transaction_ids (
     tx_id text COLLATE "C" PRIMARY KEY,
-    ts    timestamptz      NOT NULL
+    ts_us bigint           NOT NULL
 );
-INSERT INTO transaction_ids (tx_id, ts)
-SELECT DISTINCT ON (tx_id) tx_id, ts FROM transactions ORDER BY tx_id, ts;
-DELETE FROM transactions t USING transaction_ids i WHERE t.tx_id = i.tx_id AND t.ts <> i.ts;
+INSERT INTO transaction_ids (tx_id, ts_us)
+SELECT DISTINCT ON (tx_id) tx_id, (extract(epoch FROM ts) * 1000000)::bigint
+FROM transactions ORDER BY tx_id, ts;
+DELETE FROM transactions t USING transaction_ids i
+WHERE t.tx_id = i.tx_id AND t.ts <> 'epoch'::timestamptz + i.ts_us * interval '1 microsecond';
 ALTER TABLE dead_letters ADD COLUMN fingerprint bytea GENERATED ALWAYS AS (
     sha256(decode(replace(coalesce(source, '') || chr(31) || raw || chr(31) || reason,
                           '\', '\\'), 'escape'))

@@ -23,6 +23,8 @@ from workbench.storage.connection import storage_errors
 PARENT = "transactions"
 PARTITION_LOCK = 0x77620002
 _NAME = re.compile(r"^transactions_p(\d{8})$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 # connection -> days known to have a partition. Weak keys: a closed, collected connection
 # takes its cache with it.
@@ -127,9 +129,8 @@ def retention(conn: psycopg.Connection, days: int, *, now: datetime | None = Non
             # In the same transaction: the ids never outlive (nor die before) their rows.
             # Everything before the newest dropped day's end: the dropped days are the oldest.
             horizon = datetime(dropped[-1].year, dropped[-1].month, dropped[-1].day, tzinfo=UTC)
-            conn.execute(
-                "DELETE FROM transaction_ids WHERE ts < %s", (horizon + timedelta(days=1),)
-            )
+            end = horizon + timedelta(days=1) - _EPOCH
+            conn.execute("DELETE FROM transaction_ids WHERE ts_us < %s", (end // _MICROSECOND,))
     forget(conn)
     return dropped
 
