@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 
-from workbench.errors import DatabaseUnavailable, DataRefused
+from workbench.errors import DatabaseUnavailable, DataRefused, StorageError
 from workbench.pipeline.stats import PipelineStats
 from workbench.scoring.result import ScoredBatch
 from workbench.storage import PreparedBatch, WriteResult, connect, retention, write_batch
@@ -91,7 +91,14 @@ class RetryingWriter:
             worker=self.worker,
         )
         committed_at = time.time()
-        self._apply_retention(scored_of(batch))
+        try:
+            self._apply_retention(scored_of(batch))
+        except StorageError as exc:
+            # The batch is committed: writing it again would count its rows as duplicates.
+            # Retention is tried again when next due.
+            log.warning("retention failed: %s", exc)
+            if not usable(self._conn):
+                self._drop_connection()
         return result, committed_at
 
     def _apply_retention(self, scored: ScoredBatch) -> None:
