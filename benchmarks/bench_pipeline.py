@@ -53,7 +53,7 @@ from workbench.storage import connect, record_rule_set, upgrade, write_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-EMPTIED = "transactions, alerts, alert_hits, dead_letters, pipeline_stats"
+EMPTIED = "transactions, transaction_ids, alerts, alert_hits, dead_letters, pipeline_stats"
 
 
 class TimedSource:

@@ -8,8 +8,16 @@
      ├── RuleError                 one problem in a rule file: file, line, column, rule id
      │    └── RuleSetError         several RuleErrors found in one load
      └── StorageError              a statement failed or the database cannot be used
-          └── DatabaseUnavailable  the server cannot be reached or dropped the connection:
-                                   trying again later may succeed
+          ├── DatabaseUnavailable  transient: the server cannot be reached, dropped the
+          │                        connection, or is short of resources (SQLSTATE 08, 57P0x,
+          │                        40001, 40P01, 53, 55P03...): trying again later may succeed
+          ├── DataRefused          the server refused some rows for their values (SQLSTATE 22,
+          │                        23, 54): retrying the same rows cannot help, isolate them
+          └── SchemaError          the statement cannot run on this database: the code or the
+                                   schema is wrong (SQLSTATE 42, 3F, 0A, XX, ...): stop
+
+Which subclass a driver error becomes is decided by its SQLSTATE, never by the driver's
+exception class (:func:`workbench.storage.connection.classify`).
 
 Users meet these in three places only: the CLI prints ``str(error)`` on one line and exits 1,
 the dashboard shows it in a banner, the log keeps the traceback.
@@ -38,6 +46,38 @@ class StorageError(WorkbenchError):
 
 class DatabaseUnavailable(StorageError):
     """The database cannot be reached or dropped the connection; a retry may succeed."""
+
+
+class DataRefused(StorageError):
+    """The server refused a statement for the values of some rows; a retry cannot succeed.
+
+    ``sqlstate`` is the server's five-character code (e.g. ``54000``: an index row too big);
+    ``reason`` the server's message alone (``message`` also says what was being done).
+
+    >>> error = DataRefused("cannot write batch: value too long", sqlstate="22001",
+    ...                     reason="value too long")
+    >>> str(error), error.sqlstate, error.reason
+    ('cannot write batch: value too long', '22001', 'value too long')
+    """
+
+    def __init__(
+        self, message: str, *, sqlstate: str | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.reason = message if reason is None else reason
+
+    def __reduce__(self):
+        return (_rebuild_data_refused, (str(self), self.sqlstate, self.reason))
+
+
+def _rebuild_data_refused(message: str, sqlstate: str | None, reason: str) -> DataRefused:
+    return DataRefused(message, sqlstate=sqlstate, reason=reason)
+
+
+class SchemaError(StorageError):
+    """A statement cannot run on this database (an unknown table or column, a type mismatch,
+    an unsupported feature): the code or the schema is wrong, and retrying cannot help."""
 
 
 class RuleError(WorkbenchError):

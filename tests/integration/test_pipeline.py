@@ -262,18 +262,18 @@ def test_cli_errors_are_one_line(db_dsn: str, tmp_path: Path) -> None:
     assert out.stderr.strip().count("\n") == 0 and "cannot connect" in out.stderr
 
 
-def test_a_batch_refused_for_its_data_becomes_dead_letters(db_dsn: str, make_batch) -> None:
+def test_a_row_refused_for_its_data_becomes_a_dead_letter(db_dsn: str, make_batch) -> None:
     scored = make_batch(20, prefix="bad")
     scored.frame.loc[3, "amount"] = float("nan")  # violates NOT NULL: fails on every retry
     writer = RetryingWriter(db_dsn, source="test", worker="test")
     assert asyncio.run(writer.write(scored)) is True
     writer.close()
-    assert writer.stats.stored == 0 and writer.stats.dead == 20 and writer.stats.records == 20
+    assert writer.stats.stored == 19 and writer.stats.dead == 1 and writer.stats.records == 20
     with connect(db_dsn) as conn:
         reasons = [r[0] for r in conn.execute("SELECT reason FROM dead_letters")]
         stored = conn.execute("SELECT count(*) FROM transactions").fetchone()[0]
-    assert stored == 0 and len(reasons) == 20
-    assert all(r.startswith("refused by the database") for r in reasons)
+    assert stored == 19 and len(reasons) == 1
+    assert reasons[0].startswith("refused by the database (SQLSTATE 23502)")
 
 
 def test_a_batch_is_acknowledged_while_the_next_one_is_still_scored(db_dsn: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import date
 
 import psycopg
 import pytest
@@ -142,3 +143,56 @@ def test_transactions_table_has_every_schema_column(conn):
         "SELECT partstrat FROM pg_partitioned_table WHERE partrelid = 'transactions'::regclass"
     ).fetchone()
     assert partitioned == ("r",)
+
+
+@pytest.mark.integration
+def test_migration_6_upgrades_a_wave_1_database_with_data(empty_dsn, monkeypatch, make_batch):
+    from workbench.storage import partitions, queries
+    from workbench.storage.writer import write_batch
+
+    wave_1 = tuple(m for m in migrations.MIGRATIONS if m.version <= 4)
+    with connect(empty_dsn) as conn:
+        monkeypatch.setattr(migrations, "MIGRATIONS", wave_1)
+        assert migrations.upgrade(conn) == [1, 2, 3, 4]
+        monkeypatch.undo()
+        partitions.ensure_days(conn, [date(2026, 1, 1), date(2026, 1, 2)])
+        # Wave 1 keyed rows on (ts, tx_id): the same tx_id twice, and dead letters twice.
+        conn.execute(
+            "INSERT INTO transactions (tx_id, ts, card_id, amount) VALUES"
+            " ('a', '2026-01-02T00:00:00Z', 'c1', 1), ('a', '2026-01-01T00:00:00Z', 'c1', 2),"
+            " ('b', '2026-01-01T05:00:00Z', 'c2', 3), ('c', '2026-01-02T05:00:00Z', 'c2', 4)"
+        )
+        conn.execute(
+            "INSERT INTO dead_letters (source, raw, reason) VALUES"
+            " ('replay:x', '{\"a\": 1}', 'bad'), ('replay:x', '{\"a\": 1}', 'bad'),"
+            " ('replay:x', '{\"a\": 1}', 'worse'), (NULL, 'r\\aw é', 'bad')"
+        )
+
+        assert migrations.upgrade(conn) == [
+            m.version for m in migrations.MIGRATIONS if m.version > 4
+        ]
+
+        ids = dict(
+            conn.execute(
+                "SELECT tx_id, (to_timestamp(ts_us / 1e6) AT TIME ZONE 'UTC')::date::text"
+                " FROM transaction_ids"
+            ).fetchall()
+        )
+        assert ids == {"a": "2026-01-01", "b": "2026-01-01", "c": "2026-01-02"}
+        rows = conn.execute("SELECT tx_id, amount FROM transactions ORDER BY tx_id").fetchall()
+        assert rows == [("a", 2.0), ("b", 3.0), ("c", 4.0)]  # the oldest 'a' is kept
+        dead = conn.execute("SELECT id, reason FROM dead_letters ORDER BY id").fetchall()
+        assert dead == [(1, "bad"), (3, "worse"), (4, "bad")]
+        # The fingerprint is the sha256 of the UTF-8 text, backslashes and all.
+        same = conn.execute(
+            "SELECT fingerprint = sha256(convert_to(chr(31) || raw || chr(31) || reason,"
+            " 'UTF8')) FROM dead_letters WHERE id = 4"
+        ).fetchone()
+        assert same == (True,)
+
+        # The upgraded database is written to like a new one.
+        batch = make_batch(3, start="2026-01-02T00:00:00Z", prefix="new")
+        batch.frame.loc[0, "tx_id"] = "a"  # stored already, with another ts
+        result = write_batch(conn, batch, alert_min_band="none")
+        assert (result.stored, result.duplicates) == (2, 1)
+        assert queries.counts(conn)["stored"] == 5

@@ -1,11 +1,19 @@
 """The store node's writer: one committed database transaction per batch, retried until done.
 
-When the database is unreachable or drops the connection (:class:`DatabaseUnavailable`), the
-same batch is written again after a backoff (0.2 s doubling to 10 s) on a fresh connection.
-Writes are idempotent on ``(tx_id, ts)``, so a batch whose commit succeeded but whose answer
-was lost is stored once. Meanwhile the pipeline pulls nothing from its source: memory stays
-bounded. A batch the database refuses for its data (any other error) would fail forever:
-its rows are stored as dead letters with the reason instead, and the stream goes on.
+What a failure means is decided by its SQLSTATE (:func:`workbench.storage.connection.classify`):
+
+- the database is unreachable, dropped the connection or is short of resources
+  (:class:`DatabaseUnavailable`): the same batch is written again after a backoff (0.2 s
+  doubling to 10 s) on a fresh connection. Writes are idempotent on ``tx_id``, so a batch
+  whose commit succeeded but whose answer was lost is stored once. Meanwhile the pipeline
+  pulls nothing from its source: memory stays bounded;
+- the database refused some rows for their values (:class:`DataRefused`): retrying would
+  fail forever, so the batch is split until those rows are isolated
+  (:mod:`workbench.storage.isolation`); they become dead letters with the SQLSTATE and
+  message, every other row is stored, and the stream goes on. A part already committed is
+  not written again after an outage in the middle of this;
+- anything else (:class:`SchemaError`: an unknown column, a dropped table; or a bug) means
+  the code or the schema is wrong: it is raised, and stops the worker with one line.
 """
 
 from __future__ import annotations
@@ -15,10 +23,12 @@ import contextlib
 import logging
 import time
 
-from workbench.errors import DatabaseUnavailable
+from workbench.errors import DatabaseUnavailable, DataRefused, StorageError
 from workbench.pipeline.stats import PipelineStats
-from workbench.scoring.result import ScoredBatch, as_dead_letters
+from workbench.scoring.result import ScoredBatch
 from workbench.storage import PreparedBatch, WriteResult, connect, retention, write_batch
+from workbench.storage.connection import usable
+from workbench.storage.isolation import Isolation
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +91,14 @@ class RetryingWriter:
             worker=self.worker,
         )
         committed_at = time.time()
-        self._apply_retention(scored_of(batch))
+        try:
+            self._apply_retention(scored_of(batch))
+        except StorageError as exc:
+            # The batch is committed: writing it again would count its rows as duplicates.
+            # Retention is tried again when next due.
+            log.warning("retention failed: %s", exc)
+            if not usable(self._conn):
+                self._drop_connection()
         return result, committed_at
 
     def _apply_retention(self, scored: ScoredBatch) -> None:
@@ -101,12 +118,17 @@ class RetryingWriter:
                 log.info("retention dropped partitions of %s", ", ".join(map(str, dropped)))
 
     async def write(self, batch: ScoredBatch | PreparedBatch) -> bool:
-        """Write one batch, retrying on failure; False only if stopped before it was stored."""
+        """Write one batch, retrying on failure; False only if stopped before it was stored.
+
+        Raises :class:`~workbench.errors.StorageError` (e.g. ``SchemaError``) when the
+        database refuses the batch for a reason no retry and no isolation can fix."""
         backoff = BACKOFF_START_S
         scored = scored_of(batch)
-        while True:
+        parts = Isolation(batch)
+        committed_at = time.time()
+        while not parts.done:
             try:
-                result, committed_at = await asyncio.to_thread(self._write_sync, batch)
+                result, committed_at = await asyncio.to_thread(self._write_sync, parts.next())
             except DatabaseUnavailable as exc:
                 self.stats.db_failures += 1
                 self.stats.waiting_for_db = True
@@ -122,26 +144,34 @@ class RetryingWriter:
                     return False
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
                 continue
-            except Exception as exc:  # refused for its data: retrying cannot help
-                if not len(scored.frame):
-                    raise  # even the dead letters were refused: nothing left to degrade to
-                log.exception("batch refused by the database; its rows become dead letters")
-                self._drop_connection()  # its session state is unknown after the failure
-                scored = batch = as_dead_letters(scored, f"refused by the database: {exc}")
+            except DataRefused as exc:
+                if not parts.refusals:
+                    log.warning("batch refused for its data, isolating the rows: %s", exc)
+                self.stats.waiting_for_db = False
+                self._drop_connection_if_busy()
+                parts.refused(exc)  # raises when no row is to blame
                 continue
             self.stats.waiting_for_db = False
-            self.last_result = result
-            self.stats.committed(
-                records=scored.records,
-                stored=result.stored,
-                duplicates=result.duplicates,
-                dead=result.dead,
-                alerts_opened=result.alerts_opened,
-                alerts_attached=result.alerts_attached,
-                latency_ms=(committed_at - scored.created_at) * 1000.0,
-                eval_errors=sum(scored.eval_errors.values()),
+            parts.stored(result)
+        if parts.poison_rows:
+            log.warning(
+                "%d row(s) refused by the database became dead letters (%d writes)",
+                parts.poison_rows,
+                parts.parts_written + parts.refusals,
             )
-            return True
+        result = parts.result
+        self.last_result = result
+        self.stats.committed(
+            records=scored.records,
+            stored=result.stored,
+            duplicates=result.duplicates,
+            dead=result.dead,
+            alerts_opened=result.alerts_opened,
+            alerts_attached=result.alerts_attached,
+            latency_ms=(committed_at - scored.created_at) * 1000.0,
+            eval_errors=sum(scored.eval_errors.values()),
+        )
+        return True
 
     def stop(self) -> None:
         """Stop retrying: a write waiting for the database gives up at once (its batch is
@@ -150,6 +180,12 @@ class RetryingWriter:
         self.stopping = True
         if self._wake is not None:
             self._wake.set()
+
+    def _drop_connection_if_busy(self) -> None:
+        # A refused write rolls its transaction back; a connection left in any other state
+        # is not trusted with the next part.
+        if self._conn is not None and not usable(self._conn):
+            self._drop_connection()
 
     def _drop_connection(self) -> None:
         if self._conn is not None:

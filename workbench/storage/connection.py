@@ -14,13 +14,14 @@ True
 from __future__ import annotations
 
 import contextlib
+import enum
 import re
 from collections.abc import Iterator, Mapping
 
 import psycopg
 from psycopg import conninfo
 
-from workbench.errors import DatabaseUnavailable, StorageError
+from workbench.errors import DatabaseUnavailable, DataRefused, SchemaError, StorageError
 from workbench.storage.dsn import reveals, scrub
 
 URL_VARIABLE = "WORKBENCH_DATABASE_URL"
@@ -108,9 +109,88 @@ async def connect_async(dsn: str, *, autocommit: bool = True) -> psycopg.AsyncCo
         ) from (None if reveals(str(exc), dsn) else exc)
 
 
+class Failure(enum.Enum):
+    """What a failed statement means for the caller, by SQLSTATE (see :func:`classify`)."""
+
+    TRANSIENT = "transient"  # pause, reconnect, retry the same work
+    DATA = "data"  # some rows were refused for their values: isolate them
+    FATAL = "fatal"  # the code or the schema is wrong: stop
+
+
+# SQLSTATE classes (first two characters) and codes, per PostgreSQL's errcodes appendix.
+_TRANSIENT_CLASSES = frozenset({"08", "53"})  # connection exception, insufficient resources
+_TRANSIENT_CODES = frozenset(
+    {
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now (starting up, shutting down, in recovery)
+        "57P05",  # idle_session_timeout: the server closed the session
+        "25P03",  # idle_in_transaction_session_timeout: the server closed the session
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "55P03",  # lock_not_available (lock_timeout)
+        # query_canceled: a statement_timeout or an administrator's pg_cancel_backend. Both
+        # say "not now" rather than "never": the work is retried (with backoff, logged each
+        # time). We set no statement_timeout ourselves, so one that fires on every attempt is
+        # an operator's setting, visible in the log's repeated warning.
+        "57014",
+    }
+)
+_DATA_CLASSES = frozenset(
+    {
+        "22",  # data exception: a value out of range, too long, invalid text...
+        "23",  # integrity constraint violation: NOT NULL, CHECK, unique, foreign key
+        "54",  # program limit exceeded: e.g. an index row larger than a third of a page
+    }
+)
+
+
+def classify(exc: BaseException) -> Failure:
+    """What a driver error means, from its SQLSTATE rather than its exception class.
+
+    PostgreSQL raises "index row size exceeds maximum" (54000) as an ``OperationalError``
+    subclass, like a lost connection; only the SQLSTATE tells "retry" from "refused".
+    An error without a SQLSTATE is the client's own: a broken or closed connection
+    (``OperationalError``/``InterfaceError``) is transient, anything else is fatal.
+
+    >>> classify(psycopg.errors.ProgramLimitExceeded())
+    <Failure.DATA: 'data'>
+    >>> classify(psycopg.errors.AdminShutdown())
+    <Failure.TRANSIENT: 'transient'>
+    >>> classify(psycopg.errors.UndefinedColumn())
+    <Failure.FATAL: 'fatal'>
+    >>> classify(psycopg.OperationalError("the connection is closed"))
+    <Failure.TRANSIENT: 'transient'>
+    """
+    code = getattr(exc, "sqlstate", None)
+    if not code:
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return Failure.TRANSIENT
+        return Failure.FATAL
+    if code in _TRANSIENT_CODES or code[:2] in _TRANSIENT_CLASSES:
+        return Failure.TRANSIENT
+    if code[:2] in _DATA_CLASSES:
+        return Failure.DATA
+    return Failure.FATAL
+
+
 def unavailable(exc: BaseException) -> bool:
-    """True for driver errors that mean "the server or the connection is gone"."""
-    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    """True for driver errors that mean "try again later" (see :func:`classify`)."""
+    return classify(exc) is Failure.TRANSIENT
+
+
+def translate(exc: psycopg.Error, action: str) -> StorageError:
+    """The :class:`StorageError` subclass for a driver error, with one readable line:
+    :class:`DatabaseUnavailable`, :class:`DataRefused` (with its SQLSTATE) or
+    :class:`SchemaError`."""
+    reason = one_line(exc)
+    message = f"{action}: {reason}"
+    kind = classify(exc)
+    if kind is Failure.TRANSIENT:
+        return DatabaseUnavailable(message)
+    if kind is Failure.DATA:
+        return DataRefused(message, sqlstate=exc.sqlstate, reason=reason)
+    return SchemaError(message)
 
 
 _PREFIXES = re.compile(r"^(connection failed|connection is bad):\s*", re.IGNORECASE)
@@ -133,12 +213,17 @@ def one_line(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def storage_errors(action: str) -> Iterator[None]:
-    """Re-raise driver errors inside the block as ``StorageError("<action>: <reason>")``."""
+    """Re-raise driver errors inside the block as ``StorageError("<action>: <reason>")``, of
+    the subclass their SQLSTATE calls for (:func:`translate`)."""
     try:
         yield
     except psycopg.Error as exc:
-        kind = DatabaseUnavailable if unavailable(exc) else StorageError
-        raise kind(f"{action}: {one_line(exc)}") from exc
+        raise translate(exc, action) from exc
+
+
+def usable(conn: psycopg.Connection) -> bool:
+    """True when ``conn`` is open and idle (e.g. after a refused write rolled back)."""
+    return not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
 def require_idle(conn: psycopg.Connection, action: str) -> None:

@@ -9,10 +9,14 @@ Tables
 ------
 ``transactions``   one row per stored transaction; range-partitioned by day on ``ts``
                    (``transactions_pYYYYMMDD``, see :mod:`workbench.storage.partitions`).
+``transaction_ids`` every stored tx_id once, with its ts (``ts_us``: epoch microseconds):
+                   the identity of a transaction (a partitioned table's unique keys must
+                   include ``ts``; this one's do not).
 ``rule_sets``      every rule-set load: version (content hash), files, author, status, error.
 ``alerts``         one open alert per card and dedup window; analyst status/disposition.
 ``alert_hits``     every transaction attached to an alert (the opening one included).
-``dead_letters``   raw records that could not become transactions, with the reason.
+``dead_letters``   raw records that could not become transactions, with the reason; each
+                   stored once (unique ``fingerprint`` of source, raw and reason).
 ``pipeline_stats`` one row per committed batch; view ``pipeline_throughput`` per second.
 
 Money is exact: ``transactions.amount`` is ``numeric(14,2)`` (migration 5; wave-1 databases
@@ -179,12 +183,39 @@ _EXACT_AMOUNTS = """
 ALTER TABLE transactions ALTER COLUMN amount TYPE numeric(14,2) USING round(amount::numeric, 2);
 """
 
+# One identity per transaction. Wave 1 keyed transactions on (ts, tx_id), so a tx_id may be
+# stored with several timestamps: the oldest is the transaction, the later copies were
+# duplicates and are deleted (alerts they joined keep their history). Dead letters get a
+# fingerprint so a replay does not store them again; existing copies are deduplicated first
+# (the oldest kept). sha256 over the text's UTF-8 bytes: convert_to() is not immutable, so a
+# generated column cannot call it; decode(.., 'escape') of the text with its backslashes
+# doubled yields the same bytes and is.
+_IDENTITY = r"""
+CREATE TABLE transaction_ids (
+    tx_id text COLLATE "C" PRIMARY KEY,
+    ts_us bigint           NOT NULL
+);
+INSERT INTO transaction_ids (tx_id, ts_us)
+SELECT DISTINCT ON (tx_id) tx_id, (extract(epoch FROM ts) * 1000000)::bigint
+FROM transactions ORDER BY tx_id, ts;
+DELETE FROM transactions t USING transaction_ids i
+WHERE t.tx_id = i.tx_id AND t.ts <> 'epoch'::timestamptz + i.ts_us * interval '1 microsecond';
+ALTER TABLE dead_letters ADD COLUMN fingerprint bytea GENERATED ALWAYS AS (
+    sha256(decode(replace(coalesce(source, '') || chr(31) || raw || chr(31) || reason,
+                          '\', '\\'), 'escape'))
+) STORED;
+DELETE FROM dead_letters d USING dead_letters e
+WHERE d.fingerprint = e.fingerprint AND d.id > e.id;
+CREATE UNIQUE INDEX dead_letters_fingerprint ON dead_letters (fingerprint);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "transactions", _TRANSACTIONS),
     Migration(2, "rule_sets", _RULE_SETS),
     Migration(3, "alerts", _ALERTS),
     Migration(4, "dead_letters_and_pipeline_stats", _OPERATIONS),
     Migration(5, "exact_amounts", _EXACT_AMOUNTS),
+    Migration(6, "transaction_identity_and_dead_letter_fingerprint", _IDENTITY),
 )
 
 # Everything of ours, dropped by reset() (partitions go with their parent).
@@ -195,6 +226,7 @@ _OBJECTS = (
     "pipeline_stats",
     "rule_sets",
     "transactions",
+    "transaction_ids",
     "schema_migrations",
 )
 

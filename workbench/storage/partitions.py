@@ -23,6 +23,8 @@ from workbench.storage.connection import storage_errors
 PARENT = "transactions"
 PARTITION_LOCK = 0x77620002
 _NAME = re.compile(r"^transactions_p(\d{8})$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 # connection -> days known to have a partition. Weak keys: a closed, collected connection
 # takes its cache with it.
@@ -94,7 +96,12 @@ def ensure_days(conn: psycopg.Connection, days: Iterable[date]) -> list[date]:
 
 
 def retention(conn: psycopg.Connection, days: int, *, now: datetime | None = None) -> list[date]:
-    """Detach and drop every partition that lies entirely before ``now - days``.
+    """Detach and drop every partition that lies entirely before ``now - days``, and forget
+    the transaction ids (``transaction_ids``) stored before the oldest partition kept.
+
+    This is the horizon of "one identity per transaction": a tx_id is known (a second copy
+    with any ts is a duplicate) as long as the partition holding it is kept; once dropped, the
+    same tx_id would be stored again.
 
     ``now`` defaults to the wall clock; pass the newest event time instead when replaying
     history (a 2019 replay would otherwise lose everything at once). Returns the days dropped.
@@ -118,6 +125,12 @@ def retention(conn: psycopg.Connection, days: int, *, now: datetime | None = Non
             )
             conn.execute(sql.SQL("DROP TABLE {}").format(name))
             dropped.append(day)
+        if dropped:
+            # In the same transaction: the ids never outlive (nor die before) their rows.
+            # Everything before the newest dropped day's end: the dropped days are the oldest.
+            horizon = datetime(dropped[-1].year, dropped[-1].month, dropped[-1].day, tzinfo=UTC)
+            end = horizon + timedelta(days=1) - _EPOCH
+            conn.execute("DELETE FROM transaction_ids WHERE ts_us < %s", (end // _MICROSECOND,))
     forget(conn)
     return dropped
 
