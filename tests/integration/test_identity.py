@@ -87,3 +87,17 @@ def test_retention_forgets_the_ids_of_the_partitions_it_drops(conn, make_batch):
     kept = make_batch(1, start="2026-02-05T00:00:00Z", prefix="2026-02-02")
     assert write_batch(conn, gone).stored == 1
     assert write_batch(conn, kept).duplicates == 1
+
+
+def test_the_same_tx_id_and_ts_twice_in_one_batch_is_stored_once(conn, make_batch):
+    # Nothing but transaction_ids keys the rows: the same (tx_id, ts) twice must still be
+    # one stored row and one duplicate, with the first row's values.
+    batch = make_batch(6, start="2026-02-03T00:00:00Z", step_s=60)
+    batch.frame.loc[4, ["tx_id", "ts"]] = batch.frame.loc[3, ["tx_id", "ts"]].to_numpy()
+    batch.frame.loc[4, "amount"] = 999.0
+    result = write_batch(conn, batch, alert_min_band="none")
+    assert (result.stored, result.duplicates) == (5, 1)
+    rows = conn.execute(
+        "SELECT amount FROM transactions WHERE tx_id = %s", ("tx0000003",)
+    ).fetchall()
+    assert [float(r[0]) for r in rows] == [float(batch.frame.loc[3, "amount"])]

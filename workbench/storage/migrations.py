@@ -57,7 +57,8 @@ class MigrationStatus:
 # batch about twice as fast as a linguistic collation (measured with C.UTF-8).
 # The primary key is declared (ts, tx_id) rather than (tx_id, ts): the same uniqueness (the
 # conflict target is still "(tx_id, ts)"), but inserts land at the right edge of the index
-# instead of at random places, and the index serves "newest first" scans.
+# instead of at random places, and the index serves "newest first" scans. (Migration 6
+# replaces it: the identity of a transaction is its tx_id alone.)
 _TRANSACTIONS = """
 CREATE TABLE transactions (
     tx_id             text COLLATE "C" NOT NULL,
@@ -187,7 +188,11 @@ ALTER TABLE transactions ALTER COLUMN amount TYPE numeric(14,2) USING round(amou
 # stored with several timestamps: the oldest is the transaction, the later copies were
 # duplicates and are deleted (alerts they joined keep their history). Dead letters get a
 # fingerprint so a replay does not store them again; existing copies are deduplicated first
-# (the oldest kept). sha256 over the text's UTF-8 bytes: convert_to() is not immutable, so a
+# (the oldest kept). transaction_ids is now the key: the (ts, tx_id) primary key of
+# transactions would only repeat it, at the cost of a second unique index insert per row
+# (measured with both: COPY throughput -8 %), so a plain btree on ts takes its place for
+# range scans and newest-first pages (which it also made the BRIN index redundant for).
+# sha256 over the text's UTF-8 bytes: convert_to() is not immutable, so a
 # generated column cannot call it; decode(.., 'escape') of the text with its backslashes
 # doubled yields the same bytes and is.
 _IDENTITY = r"""
@@ -207,6 +212,9 @@ ALTER TABLE dead_letters ADD COLUMN fingerprint bytea GENERATED ALWAYS AS (
 DELETE FROM dead_letters d USING dead_letters e
 WHERE d.fingerprint = e.fingerprint AND d.id > e.id;
 CREATE UNIQUE INDEX dead_letters_fingerprint ON dead_letters (fingerprint);
+ALTER TABLE transactions DROP CONSTRAINT transactions_pkey;
+DROP INDEX transactions_ts_brin;
+CREATE INDEX transactions_ts ON transactions (ts);
 """
 
 MIGRATIONS: tuple[Migration, ...] = (

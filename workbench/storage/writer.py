@@ -93,26 +93,26 @@ _STAGED_TS = sql.SQL("'epoch'::timestamptz + s.ts_us * interval '1 microsecond'"
 _BAND_COUNTS = ", ".join(f"count(*) FILTER (WHERE band = '{b}')" for b in BANDS)
 
 # Only the rows whose tx_id is new get in: an id already stored (whatever its ts) or
-# repeated in the batch is a duplicate. Inside the batch the earliest ts wins (the ids are
-# inserted in that order), like the backfill of migration 6. The conflict clause on
-# transactions itself catches the same (tx_id, ts) twice in the batch (one id row, two
-# staged rows that join it).
+# repeated in the batch is a duplicate. Inside the batch the earliest ts wins (then the
+# first position), like the backfill of migration 6: ``first`` picks that one row per id,
+# and ``ids`` says which of those ids were new.
 _INSERT = sql.SQL("""
 WITH h AS (
     SELECT pos, jsonb_object_agg(rule_id, points) AS rule_hits
     FROM wb_stage_hits GROUP BY pos
+), first AS (
+    SELECT DISTINCT ON (tx_id) tx_id, ts_us, pos FROM wb_stage_tx ORDER BY tx_id, ts_us, pos
 ), ids AS (
     INSERT INTO transaction_ids (tx_id, ts_us)
-    SELECT tx_id, ts_us FROM wb_stage_tx ORDER BY ts_us, pos
+    SELECT tx_id, ts_us FROM first ORDER BY ts_us, pos
     ON CONFLICT (tx_id) DO NOTHING
-    RETURNING tx_id, ts_us
+    RETURNING tx_id
 ), ins AS (
     INSERT INTO transactions ({columns}, risk_score, band, rule_hits, rule_set_version)
     SELECT {values}, s.risk_score, s.band, coalesce(h.rule_hits, '{{}}'::jsonb),
            s.rule_set_version
-    FROM wb_stage_tx s JOIN ids ON ids.tx_id = s.tx_id AND ids.ts_us = s.ts_us
+    FROM ids JOIN first f ON f.tx_id = ids.tx_id JOIN wb_stage_tx s ON s.pos = f.pos
     LEFT JOIN h ON h.pos = s.pos
-    ON CONFLICT (tx_id, ts) DO NOTHING
     RETURNING tx_id, ts, card_id, amount, risk_score, band, rule_hits, rule_set_version
 ), kept AS (
     INSERT INTO wb_stage_alert (tx_id, ts, card_id, amount, risk_score, band, rule_hits,
