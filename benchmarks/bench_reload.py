@@ -35,7 +35,7 @@ import psycopg
 from psycopg import conninfo, sql
 
 from workbench.rules import version_of
-from workbench.storage import Listener, connect, decode_payload
+from workbench.storage import BatchSummary, Listener, connect
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ class Batches:
             for payload in self.listener.poll(
                 timeout=min(0.05, max(end - time.time(), 0)), limit=1
             ):
-                self.seen.append((time.time(), decode_payload(payload)["rule_set_version"]))
+                self.seen.append((time.time(), BatchSummary.from_payload(payload).rule_set_version))
 
     def wait_version(self, version: str, since: int, timeout: float = 30.0) -> float | None:
         deadline = time.time() + timeout

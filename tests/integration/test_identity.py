@@ -31,7 +31,7 @@ def test_the_same_tx_id_with_a_new_ts_is_a_duplicate_on_a_fresh_connection(db_ds
     with connect(db_dsn) as conn:  # a fresh connection tries the direct COPY first
         result = write_batch(conn, later)
         assert (result.stored, result.duplicates) == (50, 50)
-        assert result.summary["rows"] == 50 and result.summary["duplicates"] == 50
+        assert result.summary.rows == 50 and result.summary.duplicates == 50
         stored = conn.execute("SELECT tx_id, ts FROM transactions").fetchall()
         ids = _ids(conn)
     assert len(stored) == 150 == len({tx for tx, _ in stored})

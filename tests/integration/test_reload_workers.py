@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from workbench.rules import version_of
-from workbench.storage import Listener, connect, decode_payload
+from workbench.storage import BatchSummary, Listener, connect
 from workbench.storage.queries import active_rule_set
 
 pytestmark = pytest.mark.integration
@@ -64,8 +64,8 @@ class Summaries:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}: {self.tail()}")
             for payload in self.listener.poll(timeout=0.2, limit=100):
-                body = decode_payload(payload)
-                self.versions.setdefault(body["worker"], []).append(body["rule_set_version"])
+                body = BatchSummary.from_payload(payload)
+                self.versions.setdefault(body.worker, []).append(body.rule_set_version)
 
     def tail(self) -> dict[str, list[str]]:
         return {k: v[-3:] for k, v in self.versions.items()}

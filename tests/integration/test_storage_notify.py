@@ -10,16 +10,8 @@ from workbench.storage.connection import connect
 from workbench.storage.writer import write_batch
 
 
-def test_encode_payload_stays_under_the_limit_whatever_the_input():
+def test_the_payload_stays_under_the_limit_whatever_the_input():
     huge = "é𝄞" * 5000
-    summary = {
-        "worker": huge,
-        "source": huge,
-        "rows": 50_000,
-        "dead": 3,
-        "bands": {"Low": 1, "Medium": 2, "High": 3},
-        "rule_set_version": huge,
-    }
     high = [
         {
             "tx_id": huge,
@@ -32,13 +24,42 @@ def test_encode_payload_stays_under_the_limit_whatever_the_input():
         for i in range(100)
     ]
     errors = {f"{huge}{i}": i for i in range(100)}
-    text = notify.encode_payload(summary, high, errors, rule_hits=errors)
+    summary = notify.summarize(
+        worker=huge,
+        source=huge,
+        rows=50_000,
+        duplicates=0,
+        dead=3,
+        band_counts=(1, 2, 3),
+        mean_score=1.0,
+        p95_score=2.0,
+        alerts_opened=0,
+        alerts_attached=0,
+        min_ts=None,
+        max_ts=None,
+        rule_set_version=huge,
+        created_at=0.0,
+        latency_ms=1.0,
+        eval_errors=errors,
+        rule_hits=errors,
+        high=high,
+    )
+    text = summary.payload()
     assert len(text.encode()) < notify.LIMIT
-    body = notify.decode_payload(text)
-    assert body["rows"] == 50_000
-    assert len(body["high"]) <= notify.MAX_HIGH
-    assert all(len(r["rules"]) <= notify.MAX_RULES for r in body["high"])
-    assert len(body["rule_hits"]) <= notify.MAX_RULE_HITS
+    body = notify.BatchSummary.from_payload(text)
+    assert body.rows == 50_000
+    assert len(body.high) <= notify.MAX_HIGH
+    assert all(len(r.rules) <= notify.MAX_RULES for r in body.high)
+    assert len(body.rule_hits) <= notify.MAX_RULE_HITS
+
+
+def test_a_payload_that_is_not_a_summary_decodes_to_defaults_not_errors():
+    odd = notify.BatchSummary.from_payload(
+        '{"rows": "many", "bands": [1], "high": [3, {"tx_id": 7}], "min_ts": "yesterday"}'
+    )
+    assert (odd.rows, odd.bands, odd.min_ts) == (0, {}, None)
+    assert [h.tx_id for h in odd.high] == ["7"]
+    assert notify.BatchSummary.from_payload("[1, 2]").truncated
 
 
 @pytest.mark.integration
@@ -62,18 +83,24 @@ def test_listener_receives_a_small_payload_for_a_50k_row_batch(conn, db_dsn, mak
     assert len(received) == 1
     payload = received[0].payload
     assert len(payload.encode()) < 8000
-    body = notify.decode_payload(payload)
-    assert body["rows"] == n
-    assert body["bands"] == {"Low": 0, "Medium": 0, "High": n}
-    assert (body["alerts_opened"], body["alerts_attached"]) == (100, n - 100)
-    assert body["p95_score"] == 99.0
-    assert (
-        body["max_ts"]
-        == (pd.Timestamp("2026-01-01T00:00:00Z") + pd.Timedelta(seconds=(n - 1) * 0.01)).isoformat()
+    body = notify.BatchSummary.from_payload(payload)
+    assert body.rows == n
+    assert body.bands == {"Low": 0, "Medium": 0, "High": n}
+    assert (body.alerts_opened, body.alerts_attached) == (100, n - 100)
+    assert body.p95_score == 99.0
+    assert body.max_ts == pd.Timestamp("2026-01-01T00:00:00Z") + pd.Timedelta(
+        seconds=(n - 1) * 0.01
     )
-    assert 1 <= len(body["high"]) <= notify.MAX_HIGH
-    assert body["high"][0]["risk_score"] == 99.0
-    assert body == result.summary
+    assert 1 <= len(body.high) <= notify.MAX_HIGH
+    assert body.high[0].risk_score == 99.0
+    # The payload is the writer's summary, its texts shortened to fit.
+    assert (body.rows, body.bands, body.max_ts, body.high[0].risk_score) == (
+        result.summary.rows,
+        result.summary.bands,
+        result.summary.max_ts,
+        result.summary.high[0].risk_score,
+    )
+    assert body.worker == notify.short(result.summary.worker)
 
 
 @pytest.mark.integration
@@ -99,6 +126,6 @@ def test_the_summary_counts_rule_hits_of_the_batch(conn, db_dsn, make_batch):
         listener.execute(f"LISTEN {notify.CHANNEL}")
         write_batch(conn, batch)
         (received,) = list(listener.notifies(timeout=10, stop_after=1))
-    body = notify.decode_payload(received.payload)
-    assert body["rule_hits"] == {"big_amount": 60, "new_country": 30}
-    assert list(body["rule_hits"]) == ["big_amount", "new_country"]  # most frequent first
+    body = notify.BatchSummary.from_payload(received.payload)
+    assert body.rule_hits == {"big_amount": 60, "new_country": 30}
+    assert list(body.rule_hits) == ["big_amount", "new_country"]  # most frequent first

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from workbench.dashboard import hub as hub_module
 from workbench.dashboard.hub import Hub
+from workbench.storage.notify import BatchSummary
 
 
 class Clock:
@@ -33,7 +35,7 @@ def summary(rows=100, bands=(90, 8, 2), mean=12.0, p95=60.0, created=None, **ext
         "worker": "w1",
     }
     body.update(extra)
-    return body
+    return BatchSummary.from_payload(json.dumps(body))  # as the feed decodes a NOTIFY
 
 
 def transactions(start: int, n: int) -> pd.DataFrame:
@@ -149,7 +151,7 @@ def test_alerts_keep_payload_order_newest_last():
     hub = Hub(clock=Clock())
     newest_first = [{"tx_id": "b", "ts": "2026-01-01T00:00:02"}, {"tx_id": "a", "ts": "2026"}]
     hub.ingest(summary(high=newest_first))
-    assert [a["tx_id"] for a in hub.delta().alerts] == ["a", "b"]
+    assert [a.tx_id for a in hub.delta().alerts] == ["a", "b"]
 
 
 def test_health_and_open_alerts_changes_move_the_sequence():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ from workbench.dashboard import hub as hub_module
 from workbench.dashboard import live as live_module
 from workbench.dashboard.hub import Hub
 from workbench.dashboard.live import LiveView, table_rows
+from workbench.storage.notify import BatchSummary
 
 
 class Clock:
@@ -42,32 +45,39 @@ def stored(start: int, n: int, high_every: int = 50) -> pd.DataFrame:
     )
 
 
+def as_summary(body: dict) -> BatchSummary:
+    """A summary as the feed decodes it from a NOTIFY payload."""
+    return BatchSummary.from_payload(json.dumps(body))
+
+
 def feed(hub: Hub, clock: Clock, batches: int, rows: int = 100) -> int:
     start = 0
     for _ in range(batches):
         frame = stored(start, rows)
         high = frame[frame["band"] == "High"]
         hub.ingest(
-            {
-                "rows": rows,
-                "bands": {"Low": int((frame["band"] == "Low").sum()), "High": len(high)},
-                "mean_score": float(frame["risk_score"].mean()),
-                "p95_score": float(frame["risk_score"].quantile(0.95)),
-                "created_at": clock.t - 0.1,
-                "alerts_opened": len(high),
-                "rule_hits": {"big": len(high)},
-                "high": [
-                    {
-                        "tx_id": r.tx_id,
-                        "ts": r.ts.isoformat(),
-                        "card_id": r.card_id,
-                        "amount": r.amount,
-                        "risk_score": r.risk_score,
-                        "rules": ["big"],
-                    }
-                    for r in high.itertuples()
-                ][::-1],
-            }
+            as_summary(
+                {
+                    "rows": rows,
+                    "bands": {"Low": int((frame["band"] == "Low").sum()), "High": len(high)},
+                    "mean_score": float(frame["risk_score"].mean()),
+                    "p95_score": float(frame["risk_score"].quantile(0.95)),
+                    "created_at": clock.t - 0.1,
+                    "alerts_opened": len(high),
+                    "rule_hits": {"big": len(high)},
+                    "high": [
+                        {
+                            "tx_id": r.tx_id,
+                            "ts": r.ts.isoformat(),
+                            "card_id": r.card_id,
+                            "amount": r.amount,
+                            "risk_score": r.risk_score,
+                            "rules": ["big"],
+                        }
+                        for r in high.itertuples()
+                    ][::-1],
+                }
+            )
         )
         hub.add_transactions(frame)
         start += rows
@@ -104,7 +114,9 @@ def test_streaming_views_never_exceed_their_rollover():
     for _ in range(30):  # 30 updates of 4 batches of 100 rows: 12,000 rows
         for _ in range(4):
             frame = stored(start, 100, high_every=7)
-            hub.ingest({"rows": 100, "high": [{"tx_id": t} for t in frame["tx_id"][:5]]})
+            hub.ingest(
+                as_summary({"rows": 100, "high": [{"tx_id": t} for t in frame["tx_id"][:5]]})
+            )
             hub.add_transactions(frame)
             start += 100
             clock.t += 0.3
@@ -127,7 +139,9 @@ def test_trend_sources_are_bounded_by_the_hub_window():
     view = LiveView()
     seq = 0
     for _ in range(hub_module.SECONDS + 120):
-        hub.ingest({"rows": 10, "bands": {"Low": 10}, "mean_score": 1.0, "p95_score": 2.0})
+        hub.ingest(
+            as_summary({"rows": 10, "bands": {"Low": 10}, "mean_score": 1.0, "p95_score": 2.0})
+        )
         clock.t += 1.0
         delta = hub.delta(seq)
         view.update(delta)
@@ -184,7 +198,7 @@ def test_a_refused_rule_load_shows_a_banner_until_a_good_one():
 
     hub = Hub(clock=Clock())
     session = Session(hub, "postgresql://unused")
-    hub.ingest({"rows": 1, "rule_set_version": "v1"})
+    hub.ingest(as_summary({"rows": 1, "rule_set_version": "v1"}))
     hub.set_health(
         reload_status="rejected",
         reload_version="v2",

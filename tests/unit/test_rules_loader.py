@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from workbench.bands import Band
 from workbench.errors import RuleError, RuleSetError
 from workbench.rules import (
     AlertPolicy,
@@ -64,7 +65,7 @@ def test_load_the_documented_example(tmp_path):
     (tmp_path / "default.yaml").write_text(DEFAULT)
     rs = load_rules(tmp_path)
     assert isinstance(rs, RuleSet)
-    assert rs.bands == Bands(40, 70) and rs.alert == AlertPolicy("high", 600.0)
+    assert rs.bands == Bands(40, 70) and rs.alert == AlertPolicy(Band.HIGH, 600.0)
     assert rs.lists == {"risky_mcc": ("gambling", "crypto", "money_transfer")}
     assert [f.name for f in rs.features] == ["card_tx_10m", "cust_avg_30d"]
     assert [r.id for r in rs.rules] == ["spend_spike", "risky_merchant", "trusted"]
@@ -91,7 +92,7 @@ ONE_RULE = "rules:\n  - {id: r1, when: amount > 1, score: 1}\n"
 
 def test_defaults():
     rs = parse_rules({"a.yaml": ONE_RULE, "c.yaml": "rules: []\n"})
-    assert rs.bands == Bands(40.0, 70.0) and rs.alert == AlertPolicy("high", 600.0)
+    assert rs.bands == Bands(40.0, 70.0) and rs.alert == AlertPolicy(Band.HIGH, 600.0)
     assert [r.id for r in rs.rules] == ["r1"] and rs.fields_used == frozenset({"amount"})
     rs = parse_rules({"a.yaml": "bands: {high: 90}\nalert: {dedup: 1h}\n", "b.yaml": ONE_RULE})
     assert rs.bands == Bands(40.0, 90.0) and rs.alert == AlertPolicy("high", 3600.0)

@@ -16,9 +16,9 @@ import time
 from workbench.dashboard.hub import TRANSACTIONS, Hub
 from workbench.errors import StorageError
 from workbench.storage import (
+    BatchSummary,
     Listener,
     connect,
-    decode_payload,
     last_rule_set,
     open_alert_count,
     pipeline_totals,
@@ -88,7 +88,7 @@ class Feed:
             while not self._stop.is_set():
                 for payload in listener.poll(POLL_S, limit=500):
                     try:
-                        self.hub.ingest(decode_payload(payload))
+                        self.hub.ingest(BatchSummary.from_payload(payload))
                     except (ValueError, TypeError) as exc:
                         log.warning("dashboard feed: unreadable summary: %s", exc)
                     dirty = True

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.scoring.result import BANDS
+from workbench.bands import LABELS
+from workbench.storage.notify import BatchSummary, HighRow
 
 TICKS = 3600  # per-batch records kept (latency, rates, band shares)
 SECONDS = 900  # closed one-second buckets kept for the trend plots
@@ -103,7 +104,7 @@ class Delta:
     health: Health
     seconds: list[Second]
     transactions: pd.DataFrame
-    alerts: list[dict[str, Any]]
+    alerts: list[HighRow]
     bands: dict[str, int]  # rows per band over SHARE_WINDOW_S
     rule_rates: dict[str, float]  # hits per minute over RULE_WINDOW_S, largest first
 
@@ -112,7 +113,7 @@ class Delta:
 class _Open:
     t: float
     rows: int = 0
-    bands: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BANDS, 0))
+    bands: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LABELS, 0))
     score_sum: float = 0.0
     p95: float = math.nan
 
@@ -131,7 +132,7 @@ class Hub:
         self._tx_rows = 0
         self._tx_seen: deque[str] = deque(maxlen=4 * TRANSACTIONS)
         self._tx_seen_set: set[str] = set()
-        self._alerts: deque[tuple[int, dict[str, Any]]] = deque(maxlen=ALERTS)
+        self._alerts: deque[tuple[int, HighRow]] = deque(maxlen=ALERTS)
         self._processed = 0
         self._dead = 0
         self._alerts_opened = 0
@@ -148,41 +149,37 @@ class Hub:
             self._alerts_opened, self._open_alerts = int(alerts_opened), int(open_alerts)
             self._seq += 1
 
-    def ingest(self, summary: Mapping[str, Any]) -> None:
-        """One batch summary (a decoded NOTIFY payload)."""
+    def ingest(self, summary: BatchSummary) -> None:
+        """One batch summary (from a NOTIFY payload: :meth:`BatchSummary.from_payload`)."""
         now = self._clock()
-        rows = int(summary.get("rows") or 0)
-        created = summary.get("created_at")
-        latency = (now - float(created)) * 1000.0 if created else math.nan
-        tick_bands = {b: int((summary.get("bands") or {}).get(b, 0)) for b in BANDS}
+        latency = (now - summary.created_at) * 1000.0 if summary.created_at else math.nan
         with self._lock:
             self._seq += 1
             tick = Tick(
                 seq=self._seq,
                 at=now,
-                rows=rows,
-                bands=tick_bands,
-                mean_score=_float(summary.get("mean_score")),
-                p95_score=_float(summary.get("p95_score")),
+                rows=summary.rows,
+                bands={b: summary.band(b) for b in LABELS},
+                mean_score=_float(summary.mean_score),
+                p95_score=_float(summary.p95_score),
                 latency_ms=latency,
-                dead=int(summary.get("dead") or 0),
-                alerts_opened=int(summary.get("alerts_opened") or 0),
-                rule_hits={str(k): int(v) for k, v in (summary.get("rule_hits") or {}).items()},
-                rule_set_version=summary.get("rule_set_version"),
+                dead=summary.dead,
+                alerts_opened=summary.alerts_opened,
+                rule_hits=dict(summary.rule_hits),
+                rule_set_version=summary.rule_set_version,
             )
             self._ticks.append(tick)
             self._add_to_second(tick)
-            self._processed += rows
+            self._processed += tick.rows
             self._dead += tick.dead
             self._alerts_opened += tick.alerts_opened
             self._open_alerts += tick.alerts_opened
-            worker = summary.get("worker")
-            if worker and worker not in self._workers:
-                self._workers.append(str(worker))
+            if summary.worker and summary.worker not in self._workers:
+                self._workers.append(summary.worker)
             if tick.rule_set_version:
                 self._health = replace(self._health, rule_set_version=tick.rule_set_version)
-            for row in reversed(summary.get("high") or []):  # payload is newest first
-                self._alerts.append((self._seq, dict(row)))
+            for row in reversed(summary.high):  # payload is newest first
+                self._alerts.append((self._seq, row))
 
     def add_transactions(self, frame: pd.DataFrame) -> None:
         """Newest stored rows (any order); rows already seen (by ``tx_id``) are skipped."""
@@ -330,7 +327,7 @@ def _kpis(
 
 
 def _bands(ticks: list[Tick], now: float) -> dict[str, int]:
-    out = dict.fromkeys(BANDS, 0)
+    out = dict.fromkeys(LABELS, 0)
     for t in _recent(ticks, now, SHARE_WINDOW_S):
         for band, n in t.bands.items():
             out[band] = out.get(band, 0) + n

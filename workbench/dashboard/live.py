@@ -19,10 +19,11 @@ import panel as pn
 from bokeh.models import ColumnDataSource, FactorRange, HoverTool
 from bokeh.plotting import figure
 
+from workbench.bands import LABELS
 from workbench.dashboard.hub import SECONDS, Delta, Kpis
 from workbench.dashboard.parts import read_only_table
 from workbench.dashboard.theme import ACCENT, BAND_COLORS, fmt_age, fmt_money, fmt_number
-from workbench.scoring.result import BANDS
+from workbench.storage.notify import HighRow
 
 TABLE_ROWS = 200  # live transaction table rollover
 FEED_ROWS = 50  # alert feed rollover
@@ -74,16 +75,16 @@ def table_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True).astype(TABLE_DTYPES)
 
 
-def feed_rows(alerts: list[dict[str, Any]]) -> pd.DataFrame:
+def feed_rows(alerts: list[HighRow]) -> pd.DataFrame:
     """High transactions of the hub (oldest first) as alert-feed rows."""
     return pd.DataFrame(
         {
-            "time": [str(a.get("ts") or "")[:19].replace("T", " ") for a in alerts],
-            "card_id": [str(a.get("card_id") or "") for a in alerts],
-            "amount": [_num(a.get("amount")) for a in alerts],
-            "risk_score": [_num(a.get("risk_score")) for a in alerts],
-            "rules": [", ".join(a.get("rules") or []) for a in alerts],
-            "tx_id": [str(a.get("tx_id") or "") for a in alerts],
+            "time": [(a.ts or "")[:19].replace("T", " ") for a in alerts],
+            "card_id": [a.card_id or "" for a in alerts],
+            "amount": [_num(a.amount) for a in alerts],
+            "risk_score": [_num(a.risk_score) for a in alerts],
+            "rules": [", ".join(a.rules) for a in alerts],
+            "tx_id": [a.tx_id or "" for a in alerts],
         },
         columns=list(FEED_DTYPES),
     ).astype(FEED_DTYPES)
@@ -104,7 +105,7 @@ class LiveView:
         self._last_flush = -math.inf
         self._last_rules = -math.inf
         self._pending_rows: list[pd.DataFrame] = []
-        self._pending_alerts: list[dict[str, Any]] = []
+        self._pending_alerts: list[HighRow] = []
         self.kpi = {
             "processed": pn.indicators.Number(label="Transactions", value=0, format="{value:,}"),
             "tx_per_s": pn.indicators.Number(label="tx/s", value=0, format="{value:,.0f}"),
@@ -130,7 +131,12 @@ class LiveView:
         self.trend_source = ColumnDataSource({"t": [], "mean": [], "p95": []})
         self.band_time_source = ColumnDataSource({"t": [], "Low": [], "Medium": [], "High": []})
         self.band_source = ColumnDataSource(
-            {"band": list(BANDS), "count": [0] * len(BANDS), "color": _colors(), "label": ["0"] * 3}
+            {
+                "band": list(LABELS),
+                "count": [0] * len(LABELS),
+                "color": _colors(),
+                "label": ["0"] * 3,
+            }
         )
         self.rule_source = ColumnDataSource({"rule": [], "rate": []})
         self.map_source = ColumnDataSource(
@@ -155,10 +161,10 @@ class LiveView:
             if not first:
                 self._toast(delta.alerts)
         self.flush_tables(force=first)
-        counts = [int(delta.bands.get(b, 0)) for b in BANDS]
+        counts = [int(delta.bands.get(b, 0)) for b in LABELS]
         if counts != list(self.band_source.data["count"]):
             self.band_source.data = {
-                "band": list(BANDS),
+                "band": list(LABELS),
                 "count": counts,
                 "color": _colors(),
                 "label": [f"{c:,}" for c in counts],
@@ -243,7 +249,7 @@ class LiveView:
             self.rule_figure.y_range.factors = rules
             self.rule_source.data = data
 
-    def _toast(self, alerts: list[dict[str, Any]]) -> None:
+    def _toast(self, alerts: list[HighRow]) -> None:
         """One toast for the newest High transaction, at most every :data:`TOAST_EVERY_S`;
         the ones in between are counted into the next toast rather than flooding the page."""
         if self.notify is None:
@@ -255,8 +261,8 @@ class LiveView:
         a = alerts[-1]
         more = self._untoasted - 1
         self.notify(
-            f"High risk {fmt_number(_num(a.get('risk_score')))}: card {a.get('card_id')}, "
-            f"amount {fmt_money(_num(a.get('amount')))} ({', '.join(a.get('rules') or [])})"
+            f"High risk {fmt_number(_num(a.risk_score))}: card {a.card_id}, "
+            f"amount {fmt_money(_num(a.amount))} ({', '.join(a.rules)})"
             + (f" — and {more} more High" if more > 0 else "")
         )
         self._last_toast, self._untoasted = now, 0
@@ -270,16 +276,16 @@ class LiveView:
         trend.legend.location = "top_left"
         bands_t = _time_figure("Transactions per second by band", "tx")
         bands_t.varea_stack(
-            list(BANDS),
+            list(LABELS),
             x="t",
             source=self.band_time_source,
             color=_colors(),
-            legend_label=list(BANDS),
+            legend_label=list(LABELS),
         )
         bands_t.legend.location = "top_left"
         dist = figure(
             title="Band distribution (10 min)",
-            x_range=list(BANDS),
+            x_range=list(LABELS),
             height=260,
             sizing_mode="stretch_width",
             toolbar_location=None,
@@ -362,7 +368,7 @@ def _time_figure(title: str, y_label: str):
 
 
 def _colors() -> list[str]:
-    return [BAND_COLORS[b] for b in BANDS]
+    return [BAND_COLORS[b] for b in LABELS]
 
 
 def _num(value: Any) -> float:

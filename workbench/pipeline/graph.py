@@ -115,7 +115,7 @@ class Pipeline:
             scored = as_dead_letters(batch, f"scoring failed: {type(exc).__name__}: {exc}")
         # Built here, the COPY payloads are ready before the previous write ends.
         try:
-            band = ruleset.alert.min_band.capitalize()
+            band = ruleset.alert.min_band
             return self.writer.prepare(scored, band), ruleset
         except Exception:  # the store node writes (or dead-letters) it unprepared instead
             log.exception("preparing the batch for storage failed")
@@ -127,7 +127,7 @@ class Pipeline:
         # two batches are held at once.
         scored, ruleset = item
         await self._drain()
-        self.writer.alert_min_band = ruleset.alert.min_band.capitalize()
+        self.writer.alert_min_band = ruleset.alert.min_band
         self.writer.alert_dedup_s = ruleset.alert.dedup_s
         self._pending = asyncio.ensure_future(self._write_and_ack(scored))
 

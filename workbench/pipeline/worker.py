@@ -54,7 +54,7 @@ def build_pipeline(
         dsn,
         source=getattr(src, "label", source),
         worker=worker_name(settings),
-        alert_min_band=ruleset.alert.min_band.capitalize(),
+        alert_min_band=ruleset.alert.min_band,
         alert_dedup_s=ruleset.alert.dedup_s,
         stats=PipelineStats(),
         retention_days=settings.retention_days,

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import time
 
+from workbench.bands import Band
 from workbench.errors import DatabaseUnavailable, DataRefused, StorageError
 from workbench.pipeline.stats import PipelineStats
 from workbench.scoring.result import ScoredBatch
@@ -51,7 +52,7 @@ class RetryingWriter:
         *,
         source: str,
         worker: str,
-        alert_min_band: str = "High",
+        alert_min_band: Band | str = Band.HIGH,
         alert_dedup_s: float = 600.0,
         stats: PipelineStats | None = None,
         retention_days: int = 0,
@@ -70,7 +71,9 @@ class RetryingWriter:
         self._retention_due = 0.0
         self._wake: asyncio.Event | None = None  # set by stop(): ends a backoff wait early
 
-    def prepare(self, scored: ScoredBatch, alert_min_band: str | None = None) -> PreparedBatch:
+    def prepare(
+        self, scored: ScoredBatch, alert_min_band: Band | str | None = None
+    ) -> PreparedBatch:
         """The batch with its COPY payloads built (any thread; pass the result to
         :meth:`write`), alerting from ``alert_min_band`` (default: the writer's)."""
         band = self.alert_min_band if alert_min_band is None else alert_min_band

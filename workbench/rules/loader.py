@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from workbench import schema
+from workbench.bands import Band
 from workbench.durations import parse_duration
 from workbench.errors import RuleError, RuleSetError
 from workbench.features.spec import BUILTIN, FeatureSpec, FeatureSpecError, parse_feature
@@ -258,7 +259,7 @@ class _Load:
             band_node = node.value["min_band"][1]
             band = band_node.value
             if band in ("medium", "high"):
-                policy["min_band"] = band
+                policy["min_band"] = Band.parse(band)
             else:
                 self.fail(
                     f"alert.min_band must be medium or high, got {_shown(band_node.text)!r}",

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from workbench import schema
+from workbench.bands import Band
 from workbench.features.spec import BUILTIN, FeatureSpec
 from workbench.rules.compiler import CompiledExpr
 
-BANDS = ("low", "medium", "high")
 _SCHEMA_TYPES = {"str": "string", "float": "number", "timestamp": "timestamp", "bool": "bool"}
 
 
@@ -25,7 +25,7 @@ class Bands:
 class AlertPolicy:
     """Raise an alert from ``min_band`` up; at most one open alert per card per ``dedup_s``."""
 
-    min_band: str = "high"
+    min_band: Band = Band.HIGH
     dedup_s: float = 600.0
 
 

@@ -18,7 +18,7 @@ Importing this package connects to nothing.
 from workbench.storage.connection import connect, connect_async, describe, resolve_dsn
 from workbench.storage.listen import Listener
 from workbench.storage.migrations import MIGRATIONS, reset, status, upgrade
-from workbench.storage.notify import CHANNEL, decode_payload
+from workbench.storage.notify import CHANNEL, BatchSummary, HighRow
 from workbench.storage.partitions import ensure_partitions, list_partitions, retention
 from workbench.storage.queries import (
     alert_hits,
@@ -45,6 +45,8 @@ from workbench.storage.writer import PreparedBatch, WriteResult, write_batch
 __all__ = [
     "CHANNEL",
     "MIGRATIONS",
+    "BatchSummary",
+    "HighRow",
     "Listener",
     "PreparedBatch",
     "WriteResult",
@@ -56,7 +58,6 @@ __all__ = [
     "connect_async",
     "counts",
     "dead_letters",
-    "decode_payload",
     "describe",
     "ensure_partitions",
     "last_rule_set",

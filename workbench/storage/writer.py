@@ -53,7 +53,6 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,9 +62,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from workbench.errors import ConfigError, DataRefused, StorageError
+from workbench import bands
+from workbench.errors import DataRefused, StorageError
 from workbench.schema import COLUMNS, NAMES
-from workbench.scoring.result import BANDS, ScoredBatch
+from workbench.scoring.result import ScoredBatch
 from workbench.storage import alerting, notify, partitions
 from workbench.storage.connection import require_idle, translate
 
@@ -90,7 +90,7 @@ _STAGE_DDL = (
 
 _STAGED_TS = sql.SQL("'epoch'::timestamptz + s.ts_us * interval '1 microsecond'")
 
-_BAND_COUNTS = ", ".join(f"count(*) FILTER (WHERE band = '{b}')" for b in BANDS)
+_BAND_COUNTS = ", ".join(f"count(*) FILTER (WHERE band = '{b}')" for b in bands.LABELS)
 
 # Only the rows whose tx_id is new get in: an id already stored (whatever its ts) or
 # repeated in the batch is a duplicate. Inside the batch the earliest ts wins (then the
@@ -170,32 +170,24 @@ _staged: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What one :func:`write_batch` did. ``summary`` is the decoded NOTIFY payload."""
+    """What one :func:`write_batch` did. ``summary`` is the batch's summary, as sent (bounded)
+    in its NOTIFY payload."""
 
     stored: int
     duplicates: int
     dead: int
     alerts_opened: int
     alerts_attached: int
-    summary: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-
-def band_rank(band: str | None) -> int:
-    """1-based rank of a band name (case-insensitive) in BANDS; 0 for ``None``/"none"/"off"
-    (no alerts)."""
-    if band is None or band.strip().lower() in ("none", "off", ""):
-        return 0
-    for i, name in enumerate(BANDS, start=1):
-        if name.lower() == band.strip().lower():
-            return i
-    raise ConfigError(f"unknown alert band {band!r}: use one of {', '.join(BANDS)} or none")
+    summary: notify.BatchSummary = field(
+        default_factory=notify.BatchSummary, compare=False, repr=False
+    )
 
 
 def write_batch(
     conn: psycopg.Connection,
     scored: ScoredBatch | PreparedBatch,
     *,
-    alert_min_band: str | None = "High",
+    alert_min_band: bands.Band | str | None = bands.Band.HIGH,
     alert_dedup_s: float = 600.0,
     source: str = "",
     worker: str = "",
@@ -257,15 +249,15 @@ class PreparedBatch:
         self,
         scored: ScoredBatch,
         *,
-        alert_min_band: str | None = "High",
+        alert_min_band: bands.Band | str | None = bands.Band.HIGH,
         source: str = "",
         worker: str = "",
     ) -> None:
         self.scored = scored
         self.frame = scored.frame
         self.alert_min_band = alert_min_band
-        self.alert_rank = band_rank(alert_min_band)
-        self.keep_rank = min(self.alert_rank or len(BANDS), len(BANDS))
+        self.alert_rank = bands.alert_rank(alert_min_band)
+        self.keep_rank = min(self.alert_rank or len(bands.LABELS), len(bands.LABELS))
         self.source, self.worker = source, worker
         if len(scored.hits):
             _check_hit_rows(scored.hits, len(self.frame))
@@ -318,9 +310,9 @@ class PreparedBatch:
 
     @cached_property
     def ranks(self) -> np.ndarray:
-        """1-based rank of each row's band in BANDS (0: no band), like ``array_position``."""
+        """1-based rank of each row's band in bands.LABELS (0: no band), like ``array_position``."""
         band = _arrow(self.frame["band"])
-        rank = pc.index_in(band, value_set=pa.array(BANDS)).to_numpy(zero_copy_only=False)
+        rank = pc.index_in(band, value_set=pa.array(bands.LABELS)).to_numpy(zero_copy_only=False)
         return np.nan_to_num(rank, nan=-1).astype(np.int64) + 1
 
     @cached_property
@@ -353,17 +345,17 @@ class PreparedBatch:
     @cached_property
     def _summary(self) -> tuple:
         risk = self.frame["risk_score"].astype("float64").dropna().to_numpy()
-        bands = [int(np.count_nonzero(self.ranks == r)) for r in range(1, len(BANDS) + 1)]
+        counts = [int(np.count_nonzero(self.ranks == r)) for r in range(1, len(bands.LABELS) + 1)]
         mean = float(risk.mean()) if len(risk) else None
         p95 = float(np.percentile(risk, 95)) if len(risk) else None  # = percentile_cont
         alertable = int(np.count_nonzero(self.ranks >= (self.alert_rank or 99)))
-        return bands, mean, p95, int(self.micros.min()), int(self.micros.max()), alertable
+        return counts, mean, p95, int(self.micros.min()), int(self.micros.max()), alertable
 
     def direct_summary(self, tz: tzinfo) -> tuple:
         """What the staging path's INSERT returns, when every row is stored."""
-        bands, mean, p95, first, last, alertable = self._summary
+        counts, mean, p95, first, last, alertable = self._summary
         first_ts, last_ts = _datetime(first, tz), _datetime(last, tz)
-        return (len(self.frame), *bands, mean, p95, first_ts, last_ts, alertable)
+        return (len(self.frame), *counts, mean, p95, first_ts, last_ts, alertable)
 
     @cached_property
     def rule_hit_counts(self) -> dict[str, int]:
@@ -396,17 +388,17 @@ def _write(conn: psycopg.Connection, batch: PreparedBatch, dedup: timedelta, *, 
             _copy(cur, "wb_stage_tx", _STAGE_COLUMNS, batch.stage_tx_csv)
             _copy(cur, "wb_stage_hits", ("pos", "rule_id", "points"), batch.stage_hits_csv)
             params = {
-                "bands": list(BANDS),
+                "bands": list(bands.LABELS),
                 "alert_rank": batch.alert_rank or 99,
                 "keep_rank": batch.keep_rank,
             }
             row = cur.execute(_INSERT, params).fetchone()
             assert row is not None
-        stored, *band_counts = row[: 1 + len(BANDS)]
-        mean, p95, min_ts, max_ts, alertable = row[1 + len(BANDS) :]
+        stored, *band_counts = row[: 1 + len(bands.LABELS)]
+        mean, p95, min_ts, max_ts, alertable = row[1 + len(bands.LABELS) :]
         opened = attached = 0
         newest_high = sql.SQL(_NEWEST_HIGH).format(
-            band=sql.Literal(BANDS[-1]), limit=sql.Literal(notify.MAX_HIGH)
+            band=sql.Literal(bands.LABELS[-1]), limit=sql.Literal(notify.MAX_HIGH)
         )
         if alertable:  # one round trip for the alerts and the newest High rows
             opened, attached = alerting.raise_alerts(cur, dedup, then=newest_high)
@@ -425,47 +417,31 @@ def _write(conn: psycopg.Connection, batch: PreparedBatch, dedup: timedelta, *, 
                 " ON CONFLICT (fingerprint) DO NOTHING"
             )
         versions = frame["rule_set_version"] if "rule_set_version" in frame else pd.Series([])
-        version = str(versions.iloc[-1]) if len(versions) else None
-        stats = {
-            "worker": batch.worker,
-            "source": batch.source,
-            "created_at": scored.created_at,
-            "stored": stored,
-            "duplicates": len(frame) - stored,
-            "dead": len(scored.dead),
-            "alerts_opened": opened,
-            "alerts_attached": attached,
-            "rule_set_version": version,
-            "min_ts": min_ts,
-            "max_ts": max_ts,
-        }
-        summary = {
-            "worker": batch.worker,
-            "source": batch.source,
-            "rows": stored,
-            "duplicates": len(frame) - stored,
-            "dead": len(scored.dead),
-            "bands": dict(zip(BANDS, band_counts, strict=True)),
-            "mean_score": _round(mean),
-            "p95_score": _round(p95),
-            "alerts_opened": opened,
-            "alerts_attached": attached,
-            "min_ts": min_ts.isoformat() if min_ts else None,
-            "max_ts": max_ts.isoformat() if max_ts else None,
-            "rule_set_version": version,
-            "created_at": round(scored.created_at, 3),
-            "latency_ms": round((time.time() - scored.created_at) * 1000.0, 1),
-        }
-        payload = notify.encode_payload(summary, high, scored.eval_errors, batch.rule_hit_counts)
-        cur.execute(_STATS_AND_NOTIFY, {**stats, "channel": notify.CHANNEL, "payload": payload})
-    return WriteResult(
-        stored,
-        len(frame) - stored,
-        len(scored.dead),
-        opened,
-        attached,
-        notify.decode_payload(payload),
-    )
+        summary = notify.summarize(
+            worker=batch.worker,
+            source=batch.source,
+            rows=stored,
+            duplicates=len(frame) - stored,
+            dead=len(scored.dead),
+            band_counts=band_counts,
+            mean_score=mean,
+            p95_score=p95,
+            alerts_opened=opened,
+            alerts_attached=attached,
+            min_ts=min_ts,
+            max_ts=max_ts,
+            rule_set_version=str(versions.iloc[-1]) if len(versions) else None,
+            created_at=scored.created_at,
+            latency_ms=(time.time() - scored.created_at) * 1000.0,
+            eval_errors=scored.eval_errors,
+            rule_hits=batch.rule_hit_counts,
+            high=high,
+        )
+        cur.execute(
+            _STATS_AND_NOTIFY,
+            {**summary.stats_row(), "channel": notify.CHANNEL, "payload": summary.payload()},
+        )
+    return WriteResult(stored, len(frame) - stored, len(scored.dead), opened, attached, summary)
 
 
 def _ensure_staging(conn: psycopg.Connection) -> None:
@@ -598,7 +574,3 @@ def _days(micros: np.ndarray) -> list:
     # One day ahead of the newest: the partition exists before the stream crosses midnight.
     day_numbers = np.union1d(day_numbers, day_numbers[-1:] + 1)
     return [(_EPOCH + timedelta(days=int(d))).date() for d in day_numbers]
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(float(value), 3)
