@@ -95,7 +95,7 @@ def test_defaults():
     assert rs.bands == Bands(40.0, 70.0) and rs.alert == AlertPolicy(Band.HIGH, 600.0)
     assert [r.id for r in rs.rules] == ["r1"] and rs.fields_used == frozenset({"amount"})
     rs = parse_rules({"a.yaml": "bands: {high: 90}\nalert: {dedup: 1h}\n", "b.yaml": ONE_RULE})
-    assert rs.bands == Bands(40.0, 90.0) and rs.alert == AlertPolicy("high", 3600.0)
+    assert rs.bands == Bands(40.0, 90.0) and rs.alert == AlertPolicy(Band.HIGH, 3600.0)
 
 
 @pytest.mark.parametrize(
