@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from workbench.pipeline.database import database
 from workbench.pipeline.reload import rollback, status
@@ -35,7 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "rollback",
         help="Re-activate an earlier accepted rule set; every running worker switches to it.",
     )
-    back.add_argument("version", metavar="VERSION", help="Version hash (see rules status).")
+    back.add_argument(
+        "version", metavar="VERSION", type=_version, help="Version hash (see rules status)."
+    )
     back.set_defaults(run=run_rollback)
 
 
@@ -83,6 +86,14 @@ def run_rollback(args: argparse.Namespace, settings: Settings) -> int:
         "running workers switch before their next batch"
     )
     return 0
+
+
+def _version(text: str) -> str:
+    # A rule-set version is 16 hex digits (workbench.rules.loader.version_of): anything else
+    # is a typo, refused before a database is started to look it up.
+    if not re.fullmatch(r"[0-9a-f]{16}", text):
+        raise argparse.ArgumentTypeError(f"not a rule-set version (16 hex digits): {text!r}")
+    return text
 
 
 def _when(row: dict) -> str:
