@@ -144,6 +144,7 @@ def _fresh_venv(tmp: Path, wheel: Path) -> Path:
     python = venv / "bin" / "python"
     installed = subprocess.run(
         [*PIP, "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
+        env=_clean_env(),  # a PYTHONPATH on a checkout would make pip think it is installed
         capture_output=True,
         text=True,
         timeout=300,
