@@ -48,7 +48,7 @@ CASES = [
     (["replay", "gone.parquet"], USAGE, "file not found: gone.parquet"),
     (["replay", "{csv}", "--batch-rows", "0"], USAGE, "argument --batch-rows"),
     (["replay", "{csv}", "--mapping", "nosuch-mapping"], REFUSED, "nosuch-mapping"),
-    (["rules", "rollback", "latest"], USAGE, "not a rule-set version"),
+    (["rules", "rollback", "latest"], REFUSED, "not a rule-set version"),
     (["simulate", "--out", "data.txt"], REFUSED, "--out must end in .csv or .parquet"),
     (["simulate", "--out", "no/dir/d.csv"], REFUSED, "no such directory"),
     (["simulate", "--out", "d.csv", "--rows", "0"], USAGE, "argument --rows"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import re
 
+from workbench.errors import ConfigError
 from workbench.pipeline.database import database
 from workbench.pipeline.reload import rollback, status
 from workbench.rules import load_rules
@@ -36,10 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "rollback",
         help="Re-activate an earlier accepted rule set; every running worker switches to it.",
     )
-    back.add_argument(
-        "version", metavar="VERSION", type=_version, help="Version hash (see rules status)."
-    )
-    back.set_defaults(run=run_rollback)
+    back.add_argument("version", metavar="VERSION", help="Version hash (see rules status).")
+    back.set_defaults(run=run_rollback, check=check_rollback)
 
 
 def run_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -88,12 +87,11 @@ def run_rollback(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _version(text: str) -> str:
+def check_rollback(args: argparse.Namespace) -> None:
     # A rule-set version is 16 hex digits (workbench.rules.loader.version_of): anything else
-    # is a typo, refused before a database is started to look it up.
-    if not re.fullmatch(r"[0-9a-f]{16}", text):
-        raise argparse.ArgumentTypeError(f"not a rule-set version (16 hex digits): {text!r}")
-    return text
+    # cannot name one, refused (like an unknown version, exit 1) before a database is started.
+    if not re.fullmatch(r"[0-9a-f]{16}", args.version):
+        raise ConfigError(f"not a rule-set version (16 hex digits): {args.version!r}")
 
 
 def _when(row: dict) -> str:
