@@ -28,8 +28,8 @@ up: install
 	$(BIN)/workbench up
 
 lint: install
-	$(BIN)/ruff check workbench tests benchmarks
-	$(BIN)/ruff format --check workbench tests benchmarks
+	$(BIN)/ruff check workbench tests benchmarks setup.py
+	$(BIN)/ruff format --check workbench tests benchmarks setup.py
 
 chromium:
 	@test -x $(CHROMIUM) || { \
