@@ -25,9 +25,11 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && rm /tmp/requirements.txt
 
 # Source layer: the package itself (no dependency resolution: they are all installed above).
-COPY README.md ./
+# setup.py copies rules/ and notebooks/ into the package (what `workbench init` hands out).
+COPY README.md LICENSE setup.py ./
 COPY workbench ./workbench
 COPY rules ./rules
+COPY notebooks ./notebooks
 RUN pip install --no-cache-dir --no-deps . \
     && mkdir -p /app/notebooks \
     && chown workbench:workbench /app /app/notebooks
@@ -55,7 +57,9 @@ EXPOSE 5006
 # Panel's /liveness only says the server answers; it does not build a dashboard session.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5006/liveness', timeout=4)"]
+# `--index app`: the dashboard at `/`, as under `workbench up` (Panel also keeps `/app`).
 CMD ["panel", "serve", "workbench/dashboard/app.py", \
+     "--index", "app", \
      "--setup", "workbench/dashboard/startup.py", \
      "--port", "5006", "--address", "0.0.0.0", \
      "--allow-websocket-origin", "localhost:5006", \

@@ -4,17 +4,21 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+# The Python versions supported: `make test` also runs the unit and integration tests on every
+# other one of them the machine has (pyenv's versions or pythonX.Y on PATH, see
+# .ci/python-for), each in its own virtualenv .venv-X.Y; a missing one is skipped with a line.
+PYTHONS ?= 3.11 3.12 3.13
 # The UI tests (tests/ui) drive Debian's Chromium through Playwright; never `playwright install`.
 CHROMIUM = /usr/bin/chromium
 SUDO     = $(if $(filter 0,$(shell id -u)),,sudo -n)
 
-.PHONY: up test lint bench install chromium
+.PHONY: up test test-pythons lint bench install chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
@@ -24,8 +28,8 @@ up: install
 	$(BIN)/workbench up
 
 lint: install
-	$(BIN)/ruff check workbench tests benchmarks
-	$(BIN)/ruff format --check workbench tests benchmarks
+	$(BIN)/ruff check workbench tests benchmarks setup.py
+	$(BIN)/ruff format --check workbench tests benchmarks setup.py
 
 chromium:
 	@test -x $(CHROMIUM) || { \
@@ -40,6 +44,32 @@ test: lint chromium
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests in $$part"; exit 1; fi; \
 	  if [ $$rc -ne 0 ]; then exit $$rc; fi; \
 	done
+	@$(MAKE) --no-print-directory test-pythons
+
+# The other interpreters: unit and integration tests (the browser and notebook tests run once,
+# above). Exit code 5 (no test collected) fails here too.
+test-pythons: install
+	@main=$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	echo "Python $$main: the whole suite ran above ($(VENV))"; \
+	for v in $(PYTHONS); do \
+	  if [ "$$v" = "$$main" ]; then continue; fi; \
+	  if ! .ci/python-for $$v >/dev/null; then \
+	    echo "SKIPPED Python $$v: no interpreter found (pyenv install $$v, or python$$v on PATH)"; \
+	    continue; \
+	  fi; \
+	  $(MAKE) --no-print-directory .venv-$$v/.installed || exit 1; \
+	  echo "Python $$v: tests/unit tests/integration (.venv-$$v)"; \
+	  .venv-$$v/bin/python -m pytest -p no:cacheprovider tests/unit tests/integration; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests on Python $$v"; exit 1; fi; \
+	  if [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	done
+
+# One virtualenv per extra interpreter, installed from PyPI like the main one.
+.venv-%/.installed: pyproject.toml setup.py
+	@py=$$(.ci/python-for $*) || { echo "error: no Python $*"; exit 1; }; \
+	test -x .venv-$*/bin/python || $$py -m venv .venv-$*; \
+	.venv-$*/bin/python -m pip install --quiet --upgrade pip && \
+	.venv-$*/bin/python -m pip install --quiet -e '.[test]' && touch $@
 
 bench: install
 	$(BIN)/python benchmarks/bench_scoring.py

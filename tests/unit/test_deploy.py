@@ -213,6 +213,8 @@ def test_dashboard_is_published_with_a_light_healthcheck(config: dict) -> None:
     assert (ROOT / command[2]).is_file()
     assert [(ROOT / s).is_file() for s in _option(command, "--setup")] == [True]
     assert "--liveness" in command
+    # The dashboard at `/`, as under `workbench up`: --index names the served app.
+    assert _option(command, "--index") == [Path(command[2]).stem]
     (port,) = _option(command, "--port")
     (published,) = dash["ports"]
     assert published["target"] == int(port)
@@ -325,6 +327,7 @@ def test_dockerfile_healthcheck_hits_panel_liveness() -> None:
     (check,) = [a for i, a in app if i == "HEALTHCHECK"]
     cmd = json.loads(next(a for i, a in app if i == "CMD"))
     assert "--liveness" in cmd
+    assert _option(cmd, "--index") == [Path(cmd[2]).stem], "the dashboard must be at /"
     assert f"127.0.0.1:{_option(cmd, '--port')[0]}/liveness" in check
     assert "/app" not in check.split("CMD", 1)[1], "the probe must not build a dashboard page"
 
@@ -394,3 +397,24 @@ def test_environment_yml_matches_pyproject() -> None:
     assert conda.pop("pip") == SpecifierSet()
     assert conda == want_conda
     assert pip == want_pip
+
+
+# --- package metadata -------------------------------------------------------------------------
+
+
+def test_license_is_an_spdx_expression_with_its_file() -> None:
+    project = PYPROJECT["project"]
+    assert project["license"] == "Apache-2.0"
+    assert project["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert (ROOT / "workbench" / "py.typed").is_file()
+
+
+def test_docker_build_context_has_what_the_wheel_build_needs() -> None:
+    """setup.py copies rules/ and notebooks/ into the package: the image must COPY them."""
+    copied = {
+        word for _, i, a in dockerfile_instructions() if i == "COPY" for word in a.split()[:-1]
+    }
+    assert {"pyproject.toml", "README.md", "LICENSE", "setup.py", "workbench"} <= copied
+    assert {"rules", "notebooks"} <= copied

@@ -8,6 +8,8 @@ import json
 import sys
 import time
 
+from workbench.cli.checks import data_file, not_a_file, positive_int, timestamp
+from workbench.errors import ConfigError
 from workbench.settings import Settings
 
 
@@ -21,16 +23,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "rule, band and fraud scenario, Card Precision@k per day and a threshold sweep.",
     )
     bt.add_argument("rules", nargs="+", metavar="RULES", help="Rules directory or YAML file(s).")
-    bt.add_argument("--start", help="First event time (ISO 8601, UTC; default: the oldest).")
-    bt.add_argument("--end", help="End event time, exclusive (default: after the newest).")
-    bt.add_argument("--k", type=int, default=100, help="k of Card Precision@k (default 100).")
+    bt.add_argument(
+        "--start", type=timestamp, help="First event time (ISO 8601, UTC; default: the oldest)."
+    )
+    bt.add_argument(
+        "--end", type=timestamp, help="End event time, exclusive (default: after the newest)."
+    )
+    bt.add_argument(
+        "--k", type=positive_int, default=100, help="k of Card Precision@k (default 100)."
+    )
     bt.add_argument("--json", action="store_true", help="Print the comparison as JSON.")
     bt.add_argument(
         "--no-warmup",
         action="store_true",
         help="Start features on empty state at --start instead of reading earlier history.",
     )
-    bt.set_defaults(run=run_backtest)
+    bt.set_defaults(run=run_backtest, check=check_backtest)
 
     rp = sub.add_parser(
         "replay",
@@ -38,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Stream a file through the pipeline (features, active rules, storage) "
         "as fast as possible, then exit; then `workbench backtest` can compare rules on it.",
     )
-    rp.add_argument("file", metavar="FILE", help="A .csv or .parquet file.")
+    rp.add_argument("file", metavar="FILE", type=data_file, help="A .csv or .parquet file.")
     rp.add_argument(
         "--mapping",
         action="append",
@@ -46,19 +54,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="MAP",
         help="Column mapping: a YAML file, a built-in name (handbook) or FIELD=COLUMN; repeatable.",
     )
-    rp.add_argument("--rules", help="Rules directory (default: the rules_dir setting).")
-    rp.add_argument("--batch-rows", type=int, help="Transactions per batch.")
-    rp.set_defaults(run=run_replay)
+    rp.add_argument(
+        "--rules", type=not_a_file, help="Rules directory (default: the rules_dir setting)."
+    )
+    rp.add_argument("--batch-rows", type=positive_int, help="Transactions per batch.")
+    rp.set_defaults(run=run_replay, check=check_replay)
+
+
+def check_backtest(args: argparse.Namespace) -> None:
+    """The candidate rules load and pass their examples, and the range is not empty, before
+    any database is started."""
+    from workbench.cli.checks import utc
+    from workbench.rules import load_rules
+
+    load_rules(args.rules if len(args.rules) > 1 else args.rules[0])
+    if args.start is not None and args.end is not None and utc(args.end) <= utc(args.start):
+        raise ConfigError(f"empty time range: --start {args.start} is not before --end {args.end}")
 
 
 def run_backtest(args: argparse.Namespace, settings: Settings) -> int:
     from workbench.analysis.backtest import backtest
     from workbench.pipeline.database import database
 
-    if args.k < 1:
-        from workbench.errors import ConfigError
-
-        raise ConfigError(f"--k must be at least 1, got {args.k}")
     bar = None if args.json else _Bar()
     # Through the shared helper: next to `workbench up`, its embedded server is used (and
     # left running); with no database configured, one is started for this command only.
@@ -98,7 +115,17 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     """``workbench run --source replay FILE`` at full speed (no pacing), then exit."""
     from workbench.cli import run_cmd
 
-    ns = argparse.Namespace(
+    return run_cmd.run_worker(_as_run(args), settings)
+
+
+def check_replay(args: argparse.Namespace) -> None:
+    from workbench.cli import run_cmd
+
+    run_cmd.check_worker(_as_run(args))
+
+
+def _as_run(args: argparse.Namespace) -> argparse.Namespace:
+    return argparse.Namespace(
         source=["replay", args.file],
         mapping=args.mapping,
         rules=args.rules,
@@ -106,7 +133,6 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
         rate=None,
         duration=None,
     )
-    return run_cmd.run_worker(ns, settings)
 
 
 class _Bar:

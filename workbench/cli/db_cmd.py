@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ).set_defaults(run=run_url)
     r = actions.add_parser("reset", help="Drop every table of the workbench (asks for --yes).")
     r.add_argument("--yes", action="store_true", help="Really drop everything.")
-    r.set_defaults(run=run_reset)
+    r.set_defaults(run=run_reset, check=check_reset)
 
 
 def run_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -48,9 +48,13 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_reset(args: argparse.Namespace, settings: Settings) -> int:
+def check_reset(args: argparse.Namespace) -> None:
     if not args.yes:
         raise ConfigError("db reset drops every workbench table; repeat with --yes")
+
+
+def run_reset(args: argparse.Namespace, settings: Settings) -> int:
+    check_reset(args)  # also when called directly, not through the CLI
     with database(settings, migrate=False) as dsn, connect(dsn) as conn:
         reset(conn)
         print(f"{describe(dsn)}: dropped every workbench table")

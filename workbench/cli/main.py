@@ -1,7 +1,10 @@
 """The ``workbench`` command line.
 
 Every sub-command lives in its own module with ``add_parser(subparsers)`` and
-``run(args, settings) -> int``. Errors of ours reach the user as one line on stderr and exit
+``run(args, settings) -> int``. Arguments are checked before anything happens: argparse types
+refuse a bad value (exit 2), then the command's optional ``check(args)`` refuses a bad
+combination (exit 1), and only then does ``run`` start databases, files or processes (see
+:mod:`workbench.cli.checks`). Errors of ours reach the user as one line on stderr and exit
 code 1; anything unexpected keeps its traceback (that is a bug to report).
 """
 
@@ -13,11 +16,11 @@ import sys
 from collections.abc import Sequence
 
 from workbench import __version__
-from workbench.cli import backtest_cmd, db_cmd, rules_cmd, run_cmd, simulate_cmd
+from workbench.cli import backtest_cmd, db_cmd, init_cmd, rules_cmd, run_cmd, simulate_cmd
 from workbench.errors import WorkbenchError
 from workbench.settings import Settings
 
-COMMANDS = (run_cmd, rules_cmd, simulate_cmd, db_cmd, backtest_cmd)
+COMMANDS = (init_cmd, run_cmd, rules_cmd, simulate_cmd, db_cmd, backtest_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
+        check = getattr(args, "check", None)
+        if check is not None:
+            check(args)
         return int(args.run(args, settings) or 0)
     except WorkbenchError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import argparse
+import re
 
+from workbench.errors import ConfigError
 from workbench.pipeline.database import database
 from workbench.pipeline.reload import rollback, status
 from workbench.rules import load_rules
@@ -36,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="Re-activate an earlier accepted rule set; every running worker switches to it.",
     )
     back.add_argument("version", metavar="VERSION", help="Version hash (see rules status).")
-    back.set_defaults(run=run_rollback)
+    back.set_defaults(run=run_rollback, check=check_rollback)
 
 
 def run_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -83,6 +85,13 @@ def run_rollback(args: argparse.Namespace, settings: Settings) -> int:
         "running workers switch before their next batch"
     )
     return 0
+
+
+def check_rollback(args: argparse.Namespace) -> None:
+    # A rule-set version is 16 hex digits (workbench.rules.loader.version_of): anything else
+    # cannot name one, refused (like an unknown version, exit 1) before a database is started.
+    if not re.fullmatch(r"[0-9a-f]{16}", args.version):
+        raise ConfigError(f"not a rule-set version (16 hex digits): {args.version!r}")
 
 
 def _when(row: dict) -> str:

@@ -7,7 +7,9 @@ import asyncio
 import signal
 import sys
 import time
+from pathlib import Path
 
+from workbench.cli.checks import not_a_file, positive_float, positive_int
 from workbench.errors import ConfigError
 from workbench.pipeline.database import database
 from workbench.pipeline.stats import PipelineStats
@@ -41,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "FIELD=COLUMN; repeatable.",
     )
     _common(run)
-    run.set_defaults(run=run_worker)
+    run.set_defaults(run=run_worker, check=check_worker)
 
     up = sub.add_parser(
         "up",
@@ -54,16 +56,43 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--rate", type=float, help="Transactions per second (replay default: as fast as possible)."
+        "--rate",
+        type=positive_float,
+        help="Transactions per second (replay default: as fast as possible).",
     )
-    p.add_argument("--rules", help="Rules directory (default: the rules_dir setting).")
-    p.add_argument("--duration", type=float, help="Stop after this many seconds.")
-    p.add_argument("--batch-rows", type=int, help="Transactions per batch.")
+    p.add_argument(
+        "--rules", type=not_a_file, help="Rules directory (default: the rules_dir setting)."
+    )
+    p.add_argument("--duration", type=positive_float, help="Stop after this many seconds.")
+    p.add_argument("--batch-rows", type=positive_int, help="Transactions per batch.")
 
 
 def _settings(args: argparse.Namespace, settings: Settings) -> Settings:
     changes = {"rules_dir": args.rules, "rate": args.rate, "batch_rows": args.batch_rows}
     return settings.replace(**{k: v for k, v in changes.items() if v is not None})
+
+
+def check_worker(args: argparse.Namespace) -> None:
+    """Everything ``run`` is told, checked before the database is touched."""
+    from workbench.cli.checks import data_file
+
+    name, *rest = args.source
+    known = source_names()
+    if name not in known:
+        raise ConfigError(f"unknown source '{name}' (known: {', '.join(known)})")
+    if name == "replay":
+        if len(rest) != 1:
+            raise ConfigError("--source replay needs one file: --source replay FILE")
+        try:
+            data_file(rest[0])
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"--source replay: {exc}") from None
+    elif rest:
+        raise ConfigError(f"--source {name} takes no file")
+    if args.mapping and name != "replay":
+        raise ConfigError(f"--mapping applies to --source replay only, not to {name}")
+    # Building the mapping reads and checks its YAML files; nothing is written.
+    mapping_from_args(args.mapping)
 
 
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -72,8 +101,6 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     options: dict = {}
     rate: float | None = settings.rate
     if name == "replay":
-        if len(rest) != 1:
-            raise ConfigError("--source replay needs one file: --source replay FILE")
         options = {
             "path": rest[0],
             "batch_rows": settings.batch_rows,
@@ -82,8 +109,6 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
             "encoding": getattr(args, "encoding", "utf-8"),  # `workbench replay` has none
         }
         rate = args.rate
-    elif rest:
-        raise ConfigError(f"--source {name} takes no file")
     with database(settings) as dsn:
         pipeline = build_pipeline(settings, dsn, source=name, source_options=options, rate=rate)
         status = print_status
@@ -130,9 +155,18 @@ def _clock_text(seconds: float) -> str:
 
 def run_up(args: argparse.Namespace, settings: Settings) -> int:
     """Database, a pipeline worker in its own process, and the dashboard in this one."""
+    from workbench.cli.init_cmd import init_project
     from workbench.cli.up_cmd import up
 
-    return up(_settings(args, settings), duration=args.duration)
+    settings = _settings(args, settings)
+    rules_dir = Path(settings.rules_dir)
+    if not rules_dir.exists():
+        # First run in an empty directory (a pip-installed workbench): editable copies of the
+        # shipped rules and notebooks, as `workbench init` makes them.
+        print(f"no {rules_dir}/ here: creating it (as `workbench init` does)")
+        for line in init_project(rules_dir, Path("notebooks")):
+            print(line)
+    return up(settings, duration=args.duration)
 
 
 def mapping_from_args(values: list[str]):

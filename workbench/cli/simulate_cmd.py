@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from pathlib import Path
 
+from workbench.cli.checks import positive_float, positive_int
 from workbench.errors import ConfigError
 from workbench.settings import Settings
 from workbench.sources.replay import write_dataset
@@ -21,22 +23,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "at RATE tx/s (RATE x DURATION rows), i.e. DURATION x SPEEDUP simulated seconds.",
     )
     p.add_argument("--out", required=True, help="Output file, .csv or .parquet.")
-    p.add_argument("--rate", type=float, help="Transactions per second of stream time.")
+    p.add_argument("--rate", type=positive_float, help="Transactions per second of stream time.")
     p.add_argument(
         "--duration",
-        type=float,
+        type=positive_float,
         default=60.0,
         help="Seconds of stream time to generate (default 60).",
     )
-    p.add_argument("--rows", type=int, help="Rows to generate (overrides --duration).")
-    p.add_argument("--speedup", type=float, help="Simulated seconds per stream second.")
+    p.add_argument("--rows", type=positive_int, help="Rows to generate (overrides --duration).")
+    p.add_argument("--speedup", type=positive_float, help="Simulated seconds per stream second.")
     p.add_argument("--seed", type=int, help="Random seed.")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    if not args.out.endswith((".csv", ".parquet")):
+        raise ConfigError(f"--out must end in .csv or .parquet: {args.out}")
+    if not Path(args.out).parent.is_dir():
+        raise ConfigError(f"--out: no such directory: {Path(args.out).parent}")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if not args.out.endswith((".csv", ".parquet")):
-        raise ConfigError(f"--out must end in .csv or .parquet: {args.out}")
     settings = settings.replace(
         **{
             k: v

@@ -87,7 +87,10 @@ class Health:
     reload_version: str | None = None
     reload_error: str | None = None
     reload_at: Any = None
-    last_batch_age_s: float = math.nan  # seconds since the last summary
+    # Seconds since the last summary, filled in by delta() at read time. Not compared: it is
+    # not state, and NaN (no batch yet) would make every Health unequal to itself on Python
+    # >= 3.13, whose dataclass __eq__ compares field by field (nan != nan) instead of tuples.
+    last_batch_age_s: float = field(default=math.nan, compare=False)
     workers: tuple[str, ...] = ()
 
 
