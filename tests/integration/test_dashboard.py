@@ -61,7 +61,7 @@ def test_feed_brings_each_commit_into_the_hub(feed, conn):
     assert d.bands["High"] == count(conn, "transactions WHERE band = 'High'")
     assert d.health.database == "ok"
     assert d.health.workers == ("w1",)
-    assert d.alerts and all(a["tx_id"] in stored for a in d.alerts)
+    assert d.alerts and all(a.tx_id in stored for a in d.alerts)
 
 
 def test_a_hub_started_later_begins_from_the_database_totals(conn, db_dsn):
