@@ -4,12 +4,22 @@
 loop) for a bounded ``duration``, a :class:`~workbench.dashboard.feed.Feed` that LISTENs for
 its batch summaries into a private :class:`~workbench.dashboard.hub.Hub`, and a
 :class:`~workbench.dashboard.live.LiveView` (the dashboard's own live page) for the notebook.
-The view changes only in :meth:`LiveRun.pull`, called either by :meth:`LiveRun.wait` (in the
-foreground, until the run ends: what an executed notebook does) or by a Panel periodic
-callback (:meth:`LiveRun.follow`, for an interactive kernel). Everything stops by itself.
+The view changes only in :meth:`LiveRun.pull`.
 
->>> # run = LiveRun(dsn, duration=20).start(); run.view      # shows the live page
->>> # stats = run.wait()                                      # updates it until the end
+In a notebook front end, :meth:`LiveRun.follow` pulls from a Panel periodic callback and the
+kernel stays free. That matters: Panel sends a view's updates only once the browser has opened
+its comm channel to the kernel, and a busy kernel (a cell blocked in ``wait()``) answers that
+only when the cell ends, so a blocking cell freezes the view until the run is over.
+:meth:`LiveRun.wait` blocks until the end; it is for scripts and batch runs (nbclient), which
+have no browser.
+
+The hub's per-second aggregates are also offered as a HoloViews stream,
+:attr:`LiveRun.seconds` (an ``hv.streams.Buffer`` of at most :data:`SECONDS` rows: bounded),
+for analysts' own live plots (:meth:`LiveRun.trend` is one). Everything stops by itself.
+
+>>> # run = LiveRun(dsn, duration=20).start(); run.follow(); run.view   # live, kernel free
+>>> # run.trend()                                # a HoloViews DynamicMap fed by run.seconds
+>>> # stats = run.wait()                         # scripts only: blocks until the end
 """
 
 from __future__ import annotations
@@ -18,18 +28,39 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from workbench.dashboard.feed import Feed
-from workbench.dashboard.hub import Hub
+from workbench.dashboard.hub import SECONDS, Hub, Second
 from workbench.dashboard.live import LiveView
 from workbench.pipeline.stats import PipelineStats
 from workbench.pipeline.worker import build_pipeline, run_with_status
 from workbench.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Columns of :attr:`LiveRun.seconds`. Time is epoch milliseconds, what Bokeh's datetime axes
+# count in: streaming datetime64 values into a notebook's Bokeh source echoes errors back.
+SECOND_COLUMNS = ("t", "rows", "mean_score", "p95_score", "low", "medium", "high")
+
+
+def seconds_frame(s: Sequence[Second]) -> pd.DataFrame:
+    """Per-second aggregates of the hub as rows of :attr:`LiveRun.seconds`."""
+    return pd.DataFrame(
+        {
+            "t": [x.t * 1000.0 for x in s],
+            "rows": [x.rows for x in s],
+            "mean_score": [x.mean_score for x in s],
+            "p95_score": [x.p95_score for x in s],
+            "low": [x.low for x in s],
+            "medium": [x.medium for x in s],
+            "high": [x.high for x in s],
+        },
+        columns=list(SECOND_COLUMNS),
+    ).astype({"t": "float64", "mean_score": "float64", "p95_score": "float64"})
 
 
 class LiveRun:
@@ -63,11 +94,41 @@ class LiveRun:
         self._thread: threading.Thread | None = None
         self._pipeline = None
         self._callback = None
+        self._seconds = None
 
     @property
     def view(self):
         """The live page (Panel layout)."""
         return self.live.panel
+
+    @property
+    def seconds(self):
+        """The hub's per-second aggregates (columns :data:`SECOND_COLUMNS`) as an
+        ``hv.streams.Buffer`` keeping the newest :data:`SECONDS` rows; fed by :meth:`pull`."""
+        if self._seconds is None:
+            import holoviews as hv
+
+            empty = seconds_frame([])
+            self._seconds = hv.streams.Buffer(empty, length=SECONDS, index=False)
+        return self._seconds
+
+    def trend(self, y: str = "mean_score", **opts: Any):
+        """A live HoloViews curve of one column of :attr:`seconds` (``mean_score``,
+        ``rows``, ``high``...) against time."""
+        import holoviews as hv
+        from bokeh.models import DatetimeTickFormatter
+
+        plot = hv.DynamicMap(lambda data: hv.Curve(data, "t", y), streams=[self.seconds]).opts(
+            hv.opts.Curve(
+                xformatter=DatetimeTickFormatter(),
+                xlabel="time",
+                responsive=True,
+                height=260,
+                title=f"{y} per second",
+                framewise=True,
+            )
+        )
+        return plot.opts(**opts) if opts else plot
 
     @property
     def running(self) -> bool:
@@ -97,20 +158,35 @@ class LiveRun:
         if delta.seq == self.seq:
             return False
         first, self.seq = self.seq == 0, delta.seq
+        # The view streams its tables (replacing them only on the first delta) at most once a
+        # second. Replacing the whole table every pull made the browser's Tabulator send a
+        # data event back for rows the kernel had already replaced: "ValueError: Must have
+        # equal len keys and value", after which the notebook's view stopped updating.
         self.live.update(delta, first=first)
-        self.live.flush_tables(force=True)
+        if delta.seconds and self._seconds is not None:
+            self._seconds.send(seconds_frame(delta.seconds))
         self.pulls += 1
         return True
 
-    def follow(self, period_ms: int = 500):
-        """Pull from a Panel periodic callback until the run ends (interactive kernels)."""
+    def follow(self, period_ms: int = 500) -> LiveRun:
+        """Pull from a Panel periodic callback until the run ends, leaving the kernel free
+        (notebook front ends); returns self. A failing pull is logged, never raised into the
+        kernel's event loop, and the next one tries again."""
         import panel as pn
 
-        timeout = int((self.duration + 5.0) * 1000)
-        self._callback = pn.state.add_periodic_callback(
-            self.pull, period=period_ms, timeout=timeout
-        )
-        return self._callback
+        if self._callback is None:
+            timeout = int((self.duration + 5.0) * 1000)
+            self._callback = pn.state.add_periodic_callback(
+                self._safe_pull, period=period_ms, timeout=timeout
+            )
+        return self
+
+    def _safe_pull(self) -> None:
+        try:
+            if not self.pull():
+                self.live.flush_tables()  # rows held back by the once-a-second limit
+        except Exception:
+            log.exception("live view update failed")
 
     def wait(self, every_s: float = 0.5, settle_s: float = 1.5) -> PipelineStats:
         """Pull every ``every_s`` until the pipeline ends, then once more after ``settle_s``
