@@ -81,6 +81,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 "--ServerApp.port_retries=0",  # the printed port is the port, or it fails
                 f"--ServerApp.root_dir={folder.resolve()}",
                 f"--IdentityProvider.token={token}",
+                # Jupyter refuses root unless told; containers and CI run as root.
+                *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []),
             ],
             env=env,
             stdin=subprocess.DEVNULL,
