@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+import panel as pn
+import param
 
 from workbench.dashboard.feed import Feed
 from workbench.dashboard.hub import SECONDS, Hub, Second
@@ -63,6 +65,42 @@ def seconds_frame(s: Sequence[Second]) -> pd.DataFrame:
     ).astype({"t": "float64", "mean_score": "float64", "p95_score": "float64"})
 
 
+class OneWayTable(pn.viewable.Viewer):
+    """A read-only table for the notebook's live view: an HTML table the kernel rewrites and
+    the browser never writes back to, with the ``value``/``stream`` of a Tabulator.
+
+    Not a Tabulator because, in a notebook, Tabulator's browser side sends its data back over
+    the comm after the kernel streams or replaces rows; by then the kernel's table has another
+    length and Panel fails on the event (``ValueError: Must have equal len keys and value when
+    setting with an iterable``, in ``Tabulator._update_column``), after which the view no
+    longer updates. In ``panel serve`` the dashboard keeps its Tabulators.
+    """
+
+    value = param.DataFrame(doc="The rows, oldest first (shown newest first).")
+
+    def __init__(self, frame: pd.DataFrame, css: str, height: int, **_: Any) -> None:
+        super().__init__(value=frame)
+        self._pane = pn.pane.DataFrame(
+            frame,
+            index=False,
+            escape=True,  # transaction fields are untrusted text
+            height=height,
+            sizing_mode="stretch_width",
+            css_classes=[css],
+            styles={"overflow-y": "auto"},
+        )
+        self.param.watch(self._show, "value")
+
+    def stream(self, rows: pd.DataFrame, rollover: int, follow: bool = False) -> None:
+        self.value = pd.concat([self.value, rows], ignore_index=True).tail(rollover)
+
+    def _show(self, event: param.parameterized.Event) -> None:
+        self._pane.object = event.new.iloc[::-1]
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._pane
+
+
 class LiveRun:
     """A simulator pipeline for ``duration`` seconds at ``rate`` transactions per second,
     plus a live view of it. ``overrides`` replace settings by name (e.g. ``rules_dir``)."""
@@ -85,7 +123,7 @@ class LiveRun:
         self.dsn = dsn
         self.duration = float(duration)
         self.hub = Hub()
-        self.live = LiveView(notify=None)
+        self.live = LiveView(notify=None, table=OneWayTable)
         self.stats: PipelineStats | None = None
         self.error: BaseException | None = None
         self.seq = 0
@@ -172,7 +210,6 @@ class LiveRun:
         """Pull from a Panel periodic callback until the run ends, leaving the kernel free
         (notebook front ends); returns self. A failing pull is logged, never raised into the
         kernel's event loop, and the next one tries again."""
-        import panel as pn
 
         if self._callback is None:
             timeout = int((self.duration + 5.0) * 1000)

@@ -13,10 +13,12 @@ import argparse
 import importlib.util
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +33,7 @@ from workbench.storage.connection import public_url
 ADDRESS = "127.0.0.1"  # a token guards it, but a notebook server runs code: local only
 START_S = 120.0  # JupyterLab's first start builds its settings on a busy machine
 STOP_S = 15.0
+ASSET_SUFFIXES = (".css", ".woff", ".woff2", ".ttf", ".svg", ".png")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -68,8 +71,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     port = args.port or _free_port()
     token = args.token or secrets.token_hex(24)
 
-    with database(settings) as dsn:
-        env = dict(os.environ, WORKBENCH_DATABASE_URL=dsn)
+    with database(settings) as dsn, tempfile.TemporaryDirectory(prefix="workbench-lab-") as tmp:
+        static, cdn_root = _panel_assets(Path(tmp), f"http://{ADDRESS}:{port}/static/")
+        env = dict(os.environ, WORKBENCH_DATABASE_URL=dsn, PANEL_CDN_ROOT=cdn_root)
         lab = subprocess.Popen(
             [
                 sys.executable,
@@ -81,6 +85,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 "--ServerApp.port_retries=0",  # the printed port is the port, or it fails
                 f"--ServerApp.root_dir={folder.resolve()}",
                 f"--IdentityProvider.token={token}",
+                f"--ServerApp.extra_static_paths={static}",
                 # Jupyter refuses root unless told; containers and CI run as root.
                 *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []),
             ],
@@ -112,6 +117,33 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if lab.returncode and not stopping["signal"]:
         raise ConfigError(f"JupyterLab exited with code {lab.returncode} (its log is above)")
     return 0
+
+
+def _panel_assets(tmp: Path, static_url: str) -> tuple[Path, str]:
+    """A static folder for JupyterLab that serves Panel's own assets, and the
+    ``PANEL_CDN_ROOT`` that points the kernels' Panel at it.
+
+    In a notebook with ``pn.extension(inline=True)`` Panel inlines what it renders first, but
+    the stylesheets of models it sends later over the comm (a table, a Markdown pane, a
+    loading spinner, the theme) still name Panel's CDN: offline, the live view loses its
+    styles and the console fills with failed requests. Served by JupyterLab itself (its
+    ``/static/`` folder, public like the rest of its assets), they load from 127.0.0.1.
+    The folder is ``extra_static_paths``; returns it and the URL to use as the CDN root.
+    """
+    from panel.config import config
+    from panel.io.resources import CDN_DIST, DIST_DIR
+
+    versioned = CDN_DIST[len(config.cdn_root) :]  # "<panel version>/dist/"
+    # A copy, not a symlink: Jupyter serves no file that resolves outside its static folder.
+    # Only stylesheets and their fonts: the JavaScript is inlined by pn.extension(inline=True).
+    shutil.copytree(
+        DIST_DIR,
+        tmp / versioned,
+        ignore=lambda folder, names: [
+            n for n in names if not (Path(folder, n).is_dir() or n.endswith(ASSET_SUFFIXES))
+        ],
+    )
+    return tmp, static_url  # absolute: Panel inlines and rewrites only URLs it sees as a CDN
 
 
 def _wait_ready(lab: subprocess.Popen, port: int, token: str) -> bool:
