@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
@@ -44,6 +45,7 @@ LAB_START_S = 120.0
 OPEN_S = 90.0  # JupyterLab's page and the kernel's first start on a busy 2-core machine
 FIRST_VALUE_S = 90.0  # Run All: imports of Panel, HoloViews, hvPlot, then the first batch
 WATCH_S = 10.0
+RUN_ALL_TRIES = 3
 LIVE_S = 60  # the notebook's run: longer than the test watches it
 TOKEN = "workbench-lab-test-token"
 # The user's JupyterLab settings: what a user has after ticking "Always start the preferred
@@ -56,6 +58,19 @@ LAB_SETTINGS = {
 # What a kernel writes when it fails on a message from the browser (comm_msg handling, Panel
 # callbacks) or anything else: none of it may appear in the server's log.
 KERNEL_ERRORS = re.compile(r"Traceback|Error|Exception in|Must have equal len", re.I)
+# jupyter_server's own race when JupyterLab reopens a kernel socket while the kernel starts
+# (jupyter_server issue 1265: the first socket closed before it was accepted; JupyterLab
+# reconnects): the whole record, its request headers and its 500 line. Not the kernel's.
+SERVER_RACE = re.compile(
+    r"\[E [^\]]*ServerApp\] Uncaught exception GET /api/kernels/.*?"
+    r"'NoneType' object has no attribute 'kernel_ws_protocol'\n"
+    r"(\[E [^\]]*ServerApp\] \{.*?\n\s*\}\n)?"
+    r"(\[E [^\]]*ServerApp\] 500 GET /api/kernels/[^\n]*\n)?",
+    re.S,
+)
+# BokehJS, now and then, on a patch that names a model the page dropped a moment before; the
+# view goes on updating (the test checks it does). Seen with HoloViews' DynamicMap updates.
+BOKEH_STALE_REF = re.compile(r"^\w+: reference [0-9a-f-]+ isn't known")
 # Lines of the server's log that contain such words without being a kernel failure.
 HARMLESS = re.compile(r"Kernel is running over TCP without encryption|jupyter_lsp|404 GET")
 
@@ -198,13 +213,33 @@ _CANVASES_JS = """() => {
 }"""
 
 
-def run_all_cells(page) -> None:
-    """Run > Run All Cells in JupyterLab's menu bar, once the notebook's kernel is idle."""
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
-        timeout=OPEN_S * 1000
-    )
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+def kernel_connected(lab: Lab) -> bool:
+    """Whether the server has one idle kernel with a browser connected to it."""
+    url = f"http://127.0.0.1:{lab.port}/api/kernels?token={TOKEN}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        kernels = json.loads(response.read())
+    return any(k["connections"] > 0 and k["execution_state"] == "idle" for k in kernels)
+
+
+def run_all_cells(page, lab: Lab) -> None:
+    """Run > Run All Cells in JupyterLab's menu bar once the notebook's kernel is connected
+    and idle; again (as a user would) if the first code cell has not started 20 s later:
+    under load JupyterLab may reconnect its kernel socket at first and drop the request."""
+    deadline = time.monotonic() + OPEN_S
+    while not kernel_connected(lab):
+        if time.monotonic() > deadline:
+            pytest.fail(f"no kernel connected {OPEN_S:.0f} s after opening:\n{lab.text()[-3000:]}")
+        page.wait_for_timeout(500)
+    prompt = page.locator(".jp-CodeCell .jp-InputArea-prompt").first
+    for _ in range(RUN_ALL_TRIES):
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+        try:
+            expect(prompt).to_have_text(re.compile(r"\[(\*|\d+)\]"), timeout=20_000)
+            return
+        except AssertionError:
+            print("Run All Cells started nothing; again")
+    pytest.fail(f"Run All Cells started nothing, {RUN_ALL_TRIES} times:\n{lab.text()[-3000:]}")
 
 
 def processed(page) -> int | None:
@@ -257,7 +292,7 @@ def test_03_live_streams_in_jupyterlab(lab: Lab) -> None:
             page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=OPEN_S * 1000)
             # The way users do it: Run > Run All Cells.
             try:
-                run_all_cells(page)
+                run_all_cells(page, lab)
             except Exception:
                 page.screenshot(path=str(lab.home / "run-all-failed.png"))
                 print("screenshot:", lab.home / "run-all-failed.png")
@@ -300,9 +335,13 @@ def test_03_live_streams_in_jupyterlab(lab: Lab) -> None:
     assert not errors, "error output in the notebook:\n" + "\n".join(errors)
     log_errors = [
         line
-        for line in lab.text().splitlines()
+        for line in SERVER_RACE.sub("", lab.text()).splitlines()
         if KERNEL_ERRORS.search(line) and not HARMLESS.search(line)
     ]
     assert not log_errors, "errors in JupyterLab's log:\n" + "\n".join(log_errors[:40])
     assert not blocked, f"the notebook asked the network for {blocked}"
-    assert not console, "browser console errors:\n" + "\n".join(console)
+    failures = [c for c in console if not BOKEH_STALE_REF.search(c)]
+    assert not failures, "browser console errors:\n" + "\n".join(failures)
+    stale = len(console) - len(failures)
+    if stale:
+        print(f"{stale} BokehJS 'reference ... isn't known' console errors (view kept updating)")
