@@ -154,19 +154,23 @@ class LiveRun:
         """A live HoloViews curve of one column of :attr:`seconds` (``mean_score``,
         ``rows``, ``high``...) against time."""
         import holoviews as hv
+        import holoviews.plotting.bokeh  # registers Bokeh plot options, also outside a notebook
         from bokeh.models import DatetimeTickFormatter
 
-        plot = hv.DynamicMap(lambda data: hv.Curve(data, "t", y), streams=[self.seconds]).opts(
-            hv.opts.Curve(
-                xformatter=DatetimeTickFormatter(),
-                xlabel="time",
-                responsive=True,
-                height=260,
-                title=f"{y} per second",
-                framewise=True,
-            )
-        )
-        return plot.opts(**opts) if opts else plot
+        style = {
+            "xlabel": "time",
+            "responsive": True,
+            "height": 260,
+            "title": f"{y} per second",
+            "framewise": True,
+            **opts,
+        }
+
+        def curve(data: pd.DataFrame):
+            # A new formatter each time: a Bokeh model belongs to one document only.
+            return hv.Curve(data, "t", y).opts(xformatter=DatetimeTickFormatter(), **style)
+
+        return hv.DynamicMap(curve, streams=[self.seconds])
 
     @property
     def running(self) -> bool:
