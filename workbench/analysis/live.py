@@ -200,10 +200,8 @@ class LiveRun:
         if delta.seq == self.seq:
             return False
         first, self.seq = self.seq == 0, delta.seq
-        # The view streams its tables (replacing them only on the first delta) at most once a
-        # second. Replacing the whole table every pull made the browser's Tabulator send a
-        # data event back for rows the kernel had already replaced: "ValueError: Must have
-        # equal len keys and value", after which the notebook's view stopped updating.
+        # The tables take new rows at most once a second (the view's own limit), not a whole
+        # new table every pull; they are OneWayTables, which send nothing back (see there).
         self.live.update(delta, first=first)
         if delta.seconds and self._seconds is not None:
             self._seconds.send(seconds_frame(delta.seconds))
