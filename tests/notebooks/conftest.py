@@ -51,3 +51,6 @@ def seeded_dsn(databases) -> Iterator[str]:
         pipeline = Pipeline(Simulator(**SIMULATOR), Detector(ruleset), writer)
         asyncio.run(pipeline.run(max_records=SEED_ROWS))
         yield dsn
+
+
+from nb_offline import offline_browser  # noqa: E402, F401  (a fixture for the notebook tests)

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from nb_offline import export_html
 
 from workbench.rules import load_rules
 
@@ -15,6 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CELL_TIMEOUT_S = 120
 # Mime types of a rendered HoloViews/hvPlot or Panel object.
+# What a batch run of 03-live adds at its end: wait for the run, check it streamed.
+BATCH_END_OF_LIVE = """\
+stats = run.wait()
+print(stats.line())
+print(f"view updated {run.pulls} times; {run.live.updates} deltas applied")
+assert stats.stored > 0 and run.pulls > 0
+"""
 PLOT_MIMES = ("application/vnd.holoviews_exec.v0+json", "application/vnd.bokehjs_exec.v0+json")
 
 
@@ -40,7 +48,11 @@ def test_notebook_is_stored_without_outputs(path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_and_plots(
-    path: Path, seeded_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    path: Path,
+    seeded_dsn: str,
+    offline_browser,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import nbformat
     from nbclient import NotebookClient
@@ -60,6 +72,10 @@ def test_notebook_runs_and_plots(
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
+    if path.stem == "03-live":
+        # A batch run has no browser to keep the kernel free for: it waits for the run's end
+        # (in JupyterLab the notebook leaves the kernel free; tests/ui/test_jupyterlab.py).
+        nb.cells.append(nbformat.v4.new_code_cell(BATCH_END_OF_LIVE))
     client.execute()  # raises CellExecutionError with the traceback on any failing cell
 
     for i, cell in enumerate(nb.cells):
@@ -72,6 +88,13 @@ def test_notebook_runs_and_plots(
             assert mimes & set(PLOT_MIMES), f"{path.name} cell {i} shows no plot: {sorted(mimes)}"
             html = "".join(str(o["data"].get("text/html", "")) for o in cell.outputs if "data" in o)
             assert "https://cdn" not in html, f"{path.name} cell {i} loads resources from a CDN"
+    # Offline, the exported HTML shows its plots: every outside request aborted, none failed.
+    seen = offline_browser.render(export_html(nb, tmp_path / f"{path.stem}.html"))
+    assert seen.blocked == [], f"{path.name} HTML asked the network for {seen.blocked}"
+    assert seen.failed == [], f"{path.name} HTML had failed requests {seen.failed}"
+    assert seen.canvases > 0 and seen.roots > 0, f"{path.name} HTML shows no plot: {seen}"
+    missing = [e for e in seen.errors if "missing" in e or "Unable to run" in e]
+    assert not missing, f"{path.name} HTML: {missing}"
     if path.stem == "02-tune-rules":
         chosen = (rules / "default.yaml").read_text(encoding="utf-8")
         assert chosen != before.decode("utf-8")

@@ -16,11 +16,19 @@ import sys
 from collections.abc import Sequence
 
 from workbench import __version__
-from workbench.cli import backtest_cmd, db_cmd, init_cmd, rules_cmd, run_cmd, simulate_cmd
+from workbench.cli import (
+    backtest_cmd,
+    db_cmd,
+    init_cmd,
+    lab_cmd,
+    rules_cmd,
+    run_cmd,
+    simulate_cmd,
+)
 from workbench.errors import WorkbenchError
 from workbench.settings import Settings
 
-COMMANDS = (init_cmd, run_cmd, rules_cmd, simulate_cmd, db_cmd, backtest_cmd)
+COMMANDS = (init_cmd, run_cmd, rules_cmd, simulate_cmd, db_cmd, backtest_cmd, lab_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

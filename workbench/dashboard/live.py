@@ -95,9 +95,15 @@ def _empty(dtypes: dict[str, str]) -> pd.DataFrame:
 
 
 class LiveView:
-    """The live page of one session. ``notify`` shows a toast (None: no toasts)."""
+    """The live page of one session. ``notify`` shows a toast (None: no toasts). ``table``
+    makes the two tables (``read_only_table``'s signature; a notebook passes its own)."""
 
-    def __init__(self, notify: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        notify: Callable[[str], None] | None = None,
+        *,
+        table: Callable[..., Any] = read_only_table,
+    ) -> None:
         self.notify = notify
         self.updates = 0
         self._last_toast = -math.inf
@@ -124,10 +130,10 @@ class LiveView:
             widget.param.update(font_size="26pt", title_size="11pt", width=180)
         self.kpi["latency"].width = 280
         newest_first = [{"field": "time", "dir": "desc"}]
-        self.table = read_only_table(
+        self.table = table(
             table_rows(pd.DataFrame()), "live-transactions", 360, sorters=newest_first
         )
-        self.feed = read_only_table(feed_rows([]), "alert-feed", 360, sorters=newest_first)
+        self.feed = table(feed_rows([]), "alert-feed", 360, sorters=newest_first)
         self.trend_source = ColumnDataSource({"t": [], "mean": [], "p95": []})
         self.band_time_source = ColumnDataSource({"t": [], "Low": [], "Medium": [], "High": []})
         self.band_source = ColumnDataSource(
