@@ -25,6 +25,7 @@ from workbench import bands
 from workbench.durations import parse_duration
 from workbench.errors import StorageError
 from workbench.schema import COLUMNS, NAMES
+from workbench.storage import tables
 from workbench.storage.connection import reading, storage_errors
 
 DISPOSITIONS = ("confirmed_fraud", "false_positive", "valuable")
@@ -32,7 +33,7 @@ RULE_SET_STATUSES = ("accepted", "rejected")
 MAX_BUCKETS = 100_000
 _ORIGIN = "2000-01-01 00:00:00+00"  # buckets align to UTC midnight
 
-_TX_COLUMNS = (*NAMES, "risk_score", "band", "rule_hits", "rule_set_version", "stored_at")
+_TX_COLUMNS = tables.names(tables.transactions)
 _TX_SELECT = sql.SQL(", ").join(sql.Identifier(c) for c in _TX_COLUMNS)
 _ALERT_COLUMNS = (
     "id",
