@@ -4,7 +4,8 @@ Modules, one per noun:
 
 - :mod:`~workbench.storage.connection`  DSN from settings/libpq variables, ``connect``,
   driver errors → one-line :class:`~workbench.errors.StorageError`;
-- :mod:`~workbench.storage.migrations`  versioned schema (``upgrade``, ``status``, ``reset``);
+- :mod:`~workbench.storage.tables`      every table declared once (SQLAlchemy Core ``metadata``);
+- :mod:`~workbench.storage.migrations`  Alembic migrations (``upgrade``, ``status``, ``reset``);
 - :mod:`~workbench.storage.partitions`  daily partitions of ``transactions``, retention;
 - :mod:`~workbench.storage.writer`      ``write_batch``: one transaction per scored batch;
 - :mod:`~workbench.storage.alerting`    set-based alert opening/attaching inside that write;

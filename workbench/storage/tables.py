@@ -29,6 +29,8 @@ Importing this module connects to nothing (SQLAlchemy is imported, not the drive
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -201,6 +203,20 @@ pipeline_stats = Table(
 )
 
 VIEWS = ("pipeline_throughput",)  # created by the migrations in SQL, not part of metadata
+
+
+# Daily partitions are made at run time (workbench.storage.partitions), not by migrations;
+# schema_migrations is the old runner's record, dropped once a database is stamped.
+_NOT_OURS = re.compile(r"^(transactions_p\d{8}|schema_migrations)$")
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Alembic's filter for autogenerate: what this metadata declares (not partitions, the
+    old migration record or the views)."""
+    if type_ == "table" and name is not None and (_NOT_OURS.match(name) or name in VIEWS):
+        return False
+    table = getattr(obj, "table", None)
+    return not (type_ == "index" and table is not None and _NOT_OURS.match(table.name))
 
 
 def names(table: Table) -> tuple[str, ...]:
