@@ -2,6 +2,8 @@
 
 Modules, one per noun:
 
+- :mod:`~workbench.storage.store`       ``Store``: one pooled SQLAlchemy engine per database and
+  process (``shared_store``), the source every read function takes;
 - :mod:`~workbench.storage.connection`  DSN from settings/libpq variables, ``connect``,
   driver errors → one-line :class:`~workbench.errors.StorageError`;
 - :mod:`~workbench.storage.tables`      every table declared once (SQLAlchemy Core ``metadata``);
@@ -41,6 +43,8 @@ from workbench.storage.queries import (
     time_bounds,
     transaction,
 )
+from workbench.storage.store import Store
+from workbench.storage.store import shared as shared_store
 from workbench.storage.writer import PreparedBatch, WriteResult, write_batch
 
 __all__ = [
@@ -48,6 +52,7 @@ __all__ = [
     "MIGRATIONS",
     "Listener",
     "PreparedBatch",
+    "Store",
     "WriteResult",
     "alert_hits",
     "alerts",
@@ -74,6 +79,7 @@ __all__ = [
     "rule_set_files",
     "rule_set_history",
     "set_disposition",
+    "shared_store",
     "status",
     "time_bounds",
     "transaction",
