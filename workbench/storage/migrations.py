@@ -21,6 +21,7 @@ record from then on); the remaining revisions then run as usual. A partial wave-
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,11 @@ class MigrationStatus:
 
 def config(connection: Connection | None = None) -> Config:
     """The Alembic configuration, built in code; ``connection`` is what ``env.py`` runs on."""
+    # Alembic narrates every run at INFO ("Context impl PostgresqlImpl."...); the callers log
+    # what was applied themselves, and a CLI error must stay one line.
+    logger = logging.getLogger("alembic")
+    if logger.getEffectiveLevel() < logging.WARNING:
+        logger.setLevel(logging.WARNING)
     cfg = Config()
     cfg.set_main_option("script_location", str(SCRIPTS))
     cfg.attributes["connection"] = connection
