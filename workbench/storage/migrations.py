@@ -65,11 +65,6 @@ class MigrationStatus:
 
 def config(connection: Connection | None = None) -> Config:
     """The Alembic configuration, built in code; ``connection`` is what ``env.py`` runs on."""
-    # Alembic narrates every run at INFO ("Context impl PostgresqlImpl."...); the callers log
-    # what was applied themselves, and a CLI error must stay one line.
-    logger = logging.getLogger("alembic")
-    if logger.getEffectiveLevel() < logging.WARNING:
-        logger.setLevel(logging.WARNING)
     cfg = Config()
     cfg.set_main_option("script_location", str(SCRIPTS))
     cfg.attributes["connection"] = connection
@@ -175,6 +170,11 @@ def _alembic(conn: psycopg.Connection) -> Iterator[Connection]:
     and given back as it was, idle. The throwaway engine is never disposed: disposing would
     close the caller's connection.
     """
+    # Alembic narrates every run at INFO ("Context impl PostgresqlImpl."...); the callers log
+    # what was applied themselves, and a CLI error must stay one line.
+    logger = logging.getLogger("alembic")
+    if logger.getEffectiveLevel() < logging.WARNING:
+        logger.setLevel(logging.WARNING)
     autocommit = conn.autocommit
     conn.autocommit = False
     engine = create_engine("postgresql+psycopg://", creator=lambda: conn, poolclass=StaticPool)
