@@ -89,7 +89,7 @@ def test_wave1_float_amounts_are_converted_in_place(empty_dsn):
             " ('b', '2026-01-01T02:00Z', 'c', 123.45), ('c', '2026-01-01T03:00Z', 'c', 1e9)"
         )
         applied = upgrade(conn)
-        assert 5 in applied
+        assert "0002" in applied  # revision 0002 = the old runner's migration 5
         rows = conn.execute(
             "SELECT tx_id, amount, pg_typeof(amount)::text FROM transactions ORDER BY tx_id"
         ).fetchall()

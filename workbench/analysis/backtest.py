@@ -37,7 +37,7 @@ from workbench.features.spec import PREVIOUS
 from workbench.rules import RuleSet, load_rules, parse_rules
 from workbench.scoring.detector import Detector
 from workbench.settings import Settings
-from workbench.storage import connect, load_transactions, resolve_dsn, time_bounds
+from workbench.storage import load_transactions, resolve_dsn, shared_store, time_bounds
 
 Progress = Callable[[float, int], None]
 """``progress(fraction_of_time_range_done, rows_read_so_far)``."""
@@ -236,8 +236,8 @@ def _connection(conn, dsn: str | None) -> Iterator:
     if conn is not None:
         yield conn
         return
-    with connect(dsn or default_dsn()) as own:
-        yield own
+    # The process's pooled store: notebooks calling this repeatedly reuse its connections.
+    yield shared_store(dsn or default_dsn())
 
 
 def _ts(value: datetime | str) -> pd.Timestamp:

@@ -30,7 +30,7 @@ def run_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     with database(settings, migrate=False) as dsn, connect(dsn) as conn:
         applied = upgrade(conn)
         print(
-            f"{describe(dsn)}: applied {len(applied)} migration(s)"
+            f"{describe(dsn)}: applied {len(applied)} revision(s)"
             + (f": {', '.join(map(str, applied))}" if applied else " (up to date)")
         )
     return 0
@@ -39,10 +39,10 @@ def run_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 def run_status(args: argparse.Namespace, settings: Settings) -> int:
     with database(settings, migrate=False) as dsn, connect(dsn) as conn:
         print(f"database {describe(dsn)}")
-        for m in status(conn):
-            when = m.applied_at.isoformat(timespec="seconds") if m.applied_at else "pending"
-            print(f"  migration {m.version:>3} {m.name:<40} {when}")
-        if all(m.applied_at for m in status(conn)):
+        revisions = status(conn)
+        for m in revisions:
+            print(f"  revision {m.revision} {'applied' if m.applied else 'pending':<8} {m.name}")
+        if all(m.applied for m in revisions):
             for key, value in counts(conn).items():
                 print(f"  {key:<14} {value:>12,}")
     return 0

@@ -16,6 +16,7 @@ import asyncio
 import functools
 import getpass
 import logging
+from contextlib import nullcontext
 from typing import Any
 
 import pandas as pd
@@ -28,9 +29,9 @@ from workbench.storage import (
     alert_hits,
     alerts,
     card_history,
-    connect,
     rule_set_files,
     set_disposition,
+    shared_store,
     transaction,
 )
 
@@ -196,11 +197,11 @@ class AlertsView:
     # -- database (worker threads) ------------------------------------------------------
 
     def _read_queue(self) -> pd.DataFrame:
-        with connect(self.dsn, connect_timeout=5) as conn:
+        with nullcontext(shared_store(self.dsn)) as conn:
             return alerts(conn, status="open", limit=QUEUE_ROWS)
 
     def _read_detail(self, alert_id: int) -> dict[str, Any] | None:
-        with connect(self.dsn, connect_timeout=5) as conn:
+        with nullcontext(shared_store(self.dsn)) as conn:
             frame = alerts(conn, limit=1, alert_id=alert_id)
             if frame.empty:
                 return None
@@ -218,7 +219,7 @@ class AlertsView:
         }
 
     def _write_disposition(self, alert_id: int, disposition: str, user: str, notes) -> None:
-        with connect(self.dsn, connect_timeout=5) as conn:
+        with nullcontext(shared_store(self.dsn)) as conn:
             set_disposition(conn, alert_id, disposition, user, notes)
 
 

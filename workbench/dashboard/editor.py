@@ -30,6 +30,7 @@ import contextlib
 import difflib
 import os
 import tempfile
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from workbench.pipeline.reload import author_name, dry_run, read_directory, roll
 from workbench.rules import RuleSet, parse_rules
 from workbench.rules.limits import clip
 from workbench.scoring.whatif import WhatIf, what_if
-from workbench.storage import connect, load_transactions, rule_set_history
+from workbench.storage import load_transactions, rule_set_history, shared_store
 from workbench.storage.queries import active_rule_set, publish_rule_set, recent_batch
 
 DEFAULT_ROWS = 20_000
@@ -394,19 +395,19 @@ class EditorView:
     # -- database and files (worker threads) ------------------------------------------------
 
     def _read_active(self) -> tuple[str | None, dict[str, str]]:
-        with connect(self.dsn, connect_timeout=5) as conn:
+        with nullcontext(shared_store(self.dsn)) as conn:
             active = active_rule_set(conn)
         if active is not None:
             return active["version"], dict(active["files"])
         return None, read_directory(self.rules_dir)
 
     def _read_history(self) -> pd.DataFrame:
-        with connect(self.dsn, connect_timeout=5) as conn:
+        with nullcontext(shared_store(self.dsn)) as conn:
             return rule_set_history(conn, limit=HISTORY_ROWS)
 
     def _what_if(self, candidate: RuleSet) -> WhatIf | None:
         active = parse_rules(self.files)
-        with connect(self.dsn, connect_timeout=5) as conn:
+        with nullcontext(shared_store(self.dsn)) as conn:
             if self.mode.value == LAST_N:
                 n = max(1, min(int(self.rows.value or DEFAULT_ROWS), MAX_ROWS))
                 rows = recent_batch(conn, limit=n + WARMUP_ROWS)
@@ -442,7 +443,8 @@ class EditorView:
             written = True
             return True
 
-        with connect(self.dsn, connect_timeout=5) as conn:
+        # One pooled session for the dry run and the publication (its advisory lock).
+        with shared_store(self.dsn).raw() as conn:
             try:
                 dry_run(ruleset, conn)
             except WorkbenchError:

@@ -12,17 +12,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import nullcontext
 
 from workbench.dashboard.hub import TRANSACTIONS, Hub
 from workbench.errors import StorageError
 from workbench.storage import (
     BatchSummary,
     Listener,
-    connect,
     last_rule_set,
     open_alert_count,
     pipeline_totals,
     recent_transactions,
+    shared_store,
 )
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ class Feed:
     def _session(self) -> None:
         """One connected period: LISTEN first (so nothing committed after the totals is
         missed), then the totals, then notifications until the connection is lost."""
-        with Listener(self.dsn) as listener, connect(self.dsn, connect_timeout=5) as conn:
+        # LISTEN keeps a dedicated connection; every read borrows from the process's pool.
+        with Listener(self.dsn) as listener, nullcontext(shared_store(self.dsn)) as conn:
             totals = pipeline_totals(conn)
             self.hub.start_totals(
                 totals["stored"], totals["dead"], totals["alerts_opened"], open_alert_count(conn)

@@ -12,6 +12,7 @@ faster than the wall clock).
 from __future__ import annotations
 
 import asyncio
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +24,13 @@ import panel as pn
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.dashboard.theme import BAND_COLORS
 from workbench.errors import WorkbenchError
-from workbench.storage import bucketed, card_history, connect, load_transactions, time_bounds
+from workbench.storage import (
+    bucketed,
+    card_history,
+    load_transactions,
+    shared_store,
+    time_bounds,
+)
 
 PRESETS = {
     "Last 15 minutes": 900,
@@ -141,12 +148,12 @@ class HistoryView:
     # -- database (worker threads) --------------------------------------------------------
 
     def _bounds(self):
-        with connect(self.dsn, connect_timeout=5) as conn:
+        with nullcontext(shared_store(self.dsn)) as conn:
             return time_bounds(conn)
 
     def _read(self, start: datetime, end: datetime) -> dict[str, Any]:
         step = bucket_for(start, end)
-        with connect(self.dsn, connect_timeout=5) as conn:
+        with nullcontext(shared_store(self.dsn)) as conn:
             buckets = bucketed(conn, start, end, step)
             total = int(buckets["transactions"].sum())
             points = load_transactions(conn, start, end) if 0 < total <= MAX_POINTS else None
@@ -158,7 +165,7 @@ class HistoryView:
         return {"buckets": buckets, "points": points, "note": note, "step": step}
 
     def _card(self, card: str) -> pd.DataFrame:
-        with connect(self.dsn, connect_timeout=5) as conn:
+        with nullcontext(shared_store(self.dsn)) as conn:
             return card_history(conn, card, limit=CARD_ROWS)
 
 

@@ -2,9 +2,12 @@
 
 Modules, one per noun:
 
+- :mod:`~workbench.storage.store`       ``Store``: one pooled SQLAlchemy engine per database and
+  process (``shared_store``), the source every read function takes;
 - :mod:`~workbench.storage.connection`  DSN from settings/libpq variables, ``connect``,
   driver errors → one-line :class:`~workbench.errors.StorageError`;
-- :mod:`~workbench.storage.migrations`  versioned schema (``upgrade``, ``status``, ``reset``);
+- :mod:`~workbench.storage.tables`      every table declared once (SQLAlchemy Core ``metadata``);
+- :mod:`~workbench.storage.migrations`  Alembic migrations (``upgrade``, ``status``, ``reset``);
 - :mod:`~workbench.storage.partitions`  daily partitions of ``transactions``, retention;
 - :mod:`~workbench.storage.writer`      ``write_batch``: one transaction per scored batch;
 - :mod:`~workbench.storage.alerting`    set-based alert opening/attaching inside that write;
@@ -40,6 +43,8 @@ from workbench.storage.queries import (
     time_bounds,
     transaction,
 )
+from workbench.storage.store import Store
+from workbench.storage.store import shared as shared_store
 from workbench.storage.writer import PreparedBatch, WriteResult, write_batch
 
 __all__ = [
@@ -49,6 +54,7 @@ __all__ = [
     "HighRow",
     "Listener",
     "PreparedBatch",
+    "Store",
     "WriteResult",
     "alert_hits",
     "alerts",
@@ -74,6 +80,7 @@ __all__ = [
     "rule_set_files",
     "rule_set_history",
     "set_disposition",
+    "shared_store",
     "status",
     "time_bounds",
     "transaction",

@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterator, Mapping
 
 import psycopg
+import sqlalchemy.exc
 from psycopg import conninfo
 
 from workbench.errors import DatabaseUnavailable, DataRefused, SchemaError, StorageError
@@ -219,6 +220,10 @@ def storage_errors(action: str) -> Iterator[None]:
         yield
     except psycopg.Error as exc:
         raise translate(exc, action) from exc
+    except sqlalchemy.exc.DBAPIError as exc:  # SQLAlchemy wraps the driver's error
+        if isinstance(exc.orig, psycopg.Error):
+            raise translate(exc.orig, action) from exc
+        raise StorageError(f"{action}: {one_line(exc.orig or exc)}") from exc
 
 
 def usable(conn: psycopg.Connection) -> bool:

@@ -1,307 +1,197 @@
-"""Versioned schema migrations: every table of ours, applied once each, in order.
+"""Schema migrations with Alembic: ``upgrade``, ``status``, ``reset``, ``check``.
 
-Each migration runs in its own transaction and is recorded in ``schema_migrations``. A
-session-level advisory lock serialises :func:`upgrade` and :func:`reset` across processes, so
-several workers starting at once do not race. Migrations are history: never edit one that has
-shipped; add a new one.
+The revisions live in ``workbench/storage/alembic/versions`` (shipped as package data) and
+are run in code: the :class:`~alembic.config.Config` is built here, ``script_location`` is
+that folder, and the caller's connection is handed to ``env.py`` through
+``config.attributes["connection"]`` — there is no ``alembic.ini``. The target of every revision
+is the metadata of :mod:`workbench.storage.tables`; :func:`check` (``alembic check``) tells
+whether a database matches it.
 
-Tables
-------
-``transactions``   one row per stored transaction; range-partitioned by day on ``ts``
-                   (``transactions_pYYYYMMDD``, see :mod:`workbench.storage.partitions`).
-``transaction_ids`` every stored tx_id once, with its ts (``ts_us``: epoch microseconds):
-                   the identity of a transaction (a partitioned table's unique keys must
-                   include ``ts``; this one's do not).
-``rule_sets``      every rule-set load: version (content hash), files, author, status, error.
-``alerts``         one open alert per card and dedup window; analyst status/disposition.
-``alert_hits``     every transaction attached to an alert (the opening one included).
-``dead_letters``   raw records that could not become transactions, with the reason; each
-                   stored once (unique ``fingerprint`` of source, raw and reason).
-``pipeline_stats`` one row per committed batch; view ``pipeline_throughput`` per second.
+A session-level advisory lock (:data:`MIGRATION_LOCK`) serialises :func:`upgrade` and
+:func:`reset` across processes, so several workers starting at once do not race: the second
+waits, then finds the database current. Each revision runs in its own transaction.
 
-Money is exact: ``transactions.amount`` is ``numeric(14,2)`` (migration 5; wave-1 databases
-held ``double precision`` and are converted in place, rounding to the cent). Batches carry
-amounts as float64 values that always lie on the cent grid (see :mod:`workbench.schema`), whose
-shortest decimal text, which COPY sends, is the exact amount; every SQL sum is exact.
+Databases migrated by the old hand-written runner (a ``schema_migrations`` table, versions
+1–6) are stamped at the matching revision — version 4 → ``0001``, 5 → ``0002``, 6 → ``0003``
+— and ``schema_migrations`` is dropped in the same transaction (``alembic_version`` is the
+record from then on); the remaining revisions then run as usual. A partial wave-1 history
+(versions below 4) is completed with the old SQL first. See :mod:`workbench.storage.legacy`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from pathlib import Path
 
 import psycopg
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, create_engine
+from sqlalchemy.pool import StaticPool
 
-from workbench.storage.connection import reading, require_idle, storage_errors
+from workbench.storage import legacy
+from workbench.storage.connection import require_idle, storage_errors
+from workbench.storage.legacy import MIGRATIONS  # noqa: F401  (wave-1 databases in tests)
 from workbench.storage.partitions import forget as forget_partitions
+from workbench.storage.tables import VIEWS, include_object, metadata
 
 # pg_advisory_lock key for schema changes ("wb" + 1); partitions use their own key.
 MIGRATION_LOCK = 0x77620001
 
+SCRIPTS = Path(__file__).with_name("alembic")
 
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
+# The old runner's newest version -> the revision whose schema it had built.
+LEGACY_REVISIONS = {4: "0001", 5: "0002", 6: "0003"}
+
+# Everything of ours, dropped by reset() (partitions go with their parent).
+_OBJECTS = (
+    *(t.name for t in reversed(metadata.sorted_tables)),
+    "alembic_version",
+    "schema_migrations",
+)
 
 
 @dataclass(frozen=True)
 class MigrationStatus:
-    version: int
+    revision: str
     name: str
-    applied_at: datetime | None  # None: not applied yet
+    applied: bool
 
 
-# Ids are COLLATE "C": byte order is all an id needs, and it makes the btree inserts of a
-# batch about twice as fast as a linguistic collation (measured with C.UTF-8).
-# The primary key is declared (ts, tx_id) rather than (tx_id, ts): the same uniqueness (the
-# conflict target is still "(tx_id, ts)"), but inserts land at the right edge of the index
-# instead of at random places, and the index serves "newest first" scans. (Migration 6
-# replaces it: the identity of a transaction is its tx_id alone.)
-_TRANSACTIONS = """
-CREATE TABLE transactions (
-    tx_id             text COLLATE "C" NOT NULL,
-    ts                timestamptz      NOT NULL,
-    card_id           text COLLATE "C" NOT NULL,
-    customer_id       text,
-    terminal_id       text,
-    merchant_category text,
-    amount            double precision NOT NULL,
-    currency          text,
-    country           text,
-    lat               double precision,
-    lon               double precision,
-    channel           text,
-    device_id         text,
-    is_fraud          boolean,
-    fraud_scenario    text,
-    risk_score        double precision,
-    band              text,
-    rule_hits         jsonb            NOT NULL DEFAULT '{}',
-    rule_set_version  text,
-    stored_at         timestamptz      NOT NULL DEFAULT now(),
-    PRIMARY KEY (ts, tx_id)
-) PARTITION BY RANGE (ts);
-CREATE INDEX transactions_ts_brin ON transactions USING brin (ts);
-CREATE INDEX transactions_card_ts ON transactions (card_id, ts);
-"""
-
-_RULE_SETS = """
-CREATE TABLE rule_sets (
-    id          bigserial   PRIMARY KEY,
-    version     text        NOT NULL,
-    files       jsonb       NOT NULL DEFAULT '{}',
-    author      text,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    status      text        NOT NULL CHECK (status IN ('accepted', 'rejected')),
-    error       text
-);
-CREATE INDEX rule_sets_version ON rule_sets (version);
-CREATE INDEX rule_sets_created ON rule_sets (created_at);
-"""
-
-_ALERTS = """
-CREATE TABLE alerts (
-    id               bigserial        PRIMARY KEY,
-    tx_id            text COLLATE "C" NOT NULL,
-    ts               timestamptz      NOT NULL,
-    card_id          text COLLATE "C" NOT NULL,
-    risk_score       double precision NOT NULL,
-    band             text             NOT NULL,
-    rules            jsonb            NOT NULL DEFAULT '{}',
-    rule_set_version text,
-    status           text             NOT NULL DEFAULT 'open'
-                                      CHECK (status IN ('open', 'closed')),
-    disposition      text             CHECK (disposition IN
-                                      ('confirmed_fraud', 'false_positive', 'valuable')),
-    assignee         text,
-    notes            text,
-    hit_count        integer          NOT NULL DEFAULT 1,
-    last_ts          timestamptz      NOT NULL,
-    created_at       timestamptz      NOT NULL DEFAULT now(),
-    updated_at       timestamptz      NOT NULL DEFAULT now(),
-    closed_at        timestamptz,
-    CHECK ((status = 'closed') = (closed_at IS NOT NULL))
-);
-CREATE INDEX alerts_open_card ON alerts (card_id, last_ts) WHERE status = 'open';
-CREATE INDEX alerts_card ON alerts (card_id, ts);
-CREATE INDEX alerts_ts ON alerts (ts);
-CREATE TABLE alert_hits (
-    alert_id    bigint           NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
-    tx_id       text COLLATE "C" NOT NULL,
-    ts          timestamptz      NOT NULL,
-    risk_score  double precision,
-    band        text,
-    rules       jsonb,
-    attached_at timestamptz      NOT NULL DEFAULT now(),
-    PRIMARY KEY (alert_id, ts, tx_id)
-);
-"""
-
-_OPERATIONS = """
-CREATE TABLE dead_letters (
-    id          bigserial   PRIMARY KEY,
-    received_at timestamptz NOT NULL DEFAULT now(),
-    source      text,
-    worker      text,
-    raw         text        NOT NULL,
-    reason      text        NOT NULL
-);
-CREATE INDEX dead_letters_received ON dead_letters (received_at);
-CREATE TABLE pipeline_stats (
-    id               bigserial        PRIMARY KEY,
-    worker           text,
-    source           text,
-    committed_at     timestamptz      NOT NULL DEFAULT clock_timestamp(),
-    batch_created_at timestamptz,
-    stored           integer          NOT NULL,
-    duplicates       integer          NOT NULL,
-    dead             integer          NOT NULL,
-    alerts_opened    integer          NOT NULL,
-    alerts_attached  integer          NOT NULL,
-    rule_set_version text,
-    min_ts           timestamptz,
-    max_ts           timestamptz,
-    latency_s        double precision
-);
-CREATE INDEX pipeline_stats_committed ON pipeline_stats (committed_at);
-CREATE VIEW pipeline_throughput AS
-SELECT date_trunc('second', committed_at) AS second,
-       count(*)                           AS batches,
-       sum(stored)                        AS stored,
-       sum(dead)                          AS dead,
-       sum(alerts_opened)                 AS alerts_opened,
-       avg(latency_s)                     AS mean_latency_s,
-       max(latency_s)                     AS max_latency_s
-FROM pipeline_stats
-GROUP BY 1;
-"""
-
-# Exact money. ALTER ... TYPE on the partitioned parent converts every partition; the
-# transactions_card_ts and primary-key indexes do not involve amount and are kept.
-_EXACT_AMOUNTS = """
-ALTER TABLE transactions ALTER COLUMN amount TYPE numeric(14,2) USING round(amount::numeric, 2);
-"""
-
-# One identity per transaction. Wave 1 keyed transactions on (ts, tx_id), so a tx_id may be
-# stored with several timestamps: the oldest is the transaction, the later copies were
-# duplicates and are deleted (alerts they joined keep their history). Dead letters get a
-# fingerprint so a replay does not store them again; existing copies are deduplicated first
-# (the oldest kept). transaction_ids is now the key: the (ts, tx_id) primary key of
-# transactions would only repeat it, at the cost of a second unique index insert per row
-# (measured with both: COPY throughput -8 %), so a plain btree on ts takes its place for
-# range scans and newest-first pages (which it also made the BRIN index redundant for).
-# sha256 over the text's UTF-8 bytes: convert_to() is not immutable, so a
-# generated column cannot call it; decode(.., 'escape') of the text with its backslashes
-# doubled yields the same bytes and is.
-_IDENTITY = r"""
-CREATE TABLE transaction_ids (
-    tx_id text COLLATE "C" PRIMARY KEY,
-    ts_us bigint           NOT NULL
-);
-INSERT INTO transaction_ids (tx_id, ts_us)
-SELECT DISTINCT ON (tx_id) tx_id, (extract(epoch FROM ts) * 1000000)::bigint
-FROM transactions ORDER BY tx_id, ts;
-DELETE FROM transactions t USING transaction_ids i
-WHERE t.tx_id = i.tx_id AND t.ts <> 'epoch'::timestamptz + i.ts_us * interval '1 microsecond';
-ALTER TABLE dead_letters ADD COLUMN fingerprint bytea GENERATED ALWAYS AS (
-    sha256(decode(replace(coalesce(source, '') || chr(31) || raw || chr(31) || reason,
-                          '\', '\\'), 'escape'))
-) STORED;
-DELETE FROM dead_letters d USING dead_letters e
-WHERE d.fingerprint = e.fingerprint AND d.id > e.id;
-CREATE UNIQUE INDEX dead_letters_fingerprint ON dead_letters (fingerprint);
-ALTER TABLE transactions DROP CONSTRAINT transactions_pkey;
-DROP INDEX transactions_ts_brin;
-CREATE INDEX transactions_ts ON transactions (ts);
-"""
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "transactions", _TRANSACTIONS),
-    Migration(2, "rule_sets", _RULE_SETS),
-    Migration(3, "alerts", _ALERTS),
-    Migration(4, "dead_letters_and_pipeline_stats", _OPERATIONS),
-    Migration(5, "exact_amounts", _EXACT_AMOUNTS),
-    Migration(6, "transaction_identity_and_dead_letter_fingerprint", _IDENTITY),
-)
-
-# Everything of ours, dropped by reset() (partitions go with their parent).
-_OBJECTS = (
-    "alert_hits",
-    "alerts",
-    "dead_letters",
-    "pipeline_stats",
-    "rule_sets",
-    "transactions",
-    "transaction_ids",
-    "schema_migrations",
-)
-
-_MIGRATIONS_TABLE = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    version    integer     PRIMARY KEY,
-    name       text        NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)
-"""
+def config(connection: Connection | None = None) -> Config:
+    """The Alembic configuration, built in code; ``connection`` is what ``env.py`` runs on."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(SCRIPTS))
+    cfg.attributes["connection"] = connection
+    return cfg
 
 
-def upgrade(conn: psycopg.Connection) -> list[int]:
-    """Apply every pending migration, each in its own transaction; the versions applied.
+def revisions() -> list[tuple[str, str]]:
+    """Every revision, oldest first: ``(revision, first line of its docstring)``."""
+    scripts = ScriptDirectory.from_config(config())
+    return [
+        (s.revision, (s.doc or "").strip().splitlines()[0] if s.doc else "")
+        for s in reversed(list(scripts.walk_revisions()))
+    ]
+
+
+def upgrade(conn: psycopg.Connection) -> list[str]:
+    """Apply every pending revision, each in its own transaction; the revisions applied
+    (a stamped wave-1 history is not counted: it was applied by the old runner).
 
     Safe to call from several processes at once and on every start (a no-op when current).
     """
     require_idle(conn, "migrate the database")
-    applied_now: list[int] = []
-    with storage_errors("cannot migrate the database"), _locked(conn):
-        with conn.transaction():
-            conn.execute(_MIGRATIONS_TABLE)
-        done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        _end_implicit_transaction(conn)
-        for migration in MIGRATIONS:
-            if migration.version in done:
-                continue
-            with conn.transaction():
-                conn.execute(migration.sql)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                    (migration.version, migration.name),
-                )
-            applied_now.append(migration.version)
-    return applied_now
+    with storage_errors("cannot migrate the database"), _locked(conn), _alembic(conn) as sa:
+        before = _current(sa)
+        if before is None:
+            before = _stamp_legacy(sa)
+        command.upgrade(config(sa), "head")
+        after = _current(sa)
+    order = [r for r, _ in revisions()]
+    start = order.index(before) + 1 if before in order else 0
+    return order[start : order.index(after) + 1] if after in order else []
 
 
 def status(conn: psycopg.Connection) -> list[MigrationStatus]:
-    """Every known migration (and any unknown applied one) with when it was applied."""
-    with storage_errors("cannot read migration status"), reading(conn):
-        exists = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
-        rows = []
-        if exists and exists[0] is not None:
-            rows = conn.execute(
-                "SELECT version, name, applied_at FROM schema_migrations ORDER BY version"
-            ).fetchall()
-    applied = {version: (name, at) for version, name, at in rows}
-    out = [
-        MigrationStatus(m.version, m.name, applied.get(m.version, (None, None))[1])
-        for m in MIGRATIONS
-    ]
-    known = {m.version for m in MIGRATIONS}
-    out += [MigrationStatus(v, name, at) for v, (name, at) in applied.items() if v not in known]
-    return sorted(out, key=lambda s: s.version)
+    """Every revision, oldest first, and whether the database has it (a database of the old
+    runner counts as the revision it would be stamped at)."""
+    with storage_errors("cannot read migration status"), _alembic(conn) as sa:
+        current = _current(sa) or LEGACY_REVISIONS.get(_legacy_version(sa) or 0)
+        sa.rollback()
+    known = revisions()
+    order = [r for r, _ in known]
+    upto = order.index(current) if current in order else -1
+    return [MigrationStatus(r, name, i <= upto) for i, (r, name) in enumerate(known)]
+
+
+def check(conn: psycopg.Connection) -> list:
+    """Differences between the database and :data:`tables.metadata`, as autogenerate sees
+    them (what ``alembic check`` reports); empty when they match."""
+    from alembic.autogenerate import compare_metadata
+
+    with storage_errors("cannot compare the schema"), _alembic(conn) as sa:
+        context = MigrationContext.configure(sa, opts={"include_object": include_object})
+        diffs = compare_metadata(context, metadata)
+        sa.rollback()
+    return diffs
 
 
 def reset(conn: psycopg.Connection) -> None:
     """Drop every table and view of ours, data included. For tests and ``workbench reset``."""
     require_idle(conn, "reset the database")
     with storage_errors("cannot reset the database"), _locked(conn), conn.transaction():
-        conn.execute("DROP VIEW IF EXISTS pipeline_throughput")
+        conn.execute("DROP VIEW IF EXISTS " + ", ".join(VIEWS))
         conn.execute("DROP TABLE IF EXISTS " + ", ".join(_OBJECTS) + " CASCADE")
     forget_partitions(conn)  # its cache of known partitions is now stale
 
 
+def _current(sa: Connection) -> str | None:
+    current = MigrationContext.configure(sa).get_current_revision()
+    sa.commit()  # end the reading transaction: each revision runs in its own
+    return current
+
+
+def _legacy_version(sa: Connection) -> int | None:
+    exists = sa.exec_driver_sql("SELECT to_regclass('schema_migrations')").scalar()
+    if exists is None:
+        return None
+    return sa.exec_driver_sql("SELECT max(version) FROM schema_migrations").scalar()
+
+
+def _stamp_legacy(sa: Connection) -> str | None:
+    """Stamp a database of the old runner at its revision; that revision, or None."""
+    version = _legacy_version(sa)
+    if version is None:
+        sa.rollback()
+        return None
+    if version < 4:  # a partial wave-1 history: complete it the old way, then stamp 0001
+        missing = [m.version for m in legacy.MIGRATIONS if version < m.version <= 4]
+        sa.exec_driver_sql(legacy.sql(*missing))
+        version = 4
+    revision = LEGACY_REVISIONS[min(version, max(LEGACY_REVISIONS))]
+    command.stamp(config(sa), revision)  # inside this transaction: it runs on ``sa``
+    sa.exec_driver_sql("DROP TABLE schema_migrations")
+    sa.commit()
+    return revision
+
+
+@contextlib.contextmanager
+def _alembic(conn: psycopg.Connection) -> Iterator[Connection]:
+    """A SQLAlchemy connection over the caller's psycopg connection (Alembic needs one).
+
+    The session is the caller's, so the advisory lock it holds covers the migrations. It is
+    switched out of autocommit (SQLAlchemy and Alembic delimit the transactions themselves)
+    and given back as it was, idle. The throwaway engine is never disposed: disposing would
+    close the caller's connection.
+    """
+    # Alembic narrates every run at INFO ("Context impl PostgresqlImpl."...); the callers log
+    # what was applied themselves, and a CLI error must stay one line.
+    logger = logging.getLogger("alembic")
+    if logger.getEffectiveLevel() < logging.WARNING:
+        logger.setLevel(logging.WARNING)
+    autocommit = conn.autocommit
+    conn.autocommit = False
+    engine = create_engine("postgresql+psycopg://", creator=lambda: conn, poolclass=StaticPool)
+    try:
+        with engine.connect() as sa:
+            yield sa
+    finally:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        conn.autocommit = autocommit
+
+
 class _locked:
-    """Hold the session-level migration lock for the duration of the block."""
+    """Hold the session-level migration lock for the duration of the block.
+
+    Raw psycopg: an advisory lock belongs to one session, the caller's, not to a pool.
+    """
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self.conn = conn

@@ -1,6 +1,9 @@
-"""The read API (and the analysts' few writes): pandas DataFrames for dashboards and notebooks.
+r"""The read API (and the analysts' few writes): pandas DataFrames for dashboards and notebooks.
 
-Small answers (a page of rows) are fetched through the cursor; large ranges
+Every function takes a *source*: a :class:`~workbench.storage.store.Store` (a pooled
+connection is borrowed: what the dashboard and notebooks pass), a SQLAlchemy connection, or a
+psycopg connection. Small answers (a page of rows) are SQLAlchemy Core ``select()``\ s over
+:mod:`workbench.storage.tables`, typed from the table declarations; large ranges
 (:func:`load_transactions`, :func:`load_hits`) stream ``COPY (SELECT ...) TO STDOUT`` into
 pyarrow's CSV reader, which is many times faster than building rows in Python. Frames use the
 batch schema's dtypes: ``str`` text, ``datetime64[ns, UTC]`` times, ``float64`` numbers,
@@ -11,13 +14,13 @@ text in bulk loads (use :func:`load_hits` for a long frame of hits).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import sqlalchemy as sa
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -25,15 +28,19 @@ from workbench import bands
 from workbench.durations import parse_duration
 from workbench.errors import StorageError
 from workbench.schema import COLUMNS, NAMES
+from workbench.storage import tables
 from workbench.storage.connection import reading, storage_errors
+from workbench.storage.store import Source, execute, raw
 
 DISPOSITIONS = ("confirmed_fraud", "false_positive", "valuable")
 RULE_SET_STATUSES = ("accepted", "rejected")
 MAX_BUCKETS = 100_000
-_ORIGIN = "2000-01-01 00:00:00+00"  # buckets align to UTC midnight
+_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)  # buckets align to UTC midnight
 
-_TX_COLUMNS = (*NAMES, "risk_score", "band", "rule_hits", "rule_set_version", "stored_at")
-_TX_SELECT = sql.SQL(", ").join(sql.Identifier(c) for c in _TX_COLUMNS)
+_TX_COLUMNS = tables.names(tables.transactions)
+_TX = tables.transactions
+_ALERTS = tables.alerts
+_RULE_SETS = tables.rule_sets
 _ALERT_COLUMNS = (
     "id",
     "status",
@@ -54,43 +61,44 @@ _ALERT_COLUMNS = (
     "closed_at",
 )
 
-# PostgreSQL type oid -> pandas dtype of page-sized answers.
-_DTYPES = {
-    25: "str",
-    1043: "str",
-    1184: "datetime64[ns, UTC]",
-    701: "float64",
-    700: "float64",
-    1700: "float64",
-    16: "boolean",
-    20: "int64",
-    23: "int64",
-    21: "int64",
-}
+
+def _dtype(type_: sa.types.TypeEngine) -> str | None:
+    """The pandas dtype of a page-sized answer's column of SQL type ``type_``."""
+    if isinstance(type_, sa.DateTime):
+        return "datetime64[ns, UTC]"
+    if isinstance(type_, sa.Boolean):
+        return "boolean"
+    if isinstance(type_, sa.Integer):
+        return "int64"
+    if isinstance(type_, sa.Float | sa.Numeric):  # Double is a Float; money is read as float64
+        return "float64"
+    if isinstance(type_, sa.String):
+        return "str"
+    return None  # jsonb: dicts as the driver gives them
 
 
-def recent_transactions(
-    conn: psycopg.Connection, limit: int = 100, since: datetime | None = None
-) -> pd.DataFrame:
+def recent_transactions(source: Source, limit: int = 100, since: datetime | None = None):
     """The newest ``limit`` stored transactions (event time), newest first; only those with
     ``ts > since`` when given."""
-    where = sql.SQL("WHERE ts > {}").format(sql.Literal(since)) if since else sql.SQL("")
-    query = sql.SQL("SELECT {} FROM transactions {} ORDER BY ts DESC, tx_id DESC LIMIT {}").format(
-        _TX_SELECT, where, sql.Literal(int(limit))
-    )
-    return _fetch(conn, query, (), "cannot read recent transactions")
+    query = sa.select(*_TX.c).order_by(_TX.c.ts.desc(), _TX.c.tx_id.desc()).limit(int(limit))
+    if since:
+        query = query.where(_TX.c.ts > since)
+    return _fetch(source, query, "cannot read recent transactions")
 
 
-def card_history(conn: psycopg.Connection, card_id: str, limit: int = 100) -> pd.DataFrame:
+def card_history(source: Source, card_id: str, limit: int = 100) -> pd.DataFrame:
     """A card's newest ``limit`` transactions, newest first."""
-    query = sql.SQL(
-        "SELECT {} FROM transactions WHERE card_id = %s ORDER BY ts DESC, tx_id DESC LIMIT %s"
-    ).format(_TX_SELECT)
-    return _fetch(conn, query, (card_id, int(limit)), "cannot read card history")
+    query = (
+        sa.select(*_TX.c)
+        .where(_TX.c.card_id == card_id)
+        .order_by(_TX.c.ts.desc(), _TX.c.tx_id.desc())
+        .limit(int(limit))
+    )
+    return _fetch(source, query, "cannot read card history")
 
 
 def bucketed(
-    conn: psycopg.Connection, start: datetime, end: datetime, bucket: str | float | timedelta = "1m"
+    source: Source, start: datetime, end: datetime, bucket: str | float | timedelta = "1m"
 ) -> pd.DataFrame:
     """Per time bucket in ``[start, end)`` (event time): ``bucket``, ``transactions``, one
     count per band (``low``, ``medium``, ``high``), ``mean_score``, ``p95_score``,
@@ -99,21 +107,17 @@ def bucketed(
 
     ``bucket``: ``"1m"``-style duration, seconds, a timedelta, or PostgreSQL interval text.
     """
-    seconds = _bucket_seconds(conn, bucket)
+    seconds = _bucket_seconds(source, bucket)
     if (end - start).total_seconds() / seconds > MAX_BUCKETS:
         raise StorageError(
             f"too many buckets: {(end - start)} in buckets of {seconds:g}s (at most {MAX_BUCKETS})"
         )
-    band_counts = sql.SQL(", ").join(
-        sql.SQL("count(*) FILTER (WHERE band = {}) AS {}").format(
-            sql.Literal(b), sql.Identifier(b.lower())
-        )
-        for b in bands.LABELS
+    # Band names are our own constants (workbench.bands), never user text.
+    band_counts = ", ".join(
+        f"count(*) FILTER (WHERE band = '{b}') AS \"{b.lower()}\"" for b in bands.LABELS
     )
-    band_out = sql.SQL(", ").join(
-        sql.SQL("coalesce(t.{0}, 0) AS {0}").format(sql.Identifier(b.lower())) for b in bands.LABELS
-    )
-    query = sql.SQL("""
+    band_out = ", ".join(f'coalesce(t."{b.lower()}", 0) AS "{b.lower()}"' for b in bands.LABELS)
+    query = f"""
     WITH t AS (
         SELECT date_bin(%(step)s, ts, %(origin)s) AS bucket, count(*) AS n, {band_counts},
                avg(risk_score) AS mean_score,
@@ -132,13 +136,21 @@ def bucketed(
            coalesce(t.fraud, 0) AS fraud, coalesce(a.alerts, 0) AS alerts
     FROM g LEFT JOIN t USING (bucket) LEFT JOIN a USING (bucket)
     ORDER BY g.bucket
-    """).format(band_counts=band_counts, band_out=band_out)
+    """
     params = {"step": timedelta(seconds=seconds), "origin": _ORIGIN, "start": start, "end": end}
-    return _fetch(conn, query, params, "cannot read bucketed statistics")
+    text = query
+    for name in params:
+        text = text.replace(f"%({name})s", f":{name}")
+    columns = {"bucket": sa.DateTime(), "transactions": sa.BigInteger()}
+    columns |= {b.lower(): sa.BigInteger() for b in bands.LABELS}
+    columns |= {"mean_score": sa.Double(), "p95_score": sa.Double(), "amount": sa.Numeric()}
+    columns |= {"fraud": sa.BigInteger(), "alerts": sa.BigInteger()}
+    statement = sa.text(text).bindparams(**params).columns(**columns)
+    return _fetch(source, statement, "cannot read bucketed statistics")
 
 
 def alerts(
-    conn: psycopg.Connection,
+    source: Source,
     status: str | None = None,
     limit: int = 100,
     *,
@@ -146,35 +158,31 @@ def alerts(
 ) -> pd.DataFrame:
     """Alerts, newest first; only ``status`` ('open' or 'closed') or the one ``alert_id``
     when given."""
-    cols = sql.SQL(", ").join(sql.Identifier(c) for c in _ALERT_COLUMNS)
-    conditions = []
+    query = sa.select(*(_ALERTS.c[c] for c in _ALERT_COLUMNS))
     if status:
-        conditions.append(sql.SQL("status = {}").format(sql.Literal(status)))
+        query = query.where(_ALERTS.c.status == status)
     if alert_id is not None:
-        conditions.append(sql.SQL("id = {}").format(sql.Literal(int(alert_id))))
-    where = sql.SQL("WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
-    query = sql.SQL("SELECT {} FROM alerts {} ORDER BY id DESC LIMIT %s").format(cols, where)
-    return _fetch(conn, query, (int(limit),), "cannot read alerts")
+        query = query.where(_ALERTS.c.id == int(alert_id))
+    query = query.order_by(_ALERTS.c.id.desc()).limit(int(limit))
+    return _fetch(source, query, "cannot read alerts")
 
 
-def alert_hits(conn: psycopg.Connection, alert_id: int) -> pd.DataFrame:
+def alert_hits(source: Source, alert_id: int) -> pd.DataFrame:
     """The transactions attached to one alert (the opening one included), oldest first."""
-    query = (
-        "SELECT alert_id, tx_id, ts, risk_score, band, rules, attached_at FROM alert_hits"
-        " WHERE alert_id = %s ORDER BY ts, tx_id"
-    )
-    return _fetch(conn, query, (int(alert_id),), "cannot read alert hits")
+    h = tables.alert_hits
+    query = sa.select(*h.c).where(h.c.alert_id == int(alert_id)).order_by(h.c.ts, h.c.tx_id)
+    return _fetch(source, query, "cannot read alert hits")
 
 
 def set_disposition(
-    conn: psycopg.Connection, alert_id: int, disposition: str, user: str, notes: str | None = None
+    source: Source, alert_id: int, disposition: str, user: str, notes: str | None = None
 ) -> None:
     """Close an alert with the analyst's verdict (confirmed_fraud, false_positive, valuable)."""
     if disposition not in DISPOSITIONS:
         raise StorageError(
             f"unknown disposition {disposition!r}: use one of " + ", ".join(DISPOSITIONS)
         )
-    with storage_errors(f"cannot close alert {alert_id}"), conn.transaction():
+    with raw(source) as conn, storage_errors(f"cannot close alert {alert_id}"), conn.transaction():
         row = conn.execute(
             "UPDATE alerts SET status = 'closed', disposition = %s, assignee = %s,"
             " notes = coalesce(%s, notes), closed_at = now(), updated_at = now()"
@@ -186,7 +194,7 @@ def set_disposition(
 
 
 def record_rule_set(
-    conn: psycopg.Connection,
+    source: Source,
     version: str,
     texts: Mapping[str, str],
     author: str | None,
@@ -196,7 +204,7 @@ def record_rule_set(
     """Record one rule-set load (``texts``: file name -> YAML text); its id."""
     if status not in RULE_SET_STATUSES:
         raise StorageError(f"unknown rule-set status {status!r}: use accepted or rejected")
-    with storage_errors("cannot record the rule set"), conn.transaction():
+    with raw(source) as conn, storage_errors("cannot record the rule set"), conn.transaction():
         row = conn.execute(
             "INSERT INTO rule_sets (version, files, author, status, error)"
             " VALUES (%s, %s, %s, %s, %s) RETURNING id",
@@ -206,25 +214,29 @@ def record_rule_set(
     return int(row[0])
 
 
-def rule_set_history(conn: psycopg.Connection, limit: int = 50) -> pd.DataFrame:
+def rule_set_history(source: Source, limit: int = 50) -> pd.DataFrame:
     """Rule-set loads, newest first: id, version, created_at, author, status, error, files."""
+    r = _RULE_SETS.c
     query = (
-        "SELECT id, version, created_at, author, status, error, files FROM rule_sets"
-        " ORDER BY id DESC LIMIT %s"
+        sa.select(r.id, r.version, r.created_at, r.author, r.status, r.error, r.files)
+        .order_by(r.id.desc())
+        .limit(int(limit))
     )
-    return _fetch(conn, query, (int(limit),), "cannot read rule-set history")
+    return _fetch(source, query, "cannot read rule-set history")
 
 
-def dead_letters(conn: psycopg.Connection, limit: int = 100) -> pd.DataFrame:
+def dead_letters(source: Source, limit: int = 100) -> pd.DataFrame:
     """The newest dead letters: id, received_at, source, worker, raw, reason."""
+    d = tables.dead_letters.c
     query = (
-        "SELECT id, received_at, source, worker, raw, reason FROM dead_letters"
-        " ORDER BY id DESC LIMIT %s"
+        sa.select(d.id, d.received_at, d.source, d.worker, d.raw, d.reason)
+        .order_by(d.id.desc())
+        .limit(int(limit))
     )
-    return _fetch(conn, query, (int(limit),), "cannot read dead letters")
+    return _fetch(source, query, "cannot read dead letters")
 
 
-def counts(conn: psycopg.Connection, *, estimate: bool = False) -> dict[str, int]:
+def counts(source: Source, *, estimate: bool = False) -> dict[str, int]:
     """Row counts: stored, dead, alerts_open, alerts_closed, rule_sets, batches, partitions.
 
     ``estimate=True`` takes ``stored`` from the planner statistics instead of counting, for
@@ -248,47 +260,44 @@ def counts(conn: psycopg.Connection, *, estimate: bool = False) -> dict[str, int
            (SELECT count(*) FROM pipeline_stats),
            (SELECT count(*) FROM pg_inherits WHERE inhparent = 'transactions'::regclass)
     """
-    with storage_errors("cannot count rows"), reading(conn):
-        row = conn.execute(query).fetchone()
+    row = _one(source, sa.text(query), "cannot count rows")
     keys = ("stored", "dead", "alerts_open", "alerts_closed", "rule_sets", "batches", "partitions")
     return dict(zip(keys, (int(v) for v in row), strict=True))  # type: ignore[union-attr]
 
 
-def open_alert_count(conn: psycopg.Connection) -> int:
+def open_alert_count(source: Source) -> int:
     """How many alerts are open (served by the partial index on open alerts)."""
-    with storage_errors("cannot count open alerts"), reading(conn):
-        row = conn.execute("SELECT count(*) FROM alerts WHERE status = 'open'").fetchone()
-    return int(row[0])  # type: ignore[index]
+    query = sa.select(sa.func.count()).select_from(_ALERTS).where(_ALERTS.c.status == "open")
+    return int(_one(source, query, "cannot count open alerts")[0])
 
 
-def last_rule_set(conn: psycopg.Connection) -> dict[str, Any] | None:
+def last_rule_set(source: Source) -> dict[str, Any] | None:
     """The newest rule-set load without its files: id, version, created_at, author, status,
     error; None when no rule set was ever loaded."""
-    query = (
-        "SELECT id, version, created_at, author, status, error FROM rule_sets"
-        " ORDER BY id DESC LIMIT 1"
+    r = _RULE_SETS.c
+    query = sa.select(r.id, r.version, r.created_at, r.author, r.status, r.error)
+    rows, names = _rows(
+        source, query.order_by(r.id.desc()).limit(1), "cannot read the last rule-set load"
     )
-    with storage_errors("cannot read the last rule-set load"), reading(conn):
-        cur = conn.execute(query)
-        row = cur.fetchone()
-        names = [d.name for d in cur.description or ()]
-    return None if row is None else dict(zip(names, row, strict=True))
+    return dict(zip(names, rows[0], strict=True)) if rows else None
 
 
-def transaction(conn: psycopg.Connection, tx_id: str, ts: datetime) -> pd.DataFrame:
+def transaction(source: Source, tx_id: str, ts: datetime) -> pd.DataFrame:
     """The stored transaction ``(tx_id, ts)`` as a one-row frame (empty when absent)."""
-    query = sql.SQL("SELECT {} FROM transactions WHERE ts = %s AND tx_id = %s").format(_TX_SELECT)
-    return _fetch(conn, query, (ts, tx_id), "cannot read transaction")
+    query = sa.select(*_TX.c).where(_TX.c.ts == ts, _TX.c.tx_id == tx_id)
+    return _fetch(source, query, "cannot read transaction")
 
 
-def rule_set_files(conn: psycopg.Connection, version: str) -> dict[str, str] | None:
+def rule_set_files(source: Source, version: str) -> dict[str, str] | None:
     """The YAML files (name -> text) of the newest accepted load of rule-set ``version``."""
+    r = _RULE_SETS.c
     query = (
-        "SELECT files FROM rule_sets WHERE version = %s AND status = 'accepted'"
-        " ORDER BY id DESC LIMIT 1"
+        sa.select(r.files)
+        .where(r.version == version, r.status == "accepted")
+        .order_by(r.id.desc())
+        .limit(1)
     )
-    with storage_errors("cannot read rule-set files"), reading(conn):
-        row = conn.execute(query, (version,)).fetchone()
+    row = _one(source, query, "cannot read rule-set files", optional=True)
     return None if row is None else {str(k): str(v) for k, v in row[0].items()}
 
 
@@ -297,7 +306,7 @@ _RULE_SETS_LOCK = 0x7275_6C65  # advisory lock that serialises rule-set publicat
 
 
 def publish_rule_set(
-    conn: psycopg.Connection,
+    source: Source,
     version: str,
     texts: Mapping[str, str],
     author: str | None,
@@ -316,7 +325,8 @@ def publish_rule_set(
     """
     if status not in RULE_SET_STATUSES:
         raise StorageError(f"unknown rule-set status {status!r}: use accepted or rejected")
-    with storage_errors("cannot publish the rule set"), conn.transaction():
+    # Raw psycopg: the advisory lock and the NOTIFY belong to this one session's transaction.
+    with raw(source) as conn, storage_errors("cannot publish the rule set"), conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_RULE_SETS_LOCK,))
         newest = conn.execute(
             "SELECT version, status FROM rule_sets ORDER BY id DESC LIMIT 1"
@@ -336,15 +346,17 @@ def publish_rule_set(
     return int(row[0])
 
 
-def active_rule_set(conn: psycopg.Connection) -> dict[str, Any] | None:
+def active_rule_set(source: Source) -> dict[str, Any] | None:
     """The rule set in effect — the newest accepted row: id, version, created_at, author,
     files (name -> YAML text); None when none was ever accepted."""
+    r = _RULE_SETS.c
     query = (
-        "SELECT id, version, created_at, author, files FROM rule_sets"
-        " WHERE status = 'accepted' ORDER BY id DESC LIMIT 1"
+        sa.select(r.id, r.version, r.created_at, r.author, r.files)
+        .where(r.status == "accepted")
+        .order_by(r.id.desc())
+        .limit(1)
     )
-    with storage_errors("cannot read the active rule set"), reading(conn):
-        row = conn.execute(query).fetchone()
+    row = _one(source, query, "cannot read the active rule set", optional=True)
     if row is None:
         return None
     rid, version, created_at, author, files = row
@@ -357,15 +369,14 @@ def active_rule_set(conn: psycopg.Connection) -> dict[str, Any] | None:
     }
 
 
-def rule_set_accepted_before(conn: psycopg.Connection, version: str) -> bool:
+def rule_set_accepted_before(source: Source, version: str) -> bool:
     """Whether rule-set ``version`` was ever accepted."""
-    query = "SELECT EXISTS (SELECT 1 FROM rule_sets WHERE version = %s AND status = 'accepted')"
-    with storage_errors("cannot read rule-set history"), reading(conn):
-        row = conn.execute(query, (version,)).fetchone()
-    return bool(row and row[0])
+    r = _RULE_SETS.c
+    query = sa.select(sa.exists().where(r.version == version, r.status == "accepted"))
+    return bool(_one(source, query, "cannot read rule-set history")[0])
 
 
-def recent_batch(conn: psycopg.Connection, limit: int = 1000) -> pd.DataFrame:
+def recent_batch(source: Source, limit: int = 1000) -> pd.DataFrame:
     """The newest ``limit`` stored transactions as a typed batch, oldest first, via COPY:
     the batch schema's columns and ``band`` (to replay them through new rules)."""
     names = (*NAMES, "band")
@@ -380,26 +391,28 @@ def recent_batch(conn: psycopg.Connection, limit: int = 1000) -> pd.DataFrame:
         " ORDER BY t.ts, t.tx_id"
     ).format(select, sql.Literal(int(limit)))
     kinds = {c.name: c.kind for c in COLUMNS} | {"band": "str"}
-    return _copy_out(conn, query, kinds, "cannot read recent transactions")
+    return _copy_out(source, query, kinds, "cannot read recent transactions")
 
 
-def time_bounds(conn: psycopg.Connection) -> tuple[datetime, datetime] | None:
+def time_bounds(source: Source) -> tuple[datetime, datetime] | None:
     """Event times of the oldest and newest stored transaction; None when there are none."""
-    with storage_errors("cannot read the stored time range"), reading(conn):
-        row = conn.execute("SELECT min(ts), max(ts) FROM transactions").fetchone()
-    return None if row is None or row[0] is None else (row[0], row[1])
+    query = sa.select(sa.func.min(_TX.c.ts), sa.func.max(_TX.c.ts))
+    row = _one(source, query, "cannot read the stored time range")
+    return None if row[0] is None else (row[0], row[1])
 
 
-def pipeline_totals(conn: psycopg.Connection) -> dict[str, Any]:
+def pipeline_totals(source: Source) -> dict[str, Any]:
     """Totals over every committed batch (from ``pipeline_stats``): ``stored``, ``dead``,
     ``alerts_opened``, ``batches`` and ``last_commit`` (None before the first batch)."""
-    query = (
-        "SELECT coalesce(sum(stored), 0), coalesce(sum(dead), 0),"
-        " coalesce(sum(alerts_opened), 0), count(*), max(committed_at) FROM pipeline_stats"
+    p = tables.pipeline_stats.c
+    query = sa.select(
+        sa.func.coalesce(sa.func.sum(p.stored), 0),
+        sa.func.coalesce(sa.func.sum(p.dead), 0),
+        sa.func.coalesce(sa.func.sum(p.alerts_opened), 0),
+        sa.func.count(),
+        sa.func.max(p.committed_at),
     )
-    with storage_errors("cannot read pipeline totals"), reading(conn):
-        row = conn.execute(query).fetchone()
-    stored, dead, opened, batches, last = row  # type: ignore[misc]
+    stored, dead, opened, batches, last = _one(source, query, "cannot read pipeline totals")
     return {
         "stored": int(stored),
         "dead": int(dead),
@@ -410,7 +423,7 @@ def pipeline_totals(conn: psycopg.Connection) -> dict[str, Any]:
 
 
 def stream_position(
-    conn: psycopg.Connection, source: str, tx_prefix: str, *, batches: int = 50
+    store: Source, source: str, tx_prefix: str, *, batches: int = 50
 ) -> tuple[int, datetime] | None:
     """Where a numbered stream stopped: ``(last number + 1, newest ts)`` of the stored
     transactions whose ``tx_id`` is ``tx_prefix`` followed by a number, or None.
@@ -432,14 +445,18 @@ def stream_position(
     """
     like = tx_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     params = {"source": source, "batches": batches, "start": len(tx_prefix) + 1, "like": like}
-    with storage_errors("cannot read the stored stream position"), reading(conn):
+    with (
+        raw(store) as conn,
+        storage_errors("cannot read the stored stream position"),
+        reading(conn),
+    ):
         row = conn.execute(query, params).fetchone()
     if row is None or row[0] is None:
         return None
     return int(row[0]) + 1, row[1]
 
 
-def load_transactions(conn: psycopg.Connection, start: datetime, end: datetime) -> pd.DataFrame:
+def load_transactions(source: Source, start: datetime, end: datetime) -> pd.DataFrame:
     """Every stored transaction with ``start <= ts < end``, oldest first, via COPY.
 
     Columns: the batch schema, then ``risk_score``, ``band``, ``rule_hits`` (JSON text),
@@ -461,10 +478,10 @@ def load_transactions(conn: psycopg.Connection, start: datetime, end: datetime) 
         "rule_set_version": "str",
         "stored_at": "timestamp",
     }
-    return _copy_out(conn, query, kinds, "cannot load transactions")
+    return _copy_out(source, query, kinds, "cannot load transactions")
 
 
-def load_hits(conn: psycopg.Connection, start: datetime, end: datetime) -> pd.DataFrame:
+def load_hits(source: Source, start: datetime, end: datetime) -> pd.DataFrame:
     """Long frame of rule hits (tx_id, ts, rule_id, points) of transactions in [start, end)."""
     query = sql.SQL(
         "SELECT t.tx_id, (extract(epoch FROM t.ts) * 1000000)::bigint, e.key,"
@@ -472,42 +489,59 @@ def load_hits(conn: psycopg.Connection, start: datetime, end: datetime) -> pd.Da
         " WHERE t.ts >= {} AND t.ts < {} ORDER BY t.ts, t.tx_id, e.key"
     ).format(sql.Literal(start), sql.Literal(end))
     kinds = {"tx_id": "str", "ts": "timestamp", "rule_id": "str", "points": "float"}
-    return _copy_out(conn, query, kinds, "cannot load rule hits")
+    return _copy_out(source, query, kinds, "cannot load rule hits")
 
 
-def _fetch(conn: psycopg.Connection, query: Any, params: Any, action: str) -> pd.DataFrame:
-    with storage_errors(action), reading(conn), conn.cursor() as cur:
-        cur.execute(query, params)
-        rows = cur.fetchall()
-        desc = cur.description or []
-    names = [d.name for d in desc]
+def _rows(source: Source, query: Any, action: str) -> tuple[list[tuple], list[str]]:
+    with storage_errors(action):
+        return execute(source, query)
+
+
+def _one(source: Source, query: Any, action: str, *, optional: bool = False) -> Any:
+    rows, _ = _rows(source, query, action)
+    if not rows and not optional:
+        raise StorageError(f"{action}: no row")
+    return rows[0] if rows else None
+
+
+def _fetch(source: Source, query: Any, action: str) -> pd.DataFrame:
+    """A Core statement's rows as a frame, typed from its columns' SQL types."""
+    rows, names = _rows(source, query, action)
     frame = (
         pd.DataFrame(rows, columns=names)
         if rows
         else pd.DataFrame({n: pd.Series([], dtype=object) for n in names})
     )
-    for d in desc:
-        dtype = _DTYPES.get(d.type_code)
+    for name, column in zip(names, query.selected_columns, strict=True):
+        dtype = _dtype(column.type)
         if dtype is None:
             continue
-        col = frame[d.name]
+        col = frame[name]
         if dtype.startswith("datetime"):
-            frame[d.name] = pd.to_datetime(col, utc=True).astype(dtype)
+            frame[name] = pd.to_datetime(col, utc=True).astype(dtype)
         elif dtype == "str":
-            frame[d.name] = (
+            frame[name] = (
                 col.astype("str").where(col.notna(), None) if len(col) else col.astype("str")
             )
         else:
-            frame[d.name] = col.astype(dtype)
+            frame[name] = col.astype(dtype)
     return frame
 
 
 def _copy_out(
-    conn: psycopg.Connection, query: sql.Composable, kinds: Mapping[str, str], action: str
+    source: Source, query: sql.Composable, kinds: Mapping[str, str], action: str
 ) -> pd.DataFrame:
+    # Raw psycopg COPY, not SQLAlchemy: COPY is not in its API, and streaming CSV into pyarrow
+    # is 5-10x faster than fetching the same rows as Python tuples.
     data = bytearray()
     statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)
-    with storage_errors(action), reading(conn), conn.cursor() as cur, cur.copy(statement) as copy:
+    with (
+        raw(source) as conn,
+        storage_errors(action),
+        reading(conn),
+        conn.cursor() as cur,
+        cur.copy(statement) as copy,
+    ):
         for chunk in copy:
             data += chunk
     arrow_types = {
@@ -552,18 +586,18 @@ def _copy_out(
     return pd.DataFrame(out, columns=names)
 
 
-def _bucket_seconds(conn: psycopg.Connection, bucket: str | float | timedelta) -> float:
+def _bucket_seconds(source: Source, bucket: str | float | timedelta) -> float:
     if isinstance(bucket, timedelta):
         seconds = bucket.total_seconds()
     else:
         try:
             seconds = parse_duration(bucket)
         except ValueError:
-            with storage_errors(f"not a bucket size: {bucket!r}"), reading(conn):
-                row = conn.execute(
-                    "SELECT extract(epoch FROM %s::interval)::float8", (bucket,)
-                ).fetchone()
-            seconds = float(row[0]) if row else 0.0
+            query = sa.select(
+                sa.func.extract("epoch", sa.cast(sa.literal(str(bucket)), sa.Interval))
+            )
+            row = _one(source, query, f"not a bucket size: {bucket!r}", optional=True)
+            seconds = float(row[0]) if row and row[0] is not None else 0.0
     if seconds <= 0:
         raise StorageError(f"bucket size must be positive, got {bucket!r}")
     return seconds

@@ -68,20 +68,23 @@ from workbench.schema import COLUMNS, NAMES
 from workbench.scoring.result import ScoredBatch
 from workbench.storage import alerting, notify, partitions
 from workbench.storage.connection import require_idle, translate
+from workbench.storage.tables import names, postgres_type, transactions
 
 _SCORE_COLUMNS = ("risk_score", "band", "rule_set_version")
-_PG_TYPES = {"str": "text", "timestamp": "bigint", "float": "double precision", "bool": "boolean"}
 # Staged ts is epoch microseconds: exact, and far cheaper to parse than timestamp text.
 _STAGE_COLUMNS = ("pos", *(("ts_us" if n == "ts" else n) for n in NAMES), *_SCORE_COLUMNS)
 
-# Money is exact: amounts are staged (and stored) as numeric; batches hold float64 values on
-# the cent grid, which numeric(14,2) reads back exactly.
-_STAGE_TYPES = {c.name: _PG_TYPES[c.kind] for c in COLUMNS} | {"amount": "numeric(14,2)"}
+# The staged row has the stored types (taken from the table declaration, so money is staged
+# as numeric(14,2) too: batches hold float64 values on the cent grid, read back exactly).
+_STAGE_TYPES = {
+    ("ts_us" if n == "ts" else n): ("bigint" if n == "ts" else postgres_type(transactions.c[n]))
+    for n in (*NAMES, *_SCORE_COLUMNS)
+}
 
 _STAGE_DDL = (
     "CREATE TEMP TABLE wb_stage_tx (pos integer, "
-    + ", ".join(f"{'ts_us' if n == 'ts' else n} {t}" for n, t in _STAGE_TYPES.items())
-    + ", risk_score double precision, band text, rule_set_version text) ON COMMIT DELETE ROWS;"
+    + ", ".join(f"{n} {t}" for n, t in _STAGE_TYPES.items())
+    + ") ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE wb_stage_hits (pos integer, rule_id text, points double precision)"
     " ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE wb_stage_dead (source text, worker text, raw text, reason text)"
@@ -153,8 +156,8 @@ WITH stats AS (
 SELECT pg_notify(%(channel)s, %(payload)s)
 """
 
-# The direct path's COPY columns (ts as text) and the alert stage's columns.
-_DIRECT_COLUMNS = (*NAMES, *_SCORE_COLUMNS, "rule_hits")
+# The direct path's COPY columns (ts as text): every stored column but the defaulted one.
+_DIRECT_COLUMNS = tuple(n for n in names(transactions) if n != "stored_at")
 _ALERT_COLUMNS = (
     "tx_id", "ts", "card_id", "amount", "risk_score", "band", "rule_hits", "rule_set_version",
     "alertable",
@@ -320,8 +323,11 @@ class PreparedBatch:
         # Naive UTC text plus "Z": pyarrow formats a zoned timestamp ~40x slower.
         naive = pa.array(self.micros, pa.timestamp("us")).cast(pa.string())
         ts = pc.binary_join_element_wise(naive, "Z", "")
-        arrays = [ts if n == "ts" else _arrow(self.frame[n]) for n in _DIRECT_COLUMNS[:-1]]
-        return pa.Table.from_arrays([*arrays, self.rule_hits], names=list(_DIRECT_COLUMNS))
+        arrays = [
+            ts if n == "ts" else self.rule_hits if n == "rule_hits" else _arrow(self.frame[n])
+            for n in _DIRECT_COLUMNS
+        ]
+        return pa.Table.from_arrays(arrays, names=list(_DIRECT_COLUMNS))
 
     @cached_property
     def direct_tx_csv(self) -> pa.Buffer:
