@@ -119,6 +119,46 @@ def _rises(url: str, since: int, timeout: float = 60) -> int:
     raise AssertionError(f"ingestion stopped: still {since} rows after {timeout:.0f} s")
 
 
+def _notebook_count(cwd: Path) -> int:
+    """Stored transactions as a notebook in ``cwd/notebooks`` sees them, executed in a real
+    kernel with no database configured (it must find the embedded server of ``up``)."""
+    import nbformat
+
+    folder = cwd / "notebooks"
+    folder.mkdir(exist_ok=True)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "from workbench.analysis import load_history\nprint('stored', len(load_history()))"
+        )
+    ]
+    path = folder / "reach.ipynb"
+    nbformat.write(nb, path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--inplace",
+            path.name,
+        ],
+        cwd=folder,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = nbformat.read(path, as_version=4).cells[0].outputs
+    text = "".join(o.get("text", "") for o in out if o.get("output_type") == "stream")
+    match = re.search(r"stored (\d+)", text)
+    assert match, out
+    return int(match.group(1))
+
+
 def _worker_pids(cwd: Path) -> list[int]:
     """Pids of ``workbench run`` processes started from ``cwd`` (the workers of our ups)."""
     pids = []
@@ -149,6 +189,9 @@ def test_up_keeps_its_server_while_other_commands_attach(tmp_path: Path) -> None
         assert printed.returncode == 0, printed.stderr
         assert printed.stdout.strip() == url
         assert _stored(printed.stdout.strip()) >= count
+
+        # A notebook started here with no configuration reads the same database.
+        assert _notebook_count(tmp_path) >= count
 
         # Commands that used to stop the embedded server: each attaches and leaves it running.
         for args in (["db", "status"], ["rules", "status"], ["backtest", str(RULES), "--json"]):

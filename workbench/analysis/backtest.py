@@ -31,13 +31,13 @@ import numpy as np
 import pandas as pd
 
 from workbench import schema
+from workbench.analysis.database import database_url
 from workbench.errors import ConfigError
 from workbench.features import PREVIOUS_LOOKBACK_S
 from workbench.features.spec import PREVIOUS
 from workbench.rules import RuleSet, load_rules, parse_rules
 from workbench.scoring.detector import Detector
-from workbench.settings import Settings
-from workbench.storage import load_transactions, resolve_dsn, shared_store, time_bounds
+from workbench.storage import load_transactions, shared_store, time_bounds
 
 Progress = Callable[[float, int], None]
 """``progress(fraction_of_time_range_done, rows_read_so_far)``."""
@@ -98,15 +98,6 @@ def as_ruleset(rules: RulesLike) -> RuleSet:
     if isinstance(rules, Mapping):
         return parse_rules(rules)
     return load_rules(rules)
-
-
-def default_dsn(settings: Settings | None = None) -> str:
-    """The configured database (``WORKBENCH_DATABASE_URL`` or the libpq ``PG*`` variables)."""
-    settings = settings or Settings.load()
-    dsn = resolve_dsn(settings.libpq, settings.database_url or None)
-    if dsn is None:
-        raise ConfigError("no database configured: set WORKBENCH_DATABASE_URL or PGHOST etc.")
-    return dsn
 
 
 def load_history(
@@ -237,7 +228,7 @@ def _connection(conn, dsn: str | None) -> Iterator:
         yield conn
         return
     # The process's pooled store: notebooks calling this repeatedly reuse its connections.
-    yield shared_store(dsn or default_dsn())
+    yield shared_store(dsn or database_url())
 
 
 def _ts(value: datetime | str) -> pd.Timestamp:
@@ -321,7 +312,6 @@ __all__ = [
     "Backtest",
     "as_ruleset",
     "backtest",
-    "default_dsn",
     "live_hits",
     "load_history",
     "lookback_s",
