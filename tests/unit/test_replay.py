@@ -407,7 +407,7 @@ def test_the_slow_path_gives_what_the_fast_path_gives(handbook_csv, tmp_path, mo
     """A block the fast parser refuses is read line by line with the csv module instead."""
     import pyarrow as pa
 
-    from workbench.sources import replay
+    from workbench.sources import csv_rows
 
     with handbook_csv.open("a") as fh:
         fh.write('99,2018-04-01 00:59:31,"open,3156,1.00,31,0,0,0\n')
@@ -416,7 +416,7 @@ def test_the_slow_path_gives_what_the_fast_path_gives(handbook_csv, tmp_path, mo
     def refuse(*args, **kwargs):
         raise pa.ArrowInvalid("refused on purpose")
 
-    monkeypatch.setattr(replay.pa_csv, "read_csv", refuse)
+    monkeypatch.setattr(csv_rows.pa_csv, "read_csv", refuse)
     slow = read_all(ReplaySource(handbook_csv, mapping="handbook", batch_rows=5))
     pd.testing.assert_frame_equal(fast[0], slow[0])
     pd.testing.assert_frame_equal(fast[1], slow[1])
