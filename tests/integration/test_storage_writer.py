@@ -106,12 +106,35 @@ def test_writer_recovers_when_another_connection_dropped_a_cached_partition(
     conn, db_dsn, make_batch
 ):
     from workbench.storage.connection import connect
+    from workbench.storage.writer import BatchWriter
 
-    write_batch(conn, make_batch(3, start="2026-04-01T00:00:00Z", prefix="a"))
+    writer = BatchWriter(conn)
+    writer.write(make_batch(3, start="2026-04-01T00:00:00Z", prefix="a"))
+    assert date(2026, 4, 1) in writer.partitions.known
     with connect(db_dsn) as other:
         partitions.retention(other, 0, now=datetime(2026, 4, 5, tzinfo=UTC))
-    result = write_batch(conn, make_batch(3, start="2026-04-01T01:00:00Z", prefix="b"))
+    result = writer.write(make_batch(3, start="2026-04-01T01:00:00Z", prefix="b"))
     assert result.stored == 3
+
+
+def test_a_batch_writer_remembers_its_connection_state_and_write_batch_does_not(conn, make_batch):
+    from workbench.storage.writer import BatchWriter
+
+    writer = BatchWriter(conn)
+    assert (writer.staged, writer.conflicted, writer.partitions.known) == (False, False, set())
+    batch = make_batch(5, start="2026-07-01T00:00:00Z")
+    writer.write(batch)
+    assert writer.staged and not writer.conflicted
+    assert {date(2026, 7, 1), date(2026, 7, 2)} <= writer.partitions.known
+    writer.write(batch)  # a replay: stays on the staging path until a batch has no duplicate
+    assert writer.conflicted
+    # Another writer on the same connection shares nothing with this one.
+    other = BatchWriter(conn)
+    assert not other.conflicted and not other.partitions.known
+    assert other.write(batch).duplicates == 5
+    assert other.conflicted
+    writer.retention(0, now=datetime(2026, 7, 10, tzinfo=UTC))
+    assert not writer.partitions.known
 
 
 def test_dead_letters_are_stored_with_their_reason(conn, make_batch):
@@ -219,8 +242,9 @@ def _stored(conn) -> tuple:
 def test_direct_and_staging_paths_store_and_report_the_same(conn, make_batch):
     # The direct COPY builds rule_hits JSON and the summary itself; the staging path has
     # PostgreSQL build them. Same batch, both paths: same rows, alerts and summary.
-    from workbench.storage import writer
+    from workbench.storage.writer import BatchWriter
 
+    writer = BatchWriter(conn)
     conn.execute("SET TimeZone = 'Asia/Kolkata'")  # summaries carry the session's offset
     batch = make_batch(400, step_s=3.5)
     odd = batch.hits["row"] % 3 == 0
@@ -229,18 +253,18 @@ def test_direct_and_staging_paths_store_and_report_the_same(conn, make_batch):
     batch.hits.loc[batch.hits["row"] % 7 == 0, "points"] = 1e-7
     batch.frame.loc[3, "risk_score"] = float("nan")  # NULL: left out of mean and p95
 
-    assert conn not in writer._conflicted
-    direct = write_batch(conn, batch, source="s", worker="w")
+    assert not writer.conflicted
+    direct = writer.write(batch, source="s", worker="w")
     first = _stored(conn)
 
     # Put the connection on the staging path (a replay), then empty the tables.
     other = make_batch(5, start="2026-06-01T00:00:00Z", prefix="other")
-    write_batch(conn, other)
-    write_batch(conn, other)
+    writer.write(other)
+    writer.write(other)
     conn.execute("TRUNCATE transactions, transaction_ids, alerts, alert_hits, pipeline_stats")
-    assert conn in writer._conflicted
-    staged = write_batch(conn, batch, source="s", worker="w")
-    assert conn not in writer._conflicted  # no duplicates: back to the direct path
+    assert writer.conflicted
+    staged = writer.write(batch, source="s", worker="w")
+    assert not writer.conflicted  # no duplicates: back to the direct path
 
     assert _stored(conn) == first
     assert len(first[0]) == 400 and len(first[1]) > 0

@@ -45,12 +45,13 @@ from workbench.storage.queries import (
 )
 from workbench.storage.store import Store
 from workbench.storage.store import shared as shared_store
-from workbench.storage.writer import PreparedBatch, WriteResult, write_batch
+from workbench.storage.writer import BatchWriter, PreparedBatch, WriteResult, write_batch
 
 __all__ = [
     "CHANNEL",
     "MIGRATIONS",
     "BatchSummary",
+    "BatchWriter",
     "HighRow",
     "Listener",
     "PreparedBatch",
