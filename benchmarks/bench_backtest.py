@@ -2,7 +2,7 @@
 
 1. Seed: the simulator's transactions go through one ``Detector`` (the stream's features and
    rules, state carried from batch to batch, exactly as the worker's detect node) and are
-   stored with ``write_batch`` in large batches. Not part of the measured figures.
+   stored with a ``BatchWriter`` in large batches. Not part of the measured figures.
 2. Backtest (the headline): ``workbench.analysis.backtest`` over the whole stored range with
    the same rules: read (COPY, in daily slices, read-ahead in a thread) + features + scoring,
    end to end; then its parts measured alone, side by side in the same run: reading only
@@ -36,7 +36,7 @@ from workbench.schema import NAMES
 from workbench.scoring.detector import Detector
 from workbench.scoring.result import ScoredBatch
 from workbench.sources.simulator import Simulator
-from workbench.storage import connect, upgrade, write_batch
+from workbench.storage import BatchWriter, connect, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -49,12 +49,13 @@ def seed(dsn: str, rows: int, batch: int) -> tuple[int, float]:
     detector = Detector(ruleset)
     stored, t0 = 0, time.perf_counter()
     with connect(dsn) as conn:
+        writer = BatchWriter(conn)
         while stored < rows:
             src = sim.next_batch(min(batch, rows - stored))
             frame, hits, _ = detector.score_frame(src.frame)
             # No alerts: the backtest does not read them, and they would slow the seed.
-            result = write_batch(
-                conn, ScoredBatch(frame=frame, hits=hits, dead=src.dead), alert_min_band=None
+            result = writer.write(
+                ScoredBatch(frame=frame, hits=hits, dead=src.dead), alert_min_band=None
             )
             stored += result.stored
             print(f"\r  seeded {stored:,} rows", end="", flush=True)

@@ -11,7 +11,7 @@ Playwright (Debian chromium, one browser, one context per session), then:
    been destroyed by the server (Bokeh documents built minus destroyed, counted from the
    server's Panel INFO log).
 3. Delay: the worker is stopped; with one page open, ``--commits`` times one small batch is
-   committed with ``workbench.storage.write_batch`` (which NOTIFYs) and the clock runs until
+   committed with a ``workbench.storage.BatchWriter`` (which NOTIFYs) and the clock runs until
    the page's "Transactions" KPI shows the new total.
 
 Bokeh keeps a closed session (and its 500 ms pull) until it has been unused for
@@ -51,7 +51,7 @@ from psycopg import conninfo, sql
 
 from workbench.schema import coerce
 from workbench.scoring.result import ScoredBatch
-from workbench.storage import connect, pipeline_totals, upgrade, write_batch
+from workbench.storage import BatchWriter, connect, pipeline_totals, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -289,6 +289,7 @@ def measure_delay(browser, url: str, db_dsn: str, commits: int) -> dict:
         kpi = page.locator(".kpi-processed")
         kpi.wait_for(timeout=LOAD_TIMEOUT_MS)
         with connect(db_dsn) as conn:
+            writer = BatchWriter(conn)
             stored = pipeline_totals(conn)["stored"]
             page.wait_for_function(KPI_REACHED_JS, arg=[kpi.element_handle(), stored],
                                    timeout=30_000)  # fmt: skip
@@ -300,7 +301,7 @@ def measure_delay(browser, url: str, db_dsn: str, commits: int) -> dict:
                 batch = small_batch(i, 10)
                 frames.clear()
                 t0 = time.perf_counter()
-                want += write_batch(conn, batch, worker="bench", source="bench").stored
+                want += writer.write(batch, worker="bench", source="bench").stored
                 t1 = time.perf_counter()
                 page.wait_for_function(KPI_REACHED_JS, arg=[handle, want], polling="raf",
                                        timeout=10_000)  # fmt: skip
@@ -361,7 +362,7 @@ def bench(args, db_dsn: str, logs: Path) -> None:
             browser.close()
         pages = sum(args.sessions) + mem["opened"] + 1
         docs = (pages, *documents(log))
-        print(f"   write_batch (commit + NOTIFY) ms: p50 {np.median(delay['commit']):.0f}, "
+        print(f"   BatchWriter.write (commit + NOTIFY) ms: p50 {np.median(delay['commit']):.0f}, "
               f"max {delay['commit'].max():.0f}")  # fmt: skip
         for key, label in (("frame", "websocket message"), ("shown", "shown")):
             print(f"   commit -> {label} ms: " + " ".join(f"{v:.0f}" for v in delay[key]))

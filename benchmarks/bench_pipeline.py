@@ -7,7 +7,7 @@
 2. (a) Raw COPY: the rows of run 1, prepared in advance as CSV (scores, ``rule_hits`` JSON
    text; preparing is not timed), COPYed straight into the emptied ``transactions`` (same
    partitions and indexes), one COPY + commit per batch: no staging, no idempotency, no
-   alerts. For reference, the same batches through ``write_batch`` alone (storage only).
+   alerts. For reference, the same batches through a ``BatchWriter`` alone (storage only).
 3. (b) "Like the seed project": one SQLAlchemy ORM object per row, ``session.add`` +
    ``session.commit`` each, into a plain table with the same primary key (psycopg per-row
    INSERT + commit when SQLAlchemy is missing; the output says which).
@@ -49,7 +49,7 @@ from workbench.pipeline.writer import RetryingWriter
 from workbench.rules import load_rules
 from workbench.scoring.detector import Detector
 from workbench.sources.simulator import Simulator
-from workbench.storage import connect, record_rule_set, upgrade, write_batch
+from workbench.storage import BatchWriter, connect, record_rule_set, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -208,16 +208,17 @@ def raw_copy(db_dsn, prepared) -> dict:
 
 
 def storage_only(db_dsn, ruleset, kept) -> dict:
-    """Write the kept scored batches with ``write_batch`` into the emptied tables."""
+    """Write the kept scored batches with one ``BatchWriter`` (as the pipeline does) into the
+    emptied tables."""
     with connect(db_dsn) as conn:
+        writer = BatchWriter(conn)
         conn.execute(f"TRUNCATE {EMPTIED}")
         _checkpoint(conn)
         seconds, stored = [], 0
         start = time.perf_counter()
         for scored in kept:
             t = time.perf_counter()
-            stored += write_batch(
-                conn,
+            stored += writer.write(
                 scored,
                 alert_min_band=ruleset.alert.min_band,
                 alert_dedup_s=ruleset.alert.dedup_s,
@@ -418,7 +419,7 @@ def bench(args, db_dsn: str) -> None:
         ("end-to-end, as fast as possible (rate=None)", full),
         (f"end-to-end, paced at {pace:,.0f} tx/s", paced),
         ("(a) raw COPY of the same rows, prepared", copy),
-        ("    storage only: write_batch of the same batches", store),
+        ("    storage only: BatchWriter.write of the same batches", store),
         (orm["label"], orm),
     ]
     for label, r in lines:

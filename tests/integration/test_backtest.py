@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from workbench.analysis import backtest, load_history
+from workbench.errors import ConfigError
 from workbench.pipeline.graph import Pipeline
 from workbench.pipeline.writer import RetryingWriter
 from workbench.rules import load_rules, parse_rules
@@ -228,3 +229,14 @@ def test_cli_replay_loads_a_file_then_backtest_reproduces_it(db_dsn: str, tmp_pa
     result = backtest(RULES, dsn=db_dsn)
     assert len(result.frame) == 1500
     assert np.array_equal(result.frame["score"].to_numpy(), result.frame["live_score"].to_numpy())
+
+
+def test_load_history_of_an_empty_database_is_an_empty_frame_but_backtest_refuses(
+    db_dsn: str,
+) -> None:
+    # A live notebook may look before its pipeline has stored anything.
+    empty = load_history("2026-01-01", dsn=db_dsn)
+    assert empty.empty and list(empty.columns[:3]) == ["tx_id", "ts", "card_id"]
+    assert load_history(dsn=db_dsn).empty
+    with pytest.raises(ConfigError, match="database is empty"):
+        backtest(str(RULES), dsn=db_dsn)

@@ -15,7 +15,7 @@ from workbench.dashboard.editor import RANGE, EditorView
 from workbench.pipeline.reload import Publisher, read_directory
 from workbench.rules import version_of
 from workbench.storage import rule_set_history, write_batch
-from workbench.storage.queries import active_rule_set
+from workbench.storage.rule_sets import active as active_rule_set
 
 pytestmark = pytest.mark.integration
 

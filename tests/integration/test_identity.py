@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import pytest
 
-from workbench.storage import connect, partitions, queries
+from workbench import storage
+from workbench.storage import connect, partitions
 from workbench.storage.writer import write_batch
 
 pytestmark = pytest.mark.integration
@@ -64,13 +65,13 @@ def test_a_batch_written_twice_stores_nothing_new_and_no_dead_letter(conn, make_
         # Dead letters seen by the run count as dead: records = stored + duplicates + dead.
         assert (again.stored, again.duplicates, again.dead) == (0, 300, 2)
         assert (again.alerts_opened, again.alerts_attached) == (0, 0)
-    counts = queries.counts(conn)
+    counts = storage.stats.counts(conn)
     assert counts["stored"] == 300 and counts["dead"] == 2
     # The same record with another reason, or from another source, is another dead letter.
     other = make_batch(0, dead=[('{"amount": "abc"}', "amount is negative")])
     assert write_batch(conn, other, source="replay:a.csv").dead == 1
     assert write_batch(conn, make_batch(0, dead=dead[:1]), source="replay:b.csv").dead == 1
-    assert queries.counts(conn)["dead"] == 4
+    assert storage.stats.counts(conn)["dead"] == 4
 
 
 def test_retention_forgets_the_ids_of_the_partitions_it_drops(conn, make_batch):

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from tests.integration.conftest import build_scored
+from workbench import storage
 from workbench.storage import write_batch
 from workbench.storage.connection import connect
 from workbench.storage.migrations import MIGRATIONS, upgrade
@@ -101,13 +102,12 @@ def test_wave1_float_amounts_are_converted_in_place(empty_dsn):
 
 
 def test_amounts_read_back_into_frames_are_the_nearest_doubles(conn):
-    from workbench.storage import queries
 
     texts = ["0.10", "0.20", "999999999.99", "12.34"]
     batch = build_scored(len(texts))
     batch.frame["amount"] = pd.Series([float(t) for t in texts])
     write_batch(conn, batch)
-    frame = queries.load_transactions(
+    frame = storage.transactions.load(
         conn, pd.Timestamp("2000-01-01", tz="UTC"), pd.Timestamp("2100-01-01", tz="UTC")
     )
     assert frame["amount"].tolist() == [float(t) for t in texts]

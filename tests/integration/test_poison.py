@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from workbench import storage
 from workbench.errors import DataRefused, SchemaError
 from workbench.pipeline.writer import RetryingWriter
-from workbench.storage import connect, queries
+from workbench.storage import connect
 from workbench.storage.isolation import Isolation, write_isolating
 from workbench.storage.writer import write_batch
 
@@ -87,7 +88,7 @@ def test_poison_tx_id_and_card_id_in_one_batch_cost_few_writes(conn, make_batch)
     assert iso.parts_written + iso.refusals <= 2 * 2 * 11 + 2
     reasons = [r[0] for r in conn.execute("SELECT reason FROM dead_letters")]
     assert len(reasons) == 2 and all("SQLSTATE 54000" in r for r in reasons)
-    counts = queries.counts(conn)
+    counts = storage.stats.counts(conn)
     assert counts["stored"] == 998 and counts["dead"] == 2
     # Alerts were raised for the good rows as for any batch.
     high = batch.frame["band"].eq("High")
@@ -104,7 +105,7 @@ def test_a_poisoned_batch_written_twice_adds_nothing(conn, make_batch):
     # Counted as seen by the run (the equation holds), stored once.
     assert (second.stored, second.duplicates, second.dead) == (0, 197, 3)
     assert conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0] == 3
-    assert queries.counts(conn)["stored"] == 197
+    assert storage.stats.counts(conn)["stored"] == 197
 
 
 def test_the_batch_dead_letters_travel_once_with_a_poisoned_batch(conn, make_batch):

@@ -29,7 +29,7 @@ from workbench.rules import version_of
 from workbench.scoring.detector import Detector
 from workbench.sources.simulator import Simulator
 from workbench.storage import connect, rule_set_history
-from workbench.storage.queries import active_rule_set
+from workbench.storage.rule_sets import active as active_rule_set
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import pytest
 
 from workbench.rules import version_of
 from workbench.storage import BatchSummary, Listener, connect
-from workbench.storage.queries import active_rule_set
+from workbench.storage.rule_sets import active as active_rule_set
 
 pytestmark = pytest.mark.integration
 

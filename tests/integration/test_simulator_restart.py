@@ -14,7 +14,7 @@ import pytest
 from workbench.settings import Settings
 from workbench.sources.simulator import Simulator
 from workbench.storage import connect
-from workbench.storage.queries import stream_position
+from workbench.storage.transactions import stream_position
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.storage import queries
+from workbench import storage
 from workbench.storage.writer import write_batch
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def test_several_rows_of_one_card_in_one_batch_open_one_alert(conn, make_batch):
     [(card, tx_id, hits, score, band, rules, status)] = _alerts(conn)
     assert (card, tx_id, hits, score, band, status) == ("c1", "tx0000000", 3, 90.0, "High", "open")
     assert rules == {"big_amount": 40, "new_country": 50}  # each rule's maximum points
-    attached = queries.alert_hits(conn, 1)
+    attached = storage.alerts.hits(conn, 1)
     assert attached["tx_id"].tolist() == ["tx0000000", "tx0000002", "tx0000003"]
 
 
@@ -89,7 +89,7 @@ def test_a_gap_longer_than_the_window_inside_one_batch_opens_two_alerts(conn, ma
 
 def test_after_close_a_new_alert_opens(conn, make_batch):
     _write(conn, make_batch(1, cards=["c1"], scores=[80], start="2026-01-01T10:00:00Z"))
-    queries.set_disposition(conn, 1, "false_positive", "ana", "known traveller")
+    storage.alerts.set_disposition(conn, 1, "false_positive", "ana", "known traveller")
     result = _write(
         conn, make_batch(1, cards=["c1"], scores=[80], start="2026-01-01T10:01:00Z", prefix="b")
     )

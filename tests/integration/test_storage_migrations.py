@@ -8,6 +8,7 @@ from datetime import date
 import psycopg
 import pytest
 
+from workbench import storage
 from workbench.errors import StorageError
 from workbench.schema import NAMES
 from workbench.storage import connection, migrations
@@ -193,7 +194,7 @@ def test_transactions_table_has_every_schema_column(conn):
 
 @pytest.mark.integration
 def test_a_wave_1_database_upgrades_with_its_data(empty_dsn, make_batch):
-    from workbench.storage import partitions, queries
+    from workbench.storage import partitions
     from workbench.storage.writer import write_batch
 
     with connect(empty_dsn) as conn:
@@ -237,4 +238,4 @@ def test_a_wave_1_database_upgrades_with_its_data(empty_dsn, make_batch):
         batch.frame.loc[0, "tx_id"] = "a"  # stored already, with another ts
         result = write_batch(conn, batch, alert_min_band="none")
         assert (result.stored, result.duplicates) == (2, 1)
-        assert queries.counts(conn)["stored"] == 5
+        assert storage.stats.counts(conn)["stored"] == 5

@@ -9,9 +9,10 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import pytest
 
+from workbench import storage
 from workbench.errors import ConfigError
 from workbench.schema import NAMES
-from workbench.storage import partitions, queries
+from workbench.storage import partitions
 from workbench.storage.writer import write_batch
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,7 @@ def test_a_batch_stores_exactly_its_rows_with_scores_and_hits(conn, make_batch):
     result = write_batch(conn, batch, source="sim", worker="w1")
     assert (result.stored, result.duplicates, result.dead) == (300, 0, 0)
 
-    stored = queries.load_transactions(conn, START, END)
+    stored = storage.transactions.load(conn, START, END)
     assert len(stored) == 300
     expected = batch.frame.sort_values(["ts", "tx_id"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(stored[list(NAMES)], expected[list(NAMES)])
@@ -37,7 +38,7 @@ def test_a_batch_stores_exactly_its_rows_with_scores_and_hits(conn, make_batch):
     assert hits["tx0000010"] == {}
     assert hits["tx0000050"] == {"big_amount": 40}
     assert hits["tx0000095"] == {"big_amount": 40, "new_country": 55}
-    long = queries.load_hits(conn, START, END)
+    long = storage.transactions.load_hits(conn, START, END)
     assert len(long) == len(batch.hits)
     assert long.dtypes["points"] == "float64"
 
@@ -50,7 +51,7 @@ def test_writing_the_same_batch_twice_stores_it_once(conn, make_batch):
     assert (second.stored, second.duplicates) == (0, 200)
     assert (second.alerts_opened, second.alerts_attached) == (0, 0)
     assert second.summary.bands == {"Low": 0, "Medium": 0, "High": 0}
-    counts = queries.counts(conn)
+    counts = storage.stats.counts(conn)
     assert counts["stored"] == 200
     assert counts["alerts_open"] == first.alerts_opened
     hit_count = conn.execute("SELECT sum(hit_count) FROM alerts").fetchone()[0]
@@ -96,22 +97,45 @@ def test_retention_drops_whole_old_partitions_only(conn, make_batch):
     dropped = partitions.retention(conn, 1, now=datetime(2026, 2, 3, 12, tzinfo=UTC))
     assert dropped == [date(2026, 2, 1)]  # Feb 2 ends at Feb 3 00:00, after the cutoff
     assert date(2026, 2, 1) not in partitions.list_partitions(conn)
-    assert queries.counts(conn)["stored"] == 10
+    assert storage.stats.counts(conn)["stored"] == 10
     # A late row for the dropped day still finds (re-creates) its partition.
     write_batch(conn, make_batch(1, start="2026-02-01T11:00:00Z", prefix="late"))
-    assert queries.counts(conn)["stored"] == 11
+    assert storage.stats.counts(conn)["stored"] == 11
 
 
 def test_writer_recovers_when_another_connection_dropped_a_cached_partition(
     conn, db_dsn, make_batch
 ):
     from workbench.storage.connection import connect
+    from workbench.storage.writer import BatchWriter
 
-    write_batch(conn, make_batch(3, start="2026-04-01T00:00:00Z", prefix="a"))
+    writer = BatchWriter(conn)
+    writer.write(make_batch(3, start="2026-04-01T00:00:00Z", prefix="a"))
+    assert date(2026, 4, 1) in writer.partitions.known
     with connect(db_dsn) as other:
         partitions.retention(other, 0, now=datetime(2026, 4, 5, tzinfo=UTC))
-    result = write_batch(conn, make_batch(3, start="2026-04-01T01:00:00Z", prefix="b"))
+    result = writer.write(make_batch(3, start="2026-04-01T01:00:00Z", prefix="b"))
     assert result.stored == 3
+
+
+def test_a_batch_writer_remembers_its_connection_state_and_write_batch_does_not(conn, make_batch):
+    from workbench.storage.writer import BatchWriter
+
+    writer = BatchWriter(conn)
+    assert (writer.staged, writer.conflicted, writer.partitions.known) == (False, False, set())
+    batch = make_batch(5, start="2026-07-01T00:00:00Z")
+    writer.write(batch)
+    assert writer.staged and not writer.conflicted
+    assert {date(2026, 7, 1), date(2026, 7, 2)} <= writer.partitions.known
+    writer.write(batch)  # a replay: stays on the staging path until a batch has no duplicate
+    assert writer.conflicted
+    # Another writer on the same connection shares nothing with this one.
+    other = BatchWriter(conn)
+    assert not other.conflicted and not other.partitions.known
+    assert other.write(batch).duplicates == 5
+    assert other.conflicted
+    writer.retention(0, now=datetime(2026, 7, 10, tzinfo=UTC))
+    assert not writer.partitions.known
 
 
 def test_dead_letters_are_stored_with_their_reason(conn, make_batch):
@@ -124,7 +148,7 @@ def test_dead_letters_are_stored_with_their_reason(conn, make_batch):
     )
     result = write_batch(conn, batch, source="replay:file.csv", worker="w9")
     assert result.dead == 2
-    dead = queries.dead_letters(conn)
+    dead = storage.dead_letters.recent(conn)
     assert len(dead) == 2
     assert set(dead["reason"]) == {"amount is not a number: 'abc'", "bad line"}
     assert set(dead["source"]) == {"replay:file.csv"}
@@ -135,7 +159,7 @@ def test_a_batch_of_only_dead_letters_is_stored(conn, make_batch):
     batch = make_batch(0, dead=[("{}", "missing required column(s): tx_id")])
     result = write_batch(conn, batch)
     assert (result.stored, result.dead) == (0, 1)
-    assert queries.counts(conn)["dead"] == 1
+    assert storage.stats.counts(conn)["dead"] == 1
 
 
 def test_pipeline_stats_row_per_batch(conn, make_batch):
@@ -153,7 +177,7 @@ def test_pipeline_stats_row_per_batch(conn, make_batch):
 def test_empty_batch_touches_nothing(conn, make_batch):
     result = write_batch(conn, make_batch(0))
     assert result.stored == 0
-    assert queries.counts(conn)["batches"] == 0
+    assert storage.stats.counts(conn)["batches"] == 0
 
 
 def test_unknown_alert_band_is_refused(conn, make_batch):
@@ -166,7 +190,7 @@ def test_text_columns_made_of_several_chunks_are_written_intact(conn, make_batch
     # chunk is empty; the CSV encoder must still see the text, not NUL bytes.
     import pandas as pd
 
-    from workbench.storage import dead_letters, write_batch
+    from workbench.storage import write_batch
 
     scored = make_batch(2, prefix="chunk")
     scored.dead = pd.concat(
@@ -183,7 +207,7 @@ def test_text_columns_made_of_several_chunks_are_written_intact(conn, make_batch
     )
     result = write_batch(conn, scored)
     assert result.dead == 3
-    stored = dead_letters(conn, 10)
+    stored = storage.dead_letters.recent(conn, 10)
     assert sorted(stored["raw"]) == [f'{{"a": "b{i}"}}' for i in range(3)]
 
 
@@ -219,8 +243,9 @@ def _stored(conn) -> tuple:
 def test_direct_and_staging_paths_store_and_report_the_same(conn, make_batch):
     # The direct COPY builds rule_hits JSON and the summary itself; the staging path has
     # PostgreSQL build them. Same batch, both paths: same rows, alerts and summary.
-    from workbench.storage import writer
+    from workbench.storage.writer import BatchWriter
 
+    writer = BatchWriter(conn)
     conn.execute("SET TimeZone = 'Asia/Kolkata'")  # summaries carry the session's offset
     batch = make_batch(400, step_s=3.5)
     odd = batch.hits["row"] % 3 == 0
@@ -229,18 +254,18 @@ def test_direct_and_staging_paths_store_and_report_the_same(conn, make_batch):
     batch.hits.loc[batch.hits["row"] % 7 == 0, "points"] = 1e-7
     batch.frame.loc[3, "risk_score"] = float("nan")  # NULL: left out of mean and p95
 
-    assert conn not in writer._conflicted
-    direct = write_batch(conn, batch, source="s", worker="w")
+    assert not writer.conflicted
+    direct = writer.write(batch, source="s", worker="w")
     first = _stored(conn)
 
     # Put the connection on the staging path (a replay), then empty the tables.
     other = make_batch(5, start="2026-06-01T00:00:00Z", prefix="other")
-    write_batch(conn, other)
-    write_batch(conn, other)
+    writer.write(other)
+    writer.write(other)
     conn.execute("TRUNCATE transactions, transaction_ids, alerts, alert_hits, pipeline_stats")
-    assert conn in writer._conflicted
-    staged = write_batch(conn, batch, source="s", worker="w")
-    assert conn not in writer._conflicted  # no duplicates: back to the direct path
+    assert writer.conflicted
+    staged = writer.write(batch, source="s", worker="w")
+    assert not writer.conflicted  # no duplicates: back to the direct path
 
     assert _stored(conn) == first
     assert len(first[0]) == 400 and len(first[1]) > 0
@@ -266,7 +291,7 @@ def test_a_batch_overlapping_stored_rows_stores_only_the_new_ones(db_dsn, make_b
         result = write_batch(second, _rows(full, 50, 150))
         assert (result.stored, result.duplicates) == (50, 50)
         assert result.summary.rows == 50
-        assert queries.counts(second)["stored"] == 150
+        assert storage.stats.counts(second)["stored"] == 150
         high = int((full.frame["band"] == "High").sum())
         assert second.execute("SELECT count(*) FROM alert_hits").fetchone()[0] == high
         assert second.execute("SELECT sum(hit_count) FROM alerts").fetchone()[0] == high

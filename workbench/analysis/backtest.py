@@ -1,6 +1,6 @@
 """Backtest: re-score stored history with a candidate rule set, exactly as the stream would.
 
-The history of ``[start, end)`` is read with COPY (:func:`workbench.storage.load_transactions`)
+The history of ``[start, end)`` is read with COPY (:func:`workbench.storage.transactions.load`)
 in time slices, and each slice goes through a :class:`~workbench.scoring.detector.Detector` —
 the object the pipeline's detect node uses — so features and scores come from the same code
 as the stream's. Features are point-in-time: a row sees only rows strictly before it, and a
@@ -37,7 +37,7 @@ from workbench.features import PREVIOUS_LOOKBACK_S
 from workbench.features.spec import PREVIOUS
 from workbench.rules import RuleSet, load_rules, parse_rules
 from workbench.scoring.detector import Detector
-from workbench.storage import load_transactions, shared_store, time_bounds
+from workbench.storage import shared_store, transactions
 
 Progress = Callable[[float, int], None]
 """``progress(fraction_of_time_range_done, rows_read_so_far)``."""
@@ -110,11 +110,15 @@ def load_history(
     """Stored transactions of ``[start, end)`` (default: all), oldest first, read with COPY.
 
     Columns: the batch schema, then ``risk_score``, ``band``, ``rule_hits`` (JSON text),
-    ``rule_set_version`` and ``stored_at``.
+    ``rule_set_version`` and ``stored_at``. An open range of a database that holds nothing
+    yet (a notebook looking while its pipeline starts) is an empty frame, not an error.
     """
     with _connection(conn, dsn) as c:
-        lo, hi = _range(c, start, end)
-        return load_transactions(c, lo.to_pydatetime(), hi.to_pydatetime())
+        if (start is None or end is None) and transactions.time_bounds(c) is None:
+            lo = hi = _ts(start if start is not None else "1970-01-01")
+        else:
+            lo, hi = _range(c, start, end)
+        return transactions.load(c, lo.to_pydatetime(), hi.to_pydatetime())
 
 
 def lookback_s(ruleset: RuleSet) -> float:
@@ -145,7 +149,7 @@ def backtest(
     ruleset = as_ruleset(rules)
     began = time.perf_counter()
     with _connection(conn, dsn) as c:
-        bounds = time_bounds(c)
+        bounds = transactions.time_bounds(c)
         lo, hi = _range(c, start, end, bounds)
         first = lo
         if warmup and bounds is not None:  # no slices to read before the oldest stored row
@@ -239,7 +243,7 @@ def _ts(value: datetime | str) -> pd.Timestamp:
 def _range(conn, start, end, bounds=False) -> tuple[pd.Timestamp, pd.Timestamp]:
     """``[start, end)`` as UTC timestamps; open ends from the stored bounds."""
     if bounds is False:
-        bounds = time_bounds(conn) if start is None or end is None else None
+        bounds = transactions.time_bounds(conn) if start is None or end is None else None
     if bounds is None and (start is None or end is None):
         raise ConfigError("no stored transactions to backtest (the database is empty)")
     lo = _ts(start) if start is not None else _ts(bounds[0])
@@ -263,7 +267,7 @@ def _prefetch(conn, slices, read_s: list[float]):
 
     def read(a: pd.Timestamp, b: pd.Timestamp) -> pd.DataFrame:
         t0 = time.perf_counter()
-        frame = load_transactions(conn, a.to_pydatetime(), b.to_pydatetime())
+        frame = transactions.load(conn, a.to_pydatetime(), b.to_pydatetime())
         read_s[0] += time.perf_counter() - t0
         return frame
 

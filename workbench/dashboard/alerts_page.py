@@ -16,7 +16,6 @@ import asyncio
 import functools
 import getpass
 import logging
-from contextlib import nullcontext
 from typing import Any
 
 import pandas as pd
@@ -25,15 +24,7 @@ import panel as pn
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.errors import RuleError, RuleSetError, WorkbenchError
 from workbench.rules import parse_rules
-from workbench.storage import (
-    alert_hits,
-    alerts,
-    card_history,
-    rule_set_files,
-    set_disposition,
-    shared_store,
-    transaction,
-)
+from workbench.storage import Store, shared_store
 
 log = logging.getLogger(__name__)
 
@@ -197,19 +188,18 @@ class AlertsView:
     # -- database (worker threads) ------------------------------------------------------
 
     def _read_queue(self) -> pd.DataFrame:
-        with nullcontext(shared_store(self.dsn)) as conn:
-            return alerts(conn, status="open", limit=QUEUE_ROWS)
+        return shared_store(self.dsn).alerts.page(status="open", limit=QUEUE_ROWS)
 
     def _read_detail(self, alert_id: int) -> dict[str, Any] | None:
-        with nullcontext(shared_store(self.dsn)) as conn:
-            frame = alerts(conn, limit=1, alert_id=alert_id)
-            if frame.empty:
-                return None
-            found = frame.iloc[0].to_dict()
-            hits = alert_hits(conn, alert_id)
-            tx = transaction(conn, found["tx_id"], found["ts"])
-            card = card_history(conn, found["card_id"], limit=HISTORY_ROWS)
-            rules = _rule_texts(conn, found.get("rule_set_version"))
+        store = shared_store(self.dsn)
+        frame = store.alerts.page(limit=1, alert_id=alert_id)
+        if frame.empty:
+            return None
+        found = frame.iloc[0].to_dict()
+        hits = store.alerts.hits(alert_id)
+        tx = store.transactions.get(found["tx_id"], found["ts"])
+        card = store.transactions.card_history(found["card_id"], limit=HISTORY_ROWS)
+        rules = _rule_texts(store, found.get("rule_set_version"))
         return {
             "alert": found,
             "transaction": tx,
@@ -219,8 +209,7 @@ class AlertsView:
         }
 
     def _write_disposition(self, alert_id: int, disposition: str, user: str, notes) -> None:
-        with nullcontext(shared_store(self.dsn)) as conn:
-            set_disposition(conn, alert_id, disposition, user, notes)
+        shared_store(self.dsn).alerts.set_disposition(alert_id, disposition, user, notes)
 
 
 def explanation(points: dict[str, float], rules: dict[str, Any]) -> pd.DataFrame:
@@ -246,10 +235,10 @@ def _parsed_rules(version: str, files: tuple[tuple[str, str], ...]) -> dict[str,
     return {rule.id: rule for rule in ruleset.rules}
 
 
-def _rule_texts(conn, version: str | None) -> dict[str, Any]:
+def _rule_texts(store: Store, version: str | None) -> dict[str, Any]:
     if not version:
         return {}
-    files = rule_set_files(conn, version)
+    files = store.rule_sets.files(version)
     return _parsed_rules(version, tuple(sorted(files.items()))) if files else {}
 
 

@@ -13,7 +13,7 @@
   directory atomically (temporary file + ``os.replace``) after the same checks and dry run as
   the workers' watcher, and records the accepted version in ``rule_sets`` with the editor's
   user as author. The row is written and the file replaced under the publication lock
-  (:func:`~workbench.storage.queries.publish_rule_set`), so a worker's watcher that sees the
+  (:func:`~workbench.storage.rule_sets.publish`), so a worker's watcher that sees the
   new file finds the version recorded already and adds nothing: the author stays the editor's.
   Until the workbench has authentication the user is the dashboard process's OS user, or
   ``anonymous``.
@@ -30,7 +30,6 @@ import contextlib
 import difflib
 import os
 import tempfile
-from contextlib import nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,8 +43,7 @@ from workbench.pipeline.reload import author_name, dry_run, read_directory, roll
 from workbench.rules import RuleSet, parse_rules
 from workbench.rules.limits import clip
 from workbench.scoring.whatif import WhatIf, what_if
-from workbench.storage import load_transactions, rule_set_history, shared_store
-from workbench.storage.queries import active_rule_set, publish_rule_set, recent_batch
+from workbench.storage import rule_sets, shared_store
 
 DEFAULT_ROWS = 20_000
 MAX_ROWS = 1_000_000
@@ -395,29 +393,28 @@ class EditorView:
     # -- database and files (worker threads) ------------------------------------------------
 
     def _read_active(self) -> tuple[str | None, dict[str, str]]:
-        with nullcontext(shared_store(self.dsn)) as conn:
-            active = active_rule_set(conn)
+        store = shared_store(self.dsn)
+        active = store.rule_sets.active()
         if active is not None:
             return active["version"], dict(active["files"])
         return None, read_directory(self.rules_dir)
 
     def _read_history(self) -> pd.DataFrame:
-        with nullcontext(shared_store(self.dsn)) as conn:
-            return rule_set_history(conn, limit=HISTORY_ROWS)
+        return shared_store(self.dsn).rule_sets.history(limit=HISTORY_ROWS)
 
     def _what_if(self, candidate: RuleSet) -> WhatIf | None:
         active = parse_rules(self.files)
-        with nullcontext(shared_store(self.dsn)) as conn:
-            if self.mode.value == LAST_N:
-                n = max(1, min(int(self.rows.value or DEFAULT_ROWS), MAX_ROWS))
-                rows = recent_batch(conn, limit=n + WARMUP_ROWS)
-                warmup, history = rows.iloc[: max(len(rows) - n, 0)], rows.iloc[-n:]
-            else:
-                if self.start.value is None or self.end.value is None:
-                    raise ConfigError("choose a time range (From and To)")
-                start, end = _utc(self.start.value), _utc(self.end.value)
-                history = load_transactions(conn, start, end)
-                warmup = load_transactions(conn, start - timedelta(seconds=WARMUP_S), start)
+        store = shared_store(self.dsn)
+        if self.mode.value == LAST_N:
+            n = max(1, min(int(self.rows.value or DEFAULT_ROWS), MAX_ROWS))
+            rows = store.transactions.recent_batch(limit=n + WARMUP_ROWS)
+            warmup, history = rows.iloc[: max(len(rows) - n, 0)], rows.iloc[-n:]
+        else:
+            if self.start.value is None or self.end.value is None:
+                raise ConfigError("choose a time range (From and To)")
+            start, end = _utc(self.start.value), _utc(self.end.value)
+            history = store.transactions.load(start, end)
+            warmup = store.transactions.load(start - timedelta(seconds=WARMUP_S), start)
         if history.empty:
             return None
         return what_if(active, candidate, history, warmup=warmup)
@@ -454,7 +451,7 @@ class EditorView:
                     f"dry run on recent transactions failed: {type(exc).__name__}: {clip(exc)}",
                     file=name,
                 ) from exc
-            recorded = publish_rule_set(
+            recorded = rule_sets.publish(
                 conn,
                 ruleset.version,
                 texts,

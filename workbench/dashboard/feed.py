@@ -12,19 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from contextlib import nullcontext
 
 from workbench.dashboard.hub import TRANSACTIONS, Hub
 from workbench.errors import StorageError
-from workbench.storage import (
-    BatchSummary,
-    Listener,
-    last_rule_set,
-    open_alert_count,
-    pipeline_totals,
-    recent_transactions,
-    shared_store,
-)
+from workbench.storage import BatchSummary, Listener, Store, shared_store
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +68,15 @@ class Feed:
         """One connected period: LISTEN first (so nothing committed after the totals is
         missed), then the totals, then notifications until the connection is lost."""
         # LISTEN keeps a dedicated connection; every read borrows from the process's pool.
-        with Listener(self.dsn) as listener, nullcontext(shared_store(self.dsn)) as conn:
-            totals = pipeline_totals(conn)
+        store = shared_store(self.dsn)
+        with Listener(self.dsn) as listener:
+            totals = store.stats.pipeline_totals()
             self.hub.start_totals(
-                totals["stored"], totals["dead"], totals["alerts_opened"], open_alert_count(conn)
+                totals["stored"], totals["dead"], totals["alerts_opened"], store.alerts.open_count()
             )
             self.hub.set_health(database="ok")
             self.connected.set()
-            self._refresh(conn)
+            self._refresh(store)
             last = time.monotonic()
             dirty = False
             while not self._stop.is_set():
@@ -96,13 +88,13 @@ class Feed:
                     dirty = True
                 elapsed = time.monotonic() - last
                 if (dirty and elapsed >= REFRESH_S) or elapsed >= IDLE_REFRESH_S:
-                    self._refresh(conn)
+                    self._refresh(store)
                     last, dirty = time.monotonic(), False
 
-    def _refresh(self, conn) -> None:
-        self.hub.add_transactions(recent_transactions(conn, limit=TRANSACTIONS // 2))
-        self.hub.set_open_alerts(open_alert_count(conn))
-        last = last_rule_set(conn)
+    def _refresh(self, store: Store) -> None:
+        self.hub.add_transactions(store.transactions.recent(limit=TRANSACTIONS // 2))
+        self.hub.set_open_alerts(store.alerts.open_count())
+        last = store.rule_sets.last()
         if last is not None:
             self.hub.set_health(
                 reload_status=last["status"],

@@ -1,8 +1,8 @@
 """The history page of one session: a time range, bucketed plots computed in SQL, drill-down.
 
 Counts, band mix, score percentiles, alerts and labelled fraud per bucket come from one
-``GROUP BY`` in PostgreSQL (:func:`workbench.storage.bucketed`), so a day or a month costs
-the same to draw. The transaction scatter loads the rows of the range by COPY and is
+``GROUP BY`` in PostgreSQL (:func:`workbench.storage.transactions.bucketed`), so a day or a
+month costs the same to draw. The transaction scatter loads the rows of the range by COPY and is
 rasterized by datashader when the range holds more than :data:`RAW_POINTS` of them; beyond
 :data:`MAX_POINTS` it asks for a shorter range instead of loading everything. Ranges are in
 event time and relative to the newest stored transaction (the simulator's clock may run
@@ -12,7 +12,6 @@ faster than the wall clock).
 from __future__ import annotations
 
 import asyncio
-from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,13 +23,7 @@ import panel as pn
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.dashboard.theme import BAND_COLORS
 from workbench.errors import WorkbenchError
-from workbench.storage import (
-    bucketed,
-    card_history,
-    load_transactions,
-    shared_store,
-    time_bounds,
-)
+from workbench.storage import shared_store
 
 PRESETS = {
     "Last 15 minutes": 900,
@@ -148,15 +141,14 @@ class HistoryView:
     # -- database (worker threads) --------------------------------------------------------
 
     def _bounds(self):
-        with nullcontext(shared_store(self.dsn)) as conn:
-            return time_bounds(conn)
+        return shared_store(self.dsn).transactions.time_bounds()
 
     def _read(self, start: datetime, end: datetime) -> dict[str, Any]:
         step = bucket_for(start, end)
-        with nullcontext(shared_store(self.dsn)) as conn:
-            buckets = bucketed(conn, start, end, step)
-            total = int(buckets["transactions"].sum())
-            points = load_transactions(conn, start, end) if 0 < total <= MAX_POINTS else None
+        store = shared_store(self.dsn)
+        buckets = store.transactions.bucketed(start, end, step)
+        total = int(buckets["transactions"].sum())
+        points = store.transactions.load(start, end) if 0 < total <= MAX_POINTS else None
         note = f"{total:,} transactions in buckets of {_duration(step)}."
         if total > MAX_POINTS:
             note += f" More than {MAX_POINTS:,}: choose a shorter range to see single transactions."
@@ -165,8 +157,7 @@ class HistoryView:
         return {"buckets": buckets, "points": points, "note": note, "step": step}
 
     def _card(self, card: str) -> pd.DataFrame:
-        with nullcontext(shared_store(self.dsn)) as conn:
-            return card_history(conn, card, limit=CARD_ROWS)
+        return shared_store(self.dsn).transactions.card_history(card, limit=CARD_ROWS)
 
 
 def _plots(result: dict[str, Any]):

@@ -41,15 +41,7 @@ from workbench.rules import RuleSet, parse_rules, version_of
 from workbench.rules.files import read_directory
 from workbench.rules.limits import MAX_ERRORS, MAX_MESSAGE, clip
 from workbench.scoring.scorer import Scorer
-from workbench.storage import Listener, connect, last_rule_set
-from workbench.storage.queries import (
-    RULES_CHANNEL,
-    active_rule_set,
-    publish_rule_set,
-    recent_batch,
-    rule_set_accepted_before,
-    rule_set_files,
-)
+from workbench.storage import Listener, connect, rule_sets, transactions
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +117,7 @@ class DryRun:
 def dry_run(ruleset: RuleSet, conn: Any, rows: int = DRY_RUN_ROWS) -> DryRun:
     """Score the newest ``rows`` stored transactions with ``ruleset`` (features computed on
     that sample alone); raises whatever scoring raises."""
-    recent = recent_batch(conn, limit=rows)
+    recent = transactions.recent_batch(conn, limit=rows)
     if not len(recent):
         return DryRun()
     batch = recent[list(schema.NAMES)]
@@ -222,8 +214,8 @@ class Publisher:
         if version == self.seen:
             return None
         conn = self._connection()
-        if startup and rule_set_accepted_before(conn, version):
-            active = active_rule_set(conn)
+        if startup and rule_sets.accepted_before(conn, version):
+            active = rule_sets.active(conn)
             if active is not None and active["version"] != version:
                 log.warning(
                     "rules: the directory holds version %s, accepted before; version %s "
@@ -249,7 +241,7 @@ class Publisher:
             return self._reject(version, texts, failure, startup)
         self.compiled.put(ruleset)
         self.last_error = None
-        recorded = publish_rule_set(
+        recorded = rule_sets.publish(
             conn, version, texts, self.author, "accepted", still_current=self._current(version)
         )
         self.seen = version
@@ -282,7 +274,7 @@ class Publisher:
             log.error(
                 "rules: version %s refused; the last good rules keep scoring:\n%s", version, lines
             )
-        publish_rule_set(
+        rule_sets.publish(
             self._connection(),
             version,
             texts,
@@ -321,7 +313,9 @@ class Follower:
         while not self._stop.is_set():
             listener = conn = None
             try:
-                listener = Listener(self.dsn, RULES_CHANNEL)  # LISTEN first: nothing is missed
+                listener = Listener(
+                    self.dsn, rule_sets.RULES_CHANNEL
+                )  # LISTEN first: nothing is missed
                 conn = connect(self.dsn)
                 self.sync(conn)
                 backoff, quiet = 0.2, 0.0
@@ -343,7 +337,7 @@ class Follower:
 
     def sync(self, conn) -> None:
         """Apply the active version if it is not the one applied last."""
-        active = active_rule_set(conn)
+        active = rule_sets.active(conn)
         if active is None or active["version"] == self.version:
             return
         try:
@@ -383,7 +377,7 @@ class HotReload:
             finally:
                 self.publisher.close()  # the watcher reconnects when it needs to
         with connect(self.dsn) as conn:
-            active = active_rule_set(conn)
+            active = rule_sets.active(conn)
         refused = self.publisher.last_error if self.publisher is not None else None
         if active is None:  # nothing to fall back on: the worker cannot start
             if refused is not None:
@@ -428,11 +422,11 @@ def rollback(dsn: str, version: str, *, author: str | None = None) -> RuleSet:
     accepted row re-using its files); every worker switches to it. Raises ConfigError when no
     accepted row has that version, RuleError when its files no longer pass the checks."""
     with connect(dsn) as conn:
-        files = rule_set_files(conn, version)
+        files = rule_sets.files(conn, version)
         if files is None:
             raise ConfigError(f"no accepted rule set has version {version!r}")
         ruleset = parse_rules(files)
-        publish_rule_set(conn, version, files, author or author_name(), "accepted")
+        rule_sets.publish(conn, version, files, author or author_name(), "accepted")
     log.info("rules: rolled back to version %s", version)
     return ruleset
 
@@ -441,8 +435,8 @@ def status(dsn: str) -> dict[str, Any]:
     """``active`` (newest accepted row, without files) and ``last`` (newest row of any
     status) of ``rule_sets``; either is None when there is none."""
     with connect(dsn) as conn:
-        active = active_rule_set(conn)
-        last = last_rule_set(conn)
+        active = rule_sets.active(conn)
+        last = rule_sets.last(conn)
     if active is not None:
         active = {k: v for k, v in active.items() if k != "files"}
     return {"active": active, "last": last}

@@ -22,7 +22,7 @@ from workbench.scoring.detector import Detector
 from workbench.settings import Settings
 from workbench.sources.base import create_source
 from workbench.storage import connect
-from workbench.storage.queries import stream_position
+from workbench.storage.transactions import stream_position
 
 log = logging.getLogger(__name__)
 

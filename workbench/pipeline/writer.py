@@ -27,7 +27,7 @@ from workbench.bands import Band
 from workbench.errors import DatabaseUnavailable, DataRefused, StorageError
 from workbench.pipeline.stats import PipelineStats
 from workbench.scoring.result import ScoredBatch
-from workbench.storage import PreparedBatch, WriteResult, connect, retention, write_batch
+from workbench.storage import BatchWriter, PreparedBatch, WriteResult, connect
 from workbench.storage.connection import usable
 from workbench.storage.isolation import Isolation
 
@@ -44,7 +44,9 @@ def scored_of(batch: ScoredBatch | PreparedBatch) -> ScoredBatch:
 
 
 class RetryingWriter:
-    """Writes scored batches to PostgreSQL at ``dsn``; owns one connection."""
+    """Writes scored batches to PostgreSQL at ``dsn``; owns one connection at a time, and one
+    :class:`~workbench.storage.BatchWriter` for it (what that connection's writes remember:
+    staging-path stickiness, temp tables, known partition days)."""
 
     def __init__(
         self,
@@ -67,6 +69,7 @@ class RetryingWriter:
         self.last_result: WriteResult | None = None
         self.retention_days = retention_days
         self._conn = None
+        self._writer: BatchWriter | None = None
         self._newest_ts = None
         self._retention_due = 0.0
         self._wake: asyncio.Event | None = None  # set by stop(): ends a backoff wait early
@@ -83,10 +86,10 @@ class RetryingWriter:
 
     def _write_sync(self, batch: ScoredBatch | PreparedBatch) -> tuple[WriteResult, float]:
         """Write (in a worker thread); the result and the wall-clock time of the commit."""
-        if self._conn is None or self._conn.closed:
+        if self._conn is None or self._conn.closed or self._writer is None:
             self._conn = connect(self.dsn)
-        result = write_batch(
-            self._conn,
+            self._writer = BatchWriter(self._conn)
+        result = self._writer.write(
             batch,
             alert_min_band=self.alert_min_band,
             alert_dedup_s=self.alert_dedup_s,
@@ -114,8 +117,9 @@ class RetryingWriter:
         now = time.monotonic()
         if now >= self._retention_due:
             self._retention_due = now + RETENTION_EVERY_S
-            dropped = retention(
-                self._conn, self.retention_days, now=self._newest_ts.to_pydatetime()
+            assert self._writer is not None
+            dropped = self._writer.retention(
+                self.retention_days, now=self._newest_ts.to_pydatetime()
             )
             if dropped:
                 log.info("retention dropped partitions of %s", ", ".join(map(str, dropped)))
@@ -197,6 +201,7 @@ class RetryingWriter:
             except Exception:  # a broken connection may fail to close; it is gone either way
                 log.debug("closing a failed connection", exc_info=True)
             self._conn = None
+            self._writer = None  # its memory was of that connection
 
     def close(self) -> None:
         self._drop_connection()

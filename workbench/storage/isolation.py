@@ -38,7 +38,7 @@ import pandas as pd
 from workbench.errors import DataRefused, SchemaError
 from workbench.schema import NAMES, empty_dead_letters
 from workbench.scoring.result import ScoredBatch
-from workbench.storage.writer import PreparedBatch, WriteResult, write_batch
+from workbench.storage.writer import BatchWriter, PreparedBatch, WriteResult
 
 Part = ScoredBatch | PreparedBatch
 
@@ -160,12 +160,14 @@ class Isolation:
 
 def write_isolating(conn, batch: Part, **options) -> WriteResult:
     """:func:`~workbench.storage.writer.write_batch`, isolating refused rows (no retries on
-    transient failures: those are raised). ``options`` as for ``write_batch``."""
+    transient failures: those are raised). ``conn``: a psycopg connection or a
+    :class:`~workbench.storage.writer.BatchWriter`; ``options`` as for ``write_batch``."""
+    writer = conn if isinstance(conn, BatchWriter) else BatchWriter(conn)
     iso = Isolation(batch)
     while not iso.done:
         part = iso.next()
         try:
-            result = write_batch(conn, part, **options)
+            result = writer.write(part, **options)
         except DataRefused as error:
             iso.refused(error)
             continue

@@ -37,7 +37,6 @@ from sqlalchemy.pool import StaticPool
 from workbench.storage import legacy
 from workbench.storage.connection import require_idle, storage_errors
 from workbench.storage.legacy import MIGRATIONS  # noqa: F401  (wave-1 databases in tests)
-from workbench.storage.partitions import forget as forget_partitions
 from workbench.storage.tables import VIEWS, include_object, metadata
 
 # pg_advisory_lock key for schema changes ("wb" + 1); partitions use their own key.
@@ -128,7 +127,8 @@ def reset(conn: psycopg.Connection) -> None:
     with storage_errors("cannot reset the database"), _locked(conn), conn.transaction():
         conn.execute("DROP VIEW IF EXISTS " + ", ".join(VIEWS))
         conn.execute("DROP TABLE IF EXISTS " + ", ".join(_OBJECTS) + " CASCADE")
-    forget_partitions(conn)  # its cache of known partitions is now stale
+    # A BatchWriter of this connection that outlives the reset finds its known partition days
+    # stale on its next write, forgets them and retries (as after another's retention).
 
 
 def _current(sa: Connection) -> str | None:

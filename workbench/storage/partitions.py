@@ -2,16 +2,17 @@
 
 Partition ``transactions_pYYYYMMDD`` holds ``[day 00:00 UTC, next day 00:00 UTC)``. There is
 no default partition: a row whose day has no partition would fail, so the writer calls
-:func:`ensure_days` for the days of every batch before its transaction starts. Known days
-are cached per connection, so in the steady state this costs no query at all. Creating or
-dropping partitions takes an advisory lock, so concurrent workers never race on the same
-``CREATE TABLE``.
+:meth:`Partitions.ensure_days` for the days of every batch before its transaction starts.
+A :class:`Partitions` object remembers the days known to exist for its connection (the
+writer keeps one per connection, :class:`~workbench.storage.writer.BatchWriter`), so in the
+steady state this costs no query at all; the module functions are one-shot (they remember
+nothing). Creating or dropping partitions takes an advisory lock, so concurrent workers never
+race on the same ``CREATE TABLE``.
 """
 
 from __future__ import annotations
 
 import re
-import weakref
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
@@ -25,10 +26,6 @@ PARTITION_LOCK = 0x77620002
 _NAME = re.compile(r"^transactions_p(\d{8})$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-
-# connection -> days known to have a partition. Weak keys: a closed, collected connection
-# takes its cache with it.
-_known: weakref.WeakKeyDictionary[psycopg.Connection, set[date]] = weakref.WeakKeyDictionary()
 
 
 def partition_name(day: date) -> str:
@@ -57,87 +54,116 @@ def ensure_partitions(
 ) -> list[date]:
     """Create every missing daily partition from ``start`` to ``end`` (inclusive, UTC days)
     plus ``ahead`` more days; the days created."""
-    first, last = _day(start), _day(end)
-    if last < first:
-        return []
-    count = (last - first).days + 1 + max(ahead, 0)
-    return ensure_days(conn, (first + timedelta(days=i) for i in range(count)))
+    return Partitions(conn).ensure(start, end, ahead=ahead)
 
 
 def ensure_days(conn: psycopg.Connection, days: Iterable[date]) -> list[date]:
-    """Create the partitions of ``days`` that do not exist yet; the days created.
-
-    Runs its own short transaction, so call it outside the batch transaction: creating a
-    partition locks the parent table, and doing that inside a long batch transaction would
-    serialise (or deadlock) concurrent writers.
-    """
-    known = _known.setdefault(conn, set())
-    wanted = set(days) - known
-    if not wanted:
-        return []
-    created: list[date] = []
-    with storage_errors("cannot create partitions"), conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
-        existing = set(list_partitions(conn))
-        for day in sorted(wanted - existing):
-            lower = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            conn.execute(
-                sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
-                    sql.Identifier(partition_name(day)),
-                    sql.Identifier(PARENT),
-                    sql.Literal(lower.isoformat()),
-                    sql.Literal((lower + timedelta(days=1)).isoformat()),
-                )
-            )
-            created.append(day)
-    # Only after the commit: a rolled-back CREATE must not be remembered.
-    known.update(existing | set(created))
-    return created
+    """Create the partitions of ``days`` that do not exist yet; the days created (one-shot:
+    see :meth:`Partitions.ensure_days`)."""
+    return Partitions(conn).ensure_days(days)
 
 
 def retention(conn: psycopg.Connection, days: int, *, now: datetime | None = None) -> list[date]:
-    """Detach and drop every partition that lies entirely before ``now - days``, and forget
-    the transaction ids (``transaction_ids``) stored before the oldest partition kept.
+    """Drop the partitions older than ``days`` (one-shot: see :meth:`Partitions.retention`)."""
+    return Partitions(conn).retention(days, now=now)
 
-    This is the horizon of "one identity per transaction": a tx_id is known (a second copy
-    with any ts is a duplicate) as long as the partition holding it is kept; once dropped, the
-    same tx_id would be stored again.
 
-    ``now`` defaults to the wall clock; pass the newest event time instead when replaying
-    history (a 2019 replay would otherwise lose everything at once). Returns the days dropped.
+class Partitions:
+    """The daily partitions as one connection sees them: the days known to exist are
+    remembered (state of this object, dropped with it), so ensuring them again costs nothing.
     """
-    if days < 0:
-        raise ValueError(f"retention days must be >= 0, got {days}")
-    reference = now if now is not None else datetime.now(UTC)
-    if reference.tzinfo is None:
-        reference = reference.replace(tzinfo=UTC)
-    cutoff = reference - timedelta(days=days)
-    dropped: list[date] = []
-    with storage_errors("cannot apply retention"), conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
-        for day in list_partitions(conn):
-            upper = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-            if upper > cutoff:
-                break
-            name = sql.Identifier(partition_name(day))
-            conn.execute(
-                sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(sql.Identifier(PARENT), name)
-            )
-            conn.execute(sql.SQL("DROP TABLE {}").format(name))
-            dropped.append(day)
-        if dropped:
-            # In the same transaction: the ids never outlive (nor die before) their rows.
-            # Everything before the newest dropped day's end: the dropped days are the oldest.
-            horizon = datetime(dropped[-1].year, dropped[-1].month, dropped[-1].day, tzinfo=UTC)
-            end = horizon + timedelta(days=1) - _EPOCH
-            conn.execute("DELETE FROM transaction_ids WHERE ts_us < %s", (end // _MICROSECOND,))
-    forget(conn)
-    return dropped
 
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+        self.known: set[date] = set()
 
-def forget(conn: psycopg.Connection) -> None:
-    """Drop the cached partition days of ``conn`` (after retention, reset or an error)."""
-    _known.pop(conn, None)
+    def ensure(self, start: date | datetime, end: date | datetime, *, ahead: int = 0) -> list[date]:
+        """:func:`ensure_partitions` remembering the days."""
+        first, last = _day(start), _day(end)
+        if last < first:
+            return []
+        count = (last - first).days + 1 + max(ahead, 0)
+        return self.ensure_days(first + timedelta(days=i) for i in range(count))
+
+    def ensure_days(self, days: Iterable[date]) -> list[date]:
+        """Create the partitions of ``days`` that do not exist yet; the days created.
+
+        Runs its own short transaction, so call it outside the batch transaction: creating a
+        partition locks the parent table, and doing that inside a long batch transaction
+        would serialise (or deadlock) concurrent writers.
+        """
+        wanted = set(days) - self.known
+        if not wanted:
+            return []
+        conn = self.conn
+        created: list[date] = []
+        with storage_errors("cannot create partitions"), conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
+            existing = set(list_partitions(conn))
+            for day in sorted(wanted - existing):
+                lower = datetime(day.year, day.month, day.day, tzinfo=UTC)
+                conn.execute(
+                    sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
+                        sql.Identifier(partition_name(day)),
+                        sql.Identifier(PARENT),
+                        sql.Literal(lower.isoformat()),
+                        sql.Literal((lower + timedelta(days=1)).isoformat()),
+                    )
+                )
+                created.append(day)
+        # Only after the commit: a rolled-back CREATE must not be remembered.
+        self.known.update(existing | set(created))
+        return created
+
+    def retention(self, days: int, *, now: datetime | None = None) -> list[date]:
+        """Detach and drop every partition that lies entirely before ``now - days``, and
+        forget the transaction ids (``transaction_ids``) stored before the oldest partition
+        kept.
+
+        This is the horizon of "one identity per transaction": a tx_id is known (a second
+        copy with any ts is a duplicate) as long as the partition holding it is kept; once
+        dropped, the same tx_id would be stored again.
+
+        ``now`` defaults to the wall clock; pass the newest event time instead when
+        replaying history (a 2019 replay would otherwise lose everything at once). Returns
+        the days dropped.
+        """
+        if days < 0:
+            raise ValueError(f"retention days must be >= 0, got {days}")
+        reference = now if now is not None else datetime.now(UTC)
+        if reference.tzinfo is None:
+            reference = reference.replace(tzinfo=UTC)
+        cutoff = reference - timedelta(days=days)
+        conn = self.conn
+        dropped: list[date] = []
+        with storage_errors("cannot apply retention"), conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
+            for day in list_partitions(conn):
+                upper = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+                if upper > cutoff:
+                    break
+                name = sql.Identifier(partition_name(day))
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
+                        sql.Identifier(PARENT), name
+                    )
+                )
+                conn.execute(sql.SQL("DROP TABLE {}").format(name))
+                dropped.append(day)
+            if dropped:
+                # In the same transaction: the ids never outlive (nor die before) their rows.
+                # Everything before the newest dropped day's end: the dropped days are the
+                # oldest.
+                last = dropped[-1]
+                horizon = datetime(last.year, last.month, last.day, tzinfo=UTC)
+                end = horizon + timedelta(days=1) - _EPOCH
+                conn.execute("DELETE FROM transaction_ids WHERE ts_us < %s", (end // _MICROSECOND,))
+        self.forget()
+        return dropped
+
+    def forget(self) -> None:
+        """Forget the days known to exist (after retention, a reset or an error)."""
+        self.known.clear()
 
 
 def _day(value: date | datetime) -> date:

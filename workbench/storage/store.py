@@ -2,9 +2,11 @@
 
 A process holds one store per database (:func:`shared`): the dashboard's every click, the
 analysis functions and the backtest borrow a pooled connection instead of opening one. Read
-functions (:mod:`workbench.storage.queries`) take a *source* — a :class:`Store`, a SQLAlchemy
-``Connection`` or a psycopg connection — and run SQLAlchemy Core statements built on
-:mod:`workbench.storage.tables`.
+functions live in one module per noun and take a *source* — a :class:`Store`, a SQLAlchemy
+``Connection`` or a psycopg connection (:mod:`workbench.storage.frames`) — and run SQLAlchemy
+Core statements built on :mod:`workbench.storage.tables`. The store carries each noun bound to
+itself: ``store.transactions`` (:mod:`~workbench.storage.transactions`), ``store.alerts``,
+``store.rule_sets``, ``store.dead_letters`` and ``store.stats``.
 
 Raw psycopg stays where it is the right tool, on a pooled connection (:meth:`Store.raw`):
 COPY (not in SQLAlchemy's API, and 5–10× faster than fetching rows), advisory locks (they
@@ -14,6 +16,8 @@ connection of its own).
 >>> store = Store("postgresql://nobody@127.0.0.1:1/none")  # connects on first use only
 >>> store.engine.pool.__class__.__name__
 'QueuePool'
+>>> print(store.alerts.page.__doc__.splitlines()[0])  # alerts.page, bound to the store
+Alerts, newest first; only ``status`` ('open' or 'closed') or the one ``alert_id``
 >>> store.close()
 """
 
@@ -22,18 +26,35 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from types import MethodType, ModuleType
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, Executable, create_engine
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import QueuePool
 
-from workbench.storage.connection import connect, reading, usable
+from workbench.storage import alerts, dead_letters, rule_sets, stats, transactions
+from workbench.storage.connection import connect, usable
+from workbench.storage.frames import Source, execute, raw
 
-Source = Any  # Store | sqlalchemy.Connection | psycopg.Connection
+__all__ = ["Noun", "Source", "Store", "close_shared", "execute", "raw", "shared"]
 
-_DIALECT = PGDialect_psycopg()
+
+class Noun:
+    """One per-noun module's functions bound to a store: ``store.alerts.page(status="open")``
+    is ``alerts.page(store, status="open")``. Each is a bound method, so ``help()`` and tab
+    completion show the module function's signature and docstring."""
+
+    def __init__(self, store: Store, module: ModuleType) -> None:
+        self.module = module
+        for name in module.__all__:
+            setattr(self, name, MethodType(getattr(module, name), store))
+
+    def __getattr__(self, name: str) -> Any:  # only reached for a name the module lacks
+        raise AttributeError(f"{self.module.__name__} has no function {name!r}")
+
+    def __dir__(self) -> list[str]:
+        return sorted(self.module.__all__)
 
 
 class Store:
@@ -56,6 +77,11 @@ class Store:
             max_overflow=max_overflow,
             pool_pre_ping=True,
         )
+        self.transactions = Noun(self, transactions)
+        self.alerts = Noun(self, alerts)
+        self.rule_sets = Noun(self, rule_sets)
+        self.dead_letters = Noun(self, dead_letters)
+        self.stats = Noun(self, stats)
 
     def _connect(self) -> psycopg.Connection:
         return connect(self.dsn, autocommit=False, connect_timeout=self._timeout)
@@ -110,37 +136,3 @@ def close_shared() -> None:
         for store in _shared.values():
             store.close()
         _shared.clear()
-
-
-@contextlib.contextmanager
-def raw(source: Source) -> Iterator[psycopg.Connection]:
-    """The psycopg connection of ``source`` (a pooled one for a :class:`Store`)."""
-    if isinstance(source, Store):
-        with source.raw() as conn:
-            yield conn
-    elif isinstance(source, Connection):
-        yield source.connection.driver_connection  # type: ignore[misc]
-    else:
-        yield source
-
-
-def execute(source: Source, statement: Executable) -> tuple[list[tuple], list[str]]:
-    """Run a SQLAlchemy Core statement on ``source``; its rows and column names.
-
-    On a psycopg connection the statement is compiled for psycopg and run on it directly (no
-    engine is built around a connection the caller owns), leaving it as idle as it was.
-    """
-    if isinstance(source, Store):
-        with source.connect() as conn:
-            result = conn.execute(statement)
-            return [tuple(r) for r in result.fetchall()], list(result.keys())
-    if isinstance(source, Connection):
-        result = source.execute(statement)
-        return [tuple(r) for r in result.fetchall()], list(result.keys())
-    compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
-    params = compiled.params
-    with reading(source), source.cursor() as cur:
-        cur.execute(str(compiled), params)
-        rows = cur.fetchall()
-        names = [d.name for d in cur.description or ()]
-    return rows, names

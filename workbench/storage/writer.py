@@ -10,7 +10,8 @@ ids of the partitions it drops (:func:`workbench.storage.partitions.retention`).
 
 Per batch:
 
-1. partitions for the batch's days are ensured (cached; a short transaction of its own);
+1. partitions for the batch's days are ensured (known days remembered by the
+   :class:`BatchWriter`; a short transaction of its own);
 2. in ONE transaction the rows are stored, by one of two paths that store the same thing:
 
    - *direct* (the usual case): the rows, with ``rule_hits`` as JSON text, are turned into
@@ -25,9 +26,9 @@ Per batch:
      earliest ts of an id repeated inside the batch first), then into ``transactions`` only
      the rows whose id it returned, building ``rule_hits`` with ``jsonb_object_agg``, and
      returns the summary of the rows actually stored (so a replayed batch stores nothing,
-     opens no alert and counts nothing twice). A connection whose last batch met stored
-     rows stays on this path until a batch has none, so a replay does not pay for a failed
-     COPY on every batch.
+     opens no alert and counts nothing twice). A :class:`BatchWriter` whose last batch met
+     stored rows stays on this path until a batch has none, so a replay does not pay for a
+     failed COPY on every batch.
 
    Then, on both paths: alerts are raised set-based from the stored rows that reach the alert
    band (:mod:`workbench.storage.alerting`); dead letters are COPYed, each stored once
@@ -35,6 +36,12 @@ Per batch:
    ``pipeline_stats`` row is added; one ``pg_notify`` carries the summary
    (:mod:`workbench.storage.notify`);
 3. commit. Listeners see the notification only once the data is visible.
+
+What a connection's writes remember — that path's stickiness, whether the session has the
+staging temp tables, the partition days known to exist — is the state of one
+:class:`BatchWriter` per connection (the pipeline keeps one per connection it opens).
+:func:`write_batch` is the one-shot form: it remembers nothing between calls, so each call
+checks the partitions and temp tables again (two short queries).
 
 The direct path costs about half the staging path per row (measured: COPY into the table
 with its indexes vs COPY into a temp table plus a speculative ``INSERT ... ON CONFLICT``).
@@ -49,9 +56,8 @@ left usable, so the caller can isolate them, see :mod:`workbench.storage.isolati
 from __future__ import annotations
 
 import time
-import weakref
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import cached_property
 
 import numpy as np
@@ -164,12 +170,6 @@ _ALERT_COLUMNS = (
 )  # fmt: skip
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# Connections whose last batch met rows stored already: the next batch takes the staging path.
-_conflicted: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
-
-# Connections whose session already has the staging temp tables.
-_staged: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
-
 
 @dataclass(frozen=True)
 class WriteResult:
@@ -197,49 +197,101 @@ def write_batch(
 ) -> WriteResult:
     """Store a scored batch in one transaction and NOTIFY ``workbench_batches``; see module doc.
 
-    Writing the same batch twice stores it once. ``alert_min_band``: lowest band that raises
-    an alert (``None``/"none": no alerts). ``alert_dedup_s``: event-time window in which a
-    card's qualifying transactions join its open alert. A :class:`PreparedBatch` brings its
-    own ``alert_min_band``, ``source`` and ``worker``. Raises :class:`StorageError`.
+    One-shot: a fresh :class:`BatchWriter` for this call (keep one per connection to write a
+    stream of batches). Options as for :meth:`BatchWriter.write`.
     """
-    if isinstance(scored, PreparedBatch):
-        batch = scored
-    else:
-        batch = PreparedBatch(scored, alert_min_band=alert_min_band, source=source, worker=worker)
-    require_idle(conn, "write a batch")
-    if len(batch.frame) == 0 and len(batch.scored.dead) == 0:
-        return WriteResult(0, 0, 0, 0, 0)
-    dedup = timedelta(seconds=alert_dedup_s)
-    for attempt in (1, 2):
-        try:
-            partitions.ensure_days(conn, batch.days)
-            _ensure_staging(conn)
-            if batch.direct_ok and conn not in _conflicted:
-                try:
-                    return _write(conn, batch, dedup, direct=True)
-                except psycopg.errors.UniqueViolation:
-                    _conflicted.add(conn)  # some rows are stored already: stage, skip those
-            result = _write(conn, batch, dedup, direct=False)
-            if result.duplicates:
-                _conflicted.add(conn)
-            else:
-                _conflicted.discard(conn)
-            return result
-        except psycopg.errors.CheckViolation as exc:
-            # Stale partition cache (another process applied retention): refresh, retry once.
-            partitions.forget(conn)
-            if attempt == 2 or "no partition" not in str(exc):
-                raise translate(exc, "cannot write batch") from exc
-        except psycopg.Error as exc:
-            failure = translate(exc, "cannot write batch")
-            if not isinstance(failure, DataRefused):
-                # The session may be gone or changed: check its state again next time. A
-                # refused batch only rolled its transaction back; the caller writes its parts
-                # on the same connection.
-                _staged.discard(conn)
-                partitions.forget(conn)
-            raise failure from exc
-    raise AssertionError("unreachable")
+    return BatchWriter(conn).write(
+        scored,
+        alert_min_band=alert_min_band,
+        alert_dedup_s=alert_dedup_s,
+        source=source,
+        worker=worker,
+    )
+
+
+class BatchWriter:
+    """Writes batches on one connection, remembering what saves queries on the next batch:
+    whether the last batch met stored rows (:attr:`conflicted`: the next one takes the staging
+    path), whether the session has the staging temp tables (:attr:`staged`) and the partition
+    days known to exist (:attr:`partitions`). Not thread-safe: one writer per connection."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+        self.partitions = partitions.Partitions(conn)
+        self.conflicted = False
+        self.staged = False
+
+    def write(
+        self,
+        scored: ScoredBatch | PreparedBatch,
+        *,
+        alert_min_band: bands.Band | str | None = bands.Band.HIGH,
+        alert_dedup_s: float = 600.0,
+        source: str = "",
+        worker: str = "",
+    ) -> WriteResult:
+        """Store a scored batch in one transaction and NOTIFY ``workbench_batches``; see the
+        module doc.
+
+        Writing the same batch twice stores it once. ``alert_min_band``: lowest band that
+        raises an alert (``None``/"none": no alerts). ``alert_dedup_s``: event-time window in
+        which a card's qualifying transactions join its open alert. A :class:`PreparedBatch`
+        brings its own ``alert_min_band``, ``source`` and ``worker``. Raises
+        :class:`StorageError`.
+        """
+        if isinstance(scored, PreparedBatch):
+            batch = scored
+        else:
+            batch = PreparedBatch(
+                scored, alert_min_band=alert_min_band, source=source, worker=worker
+            )
+        conn = self.conn
+        require_idle(conn, "write a batch")
+        if len(batch.frame) == 0 and len(batch.scored.dead) == 0:
+            return WriteResult(0, 0, 0, 0, 0)
+        dedup = timedelta(seconds=alert_dedup_s)
+        for attempt in (1, 2):
+            try:
+                self.partitions.ensure_days(batch.days)
+                self._ensure_staging()
+                if batch.direct_ok and not self.conflicted:
+                    try:
+                        return _write(conn, batch, dedup, direct=True)
+                    except psycopg.errors.UniqueViolation:
+                        self.conflicted = True  # some rows are stored already: stage, skip those
+                result = _write(conn, batch, dedup, direct=False)
+                self.conflicted = bool(result.duplicates)
+                return result
+            except psycopg.errors.CheckViolation as exc:
+                # Known days gone stale (another process applied retention): refresh, retry once.
+                self.partitions.forget()
+                if attempt == 2 or "no partition" not in str(exc):
+                    raise translate(exc, "cannot write batch") from exc
+            except psycopg.Error as exc:
+                failure = translate(exc, "cannot write batch")
+                if not isinstance(failure, DataRefused):
+                    # The session may be gone or changed: check its state again next time. A
+                    # refused batch only rolled its transaction back; the caller writes its
+                    # parts on the same connection.
+                    self.staged = False
+                    self.partitions.forget()
+                raise failure from exc
+        raise AssertionError("unreachable")
+
+    def retention(self, days: int, *, now: datetime | None = None) -> list[date]:
+        """:meth:`~workbench.storage.partitions.Partitions.retention` on this connection (the
+        dropped days are forgotten here too)."""
+        return self.partitions.retention(days, now=now)
+
+    def _ensure_staging(self) -> None:
+        if self.staged:
+            return
+        conn = self.conn
+        with conn.transaction():
+            exists = conn.execute("SELECT to_regclass('pg_temp.wb_stage_tx')").fetchone()
+            if exists is None or exists[0] is None:
+                conn.execute(_STAGE_DDL)
+        self.staged = True
 
 
 class PreparedBatch:
@@ -448,16 +500,6 @@ def _write(conn: psycopg.Connection, batch: PreparedBatch, dedup: timedelta, *, 
             {**summary.stats_row(), "channel": notify.CHANNEL, "payload": summary.payload()},
         )
     return WriteResult(stored, len(frame) - stored, len(scored.dead), opened, attached, summary)
-
-
-def _ensure_staging(conn: psycopg.Connection) -> None:
-    if conn in _staged:
-        return
-    with conn.transaction():
-        exists = conn.execute("SELECT to_regclass('pg_temp.wb_stage_tx')").fetchone()
-        if exists is None or exists[0] is None:
-            conn.execute(_STAGE_DDL)
-    _staged.add(conn)
 
 
 def _copy(

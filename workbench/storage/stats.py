@@ -1,0 +1,65 @@
+"""Counts and pipeline totals: the numbers the CLI and the dashboard's KPIs start from.
+
+Through a store: ``store.stats.counts()``, ``store.stats.pipeline_totals()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from workbench.storage import tables
+from workbench.storage.frames import Source, one
+
+__all__ = ["counts", "pipeline_totals"]
+
+
+def counts(source: Source, *, estimate: bool = False) -> dict[str, int]:
+    """Row counts: stored, dead, alerts_open, alerts_closed, rule_sets, batches, partitions.
+
+    ``estimate=True`` takes ``stored`` from the planner statistics instead of counting, for
+    tables too large to count on every refresh.
+    """
+    stored = (
+        (
+            "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'transactions'::regclass"
+        )
+        if estimate
+        else "SELECT count(*) FROM transactions"
+    )
+    query = f"""
+    SELECT ({stored}),
+           (SELECT count(*) FROM dead_letters),
+           (SELECT count(*) FROM alerts WHERE status = 'open'),
+           (SELECT count(*) FROM alerts WHERE status = 'closed'),
+           (SELECT count(*) FROM rule_sets),
+           (SELECT count(*) FROM pipeline_stats),
+           (SELECT count(*) FROM pg_inherits WHERE inhparent = 'transactions'::regclass)
+    """
+    row = one(source, sa.text(query), "cannot count rows")
+    keys = ("stored", "dead", "alerts_open", "alerts_closed", "rule_sets", "batches", "partitions")
+    return dict(zip(keys, (int(v) for v in row), strict=True))  # type: ignore[union-attr]
+
+
+def pipeline_totals(source: Source) -> dict[str, Any]:
+    """Totals over every committed batch (from ``pipeline_stats``): ``stored``, ``dead``,
+    ``alerts_opened``, ``batches`` and ``last_commit`` (None before the first batch)."""
+    p = tables.pipeline_stats.c
+    query = sa.select(
+        sa.func.coalesce(sa.func.sum(p.stored), 0),
+        sa.func.coalesce(sa.func.sum(p.dead), 0),
+        sa.func.coalesce(sa.func.sum(p.alerts_opened), 0),
+        sa.func.count(),
+        sa.func.max(p.committed_at),
+    )
+    stored, dead, opened, batches, last = one(source, query, "cannot read pipeline totals")
+    return {
+        "stored": int(stored),
+        "dead": int(dead),
+        "alerts_opened": int(opened),
+        "batches": int(batches),
+        "last_commit": last,
+    }
