@@ -16,18 +16,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-# The flags of DESIGN.md (tests/ui/conftest.py uses the same list).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+
 RENDER_S = 60.0  # BokehJS and Panel inline are ~10 MB of script to parse on a busy machine
 EMPTY_SCRIPT = "data:text/javascript,"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", ""}

@@ -30,19 +30,10 @@ from urllib.parse import urlsplit
 import pytest
 from psycopg import conninfo
 
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1400, "height": 1000}
 SERVER_START_S = 120.0  # panel serve imports panel, bokeh, holoviews... on a busy machine
 PAGE_LOAD_S = 120.0  # a session is built server-side in 5-40 s on a busy 2-core machine

@@ -27,20 +27,11 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LAB_START_S = 120.0
 OPEN_S = 90.0  # JupyterLab's page and the kernel's first start on a busy 2-core machine
 FIRST_VALUE_S = 90.0  # Run All: imports of Panel, HoloViews, hvPlot, then the first batch
