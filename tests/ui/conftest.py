@@ -15,7 +15,6 @@ The PostgreSQL server is the one of ``tests/conftest.py``. Chromium is not optio
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import pytest
 from psycopg import conninfo
 
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.processes import stop_group
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
@@ -103,18 +103,7 @@ class Process:
             pytest.fail(f"{self.log.stem} still running after {timeout:.0f} s:\n{self.tail()}")
 
     def kill(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.proc.wait(grace)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(self.proc, term_grace=10.0)
 
 
 def _free_port() -> int:

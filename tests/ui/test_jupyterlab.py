@@ -28,6 +28,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.processes import stop_group
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
@@ -149,20 +150,7 @@ class Lab:
             assert response.status == 200
 
     def stop(self) -> None:
-        import signal
-
-        if self.proc.poll() is not None:
-            return
-        for sig, grace in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.proc.wait(grace)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(self.proc, term_grace=20.0)
 
 
 @pytest.fixture(scope="module")
