@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "workbench"
 # Lowest layer first; a module may import only from its own layer or lower ones.
 LAYERS = [
     {"errors", "durations", "settings", "schema", "bands", "__init__"},
+    {"auth"},
     {"sources"},
     {"features"},
     {"rules"},

@@ -53,6 +53,7 @@ _OBJECTS = (
     "alembic_version",
     "schema_migrations",
 )
+_FUNCTIONS = ("audit_log_append_only()",)  # trigger functions of the revisions
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ def reset(conn: psycopg.Connection) -> None:
     with storage_errors("cannot reset the database"), _locked(conn), conn.transaction():
         conn.execute("DROP VIEW IF EXISTS " + ", ".join(VIEWS))
         conn.execute("DROP TABLE IF EXISTS " + ", ".join(_OBJECTS) + " CASCADE")
+        conn.execute("DROP FUNCTION IF EXISTS " + ", ".join(_FUNCTIONS) + " CASCADE")
     # A BatchWriter of this connection that outlives the reset finds its known partition days
     # stale on its next write, forgets them and retries (as after another's retention).
 

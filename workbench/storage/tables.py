@@ -17,6 +17,9 @@ Tables
 ``alert_hits``      every transaction attached to an alert (the opening one included).
 ``dead_letters``    raw records that could not become transactions, with the reason; each
                     stored once (unique generated ``fingerprint`` of source, raw and reason).
+``audit_log``       append-only: who (login, role, provider, address) did or was refused what
+                    (action, object, before/after) and when; a trigger refuses UPDATE, DELETE
+                    and TRUNCATE (revision 0004), so not even the table's owner rewrites it.
 ``pipeline_stats``  one row per committed batch; the view ``pipeline_throughput`` (SQL in the
                     first revision: a view is not a table of this metadata) sums it per second.
 
@@ -40,6 +43,7 @@ from sqlalchemy import (
     DateTime,
     Double,
     ForeignKeyConstraint,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -200,6 +204,29 @@ pipeline_stats = Table(
     Column("max_ts", _TS),
     Column("latency_s", Double),
     Index("pipeline_stats_committed", "committed_at"),
+)
+
+AUDIT_OUTCOMES = ("ok", "refused", "failed")
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("at", _TS, nullable=False, server_default=func.clock_timestamp()),
+    Column("actor", Text, nullable=False),
+    Column("role", Text),
+    Column("provider", Text),
+    Column("address", Text),
+    Column("action", Text, nullable=False),
+    Column("object", Text),
+    Column("outcome", Text, nullable=False),
+    Column("before", JSONB),
+    Column("after", JSONB),
+    Column("detail", Text),
+    CheckConstraint("outcome IN ('ok', 'refused', 'failed')", name="audit_log_outcome_check"),
+    Index("audit_log_at", "at"),
+    Index("audit_log_actor_at", "actor", "at"),
+    Index("audit_log_action_at", "action", "at"),
 )
 
 VIEWS = ("pipeline_throughput",)  # created by the migrations in SQL, not part of metadata
