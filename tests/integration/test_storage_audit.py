@@ -48,8 +48,11 @@ def test_hostile_values_are_bounded_not_refused(db_dsn):
 def test_the_database_refuses_rewriting_the_trail(db_dsn, statement):
     with Store(db_dsn) as store:
         store.audit.record(actor="alice", action="login")
-    with psycopg.connect(db_dsn) as conn:  # the owner, a superuser here: refused all the same
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
-            conn.execute(statement)
+    # the owner, a superuser here: refused all the same
+    with (
+        psycopg.connect(db_dsn) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"),
+    ):
+        conn.execute(statement)
     with Store(db_dsn) as store:
         assert list(store.audit.recent()["actor"]) == ["alice"]

@@ -27,7 +27,7 @@ from workbench.storage import tables
 from workbench.storage.connection import storage_errors
 from workbench.storage.frames import Source, fetch, raw
 
-__all__ = ["record", "recent"]
+__all__ = ["recent", "record"]
 
 OUTCOMES = tables.AUDIT_OUTCOMES
 _SHORT, _LONG = 200, 4000  # characters kept of names/objects, and of a detail
@@ -42,7 +42,7 @@ def record(
     role: str | None = None,
     provider: str | None = None,
     address: str | None = None,
-    object: str | None = None,  # noqa: A002 (the audit trail's word for it)
+    object: str | None = None,
     before: Any = None,
     after: Any = None,
     detail: str | None = None,
@@ -63,14 +63,17 @@ def record(
         None if after is None else Jsonb(after),
         _cut(detail, _LONG),
     )
-    with raw(source) as conn, storage_errors("cannot write the audit trail"):
-        with conn.transaction():
-            row = conn.execute(
-                "INSERT INTO audit_log (actor, role, provider, address, action, object,"
-                " outcome, before, after, detail)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                values,
-            ).fetchone()
+    with (
+        raw(source) as conn,
+        storage_errors("cannot write the audit trail"),
+        conn.transaction(),  # a savepoint inside the caller's transaction
+    ):
+        row = conn.execute(
+            "INSERT INTO audit_log (actor, role, provider, address, action, object,"
+            " outcome, before, after, detail)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            values,
+        ).fetchone()
     assert row is not None
     return int(row[0])
 
