@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from conftest import build_scored
 
+from workbench.auth.roles import Identity, Role
 from workbench.dashboard.alerts_page import AlertsView
 from workbench.dashboard.feed import Feed
 from workbench.dashboard.history import HistoryView
@@ -23,6 +24,8 @@ from workbench.rules import load_rules
 from workbench.storage import open_alert_count, record_rule_set, write_batch
 
 pytestmark = pytest.mark.integration
+
+ALICE = Identity("alice", Role.ANALYST)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
@@ -105,7 +108,7 @@ def scored_with_real_rules(conn):
 
 
 def test_alerts_page_explains_and_closes_an_alert(conn, db_dsn, scored_with_real_rules):
-    view = AlertsView(db_dsn, user="alice")
+    view = AlertsView(db_dsn, ALICE)
     asyncio.run(view.refresh())
     queue = view.queue.value
     assert len(queue) == open_alert_count(conn) > 0
@@ -143,7 +146,7 @@ def test_alerts_page_explains_and_closes_an_alert(conn, db_dsn, scored_with_real
 
 
 def test_alerts_page_reports_a_missing_database_in_the_page():
-    view = AlertsView("postgresql://nobody@127.0.0.1:1/none", user="alice")
+    view = AlertsView("postgresql://nobody@127.0.0.1:1/none", ALICE)
     asyncio.run(view.refresh())
     assert "Cannot load alerts" in view.message.object
 

@@ -1,5 +1,6 @@
 """The dashboard's rule editor page against a real PostgreSQL and a real rules directory,
-driven through its methods (no browser): validate, what-if, apply, history, diff, rollback."""
+driven through its methods (no browser): validate, what-if, apply (diff, then confirm),
+history, diff, rollback."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import build_scored
 
+from workbench.auth.roles import Identity, Role
 from workbench.dashboard.editor import RANGE, EditorView
 from workbench.pipeline.reload import Publisher, read_directory
 from workbench.rules import version_of
@@ -44,9 +46,23 @@ def published(db_dsn: str, rules_dir: Path) -> str:
 
 
 def editor(db_dsn: str, rules_dir: Path, **options) -> EditorView:
-    view = EditorView(db_dsn, rules_dir, user="alice", **options)
+    options.setdefault("identity", Identity("alice", Role.ADMIN))
+    view = EditorView(db_dsn, rules_dir, **options)
     asyncio.run(view.load())
     return view
+
+
+def apply(view: EditorView) -> str | None:
+    """Apply as a user does it: the diff is shown, then confirmed."""
+    if asyncio.run(view.apply()) is None:
+        return None
+    return asyncio.run(view.confirm())
+
+
+def rollback(view: EditorView, version: str) -> str | None:
+    if asyncio.run(view.rollback(version)) is None:
+        return None
+    return asyncio.run(view.confirm())
 
 
 def test_an_invalid_edit_is_refused_with_file_line_col_and_rule_id(
@@ -93,7 +109,7 @@ def test_apply_writes_the_file_atomically_and_records_the_editor_user(
     assert edited != view.editor.value
     view.editor.value = edited
 
-    version = asyncio.run(view.apply())
+    version = apply(view)
     assert (rules_dir / "default.yaml").read_text() == edited
     assert sorted(p.name for p in rules_dir.iterdir()) == ["default.yaml"]  # no temp file left
     assert version == version_of(read_directory(rules_dir)) != published
@@ -122,16 +138,17 @@ def test_apply_and_rollback_are_refused_when_the_setting_disables_them(
     assert asyncio.run(view.validate()) is not None  # checking is still allowed
     assert asyncio.run(view.apply()) is None
     assert "disabled" in view.message.object
+    assert asyncio.run(view.confirm()) is None
     assert (rules_dir / "default.yaml").read_text() == original
     assert len(rule_set_history(conn)) == 1
-    assert asyncio.run(view.rollback(published)) is False
+    assert asyncio.run(view.rollback(published)) is None
 
 
 def test_history_diff_and_rollback_to_an_earlier_version(conn, db_dsn, rules_dir, published):
     view = editor(db_dsn, rules_dir)
     original = view.editor.value
     view.editor.value = original.replace(RISKY_OLD, RISKY_NEW)
-    applied = asyncio.run(view.apply())
+    applied = apply(view)
 
     history = view.history_frame
     assert list(history["version"][:2]) == [applied, published]
@@ -151,7 +168,7 @@ def test_history_diff_and_rollback_to_an_earlier_version(conn, db_dsn, rules_dir
     assert f"{published}: {FILE}" in diff and "```diff" in view.diff.object
     assert view.rollback_to.value == published
 
-    assert asyncio.run(view.rollback(published)) is True
+    assert rollback(view, published) == published
     assert active_rule_set(conn)["version"] == published
     newest = rule_set_history(conn).iloc[0]
     assert (newest["version"], newest["status"], newest["author"]) == (

@@ -9,7 +9,9 @@ Layer "analysis" sits above the dashboard and below the CLI; nothing in the core
 - :mod:`~workbench.analysis.compare`   all of those for candidate against live, as tables,
   a text report or JSON;
 - :mod:`~workbench.analysis.live`      a small pipeline plus the dashboard's live view,
-  running inside a notebook kernel for a bounded time.
+  running inside a notebook kernel for a bounded time;
+- :mod:`~workbench.analysis.audit`     :func:`audit_log`: the audit trail (who published,
+  rolled back, disposed of or was refused what, and when) as a DataFrame, newest first.
 
 Notebooks find their database with :func:`database_url` (the CLI's way: the configured URL,
 else the embedded server that ``workbench up`` runs in this directory or a parent) and read it
@@ -20,8 +22,10 @@ through :func:`connect`. Importing this package connects to nothing and starts n
 >>> # history = load_history("2026-01-01", "2026-01-08")          # COPY -> pandas
 >>> # result = backtest("rules/", "2026-01-01", "2026-01-08")       # candidate vs live
 >>> # print(result.compare(k=100).text())
+>>> # audit_log(since="2026-01-01", action="rules.")              # who changed the rules
 """
 
+from workbench.analysis.audit import audit_log
 from workbench.analysis.backtest import (
     Backtest,
     as_ruleset,
@@ -37,6 +41,7 @@ __all__ = [
     "Backtest",
     "Comparison",
     "as_ruleset",
+    "audit_log",
     "backtest",
     "compare",
     "connect",

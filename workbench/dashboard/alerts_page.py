@@ -3,8 +3,11 @@
 Selecting an alert shows its transaction, every transaction attached to it, the card's recent
 history and every rule that fired with its points and what the rule says (from the rule-set
 version that scored it, as stored in ``rule_sets``). The three buttons close the alert with
-the analyst's verdict, stored in PostgreSQL with the user and time (``alerts.disposition``,
-``assignee``, ``closed_at``), where backtests and notebooks read it back as labels.
+the analyst's verdict, stored in PostgreSQL with the login's user and the time
+(``alerts.disposition``, ``assignee``, ``closed_at``), where backtests and notebooks read it
+back as labels. Closing needs the analyst role: the buttons follow the session's role and
+the close is checked again and audited on the server
+(:meth:`~workbench.dashboard.actions.Actions.dispose`).
 
 Database calls run in a worker thread (``asyncio.to_thread``), so a slow or absent database
 never blocks the server's event loop or other sessions.
@@ -14,13 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import getpass
 import logging
 from typing import Any
 
 import pandas as pd
 import panel as pn
 
+from workbench.auth.roles import AccessDenied, Action, Identity, allowed
+from workbench.dashboard import safe
+from workbench.dashboard.actions import Actions
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.errors import RuleError, RuleSetError, WorkbenchError
 from workbench.rules import parse_rules
@@ -41,18 +46,20 @@ QUEUE_COLUMNS = ["id", "opened", "card_id", "risk_score", "band", "hit_count", "
 class AlertsView:
     """Queue, explanation and disposition buttons for one session."""
 
-    def __init__(self, dsn: str, user: str | None = None) -> None:
+    def __init__(self, dsn: str, identity: Identity) -> None:
         self.dsn = dsn
+        self.identity = identity
+        self.actions = Actions(identity, dsn)
+        self.can_dispose = allowed(identity.role, Action.DISPOSE)
         self.selected: dict[str, Any] | None = None
         self._open_count: int | None = None  # open alerts when the queue was loaded
         self.queue = read_only_table(_queue_rows(pd.DataFrame()), "alert-queue", 420, selectable=1)
         self.queue.param.watch(self._on_selection, "selection")
         self.refresh_button = pn.widgets.Button(label="Refresh", color="light", width=160)
         self.refresh_button.on_click(lambda _e: schedule(self.refresh))
-        self.user = pn.widgets.TextInput(
-            label="Analyst", value=user or pn.state.user or getpass.getuser(), width=200
+        self.notes = pn.widgets.TextAreaInput(
+            label="Notes", height=70, sizing_mode="stretch_width", disabled=not self.can_dispose
         )
-        self.notes = pn.widgets.TextAreaInput(label="Notes", height=70, sizing_mode="stretch_width")
         self.buttons = {}
         for disposition, (label, kind) in DISPOSITIONS.items():
             button = pn.widgets.Button(label=label, color=kind, disabled=True, width=150)
@@ -81,7 +88,7 @@ class AlertsView:
             ),
             pn.Column(
                 self.summary,
-                pn.Row(self.user, *self.buttons.values()),
+                pn.Row(*self.buttons.values()),
                 self.notes,
                 self.message,
                 "#### Why it fired",
@@ -149,21 +156,26 @@ class AlertsView:
                 self.message.object = ""
             is_open = detail["alert"]["status"] == "open"
             for button in self.buttons.values():
-                button.disabled = not is_open
+                button.disabled = not (is_open and self.can_dispose)
 
     async def close(self, disposition: str) -> None:
         if self.selected is None:
             return
         alert_id = int(self.selected["id"])
-        user = self.user.value.strip() or "analyst"
+        user = self.identity.user  # from the login, never from the page
         notes = self.notes.value.strip() or None
         try:
-            await asyncio.to_thread(self._write_disposition, alert_id, disposition, user, notes)
+            await asyncio.to_thread(self.actions.dispose, alert_id, disposition, notes)
+        except AccessDenied as exc:
+            self.message.object = safe.html("<b>Not allowed:</b> {}", str(exc))
+            return
         except WorkbenchError as exc:
             self.message.object = f"**Not saved:** {exc}"
             return
         label = DISPOSITIONS[disposition][0]
-        self.message.object = f"Alert {alert_id} closed as **{label}** by {user}."
+        self.message.object = safe.html(
+            "Alert {} closed as <b>{}</b> by {}.", alert_id, label, user
+        )
         for button in self.buttons.values():
             button.disabled = True
         self.notes.value = ""
@@ -207,9 +219,6 @@ class AlertsView:
             "attached": _attached_rows(hits),
             "card": _card_rows(card),
         }
-
-    def _write_disposition(self, alert_id: int, disposition: str, user: str, notes) -> None:
-        shared_store(self.dsn).alerts.set_disposition(alert_id, disposition, user, notes)
 
 
 def explanation(points: dict[str, float], rules: dict[str, Any]) -> pd.DataFrame:

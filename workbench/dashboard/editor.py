@@ -9,16 +9,23 @@
   set and with the candidate, using the stream's code
   (:func:`~workbench.scoring.whatif.what_if`): band migration, hits per rule, alert volume,
   precision/recall against the labels.
-- **Apply** (unless the ``editor_apply`` setting is false) writes the file into the rules
-  directory atomically (temporary file + ``os.replace``) after the same checks and dry run as
-  the workers' watcher, and records the accepted version in ``rule_sets`` with the editor's
-  user as author. The row is written and the file replaced under the publication lock
-  (:func:`~workbench.storage.rule_sets.publish`), so a worker's watcher that sees the
-  new file finds the version recorded already and adds nothing: the author stays the editor's.
-  Until the workbench has authentication the user is the dashboard process's OS user, or
-  ``anonymous``.
-- **History** lists ``rule_sets``; two versions give a unified diff per file; Rollback makes
-  an earlier accepted version active again (:func:`~workbench.pipeline.reload.rollback`).
+- **Apply** (admin only, unless the ``editor_apply`` setting is false) first shows the diff
+  from the active version to the candidate (the rules directory with the current file
+  replaced) and a **Confirm publish** button. Confirming writes the file atomically
+  (temporary file + ``os.replace``) after the same checks and dry run as the workers'
+  watcher, and records the accepted version in ``rule_sets`` with the login's user as author
+  — only if the diff shown is still the change made: an edit after the diff was shown, a
+  file edited on disk or another publication in between refuse the confirmation
+  (:mod:`~workbench.dashboard.publishing`). The row, its audit row and the file are written
+  under the publication lock (:func:`~workbench.storage.rule_sets.publish`), so a worker's
+  watcher that sees the new file finds the version recorded already and adds nothing.
+- **History** lists ``rule_sets``; two versions give a unified diff per file; Rollback (admin)
+  shows the diff to an earlier accepted version, then makes it active again on confirmation
+  (:func:`~workbench.pipeline.reload.rollback`).
+
+Roles: everyone reads; validate and what-if need rule-author; apply and rollback need admin.
+The buttons follow the session's role, and every callback checks it again on the server
+through :class:`~workbench.dashboard.actions.Actions`, which audits refusals and changes.
 
 Database work and rule compilation run in worker threads (``asyncio.to_thread``).
 """
@@ -26,10 +33,6 @@ Database work and rule compilation run in worker threads (``asyncio.to_thread``)
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import difflib
-import os
-import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,13 +40,19 @@ from typing import Any
 import pandas as pd
 import panel as pn
 
+from workbench.auth.roles import AccessDenied, Action, Identity, allowed
+from workbench.dashboard import safe
+from workbench.dashboard.actions import Actions
 from workbench.dashboard.parts import read_only_table, schedule
+from workbench.dashboard.publishing import Proposal, unified_diff, write_atomically
 from workbench.errors import ConfigError, RuleError, RuleSetError, WorkbenchError
-from workbench.pipeline.reload import author_name, dry_run, read_directory, rollback
+from workbench.pipeline.reload import read_directory
 from workbench.rules import RuleSet, parse_rules
 from workbench.rules.limits import clip
 from workbench.scoring.whatif import WhatIf, what_if
-from workbench.storage import rule_sets, shared_store
+from workbench.storage import shared_store
+
+__all__ = ["EditorView", "banner", "unified_diff", "write_atomically"]
 
 DEFAULT_ROWS = 20_000
 MAX_ROWS = 1_000_000
@@ -63,13 +72,19 @@ class EditorView:
         dsn: str,
         rules_dir: str | Path,
         *,
+        identity: Identity,
+        publisher_dsn: str | None = None,
         apply_enabled: bool = True,
-        user: str | None = None,
     ) -> None:
         self.dsn = dsn
         self.rules_dir = Path(rules_dir)
         self.apply_enabled = apply_enabled
-        self.author = user or pn.state.user or author_name()
+        self.identity = identity
+        self.actions = Actions(identity, dsn, publisher_dsn)
+        self.author = identity.user
+        self.pending: Proposal | None = None  # the change whose diff is shown, to confirm
+        can_draft = allowed(identity.role, Action.DRAFT_RULES)
+        can_publish = apply_enabled and allowed(identity.role, Action.PUBLISH_RULES)
         self.version: str | None = None  # the active version the editor started from
         self.files: dict[str, str] = {}  # its files (display name -> text)
         self.edits: dict[str, str] = {}  # edited texts, by display name
@@ -88,11 +103,14 @@ class EditorView:
             height=460,
             sizing_mode="stretch_width",
             css_classes=["rule-editor"],
+            readonly=not can_draft,
         )
-        self.validate_button = pn.widgets.Button(label="Validate", color="primary", width=110)
-        self.whatif_button = pn.widgets.Button(label="What-if", width=110)
+        self.validate_button = pn.widgets.Button(
+            label="Validate", color="primary", width=110, disabled=not can_draft
+        )
+        self.whatif_button = pn.widgets.Button(label="What-if", width=110, disabled=not can_draft)
         self.apply_button = pn.widgets.Button(
-            label="Apply", color="danger", width=110, disabled=not apply_enabled
+            label="Apply…", color="danger", width=110, disabled=not can_publish
         )
         self.revert_button = pn.widgets.Button(label="Reload active", color="light", width=130)
         self.validate_button.on_click(lambda _e: schedule(self.validate))
@@ -100,6 +118,16 @@ class EditorView:
         self.apply_button.on_click(lambda _e: schedule(self.apply))
         self.revert_button.on_click(lambda _e: schedule(self.load))
         self.message = pn.pane.Markdown("", css_classes=["editor-message"])
+        # The change to confirm: its diff as plain text (never Markdown: rule files are
+        # outside text), and the button that carries out exactly that change.
+        self.review = pn.pane.Str("", css_classes=["editor-review"], sizing_mode="stretch_width")
+        self.confirm_button = pn.widgets.Button(
+            label="Confirm publish", color="danger", width=160, disabled=True
+        )
+        self.cancel_button = pn.widgets.Button(label="Cancel", width=90, disabled=True)
+        self.confirm_button.on_click(lambda _e: schedule(self.confirm))
+        self.cancel_button.on_click(lambda _e: self._clear_pending())
+        self.editor.param.watch(self._on_edit, "value")
         self.error_table = read_only_table(
             pd.DataFrame(columns=ERROR_COLUMNS), "editor-errors", 160
         )
@@ -125,14 +153,24 @@ class EditorView:
         self.diff = pn.pane.Markdown("", css_classes=["editor-diff"], sizing_mode="stretch_width")
         self.rollback_to = pn.widgets.Select(label="Accepted version", options=[], width=330)
         self.rollback_button = pn.widgets.Button(
-            label="Roll back to it", color="warning", width=140, disabled=not apply_enabled
+            label="Roll back to it…", color="warning", width=140, disabled=not can_publish
         )
         self.rollback_button.on_click(lambda _e: schedule(self._rollback_selected))
-        note = (
-            f"Changes are recorded as **{self.author}**."
-            if apply_enabled
-            else "Apply and rollback are disabled here (setting `WORKBENCH_EDITOR_APPLY`)."
-        )
+        if not apply_enabled:
+            note = safe.html(
+                "Apply and rollback are disabled here "
+                "(setting <code>WORKBENCH_EDITOR_APPLY</code>)."
+            )
+        elif not can_publish:
+            note = safe.html(
+                "Signed in as <b>{}</b>: {}",
+                identity,
+                "you may validate and run what-if; publishing needs the admin role."
+                if can_draft
+                else "read only; editing rules needs the rule-author role.",
+            )
+        else:
+            note = safe.html("Changes are recorded as <b>{}</b>.", self.author)
         self.panel = pn.Column(
             pn.Row(
                 self.file,
@@ -143,6 +181,8 @@ class EditorView:
             ),
             pn.pane.Markdown(note, css_classes=["editor-note"]),
             self.message,
+            pn.Row(self.confirm_button, self.cancel_button),
+            self.review,
             self.editor,
             self.error_table,
             "### What-if: active rules → edited rules",
@@ -212,7 +252,10 @@ class EditorView:
         await self.load_history()
 
     async def validate(self) -> RuleSet | None:
-        """Check the candidate; errors listed and marked in the editor. The rule set or None."""
+        """Check the candidate; errors listed and marked in the editor. The rule set or None.
+        Needs the rule-author role (checked here, on the server)."""
+        if not await self._permitted(self.actions.draft):
+            return None
         texts = self.candidate()
         ruleset, errors = await asyncio.to_thread(_parse, texts)
         with pn.io.hold():  # the verdict and its error lines reach the browser together
@@ -230,6 +273,8 @@ class EditorView:
 
     async def run_what_if(self) -> WhatIf | None:
         """The candidate against the active rules over the chosen stored transactions."""
+        if not await self._permitted(self.actions.what_if):
+            return None
         candidate = await self.validate()
         if candidate is None:
             return None
@@ -257,9 +302,9 @@ class EditorView:
             )
         return result
 
-    async def apply(self) -> str | None:
-        """Write the current file into the rules directory and record the version; the
-        recorded version, or None when refused."""
+    async def apply(self) -> Proposal | None:
+        """Show the diff that publishing the current file would make and ask for
+        confirmation (:meth:`confirm`); the proposal, or None when refused. Admin only."""
         if not self.apply_enabled:
             self.message.object = "**Apply is disabled** (setting `WORKBENCH_EDITOR_APPLY`)."
             return None
@@ -268,26 +313,80 @@ class EditorView:
             return None
         text = self.editor.value
         try:
-            outcome = await asyncio.to_thread(self._apply, name, text)
+            proposal = await asyncio.to_thread(
+                self.actions.propose_publish, self.rules_dir, name, text
+            )
+        except AccessDenied as exc:
+            self._refused(exc)
+            return None
         except (RuleError, RuleSetError) as exc:
             self._show_errors(_problems(exc))
             self.message.object = "**Refused:** nothing was written; the rules are unchanged."
             return None
         except WorkbenchError as exc:
-            self.message.object = f"**Not applied:** {banner(exc)}"
+            self.message.object = safe.html("<b>Not applied:</b> {}", banner(exc))
             return None
-        version, recorded = outcome
         self._show_errors([])
-        self.files[name] = text
-        self.edits.pop(name, None)
-        self.version = version
-        self.message.object = (
-            f"Applied: `{self.rules_dir / Path(name).name}` written; version `{version}` "
-            + ("recorded" if recorded else "was recorded already")
-            + f" as active by {self.author}. Workers switch to it between batches."
+        self._propose(proposal)
+        return proposal
+
+    async def confirm(self) -> str | None:
+        """Carry out the change whose diff is shown — only if it is still that change (the
+        editor, the rules directory and the active version as they were when it was shown);
+        the version made active, or None."""
+        proposal = self.pending
+        if proposal is None:
+            self.message.object = "Nothing to confirm: press Apply… or Roll back… first."
+            return None
+        if proposal.kind == "publish" and (
+            self.file.value != proposal.name or self.editor.value != proposal.text
+        ):
+            self._clear_pending()
+            self.message.object = safe.html(
+                "<b>Not published:</b> the editor changed after the diff was shown; press "
+                "Apply… to review the new diff."
+            )
+            return None
+        act = self.actions.publish if proposal.kind == "publish" else self.actions.rollback
+        try:
+            recorded = await asyncio.to_thread(act, proposal)
+        except AccessDenied as exc:
+            self._clear_pending()
+            self._refused(exc)
+            return None
+        except (RuleError, RuleSetError) as exc:
+            self._clear_pending()
+            self._show_errors(_problems(exc))
+            self.message.object = "**Refused:** nothing was written; the rules are unchanged."
+            return None
+        except WorkbenchError as exc:  # a stale proposal included: nothing was written
+            self._clear_pending()
+            self.message.object = safe.html("<b>Not applied:</b> {}", banner(exc))
+            return None
+        self._clear_pending()
+        if proposal.kind == "rollback":
+            await self.load()
+            self.message.object = safe.html(
+                "Rolled back to version <code>{}</code> by {}; the rules directory is not "
+                "rewritten (a worker restart keeps this version until the directory is edited).",
+                proposal.version,
+                self.author,
+            )
+            return proposal.version
+        assert proposal.name is not None and proposal.text is not None
+        self.files[proposal.name] = proposal.text
+        self.edits.pop(proposal.name, None)
+        self.version = proposal.version
+        self.message.object = safe.html(
+            "Applied: <code>{}</code> written; version <code>{}</code> {} as active by {}. "
+            "Workers switch to it between batches.",
+            self.rules_dir / Path(proposal.name).name,
+            proposal.version,
+            "recorded" if recorded else "was recorded already",
+            self.author,
         )
         await self.load_history()
-        return version
+        return proposal.version
 
     async def load_history(self) -> None:
         try:
@@ -329,26 +428,71 @@ class EditorView:
         )
         return self.diff_text
 
-    async def rollback(self, version: str) -> bool:
-        """Make the earlier accepted ``version`` active again (every worker follows)."""
+    async def rollback(self, version: str) -> Proposal | None:
+        """Show the diff from the active version to the earlier accepted ``version`` and ask
+        for confirmation (:meth:`confirm`; every worker then follows). Admin only."""
         if not self.apply_enabled:
             self.message.object = "**Rollback is disabled** (setting `WORKBENCH_EDITOR_APPLY`)."
-            return False
+            return None
         try:
-            await asyncio.to_thread(rollback, self.dsn, version, author=self.author)
+            proposal = await asyncio.to_thread(self.actions.propose_rollback, version)
+        except AccessDenied as exc:
+            self._refused(exc)
+            return None
         except WorkbenchError as exc:
-            self.message.object = f"**Rollback refused:** {banner(exc)}"
-            return False
-        await self.load()
-        self.message.object = (
-            f"Rolled back to version `{version}` by {self.author}; the rules directory is not "
-            "rewritten (a worker restart keeps this version until the directory is edited)."
-        )
-        return True
+            self.message.object = safe.html("<b>Rollback refused:</b> {}", banner(exc))
+            return None
+        self._propose(proposal)
+        return proposal
 
     async def _rollback_selected(self) -> None:
         if self.rollback_to.value:
             await self.rollback(self.rollback_to.value)
+
+    # -- the change to confirm ----------------------------------------------------------
+
+    def _propose(self, proposal: Proposal) -> None:
+        self.pending = proposal
+        verb = "publish" if proposal.kind == "publish" else "rollback"
+        with pn.io.hold():
+            self.review.object = proposal.diff or "(no change to the active rule set's files)"
+            self.confirm_button.label = f"Confirm {verb}"
+            self.confirm_button.disabled = False
+            self.cancel_button.disabled = False
+            self.message.object = safe.html(
+                "Review the {} below: active version <code>{}</code> → <code>{}</code>. "
+                "<b>Confirm {}</b> makes exactly this change live.",
+                verb,
+                proposal.active or "(none)",
+                proposal.version,
+                verb,
+            )
+
+    def _clear_pending(self) -> None:
+        self.pending = None
+        with pn.io.hold():
+            self.review.object = ""
+            self.confirm_button.disabled = True
+            self.cancel_button.disabled = True
+
+    def _on_edit(self, event) -> None:
+        """An edit after the diff was shown makes it stale: it can no longer be confirmed
+        (the button is a convenience: :meth:`confirm` checks again on the server)."""
+        pending = self.pending
+        if pending is not None and pending.kind == "publish" and event.new != pending.text:
+            self._clear_pending()
+            self.message.object = "The editor changed: press Apply… to review the new diff."
+
+    async def _permitted(self, check) -> bool:
+        try:
+            await asyncio.to_thread(check)
+        except AccessDenied as exc:
+            self._refused(exc)
+            return False
+        return True
+
+    def _refused(self, exc: AccessDenied) -> None:
+        self.message.object = safe.html("<b>Not allowed:</b> {}", str(exc))
 
     # -- display ------------------------------------------------------------------------
 
@@ -418,89 +562,6 @@ class EditorView:
         if history.empty:
             return None
         return what_if(active, candidate, history, warmup=warmup)
-
-    def _apply(self, name: str, text: str) -> tuple[str, bool]:
-        """Check the directory with ``name`` replaced by ``text``; record it as accepted
-        and replace the file, both under the publication lock. (version, recorded now)."""
-        path = self.rules_dir / Path(name).name
-        base = read_directory(self.rules_dir) if self.rules_dir.is_dir() else None
-        if base is None:
-            raise RuleError(
-                f"rules directory not found: '{self.rules_dir}'", file=str(self.rules_dir)
-            )
-        texts = {**base, f"{self.rules_dir.name}/{path.name}": text}
-        ruleset = parse_rules(texts)
-        written = False
-
-        def write_if_unchanged() -> bool:
-            nonlocal written
-            if read_directory(self.rules_dir) != base:  # edited meanwhile: the watcher's turn
-                return False
-            write_atomically(path, text)
-            written = True
-            return True
-
-        # One pooled session for the dry run and the publication (its advisory lock).
-        with shared_store(self.dsn).raw() as conn:
-            try:
-                dry_run(ruleset, conn)
-            except WorkbenchError:
-                raise
-            except Exception as exc:  # the candidate cannot score real data
-                raise RuleError(
-                    f"dry run on recent transactions failed: {type(exc).__name__}: {clip(exc)}",
-                    file=name,
-                ) from exc
-            recorded = rule_sets.publish(
-                conn,
-                ruleset.version,
-                texts,
-                self.author,
-                "accepted",
-                still_current=write_if_unchanged,
-            )
-        if recorded is None and not written:
-            # Already the newest accepted version (e.g. after a rollback to it): only the
-            # file is missing; the watcher then finds nothing new to record.
-            if read_directory(self.rules_dir) != base:
-                raise WorkbenchError(
-                    "the rules directory changed while applying: reload and try again"
-                )
-            write_atomically(path, text)
-        return ruleset.version, recorded is not None
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one step: a hidden temporary file in the same
-    directory (ignored by the watcher), flushed to disk, then ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def unified_diff(before: dict[str, str], after: dict[str, str], a: str, b: str) -> str:
-    """Unified diff of two rule sets' files, file by file (added and removed files too)."""
-    out: list[str] = []
-    for name in sorted(set(before) | set(after)):
-        out.extend(
-            difflib.unified_diff(
-                before.get(name, "").splitlines(keepends=True),
-                after.get(name, "").splitlines(keepends=True),
-                fromfile=f"{a}: {name}",
-                tofile=f"{b}: {name}",
-            )
-        )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in out).rstrip("\n")
 
 
 def _parse(texts: dict[str, str]) -> tuple[RuleSet | None, list[RuleError]]:

@@ -4,6 +4,12 @@ Everything here is created per session and referenced only by the session's docu
 periodic callback is stopped when the session is destroyed), so a closed session leaves
 nothing in the process. A failing update is logged and skipped: it never reaches the hub, the
 feed or other sessions.
+
+The session's :class:`~workbench.auth.roles.Identity` (from the login,
+:func:`~workbench.dashboard.login.session_identity`) is taken once, when the session is
+built, and handed to every page that acts: the pages enable what the role allows, and
+every action checks the role again on the server (:mod:`workbench.dashboard.actions`).
+The Audit tab exists only in an admin's session.
 """
 
 from __future__ import annotations
@@ -12,11 +18,14 @@ import logging
 
 import panel as pn
 
+from workbench.auth.roles import Action, Identity, allowed
 from workbench.dashboard.alerts_page import AlertsView
+from workbench.dashboard.audit_page import AuditView
 from workbench.dashboard.editor import EditorView
 from workbench.dashboard.history import HistoryView
 from workbench.dashboard.hub import Health, Hub
 from workbench.dashboard.live import LiveView
+from workbench.dashboard.login import session_identity
 from workbench.dashboard.parts import schedule
 from workbench.dashboard.server import current_dsn, start_hub
 from workbench.dashboard.theme import ACCENT, REFRESH_MS
@@ -26,27 +35,49 @@ log = logging.getLogger(__name__)
 
 pn.extension("tabulator", "codeeditor", notifications=True, sizing_mode="stretch_width")
 
-ALERTS_TAB, HISTORY_TAB, EDITOR_TAB = 1, 2, 3
+ALERTS_TAB, HISTORY_TAB, EDITOR_TAB, AUDIT_TAB = 1, 2, 3, 4
 
 
 class Session:
     """The pages of one browser session and its pull loop."""
 
-    def __init__(self, hub: Hub, dsn: str, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        dsn: str,
+        settings: Settings | None = None,
+        *,
+        identity: Identity | None = None,
+        publisher_dsn: str | None = None,
+    ) -> None:
         settings = settings or Settings.load()
+        self.identity = identity or session_identity()
         self.hub = hub
         self.view: pn.viewable.Viewable | None = None
         self.seq = 0
         self.failures = 0
         self.live = LiveView(notify=_toast)
-        self.alerts = AlertsView(dsn)
+        self.alerts = AlertsView(dsn, self.identity)
         self.history = HistoryView(dsn)
-        self.editor = EditorView(dsn, settings.rules_dir, apply_enabled=settings.editor_apply)
-        self.tabs = pn.Tabs(
+        self.editor = EditorView(
+            dsn,
+            settings.rules_dir,
+            identity=self.identity,
+            publisher_dsn=publisher_dsn,
+            apply_enabled=settings.editor_apply,
+        )
+        pages = [
             ("Live", self.live.panel),
             ("Alerts", self.alerts.panel),
             ("History", self.history.panel),
             ("Rules", self.editor.panel),
+        ]
+        self.audit: AuditView | None = None
+        if allowed(self.identity.role, Action.READ_AUDIT):  # its load checks again
+            self.audit = AuditView(dsn, self.identity)
+            pages.append(("Audit", self.audit))
+        self.tabs = pn.Tabs(
+            *pages,
             # every page is built with the session: components created after the page has
             # loaded would link Panel's stylesheets from its CDN (unreachable offline)
             dynamic=False,
@@ -73,6 +104,8 @@ class Session:
             schedule(self.history.load_preset)
         elif event.new == EDITOR_TAB and not self.editor.loaded:
             schedule(self.editor.load)
+        elif event.new == AUDIT_TAB and self.audit is not None:
+            schedule(self.audit.load)
 
     def pull(self) -> None:
         """One periodic update: everything new in the hub since the last one."""
@@ -97,10 +130,18 @@ def create_app(hub: Hub | None = None, dsn: str | None = None) -> pn.viewable.Vi
     return create_session(hub, dsn).view
 
 
-def create_session(hub: Hub | None = None, dsn: str | None = None) -> Session:
-    """A :class:`Session` with its pull loop started when inside a served document."""
+def create_session(
+    hub: Hub | None = None,
+    dsn: str | None = None,
+    *,
+    identity: Identity | None = None,
+    publisher_dsn: str | None = None,
+) -> Session:
+    """A :class:`Session` with its pull loop started when inside a served document; its
+    identity is the login's (:func:`~workbench.dashboard.login.session_identity`) unless
+    given. Rule publication uses ``publisher_dsn`` (default: the reader's ``dsn``)."""
     hub = hub or start_hub(dsn)
-    session = Session(hub, dsn or current_dsn())
+    session = Session(hub, dsn or current_dsn(), identity=identity, publisher_dsn=publisher_dsn)
     header = pn.pane.HTML(
         f"<h2 style='margin:4px 0;color:{ACCENT}'>Fraud Workbench</h2>",
         sizing_mode="stretch_width",

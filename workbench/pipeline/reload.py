@@ -29,6 +29,7 @@ import contextlib
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from workbench.rules import RuleSet, parse_rules, version_of
 from workbench.rules.files import read_directory
 from workbench.rules.limits import MAX_ERRORS, MAX_MESSAGE, clip
 from workbench.scoring.scorer import Scorer
-from workbench.storage import Listener, connect, rule_sets, transactions
+from workbench.storage import Listener, audit, connect, rule_sets, transactions
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,13 @@ class Publisher:
         self.compiled.put(ruleset)
         self.last_error = None
         recorded = rule_sets.publish(
-            conn, version, texts, self.author, "accepted", still_current=self._current(version)
+            conn,
+            version,
+            texts,
+            self.author,
+            "accepted",
+            still_current=self._current(version),
+            on_record=self._audit(version, texts, "ok"),
         )
         self.seen = version
         log.info(
@@ -267,6 +274,30 @@ class Publisher:
 
         return still_current
 
+    def _audit(self, version: str, texts: dict[str, str], outcome: str, detail: str = ""):
+        """The audit row of a load this watcher records (in the same transaction): a file
+        edited on disk is a publication by whoever edited it, ``files:<os user>``."""
+
+        def record(conn, row_id: int) -> None:
+            replaced = rule_sets.active(conn, before_id=row_id)
+            audit.record(
+                conn,
+                actor=f"files:{self.author}",
+                action="rules.publish",
+                outcome=outcome,
+                provider="pipeline",
+                object=f"rule_set {version}",
+                before=None if replaced is None else {"version": replaced["version"]},
+                after={
+                    "version": version,
+                    "status": "accepted" if outcome == "ok" else "rejected",
+                    "files": sorted(texts),
+                },
+                detail=f"rules directory {self.directory}" + (f"\n{detail}" if detail else ""),
+            )
+
+        return record
+
     def _reject(self, version: str, texts: dict[str, str], exc: RuleError, startup: bool) -> str:
         self.last_error = exc
         lines = error_lines(exc)
@@ -282,6 +313,7 @@ class Publisher:
             "rejected",
             lines,
             still_current=self._current(version) if texts else None,
+            on_record=self._audit(version, texts, "failed", lines),
         )
         self.seen = version
         return "rejected"
@@ -417,16 +449,37 @@ class HotReload:
             self.publisher.close()
 
 
-def rollback(dsn: str, version: str, *, author: str | None = None) -> RuleSet:
+def rollback(
+    dsn: str,
+    version: str,
+    *,
+    author: str | None = None,
+    still_current: Callable[[Any], bool] | None = None,
+    on_record: Callable[[Any, int], None] | None = None,
+) -> RuleSet:
     """Make the earlier accepted rule set ``version`` the active one again (appends an
     accepted row re-using its files); every worker switches to it. Raises ConfigError when no
-    accepted row has that version, RuleError when its files no longer pass the checks."""
+    accepted row has that version, RuleError when its files no longer pass the checks.
+
+    ``still_current(conn)`` (under the publication lock) may veto a stale request and
+    ``on_record(conn, row_id)`` writes in the same transaction as the row (the dashboard's
+    audit row): :func:`~workbench.storage.rule_sets.publish`.
+    """
     with connect(dsn) as conn:
         files = rule_sets.files(conn, version)
         if files is None:
             raise ConfigError(f"no accepted rule set has version {version!r}")
         ruleset = parse_rules(files)
-        rule_sets.publish(conn, version, files, author or author_name(), "accepted")
+        check = None if still_current is None else (lambda: still_current(conn))
+        rule_sets.publish(
+            conn,
+            version,
+            files,
+            author or author_name(),
+            "accepted",
+            still_current=check,
+            on_record=on_record,
+        )
     log.info("rules: rolled back to version %s", version)
     return ruleset
 

@@ -29,7 +29,7 @@ The package re-exports the names other layers use (``recent_transactions``, ``co
 Importing this package connects to nothing.
 """
 
-from workbench.storage import alerts, dead_letters, rule_sets, stats, transactions
+from workbench.storage import alerts, audit, dead_letters, rule_sets, stats, transactions
 from workbench.storage.alerts import hits as alert_hits
 from workbench.storage.alerts import open_count as open_alert_count
 from workbench.storage.alerts import set_disposition
@@ -63,6 +63,7 @@ __all__ = [
     "WriteResult",
     "alert_hits",
     "alerts",
+    "audit",
     "bucketed",
     "card_history",
     "connect",

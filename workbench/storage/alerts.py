@@ -6,6 +6,8 @@ reads and the analysts' one write. Through a store: ``store.alerts.page(status="
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import sqlalchemy as sa
 
@@ -67,21 +69,39 @@ def hits(source: Source, alert_id: int) -> pd.DataFrame:
 
 def set_disposition(
     source: Source, alert_id: int, disposition: str, user: str, notes: str | None = None
-) -> None:
-    """Close an alert with the analyst's verdict (confirmed_fraud, false_positive, valuable)."""
+) -> dict[str, dict[str, Any]]:
+    """Close an alert with the analyst's verdict (confirmed_fraud, false_positive, valuable).
+
+    Returns ``{"before": ..., "after": ...}``: the alert's status, disposition, assignee and
+    notes as they were and as written (read under the row lock, for the audit row).
+    """
     if disposition not in DISPOSITIONS:
         raise StorageError(
             f"unknown disposition {disposition!r}: use one of " + ", ".join(DISPOSITIONS)
         )
     with raw(source) as conn, storage_errors(f"cannot close alert {alert_id}"), conn.transaction():
-        row = conn.execute(
-            "UPDATE alerts SET status = 'closed', disposition = %s, assignee = %s,"
-            " notes = coalesce(%s, notes), closed_at = now(), updated_at = now()"
-            " WHERE id = %s RETURNING id",
-            (disposition, user, notes, int(alert_id)),
-        ).fetchone()
+        row = conn.execute(_CLOSE, (int(alert_id), disposition, user, notes)).fetchone()
     if row is None:
         raise StorageError(f"cannot close alert {alert_id}: no such alert")
+    half = len(_STATE)
+    return {
+        "before": dict(zip(_STATE, row[:half], strict=True)),
+        "after": dict(zip(_STATE, row[half:], strict=True)),
+    }
+
+
+_STATE = ("status", "disposition", "assignee", "notes")
+# The old values come from a locked read in the same statement (RETURNING sees only new ones).
+_CLOSE = """
+WITH old AS (
+    SELECT id, status, disposition, assignee, notes FROM alerts WHERE id = %s FOR UPDATE
+)
+UPDATE alerts a SET status = 'closed', disposition = %s, assignee = %s,
+    notes = coalesce(%s, a.notes), closed_at = now(), updated_at = now()
+FROM old WHERE a.id = old.id
+RETURNING old.status, old.disposition, old.assignee, old.notes,
+          a.status, a.disposition, a.assignee, a.notes
+"""
 
 
 def open_count(source: Source) -> int:

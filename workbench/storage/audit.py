@@ -86,10 +86,12 @@ def recent(
     action: str | None = None,
     outcome: str | None = None,
     since: datetime | None = None,
+    before_id: int | None = None,
 ) -> pd.DataFrame:
     """Audit rows, newest first, optionally of one actor, action (prefix: ``rules.`` matches
     every rule action), outcome or since a time: id, at, actor, role, provider, address,
-    action, object, outcome, before, after, detail."""
+    action, object, outcome, before, after, detail. ``before_id`` pages back: only rows older
+    than that id (keyset paging: the next page is ``before_id=<last id shown>``)."""
     a = tables.audit_log.c
     query = sa.select(*tables.audit_log.columns).order_by(a.id.desc()).limit(int(limit))
     if actor is not None:
@@ -100,6 +102,8 @@ def recent(
         query = query.where(a.outcome == outcome)
     if since is not None:
         query = query.where(a.at >= since)
+    if before_id is not None:
+        query = query.where(a.id < int(before_id))
     return fetch(source, query, "cannot read the audit trail")
 
 

@@ -69,6 +69,7 @@ def publish(
     error: str | None = None,
     *,
     still_current: Callable[[], bool] | None = None,
+    on_record: Callable[[Any, int], None] | None = None,
 ) -> int | None:
     """Record a rule-set attempt once, and announce an accepted one; its id, or None.
 
@@ -77,6 +78,10 @@ def publish(
     ``still_current()`` (called while holding the lock) says the candidate is stale. An
     accepted row is announced with ``NOTIFY workbench_rules, version`` in the same
     transaction, so listeners see it only once it is committed.
+
+    ``on_record(conn, row_id)`` runs in that same transaction right after the row is
+    inserted (never when nothing is written): the caller's audit row, so a publication is
+    never stored without it. Whatever it raises rolls the publication back.
     """
     if status not in RULE_SET_STATUSES:
         raise StorageError(f"unknown rule-set status {status!r}: use accepted or rejected")
@@ -95,15 +100,19 @@ def publish(
             " VALUES (%s, %s, %s, %s, %s) RETURNING id",
             (version, Jsonb(dict(texts)), author, status, error),
         ).fetchone()
+        assert row is not None
+        if on_record is not None:
+            on_record(conn, int(row[0]))
         if status == "accepted":
             conn.execute("SELECT pg_notify(%s, %s)", (RULES_CHANNEL, version))
     assert row is not None
     return int(row[0])
 
 
-def active(source: Source) -> dict[str, Any] | None:
+def active(source: Source, *, before_id: int | None = None) -> dict[str, Any] | None:
     """The rule set in effect — the newest accepted row: id, version, created_at, author,
-    files (name -> YAML text); None when none was ever accepted."""
+    files (name -> YAML text); None when none was ever accepted. With ``before_id``: the one
+    in effect before row ``before_id`` (what a publication replaced, for its audit row)."""
     r = _RULE_SETS.c
     query = (
         sa.select(r.id, r.version, r.created_at, r.author, r.files)
@@ -111,6 +120,8 @@ def active(source: Source) -> dict[str, Any] | None:
         .order_by(r.id.desc())
         .limit(1)
     )
+    if before_id is not None:
+        query = query.where(r.id < int(before_id))
     row = one(source, query, "cannot read the active rule set", optional=True)
     if row is None:
         return None
