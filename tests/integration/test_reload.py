@@ -28,7 +28,7 @@ from workbench.pipeline.writer import RetryingWriter
 from workbench.rules import version_of
 from workbench.scoring.detector import Detector
 from workbench.sources.simulator import Simulator
-from workbench.storage import connect, rule_set_history
+from workbench.storage import audit, connect, rule_set_history
 from workbench.storage.rule_sets import active as active_rule_set
 
 pytestmark = pytest.mark.integration
@@ -208,6 +208,14 @@ def test_edits_refusal_and_rollback_while_streaming(db_dsn: str, tmp_path: Path)
         back = cli(db_dsn, "rules", "rollback", v2)
         assert back.returncode == 0, back.stderr
         run.wait_scoring(v2)
+        with connect(db_dsn) as conn:  # the command is audited, as its user
+            [row] = audit.recent(conn, 10, action="rules.rollback").to_dict("records")
+        assert (row["actor"], row["provider"], row["outcome"]) == (
+            f"cli:{author_name()}",
+            "cli",
+            "ok",
+        )
+        assert (row["before"], row["after"]) == ({"version": v3}, {"version": v2})
     finally:
         stats = run.stop()
 
@@ -324,7 +332,11 @@ def test_workers_watching_one_directory_record_each_attempt_once(
         p.close()
     with connect(db_dsn) as conn:
         history = rule_set_history(conn).sort_values("id")
+        audited = audit.recent(conn, 10).sort_values("id")
     assert list(history["status"]) == ["accepted", "rejected", "accepted"]
+    # One audit row per recorded load, whichever worker recorded it: a file edited on disk.
+    assert list(audited["outcome"]) == ["ok", "failed", "ok"]
+    assert set(audited["actor"]) == {"files:t"} and set(audited["action"]) == {"rules.publish"}
 
 
 def test_hostile_directories_are_refused_with_their_location_and_recorded_once(

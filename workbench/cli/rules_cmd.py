@@ -9,9 +9,10 @@ import re
 
 from workbench.errors import ConfigError
 from workbench.pipeline.database import database
-from workbench.pipeline.reload import rollback, status
+from workbench.pipeline.reload import author_name, rollback, status
 from workbench.rules import load_rules
 from workbench.settings import Settings
+from workbench.storage import audit, rule_sets
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -78,8 +79,23 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    who = f"cli:{author_name()}"  # whoever runs the command on this machine
+
+    def audited(conn, row_id: int) -> None:  # in the rollback's own transaction
+        replaced = rule_sets.active(conn, before_id=row_id)
+        audit.record(
+            conn,
+            actor=who,
+            action="rules.rollback",
+            provider="cli",
+            object=f"rule_set {args.version}",
+            before=None if replaced is None else {"version": replaced["version"]},
+            after={"version": args.version},
+            detail=f"rule_sets row {row_id}",
+        )
+
     with database(settings, migrate=False) as dsn:
-        ruleset = rollback(dsn, args.version)
+        ruleset = rollback(dsn, args.version, author=author_name(), on_record=audited)
     print(
         f"ok: version {ruleset.version} is active again ({len(ruleset.rules)} rules); "
         "running workers switch before their next batch"
