@@ -173,6 +173,7 @@ def test_an_analyst_cannot_publish_and_a_rule_author_may_only_draft(
     analyst = editor(db_dsn, rules_dir, ANALYST)
     assert analyst.apply_button.disabled and analyst.validate_button.disabled
     assert asyncio.run(analyst.apply()) is None
+    assert asyncio.run(analyst.run_what_if()) is None  # what-if needs rule-author
 
     author = editor(db_dsn, rules_dir, AUTHOR)
     assert not author.validate_button.disabled and author.apply_button.disabled
@@ -189,6 +190,7 @@ def test_an_analyst_cannot_publish_and_a_rule_author_may_only_draft(
     refused = audit_rows(conn, outcome="refused")
     assert sorted(zip(refused["actor"], refused["action"], strict=True)) == [
         ("ana", "rules.publish"),
+        ("ana", "rules.what_if"),
         ("rui", "rules.publish"),
         ("rui", "rules.publish"),
     ]

@@ -167,20 +167,22 @@ class AlertsView:
         try:
             await asyncio.to_thread(self.actions.dispose, alert_id, disposition, notes)
         except AccessDenied as exc:
-            self.message.object = safe.html("<b>Not allowed:</b> {}", str(exc))
+            self._say(safe.html("<b>Not allowed:</b> {}", str(exc)))
             return
         except WorkbenchError as exc:
-            self.message.object = f"**Not saved:** {exc}"
+            self._say(safe.html("<b>Not saved:</b> {}", exc))
             return
         label = DISPOSITIONS[disposition][0]
-        self.message.object = safe.html(
-            "Alert {} closed as <b>{}</b> by {}.", alert_id, label, user
-        )
+        self._say(safe.html("Alert {} closed as <b>{}</b> by {}.", alert_id, label, user))
         for button in self.buttons.values():
             button.disabled = True
         self.notes.value = ""
         await self.refresh()
         await self.select(alert_id, keep_message=True)
+
+    def _say(self, message: safe.Html) -> None:
+        """The page's message line (escaped already: built with :func:`safe.html`)."""
+        self.message.object = message
 
     # -- callbacks ----------------------------------------------------------------------
 

@@ -100,7 +100,7 @@ class AuditView(pn.viewable.Viewer):
             self._show(pd.DataFrame(columns=COLUMNS), f"Not allowed: {exc}")
             return None
         except WorkbenchError as exc:
-            self.message.object = f"Cannot read the audit trail: {exc}"
+            self._say(f"Cannot read the audit trail: {exc}")
             return None
         self.loaded = True
         older = len(frame) == self.page_rows
@@ -119,9 +119,13 @@ class AuditView(pn.viewable.Viewer):
         self.frame = frame
         with pn.io.hold():
             self.table.value = audit_rows(frame)
-            self.message.object = str(message)
+            self._say(message)
             if frame.empty:
                 self.older.disabled = True
+
+    def _say(self, message: str) -> None:
+        """The page's message line: plain text in a ``Str`` pane (shown as is)."""
+        self.message.object = message
 
 
 def audit_rows(frame: pd.DataFrame) -> pd.DataFrame:

@@ -62,6 +62,7 @@ HISTORY_ROWS = 100
 ERROR_COLUMNS = ["file", "line", "col", "rule_id", "message"]
 HISTORY_COLUMNS = ["id", "version", "created_at", "author", "status", "error"]
 LAST_N, RANGE = "Last N transactions", "Time range"
+_SETTING = safe.html("<code>WORKBENCH_EDITOR_APPLY</code>")
 
 
 class EditorView:
@@ -157,10 +158,7 @@ class EditorView:
         )
         self.rollback_button.on_click(lambda _e: schedule(self._rollback_selected))
         if not apply_enabled:
-            note = safe.html(
-                "Apply and rollback are disabled here "
-                "(setting <code>WORKBENCH_EDITOR_APPLY</code>)."
-            )
+            note = safe.html("Apply and rollback are disabled here (setting {}).", _SETTING)
         elif not can_publish:
             note = safe.html(
                 "Signed in as <b>{}</b>: {}",
@@ -306,7 +304,7 @@ class EditorView:
         """Show the diff that publishing the current file would make and ask for
         confirmation (:meth:`confirm`); the proposal, or None when refused. Admin only."""
         if not self.apply_enabled:
-            self.message.object = "**Apply is disabled** (setting `WORKBENCH_EDITOR_APPLY`)."
+            self._say(safe.html("<b>Apply is disabled</b> (setting {}).", _SETTING))
             return None
         name = self.file.value
         if not name:
@@ -321,10 +319,10 @@ class EditorView:
             return None
         except (RuleError, RuleSetError) as exc:
             self._show_errors(_problems(exc))
-            self.message.object = "**Refused:** nothing was written; the rules are unchanged."
+            self._say(safe.html("<b>Refused:</b> nothing was written; the rules are unchanged."))
             return None
         except WorkbenchError as exc:
-            self.message.object = safe.html("<b>Not applied:</b> {}", banner(exc))
+            self._say(safe.html("<b>Not applied:</b> {}", banner(exc)))
             return None
         self._show_errors([])
         self._propose(proposal)
@@ -336,15 +334,17 @@ class EditorView:
         the version made active, or None."""
         proposal = self.pending
         if proposal is None:
-            self.message.object = "Nothing to confirm: press Apply… or Roll back… first."
+            self._say(safe.html("Nothing to confirm: press Apply… or Roll back… first."))
             return None
         if proposal.kind == "publish" and (
             self.file.value != proposal.name or self.editor.value != proposal.text
         ):
             self._clear_pending()
-            self.message.object = safe.html(
-                "<b>Not published:</b> the editor changed after the diff was shown; press "
-                "Apply… to review the new diff."
+            self._say(
+                safe.html(
+                    "<b>Not published:</b> the editor changed after the diff was shown; press "
+                    "Apply… to review the new diff."
+                )
             )
             return None
         act = self.actions.publish if proposal.kind == "publish" else self.actions.rollback
@@ -357,33 +357,38 @@ class EditorView:
         except (RuleError, RuleSetError) as exc:
             self._clear_pending()
             self._show_errors(_problems(exc))
-            self.message.object = "**Refused:** nothing was written; the rules are unchanged."
+            self._say(safe.html("<b>Refused:</b> nothing was written; the rules are unchanged."))
             return None
         except WorkbenchError as exc:  # a stale proposal included: nothing was written
             self._clear_pending()
-            self.message.object = safe.html("<b>Not applied:</b> {}", banner(exc))
+            self._say(safe.html("<b>Not applied:</b> {}", banner(exc)))
             return None
         self._clear_pending()
         if proposal.kind == "rollback":
             await self.load()
-            self.message.object = safe.html(
-                "Rolled back to version <code>{}</code> by {}; the rules directory is not "
-                "rewritten (a worker restart keeps this version until the directory is edited).",
-                proposal.version,
-                self.author,
+            self._say(
+                safe.html(
+                    "Rolled back to version <code>{}</code> by {}; the rules directory is not "
+                    "rewritten (a worker restart keeps this version until the directory is "
+                    "edited).",
+                    proposal.version,
+                    self.author,
+                )
             )
             return proposal.version
         assert proposal.name is not None and proposal.text is not None
         self.files[proposal.name] = proposal.text
         self.edits.pop(proposal.name, None)
         self.version = proposal.version
-        self.message.object = safe.html(
-            "Applied: <code>{}</code> written; version <code>{}</code> {} as active by {}. "
-            "Workers switch to it between batches.",
-            self.rules_dir / Path(proposal.name).name,
-            proposal.version,
-            "recorded" if recorded else "was recorded already",
-            self.author,
+        self._say(
+            safe.html(
+                "Applied: <code>{}</code> written; version <code>{}</code> {} as active by {}. "
+                "Workers switch to it between batches.",
+                self.rules_dir / Path(proposal.name).name,
+                proposal.version,
+                "recorded" if recorded else "was recorded already",
+                self.author,
+            )
         )
         await self.load_history()
         return proposal.version
@@ -432,7 +437,7 @@ class EditorView:
         """Show the diff from the active version to the earlier accepted ``version`` and ask
         for confirmation (:meth:`confirm`; every worker then follows). Admin only."""
         if not self.apply_enabled:
-            self.message.object = "**Rollback is disabled** (setting `WORKBENCH_EDITOR_APPLY`)."
+            self._say(safe.html("<b>Rollback is disabled</b> (setting {}).", _SETTING))
             return None
         try:
             proposal = await asyncio.to_thread(self.actions.propose_rollback, version)
@@ -440,7 +445,7 @@ class EditorView:
             self._refused(exc)
             return None
         except WorkbenchError as exc:
-            self.message.object = safe.html("<b>Rollback refused:</b> {}", banner(exc))
+            self._say(safe.html("<b>Rollback refused:</b> {}", banner(exc)))
             return None
         self._propose(proposal)
         return proposal
@@ -455,23 +460,25 @@ class EditorView:
         self.pending = proposal
         verb = "publish" if proposal.kind == "publish" else "rollback"
         with pn.io.hold():
-            self.review.object = proposal.diff or "(no change to the active rule set's files)"
+            self._show_review(proposal.diff or "(no change to the active rule set's files)")
             self.confirm_button.label = f"Confirm {verb}"
             self.confirm_button.disabled = False
             self.cancel_button.disabled = False
-            self.message.object = safe.html(
-                "Review the {} below: active version <code>{}</code> → <code>{}</code>. "
-                "<b>Confirm {}</b> makes exactly this change live.",
-                verb,
-                proposal.active or "(none)",
-                proposal.version,
-                verb,
+            self._say(
+                safe.html(
+                    "Review the {} below: active version <code>{}</code> → <code>{}</code>. "
+                    "<b>Confirm {}</b> makes exactly this change live.",
+                    verb,
+                    proposal.active or "(none)",
+                    proposal.version,
+                    verb,
+                )
             )
 
     def _clear_pending(self) -> None:
         self.pending = None
         with pn.io.hold():
-            self.review.object = ""
+            self._show_review("")
             self.confirm_button.disabled = True
             self.cancel_button.disabled = True
 
@@ -481,7 +488,7 @@ class EditorView:
         pending = self.pending
         if pending is not None and pending.kind == "publish" and event.new != pending.text:
             self._clear_pending()
-            self.message.object = "The editor changed: press Apply… to review the new diff."
+            self._say(safe.html("The editor changed: press Apply… to review the new diff."))
 
     async def _permitted(self, check) -> bool:
         try:
@@ -492,7 +499,15 @@ class EditorView:
         return True
 
     def _refused(self, exc: AccessDenied) -> None:
-        self.message.object = safe.html("<b>Not allowed:</b> {}", str(exc))
+        self._say(safe.html("<b>Not allowed:</b> {}", str(exc)))
+
+    def _say(self, message: safe.Html) -> None:
+        """The page's message line (escaped already: built with :func:`safe.html`)."""
+        self.message.object = message
+
+    def _show_review(self, diff: str) -> None:
+        """The diff to confirm, as text (a ``Str`` pane: shown as is, never as markup)."""
+        self.review.object = diff
 
     # -- display ------------------------------------------------------------------------
 
