@@ -8,9 +8,10 @@ import argparse
 import re
 
 from workbench.errors import ConfigError
+from workbench.pipeline import reload
 from workbench.pipeline.database import database
-from workbench.pipeline.reload import author_name, rollback, status
-from workbench.rules import load_rules
+from workbench.pipeline.reload import author_name, status
+from workbench.rules import RuleSet, load_rules
 from workbench.settings import Settings
 from workbench.storage import audit, rule_sets
 
@@ -79,28 +80,35 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    who = f"cli:{author_name()}"  # whoever runs the command on this machine
+    with database(settings, migrate=False) as dsn:
+        ruleset = rollback(dsn, args.version)
+    print(
+        f"ok: version {ruleset.version} is active again ({len(ruleset.rules)} rules); "
+        "running workers switch before their next batch"
+    )
+    return 0
 
-    def audited(conn, row_id: int) -> None:  # in the rollback's own transaction
+
+def rollback(dsn: str, version: str) -> RuleSet:
+    """:func:`~workbench.pipeline.reload.rollback` as this command runs it: the author is the
+    OS user, and the audit row (actor ``cli:<os user>``, provider ``cli``) is written in the
+    rollback's own transaction."""
+    who = f"cli:{author_name()}"
+
+    def audited(conn, row_id: int) -> None:
         replaced = rule_sets.active(conn, before_id=row_id)
         audit.record(
             conn,
             actor=who,
             action="rules.rollback",
             provider="cli",
-            object=f"rule_set {args.version}",
+            object=f"rule_set {version}",
             before=None if replaced is None else {"version": replaced["version"]},
-            after={"version": args.version},
+            after={"version": version},
             detail=f"rule_sets row {row_id}",
         )
 
-    with database(settings, migrate=False) as dsn:
-        ruleset = rollback(dsn, args.version, author=author_name(), on_record=audited)
-    print(
-        f"ok: version {ruleset.version} is active again ({len(ruleset.rules)} rules); "
-        "running workers switch before their next batch"
-    )
-    return 0
+    return reload.rollback(dsn, version, author=author_name(), on_record=audited)
 
 
 def check_rollback(args: argparse.Namespace) -> None:
