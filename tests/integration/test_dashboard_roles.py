@@ -370,3 +370,40 @@ def test_the_watcher_audits_file_publications_and_notebooks_read_them(
     assert accepted["before"] == {"version": published}
     assert failed["after"]["status"] == "rejected" and "default.yaml" in failed["detail"]
     assert list(audit_log(dsn=db_dsn, actor="files:ops", outcome="failed")["id"]) == [failed["id"]]
+
+
+@pytest.fixture
+def audit_refuses_mallory(conn):
+    """This test database's audit trail refuses rows by ``mallory`` (a trigger), so an
+    action's audit row fails after its change was written in the same transaction."""
+    conn.execute(
+        "CREATE FUNCTION refuse_mallory() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN IF NEW.actor = 'mallory' THEN RAISE EXCEPTION 'audit refused'; END IF;"
+        " RETURN NEW; END $$"
+    )
+    conn.execute(
+        "CREATE TRIGGER refuse_mallory BEFORE INSERT ON audit_log"
+        " FOR EACH ROW EXECUTE FUNCTION refuse_mallory()"
+    )
+
+
+def test_no_change_is_stored_without_its_audit_row(
+    conn, db_dsn, rules_dir, published, alert_id, audit_refuses_mallory
+):
+    mallory = Identity("mallory", Role.ADMIN)
+    with pytest.raises(Exception, match="cannot"):
+        Actions(mallory, db_dsn).dispose(alert_id, "false_positive", "no trace")
+    assert alert_state(conn, alert_id) == ("open", None, None, None)
+
+    original = (rules_dir / "default.yaml").read_text()
+    view = editor(db_dsn, rules_dir, mallory)
+    view.editor.value = original.replace(RISKY_OLD, RISKY_NEW)
+    assert asyncio.run(view.apply()) is not None
+    assert asyncio.run(view.confirm()) is None  # the file was written, then put back
+    assert (rules_dir / "default.yaml").read_text() == original
+    assert sorted(p.name for p in rules_dir.iterdir()) == ["default.yaml"]
+    assert len(rule_set_history(conn)) == 1
+    assert asyncio.run(view.rollback(published)) is not None
+    assert asyncio.run(view.confirm()) is None
+    assert len(rule_set_history(conn)) == 1
+    assert audit_rows(conn, actor="mallory").empty

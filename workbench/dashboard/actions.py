@@ -31,6 +31,7 @@ from workbench.dashboard import publishing
 from workbench.dashboard.publishing import Proposal
 from workbench.errors import WorkbenchError
 from workbench.storage import Store, alerts, audit, shared_store
+from workbench.storage.connection import storage_errors
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,11 @@ class Actions:
         target = f"alert {int(alert_id)}"
         self.require(Action.DISPOSE, target)
         try:
-            with self.reader.raw() as conn, conn.transaction():
+            with (
+                self.reader.raw() as conn,
+                storage_errors(f"cannot close {target}"),  # the commit included
+                conn.transaction(),
+            ):
                 change = alerts.set_disposition(
                     conn, alert_id, disposition, self.identity.user, notes
                 )

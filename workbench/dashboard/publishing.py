@@ -146,16 +146,21 @@ def publish(
         written = True
         return True
 
-    with publisher.raw() as conn:
-        recorded = rule_sets.publish(
-            conn,
-            proposal.version,
-            proposal.texts,
-            author,
-            "accepted",
-            still_current=lambda: still_current(conn),
-            on_record=on_record,
-        )
+    try:
+        with publisher.raw() as conn:
+            recorded = rule_sets.publish(
+                conn,
+                proposal.version,
+                proposal.texts,
+                author,
+                "accepted",
+                still_current=lambda: still_current(conn),
+                on_record=on_record,
+            )
+    except BaseException:
+        if written:  # the row (or its audit row) was not committed: nor is the file
+            _restore(proposal, path)
+        raise
     if stale:
         raise StaleProposal(stale[0])
     if recorded is None and not written:
@@ -189,6 +194,15 @@ def rollback(proposal: Proposal, publisher_dsn: str, *, author: str, on_record: 
     if stale:
         raise StaleProposal(stale[0])
     return recorded
+
+
+def _restore(proposal: Proposal, path: Path) -> None:
+    """Put the file back as it was when proposed (removed when it did not exist)."""
+    old = proposal.base.get(f"{path.parent.name}/{path.name}")
+    if old is None:
+        path.unlink(missing_ok=True)
+    else:
+        write_atomically(path, old)
 
 
 def _path(proposal: Proposal) -> Path:
