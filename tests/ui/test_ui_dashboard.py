@@ -238,6 +238,13 @@ def test_disposition_is_stored(watch, pipeline, browser, ui_dsn, screenshots):
         (f"alert {alert_id}",),
     )
     assert audited == [(analyst, "admin", "local", "ok", "confirmed_fraud")]
+    # The local admin's session has the Audit tab: the disposition is listed, newest first.
+    tab(page, "Audit")
+    first = page.locator(".audit-table .tabulator-row").first
+    expect(first).to_contain_text("alert.dispose", timeout=UPDATE_S * 1000)
+    expect(first).to_contain_text(f"alert {alert_id}")
+    page.screenshot(path=screenshots / "audit.png", full_page=True)
+    tab(page, "Alerts")
     browser.check()
 
 
