@@ -9,7 +9,9 @@ Two halves, both in background threads of the worker, never on its event loop:
   stored transactions. The outcome is recorded in ``rule_sets`` — accepted (and announced with
   ``NOTIFY workbench_rules``) or rejected with one ``file:line:col rule id: message`` line per
   error, which is also logged. A row is written once however many workers watch the same
-  directory: nothing is written when the newest row already says the same.
+  directory: nothing is written when the newest row already says the same. Each row comes
+  with its audit row in the same transaction (action ``rules.publish``, actor
+  ``files:<os user>``, provider ``pipeline``, outcome ``ok`` or ``failed``).
 - **Follow** (:class:`Follower`, in every worker): ``LISTEN workbench_rules``; on a
   notification (and every :data:`RESYNC_S`, for notifications lost while reconnecting) the
   active version — the newest accepted row — is read, its files compiled and handed to the
