@@ -18,7 +18,7 @@ from workbench.dashboard.history import HistoryView
 from workbench.dashboard.hub import Health, Hub
 from workbench.dashboard.live import LiveView
 from workbench.dashboard.parts import schedule
-from workbench.dashboard.server import current_dsn, start_hub
+from workbench.dashboard.server import current_dsn, current_publisher_dsn, start_hub
 from workbench.dashboard.theme import ACCENT, REFRESH_MS
 from workbench.settings import Settings
 
@@ -41,7 +41,10 @@ class Session:
         self.live = LiveView(notify=_toast)
         self.alerts = AlertsView(dsn)
         self.history = HistoryView(dsn)
-        self.editor = EditorView(dsn, settings.rules_dir, apply_enabled=settings.editor_apply)
+        # The editor publishes rule sets: the publisher's role, not the dashboard's.
+        self.editor = EditorView(
+            current_publisher_dsn(dsn), settings.rules_dir, apply_enabled=settings.editor_apply
+        )
         self.tabs = pn.Tabs(
             ("Live", self.live.panel),
             ("Alerts", self.alerts.panel),

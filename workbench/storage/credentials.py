@@ -86,16 +86,20 @@ class PasswordFile:
 
     def lookup(self, host: str, port: int | str, user: str) -> str | None:
         """The stored password of ``user`` on ``host:port``, or None."""
-        with self._locked() as entries:
+        with self.editing(write=False) as entries:
             return entries.get((host, str(port), user))
 
     def store(self, host: str, port: int | str, user: str, password: str) -> None:
         """Add or replace the entry of ``user`` on ``host:port``."""
-        with self._locked(write=True) as entries:
+        with self.editing() as entries:
             entries[(host, str(port), user)] = password
 
     @contextlib.contextmanager
-    def _locked(self, *, write: bool = False) -> Iterator[dict[tuple[str, str, str], str]]:
+    def editing(self, *, write: bool = True) -> Iterator[dict[tuple[str, str, str], str]]:
+        """The entries ``{(host, port, user): password}``, locked for the block and written
+        back at its end (``write``); a block that raises writes nothing. Holding the lock
+        across a password change on the server keeps two processes from setting two
+        different passwords of which the file keeps one."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
