@@ -36,6 +36,7 @@ one (another installation on the same server then has to run ``db roles`` again)
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 
@@ -74,7 +75,12 @@ PRIVILEGES: dict[str, dict[str, str]] = {
     "dead_letters": {"pipeline": "SELECT, INSERT", "dashboard": "SELECT", "publisher": ""},
     "pipeline_stats": {"pipeline": "SELECT, INSERT", "dashboard": "SELECT", "publisher": ""},
     "pipeline_throughput": {"pipeline": "", "dashboard": "SELECT", "publisher": ""},
-    "audit_log": {"pipeline": "INSERT", "dashboard": "SELECT, INSERT", "publisher": "INSERT"},
+    # Append only (and read back the new row's id: RETURNING id needs SELECT on it).
+    "audit_log": {
+        "pipeline": "INSERT, SELECT (id)",
+        "dashboard": "SELECT, INSERT",
+        "publisher": "INSERT, SELECT (id)",
+    },
     # Every component checks that the schema is current before it starts (no DDL).
     "alembic_version": {"pipeline": "SELECT", "dashboard": "SELECT", "publisher": "SELECT"},
 }
@@ -90,7 +96,7 @@ _PRIVILEGED = {
     "rolbypassrls": "BYPASSRLS",
 }
 _GRANTS_LOCK = 0x77620003  # serialises concurrent `db roles` on one database
-_RETRIES = 5
+_RETRIES = 20
 
 
 @dataclass(frozen=True)
@@ -166,7 +172,7 @@ def _create_or_update(
             # Two sessions altering one role at once: "tuple concurrently updated".
             if "concurrently" not in str(exc) or attempt == _RETRIES - 1:
                 raise StorageError(f"cannot create role {role}: {exc}") from None
-            time.sleep(0.05 * (attempt + 1))
+            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         except psycopg.Error as exc:
             raise StorageError(f"cannot create role {role}: {str(exc).strip()}") from None
     raise StorageError(f"cannot create role {role}: it keeps changing under us")
