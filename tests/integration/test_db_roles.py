@@ -206,3 +206,14 @@ def test_run_with_a_role_never_migrates(roles, empty_dsn, tmp_path) -> None:
         database(settings, component="pipeline"),
     ):
         pass
+    # Configured as the database URL itself: the migration is refused, with the same line.
+    settings = Settings.load({"WORKBENCH_DATABASE_URL": behind})
+    with (
+        pytest.raises(ConfigError, match="run `workbench db upgrade` as the owner"),
+        database(settings),
+    ):
+        pass
+    with connect(empty_dsn) as owner:  # and nothing was created
+        assert owner.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchone() == (0,)

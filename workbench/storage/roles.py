@@ -191,6 +191,9 @@ def _grant(conn: psycopg.Connection) -> None:
             sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(database, everyone)
         )
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, everyone))
+        # Nobody but the owner creates objects here (PostgreSQL 15+ already says so for
+        # public; older servers let every user create tables there, which a role would own).
+        conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM PUBLIC").format(schema))
         present = {
             name
             for (name,) in conn.execute(
