@@ -217,3 +217,27 @@ def test_run_with_a_role_never_migrates(roles, empty_dsn, tmp_path) -> None:
         assert owner.execute(
             "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
         ).fetchone() == (0,)
+
+
+def test_the_dashboard_reads_everything_it_shows(roles, db_dsn, make_batch) -> None:
+    from workbench.storage import Store
+
+    with connect(db_dsn) as owner:
+        BatchWriter(owner).write(make_batch(300, start="2031-06-01T00:00:00Z"))
+    start, end = datetime(2031, 6, 1, tzinfo=UTC), datetime(2031, 6, 2, tzinfo=UTC)
+    with Store(roles["dashboard"]) as store:
+        assert len(store.transactions.recent(limit=10)) == 10
+        assert len(store.transactions.load(start, end)) == 300
+        assert len(store.transactions.recent_batch(limit=50)) == 50
+        assert store.transactions.time_bounds() is not None
+        assert not store.transactions.bucketed(start, end, "1h").empty
+        page = store.alerts.page(status="open")
+        assert len(store.alerts.hits(int(page["id"].iloc[0]))) >= 1
+        assert store.alerts.open_count() == len(page)
+        assert len(store.transactions.card_history(str(page["card_id"].iloc[0]))) > 0
+        assert store.stats.pipeline_totals()["stored"] == 300
+        assert store.stats.counts()["stored"] == 300
+        store.rule_sets.history()
+        store.rule_sets.last()
+        store.dead_letters.recent()
+        store.audit.recent()
