@@ -241,3 +241,14 @@ def test_the_dashboard_reads_everything_it_shows(roles, db_dsn, make_batch) -> N
         store.rule_sets.last()
         store.dead_letters.recent()
         store.audit.recent()
+
+
+def test_a_stray_pgpassword_is_refused_not_sent_for_a_role(roles) -> None:
+    settings = Settings.load(
+        {"WORKBENCH_PIPELINE_DATABASE_URL": roles["pipeline"], "PGPASSWORD": "owner's"}
+    )
+    with (
+        pytest.raises(ConfigError, match="unset PGPASSWORD"),
+        database(settings, component="pipeline"),
+    ):
+        pass

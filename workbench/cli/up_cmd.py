@@ -46,6 +46,10 @@ def up(settings: Settings, *, duration: float | None = None) -> int:
     logging.getLogger("bokeh").setLevel(logging.WARNING)  # one line per websocket is noise
     with only_up(ROOT), database(settings, root=ROOT) as dsn:
         urls = _component_urls(settings, dsn)
+        if urls["dashboard"] != dsn:
+            # The owner's DSN holds PGPASSWORD's value already (settings.libpq); left in the
+            # environment, libpq would send it for the roles too, before their password file.
+            os.environ.pop("PGPASSWORD", None)
         worker = _start_worker(settings, urls["pipeline"])
         server = serve(
             urls["dashboard"],

@@ -47,6 +47,7 @@ def database(
     """
     override = getattr(settings, f"{component}_database_url", "") if component else ""
     if override:
+        _check_no_stray_password(settings, override, component or "")
         with connect(override) as conn:
             _require_current(conn)
         yield override
@@ -90,6 +91,21 @@ def component_roles(settings: Settings, admin_dsn: str, *, root: Path = ROOT) ->
     from workbench.storage.roles import ensure
 
     return ensure(admin_dsn, PasswordFile(root / PGPASS), any_port=not settings.database_configured)
+
+
+def _check_no_stray_password(settings: Settings, dsn: str, component: str) -> None:
+    """libpq prefers ``PGPASSWORD`` to the password file a role's DSN names: it would send
+    another user's password (the owner's, in a container set up with libpq variables)."""
+    from psycopg import conninfo
+
+    params = conninfo.conninfo_to_dict(dsn)
+    if "PGPASSWORD" in settings.libpq and not params.get("password"):
+        raise ConfigError(
+            f"PGPASSWORD is set, and libpq would send it for {params.get('user') or 'the'} "
+            f"role of WORKBENCH_{component.upper()}_DATABASE_URL instead of the password in "
+            f"{params.get('passfile') or 'its password file'}: unset PGPASSWORD for this "
+            "component"
+        )
 
 
 def _pending(conn) -> list[str]:
