@@ -173,6 +173,31 @@ SETTINGS: tuple[Setting, ...] = (
         str,
     ),
     Setting(
+        "pipeline_database_url",
+        "str",
+        "",
+        "PostgreSQL URL the pipeline worker (`workbench run`) connects with: a least-privilege "
+        "role (`workbench db roles`); it never migrates. Empty: the database URL. `workbench "
+        "up` sets it for its worker.",
+        str,
+    ),
+    Setting(
+        "dashboard_database_url",
+        "str",
+        "",
+        "PostgreSQL URL the dashboard connects with (read-only but for alert dispositions and "
+        "the audit trail). Empty: the database URL, or the role `workbench up` makes.",
+        str,
+    ),
+    Setting(
+        "publisher_database_url",
+        "str",
+        "",
+        "PostgreSQL URL the dashboard's rule editor publishes and rolls back rule sets with. "
+        "Empty: the database URL, or the role `workbench up` makes.",
+        str,
+    ),
+    Setting(
         "retention_days",
         "int",
         0,

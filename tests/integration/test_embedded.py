@@ -55,7 +55,8 @@ def _pid(pg: EmbeddedPostgres) -> int:
 def test_start_use_stop_restart_keeps_data(tmp_path, servers):
     pg = servers(tmp_path / ".workbench")
     dsn = pg.start()
-    assert dsn.startswith("postgresql://workbench@127.0.0.1:") and dsn.endswith("/workbench")
+    assert dsn.startswith("postgresql://workbench@127.0.0.1:")
+    assert dsn.endswith(f"/workbench?passfile={pg.root}/pgpass")  # a file, not a password
     assert pg.is_running()
     with psycopg.connect(dsn) as conn:
         conn.execute("CREATE TABLE t (id int PRIMARY KEY, name text)")

@@ -1,11 +1,11 @@
-"""``workbench db upgrade|status|reset|url``."""
+"""``workbench db upgrade|status|reset|url|roles``."""
 
 from __future__ import annotations
 
 import argparse
 
 from workbench.errors import ConfigError
-from workbench.pipeline.database import database, database_url
+from workbench.pipeline.database import ROOT, component_roles, database, database_url
 from workbench.settings import Settings
 from workbench.storage import connect, counts, describe, reset, status, upgrade
 
@@ -21,6 +21,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "url",
         help="Print the database URL (no password) for notebooks and panel serve; starts nothing.",
     ).set_defaults(run=run_url)
+    actions.add_parser(
+        "roles",
+        help="Create or update the least-privilege roles of the pipeline, dashboard and rule "
+        "publisher (needs a connection allowed to CREATE ROLE); prints where their "
+        "credentials went, never a password.",
+    ).set_defaults(run=run_roles)
     r = actions.add_parser("reset", help="Drop every table of the workbench (asks for --yes).")
     r.add_argument("--yes", action="store_true", help="Really drop everything.")
     r.set_defaults(run=run_reset, check=check_reset)
@@ -63,4 +69,21 @@ def run_reset(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_url(args: argparse.Namespace, settings: Settings) -> int:
     print(database_url(settings))
+    return 0
+
+
+def run_roles(args: argparse.Namespace, settings: Settings) -> int:
+    from workbench.storage.credentials import PGPASS
+    from workbench.storage.roles import ROLES
+
+    with database(settings) as dsn:
+        made = component_roles(settings, dsn, root=ROOT)
+    print(f"{describe(dsn)}: roles {', '.join(ROLES.values())} ready")
+    for c in made:
+        note = "new password" if c.new_password else "password kept"
+        print(f"  {c.component:<10} {c.dsn}  ({note})")
+    print(
+        f"passwords in {(ROOT / PGPASS).absolute()} (mode 0600, libpq format), which each URL "
+        "names; set WORKBENCH_<COMPONENT>_DATABASE_URL to them"
+    )
     return 0

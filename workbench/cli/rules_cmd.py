@@ -80,7 +80,8 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    with database(settings, migrate=False) as dsn:
+    # As the rule publisher when WORKBENCH_PUBLISHER_DATABASE_URL names its role.
+    with database(settings, migrate=False, component="publisher") as dsn:
         ruleset = rollback(dsn, args.version)
     print(
         f"ok: version {ruleset.version} is active again ({len(ruleset.rules)} rules); "

@@ -109,7 +109,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
             "encoding": getattr(args, "encoding", "utf-8"),  # `workbench replay` has none
         }
         rate = args.rate
-    with database(settings) as dsn:
+    with database(settings, component="pipeline") as dsn:
         pipeline = build_pipeline(settings, dsn, source=name, source_options=options, rate=rate)
         status = print_status
         progress = getattr(pipeline.source, "progress", None)

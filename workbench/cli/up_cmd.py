@@ -1,6 +1,9 @@
 """``workbench up``: the one-command main job.
 
-The database (embedded unless one is configured) is started and migrated here; the pipeline
+The database (embedded unless one is configured) is started and migrated here, and the
+components' least-privilege roles are made (``workbench db roles``): the worker connects as
+``workbench_pipeline``, the dashboard as ``workbench_dashboard`` and its rule editor publishes
+as ``workbench_publisher`` (a ``WORKBENCH_<COMPONENT>_DATABASE_URL`` setting wins). The pipeline
 runs as ``workbench run`` in a child process (so the dashboard never waits on scoring, and a
 crash of either is visible on its own); the dashboard is served from this process. Ctrl-C or
 SIGTERM stops both; when the worker stops on its own, ``up`` stops too and returns its code.
@@ -24,10 +27,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from workbench.errors import ConfigError
-from workbench.pipeline.database import ROOT, database
+from workbench.errors import ConfigError, StorageError
+from workbench.pipeline.database import ROOT, component_roles, database
 from workbench.settings import Settings
 from workbench.storage.dsn import public_url
+
+log = logging.getLogger(__name__)
 
 WORKER_STOP_S = 15.0  # how long the worker may take to finish its batch after SIGINT
 BATCH_SECONDS = 0.5  # batches of at most this many seconds of the source rate: a live screen
@@ -40,8 +45,18 @@ def up(settings: Settings, *, duration: float | None = None) -> int:
 
     logging.getLogger("bokeh").setLevel(logging.WARNING)  # one line per websocket is noise
     with only_up(ROOT), database(settings, root=ROOT) as dsn:
-        worker = _start_worker(settings, dsn)
-        server = serve(dsn, address=settings.dashboard_address, port=settings.dashboard_port)
+        urls = _component_urls(settings, dsn)
+        if urls["dashboard"] != dsn:
+            # The owner's DSN holds PGPASSWORD's value already (settings.libpq); left in the
+            # environment, libpq would send it for the roles too, before their password file.
+            os.environ.pop("PGPASSWORD", None)
+        worker = _start_worker(settings, urls["pipeline"])
+        server = serve(
+            urls["dashboard"],
+            address=settings.dashboard_address,
+            port=settings.dashboard_port,
+            publisher_dsn=urls["publisher"],
+        )
         loop = server.io_loop
         outcome = {"code": 0}
 
@@ -75,13 +90,31 @@ def up(settings: Settings, *, duration: float | None = None) -> int:
     return outcome["code"] or (code if code not in (None, -signal.SIGINT) else 0)
 
 
+def _component_urls(settings: Settings, admin_dsn: str) -> dict[str, str]:
+    """The DSN of each component: its setting, else its role (made now), else — when this
+    connection may not create roles (a managed server) — the owner's DSN, with a warning."""
+    from workbench.storage.roles import ROLES, dsns
+
+    try:
+        made = dsns(component_roles(settings, admin_dsn, root=ROOT))
+    except StorageError as exc:
+        log.warning(
+            "least-privilege roles not made (%s): every component connects as the database "
+            "URL's user; run `workbench db roles` as a user allowed to CREATE ROLE",
+            exc,
+        )
+        made = dict.fromkeys(ROLES, admin_dsn)
+    return {c: getattr(settings, f"{c}_database_url") or made[c] for c in ROLES}
+
+
 def _start_worker(settings: Settings, dsn: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "workbench", "run", "--rules", str(settings.rules_dir)]
     if settings.rate:
         command += ["--rate", str(settings.rate)]
     rows = min(settings.batch_rows, max(1, int(settings.rate * BATCH_SECONDS)))
     command += ["--batch-rows", str(rows)]
-    env = dict(os.environ, WORKBENCH_DATABASE_URL=dsn)
+    # The worker's own role; its DSN names the password file, it holds no password.
+    env = dict(os.environ, WORKBENCH_PIPELINE_DATABASE_URL=dsn)
     return subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
 
 

@@ -23,12 +23,14 @@ _lock = threading.Lock()
 _hub: Hub | None = None
 _feed: Feed | None = None
 _dsn: str | None = None
+_publisher_dsn: str | None = None
 
 
 def dashboard_dsn() -> str:
-    """The database the dashboard reads: ``WORKBENCH_DATABASE_URL`` or libpq ``PG*``."""
+    """The database the dashboard reads: ``WORKBENCH_DASHBOARD_DATABASE_URL`` (its own
+    least-privilege role), else ``WORKBENCH_DATABASE_URL`` or libpq ``PG*``."""
     settings = Settings.load(os.environ)
-    dsn = resolve_dsn(os.environ, settings.database_url)
+    dsn = settings.dashboard_database_url or resolve_dsn(os.environ, settings.database_url)
     if not dsn:
         raise ConfigError(
             "the dashboard needs a database: set WORKBENCH_DATABASE_URL or PGHOST/PGDATABASE "
@@ -37,12 +39,19 @@ def dashboard_dsn() -> str:
     return dsn
 
 
-def start_hub(dsn: str | None = None) -> Hub:
-    """The process's hub, starting it and its feed on first call."""
-    global _hub, _feed, _dsn
+def start_hub(dsn: str | None = None, *, publisher_dsn: str | None = None) -> Hub:
+    """The process's hub, starting it and its feed on first call.
+
+    ``publisher_dsn``: what the rule editor publishes and rolls back with (the publisher
+    role); default ``WORKBENCH_PUBLISHER_DATABASE_URL``, else the dashboard's own DSN.
+    """
+    global _hub, _feed, _dsn, _publisher_dsn
     with _lock:
         if _hub is None:
             _dsn = dsn or dashboard_dsn()
+            _publisher_dsn = (
+                publisher_dsn or Settings.load(os.environ).publisher_database_url or _dsn
+            )
             _hub = Hub()
             _feed = Feed(_hub, _dsn).start()
             log.info("dashboard hub started")
@@ -55,22 +64,31 @@ def current_dsn() -> str:
     return _dsn
 
 
+def current_publisher_dsn(default: str | None = None) -> str:
+    """The DSN rule sets are published with (see :func:`start_hub`); ``default`` (a
+    session's own DSN) when this process's hub did not set one."""
+    return _publisher_dsn or default or current_dsn()
+
+
 def stop_hub() -> None:
-    global _hub, _feed
+    global _hub, _feed, _publisher_dsn
     with _lock:
         if _feed is not None:
             _feed.stop()
-        _hub, _feed = None, None
+        _hub, _feed, _publisher_dsn = None, None, None
 
 
-def serve(dsn: str, *, address: str = "127.0.0.1", port: int = 5006):
+def serve(
+    dsn: str, *, address: str = "127.0.0.1", port: int = 5006, publisher_dsn: str | None = None
+):
     """Start (not run) a Bokeh/Panel server with the dashboard at ``/`` for ``workbench up``;
-    the caller runs ``server.io_loop``. Returns the server; its URL is :func:`url_of`."""
+    the caller runs ``server.io_loop``. Returns the server; its URL is :func:`url_of`.
+    ``dsn`` is the dashboard's role, ``publisher_dsn`` the rule publisher's."""
     import panel as pn
 
     from workbench.dashboard.session import create_app
 
-    start_hub(dsn)
+    start_hub(dsn, publisher_dsn=publisher_dsn)
     origins = [f"{address}:{port}", f"localhost:{port}"] if port else None
     server = pn.serve(
         {"/": lambda: create_app(dsn=dsn)},

@@ -27,7 +27,7 @@ from workbench.dashboard.hub import Health, Hub
 from workbench.dashboard.live import LiveView
 from workbench.dashboard.login import session_identity
 from workbench.dashboard.parts import schedule
-from workbench.dashboard.server import current_dsn, start_hub
+from workbench.dashboard.server import current_dsn, current_publisher_dsn, start_hub
 from workbench.dashboard.theme import ACCENT, REFRESH_MS
 from workbench.settings import Settings
 
@@ -59,11 +59,12 @@ class Session:
         self.live = LiveView(notify=_toast)
         self.alerts = AlertsView(dsn, self.identity)
         self.history = HistoryView(dsn)
+        # The editor reads as the dashboard; it publishes rule sets as the publisher's role.
         self.editor = EditorView(
             dsn,
             settings.rules_dir,
             identity=self.identity,
-            publisher_dsn=publisher_dsn,
+            publisher_dsn=publisher_dsn or current_publisher_dsn(dsn),
             apply_enabled=settings.editor_apply,
         )
         pages = [

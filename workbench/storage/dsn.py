@@ -106,7 +106,7 @@ def public_url(dsn: str) -> str:
     url = "postgresql://" + (quote(str(user), safe="") + "@" if user else "") + where
     url += f":{port}" if port else ""
     url += "/" + quote(str(dbname), safe="") if dbname else ""
-    return url + ("?" + urlencode(params) if params else "")
+    return url + ("?" + urlencode(params, safe="/") if params else "")
 
 
 def reveals(text: str, dsn: str | None) -> bool:

@@ -14,9 +14,17 @@ Layout under ``root`` (default ``.workbench`` in the current directory)::
     pg/server.json       where everything lives: port, pid, mode, paths (last start)
     pg/.lock             serialises start, attach, release and stop between processes
     pg/.clients          held with a shared ``flock`` by every process using the server
+    pgpass               the superuser's generated password (libpq password file, mode 0600;
+                         :mod:`workbench.storage.credentials`), next to the roles' passwords
 
-The server listens on 127.0.0.1 only, with ``trust`` authentication, and runs in its own
-session, so Ctrl-C in the terminal does not reach it.
+The server listens on 127.0.0.1 only and runs in its own session, so Ctrl-C in the terminal
+does not reach it. Every connection, TCP or Unix socket, must give a password
+(``scram-sha-256`` in ``pg_hba.conf``): other local users of the machine cannot connect. The
+DSN names the password file (``?passfile=...``) instead of holding the password. initdb
+builds the cluster with ``trust`` (it cannot set a password without a file the server
+account can read); before any launch, :meth:`EmbeddedPostgres._secure` sets a generated
+password in single-user mode (no listening socket) and then writes ``pg_hba.conf``, so a
+cluster made by an older workbench with ``trust`` is switched over on its next start.
 
 Who stops it: ``start()`` launches a server or attaches to the running one of the same root,
 and either way holds a shared lock on ``pg/.clients`` until ``release()`` (or the end of the
@@ -64,6 +72,7 @@ from typing import IO, Literal
 import psycopg
 
 from workbench.errors import StorageError
+from workbench.storage.credentials import PGPASS, PasswordFile, new_password, scram_verifier
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +83,15 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 _SOCKET_PATH_MAX = 107  # sun_path is 108 bytes on Linux, including the NUL
 _CHILDREN: dict[int, subprocess.Popen] = {}  # servers this process launched, to reap them
+HOST = "127.0.0.1"
+# The port may change between starts (a taken port is replaced): the entry holds for any.
+ANY_PORT = "*"
+HBA = """\
+# Written by Fraud Workbench (workbench/storage/embedded.py): a password for every connection.
+local all all scram-sha-256
+host  all all 127.0.0.1/32 scram-sha-256
+host  all all ::1/128 scram-sha-256
+"""
 
 
 def bin_dir() -> Path:
@@ -104,6 +122,7 @@ class EmbeddedPostgres:
         self.dir = self.root / "pg"
         self.data_dir = self.dir / "data"
         self.log_file = self.dir / "postgres.log"
+        self.passwords = PasswordFile(self.root / PGPASS)
         self.port = port
         self.mode = mode
         self.dsn: str | None = None
@@ -136,10 +155,11 @@ class EmbeddedPostgres:
                 self._prepare(mode)
                 if not (self.data_dir / "PG_VERSION").exists():
                     self._initdb(mode)
+                self._secure(mode)
                 info = self._launch(mode)
                 self._started_here = True
             port = int(info[3])
-            self.dsn = _dsn(port)
+            self.dsn = self._url(port)
             self._ensure_database(port)
             if self._client is None:
                 client = open(self.dir / ".clients", "a")  # noqa: SIM115 (held until release)
@@ -179,7 +199,10 @@ class EmbeddedPostgres:
                 pass
         except (ValueError, OSError):
             return None
-        return _dsn(port)
+        return self._url(port)
+
+    def _url(self, port: int) -> str:
+        return f"postgresql://{DB_USER}@{HOST}:{port}/{DB_NAME}?passfile={self.passwords.path}"
 
     def stop(self) -> None:
         """Stop the server of this root, whoever uses it (fast shutdown: running transactions
@@ -358,6 +381,41 @@ class EmbeddedPostgres:
             ) from None
         log.info("initdb %s in %.2f s", self.data_dir, time.perf_counter() - started)
 
+    def _secure(self, mode: Mode) -> None:
+        """Give the superuser its generated password and require passwords (server down).
+
+        The password is set first, in single-user mode (no socket, no TCP), and
+        ``pg_hba.conf`` is written last: a run interrupted in between is redone next time.
+        The password is sent as a SCRAM verifier (its text never reaches the server).
+        """
+        hba = self.data_dir / "pg_hba.conf"
+        password = self.passwords.lookup(HOST, ANY_PORT, DB_USER)
+        with contextlib.suppress(OSError):
+            if password is not None and hba.read_text() == HBA:
+                return
+        if password is None:
+            password = new_password()
+            self.passwords.store(HOST, ANY_PORT, DB_USER, password)
+        args = [str(bin_dir() / "postgres"), "--single", "-D", str(self.data_dir), "postgres"]
+        argv, kwargs = self._command(mode, args)
+        statement = f"ALTER ROLE \"{DB_USER}\" PASSWORD '{scram_verifier(password)}'\n"
+        done = subprocess.run(
+            argv, input=statement, capture_output=True, text=True, check=False, timeout=120,
+            **kwargs,
+        )  # fmt: skip
+        if done.returncode != 0 or "ERROR" in done.stdout + done.stderr:
+            raise StorageError(
+                f"cannot set the embedded superuser's password: {_last_error(done.stderr)}"
+            )
+        owner = self.data_dir.stat()
+        written = hba.with_name("pg_hba.conf.workbench")
+        written.write_text(HBA)
+        os.chmod(written, 0o600)
+        os.chown(written, owner.st_uid, owner.st_gid)
+        written.replace(hba)
+        log.info("embedded PostgreSQL: passwords required (%s), superuser password in %s",
+                 hba, self.passwords.path)  # fmt: skip
+
     def _launch(self, mode: Mode) -> list[str]:
         chosen = self.port is None
         for _attempt in range(3):
@@ -458,9 +516,10 @@ class EmbeddedPostgres:
     def _ensure_database(self, port: int) -> None:
         try:
             with psycopg.connect(
-                host="127.0.0.1",
+                host=HOST,
                 port=port,
                 user=DB_USER,
+                passfile=str(self.passwords.path),
                 dbname="postgres",
                 sslmode="disable",
                 autocommit=True,
@@ -478,10 +537,6 @@ class EmbeddedPostgres:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _dsn(port: int) -> str:
-    return f"postgresql://{DB_USER}@127.0.0.1:{port}/{DB_NAME}"
 
 
 def _pid_alive(pid: int) -> bool:

@@ -53,7 +53,11 @@ _OBJECTS = (
     "alembic_version",
     "schema_migrations",
 )
-_FUNCTIONS = ("audit_log_append_only()",)  # trigger functions of the revisions
+_FUNCTIONS = (  # functions of the revisions
+    "audit_log_append_only()",
+    "workbench_create_partitions(date[])",
+    "workbench_drop_partitions(timestamptz)",
+)
 
 
 @dataclass(frozen=True)

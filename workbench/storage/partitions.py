@@ -8,6 +8,11 @@ writer keeps one per connection, :class:`~workbench.storage.writer.BatchWriter`)
 steady state this costs no query at all; the module functions are one-shot (they remember
 nothing). Creating or dropping partitions takes an advisory lock, so concurrent workers never
 race on the same ``CREATE TABLE``.
+
+The DDL itself runs in two ``SECURITY DEFINER`` functions of the schema owner (revision 0005:
+``workbench_create_partitions``, ``workbench_drop_partitions``), which take that lock: a
+partition needs the parent table's owner, and the pipeline's least-privilege role owns
+nothing (:mod:`workbench.storage.roles`); it is only allowed to EXECUTE them.
 """
 
 from __future__ import annotations
@@ -17,15 +22,12 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
-from psycopg import sql
 
 from workbench.storage.connection import storage_errors
 
 PARENT = "transactions"
 PARTITION_LOCK = 0x77620002
 _NAME = re.compile(r"^transactions_p(\d{8})$")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 def partition_name(day: date) -> str:
@@ -96,21 +98,12 @@ class Partitions:
         if not wanted:
             return []
         conn = self.conn
-        created: list[date] = []
         with storage_errors("cannot create partitions"), conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
+            rows = conn.execute(
+                "SELECT workbench_create_partitions(%s::date[])", (sorted(wanted),)
+            ).fetchall()
+            created = [day for (day,) in rows]
             existing = set(list_partitions(conn))
-            for day in sorted(wanted - existing):
-                lower = datetime(day.year, day.month, day.day, tzinfo=UTC)
-                conn.execute(
-                    sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
-                        sql.Identifier(partition_name(day)),
-                        sql.Identifier(PARENT),
-                        sql.Literal(lower.isoformat()),
-                        sql.Literal((lower + timedelta(days=1)).isoformat()),
-                    )
-                )
-                created.append(day)
         # Only after the commit: a rolled-back CREATE must not be remembered.
         self.known.update(existing | set(created))
         return created
@@ -135,29 +128,11 @@ class Partitions:
             reference = reference.replace(tzinfo=UTC)
         cutoff = reference - timedelta(days=days)
         conn = self.conn
-        dropped: list[date] = []
+        # One statement (its own transaction): the function drops the partitions that end by
+        # the cutoff and, with them, the tx_ids stored before the newest one's end.
         with storage_errors("cannot apply retention"), conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
-            for day in list_partitions(conn):
-                upper = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-                if upper > cutoff:
-                    break
-                name = sql.Identifier(partition_name(day))
-                conn.execute(
-                    sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
-                        sql.Identifier(PARENT), name
-                    )
-                )
-                conn.execute(sql.SQL("DROP TABLE {}").format(name))
-                dropped.append(day)
-            if dropped:
-                # In the same transaction: the ids never outlive (nor die before) their rows.
-                # Everything before the newest dropped day's end: the dropped days are the
-                # oldest.
-                last = dropped[-1]
-                horizon = datetime(last.year, last.month, last.day, tzinfo=UTC)
-                end = horizon + timedelta(days=1) - _EPOCH
-                conn.execute("DELETE FROM transaction_ids WHERE ts_us < %s", (end // _MICROSECOND,))
+            rows = conn.execute("SELECT workbench_drop_partitions(%s)", (cutoff,)).fetchall()
+        dropped = [day for (day,) in rows]
         self.forget()
         return dropped
 
