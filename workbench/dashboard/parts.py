@@ -11,17 +11,20 @@ import panel as pn
 from bokeh.models import HTMLTemplateFormatter
 from panel.io.state import set_curdoc
 
+from workbench.dashboard import safe
 from workbench.dashboard.theme import BAND_COLORS, MONEY_FORMATTER
 
+# ``<%- value %>`` is escaped by the template engine (``<%= %>`` would insert it as HTML); the
+# colour expression yields one of our constants only.
 _BAND_TEMPLATE = (
     "<span style=\"color:<%= value == 'High' ? '{High}' : (value == 'Medium' ? '{Medium}' : "
-    "'{Low}') %>;font-weight:600\"><%= value %></span>"
+    "'{Low}') %>;font-weight:600\"><%- value %></span>"
 ).format(**BAND_COLORS)
 
 
 def band_formatter() -> HTMLTemplateFormatter:
     """Colours the band column by value (a formatter: cheap on a streaming table)."""
-    return HTMLTemplateFormatter(template=_BAND_TEMPLATE)
+    return safe.template_formatter(_BAND_TEMPLATE)
 
 
 def read_only_table(frame: pd.DataFrame, css: str, height: int, **options) -> pn.widgets.Tabulator:
