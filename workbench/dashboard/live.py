@@ -410,7 +410,7 @@ def _health_html(d: Delta) -> safe.Html:
     ]
     row = "<tr><th style='text-align:left;padding:2px 16px 2px 0'>{}</th><td>{}</td></tr>"
     body = safe.join([safe.html(row, k, v) for k, v in rows])
-    return safe.html("<table class='health' style='border-collapse:collapse'>{}</table>", body)
+    return safe.html("<table style='border-collapse:collapse'>{}</table>", body)
 
 
 def _last_batch(h) -> str:

@@ -25,8 +25,6 @@ from workbench.settings import Settings
 
 log = logging.getLogger(__name__)
 
-pn.extension("tabulator", "codeeditor", notifications=True, sizing_mode="stretch_width")
-
 ALERTS_TAB, HISTORY_TAB, EDITOR_TAB = 1, 2, 3
 
 
@@ -97,6 +95,10 @@ def create_app(hub: Hub | None = None, dsn: str | None = None) -> pn.viewable.Vi
 
 def create_session(hub: Hub | None = None, dsn: str | None = None) -> Session:
     """A :class:`Session` with its pull loop started when inside a served document."""
+    # Per session, not at import: called inside a served document, Panel keeps these
+    # settings for that document only, so an import-time call gave the first session after
+    # a server start its toasts (notifications) and every later one none.
+    pn.extension("tabulator", "codeeditor", notifications=True, sizing_mode="stretch_width")
     hub = hub or start_hub(dsn)
     session = Session(hub, dsn or current_dsn())
     header = safe.pane(
