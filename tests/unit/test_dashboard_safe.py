@@ -315,3 +315,13 @@ def test_the_health_panel_escapes_worker_names_and_rule_errors():
 
     text = _health_html(delta)
     assert "<img" not in text and "&lt;img" in text and text.startswith("<table")
+
+
+def test_table_titles_from_data_are_escaped_cells_stay_text():
+    from workbench.dashboard.parts import read_only_table
+
+    table = read_only_table(pd.DataFrame({"id": [1]}), "t", 100)
+    assert table.titles == {}  # constant names: nothing to escape
+    table.value = pd.DataFrame({HOSTILE: [HOSTILE], "band": ["High"]})
+    assert table.titles == {HOSTILE: safe.escape(HOSTILE)}
+    assert "<%- value %>" in table.formatters["band"].template

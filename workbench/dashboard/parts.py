@@ -30,8 +30,9 @@ def band_formatter() -> HTMLTemplateFormatter:
 def read_only_table(frame: pd.DataFrame, css: str, height: int, **options) -> pn.widgets.Tabulator:
     """A Tabulator that users read but do not edit; ``css`` names it for tests and styling.
     A ``band`` column (now or in later values) is coloured by :func:`band_formatter`; an
-    ``amount`` column is shown as money (two decimals, thousands separated)."""
-    return pn.widgets.Tabulator(
+    ``amount`` column is shown as money (two decimals, thousands separated). Cells are text
+    (Bokeh's ``StringFormatter``); column titles are escaped (:func:`escape_titles`)."""
+    table = pn.widgets.Tabulator(
         frame,
         show_index=False,
         disabled=True,
@@ -41,6 +42,19 @@ def read_only_table(frame: pd.DataFrame, css: str, height: int, **options) -> pn
         css_classes=[css],
         **options,
     )
+    escape_titles(table)
+    table.param.watch(lambda _e: escape_titles(table), "value")
+    return table
+
+
+def escape_titles(table: pn.widgets.Tabulator) -> None:
+    """Tabulator sets a column title as HTML (``innerHTML``): a column named from data (a
+    rule id, a band) is given its escaped name as title. Constant names escape to
+    themselves, so the usual ``titles`` stays empty and nothing is sent."""
+    names = [str(c) for c in table.value.columns] if table.value is not None else []
+    titles = {c: safe.escape(c) for c in names if safe.escape(c) != c}
+    if titles != (table.titles or {}):
+        table.titles = titles
 
 
 def schedule(coroutine_fn: Callable[[], Awaitable[None]]) -> None:
