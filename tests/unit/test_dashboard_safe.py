@@ -92,6 +92,14 @@ def violations(source: str, filename: str = "<snippet>") -> list[str]:
             name = _name(node.func)
             if name in RENDERING:
                 bad(node, f"{name}(...) renders HTML: use safe.pane/safe.preformatted")
+            if name == "Html":
+                bad(node, "Html(...) marks text as escaped without escaping it: use safe.html")
+            if name == "html" and _name(getattr(node.func, "value", None)) == "safe":
+                template = node.args[0] if node.args else None
+                literal = isinstance(template, ast.Constant) and isinstance(template.value, str)
+                constant = isinstance(template, ast.Name) and template.id.lstrip("_").isupper()
+                if not (literal or constant):
+                    bad(node, "safe.html's template must be a literal (values go in its fields)")
             if name == "DataFrame" and _name(getattr(node.func, "value", None)) == "pane":
                 bad(node, "pn.pane.DataFrame renders HTML: use safe.frame_pane")
             children = node.args if name in LAYOUTS else []
@@ -166,6 +174,10 @@ def test_no_page_renders_html_outside_safe(path):
         "col.objects = [f'No transactions of card {card}']",
         "HoverTool(tooltips=[('card', '@card_id{safe}')])",
         "T = '<span><%= value %></span>'",
+        "x = safe.Html(card)",
+        "x = Html(f'<b>{card}</b>')",
+        "x = safe.html(f'<b>{card}</b>')",
+        "x = safe.html(template, card)",
     ],
 )
 def test_the_source_check_catches_each_kind_of_violation(snippet):
@@ -175,6 +187,7 @@ def test_the_source_check_catches_each_kind_of_violation(snippet):
 def test_the_source_check_passes_the_safe_forms():
     ok = """
 header = safe.pane(safe.html("<h2>{}</h2>", title))
+row = safe.html(_ROW, key, value)
 col = pn.Column(safe.heading("Live"), table, sizing_mode="stretch_width")
 safe.show(self.message, safe.html("<b>Not saved:</b> {}", exc))
 safe.toast("error", safe.html("card {}", card))

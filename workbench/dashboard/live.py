@@ -390,6 +390,9 @@ def _num(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+_HEALTH_ROW = "<tr><th style='text-align:left;padding:2px 16px 2px 0'>{}</th><td>{}</td></tr>"
+
+
 def _health_html(d: Delta) -> safe.Html:
     """The health panel: a two-column table whose values (a rule-load error quoting a rule
     file, worker names) are escaped."""
@@ -408,8 +411,7 @@ def _health_html(d: Delta) -> safe.Html:
         ("Last batch", _last_batch(h)),
         ("Workers", ", ".join(h.workers) or "—"),
     ]
-    row = "<tr><th style='text-align:left;padding:2px 16px 2px 0'>{}</th><td>{}</td></tr>"
-    body = safe.join([safe.html(row, k, v) for k, v in rows])
+    body = safe.join([safe.html(_HEALTH_ROW, k, v) for k, v in rows])
     return safe.html("<table style='border-collapse:collapse'>{}</table>", body)
 
 

@@ -141,8 +141,10 @@ def _checked(obj: Any) -> Html:
 
 
 def pane(obj: Html = EMPTY, **params: Any) -> SafeHTML:
-    """A :class:`SafeHTML` pane showing ``obj``."""
-    return SafeHTML(obj, **params)
+    """A :class:`SafeHTML` pane showing ``obj``; long words (an id of 128 characters) wrap
+    instead of widening the page."""
+    styles = {"overflow-wrap": "anywhere", **params.pop("styles", {})}
+    return SafeHTML(obj, styles=styles, **params)
 
 
 def show(target: SafeHTML, obj: Html) -> None:
