@@ -165,7 +165,7 @@ def test_history_diff_and_rollback_to_an_earlier_version(conn, db_dsn, rules_dir
         "+    when: merchant_category in risky_mcc and amount > 50",
         "+    score: 45",
     ]
-    assert f"{published}: {FILE}" in diff and "```diff" in view.diff.object
+    assert f"{published}: {FILE}" in diff and view.diff.object.startswith("<pre")
     assert view.rollback_to.value == published
 
     assert rollback(view, published) == published

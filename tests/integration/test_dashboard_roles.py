@@ -7,6 +7,8 @@ change nothing â€” alert still open, ``rule_sets`` and the rule file unchanged â
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import shutil
 from pathlib import Path
 
@@ -208,7 +210,8 @@ def test_an_admin_publishes_what_the_diff_showed_as_the_login_user(
     assert proposal is not None and view.pending is proposal
     assert (rules_dir / "default.yaml").read_text() != edited  # nothing written yet
     assert len(rule_set_history(conn)) == 1
-    shown = view.review.object
+    # an escaped <pre>: the text as shown
+    shown = html.unescape(re.sub(r"</?pre[^>]*>", "", view.review.object))
     changed = [
         line for line in shown.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")
     ]

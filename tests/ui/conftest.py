@@ -14,6 +14,7 @@ The PostgreSQL server is the one of ``tests/conftest.py``. Chromium is not optio
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -112,9 +113,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def dashboard(ui_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of the app served by a real ``panel serve`` on a free port."""
+@contextlib.contextmanager
+def serve_dashboard(dsn: str, log_dir: Path, **env: str) -> Iterator[str]:
+    """A real ``panel serve`` of the app on a free port (``env``: extra or replaced
+    ``WORKBENCH_*`` variables, e.g. another rules directory); yields its URL."""
     port = _free_port()
     server = Process(
         [
@@ -132,8 +134,8 @@ def dashboard(ui_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "--allow-websocket-origin",
             f"127.0.0.1:{port}",
         ],
-        _env(ui_dsn),
-        tmp_path_factory.mktemp("panel") / "panel-serve.log",
+        _env(dsn, **env),
+        log_dir / "panel-serve.log",
     )
     url = f"http://127.0.0.1:{port}/app"
     try:
@@ -154,6 +156,13 @@ def dashboard(ui_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield url
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="module")
+def dashboard(ui_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of the app served by a real ``panel serve`` on a free port."""
+    with serve_dashboard(ui_dsn, tmp_path_factory.mktemp("panel")) as url:
+        yield url
 
 
 class Pipeline:

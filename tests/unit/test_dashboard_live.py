@@ -206,7 +206,14 @@ def test_a_refused_rule_load_shows_a_banner_until_a_good_one():
     )
     session.pull()
     assert session.banner.visible
-    assert "rules/x.yaml:3:9" in session.banner.object and "`v1`" in session.banner.object
+    assert (
+        "rules/x.yaml:3:9" in session.banner.object and "<code>v1</code>" in session.banner.object
+    )
+    hub.set_health(
+        reload_status="rejected", reload_version="v4", reload_error="<img src=x>\nline 2"
+    )
+    session.pull()
+    assert "&lt;img src=x&gt;<br>line 2" in session.banner.object
     hub.set_health(reload_status="accepted", reload_version="v3", reload_error=None)
     session.pull()
     assert not session.banner.visible

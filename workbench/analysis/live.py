@@ -35,6 +35,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from workbench.dashboard import safe
 from workbench.dashboard.feed import Feed
 from workbench.dashboard.hub import SECONDS, Hub, Second
 from workbench.dashboard.live import LiveView
@@ -80,10 +81,9 @@ class OneWayTable(pn.viewable.Viewer):
 
     def __init__(self, frame: pd.DataFrame, css: str, height: int, **_: Any) -> None:
         super().__init__(value=frame)
-        self._pane = pn.pane.DataFrame(
+        self._pane = safe.frame_pane(  # cells escaped: transaction fields are untrusted text
             frame,
             index=False,
-            escape=True,  # transaction fields are untrusted text
             height=height,
             sizing_mode="stretch_width",
             css_classes=[css],
@@ -95,7 +95,7 @@ class OneWayTable(pn.viewable.Viewer):
         self.value = pd.concat([self.value, rows], ignore_index=True).tail(rollover)
 
     def _show(self, event: param.parameterized.Event) -> None:
-        self._pane.object = event.new.iloc[::-1]
+        safe.show_frame(self._pane, event.new.iloc[::-1])
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._pane

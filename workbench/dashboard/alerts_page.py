@@ -65,10 +65,10 @@ class AlertsView:
             button = pn.widgets.Button(label=label, color=kind, disabled=True, width=150)
             button.on_click(functools.partial(self._on_close, disposition))
             self.buttons[disposition] = button
-        self.summary = pn.pane.Markdown(
-            "Select an alert in the queue.", css_classes=["alert-summary"]
+        self.summary = safe.pane(
+            safe.html("<p>Select an alert in the queue.</p>"), css_classes=["alert-summary"]
         )
-        self.message = pn.pane.Markdown("", css_classes=["alert-message"])
+        self.message = safe.pane(css_classes=["alert-message"])
         self.explanation = read_only_table(
             pd.DataFrame(columns=["rule", "points", "description", "when"]),
             "alert-explanation",
@@ -82,7 +82,7 @@ class AlertsView:
         self.card = read_only_table(pd.DataFrame(columns=_CARD_COLUMNS), "card-history", 260)
         self.panel = pn.Row(
             pn.Column(
-                pn.Row("### Open alerts", self.refresh_button),
+                pn.Row(safe.heading("Open alerts"), self.refresh_button),
                 self.queue,
                 sizing_mode="stretch_width",
             ),
@@ -91,11 +91,11 @@ class AlertsView:
                 pn.Row(*self.buttons.values()),
                 self.notes,
                 self.message,
-                "#### Why it fired",
+                safe.heading("Why it fired", 4),
                 self.explanation,
-                "#### Transactions attached to this alert",
+                safe.heading("Transactions attached to this alert", 4),
                 self.attached,
-                "#### The card's recent history",
+                safe.heading("The card's recent history", 4),
                 self.card,
                 sizing_mode="stretch_width",
             ),
@@ -117,7 +117,7 @@ class AlertsView:
         try:
             frame = await asyncio.to_thread(self._read_queue)
         except WorkbenchError as exc:
-            self.message.object = f"**Cannot load alerts:** {exc}"
+            safe.show(self.message, safe.html("<b>Cannot load alerts:</b> {}", exc))
             return
         rows = _queue_rows(frame)
         chosen = self._chosen_id()
@@ -141,19 +141,19 @@ class AlertsView:
         try:
             detail = await asyncio.to_thread(self._read_detail, int(alert_id))
         except WorkbenchError as exc:
-            self.message.object = f"**Cannot load alert {alert_id}:** {exc}"
+            safe.show(self.message, safe.html("<b>Cannot load alert {}:</b> {}", alert_id, exc))
             return
         if detail is None:
-            self.message.object = f"Alert {alert_id} no longer exists."
+            safe.show(self.message, safe.html("Alert {} no longer exists.", alert_id))
             return
         self.selected = detail["alert"]
         with pn.io.hold():
-            self.summary.object = _summary_markdown(detail["alert"], detail["transaction"])
+            safe.show(self.summary, _summary_html(detail["alert"], detail["transaction"]))
             self.explanation.value = detail["explanation"]
             self.attached.value = detail["attached"]
             self.card.value = detail["card"]
             if not keep_message:
-                self.message.object = ""
+                safe.show(self.message, safe.EMPTY)
             is_open = detail["alert"]["status"] == "open"
             for button in self.buttons.values():
                 button.disabled = not (is_open and self.can_dispose)
@@ -182,7 +182,7 @@ class AlertsView:
 
     def _say(self, message: safe.Html) -> None:
         """The page's message line (escaped already: built with :func:`safe.html`)."""
-        self.message.object = message
+        safe.show(self.message, message)
 
     # -- callbacks ----------------------------------------------------------------------
 
@@ -298,24 +298,41 @@ def _card_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _summary_markdown(alert: dict[str, Any], tx: pd.DataFrame) -> str:
-    lines = [
-        f"### Alert {alert['id']} — {alert['status']}"
-        + (
-            f" ({alert['disposition']} by {alert['assignee']})"
-            if isinstance(alert.get("disposition"), str)
-            else ""
+def _summary_html(alert: dict[str, Any], tx: pd.DataFrame) -> safe.Html:
+    """The selected alert in words; every stored value (card, terminal, device, merchant,
+    the analyst's name) is escaped."""
+    closed = (
+        safe.html(" ({} by {})", alert["disposition"], alert["assignee"])
+        if isinstance(alert.get("disposition"), str)
+        else safe.EMPTY
+    )
+    parts = [
+        safe.html("<h3>Alert {} — {}{}</h3>", alert["id"], alert["status"], closed),
+        safe.html(
+            "<p>Card <b>{}</b>, risk score <b>{:.1f}</b> ({}), {} transaction(s) attached, "
+            "rule set <code>{}</code>.</p>",
+            alert["card_id"],
+            alert["risk_score"],
+            alert["band"],
+            int(alert["hit_count"]),
+            alert["rule_set_version"],
         ),
-        f"Card **{alert['card_id']}**, risk score **{alert['risk_score']:.1f}** ({alert['band']}), "
-        f"{int(alert['hit_count'])} transaction(s) attached, "
-        f"rule set `{alert['rule_set_version']}`.",
     ]
     if not tx.empty:
         t = tx.iloc[0]
-        lines.append(
-            f"Transaction `{t['tx_id']}` at {t['ts']:%Y-%m-%d %H:%M:%S}: amount "
-            f"**{t['amount']:,.2f} {t['currency']}**, merchant {t['merchant_category']} "
-            f"(terminal {t['terminal_id']}), {t['country']}, {t['channel']}, "
-            f"device {t['device_id']}."
+        parts.append(
+            safe.html(
+                "<p>Transaction <code>{}</code> at {}: amount <b>{:,.2f} {}</b>, merchant {} "
+                "(terminal {}), {}, {}, device {}.</p>",
+                t["tx_id"],
+                f"{t['ts']:%Y-%m-%d %H:%M:%S}",
+                t["amount"],
+                t["currency"],
+                t["merchant_category"],
+                t["terminal_id"],
+                t["country"],
+                t["channel"],
+                t["device_id"],
+            )
         )
-    return "\n\n".join(lines)
+    return safe.join(parts)

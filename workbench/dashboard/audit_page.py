@@ -22,6 +22,7 @@ import pandas as pd
 import panel as pn
 
 from workbench.auth.roles import AccessDenied, Identity
+from workbench.dashboard import safe
 from workbench.dashboard.actions import Actions
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.errors import WorkbenchError
@@ -67,7 +68,7 @@ class AuditView(pn.viewable.Viewer):
         self.older = pn.widgets.Button(label="Older", width=100, disabled=True)
         self.newest.on_click(lambda _e: schedule(self.load))
         self.older.on_click(lambda _e: schedule(self.load_older))
-        self.message = pn.pane.Str("", css_classes=["audit-message"])
+        self.message = safe.preformatted(css_classes=["audit-message"])
         self.table = read_only_table(pd.DataFrame(columns=COLUMNS), "audit-table", 480)
         self.layout = pn.Column(
             pn.Row(self.actor, self.action, self.outcome, self.newest, self.older),
@@ -124,8 +125,8 @@ class AuditView(pn.viewable.Viewer):
                 self.older.disabled = True
 
     def _say(self, message: str) -> None:
-        """The page's message line: plain text in a ``Str`` pane (shown as is)."""
-        self.message.object = message
+        """The page's message line: plain text in an escaped ``<pre>`` (shown as is)."""
+        safe.show_text(self.message, message)
 
 
 def audit_rows(frame: pd.DataFrame) -> pd.DataFrame:

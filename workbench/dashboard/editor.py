@@ -118,10 +118,10 @@ class EditorView:
         self.whatif_button.on_click(lambda _e: schedule(self.run_what_if))
         self.apply_button.on_click(lambda _e: schedule(self.apply))
         self.revert_button.on_click(lambda _e: schedule(self.load))
-        self.message = pn.pane.Markdown("", css_classes=["editor-message"])
+        self.message = safe.pane(css_classes=["editor-message"])
         # The change to confirm: its diff as plain text (never Markdown: rule files are
         # outside text), and the button that carries out exactly that change.
-        self.review = pn.pane.Str("", css_classes=["editor-review"], sizing_mode="stretch_width")
+        self.review = safe.preformatted(css_classes=["editor-review"], sizing_mode="stretch_width")
         self.confirm_button = pn.widgets.Button(
             label="Confirm publish", color="danger", width=160, disabled=True
         )
@@ -139,7 +139,7 @@ class EditorView:
         )
         self.start = pn.widgets.DatetimeInput(label="From (UTC)", width=200)
         self.end = pn.widgets.DatetimeInput(label="To (UTC)", width=200)
-        self.whatif_message = pn.pane.Markdown("", css_classes=["whatif-message"])
+        self.whatif_message = safe.pane(css_classes=["whatif-message"])
         self.migration = read_only_table(pd.DataFrame(), "whatif-migration", 140)
         self.summary = read_only_table(pd.DataFrame(), "whatif-summary", 110)
         self.rule_table = read_only_table(pd.DataFrame(), "whatif-rules", 260)
@@ -151,7 +151,9 @@ class EditorView:
         self.diff_to = pn.widgets.Select(label="To", options={}, width=330)
         self.diff_button = pn.widgets.Button(label="Diff", width=90)
         self.diff_button.on_click(lambda _e: self.show_diff())
-        self.diff = pn.pane.Markdown("", css_classes=["editor-diff"], sizing_mode="stretch_width")
+        # the diff is text shown as is (a <pre>): a Markdown fence would let a rule file's
+        # line of three backticks end it and render the rest as Markdown/HTML
+        self.diff = safe.preformatted(css_classes=["editor-diff"], sizing_mode="stretch_width")
         self.rollback_to = pn.widgets.Select(label="Accepted version", options=[], width=330)
         self.rollback_button = pn.widgets.Button(
             label="Roll back to it…", color="warning", width=140, disabled=not can_publish
@@ -177,22 +179,25 @@ class EditorView:
                 self.apply_button,
                 self.revert_button,
             ),
-            pn.pane.Markdown(note, css_classes=["editor-note"]),
+            safe.pane(note, css_classes=["editor-note"]),
             self.message,
             pn.Row(self.confirm_button, self.cancel_button),
             self.review,
             self.editor,
             self.error_table,
-            "### What-if: active rules → edited rules",
+            safe.heading("What-if: active rules → edited rules"),
             pn.Row(self.mode, self.rows, self.start, self.end),
             self.whatif_message,
             pn.Row(
-                pn.Column("#### Band migration (rows: before, columns: after)", self.migration),
-                pn.Column("#### Volume and quality", self.summary),
+                pn.Column(
+                    safe.heading("Band migration (rows: before, columns: after)", 4),
+                    self.migration,
+                ),
+                pn.Column(safe.heading("Volume and quality", 4), self.summary),
             ),
-            "#### Hits per rule",
+            safe.heading("Hits per rule", 4),
             self.rule_table,
-            "### Rule-set history",
+            safe.heading("Rule-set history"),
             self.history_table,
             pn.Row(self.diff_from, self.diff_to, self.diff_button),
             self.diff,
@@ -231,7 +236,7 @@ class EditorView:
         try:
             version, files = await asyncio.to_thread(self._read_active)
         except WorkbenchError as exc:
-            self.message.object = f"**Cannot load the rules:** {banner(exc)}"
+            safe.show(self.message, safe.html("<b>Cannot load the rules:</b> {}", banner(exc)))
             return
         self.version, self.files, self.edits = version, files, {}
         names = sorted(files)
@@ -241,10 +246,11 @@ class EditorView:
             self.file.options = names
             self.file.value = current
             self.editor.value = files.get(current, "") if current else ""
-            self.message.object = (
-                f"Editing active version `{version}`."
+            safe.show(
+                self.message,
+                safe.html("Editing active version <code>{}</code>.", version)
                 if version
-                else "Editing the rules directory."
+                else safe.html("Editing the rules directory."),
             )
         self.loaded = True
         await self.load_history()
@@ -259,14 +265,17 @@ class EditorView:
         with pn.io.hold():  # the verdict and its error lines reach the browser together
             self._show_errors(errors)
             if ruleset is not None:
-                self.message.object = (
-                    f"Valid: version `{ruleset.version}`, {len(ruleset.rules)} rules "
-                    f"({len(ruleset.enabled_rules)} enabled)."
+                verdict = safe.html(
+                    "Valid: version <code>{}</code>, {} rules ({} enabled).",
+                    ruleset.version,
+                    len(ruleset.rules),
+                    len(ruleset.enabled_rules),
                 )
             else:
-                self.message.object = (
-                    f"**Refused:** {len(errors)} problem(s); the rules are unchanged."
+                verdict = safe.html(
+                    "<b>Refused:</b> {} problem(s); the rules are unchanged.", len(errors)
                 )
+            safe.show(self.message, verdict)
         return ruleset
 
     async def run_what_if(self) -> WhatIf | None:
@@ -276,14 +285,14 @@ class EditorView:
         candidate = await self.validate()
         if candidate is None:
             return None
-        self.whatif_message.object = "Scoring…"
+        safe.show(self.whatif_message, safe.html("Scoring…"))
         try:
             result = await asyncio.to_thread(self._what_if, candidate)
         except WorkbenchError as exc:
-            self.whatif_message.object = f"**What-if failed:** {banner(exc)}"
+            safe.show(self.whatif_message, safe.html("<b>What-if failed:</b> {}", banner(exc)))
             return None
         if result is None:
-            self.whatif_message.object = "No stored transactions in that selection."
+            safe.show(self.whatif_message, safe.html("No stored transactions in that selection."))
             return None
         self.result = result
         s = result.summary
@@ -291,12 +300,16 @@ class EditorView:
             self.migration.value = result.migration.reset_index()
             self.summary.value = s.round(4).reset_index(names="rules")
             self.rule_table.value = result.rules.round(4).reset_index()
-            self.whatif_message.object = (
-                f"{result.rows:,} transactions re-scored. Alerts {int(s.loc['before', 'alerts']):,}"
-                f" → {int(s.loc['after', 'alerts']):,} ({result.alert_change:+,}); High "
-                f"{int(s.loc['before', 'high']):,} → {int(s.loc['after', 'high']):,}; precision "
-                f"{_pct(s.loc['before', 'precision'])} → {_pct(s.loc['after', 'precision'])}, "
-                f"recall {_pct(s.loc['before', 'recall'])} → {_pct(s.loc['after', 'recall'])}."
+            safe.show(
+                self.whatif_message,
+                safe.text(
+                    f"{result.rows:,} transactions re-scored. Alerts "
+                    f"{int(s.loc['before', 'alerts']):,} → {int(s.loc['after', 'alerts']):,} "
+                    f"({result.alert_change:+,}); High {int(s.loc['before', 'high']):,} → "
+                    f"{int(s.loc['after', 'high']):,}; precision "
+                    f"{_pct(s.loc['before', 'precision'])} → {_pct(s.loc['after', 'precision'])}, "
+                    f"recall {_pct(s.loc['before', 'recall'])} → {_pct(s.loc['after', 'recall'])}."
+                ),
             )
         return result
 
@@ -397,7 +410,9 @@ class EditorView:
         try:
             frame = await asyncio.to_thread(self._read_history)
         except WorkbenchError as exc:
-            self.message.object = f"**Cannot read the rule-set history:** {banner(exc)}"
+            safe.show(
+                self.message, safe.html("<b>Cannot read the rule-set history:</b> {}", banner(exc))
+            )
             return
         self.history_frame = frame
         options = {_label(row): int(row["id"]) for _, row in frame.iterrows()}
@@ -426,11 +441,7 @@ class EditorView:
             f"#{a['id']} {a['version']}",
             f"#{b['id']} {b['version']}",
         )
-        self.diff.object = (
-            f"```diff\n{self.diff_text}\n```"
-            if self.diff_text
-            else "The two versions are identical."
-        )
+        safe.show_text(self.diff, self.diff_text or "The two versions are identical.")
         return self.diff_text
 
     async def rollback(self, version: str) -> Proposal | None:
@@ -503,11 +514,11 @@ class EditorView:
 
     def _say(self, message: safe.Html) -> None:
         """The page's message line (escaped already: built with :func:`safe.html`)."""
-        self.message.object = message
+        safe.show(self.message, message)
 
     def _show_review(self, diff: str) -> None:
-        """The diff to confirm, as text (a ``Str`` pane: shown as is, never as markup)."""
-        self.review.object = diff
+        """The diff to confirm, as text (an escaped ``<pre>``: shown as is, never as markup)."""
+        safe.show_text(self.review, diff)
 
     # -- display ------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import hvplot.pandas  # noqa: F401  (registers .hvplot on DataFrames)
 import pandas as pd
 import panel as pn
 
+from workbench.dashboard import safe
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.dashboard.theme import BAND_COLORS
 from workbench.errors import WorkbenchError
@@ -61,7 +62,7 @@ class HistoryView:
         self.show = pn.widgets.Button(label="Show", color="primary", width=100)
         self.show.on_click(lambda _e: schedule(self.load))
         self.preset.param.watch(lambda _e: schedule(self.load_preset), "value")
-        self.message = pn.pane.Markdown("", css_classes=["history-message"])
+        self.message = safe.pane(css_classes=["history-message"])
         self.plots = pn.Column(sizing_mode="stretch_width", css_classes=["history-plots"])
         self.card_input = pn.widgets.TextInput(label="Card", placeholder="card id", width=200)
         self.card_button = pn.widgets.Button(label="Drill down", width=100)
@@ -72,7 +73,7 @@ class HistoryView:
             pn.Row(self.preset, self.start, self.end, self.show),
             self.message,
             self.plots,
-            "### Drill down to a card",
+            safe.heading("Drill down to a card"),
             pn.Row(self.card_input, self.card_button),
             self.card_plot,
             self.card_table,
@@ -85,10 +86,10 @@ class HistoryView:
         try:
             bounds = await asyncio.to_thread(self._bounds)
         except WorkbenchError as exc:
-            self.message.object = f"**Cannot read the database:** {exc}"
+            safe.show(self.message, safe.html("<b>Cannot read the database:</b> {}", exc))
             return
         if bounds is None:
-            self.message.object = "No transactions stored yet."
+            safe.show(self.message, safe.html("No transactions stored yet."))
             return
         end = bounds[1] + timedelta(seconds=1)
         start = max(bounds[0], end - timedelta(seconds=PRESETS[self.preset.value]))
@@ -101,16 +102,18 @@ class HistoryView:
             return
         start, end = _utc(self.start.value), _utc(self.end.value)
         if end <= start:
-            self.message.object = "**The range is empty:** 'To' must be after 'From'."
+            safe.show(
+                self.message, safe.html("<b>The range is empty:</b> 'To' must be after 'From'.")
+            )
             return
-        self.message.object = "Loading…"
+        safe.show(self.message, safe.html("Loading…"))
         try:
             result = await asyncio.to_thread(self._read, start, end)
         except WorkbenchError as exc:
-            self.message.object = f"**Cannot load the range:** {exc}"
+            safe.show(self.message, safe.html("<b>Cannot load the range:</b> {}", exc))
             return
         self.plots.objects = list(_plots(result))
-        self.message.object = result["note"]
+        safe.show(self.message, safe.text(result["note"]))
         self.loaded = True
 
     async def load_card(self) -> None:
@@ -120,10 +123,12 @@ class HistoryView:
         try:
             frame = await asyncio.to_thread(self._card, card)
         except WorkbenchError as exc:
-            self.message.object = f"**Cannot load card {card}:** {exc}"
+            safe.show(self.message, safe.html("<b>Cannot load card {}:</b> {}", card, exc))
             return
         if frame.empty:
-            self.card_plot.objects = [pn.pane.Markdown(f"No transactions of card `{card}`.")]
+            self.card_plot.objects = [
+                safe.pane(safe.html("No transactions of card <code>{}</code>.", card))
+            ]
             self.card_table.value = pd.DataFrame()
             return
         table = frame[["ts", "amount", "merchant_category", "country", "channel", "risk_score"]]
@@ -134,7 +139,8 @@ class HistoryView:
         self.card_table.value = table.reset_index(drop=True)
         self.card_plot.objects = [
             pn.pane.HoloViews(
-                _points(frame, f"Card {card}: amount over time"), sizing_mode="stretch_width"
+                _points(frame, f"Card {_literal(card)}: amount over time"),
+                sizing_mode="stretch_width",
             )
         ]
 
@@ -212,6 +218,12 @@ def _points(frame: pd.DataFrame, title: str) -> hv.Element:
         size=12,
         **opts,
     )
+
+
+def _literal(text: str) -> str:
+    """``text`` for a HoloViews title, which is a format string (``title.format(label=...)``):
+    braces doubled, so a card id such as ``{label.__class__}`` is shown, not evaluated."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _naive(ts: pd.Timestamp | datetime) -> datetime:

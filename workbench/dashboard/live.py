@@ -20,6 +20,7 @@ from bokeh.models import ColumnDataSource, FactorRange, HoverTool
 from bokeh.plotting import figure
 
 from workbench.bands import LABELS
+from workbench.dashboard import safe
 from workbench.dashboard.hub import SECONDS, Delta, Kpis
 from workbench.dashboard.parts import read_only_table
 from workbench.dashboard.theme import ACCENT, BAND_COLORS, fmt_age, fmt_money, fmt_number
@@ -95,12 +96,13 @@ def _empty(dtypes: dict[str, str]) -> pd.DataFrame:
 
 
 class LiveView:
-    """The live page of one session. ``notify`` shows a toast (None: no toasts). ``table``
-    makes the two tables (``read_only_table``'s signature; a notebook passes its own)."""
+    """The live page of one session. ``notify`` shows a toast (None: no toasts); it is given
+    :class:`~workbench.dashboard.safe.Html` (card ids and rule ids escaped). ``table`` makes
+    the two tables (``read_only_table``'s signature; a notebook passes its own)."""
 
     def __init__(
         self,
-        notify: Callable[[str], None] | None = None,
+        notify: Callable[[safe.Html], None] | None = None,
         *,
         table: Callable[..., Any] = read_only_table,
     ) -> None:
@@ -148,7 +150,7 @@ class LiveView:
         self.map_source = ColumnDataSource(
             {"lon": [], "lat": [], "color": [], "band": [], "card_id": [], "amount": []}
         )
-        self.health = pn.pane.Markdown("", sizing_mode="stretch_width", css_classes=["health"])
+        self.health = safe.pane(sizing_mode="stretch_width", css_classes=["health"])
         self.panel = self._layout()
 
     # -- update ---------------------------------------------------------------------------
@@ -179,9 +181,7 @@ class LiveView:
         if first or now - self._last_rules >= RULES_EVERY_S:  # a 5-minute rate moves slowly
             self._rules(delta.rule_rates)
             self._last_rules = now
-        text = _health_markdown(delta)
-        if text != self.health.object:
-            self.health.object = text
+        safe.show(self.health, _health_html(delta))
         self.updates += 1
 
     def flush_tables(self, *, force: bool = False) -> None:
@@ -205,8 +205,11 @@ class LiveView:
             "tx_per_s": round(k.tx_per_s),
             "pct_high": round(k.pct_high, 2),
             "open_alerts": k.open_alerts,
-            "mean_score": fmt_number(k.mean_score, 1),
-            "latency": f"{fmt_number(k.latency_p50_ms)} / {fmt_number(k.latency_p99_ms, 0, ' ms')}",
+            # pn.indicators.String puts its value into HTML as is: text goes through safe
+            "mean_score": safe.text(fmt_number(k.mean_score, 1)),
+            "latency": safe.html(
+                "{} / {}", fmt_number(k.latency_p50_ms), fmt_number(k.latency_p99_ms, 0, " ms")
+            ),
         }
         for key, value in values.items():
             if self.kpi[key].value != value:
@@ -267,9 +270,14 @@ class LiveView:
         a = alerts[-1]
         more = self._untoasted - 1
         self.notify(
-            f"High risk {fmt_number(_num(a.risk_score))}: card {a.card_id}, "
-            f"amount {fmt_money(_num(a.amount))} ({', '.join(a.rules)})"
-            + (f" — and {more} more High" if more > 0 else "")
+            safe.html(
+                "High risk {}: card {}, amount {} ({}){}",
+                fmt_number(_num(a.risk_score)),
+                a.card_id,
+                fmt_money(_num(a.amount)),
+                ", ".join(a.rules),
+                f" — and {more} more High" if more > 0 else "",
+            )
         )
         self._last_toast, self._untoasted = now, 0
 
@@ -329,6 +337,7 @@ class LiveView:
             tools="pan,wheel_zoom,reset",
         )
         geo.scatter("lon", "lat", color="color", size=6, alpha=0.7, source=self.map_source)
+        # Bokeh escapes @field values (only a "{safe}" format in our template would not)
         geo.add_tools(
             HoverTool(tooltips=[("card", "@card_id"), ("amount", "@amount"), ("band", "@band")])
         )
@@ -339,11 +348,11 @@ class LiveView:
             pn.Row(
                 pn.pane.Bokeh(dist, **pane),
                 pn.pane.Bokeh(self.rule_figure, **pane),
-                pn.Column("### Pipeline health", self.health, **pane),
+                pn.Column(safe.heading("Pipeline health"), self.health, **pane),
             ),
             pn.Row(
-                pn.Column("### Live transactions", self.table, **pane),
-                pn.Column("### Alert feed (High)", self.feed, **pane),
+                pn.Column(safe.heading("Live transactions"), self.table, **pane),
+                pn.Column(safe.heading("Alert feed (High)"), self.feed, **pane),
             ),
             pn.pane.Bokeh(geo, **pane),
             sizing_mode="stretch_width",
@@ -381,11 +390,16 @@ def _num(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def _health_markdown(d: Delta) -> str:
+_HEALTH_ROW = "<tr><th style='text-align:left;padding:2px 16px 2px 0'>{}</th><td>{}</td></tr>"
+
+
+def _health_html(d: Delta) -> safe.Html:
+    """The health panel: a two-column table whose values (a rule-load error quoting a rule
+    file, worker names) are escaped."""
     h = d.health
-    reload = h.reload_status or "—"
+    reload: str | safe.Html = h.reload_status or "—"
     if h.reload_status == "rejected" and h.reload_error:
-        reload = f"**rejected**: {h.reload_error}"
+        reload = safe.html("<b>rejected</b>: {}", h.reload_error)
     elif h.reload_status:
         reload = f"{h.reload_status} ({h.reload_version})"
     rows = [
@@ -397,7 +411,8 @@ def _health_markdown(d: Delta) -> str:
         ("Last batch", _last_batch(h)),
         ("Workers", ", ".join(h.workers) or "—"),
     ]
-    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {_md(v)} |" for k, v in rows)
+    body = safe.join([safe.html(_HEALTH_ROW, k, v) for k, v in rows])
+    return safe.html("<table style='border-collapse:collapse'>{}</table>", body)
 
 
 def _last_batch(h) -> str:
@@ -406,7 +421,3 @@ def _last_batch(h) -> str:
         return "—"
     age = h.last_batch_age_s
     return "live (< 3 s ago)" if age < 3.0 else fmt_age(age) + " ago"
-
-
-def _md(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")

@@ -11,24 +11,28 @@ import panel as pn
 from bokeh.models import HTMLTemplateFormatter
 from panel.io.state import set_curdoc
 
+from workbench.dashboard import safe
 from workbench.dashboard.theme import BAND_COLORS, MONEY_FORMATTER
 
+# ``<%- value %>`` is escaped by the template engine (``<%= %>`` would insert it as HTML); the
+# colour expression yields one of our constants only.
 _BAND_TEMPLATE = (
     "<span style=\"color:<%= value == 'High' ? '{High}' : (value == 'Medium' ? '{Medium}' : "
-    "'{Low}') %>;font-weight:600\"><%= value %></span>"
+    "'{Low}') %>;font-weight:600\"><%- value %></span>"
 ).format(**BAND_COLORS)
 
 
 def band_formatter() -> HTMLTemplateFormatter:
     """Colours the band column by value (a formatter: cheap on a streaming table)."""
-    return HTMLTemplateFormatter(template=_BAND_TEMPLATE)
+    return safe.template_formatter(_BAND_TEMPLATE)
 
 
 def read_only_table(frame: pd.DataFrame, css: str, height: int, **options) -> pn.widgets.Tabulator:
     """A Tabulator that users read but do not edit; ``css`` names it for tests and styling.
     A ``band`` column (now or in later values) is coloured by :func:`band_formatter`; an
-    ``amount`` column is shown as money (two decimals, thousands separated)."""
-    return pn.widgets.Tabulator(
+    ``amount`` column is shown as money (two decimals, thousands separated). Cells are text
+    (Bokeh's ``StringFormatter``); column titles are escaped (:func:`escape_titles`)."""
+    table = pn.widgets.Tabulator(
         frame,
         show_index=False,
         disabled=True,
@@ -38,6 +42,19 @@ def read_only_table(frame: pd.DataFrame, css: str, height: int, **options) -> pn
         css_classes=[css],
         **options,
     )
+    escape_titles(table)
+    table.param.watch(lambda _e: escape_titles(table), "value")
+    return table
+
+
+def escape_titles(table: pn.widgets.Tabulator) -> None:
+    """Tabulator sets a column title as HTML (``innerHTML``): a column named from data (a
+    rule id, a band) is given its escaped name as title. Constant names escape to
+    themselves, so the usual ``titles`` stays empty and nothing is sent."""
+    names = [str(c) for c in table.value.columns] if table.value is not None else []
+    titles = {c: safe.escape(c) for c in names if safe.escape(c) != c}
+    if titles != (table.titles or {}):
+        table.titles = titles
 
 
 def schedule(coroutine_fn: Callable[[], Awaitable[None]]) -> None:

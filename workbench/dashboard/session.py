@@ -19,6 +19,7 @@ import logging
 import panel as pn
 
 from workbench.auth.roles import Action, Identity, allowed
+from workbench.dashboard import safe
 from workbench.dashboard.alerts_page import AlertsView
 from workbench.dashboard.audit_page import AuditView
 from workbench.dashboard.editor import EditorView
@@ -32,8 +33,6 @@ from workbench.dashboard.theme import ACCENT, REFRESH_MS
 from workbench.settings import Settings
 
 log = logging.getLogger(__name__)
-
-pn.extension("tabulator", "codeeditor", notifications=True, sizing_mode="stretch_width")
 
 ALERTS_TAB, HISTORY_TAB, EDITOR_TAB, AUDIT_TAB = 1, 2, 3, 4
 
@@ -84,15 +83,12 @@ class Session:
             dynamic=False,
         )
         self.tabs.param.watch(self._on_tab, "active")
-        self.banner = pn.pane.Alert(
-            "", alert_type="danger", visible=False, css_classes=["rules-banner"]
-        )
+        self.banner = safe.banner(visible=False, css_classes=["rules-banner"])
 
     def _banner(self, health: Health) -> None:
         """A red banner on every page while the newest rule-set load was refused."""
         text = rules_banner(health)
-        if text != self.banner.object:
-            self.banner.object = text
+        safe.show(self.banner, text)
         visible = bool(text)
         if visible != self.banner.visible:
             self.banner.visible = visible
@@ -141,10 +137,14 @@ def create_session(
     """A :class:`Session` with its pull loop started when inside a served document; its
     identity is the login's (:func:`~workbench.dashboard.login.session_identity`) unless
     given. Rule publication uses ``publisher_dsn`` (default: the reader's ``dsn``)."""
+    # Per session, not at import: called inside a served document, Panel keeps these
+    # settings for that document only, so an import-time call gave the first session after
+    # a server start its toasts (notifications) and every later one none.
+    pn.extension("tabulator", "codeeditor", notifications=True, sizing_mode="stretch_width")
     hub = hub or start_hub(dsn)
     session = Session(hub, dsn or current_dsn(), identity=identity, publisher_dsn=publisher_dsn)
-    header = pn.pane.HTML(
-        f"<h2 style='margin:4px 0;color:{ACCENT}'>Fraud Workbench</h2>",
+    header = safe.pane(
+        safe.html("<h2 style='margin:4px 0;color:{}'>Fraud Workbench</h2>", ACCENT),
         sizing_mode="stretch_width",
     )
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
@@ -155,18 +155,21 @@ def create_session(
     return session
 
 
-def _toast(message: str) -> None:
-    if pn.state.notifications is not None:
-        pn.state.notifications.error(message, duration=4000)
+def _toast(message: safe.Html) -> None:
+    safe.toast("error", message, duration=4000)
 
 
-def rules_banner(health: Health) -> str:
-    """The banner text when the newest rule-set load was rejected ('' otherwise)."""
+def rules_banner(health: Health) -> safe.Html:
+    """The banner HTML when the newest rule-set load was rejected (empty otherwise); the
+    error text (a file name, a rule id, a message quoting the file) is escaped, its line
+    breaks kept."""
     if health.reload_status != "rejected":
-        return ""
+        return safe.EMPTY
     scoring = health.rule_set_version or "the previous rules"
-    error = (health.reload_error or "no details").replace("\n", "  \n")
-    return (
-        f"**Rule change refused** (version {health.reload_version}); still scoring with "
-        f"`{scoring}`.  \n{error}"
+    lines = (health.reload_error or "no details").splitlines() or ["no details"]
+    return safe.html(
+        "<b>Rule change refused</b> (version {}); still scoring with <code>{}</code>.<br>{}",
+        health.reload_version,
+        scoring,
+        safe.join([safe.text(line) for line in lines], "<br>"),
     )
