@@ -22,6 +22,7 @@ The ``basic`` login is Panel's own machinery (``BasicAuthProvider``) with our ha
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import logging
@@ -45,7 +46,7 @@ __all__ = ["LoginRefused", "WorkbenchAuthProvider", "session_identity", "setup"]
 
 log = logging.getLogger(__name__)
 
-COOKIE_SECRET = Path(".workbench") / "cookie_secret"
+COOKIE_SECRET = "cookie_secret"  # next to the credentials file: .workbench/cookie_secret
 SAMESITE = "Lax"
 _active: LoginConfig | None = None  # the login the server in this process was started with
 
@@ -54,18 +55,19 @@ class LoginRefused(WorkbenchError):
     """A session without a valid login (e.g. its user was removed since it logged in)."""
 
 
-def setup(config: LoginConfig | None = None, *, secret_file: Path = COOKIE_SECRET) -> dict:
+def setup(config: LoginConfig | None = None, *, secret_file: Path | None = None) -> dict:
     """Configure this process's login; the keyword arguments ``pn.serve`` needs for it.
 
-    ``cookie_secret`` is always set (Panel decodes ``pn.state.user`` with it); the auth
-    provider only when a login is configured.
+    With a login: the cookie secret (Panel signs and reads the user's cookie with it), kept
+    in ``cookie_secret`` next to the credentials file (``.workbench/`` by default), and the
+    auth provider (ours, or Panel's OAuth one). Without one: nothing.
     """
     global _active
     config = config or LoginConfig.from_settings(Settings.load())
     _active = config
     if config.mode is None:
         return {}
-    secret = cookie_secret(secret_file)
+    secret = cookie_secret(secret_file or config.users.path.parent / COOKIE_SECRET)
     pn.config.cookie_secret = secret  # Panel reads the user's cookie with it
     kwargs: dict = {"cookie_secret": secret}
     if config.mode == "basic":
@@ -98,16 +100,8 @@ class WorkbenchAuthProvider(BasicAuthProvider):
     """Panel's basic auth provider with our login/logout handlers over ``users``."""
 
     def __init__(self, users: UsersFile, **kwargs) -> None:
+        self.users = users  # before Panel's __init__: Bokeh's validates the handlers there
         super().__init__(**kwargs)
-        self.users = users
-        self._login_handler = type(
-            "WorkbenchLoginHandler",
-            (LoginHandler,),
-            {"users": users, "_login_endpoint": self._login_endpoint},
-        )
-        self._logout_handler = type(
-            "WorkbenchLogoutHandler", (Logout,), {"_login_endpoint": self._login_endpoint}
-        )
 
     @property
     def get_user(self):
@@ -121,13 +115,15 @@ class WorkbenchAuthProvider(BasicAuthProvider):
 
         return get_user
 
-    @property
+    @functools.cached_property
     def login_handler(self):
-        return self._login_handler
+        attrs = {"users": self.users, "_login_endpoint": self._login_endpoint}
+        return type("WorkbenchLoginHandler", (LoginHandler,), attrs)
 
-    @property
+    @functools.cached_property
     def logout_handler(self):
-        return self._logout_handler
+        attrs = {"_login_endpoint": self._login_endpoint}
+        return type("WorkbenchLogoutHandler", (Logout,), attrs)
 
 
 class LoginHandler(BasicLoginHandler):
