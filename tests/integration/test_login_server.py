@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import os
 import re
 import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -22,41 +20,15 @@ import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
+from tests.login_server import REPO, command, environment, free_port
 from tests.processes import stop_group
 from workbench.auth.users import UsersFile
 from workbench.storage import audit, connect
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-DOCUMENTED = (
-    "panel serve workbench/dashboard/app.py --index app --setup workbench/dashboard/startup.py "
-    "--address 127.0.0.1 --port {port} --allow-websocket-origin 127.0.0.1:{port} "
-    "--allow-websocket-origin localhost:{port} --auth-module workbench/dashboard/auth.py"
-)
 PASSWORD = "correct horse battery"
 START_S = 120.0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env(dsn: str, users: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKBENCH_", "PG"))}
-    env.update(WORKBENCH_DATABASE_URL=dsn, WORKBENCH_AUTH_USERS_FILE=str(users))
-    env.update(PYTHONPATH=str(REPO), WORKBENCH_RULES_DIR=str(REPO / "rules"))
-    return env
-
-
-def _command(port: int) -> list[str]:
-    words = DOCUMENTED.format(port=port).split()
-    assert words[0] == "panel"
-    return [sys.executable, "-m", "panel", *words[1:]]
 
 
 class Client:
@@ -87,14 +59,14 @@ def served(databases, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     users = UsersFile(folder / "users.json")
     users.add("alice", PASSWORD, "analyst")
     users.add("mallory", PASSWORD, "viewer")
-    port = _free_port()
+    port = free_port()
     with databases.fresh("wb_login", migrate=True) as dsn:
         log = folder / "panel-serve.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                _command(port),
+                command(port),
                 cwd=REPO,
-                env=_env(dsn, users.path),
+                env=environment(dsn, users.path),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -230,9 +202,9 @@ def test_logout_clears_the_cookie_and_is_audited(served) -> None:
 def test_panel_serve_without_a_user_does_not_start(databases, tmp_path: Path) -> None:
     with databases.fresh("wb_login_none", migrate=True) as dsn:
         out = subprocess.run(
-            _command(_free_port()),
+            command(free_port()),
             cwd=REPO,
-            env=_env(dsn, tmp_path / "users.json"),
+            env=environment(dsn, tmp_path / "users.json"),
             capture_output=True,
             text=True,
             timeout=180,

@@ -173,7 +173,8 @@ class LoginHandler(BasicLoginHandler):
 
 
 class Logout(LogoutHandler):
-    """``GET /logout``: clears the cookies (Panel's handler) and records the logout."""
+    """``GET /logout``: clears the session cookies and records the logout; a page of ours
+    (Panel's loads its logo from a CDN)."""
 
     def get(self) -> None:
         user = self.get_secure_cookie("user")
@@ -183,7 +184,11 @@ class Logout(LogoutHandler):
                 _audit_login(name, None, "ok", self.request.remote_ip, action="logout")
             except WorkbenchError:
                 log.exception("logout could not be audited")
-        super().get()
+        for cookie in ("user", "id_token", "access_token", "refresh_token", "oauth_expiry"):
+            self.clear_cookie(cookie, path=pn.config.cookie_path)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.write(logout_page(self._login_endpoint))
 
 
 def _audit_login(name: str, account, outcome: str, address: str | None, action: str = "login"):
@@ -229,6 +234,17 @@ button {{margin-top: 18px; width: 100%; padding: 9px; font-size: 1em}}
 </form></body></html>""",
         endpoint=endpoint,
         error=error if failed else html(""),
+    )
+
+
+def logout_page(endpoint: str) -> str:
+    return html(
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<title>Fraud Workbench - logged out</title></head>"
+        "<body style='font-family: system-ui, sans-serif; text-align: center; margin-top: 15vh'>"
+        "<p id='logged-out'>You are logged out.</p><p><a href='.{endpoint}'>Log in again</a></p>"
+        "</body></html>",
+        endpoint=endpoint,
     )
 
 
