@@ -11,6 +11,7 @@ import asyncio
 import http.client
 import re
 import subprocess
+import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -211,3 +212,52 @@ def test_panel_serve_without_a_user_does_not_start(databases, tmp_path: Path) ->
         )
     assert out.returncode != 0
     assert "workbench users add" in out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_workbench_up_on_a_public_address_with_a_login(db_dsn: str, tmp_path: Path) -> None:
+    """``up --address 0.0.0.0`` with a user: served, behind the login, origins checked."""
+    users = UsersFile(tmp_path / "users.json")
+    users.add("alice", PASSWORD, "admin")
+    port = free_port()
+    env = environment(db_dsn, users.path)
+    env.update(WORKBENCH_DASHBOARD_PORT=str(port), WORKBENCH_RATE="200")
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workbench", "up", "--address", "0.0.0.0", "--duration", "60"],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        client = Client(port)
+        deadline = time.monotonic() + START_S
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                response = client.request("GET", "/")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "workbench up did not answer"
+                time.sleep(0.25)
+        assert response.status == 302 and "login" in response.getheader("Location")
+        assert client.login("alice", "wrong password").status == 302
+        cookie = _cookie_header(client.login("alice", PASSWORD))
+        page = client.request("GET", "/", headers={"Cookie": cookie})
+        assert page.status == 200
+        token = _token(page.text)
+        assert _ws(port, "http://evil.example", cookie, token) == 403
+        assert _ws(port, f"http://localhost:{port}", cookie, token) == "open"
+        assert (tmp_path / "cookie_secret").stat().st_mode & 0o777 == 0o600
+    finally:
+        stop_group(proc, term_grace=20.0)
+    with connect(db_dsn) as conn:
+        rows = audit.recent(conn, 10, action="login")
+    assert set(zip(rows["actor"], rows["outcome"], strict=True)) == {
+        ("alice", "refused"),
+        ("alice", "ok"),
+    }

@@ -14,10 +14,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import panel as pn
+import pytest
+
+from workbench.auth.login_config import LoginConfig
 from workbench.auth.roles import Identity, Role
 from workbench.auth.users import UsersFile
+from workbench.dashboard import login
 from workbench.dashboard.login import login_page, user_badge
 from workbench.dashboard.server import websocket_origins
+from workbench.settings import Settings
 
 PROBE = """
 import json, panel as pn
@@ -109,3 +115,53 @@ def test_the_user_badge_is_escaped() -> None:
     assert "<img" not in badge and "&lt;img src=x onerror=alert(1)&gt; (analyst)" in badge
     assert "logout" in badge
     assert "logout" not in user_badge(Identity("local:me", Role.ADMIN, provider="local"))
+
+
+def _as_user(monkeypatch, name):
+    """The session's login name, as Panel would read it from the signed cookie."""
+    monkeypatch.setattr(type(pn.state), "user", property(lambda self: name))
+
+
+def test_session_identity_reads_the_role_from_the_file_each_time(tmp_path, monkeypatch) -> None:
+    users = UsersFile(tmp_path / "users.json")
+    users.add("alice", "password1", "analyst")
+    settings = Settings.load({"WORKBENCH_AUTH_USERS_FILE": str(users.path)})
+    monkeypatch.setattr(login, "_active", LoginConfig.from_settings(settings))
+    _as_user(monkeypatch, "alice")
+    first = login.session_identity()
+    assert (first.user, first.role, first.provider) == ("alice", Role.ANALYST, "basic")
+    users.set_role("alice", "viewer")
+    assert login.session_identity().role is Role.VIEWER  # the next session sees the change
+    users.remove("alice")
+    with pytest.raises(login.LoginRefused):
+        login.session_identity()
+
+
+def test_session_identity_of_oauth_and_local_sessions(tmp_path, monkeypatch) -> None:
+    oauth = Settings.load(
+        {
+            "WORKBENCH_AUTH_USERS_FILE": str(tmp_path / "users.json"),
+            "WORKBENCH_AUTH_OAUTH_PROVIDER": "github",
+            "WORKBENCH_AUTH_OAUTH_KEY": "k",
+            "WORKBENCH_AUTH_OAUTH_SECRET": "s",
+            "WORKBENCH_AUTH_OAUTH_ROLES": "boss@x.org=admin",
+        }
+    )
+    monkeypatch.setattr(login, "_active", LoginConfig.from_settings(oauth))
+    _as_user(monkeypatch, "boss@x.org")
+    assert login.session_identity().role is Role.ADMIN
+    _as_user(monkeypatch, "someone@y.org")
+    identity = login.session_identity()
+    assert (identity.role, identity.provider) == (Role.VIEWER, "oauth")
+
+    local = Settings.load(
+        {
+            "WORKBENCH_AUTH_USERS_FILE": str(tmp_path / "none.json"),
+            "WORKBENCH_LOCAL_ROLE": "analyst",
+        }
+    )
+    monkeypatch.setattr(login, "_active", LoginConfig.from_settings(local))
+    _as_user(monkeypatch, None)
+    identity = login.session_identity()
+    assert identity.provider == "local" and identity.role is Role.ANALYST
+    assert identity.user.startswith("local:")
