@@ -47,6 +47,7 @@ class Client:
         conn.request(method, path, body=data, headers=hdrs)
         response = conn.getresponse()
         response.text = response.read().decode("utf-8", "replace")
+        response.close()
         conn.close()
         return response
 
@@ -159,8 +160,11 @@ def _ws(port: int, origin: str, cookie: str, token: str):
         try:
             conn = await websocket_connect(request, subprotocols=["bokeh", token])
         except HTTPClientError as exc:
+            await asyncio.sleep(0.1)  # the refused connection's socket is closed by the loop
             return exc.code
         conn.close()
+        await asyncio.wait_for(conn.read_message(), 10)  # None once the close is complete
+        await asyncio.sleep(0.1)
         return "open"
 
     return asyncio.run(attempt())

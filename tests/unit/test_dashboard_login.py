@@ -21,7 +21,8 @@ from workbench.auth.login_config import LoginConfig
 from workbench.auth.roles import Identity, Role
 from workbench.auth.users import UsersFile
 from workbench.dashboard import login
-from workbench.dashboard.login import login_page, user_badge
+from workbench.dashboard.login import user_badge
+from workbench.dashboard.login_handlers import Throttle, login_page
 from workbench.dashboard.server import websocket_origins
 from workbench.settings import Settings
 
@@ -165,3 +166,20 @@ def test_session_identity_of_oauth_and_local_sessions(tmp_path, monkeypatch) -> 
     identity = login.session_identity()
     assert identity.provider == "local" and identity.role is Role.ANALYST
     assert identity.user.startswith("local:")
+
+
+def test_an_address_with_many_failed_logins_is_throttled() -> None:
+    now = [0.0]
+    throttle = Throttle(limit=3, window=60.0, clock=lambda: now[0])
+    for _ in range(3):
+        assert not throttle.blocked("10.0.0.1")
+        throttle.record("10.0.0.1", ok=False)
+    assert throttle.blocked("10.0.0.1") and not throttle.blocked("10.0.0.2")
+    now[0] = 30.0
+    assert throttle.blocked("10.0.0.1")
+    now[0] = 61.0  # the failures left the window
+    assert not throttle.blocked("10.0.0.1")
+    throttle.record("10.0.0.1", ok=False)
+    throttle.record("10.0.0.1", ok=True)  # a success forgets the failures
+    throttle.record("10.0.0.1", ok=False)
+    assert not throttle.blocked("10.0.0.1")
