@@ -11,6 +11,7 @@ package reads ``os.environ``. The README's settings table is checked against thi
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -216,9 +217,65 @@ SETTINGS: tuple[Setting, ...] = (
         "dashboard_address",
         "str",
         "127.0.0.1",
-        "Address the dashboard of `workbench up` listens on (0.0.0.0: every interface; the "
-        "dashboard has no login, so only on a trusted network).",
+        "Address the dashboard of `workbench up` listens on (0.0.0.0: every interface). Any "
+        "address but a loopback one needs a login (users in the credentials file, or OAuth).",
         str,
+    ),
+    Setting(
+        "auth_users_file",
+        "path",
+        ".workbench/users.json",
+        "Credentials file of the dashboard's login (argon2 hashes, mode 0600), managed by "
+        "`workbench users`; the login is on as soon as it holds a user.",
+        str,
+    ),
+    Setting(
+        "local_role",
+        "str",
+        "admin",
+        "Role of every session when no login is configured (the dashboard then listens on "
+        "loopback only): viewer, analyst, rule-author or admin.",
+        lambda t: _choice(t.strip().lower(), ROLE_LABELS),
+    ),
+    Setting(
+        "auth_oauth_provider",
+        "str",
+        "",
+        "Panel OAuth provider for the login instead of the credentials file (generic, "
+        "github, google, azure, okta, auth0, gitlab...); empty: no OAuth.",
+        str,
+    ),
+    Setting("auth_oauth_key", "str", "", "OAuth client id.", str),
+    Setting("auth_oauth_secret", "str", "", "OAuth client secret (never printed).", str),
+    Setting(
+        "auth_oauth_redirect_uri",
+        "str",
+        "",
+        "OAuth redirect URI registered with the provider (empty: the dashboard's URL).",
+        str,
+    ),
+    Setting(
+        "auth_oauth_extra_params",
+        "str",
+        "",
+        'Provider parameters as a JSON object, e.g. {"TOKEN_URL": "...", "AUTHORIZE_URL": '
+        '"..."} for the generic provider.',
+        lambda t: _json_object(t),
+    ),
+    Setting(
+        "auth_oauth_roles",
+        "str",
+        "",
+        "Roles of OAuth users: comma-separated USER=ROLE (e.g. "
+        "alice@x.org=admin,bob@x.org=analyst).",
+        str,
+    ),
+    Setting(
+        "auth_oauth_default_role",
+        "str",
+        "viewer",
+        "Role of an OAuth user not named in WORKBENCH_AUTH_OAUTH_ROLES.",
+        lambda t: _choice(t.strip().lower(), ROLE_LABELS),
     ),
     Setting(
         "editor_apply",
@@ -237,6 +294,18 @@ SETTINGS: tuple[Setting, ...] = (
         lambda t: _choice(t.upper(), ("DEBUG", "INFO", "WARNING", "ERROR")),
     ),
 )
+
+
+# The labels of workbench.auth.roles.Role (a lower layer cannot import it; a unit test keeps
+# both equal).
+ROLE_LABELS = ("viewer", "analyst", "rule-author", "admin")
+
+
+def _json_object(text: str) -> str:
+    """Checked to be a JSON object (or empty), kept as text for the auth layer to read."""
+    if text.strip() and not isinstance(json.loads(text), dict):
+        raise ValueError('must be a JSON object, e.g. {"KEY": "value"}')
+    return text.strip()
 
 
 def _port(value: int) -> int:

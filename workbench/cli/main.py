@@ -24,11 +24,12 @@ from workbench.cli import (
     rules_cmd,
     run_cmd,
     simulate_cmd,
+    users_cmd,
 )
 from workbench.errors import WorkbenchError
 from workbench.settings import Settings
 
-COMMANDS = (init_cmd, run_cmd, rules_cmd, simulate_cmd, db_cmd, backtest_cmd, lab_cmd)
+COMMANDS = (init_cmd, run_cmd, rules_cmd, simulate_cmd, db_cmd, backtest_cmd, lab_cmd, users_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

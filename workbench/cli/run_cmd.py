@@ -51,7 +51,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "pipeline worker on the simulator and the dashboard.",
     )
     _common(up)
-    up.set_defaults(run=run_up)
+    up.add_argument(
+        "--address",
+        help="Address the dashboard listens on (default 127.0.0.1, WORKBENCH_DASHBOARD_ADDRESS); "
+        "any other than a loopback one needs a login (workbench users add, or OAuth).",
+    )
+    up.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="Serve a non-loopback address without a login anyway (a loud warning is logged).",
+    )
+    up.set_defaults(run=run_up, check=check_up)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -159,6 +169,8 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
     from workbench.cli.up_cmd import up
 
     settings = _settings(args, settings)
+    if args.address is not None:
+        settings = settings.replace(dashboard_address=args.address)
     rules_dir = Path(settings.rules_dir)
     if not rules_dir.exists():
         # First run in an empty directory (a pip-installed workbench): editable copies of the
@@ -166,7 +178,16 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
         print(f"no {rules_dir}/ here: creating it (as `workbench init` does)")
         for line in init_project(rules_dir, Path("notebooks")):
             print(line)
-    return up(settings, duration=args.duration)
+    return up(settings, duration=args.duration, no_auth=args.no_auth)
+
+
+def check_up(args: argparse.Namespace) -> None:
+    """A non-loopback address without a login is refused before the database is started."""
+    from workbench.auth.login_config import LoginConfig, check_bind
+
+    settings = Settings.load()
+    address = args.address if args.address is not None else settings.dashboard_address
+    check_bind(address, LoginConfig.from_settings(settings).mode, no_auth=args.no_auth, warn=False)
 
 
 def mapping_from_args(values: list[str]):

@@ -27,6 +27,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from workbench.auth.login_config import LoginConfig, check_bind
 from workbench.errors import ConfigError, StorageError
 from workbench.pipeline.database import ROOT, component_roles, database
 from workbench.settings import Settings
@@ -38,12 +39,15 @@ WORKER_STOP_S = 15.0  # how long the worker may take to finish its batch after S
 BATCH_SECONDS = 0.5  # batches of at most this many seconds of the source rate: a live screen
 
 
-def up(settings: Settings, *, duration: float | None = None) -> int:
+def up(settings: Settings, *, duration: float | None = None, no_auth: bool = False) -> int:
     from tornado.ioloop import PeriodicCallback
 
     from workbench.dashboard.server import serve, stop_hub, url_of
 
     logging.getLogger("bokeh").setLevel(logging.WARNING)  # one line per websocket is noise
+    login = LoginConfig.from_settings(settings)
+    # refused here, before a database is started or a worker spawned (serve checks again)
+    check_bind(settings.dashboard_address, login.mode, no_auth=no_auth, warn=False)
     with only_up(ROOT), database(settings, root=ROOT) as dsn:
         urls = _component_urls(settings, dsn)
         if urls["dashboard"] != dsn:
@@ -56,6 +60,8 @@ def up(settings: Settings, *, duration: float | None = None) -> int:
             address=settings.dashboard_address,
             port=settings.dashboard_port,
             publisher_dsn=urls["publisher"],
+            login=login,
+            no_auth=no_auth,
         )
         loop = server.io_loop
         outcome = {"code": 0}

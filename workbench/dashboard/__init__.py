@@ -6,7 +6,10 @@
 - :mod:`~workbench.dashboard.session`  one session: pages and the periodic pull;
 - :mod:`~workbench.dashboard.live`, :mod:`~workbench.dashboard.alerts_page`,
   :mod:`~workbench.dashboard.history`  the three pages;
-- ``app.py`` / ``startup.py``          what ``panel serve`` runs.
+- :mod:`~workbench.dashboard.login`    the session's identity and the login's setup;
+  :mod:`~workbench.dashboard.login_handlers` the login/logout pages behind Panel's auth;
+- ``app.py`` / ``startup.py`` / ``auth.py``  what ``panel serve`` runs (``auth.py``: its
+  ``--auth-module``).
 
 Importing this package starts nothing.
 """

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 
+from workbench.auth.login_config import LoginConfig, check_bind, is_loopback
 from workbench.dashboard.feed import Feed
 from workbench.dashboard.hub import Hub
 from workbench.errors import ConfigError
@@ -79,29 +81,67 @@ def stop_hub() -> None:
 
 
 def serve(
-    dsn: str, *, address: str = "127.0.0.1", port: int = 5006, publisher_dsn: str | None = None
+    dsn: str,
+    *,
+    address: str = "127.0.0.1",
+    port: int = 5006,
+    publisher_dsn: str | None = None,
+    login: LoginConfig | None = None,
+    no_auth: bool = False,
 ):
     """Start (not run) a Bokeh/Panel server with the dashboard at ``/`` for ``workbench up``;
     the caller runs ``server.io_loop``. Returns the server; its URL is :func:`url_of`.
-    ``dsn`` is the dashboard's role, ``publisher_dsn`` the rule publisher's."""
+    ``dsn`` is the dashboard's database role, ``publisher_dsn`` the rule publisher's.
+
+    Any address but a loopback one needs a login (a ConfigError otherwise, unless
+    ``no_auth``: then a loud warning). Websockets are accepted only from pages served by this
+    server (its host names with its port, never ``*``): a page of another site cannot drive
+    an analyst's session.
+    """
     import panel as pn
 
+    from workbench.dashboard.login import setup
     from workbench.dashboard.session import create_app
 
+    login = login or LoginConfig.from_settings(Settings.load(os.environ))
+    check_bind(address, login.mode, no_auth=no_auth)
+    port = port or free_port(address)  # the origins name the port: known before binding
+    auth = setup(login)
     start_hub(dsn, publisher_dsn=publisher_dsn)
-    origins = [f"{address}:{port}", f"localhost:{port}"] if port else None
     server = pn.serve(
         {"/": lambda: create_app(dsn=dsn)},
         port=port,
         address=address,
-        websocket_origin=origins or "*",
+        websocket_origin=websocket_origins(address, port),
         show=False,
         start=False,
         title="Fraud Workbench",
         verbose=False,
+        **auth,
     )
     server.start()
     return server
+
+
+def websocket_origins(address: str, port: int) -> list[str]:
+    """``host:port`` of every name this server is reached by from a browser.
+
+    A loopback address is reached as itself and ``localhost``; the wildcard addresses as
+    this machine's names too (a specific address: only that address).
+    """
+    hosts = [address]
+    if is_loopback(address) or address in ("", "0.0.0.0", "::"):
+        hosts += ["localhost", "127.0.0.1"]
+    if address in ("", "0.0.0.0", "::"):
+        hosts += [socket.gethostname(), socket.getfqdn()]
+    return list(dict.fromkeys(f"{h}:{port}" for h in hosts if h and h not in ("0.0.0.0", "::")))
+
+
+def free_port(address: str) -> int:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((address, 0))
+        return sock.getsockname()[1]
 
 
 def url_of(server, address: str) -> str:

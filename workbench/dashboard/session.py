@@ -26,7 +26,7 @@ from workbench.dashboard.editor import EditorView
 from workbench.dashboard.history import HistoryView
 from workbench.dashboard.hub import Health, Hub
 from workbench.dashboard.live import LiveView
-from workbench.dashboard.login import session_identity
+from workbench.dashboard.login import session_identity, user_badge
 from workbench.dashboard.parts import schedule
 from workbench.dashboard.server import current_dsn, current_publisher_dsn, start_hub
 from workbench.dashboard.theme import ACCENT, REFRESH_MS
@@ -144,7 +144,13 @@ def create_session(
     hub = hub or start_hub(dsn)
     session = Session(hub, dsn or current_dsn(), identity=identity, publisher_dsn=publisher_dsn)
     header = safe.pane(
-        safe.html("<h2 style='margin:4px 0;color:{}'>Fraud Workbench</h2>", ACCENT),
+        safe.html(
+            "<div class='wb-header' style='display:flex;align-items:baseline;gap:12px'>"
+            "<h2 style='margin:4px 0;color:{accent}'>Fraud Workbench</h2>"
+            "<span style='margin-left:auto'>{badge}</span></div>",
+            accent=ACCENT,
+            badge=user_badge(session.identity),
+        ),
         sizing_mode="stretch_width",
     )
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
