@@ -30,7 +30,7 @@ from workbench.auth.roles import AccessDenied, Action, Identity, check
 from workbench.dashboard import publishing
 from workbench.dashboard.publishing import Proposal
 from workbench.errors import WorkbenchError
-from workbench.storage import Store, alerts, audit, shared_store
+from workbench.storage import Store, alerts, audit, labels, shared_store
 from workbench.storage.connection import storage_errors
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,10 @@ class Actions:
 
     def dispose(self, alert_id: int, disposition: str, notes: str | None = None) -> dict:
         """Close alert ``alert_id`` with ``disposition``; the assignee is the identity's user.
-        The alert's state after the change."""
+        Every transaction attached to the alert gets the disposition's label (source
+        ``analyst``, known at the stream's event-time now: :mod:`workbench.storage.labels`),
+        in the same transaction as the close and its audit row. The alert's state after the
+        change (with ``labels``: how many were written)."""
         target = f"alert {int(alert_id)}"
         self.require(Action.DISPOSE, target)
         try:
@@ -103,6 +106,10 @@ class Actions:
                 change = alerts.set_disposition(
                     conn, alert_id, disposition, self.identity.user, notes
                 )
+                written = labels.from_dispositions(
+                    conn, [alert_id], disposition, None, self.identity.user
+                )
+                change["after"]["labels"] = written
                 self.record(
                     conn,
                     Action.DISPOSE,
