@@ -9,6 +9,7 @@ database; bad rows and unknown tx_ids are listed with their line numbers (the fi
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from workbench.auth.roles import Action
 from workbench.cli.checks import data_file
@@ -36,6 +37,7 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
     from workbench.storage.label_import import import_file
 
     who = f"cli:{author_name()}"
+    path = Path(args.file)
 
     def audited(conn, report) -> None:
         audit.record(
@@ -43,17 +45,17 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
             actor=who,
             action=Action.IMPORT_LABELS.code,
             provider="cli",
-            object=f"labels file {args.file.name}"[:200],
+            object=f"labels file {path.name}"[:200],
             after=report.as_dict(),
         )
 
     with database(settings, migrate=False) as dsn:
         from workbench.storage import shared_store
 
-        report = import_file(shared_store(dsn), args.file, who, on_done=audited)
+        report = import_file(shared_store(dsn), path, who, on_done=audited)
     for kind, rows in (("bad row", report.bad), ("unknown tx_id", report.unknown)):
         for line, why in rows[:SHOWN]:
-            print(f"{args.file.name}:{line}: {kind}: {why[:200]!r}"[:300])
+            print(f"{path.name}:{line}: {kind}: {why[:200]!r}"[:300])
         if len(rows) > SHOWN:
             print(f"... and {len(rows) - SHOWN:,} more {kind}s")
     print(

@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
 
 from workbench.errors import StorageError
 from workbench.storage import tables
@@ -125,24 +126,33 @@ def stream_now(source: Source) -> pd.Timestamp | None:
     return None if value is None else pd.Timestamp(value).tz_convert("UTC")
 
 
-def since(source: Source, after_id: int = 0, limit: int = 50_000) -> pd.DataFrame:
+def since(
+    source: Source, after_id: int = 0, limit: int = 50_000, *, ts_from: datetime | None = None
+) -> pd.DataFrame:
     """Label rows with ``id > after_id``, by id, at most ``limit`` (the worker's incremental
-    read: keyset on the primary key, so each call costs what it returns)."""
+    read: keyset on the primary key, so each call costs what it returns); with ``ts_from``
+    only labels of transactions at or after it (older ones are outside every window)."""
     query = (
         sa.select(*(_L.c[c] for c in FEATURE_COLUMNS))
         .where(_L.c.id > int(after_id))
         .order_by(_L.c.id)
         .limit(int(limit))
     )
+    if ts_from is not None:
+        query = query.where(_L.c.ts >= ts_from)
     return fetch(source, query, "cannot read labels")
 
 
-def known(source: Source, before: datetime | None = None) -> pd.DataFrame:
-    """Every label row (history included) known before ``before`` (default: all), by id:
-    what a backtest gives the feature engine up front."""
+def known(
+    source: Source, before: datetime | None = None, *, ts_from: datetime | None = None
+) -> pd.DataFrame:
+    """Every label row (history included) known before ``before`` (default: all) of
+    transactions at or after ``ts_from``, by id: what a backtest gives the features."""
     query = sa.select(*(_L.c[c] for c in FEATURE_COLUMNS)).order_by(_L.c.id)
     if before is not None:
         query = query.where(_L.c.known_at < before)
+    if ts_from is not None:
+        query = query.where(_L.c.ts >= ts_from)
     return fetch(source, query, "cannot read labels")
 
 
@@ -158,7 +168,7 @@ def current(
     cols = ("tx_id", "ts", "label", "known_at", "actor", "alert_id")
     query = (
         sa.select(*(_L.c[c] for c in cols))
-        .distinct(_L.c.tx_id)
+        .ext(distinct_on(_L.c.tx_id))
         .where(_L.c.source == label_source)
         .order_by(_L.c.tx_id, _L.c.id.desc())
     )
