@@ -212,3 +212,22 @@ def test_from_dispositions_rejects_an_unknown_label(db_dsn):
 def test_labels_are_in_the_store(db_dsn):
     assert shared_store(db_dsn).labels.since(0).empty
     assert Path(labels.__file__).name == "labels.py"
+
+
+def test_the_rule_precision_view_shows_the_query(db_dsn, make_batch):
+    import asyncio
+
+    from workbench.dashboard.precision import RulePrecisionView
+
+    ids = _seed(db_dsn, make_batch)
+    view = RulePrecisionView(db_dsn)
+    assert asyncio.run(view.load()).empty and "0 rule(s)" in view.message.object
+    Actions(ANALYST, db_dsn).dispose(ids[0], "confirmed_fraud")
+    Actions(ANALYST, db_dsn).dispose(ids[1], "false_positive")
+    view.range.value = "last 24 h"
+    frame = asyncio.run(view.load())
+    expect = labels.precision(shared_store(db_dsn))
+    pd.testing.assert_frame_equal(frame, expect)
+    shown = view.table.value.set_index("rule_id")
+    assert shown.loc["new_country", "precision"].endswith(" %")
+    assert "event time 2025-12-31" in view.message.object  # 24 h back from the stream's now
