@@ -62,6 +62,7 @@ def test_a_disposition_labels_every_attached_transaction_known_at_the_streams_no
     assert set(cur[cur["tx_id"].isin(hits)]["label"]) == {"legitimate"}
     trail = audit.recent(shared_store(db_dsn), 10, action="alert.dispose")
     assert trail["outcome"].tolist() == ["ok"] * 3
+    assert trail["detail"].iloc[-1] == f"{len(hits)} transaction(s) labelled fraud"
 
 
 def test_a_refused_disposition_writes_no_label(db_dsn, make_batch):

@@ -93,8 +93,8 @@ class Actions:
         """Close alert ``alert_id`` with ``disposition``; the assignee is the identity's user.
         Every transaction attached to the alert gets the disposition's label (source
         ``analyst``, known at the stream's event-time now: :mod:`workbench.storage.labels`),
-        in the same transaction as the close and its audit row. The alert's state after the
-        change (with ``labels``: how many were written)."""
+        in the same transaction as the close and its audit row (whose detail says how many).
+        The alert's state after the change, with ``labels``: how many were written."""
         target = f"alert {int(alert_id)}"
         self.require(Action.DISPOSE, target)
         try:
@@ -109,7 +109,6 @@ class Actions:
                 written = labels.from_dispositions(
                     conn, [alert_id], disposition, None, self.identity.user
                 )
-                change["after"]["labels"] = written
                 self.record(
                     conn,
                     Action.DISPOSE,
@@ -117,11 +116,12 @@ class Actions:
                     object=target,
                     before=change["before"],
                     after=change["after"],
+                    detail=f"{written} transaction(s) labelled {labels.label_of(disposition)}",
                 )
         except WorkbenchError as exc:
             self._failed(self.reader, Action.DISPOSE, exc, object=target)
             raise
-        return change["after"]
+        return {**change["after"], "labels": written}
 
     # -- the audit trail ----------------------------------------------------------------
 
