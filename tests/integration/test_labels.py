@@ -232,3 +232,14 @@ def test_the_rule_precision_view_shows_the_query(db_dsn, make_batch):
     shown = view.table.value.set_index("rule_id")
     assert shown.loc["new_country", "precision"].endswith(" %")
     assert "event time 2025-12-31" in view.message.object  # 24 h back from the stream's now
+
+
+def test_the_analysis_api_reads_labels_and_precision(db_dsn, make_batch):
+    from workbench.analysis import current_labels, rule_precision
+
+    ids = _seed(db_dsn, make_batch)
+    Actions(ANALYST, db_dsn).dispose(ids[0], "confirmed_fraud")
+    assert set(current_labels(dsn=db_dsn)["label"]) == {"fraud"}
+    table = rule_precision("2026-01-01", "2026-01-02", dsn=db_dsn)
+    assert set(table["precision"]) == {1.0}
+    assert rule_precision("2026-01-02", dsn=db_dsn).empty
