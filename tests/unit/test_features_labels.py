@@ -158,7 +158,11 @@ def test_stream_equals_one_batch_equals_reference(seed):
     assert expected["term_fraud"].tolist() == [float(f) for f in frauds]
     rates = [f / n if n else np.nan for f, n in zip(frauds, counts, strict=True)]
     assert np.allclose(expected["term_rate"], rates, equal_nan=True)
-    assert stream.labels.rows < len(lab)  # evicted as the window moved on
+    held = stream.labels.rows
+    newest = int(batch(txs[-1:])["ts"].astype("int64").iloc[0])
+    assert stream.labels.evict(newest, force=True) > 0  # past the window: forgotten
+    assert stream.labels.rows < held
+    assert stream.peek(batch(txs[-1:])).equals(expected.tail(1).reset_index(drop=True))
 
 
 @pytest.mark.parametrize(

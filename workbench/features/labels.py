@@ -25,6 +25,7 @@ row with ts > t0); that is what makes stream and backtest agree.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,6 +57,8 @@ class LabelBook:
         self.entity = {c: np.empty(0, np.uint64) for c in self.columns}
         self.has = {c: np.empty(0, np.bool_) for c in self.columns}
         self.last_id = 0
+        self._cache: dict[str, _Index] = {}
+        self._kept = 0  # labels held after the last eviction
 
     @property
     def rows(self) -> int:
@@ -93,6 +96,7 @@ class LabelBook:
             self.entity[c] = np.concatenate([self.entity[c], h[wanted]])
             self.has[c] = np.concatenate([self.has[c], k[wanted]])
         self._supersede()
+        self._cache.clear()
 
     def _supersede(self) -> None:
         """Each version ends where the next version (by id) of its (tx_id, source) starts."""
@@ -101,8 +105,12 @@ class LabelBook:
         older, newer = order[:-1][same], order[1:][same]
         self.until[older] = np.minimum(self.until[older], self.known[newer])
 
-    def evict(self, newest_ns: int) -> int:
-        """Forget labels no row at or after ``newest_ns - lateness`` can count; how many."""
+    def evict(self, newest_ns: int, force: bool = False) -> int:
+        """Forget labels no row at or after ``newest_ns - lateness`` can count; how many.
+        Such labels change no value, so this runs only once the book has doubled since the
+        last eviction (or with ``force``): the sorted keys are not rebuilt every batch."""
+        if not force and self.rows < max(2 * self._kept, 1024):
+            return 0
         floor = newest_ns - self.lateness_ns
         keep = np.minimum(self.ts + self.horizon_ns, self.until) >= floor
         dropped = int(len(keep) - keep.sum())
@@ -112,6 +120,8 @@ class LabelBook:
             self.fraud = self.fraud[keep]
             for c in self.columns:
                 self.entity[c], self.has[c] = self.entity[c][keep], self.has[c][keep]
+            self._cache.clear()
+        self._kept = self.rows
         return dropped
 
     def compute(
@@ -128,34 +138,70 @@ class LabelBook:
                     out[s.name] = np.where(n_all > 0, n_fraud / np.maximum(n_all, 1), np.nan)
         return out
 
-    def _count(
-        self, s: FeatureSpec, t: np.ndarray, h: np.ndarray, ok: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _index(self, s: FeatureSpec) -> _Index | None:
+        """The spec's sorted keys over the labels held, built once per change of them."""
+        found = self._cache.get(s.name)
+        if found is not None:
+            return found
         w = round(s.window_s * _NS)
         mine = (self.source == self.sources.index(s.labels)) & self.has[s.by]
         lo = self.known[mine]
         hi = np.minimum(self.ts[mine] + w, self.until[mine])
         live = hi > lo  # an empty interval (superseded before it was known) never counts
+        if not live.any():
+            return None
         lo, hi = lo[live], hi[live]
         ent, fraud = self.entity[s.by][mine][live], self.fraud[mine][live]
+        entities, e_code = np.unique(ent, return_inverse=True)
+        times, t_code = np.unique(np.concatenate([lo, hi]), return_inverse=True)
+        m = np.int64(2 * len(times) + 1)
+        n = len(lo)
+        # a label time is 2 * its rank; a row time between two label times gets the odd
+        # number between them (see _count), so key order is (entity, time) order exactly
+        k_lo = e_code.astype(np.int64) * m + 2 * t_code[:n]
+        k_hi = e_code.astype(np.int64) * m + 2 * t_code[n:]
+        found = _Index(
+            entities=entities,
+            times=times,
+            m=m,
+            opened=(np.sort(k_lo), np.sort(k_lo[fraud])),
+            closed=(np.sort(k_hi), np.sort(k_hi[fraud])),
+        )
+        self._cache[s.name] = found
+        return found
+
+    def _count(
+        self, s: FeatureSpec, t: np.ndarray, h: np.ndarray, ok: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         n_all = np.zeros(len(t), np.int64)
         n_fraud = np.zeros(len(t), np.int64)
-        if len(lo) == 0 or not ok.any():
+        index = self._index(s)
+        if index is None or not ok.any():
             return n_all, n_fraud
-        # Dense entity codes and time ranks shared by labels and rows, then one int64 key.
-        _, codes = np.unique(np.concatenate([ent, h]), return_inverse=True)
-        times, ranks = np.unique(np.concatenate([lo, hi, t]), return_inverse=True)
-        m = np.int64(len(times) + 1)
-        n = len(lo)
-        e_lab, e_row = codes[:n].astype(np.int64), codes[n:].astype(np.int64)
-        k_lo = e_lab * m + ranks[:n]
-        k_hi = e_lab * m + ranks[n : 2 * n]
-        k_t = e_row * m + ranks[2 * n :]
-        for sel, dest in ((np.ones(n, bool), n_all), (fraud, n_fraud)):
-            opened = np.sort(k_lo[sel])
-            closed = np.sort(k_hi[sel])
-            # lo < t: opened keys strictly below the row's key; hi < t likewise.
+        e = np.searchsorted(index.entities, h)
+        has = ok & (e < len(index.entities))
+        has[has] = index.entities[e[has]] == h[has]  # entities without labels count 0
+        j = np.searchsorted(index.times, t)
+        equal = np.zeros(len(t), bool)
+        inside = j < len(index.times)
+        equal[inside] = index.times[j[inside]] == t[inside]
+        k_t = e.astype(np.int64) * index.m + 2 * j - (~equal)
+        for dest, opened, closed in zip((n_all, n_fraud), index.opened, index.closed, strict=True):
+            # lo < t: opened keys strictly below the row's key; hi < t likewise; for other
+            # entities both or neither are below, so they cancel.
             dest[:] = np.searchsorted(opened, k_t, "left") - np.searchsorted(closed, k_t, "left")
-        n_all[~ok] = 0
-        n_fraud[~ok] = 0
+        n_all[~has] = 0
+        n_fraud[~has] = 0
         return n_all, n_fraud
+
+
+@dataclass
+class _Index:
+    """One spec's labels as sorted (entity, time) keys: opened (known_at) and closed
+    (window end or superseded) keys, all and fraud only."""
+
+    entities: np.ndarray  # sorted unique entity hashes
+    times: np.ndarray  # sorted unique label times (ns)
+    m: np.int64  # keys per entity
+    opened: tuple[np.ndarray, np.ndarray]
+    closed: tuple[np.ndarray, np.ndarray]
