@@ -190,7 +190,9 @@ def import_file(
         conn.execute(_STAGE)
         with conn.cursor().copy("COPY label_import FROM STDIN (FORMAT csv)") as copy:
             copy.write(data.encode())
+        conn.execute("ANALYZE label_import")  # a temporary table has no statistics
         conn.execute(_MATCH)
+        conn.execute("ANALYZE label_match")
         report.unknown = [(int(a), str(b)) for a, b in conn.execute(_UNKNOWN).fetchall()]
         early = [(int(a), "known_at before the transaction's ts") for (a,) in conn.execute(_EARLY)]
         report.bad = sorted(report.bad + early)
