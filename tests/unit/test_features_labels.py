@@ -190,3 +190,18 @@ def test_engine_without_label_features_ignores_labels():
     engine = FeatureEngine([parse_feature("n", {"agg": "count", "by": "card_id", "window": "1h"})])
     assert engine.label_sources == [] and engine.labels is None
     engine.add_labels(labels([("x0", "T", 0, "fraud", 1)]))  # a no-op
+
+
+def test_a_rule_file_locates_a_bad_labels_value():
+    from workbench.errors import RuleSetError
+    from workbench.rules import parse_rules
+
+    text = (
+        "bands: {medium: 40, high: 70}\n"
+        "features:\n"
+        "  f: {agg: fraud_rate, by: terminal_id, window: 1d, labels: Analyst}\n"
+        "rules:\n"
+        "  - id: r\n    when: f > 0.5\n    score: 10\n"
+    )
+    with pytest.raises(RuleSetError, match=r"labels must name a label source \(x.yaml:3:61\)"):
+        parse_rules({"x.yaml": text})
