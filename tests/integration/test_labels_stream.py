@@ -96,3 +96,54 @@ def test_stream_with_dispositions_between_batches_equals_backtest(db_dsn):
     # and the backtest names the analysts' verdicts as their own truth
     truths = result.compare().truths.set_index(["scoring", "truth"])
     assert truths.loc[("live", "vs analyst labels"), "labelled"] > 0
+
+
+GRAPH_RULES = {
+    "g.yaml": """
+bands: {medium: 40, high: 70}
+alert: {min_band: high, dedup: 10m}
+features:
+  term_analyst_fraud: {agg: fraud_count, by: terminal_id, window: 1d, labels: analyst}
+rules:
+  - id: flagged_terminal
+    when: term_analyst_fraud >= 1
+    score: 75
+    examples: {match: [{term_analyst_fraud: 1}], no_match: [{term_analyst_fraud: 0}]}
+"""
+}
+SIM = {"seed": 3, "sim_customers": 300, "sim_terminals": 40, "batch_rows": 200,
+       "rate": 1000.0, "sim_speedup": 3600.0}  # fmt: skip
+
+
+def test_the_worker_graph_reads_labels_before_scoring(db_dsn):
+    """The real streaming graph (Pipeline): a label stored before the run, on a terminal of
+    the simulator, makes exactly that terminal's rows hit; a backtest agrees."""
+    import asyncio
+
+    from workbench.pipeline.graph import Pipeline
+    from workbench.pipeline.writer import RetryingWriter
+    from workbench.sources.simulator import Simulator
+
+    preview = Simulator(**SIM).next_batch().frame
+    terminal = preview["terminal_id"].value_counts().index[0]
+    start = preview["ts"].min()
+    with connect(db_dsn) as conn:  # the schema owner: a label as a disposition writes it
+        conn.execute(
+            "INSERT INTO labels (tx_id, ts, card_id, terminal_id, label, known_at, source, actor)"
+            " VALUES ('earlier', %s, 'c', %s, 'fraud', %s, 'analyst', 'ana')",
+            (start - pd.Timedelta(hours=2), terminal, start - pd.Timedelta(hours=1)),
+        )
+    ruleset = parse_rules(GRAPH_RULES)
+    writer = RetryingWriter(db_dsn, source="simulator", worker="test",
+                            alert_min_band="High", alert_dedup_s=600.0)  # fmt: skip
+    pipeline = Pipeline(Simulator(**SIM), Detector(ruleset), writer)
+    asyncio.run(pipeline.run(max_records=1000))
+    assert pipeline.labels is not None and pipeline.labels.read == 1
+    result = backtest(GRAPH_RULES, dsn=db_dsn)
+    frame = result.frame
+    on_terminal = (frame["terminal_id"] == terminal).to_numpy()
+    in_window = (frame["ts"] <= start - pd.Timedelta(hours=2) + pd.Timedelta(days=1)).to_numpy()
+    live = result.live_hits(["flagged_terminal"])["flagged_terminal"].to_numpy()
+    assert on_terminal.sum() > 0
+    assert (live == (on_terminal & in_window)).all()
+    assert np.array_equal(frame["score"].to_numpy(), frame["live_score"].to_numpy())
