@@ -95,12 +95,14 @@ class LabelBook:
             h, k = entity[c]
             self.entity[c] = np.concatenate([self.entity[c], h[wanted]])
             self.has[c] = np.concatenate([self.has[c], k[wanted]])
-        self._supersede()
+        self._supersede(key[wanted])
         self._cache.clear()
 
-    def _supersede(self) -> None:
-        """Each version ends where the next version (by id) of its (tx_id, source) starts."""
-        order = np.lexsort((self.id, self.key))
+    def _supersede(self, new_keys: np.ndarray) -> None:
+        """Each version ends where the next version (by id) of its (tx_id, source) starts;
+        only the (tx_id, source) pairs of the new rows can change."""
+        touched = np.flatnonzero(np.isin(self.key, new_keys))
+        order = touched[np.lexsort((self.id[touched], self.key[touched]))]
         same = self.key[order[1:]] == self.key[order[:-1]]
         older, newer = order[:-1][same], order[1:][same]
         self.until[older] = np.minimum(self.until[older], self.known[newer])
