@@ -10,6 +10,8 @@ Layer "analysis" sits above the dashboard and below the CLI; nothing in the core
   a text report or JSON;
 - :mod:`~workbench.analysis.live`      a small pipeline plus the dashboard's live view,
   running inside a notebook kernel for a bounded time;
+- :mod:`~workbench.analysis.labels`    :func:`rule_precision` and :func:`current_labels`:
+  analysts' verdicts (kept apart from simulator truth) and each rule's precision from them;
 - :mod:`~workbench.analysis.audit`     :func:`audit_log`: the audit trail (who published,
   rolled back, disposed of or was refused what, and when) as a DataFrame, newest first.
 
@@ -36,6 +38,7 @@ from workbench.analysis.backtest import (
 )
 from workbench.analysis.compare import Comparison, compare
 from workbench.analysis.database import connect, database_url
+from workbench.analysis.labels import current_labels, rule_precision
 
 __all__ = [
     "Backtest",
@@ -45,8 +48,10 @@ __all__ = [
     "backtest",
     "compare",
     "connect",
+    "current_labels",
     "database_url",
     "live_hits",
     "load_history",
     "lookback_s",
+    "rule_precision",
 ]

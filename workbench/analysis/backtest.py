@@ -7,7 +7,13 @@ as the stream's. Features are point-in-time: a row sees only rows strictly befor
 label only once its ``label_delay`` has passed (the feature engine's rules, applied to the
 labels stored with the history). To give the first rows of the range complete windows, the
 history before ``start`` is read too (the rule set's longest look-back, the *warm-up*) and fed
-to the feature state without being scored.
+to the feature state without being scored. Stored labels (``labels:`` features) are given to
+the features up front; the engine counts each only for rows after its known_at, exactly as
+the stream did.
+
+``frame["analyst_label"]`` is each row's current analyst label (1 fraud, 0 legitimate, -1
+none): what analysts concluded in the end, whenever they did — an evaluation truth, kept
+apart from the simulator's ``is_fraud`` (:mod:`workbench.analysis.compare`).
 
 Reading the next slice (a thread: COPY and Arrow parsing release the GIL) overlaps scoring
 the current one.
@@ -37,7 +43,7 @@ from workbench.features import PREVIOUS_LOOKBACK_S
 from workbench.features.spec import PREVIOUS
 from workbench.rules import RuleSet, load_rules, parse_rules
 from workbench.scoring.detector import Detector
-from workbench.storage import shared_store, transactions
+from workbench.storage import labels, shared_store, transactions
 
 Progress = Callable[[float, int], None]
 """``progress(fraction_of_time_range_done, rows_read_so_far)``."""
@@ -157,6 +163,11 @@ def backtest(
         slices = [(a, b, False) for a, b in _edges(first, lo, chunk_s)]
         slices += [(a, b, True) for a, b in _edges(lo, hi, chunk_s)]
         detector = Detector(ruleset, allowed_lateness_s=allowed_lateness_s)
+        book = detector.features.labels
+        if book is not None:
+            floor = first - pd.Timedelta(book.horizon_ns + book.lateness_ns, unit="ns")
+            stored = labels.known(c, hi.to_pydatetime(), ts_from=floor.to_pydatetime())
+            detector.features.add_labels(stored)
         rule_ids = [r.id for r in ruleset.enabled_rules]
         frames, hit_blocks, errors = [], [], {}
         warm_rows, read_s, rows = 0, [0.0], 0
@@ -184,6 +195,8 @@ def backtest(
         else _result_frame(_empty_history(), _empty_scored())
     )
     matrix = np.concatenate(hit_blocks) if hit_blocks else np.zeros((0, len(rule_ids)), bool)
+    with _connection(conn, dsn) as c:
+        frame["analyst_label"] = analyst_labels(c, frame, lo, hi)
     return Backtest(
         ruleset=ruleset,
         start=lo,
@@ -195,6 +208,17 @@ def backtest(
         read_s=read_s[0],
         elapsed_s=time.perf_counter() - began,
     )
+
+
+def analyst_labels(conn, frame: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp) -> np.ndarray:
+    """int8 per row of ``frame``: its current analyst label (1 fraud, 0 legitimate, -1 none)."""
+    cur = labels.current(conn, lo.to_pydatetime(), hi.to_pydatetime())
+    out = np.full(len(frame), -1, np.int8)
+    if len(cur) and len(frame):
+        at = pd.Index(cur["tx_id"]).get_indexer(frame["tx_id"])
+        found = at >= 0
+        out[found] = (cur["label"].to_numpy(dtype=object)[at[found]] == "fraud").astype(np.int8)
+    return out
 
 
 def live_hits(rule_hits: pd.Series, rule_ids: Sequence[str] | None = None) -> pd.DataFrame:
@@ -314,6 +338,7 @@ def _empty_scored() -> pd.DataFrame:
 
 __all__ = [
     "Backtest",
+    "analyst_labels",
     "as_ruleset",
     "backtest",
     "live_hits",

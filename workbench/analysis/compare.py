@@ -1,5 +1,11 @@
 """Candidate against live: every comparison of a :class:`~workbench.analysis.backtest.Backtest`.
 
+Two ground truths are kept apart and named (:data:`TRUTHS`): the transactions' own
+``is_fraud`` (**simulator truth**: the simulator's labels, or a replayed file's) and the
+current **analyst labels** (``labels`` of source ``analyst``: dispositions); every table
+except ``truths`` and ``analyst_rules`` is measured against simulator truth. ``truths`` gives
+precision and recall of each scoring against each, with how many rows each has labelled.
+
 Both scorings are judged with the candidate's alert policy (flagged = band at least
 ``alert.min_band``; alerts deduplicated per card over ``alert.dedup``), so the figures differ
 only by the scores. ``text()`` is the CLI's readable report; ``to_dict()`` its ``--json``.
@@ -9,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,6 +25,8 @@ from workbench import bands
 from workbench.analysis import metrics as m
 
 SCORINGS = ("live", "candidate")
+TRUTHS = {"simulator": "vs simulator truth", "analyst": "vs analyst labels"}
+"""Ground truth key -> its name in reports."""
 
 
 @dataclass
@@ -43,6 +51,8 @@ class Comparison:
     bands: pd.DataFrame
     scenarios: pd.DataFrame
     sweep: pd.DataFrame
+    truths: pd.DataFrame = field(default_factory=pd.DataFrame)
+    analyst_rules: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: plain numbers and strings, NaN as None, days as ISO dates."""
@@ -71,6 +81,8 @@ class Comparison:
             "bands": records(self.bands, "band"),
             "scenarios": records(self.scenarios, "scenario"),
             "sweep": records(self.sweep, None),
+            "truths": records(self.truths, None),
+            "analyst_rules": records(self.analyst_rules, "rule_id"),
         }
 
     def text(self) -> str:
@@ -80,6 +92,20 @@ class Comparison:
             f"backtest of rule set {self.version}: {self.start:%Y-%m-%d %H:%M} .. "
             f"{self.end:%Y-%m-%d %H:%M} UTC, {int(s.loc['live', 'transactions']):,} transactions",
             "",
+            "precision / recall per ground truth (labelled: rows that truth has a label for)",
+            _table(
+                self.truths.set_index(["scoring", "truth"])[
+                    ["labelled", "flagged", "tp", "fp", "precision", "recall"]
+                ]
+                if not self.truths.empty
+                else self.truths,
+                "scoring, truth",
+            ),
+            "",
+            "per rule vs analyst labels (labelled hits, of which fraud)",
+            _table(_by_scoring(self.analyst_rules, ["labelled", "precision"]), "rule"),
+            "",
+            "all figures below: vs simulator truth",
             _table(
                 s[["low", "medium", "high", "alerts", "flagged", "precision", "recall", "f1"]],
                 "scoring",
@@ -110,6 +136,11 @@ def compare(result, *, k: int = 100, thresholds: Sequence[float] | None = None) 
     frame = result.frame
     ruleset = result.ruleset
     label = m.labels(frame["is_fraud"])
+    analyst = (
+        frame["analyst_label"].to_numpy(np.int8)
+        if "analyst_label" in frame
+        else np.full(len(frame), -1, np.int8)
+    )
     alert_rank = bands.alert_rank(ruleset.alert.min_band)
     dedup = ruleset.alert.dedup_s
     days = max((result.end - result.start).total_seconds() / 86_400.0, 1e-9)
@@ -119,8 +150,16 @@ def compare(result, *, k: int = 100, thresholds: Sequence[float] | None = None) 
     hits["live"] = result.live_hits(sorted(set(result.hits.columns) | _stored_ids(frame)))
 
     summary, per_day, cp, rules, band_tables, scen, sweeps = {}, {}, {}, [], [], [], []
+    truths, analyst_rules = [], []
     for s in SCORINGS:
         flagged = bands.ranks(scored[s]) >= alert_rank
+        for key, truth in (("simulator", label), ("analyst", analyst)):
+            labelled = int(np.count_nonzero(truth >= 0))
+            truths.append({"scoring": s, "truth": TRUTHS[key], "labelled": labelled,
+                           **m.rates(flagged, truth)})  # fmt: skip
+        per_rule = m.rule_metrics(hits[s], analyst)
+        per_rule["labelled"] = per_rule["tp"] + per_rule["fp"]
+        analyst_rules.append(_tag(per_rule, s, "rule_id"))
         per_day[s] = m.alerts_per_day(frame["card_id"], frame["ts"], flagged, dedup)
         summary[s] = m.summary(scored[s], label, flagged, int(per_day[s].sum()))
         cp[s] = m.card_precision_at_k(frame["card_id"], frame["ts"], scores[s], label, k)
@@ -143,6 +182,8 @@ def compare(result, *, k: int = 100, thresholds: Sequence[float] | None = None) 
         bands=pd.concat(band_tables),
         scenarios=pd.concat(scen),
         sweep=pd.concat(sweeps, ignore_index=True),
+        truths=pd.DataFrame(truths),
+        analyst_rules=pd.concat(analyst_rules),
     )
 
 

@@ -66,6 +66,7 @@ class Action(enum.Enum):
     DISPOSE = ("dispose of alerts", Role.ANALYST)
     EDIT_LISTS = ("edit lists", Role.ANALYST)
     SNOOZE = ("snooze rules", Role.ANALYST)
+    IMPORT_LABELS = ("import labels", Role.ANALYST)
     DRAFT_RULES = ("draft rules", Role.RULE_AUTHOR)
     WHAT_IF = ("run what-if", Role.RULE_AUTHOR)
     PUBLISH_RULES = ("publish rules", Role.ADMIN)
@@ -92,6 +93,7 @@ _CODES = {
     Action.DISPOSE: "alert.dispose",
     Action.EDIT_LISTS: "list.edit",
     Action.SNOOZE: "rule.snooze",
+    Action.IMPORT_LABELS: "labels.import",
     Action.DRAFT_RULES: "rules.draft",
     Action.WHAT_IF: "rules.what_if",
     Action.PUBLISH_RULES: "rules.publish",

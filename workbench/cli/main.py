@@ -21,6 +21,7 @@ from workbench.cli import (
     db_cmd,
     init_cmd,
     lab_cmd,
+    labels_cmd,
     rules_cmd,
     run_cmd,
     simulate_cmd,
@@ -29,7 +30,17 @@ from workbench.cli import (
 from workbench.errors import WorkbenchError
 from workbench.settings import Settings
 
-COMMANDS = (init_cmd, run_cmd, rules_cmd, simulate_cmd, db_cmd, backtest_cmd, lab_cmd, users_cmd)
+COMMANDS = (
+    init_cmd,
+    run_cmd,
+    rules_cmd,
+    simulate_cmd,
+    db_cmd,
+    backtest_cmd,
+    labels_cmd,
+    lab_cmd,
+    users_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

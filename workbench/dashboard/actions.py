@@ -30,7 +30,7 @@ from workbench.auth.roles import AccessDenied, Action, Identity, check
 from workbench.dashboard import publishing
 from workbench.dashboard.publishing import Proposal
 from workbench.errors import WorkbenchError
-from workbench.storage import Store, alerts, audit, shared_store
+from workbench.storage import Store, alerts, audit, labels, shared_store
 from workbench.storage.connection import storage_errors
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,10 @@ class Actions:
 
     def dispose(self, alert_id: int, disposition: str, notes: str | None = None) -> dict:
         """Close alert ``alert_id`` with ``disposition``; the assignee is the identity's user.
-        The alert's state after the change."""
+        Every transaction attached to the alert gets the disposition's label (source
+        ``analyst``, known at the stream's event-time now: :mod:`workbench.storage.labels`),
+        in the same transaction as the close and its audit row (whose detail says how many).
+        The alert's state after the change, with ``labels``: how many were written."""
         target = f"alert {int(alert_id)}"
         self.require(Action.DISPOSE, target)
         try:
@@ -103,6 +106,9 @@ class Actions:
                 change = alerts.set_disposition(
                     conn, alert_id, disposition, self.identity.user, notes
                 )
+                written = labels.from_dispositions(
+                    conn, [alert_id], disposition, None, self.identity.user
+                )
                 self.record(
                     conn,
                     Action.DISPOSE,
@@ -110,11 +116,12 @@ class Actions:
                     object=target,
                     before=change["before"],
                     after=change["after"],
+                    detail=f"{written} transaction(s) labelled {labels.label_of(disposition)}",
                 )
         except WorkbenchError as exc:
             self._failed(self.reader, Action.DISPOSE, exc, object=target)
             raise
-        return change["after"]
+        return {**change["after"], "labels": written}
 
     # -- the audit trail ----------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from workbench.dashboard.hub import Health, Hub
 from workbench.dashboard.live import LiveView
 from workbench.dashboard.login import session_identity, user_badge
 from workbench.dashboard.parts import schedule
+from workbench.dashboard.precision import RulePrecisionView
 from workbench.dashboard.server import current_dsn, current_publisher_dsn, start_hub
 from workbench.dashboard.theme import ACCENT, REFRESH_MS
 from workbench.settings import Settings
@@ -66,11 +67,12 @@ class Session:
             publisher_dsn=publisher_dsn or current_publisher_dsn(dsn),
             apply_enabled=settings.editor_apply,
         )
+        self.precision = RulePrecisionView(dsn)  # per-rule precision from analyst labels
         pages = [
             ("Live", self.live.panel),
             ("Alerts", self.alerts.panel),
             ("History", self.history.panel),
-            ("Rules", self.editor.panel),
+            ("Rules", pn.Column(self.editor.panel, self.precision, sizing_mode="stretch_width")),
         ]
         self.audit: AuditView | None = None
         if allowed(self.identity.role, Action.READ_AUDIT):  # its load checks again
@@ -101,6 +103,7 @@ class Session:
             schedule(self.history.load_preset)
         elif event.new == EDITOR_TAB and not self.editor.loaded:
             schedule(self.editor.load)
+            schedule(self.precision.load)
         elif event.new == AUDIT_TAB and self.audit is not None:
             schedule(self.audit.load)
 

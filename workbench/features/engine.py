@@ -11,7 +11,10 @@ Semantics (strict point-in-time), for a row at time t of entity e (its ``by`` va
   ``distinct`` counts known values (missing ones are ignored);
 - ``seconds_since_prev``/``distance_km``/``speed_kmh``: from e's last row with ts < t (ties on
   ts: the one that arrived last), if it is at most ``PREVIOUS_LOOKBACK_S`` (90 d) old;
-- rows with a missing entity get empty-window values (0, NaN or false) and are not stored.
+- rows with a missing entity get empty-window values (0, NaN or false) and are not stored;
+- ``labels:`` features count stored labels (analysts', chargebacks') known strictly before
+  the row, whose transaction is inside the window (:mod:`workbench.features.labels`); the
+  caller feeds them with :meth:`FeatureEngine.add_labels` as they appear.
 
 Amounts are fixed-point cents summed in int64 (see :mod:`workbench.features.passes`), which
 makes every value independent of how the history is split into batches: streaming a sorted
@@ -44,6 +47,8 @@ import pyarrow as pa
 
 from workbench.features.compiled import hash_strings
 from workbench.features.group import BatchArrays, Group
+from workbench.features.kernels import mix64
+from workbench.features.labels import LabelBook
 from workbench.features.spec import BUILTIN, FeatureSpec
 
 _NS_HOUR = 3600 * 1_000_000_000
@@ -72,7 +77,8 @@ class FeatureEngine:
         self.allowed_lateness_s = float(allowed_lateness_s)
         by: dict[str, list[FeatureSpec]] = {}
         for s in self.specs:
-            by.setdefault(s.by, []).append(s)
+            if s.labels is None:  # stored-label features live in the label book instead
+                by.setdefault(s.by, []).append(s)
         # each feature's row in the float or the bool output matrix of a batch
         self._slots: dict[str, tuple[bool, int]] = {}
         self._slot_counts = {False: 0, True: 0}
@@ -85,16 +91,45 @@ class FeatureEngine:
             for col, group in by.items()
         ]
         self._newest: int | None = None
+        book = LabelBook(self.specs, self.allowed_lateness_s)
+        self.labels: LabelBook | None = book if book.specs else None
 
     @property
     def state_rows(self) -> int:
         """Rows held in window state, summed over the entity columns (for memory figures)."""
         return sum(g.rows for g in self._groups)
 
+    @property
+    def label_sources(self) -> list[str]:
+        """The stored-label sources the ``labels:`` features read (empty: none declared)."""
+        return self.labels.sources if self.labels is not None else []
+
+    def add_labels(self, rows: pd.DataFrame) -> None:
+        """Add stored label rows (columns of ``workbench.storage.labels.FEATURE_COLUMNS``,
+        in id order) for the ``labels:`` features; a no-op when none is declared. Add each
+        label before the first batch with a row after its ``known_at``."""
+        if self.labels is None or rows.empty:
+            return
+        source = rows["source"].astype("str")
+        tx, _ = _text_hash(rows["tx_id"])
+        src, _ = _text_hash(source)
+        entity = {c: _text_hash(rows[c]) for c in self.labels.columns}
+        self.labels.add(
+            rows["id"].to_numpy(np.int64),
+            mix64(tx, src),
+            source.to_numpy(dtype=object),
+            _ts_ns(rows["ts"]),
+            _ts_ns(rows["known_at"]),
+            (rows["label"].astype("str") == "fraud").to_numpy(bool),
+            entity,
+        )
+
     def reset(self) -> None:
-        """Forget all state."""
+        """Forget all state (stored labels included)."""
         for g in self._groups:
             g.reset()
+        if self.labels is not None:
+            self.labels.reset()
         self._newest = None
 
     def compute(self, batch: pd.DataFrame, *, defer_maintenance: bool = False) -> pd.DataFrame:
@@ -138,11 +173,17 @@ class FeatureEngine:
         flags = np.empty((self._slot_counts[True], arrays.n), dtype=bool)
         for g in self._groups:
             g.compute(arrays, values, flags, commit)
+        if self.labels is not None:
+            found = self.labels.compute(arrays.ts, arrays.hashes, arrays.known)
+            for name, column in found.items():
+                values[self._slots[name][1]] = column
         if commit and arrays.n:
             newest = int(arrays.ts.max())
             self._newest = newest if self._newest is None else max(self._newest, newest)
             for g in self._groups:
                 g.commit(self._newest, defer)
+            if self.labels is not None:
+                self.labels.evict(self._newest)
         out = {}
         for s in self.specs:
             kind, i = self._slots[s.name]

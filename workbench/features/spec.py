@@ -8,6 +8,16 @@ strictly before it (and, for label-aware features, from labels already known at 
     card_kmh:      {agg: speed_kmh, by: card_id}
     card_new_dev:  {agg: is_new, of: device_id, by: card_id, window: 30d}
     term_fraud_28d: {agg: fraud_rate, by: terminal_id, window: 28d, label_delay: 7d}
+    term_analyst_28d: {agg: fraud_rate, by: terminal_id, window: 28d, labels: analyst}
+
+``fraud_count``/``fraud_rate`` read one of two kinds of labels, never both:
+
+- without ``labels``: the batch's own ``is_fraud`` column (simulator ground truth, or a
+  replayed file's), taken as known ``label_delay`` (default 7d) after the transaction;
+- with ``labels: SOURCE`` (``analyst``, ``chargeback``, ...): the stored labels of that source
+  (:mod:`workbench.storage.labels`), each known from its own ``known_at``
+  (:mod:`workbench.features.labels`); ``label_delay`` is refused there, and ``by`` must be a
+  column copied into the labels (:data:`LABEL_ENTITIES`).
 
 Calendar features (:data:`BUILTIN`) are always available without a declaration.
 """
@@ -21,6 +31,12 @@ from workbench.durations import parse_duration
 
 ENTITIES = ("card_id", "customer_id", "terminal_id", "merchant_category", "device_id")
 """Columns a feature may be grouped ``by``."""
+
+LABEL_ENTITIES = ("card_id", "customer_id", "terminal_id", "merchant_category")
+"""Columns a ``labels:`` feature may be grouped ``by`` (those each stored label carries)."""
+
+LABEL_SOURCE = r"[a-z][a-z0-9_]{0,31}"
+"""What a ``labels:`` value (a label source) looks like."""
 
 NUMERIC_OF = ("amount",)
 """Columns that ``sum``/``mean``/``max``/``min``/``std`` may aggregate."""
@@ -104,6 +120,7 @@ class FeatureSpec:
     of: str | None = None
     window_s: float = 0.0
     label_delay_s: float = 0.0
+    labels: str | None = None  # stored labels of this source, instead of is_fraud
 
     @property
     def type(self) -> str:
@@ -119,7 +136,7 @@ class FeatureSpec:
         return max(self.window_s, self.label_delay_s)
 
 
-_KEYS = {"agg", "by", "of", "window", "label_delay", "description"}
+_KEYS = {"agg", "by", "of", "window", "label_delay", "labels", "description"}
 
 
 def parse_feature(name: str, decl: Any) -> FeatureSpec:
@@ -181,8 +198,9 @@ def parse_feature(name: str, decl: Any) -> FeatureSpec:
             )
     elif "window" in decl:
         raise FeatureSpecError(f"feature '{name}': agg {agg} takes no window", key="window")
+    labels = _labels(name, agg, by, decl)
     label_delay_s = 0.0
-    if agg in LABEL_AWARE:
+    if agg in LABEL_AWARE and labels is None:
         label_delay_s = (
             _duration(name, "label_delay", decl["label_delay"])
             if "label_delay" in decl
@@ -194,12 +212,44 @@ def parse_feature(name: str, decl: Any) -> FeatureSpec:
             )
     elif "label_delay" in decl:
         raise FeatureSpecError(
-            f"feature '{name}': only fraud_count and fraud_rate take a label_delay",
+            f"feature '{name}': only fraud_count and fraud_rate take a label_delay"
+            + (" (stored labels carry their own known_at)" if labels else ""),
             key="label_delay",
         )
     return FeatureSpec(
-        name=name, agg=agg, by=by, of=of, window_s=window_s, label_delay_s=label_delay_s
+        name=name,
+        agg=agg,
+        by=by,
+        of=of,
+        window_s=window_s,
+        label_delay_s=label_delay_s,
+        labels=labels,
     )
+
+
+def _labels(name: str, agg: str, by: str, decl: dict) -> str | None:
+    """The ``labels:`` source of a declaration (None: simulator labels), checked."""
+    import re
+
+    if "labels" not in decl:
+        return None
+    value = decl["labels"]
+    if agg not in LABEL_AWARE:
+        raise FeatureSpecError(
+            f"feature '{name}': only fraud_count and fraud_rate take labels", key="labels"
+        )
+    if not isinstance(value, str) or not re.fullmatch(LABEL_SOURCE, value):
+        raise FeatureSpecError(
+            f"feature '{name}': labels must name a label source such as analyst or chargeback",
+            key="labels",
+        )
+    if by not in LABEL_ENTITIES:
+        raise FeatureSpecError(
+            f"feature '{name}' with labels cannot group by '{by}'"
+            f" (one of: {', '.join(LABEL_ENTITIES)})",
+            key="by",
+        )
+    return value
 
 
 def _duration(name: str, key: str, value: Any) -> float:

@@ -29,6 +29,7 @@ from typing import Any
 
 from streamz import Stream
 
+from workbench.pipeline.labels import LabelFeed
 from workbench.pipeline.stats import PipelineStats
 from workbench.pipeline.writer import RetryingWriter, scored_of
 from workbench.rules import RuleSet
@@ -67,6 +68,9 @@ class Pipeline:
         self._next_rules: RuleSet | None = None
         self._rules_lock = threading.Lock()
         self.reload: Any = None  # HotReload started and stopped around run() by the worker
+        dsn = getattr(writer, "dsn", None)
+        # Stored labels for label-aware features (a query per batch only if any is declared)
+        self.labels = LabelFeed(dsn) if dsn else None
 
     def swap_rules(self, ruleset: RuleSet) -> None:
         """Score from the next batch on with ``ruleset`` (the batch in flight keeps the rules
@@ -108,6 +112,8 @@ class Pipeline:
         except Exception:  # a rule set that cannot be swapped in: keep scoring with the old
             log.exception("rules: swapping the rule set failed; the previous one keeps scoring")
         ruleset = self.detector.ruleset
+        if self.labels is not None:
+            self.labels.feed(self.detector, batch.frame)
         try:
             scored = self.detector.process(batch)
         except Exception as exc:  # a bad batch becomes data, never a stopped stream

@@ -18,6 +18,8 @@ Modules, one per noun:
 - :mod:`~workbench.storage.transactions` stored transactions: pages, card history, buckets,
   bulk loads (COPY), the stream position;
 - :mod:`~workbench.storage.alerts`      the alert queue, an alert's hits, dispositions;
+- :mod:`~workbench.storage.labels`      labels from dispositions and chargeback files
+  (:mod:`~workbench.storage.label_import`), rule precision from them;
 - :mod:`~workbench.storage.rule_sets`   rule-set loads: record, publish (NOTIFY), history;
 - :mod:`~workbench.storage.dead_letters` records that could not be stored;
 - :mod:`~workbench.storage.stats`       row counts and pipeline totals;
@@ -29,7 +31,15 @@ The package re-exports the names other layers use (``recent_transactions``, ``co
 Importing this package connects to nothing.
 """
 
-from workbench.storage import alerts, audit, dead_letters, rule_sets, stats, transactions
+from workbench.storage import (
+    alerts,
+    audit,
+    dead_letters,
+    labels,
+    rule_sets,
+    stats,
+    transactions,
+)
 from workbench.storage.alerts import hits as alert_hits
 from workbench.storage.alerts import open_count as open_alert_count
 from workbench.storage.alerts import set_disposition
@@ -72,6 +82,7 @@ __all__ = [
     "dead_letters",
     "describe",
     "ensure_partitions",
+    "labels",
     "last_rule_set",
     "list_partitions",
     "load_hits",

@@ -14,7 +14,8 @@ pipeline      ``workbench_pipeline``  store batches: INSERT (and the SELECT its 
                                      functions (revision 0005), append to ``audit_log``
 dashboard     ``workbench_dashboard`` read what it shows; of ``alerts`` UPDATE only the
                                      analyst's columns (status, disposition, assignee, notes,
-                                     closed_at, updated_at); append to ``audit_log``; never
+                                     closed_at, updated_at); append to ``labels`` and
+                                     ``audit_log``; never
                                      write transactions or rule sets
 publisher     ``workbench_publisher`` record and announce rule sets (publish, rollback): SELECT
                                      + INSERT on ``rule_sets``, SELECT on ``transactions`` (the
@@ -73,6 +74,9 @@ PRIVILEGES: dict[str, dict[str, str]] = {
     },
     "alert_hits": {"pipeline": "SELECT, INSERT", "dashboard": "SELECT", "publisher": ""},
     "dead_letters": {"pipeline": "SELECT, INSERT", "dashboard": "SELECT", "publisher": ""},
+    # Append-only: analysts' dispositions write labels (in the disposition's transaction);
+    # the pipeline reads them for label-aware features. Nobody updates or deletes one.
+    "labels": {"pipeline": "SELECT", "dashboard": "SELECT, INSERT", "publisher": ""},
     "pipeline_stats": {"pipeline": "SELECT, INSERT", "dashboard": "SELECT", "publisher": ""},
     "pipeline_throughput": {"pipeline": "", "dashboard": "SELECT", "publisher": ""},
     # Append only (and read back the new row's id: RETURNING id needs SELECT on it).

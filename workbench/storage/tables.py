@@ -20,6 +20,9 @@ Tables
 ``audit_log``       append-only: who (login, role, provider, address) did or was refused what
                     (action, object, before/after) and when; a trigger refuses UPDATE, DELETE
                     and TRUNCATE (revision 0004), so not even the table's owner rewrites it.
+``labels``          analysts' and chargebacks' verdicts on transactions, append-only: the current
+                    label of a (tx_id, source) is its newest row (highest id); older rows are
+                    its history (see :mod:`workbench.storage.labels`).
 ``pipeline_stats``  one row per committed batch; the view ``pipeline_throughput`` (SQL in the
                     first revision: a view is not a table of this metadata) sums it per second.
 
@@ -184,6 +187,32 @@ dead_letters = Table(
     Column("fingerprint", LargeBinary, Computed(FINGERPRINT, persisted=True)),
     Index("dead_letters_received", "received_at"),
     Index("dead_letters_fingerprint", "fingerprint", unique=True),
+)
+
+LABELS = ("fraud", "legitimate")
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("tx_id", _ID, nullable=False),
+    Column("ts", _TS, nullable=False),  # the transaction's event time
+    Column("card_id", _ID, nullable=False),
+    Column("customer_id", Text),
+    Column("terminal_id", Text),
+    Column("merchant_category", Text),
+    Column("label", Text, nullable=False),
+    Column("known_at", _TS, nullable=False),  # event-time scale, >= ts
+    Column("source", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("alert_id", BigInteger),
+    Column("case_id", BigInteger),
+    Column("created_at", _TS, nullable=False, server_default=func.clock_timestamp()),
+    CheckConstraint("label IN ('fraud', 'legitimate')", name="labels_label_check"),
+    CheckConstraint("source ~ '^[a-z][a-z0-9_]{0,31}$'", name="labels_source_check"),
+    CheckConstraint("known_at >= ts", name="labels_known_after_ts"),
+    Index("labels_tx_source", "tx_id", "source", "id"),
+    Index("labels_ts", "ts"),
 )
 
 pipeline_stats = Table(
