@@ -24,6 +24,7 @@ import asyncio
 import pandas as pd
 import panel as pn
 
+from workbench.dashboard import safe
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.errors import WorkbenchError
 from workbench.storage import labels, shared_store
@@ -50,10 +51,10 @@ class RulePrecisionView(pn.viewable.Viewer):
         )
         self.refresh = pn.widgets.Button(label="Refresh", width=100)
         self.refresh.on_click(lambda _e: schedule(self.load))
-        self.message = pn.pane.Str("", css_classes=["precision-message"])
+        self.message = safe.preformatted(css_classes=["precision-message"])
         self.table = read_only_table(precision_rows(self.frame), "precision-table", 260)
         self.layout = pn.Column(
-            pn.pane.Str(f"Rule precision from {label_source} labels", css_classes=["h"]),
+            safe.heading(f"Rule precision from {label_source} labels", 4),
             pn.Row(self.range, self.refresh),
             self.message,
             self.table,
@@ -69,7 +70,7 @@ class RulePrecisionView(pn.viewable.Viewer):
         try:
             frame, start, end = await asyncio.to_thread(self._read, back)
         except WorkbenchError as exc:
-            self.message.object = f"Cannot read rule precision: {exc}"
+            safe.show_text(self.message, f"Cannot read rule precision: {exc}")
             return None
         self.loaded = True
         self.frame = frame
@@ -78,8 +79,9 @@ class RulePrecisionView(pn.viewable.Viewer):
         labelled = int(frame["labelled"].sum()) if len(frame) else 0
         with pn.io.hold():
             self.table.value = precision_rows(frame)
-            self.message.object = (
-                f"{len(frame)} rule(s) with labelled hits ({labelled:,} labelled hits), {span}"
+            safe.show_text(
+                self.message,
+                f"{len(frame)} rule(s) with labelled hits ({labelled:,} labelled hits), {span}",
             )
         return frame
 
