@@ -335,3 +335,40 @@ def membership(kind: str, inner: Fn, items: tuple, nullable: bool, want: str) ->
     if want == "T":
         return lambda ctx: member(inner(ctx))
     return pick(tf, want)
+
+
+LISTS_KEY = "@lists"
+"""The environment entry holding the maintained lists (name -> array of str values): not a
+name a rule can spell, so it never collides with a field."""
+
+
+def maintained(name: str, static: tuple, inner: Fn, nullable: bool, want: str) -> Fn:
+    """``x in list("name")``: the list's entries are looked up in the environment at each
+    call (so a new set of entries applies from the next batch, without recompiling), plus
+    ``static`` items (an inline list of the same name). A missing list holds nothing."""
+    static_items = list(static)
+
+    def member(ctx):
+        x = inner(ctx)
+        pool = ctx.env.get(LISTS_KEY, {}).get(name) if hasattr(ctx.env, "get") else None
+        if not isinstance(x, pd.Series):
+            hit = np.bool_(x in static_items or (pool is not None and x in set(pool)))
+            return x, hit
+        hit = x.isin(static_items).to_numpy(dtype=bool) if static_items else None
+        if pool is not None and len(pool):
+            found = x.isin(pool).to_numpy(dtype=bool)
+            hit = found if hit is None else hit | found
+        if hit is None:
+            hit = np.zeros(ctx.n, dtype=bool)
+        return x, hit
+
+    def tf(ctx):
+        x, hit = member(ctx)
+        miss = ~hit
+        if nullable:
+            miss &= ~is_null("string", x)
+        return hit, miss
+
+    if want == "T":
+        return lambda ctx: member(ctx)[1]
+    return pick(tf, want)

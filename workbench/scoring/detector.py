@@ -14,6 +14,7 @@ import pandas as pd
 
 from workbench.features import FeatureEngine
 from workbench.rules import RuleSet
+from workbench.scoring.overlay import Overlay
 from workbench.scoring.result import ScoredBatch
 from workbench.scoring.scorer import Scorer
 from workbench.sources.base import SourceBatch
@@ -22,9 +23,15 @@ from workbench.sources.base import SourceBatch
 class Detector:
     """Features + scoring for consecutive batches of one stream."""
 
-    def __init__(self, ruleset: RuleSet, *, allowed_lateness_s: float = 3600.0) -> None:
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        *,
+        allowed_lateness_s: float = 3600.0,
+        overlay: Overlay | None = None,
+    ) -> None:
         self._lateness = allowed_lateness_s
-        self.scorer = Scorer(ruleset)
+        self.scorer = Scorer(ruleset, overlay)
         self.features = FeatureEngine(ruleset.features, allowed_lateness_s=allowed_lateness_s)
 
     @property
@@ -35,7 +42,15 @@ class Detector:
         """Score the next batch with ``ruleset``; keep feature state if the features match."""
         if tuple(ruleset.features) != tuple(self.ruleset.features):
             self.features = FeatureEngine(ruleset.features, allowed_lateness_s=self._lateness)
-        self.scorer = Scorer(ruleset)
+        self.scorer = Scorer(ruleset, self.scorer.overlay)
+
+    @property
+    def overlay(self) -> Overlay:
+        return self.scorer.overlay
+
+    def swap_overlay(self, overlay: Overlay) -> None:
+        """Score the next batch with these lists and snoozes (between batches only)."""
+        self.scorer.overlay = overlay
 
     def score_frame(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         """Scored frame (batch + score columns), hits and error counts; advances state."""

@@ -18,6 +18,8 @@ import pyarrow.compute as pc
 
 from workbench import bands, schema
 from workbench.rules import RuleSet
+from workbench.rules.values import LISTS_KEY
+from workbench.scoring.overlay import Overlay
 
 _NUMERIC = {c.name for c in schema.COLUMNS if c.kind == "float"}
 _BAND_TEXT = pa.array(bands.LABELS, pa.large_string())
@@ -35,8 +37,10 @@ class Scorer:
     >>> # scorer = Scorer(load_rules("rules")); scores, hits, errors = scorer.score(batch, feats)
     """
 
-    def __init__(self, ruleset: RuleSet) -> None:
+    def __init__(self, ruleset: RuleSet, overlay: Overlay | None = None) -> None:
         self.ruleset = ruleset
+        self.overlay = overlay or Overlay()  # lists and snoozes: swapped between batches
+        self.lists_used = ruleset.lists_used
         self.rules = ruleset.enabled_rules
         self.rule_ids = np.array([r.id for r in self.rules], dtype=object)
         self.points = np.array([r.score for r in self.rules], dtype=np.float64)
@@ -63,6 +67,8 @@ class Scorer:
         ``features``: a frame, or the name -> array mapping of
         :meth:`~workbench.features.FeatureEngine.compute_arrays`."""
         env: dict[str, Any] = {}
+        if self.lists_used:
+            env[LISTS_KEY] = self.overlay.lists
         for name in self.fields:
             if name in features:
                 value = features[name]
@@ -98,6 +104,7 @@ class Scorer:
         """
         n = len(batch)
         hits, errors = self.evaluate(self.environment(batch, features), n)
+        self.overlay.snooze_mask(batch, self.rule_ids, hits)
         # Per rule, the rows it hit (a column of the Fortran-ordered matrix is contiguous):
         # the points add up over those rows only, and the long format is the rules' row
         # lists merged by row (stable: a transaction's hits in rule order).

@@ -6,8 +6,9 @@ functions live in one module per noun and take a *source* — a :class:`Store`, 
 ``Connection`` or a psycopg connection (:mod:`workbench.storage.frames`) — and run SQLAlchemy
 Core statements built on :mod:`workbench.storage.tables`. The store carries each noun bound to
 itself: ``store.transactions`` (:mod:`~workbench.storage.transactions`), ``store.alerts``,
-``store.rule_sets``, ``store.dead_letters``, ``store.stats`` and ``store.audit``
-(:mod:`~workbench.storage.audit`, the append-only trail).
+``store.rule_sets``, ``store.dead_letters``, ``store.stats``, ``store.audit``
+(:mod:`~workbench.storage.audit`, the append-only trail), ``store.lists`` and
+``store.snoozes`` (:mod:`~workbench.storage.lists`, :mod:`~workbench.storage.snoozes`).
 
 Raw psycopg stays where it is the right tool, on a pooled connection (:meth:`Store.raw`):
 COPY (not in SQLAlchemy's API, and 5–10× faster than fetching rows), advisory locks (they
@@ -34,7 +35,16 @@ import psycopg
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import QueuePool
 
-from workbench.storage import alerts, audit, dead_letters, rule_sets, stats, transactions
+from workbench.storage import (
+    alerts,
+    audit,
+    dead_letters,
+    lists,
+    rule_sets,
+    snoozes,
+    stats,
+    transactions,
+)
 from workbench.storage.connection import connect, usable
 from workbench.storage.frames import Source, execute, raw
 
@@ -84,6 +94,8 @@ class Store:
         self.dead_letters = Noun(self, dead_letters)
         self.stats = Noun(self, stats)
         self.audit = Noun(self, audit)
+        self.lists = Noun(self, lists)
+        self.snoozes = Noun(self, snoozes)
 
     def _connect(self) -> psycopg.Connection:
         return connect(self.dsn, autocommit=False, connect_timeout=self._timeout)
