@@ -54,9 +54,12 @@ class Detector:
 
     def score_frame(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         """Scored frame (batch + score columns), hits and error counts; advances state."""
+        return self._score(frame, explain=False)[:3]
+
+    def _score(self, frame: pd.DataFrame, *, explain: bool = True) -> tuple:
         feats = self.features.compute_arrays(frame, defer_maintenance=True)
-        scores, hits, errors = self.scorer.score(frame, feats)
-        return pd.concat([frame, scores], axis=1), hits, errors
+        scores, hits, errors, found = self.scorer.score_explained(frame, feats, explain=explain)
+        return pd.concat([frame, scores], axis=1), hits, errors, found
 
     def maintain(self) -> bool:
         """Do the feature-state maintenance the last batches left pending (True if any).
@@ -65,10 +68,11 @@ class Detector:
 
     def process(self, batch: SourceBatch) -> ScoredBatch:
         """Score one source batch."""
-        scored, hits, errors = self.score_frame(batch.frame)
+        scored, hits, errors, found = self._score(batch.frame)
         return ScoredBatch(
             frame=scored,
             hits=hits,
+            evidence=found,
             dead=batch.dead,
             eval_errors=errors,
             position=batch.position,

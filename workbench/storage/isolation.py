@@ -51,10 +51,16 @@ def rows(scored: ScoredBatch, start: int, stop: int, *, extras: bool) -> ScoredB
     keep = (row >= start) & (row < stop)
     hits = scored.hits[keep].copy()
     hits["row"] = hits["row"] - start
+    evidence = scored.evidence
+    if evidence is not None and len(evidence):
+        at = evidence["row"].to_numpy()
+        evidence = evidence[(at >= start) & (at < stop)].copy()
+        evidence["row"] = evidence["row"] - start
     return replace(
         scored,
         frame=scored.frame.iloc[start:stop].reset_index(drop=True),
         hits=hits.reset_index(drop=True),
+        evidence=evidence,
         dead=scored.dead if extras else empty_dead_letters(),
         eval_errors=dict(scored.eval_errors) if extras else {},
     )

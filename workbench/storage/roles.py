@@ -81,6 +81,7 @@ PRIVILEGES: dict[str, dict[str, str]] = {
         "dashboard": "SELECT, INSERT",
         "publisher": "INSERT, SELECT (id)",
     },
+    "alert_evidence": {"pipeline": "SELECT, INSERT", "dashboard": "SELECT", "publisher": ""},
     # Lists and snoozes: edited by analysts in the dashboard, read by the scoring pipeline.
     "list_entries": {"pipeline": "SELECT", "dashboard": "SELECT, INSERT, DELETE", "publisher": ""},
     "rule_snoozes": {

@@ -8,7 +8,8 @@ Core statements built on :mod:`workbench.storage.tables`. The store carries each
 itself: ``store.transactions`` (:mod:`~workbench.storage.transactions`), ``store.alerts``,
 ``store.rule_sets``, ``store.dead_letters``, ``store.stats``, ``store.audit``
 (:mod:`~workbench.storage.audit`, the append-only trail), ``store.lists`` and
-``store.snoozes`` (:mod:`~workbench.storage.lists`, :mod:`~workbench.storage.snoozes`).
+``store.snoozes`` (:mod:`~workbench.storage.lists`, :mod:`~workbench.storage.snoozes`) and
+``store.evidence`` (:mod:`~workbench.storage.evidence`: why an alert fired).
 
 Raw psycopg stays where it is the right tool, on a pooled connection (:meth:`Store.raw`):
 COPY (not in SQLAlchemy's API, and 5–10× faster than fetching rows), advisory locks (they
@@ -39,6 +40,7 @@ from workbench.storage import (
     alerts,
     audit,
     dead_letters,
+    evidence,
     lists,
     rule_sets,
     snoozes,
@@ -95,6 +97,7 @@ class Store:
         self.stats = Noun(self, stats)
         self.audit = Noun(self, audit)
         self.lists = Noun(self, lists)
+        self.evidence = Noun(self, evidence)
         self.snoozes = Noun(self, snoozes)
 
     def _connect(self) -> psycopg.Connection:

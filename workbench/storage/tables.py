@@ -20,6 +20,8 @@ Tables
 ``audit_log``       append-only: who (login, role, provider, address) did or was refused what
                     (action, object, before/after) and when; a trigger refuses UPDATE, DELETE
                     and TRUNCATE (revision 0004), so not even the table's owner rewrites it.
+``alert_evidence``  per alerted transaction, the value of every name each fired rule read
+                    (``{rule_id: {name: value}}``), taken at scoring time (revision 0008).
 ``list_entries``    maintained allow/block list values (list name, kind, value, reason, who,
                     when, optional expiry), edited in the dashboard (revision 0008).
 ``rule_snoozes``    per-entity rule snoozes (rule, entity kind and value, until, reason, who);
@@ -231,6 +233,17 @@ audit_log = Table(
     Index("audit_log_at", "at"),
     Index("audit_log_actor_at", "actor", "at"),
     Index("audit_log_action_at", "action", "at"),
+)
+
+# What each fired rule read when a transaction was scored, for the transactions that raised
+# or joined an alert: {rule_id: {name: value}} (workbench.scoring.evidence). Keyed like
+# transaction_ids: a transaction's identity is its tx_id.
+alert_evidence = Table(
+    "alert_evidence",
+    metadata,
+    Column("tx_id", _ID, primary_key=True),
+    Column("ts", _TS, nullable=False),
+    Column("evidence", JSONB, nullable=False),
 )
 
 LIST_KINDS = ("card", "merchant", "terminal", "country")

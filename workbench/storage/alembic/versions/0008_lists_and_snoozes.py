@@ -1,4 +1,5 @@
-"""Maintained allow/block lists (list_entries) and per-entity rule snoozes (rule_snoozes).
+"""Maintained allow/block lists (list_entries), per-entity rule snoozes (rule_snoozes) and
+the evidence of alerted decisions (alert_evidence).
 
 Revision ID: 0008
 Revises: 0005
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0008"
 down_revision = "0005"
@@ -19,6 +21,12 @@ depends_on = None
 def upgrade() -> None:
     ts = sa.DateTime(timezone=True)
     ident = sa.Text(collation="C")
+    op.create_table(
+        "alert_evidence",
+        sa.Column("tx_id", ident, primary_key=True),
+        sa.Column("ts", ts, nullable=False),
+        sa.Column("evidence", JSONB, nullable=False),
+    )
     op.create_table(
         "list_entries",
         sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
@@ -62,3 +70,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("rule_snoozes")
     op.drop_table("list_entries")
+    op.drop_table("alert_evidence")
