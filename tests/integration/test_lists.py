@@ -98,7 +98,7 @@ def test_expired_entries_drop_out(conn):
         " VALUES ('blocked_cards', 'card', 'card2', 't', %s)",
         (past,),
     )
-    assert build_overlay(conn).lists["blocked_cards"].tolist() == ["card1"]
+    assert build_overlay(conn).lists["blocked_cards"].to_pylist() == ["card1"]
 
 
 def test_a_snooze_ends_with_event_time(db_dsn, conn):
@@ -180,7 +180,7 @@ def test_list_files_refuse_bad_lines_and_unknown_names(conn, tmp_path):
     (tmp_path / "blocked_cards.txt").write_text("card1\n<script>\ncard2 # ok\n")
     (tmp_path / "blockd_cards.txt").write_text("card3\n")
     overlay = build_overlay(conn, tmp_path)
-    assert overlay.lists["blocked_cards"].tolist() == ["card1", "card2"]
+    assert overlay.lists["blocked_cards"].to_pylist() == ["card1", "card2"]
     assert "blockd_cards" not in overlay.lists
 
 

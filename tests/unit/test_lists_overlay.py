@@ -153,7 +153,7 @@ def test_overlay_versions_follow_content_not_order():
     b = Overlay.build({"blocked_cards": ["a", "b"]})
     c = Overlay.build({"blocked_cards": ["a"]})
     assert a.version == b.version != c.version
-    assert a.lists["blocked_cards"].tolist() == ["a", "b"]
+    assert a.lists["blocked_cards"].to_pylist() == ["a", "b"]
 
 
 def test_evidence_values_are_valid_json_whatever_the_text():

@@ -8,8 +8,9 @@ rules were evaluated on, for the rows whose band reaches the alert band only (th
 can raise or join an alert: about 1% of a batch), and stored with the alert hits
 (``alert_evidence``, :mod:`workbench.storage.writer`).
 
-Built vectorized: one long frame (``row``, ``rule_id``, ``name``, ``value``) with ``value``
-already JSON text, made per (rule, name) with array operations — no loop over rows. The
+Built vectorized: one long Arrow table (``row``, ``rule_id``, ``name``, ``value``) with
+``value`` already JSON text, made per (rule, name) with array operations — no loop over
+rows, and only the alert-band rows are converted. The
 database folds it into one ``{rule_id: {name: value}}`` document per transaction.
 """
 
@@ -26,53 +27,64 @@ import pyarrow.compute as pc
 from workbench.rules.model import Rule
 
 COLUMNS = ("row", "rule_id", "name", "value")
+_SCHEMA = pa.schema(
+    [("row", pa.int64()), ("rule_id", pa.string()), ("name", pa.string()), ("value", pa.string())]
+)
 
 
-def empty() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "row": pd.Series([], dtype="int64"),
-            "rule_id": pd.Series([], dtype=object),
-            "name": pd.Series([], dtype=object),
-            "value": pd.Series([], dtype=object),
-        }
-    )
+def empty() -> pa.Table:
+    return _SCHEMA.empty_table()
+
+
+def _picked(value: Any, rows: np.ndarray) -> pa.Array:
+    """``value[rows]`` as an Arrow array (only those rows are converted)."""
+    if isinstance(value, pd.Series):
+        value = value.array
+    if hasattr(value, "__arrow_array__"):
+        return pa.array(value).take(pa.array(rows))
+    return pa.array(np.asarray(value, dtype=object)[rows], from_pandas=True)
+
+
+def _quoted(text: pa.Array) -> pa.Array:
+    text = pc.replace_substring(pc.cast(text, pa.string()), "\\", "\\\\")
+    text = pc.replace_substring(text, '"', '\\"')
+    return pc.fill_null(pc.binary_join_element_wise('"', text, '"', ""), "null")
+
+
+def _numbers(numbers: np.ndarray) -> pa.Array:
+    text = pc.cast(pa.array(numbers), pa.string())
+    return pc.if_else(pa.array(np.isfinite(numbers)), text, "null")
 
 
 def json_values(value: Any, rows: np.ndarray) -> pa.Array:
     """``value[rows]`` as JSON text (numbers, true/false, quoted strings and ISO times,
     ``null`` for missing and non-finite), vectorized."""
-    if isinstance(value, pd.Series):
-        value = value.array
-    if isinstance(value, np.ndarray) and value.dtype.kind == "M":
-        picked = pa.array(value[rows].astype("datetime64[us]"), pa.timestamp("us"))
-        text = pc.strftime(picked, format="%Y-%m-%dT%H:%M:%S.%fZ")
-        return pc.fill_null(pc.binary_join_element_wise('"', text, '"', ""), "null")
+    rows = np.asarray(rows)
     if isinstance(value, np.ndarray) and value.dtype.kind in "fiu":
-        numbers = np.asarray(value[rows], dtype=np.float64)
-        text = pc.cast(pa.array(numbers), pa.string())
-        return pc.if_else(pa.array(np.isfinite(numbers)), text, "null")
-    if isinstance(value, np.ndarray) and value.dtype == bool:
-        return pc.cast(pa.array(value[rows]), pa.string())
-    array = pa.array(np.asarray(value, dtype=object)[rows], from_pandas=True)
-    if pa.types.is_boolean(array.type):
-        return pc.fill_null(pc.cast(array, pa.string()), "null")
-    if pa.types.is_floating(array.type) or pa.types.is_integer(array.type):
-        return json_values(np.asarray(array.to_numpy(zero_copy_only=False), float), slice(None))
-    text = pc.cast(array, pa.string())
-    text = pc.replace_substring(text, "\\", "\\\\")
-    text = pc.replace_substring(text, '"', '\\"')
-    return pc.fill_null(pc.binary_join_element_wise('"', text, '"', ""), "null")
+        return _numbers(np.asarray(value[rows], dtype=np.float64))
+    if isinstance(value, np.ndarray) and value.dtype.kind == "M":
+        value = value[rows].astype("datetime64[us]")
+        rows = np.arange(len(value))
+    picked = _picked(value, rows)
+    if pa.types.is_boolean(picked.type):
+        return pc.fill_null(pc.cast(picked, pa.string()), "null")
+    if pa.types.is_integer(picked.type) or pa.types.is_floating(picked.type):
+        numbers = picked.to_numpy(zero_copy_only=False).astype(np.float64)
+        return _numbers(numbers)
+    if pa.types.is_timestamp(picked.type):
+        return _quoted(pc.strftime(picked, format="%Y-%m-%dT%H:%M:%S.%fZ"))
+    return _quoted(picked)
 
 
 def collect(
     rules: Sequence[Rule], hits: np.ndarray, env: Mapping[str, Any], rows: np.ndarray
-) -> pd.DataFrame:
-    """The evidence long frame of ``rows`` (positions): for each rule (column of ``hits``)
+) -> pa.Table:
+    """The evidence long table of ``rows`` (positions): for each rule (column of ``hits``)
     that hit one of them, every name its expression reads, with the value it read."""
-    parts: list[pa.Table] = []
     selected = np.zeros(hits.shape[0], dtype=bool)
     selected[rows] = True
+    at_parts, rule_parts, name_parts, value_parts = [], [], [], []
+    names: list[str] = []
     for j, rule in enumerate(rules):
         at = np.flatnonzero(hits[:, j] & selected)
         if not len(at):
@@ -80,16 +92,20 @@ def collect(
         for name in sorted(rule.expr.fields):
             if name not in env:
                 continue
-            parts.append(
-                pa.table(
-                    {
-                        "row": pa.array(at, pa.int64()),
-                        "rule_id": pa.array(np.full(len(at), rule.id, dtype=object), pa.string()),
-                        "name": pa.array(np.full(len(at), name, dtype=object), pa.string()),
-                        "value": json_values(env[name], at),
-                    }
-                )
-            )
-    if not parts:
+            names.append(name)
+            at_parts.append(at)
+            rule_parts.append(np.full(len(at), j, dtype=np.int32))
+            name_parts.append(np.full(len(at), len(names) - 1, dtype=np.int32))
+            value_parts.append(json_values(env[name], at))
+    if not at_parts:
         return empty()
-    return pa.concat_tables(parts).to_pandas()
+    rule_ids = pa.array([rule.id for rule in rules], pa.string())
+    return pa.table(
+        {
+            "row": pa.array(np.concatenate(at_parts), pa.int64()),
+            "rule_id": rule_ids.take(pa.array(np.concatenate(rule_parts))),
+            "name": pa.array(names, pa.string()).take(pa.array(np.concatenate(name_parts))),
+            "value": pa.concat_arrays(value_parts),
+        },
+        schema=_SCHEMA,
+    )

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from workbench.rules.lists import KIND_COLUMNS
 
@@ -41,11 +43,15 @@ def _no_snoozes() -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Overlay:
-    """Maintained lists and active snoozes for scoring; ``version`` is a content hash."""
+    """Maintained lists (name -> Arrow string array, sorted, unique) and active snoozes for
+    scoring; ``version`` is a content hash. ``groups`` is the snoozes made ready for the mask
+    once per overlay (not per batch): per (rule, kind), the values as an Arrow array and
+    each one's end as datetime64[ns] (UTC)."""
 
-    lists: Mapping[str, np.ndarray] = field(default_factory=dict)
+    lists: Mapping[str, pa.Array] = field(default_factory=dict)
     snoozes: pd.DataFrame = field(default_factory=_no_snoozes)
     version: str = "empty"
+    groups: tuple = ()
 
     @classmethod
     def build(cls, lists: Mapping[str, list[str]], snoozes: pd.DataFrame | None = None) -> Overlay:
@@ -53,7 +59,7 @@ class Overlay:
         ``value``, ``until``): values deduplicated and sorted, so equal data gives an equal
         ``version`` whatever order it was read in."""
         arrays = {
-            name: np.array(sorted(set(values)), dtype=object)
+            name: pa.array(sorted(set(values)), pa.large_string())
             for name, values in lists.items()
             if len(values)
         }
@@ -68,28 +74,40 @@ class Overlay:
         )
         digest = hashlib.sha256()
         for name in sorted(arrays):
-            digest.update(name.encode() + b"\x1e" + "\x1f".join(arrays[name]).encode() + b"\x1d")
+            text = "\x1f".join(arrays[name].to_pylist())
+            digest.update(name.encode() + b"\x1e" + text.encode() + b"\x1d")
         digest.update(frame.to_csv(index=False).encode())
-        return cls(arrays, frame, digest.hexdigest()[:16])
+        groups = tuple(
+            (
+                rule_id,
+                kind,
+                pa.array(group["value"].astype(str).tolist(), pa.large_string()),
+                group["until"].dt.tz_localize(None).to_numpy("datetime64[ns]"),
+            )
+            for (rule_id, kind), group in frame.groupby(["rule_id", "kind"], sort=True)
+        )
+        return cls(arrays, frame, digest.hexdigest()[:16], groups)
 
     def snooze_mask(self, batch: pd.DataFrame, rule_ids: np.ndarray, hits: np.ndarray) -> int:
         """Clear, in ``hits`` (rows x ``rule_ids``), every hit an active snooze covers; the
         number of hits cleared."""
-        if not len(self.snoozes) or not len(batch):
+        if not self.groups or not len(batch):
             return 0
         column_of = {rule: j for j, rule in enumerate(rule_ids)}
         ts = batch["ts"]
         ts_ns = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]")
+        columns: dict[str, pa.Array] = {}
         cleared = 0
-        for (rule_id, kind), group in self.snoozes.groupby(["rule_id", "kind"], sort=False):
+        for rule_id, kind, values, until in self.groups:
             j = column_of.get(rule_id)
-            column = KIND_COLUMNS.get(kind)
-            if j is None or column is None or column not in batch:
+            name = KIND_COLUMNS.get(kind)
+            if j is None or name is None or name not in batch:
                 continue
-            at = pd.Index(group["value"].to_numpy(dtype=object)).get_indexer(
-                batch[column].to_numpy(dtype=object, na_value=None)
-            )
-            until = group["until"].dt.tz_localize(None).to_numpy("datetime64[ns]")
+            if name not in columns:
+                columns[name] = _arrow_text(batch[name])
+            column = columns[name]
+            found = values if values.type == column.type else values.cast(column.type)
+            at = pc.fill_null(pc.index_in(column, value_set=found), -1).to_numpy()
             known = at >= 0
             snoozed = known.copy()
             snoozed[known] = ts_ns[known] < until[at[known]]
@@ -97,3 +115,10 @@ class Overlay:
             cleared += int(np.count_nonzero(snoozed))
             hits[snoozed, j] = False
         return cleared
+
+
+def _arrow_text(series: pd.Series) -> pa.Array:
+    values = series.array
+    if hasattr(values, "__arrow_array__"):
+        return pa.array(values)
+    return pa.array(np.asarray(values, dtype=object), type=pa.large_string(), from_pandas=True)

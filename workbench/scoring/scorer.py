@@ -111,7 +111,7 @@ class Scorer:
         features: pd.DataFrame | Mapping[str, np.ndarray],
         *,
         explain: bool = True,
-    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], pd.DataFrame]:
+    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], pa.Table]:
         """:meth:`score`, plus the evidence (:func:`~workbench.scoring.evidence.collect`)
         of the rows whose band reaches the rule set's alert band."""
         n = len(batch)

@@ -359,17 +359,16 @@ class PreparedBatch:
     def evidence_csv(self) -> pa.Buffer | None:
         """The evidence long frame with each row's tx_id and ts (epoch us), or None."""
         found = self.scored.evidence
-        if found is None or not len(found) or not len(self.frame):
+        if found is None or not found.num_rows or not len(self.frame):
             return None
-        at = found["row"].to_numpy(dtype=np.int64)
-        ids = _arrow(self.frame["tx_id"]).take(pa.array(at))
+        at = found.column("row").to_numpy()
         table = pa.table(
             {
-                "tx_id": ids,
+                "tx_id": _arrow(self.frame["tx_id"]).take(pa.array(at)),
                 "ts_us": pa.array(self.micros[at]),
-                "rule_id": pa.array(found["rule_id"].to_numpy(dtype=object), pa.string()),
-                "name": pa.array(found["name"].to_numpy(dtype=object), pa.string()),
-                "value": pa.array(found["value"].to_numpy(dtype=object), pa.string()),
+                "rule_id": found.column("rule_id"),
+                "name": found.column("name"),
+                "value": found.column("value"),
             }
         )
         return _csv(table)
