@@ -80,32 +80,52 @@ def collect(
     rules: Sequence[Rule], hits: np.ndarray, env: Mapping[str, Any], rows: np.ndarray
 ) -> pa.Table:
     """The evidence long table of ``rows`` (positions): for each rule (column of ``hits``)
-    that hit one of them, every name its expression reads, with the value it read."""
+    that hit one of them, every name its expression reads, with the value it read.
+
+    Number and bool arrays (most features) are gathered first and turned into JSON text in
+    one Arrow call each, so the cost hardly grows with the number of (rule, name) pairs."""
     selected = np.zeros(hits.shape[0], dtype=bool)
     selected[rows] = True
-    at_parts, rule_parts, name_parts, value_parts = [], [], [], []
     names: list[str] = []
+    # per kind of value: (positions, rule index, name index, values) parts
+    parts: dict[str, list[tuple]] = {"number": [], "bool": [], "other": []}
     for j, rule in enumerate(rules):
         at = np.flatnonzero(hits[:, j] & selected)
         if not len(at):
             continue
         for name in sorted(rule.expr.fields):
-            if name not in env:
+            value = env.get(name)
+            if value is None:
                 continue
             names.append(name)
-            at_parts.append(at)
-            rule_parts.append(np.full(len(at), j, dtype=np.int32))
-            name_parts.append(np.full(len(at), len(names) - 1, dtype=np.int32))
-            value_parts.append(json_values(env[name], at))
-    if not at_parts:
+            k = len(names) - 1
+            if isinstance(value, np.ndarray) and value.dtype.kind in "fiu":
+                parts["number"].append((at, j, k, np.asarray(value[at], dtype=np.float64)))
+            elif isinstance(value, np.ndarray) and value.dtype == bool:
+                parts["bool"].append((at, j, k, value[at]))
+            else:
+                parts["other"].append((at, j, k, json_values(value, at)))
+    found = [(kind, p) for kind, p in parts.items() if p]
+    if not found:
         return empty()
+    positions, rule_at, name_at, texts = [], [], [], []
+    for kind, group in found:
+        positions += [p[0] for p in group]
+        rule_at += [np.full(len(p[0]), p[1], dtype=np.int32) for p in group]
+        name_at += [np.full(len(p[0]), p[2], dtype=np.int32) for p in group]
+        if kind == "number":
+            texts.append(_numbers(np.concatenate([p[3] for p in group])))
+        elif kind == "bool":
+            texts.append(pc.cast(pa.array(np.concatenate([p[3] for p in group])), pa.string()))
+        else:
+            texts += [p[3] for p in group]
     rule_ids = pa.array([rule.id for rule in rules], pa.string())
     return pa.table(
         {
-            "row": pa.array(np.concatenate(at_parts), pa.int64()),
-            "rule_id": rule_ids.take(pa.array(np.concatenate(rule_parts))),
-            "name": pa.array(names, pa.string()).take(pa.array(np.concatenate(name_parts))),
-            "value": pa.concat_arrays(value_parts),
+            "row": pa.array(np.concatenate(positions), pa.int64()),
+            "rule_id": rule_ids.take(pa.array(np.concatenate(rule_at))),
+            "name": pa.array(names, pa.string()).take(pa.array(np.concatenate(name_at))),
+            "value": pa.concat_arrays(texts),
         },
         schema=_SCHEMA,
     )
