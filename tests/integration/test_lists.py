@@ -18,7 +18,7 @@ from workbench.errors import ConfigError, RuleError, RuleSetError
 from workbench.pipeline.lists import ListFollower, build_overlay
 from workbench.rules import parse_rules
 from workbench.scoring.detector import Detector
-from workbench.storage import audit, lists, snoozes
+from workbench.storage import audit, connect, lists, snoozes
 from workbench.storage.store import close_shared as close_shared_stores
 
 pytestmark = pytest.mark.integration
@@ -205,3 +205,66 @@ def test_lists_are_bounded(conn, monkeypatch):
     with pytest.raises(StorageError, match="full"):
         lists.add(conn, "blocked_terminals", "terminal", "t3", added_by="t")
     assert np.array_equal(lists.entries(conn)["value"].to_numpy(dtype=object), ["t1", "t2"])
+
+
+WORKER_RULES = """
+rules:
+  - id: blocked_country
+    when: country in list("blocked_countries")
+    score: 90
+  - id: any
+    when: amount >= 0
+    score: 1
+"""
+
+
+def test_a_running_worker_scores_with_a_list_edit_without_restart(db_dsn, tmp_path):
+    import asyncio
+    import threading
+
+    from workbench.pipeline.worker import build_pipeline, run_with_status
+    from workbench.settings import Settings
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.yaml").write_text(WORKER_RULES)
+    settings = Settings.load(
+        {"WORKBENCH_RULES_DIR": str(rules), "WORKBENCH_BATCH_ROWS": "200", "WORKBENCH_SEED": "4"}
+    )
+    pipeline = build_pipeline(settings, db_dsn, rate=2000.0)
+    loop: list[asyncio.AbstractEventLoop] = []
+
+    async def main():
+        loop.append(asyncio.get_running_loop())
+        await run_with_status(pipeline, duration=120.0)
+
+    thread = threading.Thread(target=lambda: asyncio.run(main()))
+    thread.start()
+    try:
+        with connect(db_dsn) as conn:
+
+            def count(sql: str) -> int:
+                return conn.execute(sql).fetchone()[0]
+
+            deadline = time.monotonic() + 30
+            while count("SELECT count(*) FROM transactions") < 600:
+                assert time.monotonic() < deadline, "the worker stores nothing"
+                time.sleep(0.1)
+            Actions(ANALYST, db_dsn).add_to_list("blocked_countries", "US", reason="test")
+            (edited,) = conn.execute(
+                "SELECT added_at FROM list_entries WHERE value = 'US'"
+            ).fetchone()
+            hit = "SELECT count(*) FROM transactions WHERE rule_hits ? 'blocked_country'"
+            deadline = time.monotonic() + 30
+            while count(hit) < 50:
+                assert time.monotonic() < deadline, "the edit never reached the worker"
+                time.sleep(0.1)
+            # Hits only where the list says so, and none stored before the edit.
+            assert count(hit + " AND country <> 'US'") == 0
+            early = conn.execute(hit + " AND stored_at < %s", (edited,)).fetchone()[0]
+            assert early == 0
+            assert count("SELECT count(*) FROM transactions WHERE stored_at < now()") > 600
+    finally:
+        loop[0].call_soon_threadsafe(pipeline.stop)
+        thread.join(timeout=60)
+    assert not thread.is_alive()
