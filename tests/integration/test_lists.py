@@ -268,3 +268,39 @@ def test_a_running_worker_scores_with_a_list_edit_without_restart(db_dsn, tmp_pa
         loop[0].call_soon_threadsafe(pipeline.stop)
         thread.join(timeout=60)
     assert not thread.is_alive()
+
+
+def test_each_component_role_does_its_part_and_no_more(db_dsn, tmp_path):
+    """Analysts edit lists and snoozes as the dashboard's role, workers read them as the
+    pipeline's role (and store evidence); neither may do the other's part."""
+    import psycopg
+
+    from workbench.storage.credentials import PasswordFile
+    from workbench.storage.roles import dsns, ensure
+
+    roles = dsns(ensure(db_dsn, PasswordFile(tmp_path / "pgpass")))
+    until = datetime(2030, 1, 1, tzinfo=UTC)
+    Actions(ANALYST, roles["dashboard"]).add_to_list("blocked_terminals", "T-9", reason="r")
+    row = Actions(ANALYST, roles["dashboard"]).snooze("big", "terminal", "T-9", until, "r")
+    Actions(ANALYST, roles["dashboard"]).lift_snooze(row["id"])
+    Actions(ANALYST, roles["dashboard"]).remove_from_list("blocked_terminals", "T-9")
+    Actions(ANALYST, roles["dashboard"]).add_to_list("blocked_terminals", "T-8")
+    with connect(roles["dashboard"]) as conn:
+        for statement in (
+            "UPDATE list_entries SET value = 'x'",
+            "UPDATE rule_snoozes SET until = now()",
+            "DELETE FROM rule_snoozes",
+            "INSERT INTO alert_evidence VALUES ('t', now(), '{}')",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    with connect(roles["pipeline"]) as conn:
+        assert build_overlay(conn).lists["blocked_terminals"].to_pylist() == ["T-8"]
+        for statement in (
+            "INSERT INTO list_entries (list_name, kind, value, added_by)"
+            " VALUES ('blocked_cards', 'card', 'c', 'x')",
+            "DELETE FROM list_entries",
+            "UPDATE rule_snoozes SET lifted_at = now()",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)

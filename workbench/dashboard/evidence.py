@@ -13,8 +13,9 @@ For the selected alert, :class:`EvidenceView` shows
   session's ``on_history(card, at)``, and :func:`history_query` / :func:`parse_history_query`
   for the URL form ``?card=<id>&at=<ISO event time>``.
 
-Every value is text in a read-only table or a ``Str`` pane: nothing from a transaction or a
-rule file is rendered as HTML here. Reads run in worker threads (:func:`load_evidence`).
+Every value is text in a read-only table or escaped by :mod:`~workbench.dashboard.safe`:
+nothing from a transaction or a rule file is rendered as HTML here. Reads run in worker
+threads (:func:`load_evidence`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import holoviews.plotting.bokeh  # the Bokeh backend: the options below need it
 import pandas as pd
 import panel as pn
 
+from workbench.dashboard import safe
 from workbench.dashboard.parts import read_only_table
 from workbench.dashboard.theme import BAND_COLORS
 from workbench.errors import WorkbenchError
@@ -186,7 +188,7 @@ class EvidenceView(pn.viewable.Viewer):
         self.dsn = dsn
         self.on_history = on_history
         self.target: tuple[str, pd.Timestamp] | None = None
-        self.message = pn.pane.Str("Select an alert.", css_classes=["evidence-message"])
+        self.message = pn.pane.HTML(safe.text("Select an alert."), css_classes=["evidence-message"])
         self.rules = read_only_table(pd.DataFrame(columns=RULE_COLUMNS), "alert-evidence", 220)
         self.plot = pn.Column(sizing_mode="stretch_width", css_classes=["alert-timeline-plot"])
         self.timeline = read_only_table(
@@ -214,7 +216,7 @@ class EvidenceView(pn.viewable.Viewer):
         try:
             found = await asyncio.to_thread(load_evidence, self.dsn, alert, rules)
         except WorkbenchError as exc:
-            self.message.object = f"Cannot load the evidence: {exc}"
+            self.message.object = safe.html("Cannot load the evidence: {}", exc)
             return
         self.render(found)
 
@@ -223,7 +225,7 @@ class EvidenceView(pn.viewable.Viewer):
         with pn.io.hold():
             self.target = (card, at)
             self.rules.value = found["rules"]
-            self.message.object = (
+            self.message.object = safe.text(
                 ""
                 if found["stored"]
                 else "No stored evidence for this alert (scored before evidence was kept)."

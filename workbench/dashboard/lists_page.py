@@ -9,7 +9,8 @@ snoozes from their next batch — no restart, no rule publication.
 
 A list is shown a page at a time ordered by value (keyset: **Next** continues after the last
 value shown). Snoozes end by *event time*: ``Until`` is compared with the transactions'
-``ts`` (UTC). All values are shown as text in read-only tables and ``Str`` panes.
+``ts`` (UTC). All values are shown as text: read-only tables, and messages escaped by
+:func:`~workbench.dashboard.safe.text` (a ``Str`` pane does not escape what it shows).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pandas as pd
 import panel as pn
 
 from workbench.auth.roles import Action, Identity, allowed
+from workbench.dashboard import safe
 from workbench.dashboard.actions import Actions
 from workbench.dashboard.list_actions import SNOOZE_KINDS
 from workbench.dashboard.parts import read_only_table, schedule
@@ -47,7 +49,8 @@ class ListsView(pn.viewable.Viewer):
         can_snooze = allowed(identity.role, Action.SNOOZE)
         self.loaded = False
         self.entries = pd.DataFrame(columns=ENTRY_COLUMNS)
-        self.message = pn.pane.Str("", css_classes=["lists-message"])
+        # Messages quote what the analyst typed: HTML-escaped here (a ``Str`` pane would not).
+        self.message = pn.pane.HTML(safe.text(""), css_classes=["lists-message"])
         # -- lists
         self.list_name = pn.widgets.Select(
             label="List", options=sorted(CATALOGUE), value="blocked_cards", width=200
@@ -73,12 +76,12 @@ class ListsView(pn.viewable.Viewer):
         self.kind = pn.widgets.Select(
             label="Entity", options=list(SNOOZE_KINDS), width=120, disabled=not can_snooze
         )
-        self.entity = pn.widgets.TextInput(label="Value", width=200, disabled=not can_snooze)
+        self.entity = pn.widgets.TextInput(label="Entity value", width=200, disabled=not can_snooze)
         self.until = pn.widgets.DatetimeInput(
             label="Until (event time, UTC)", width=200, disabled=not can_snooze
         )
         self.snooze_reason = pn.widgets.TextInput(
-            label="Reason", width=240, disabled=not can_snooze
+            label="Snooze reason", width=240, disabled=not can_snooze
         )
         self.snooze_button = pn.widgets.Button(
             label="Snooze", color="warning", width=100, disabled=not can_snooze
@@ -189,7 +192,8 @@ class ListsView(pn.viewable.Viewer):
             return _FAILED
 
     def _say(self, message: str) -> None:
-        self.message.object = message
+        """The page's message line, escaped (it may quote a hostile value back)."""
+        self.message.object = safe.text(message)
 
 
 _FAILED = object()
