@@ -12,7 +12,8 @@ when the rule is loaded, with the nearest name suggested, instead of silently ma
 nothing. Each list has a *kind* (card, merchant, terminal, country) that says which
 transaction column it is meant for and which values it accepts (:func:`clean_value`):
 values are validated before they reach the database, and entries are bounded
-(:data:`MAX_ENTRIES` per list, :data:`MAX_VALUE` characters).
+(:data:`MAX_ENTRIES` per list in the database and per list file, :data:`MAX_VALUE`
+characters).
 
 >>> clean_value("country", " fr ")
 'FR'
@@ -51,7 +52,7 @@ KIND_COLUMNS = {
     "terminal": "terminal_id",
     "country": "country",
 }
-MAX_ENTRIES = 10_000  # entries per list, database and file together
+MAX_ENTRIES = 10_000  # entries per list in the database, and again per list file
 MAX_VALUE = ID_MAX_LEN
 MAX_REASON = 200
 
