@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 BEFORE, AFTER = 50, 20  # transactions of the card shown before / after the alert
-RULE_COLUMNS = ["rule", "points", "description", "evidence", "when"]
+RULE_COLUMNS = ["rule", "points", "evidence", "when", "description"]
 TIMELINE_COLUMNS = ["event time (UTC)", "side", "tx_id", "amount", "band", "risk_score", "rules"]
 
 
@@ -109,9 +109,9 @@ def evidence_rows(long: pd.DataFrame, rules: Mapping[str, Any]) -> pd.DataFrame:
         {
             "rule": grouped["rule_id"].to_numpy(),
             "points": grouped["points"].to_numpy(),
-            "description": [getattr(rules.get(r), "description", "") for r in grouped["rule_id"]],
             "evidence": grouped["evidence"].to_numpy(),
             "when": [getattr(rules.get(r), "when", "") for r in grouped["rule_id"]],
+            "description": [getattr(rules.get(r), "description", "") for r in grouped["rule_id"]],
         }
     ).reset_index(drop=True)
 
