@@ -28,6 +28,7 @@ import pandas as pd
 
 from workbench.auth.roles import AccessDenied, Action, Identity, check
 from workbench.dashboard import publishing
+from workbench.dashboard.list_actions import ListActions
 from workbench.dashboard.publishing import Proposal
 from workbench.errors import WorkbenchError
 from workbench.storage import Store, alerts, audit, labels, shared_store
@@ -38,8 +39,9 @@ log = logging.getLogger(__name__)
 __all__ = ["Actions"]
 
 
-class Actions:
-    """What one session's identity may do, done through one audited path."""
+class Actions(ListActions):
+    """What one session's identity may do, done through one audited path (list and snooze
+    edits: :class:`~workbench.dashboard.list_actions.ListActions`)."""
 
     def __init__(self, identity: Identity, dsn: str, publisher_dsn: str | None = None) -> None:
         self.identity = identity

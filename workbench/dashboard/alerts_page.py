@@ -26,6 +26,7 @@ import panel as pn
 from workbench.auth.roles import AccessDenied, Action, Identity, allowed
 from workbench.dashboard import safe
 from workbench.dashboard.actions import Actions
+from workbench.dashboard.evidence import EvidenceView
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.errors import RuleError, RuleSetError, WorkbenchError
 from workbench.rules import parse_rules
@@ -80,6 +81,7 @@ class AlertsView:
             180,
         )
         self.card = read_only_table(pd.DataFrame(columns=_CARD_COLUMNS), "card-history", 260)
+        self.evidence = EvidenceView(dsn)  # the session sets .on_history (History drill-down)
         self.panel = pn.Row(
             pn.Column(
                 pn.Row(safe.heading("Open alerts"), self.refresh_button),
@@ -93,6 +95,7 @@ class AlertsView:
                 self.message,
                 safe.heading("Why it fired", 4),
                 self.explanation,
+                self.evidence,
                 safe.heading("Transactions attached to this alert", 4),
                 self.attached,
                 safe.heading("The card's recent history", 4),
@@ -157,6 +160,7 @@ class AlertsView:
             is_open = detail["alert"]["status"] == "open"
             for button in self.buttons.values():
                 button.disabled = not (is_open and self.can_dispose)
+        await self.evidence.show(detail["alert"], detail["rules"])
 
     async def close(self, disposition: str) -> None:
         if self.selected is None:
@@ -218,6 +222,7 @@ class AlertsView:
             "alert": found,
             "transaction": tx,
             "explanation": explanation(found.get("rules") or {}, rules),
+            "rules": rules,
             "attached": _attached_rows(hits),
             "card": _card_rows(card),
         }

@@ -116,6 +116,16 @@ class HistoryView:
         safe.show(self.message, safe.text(result["note"]))
         self.loaded = True
 
+    async def show_card_at(self, card: str, at: datetime, around_s: float = 3600.0) -> None:
+        """The drill-down for ``card`` with the range centred on ``at`` (event time, UTC):
+        where the alert detail's "Open in History" and ``?card=...&at=...`` land."""
+        moment = _utc(at)
+        self.card_input.value = card
+        self.start.value = _naive(moment - timedelta(seconds=around_s))
+        self.end.value = _naive(moment + timedelta(seconds=around_s))
+        await self.load()
+        await self.load_card()
+
     async def load_card(self) -> None:
         card = self.card_input.value.strip()
         if not card:

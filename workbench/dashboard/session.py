@@ -14,6 +14,7 @@ The Audit tab exists only in an admin's session.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import panel as pn
@@ -23,8 +24,10 @@ from workbench.dashboard import safe
 from workbench.dashboard.alerts_page import AlertsView
 from workbench.dashboard.audit_page import AuditView
 from workbench.dashboard.editor import EditorView
+from workbench.dashboard.evidence import parse_history_query
 from workbench.dashboard.history import HistoryView
 from workbench.dashboard.hub import Health, Hub
+from workbench.dashboard.lists_page import ListsView
 from workbench.dashboard.live import LiveView
 from workbench.dashboard.login import session_identity, user_badge
 from workbench.dashboard.parts import schedule
@@ -35,7 +38,7 @@ from workbench.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ALERTS_TAB, HISTORY_TAB, EDITOR_TAB, AUDIT_TAB = 1, 2, 3, 4
+ALERTS_TAB, HISTORY_TAB, EDITOR_TAB, LISTS_TAB, AUDIT_TAB = 1, 2, 3, 4, 5
 
 
 class Session:
@@ -68,11 +71,14 @@ class Session:
             apply_enabled=settings.editor_apply,
         )
         self.precision = RulePrecisionView(dsn)  # per-rule precision from analyst labels
+        self.lists = ListsView(dsn, self.identity)
+        self.alerts.evidence.on_history = self.open_history
         pages = [
             ("Live", self.live.panel),
             ("Alerts", self.alerts.panel),
             ("History", self.history.panel),
             ("Rules", pn.Column(self.editor.panel, self.precision, sizing_mode="stretch_width")),
+            ("Lists", self.lists),
         ]
         self.audit: AuditView | None = None
         if allowed(self.identity.role, Action.READ_AUDIT):  # its load checks again
@@ -95,6 +101,11 @@ class Session:
         if visible != self.banner.visible:
             self.banner.visible = visible
 
+    def open_history(self, card: str, at) -> None:
+        """Show the History drill-down of ``card`` around ``at`` (from an alert's detail)."""
+        self.tabs.active = HISTORY_TAB
+        schedule(functools.partial(self.history.show_card_at, card, at))
+
     def _on_tab(self, event) -> None:
         """Pages that read the database load when first shown, not for every session."""
         if event.new == ALERTS_TAB:
@@ -104,6 +115,8 @@ class Session:
         elif event.new == EDITOR_TAB and not self.editor.loaded:
             schedule(self.editor.load)
             schedule(self.precision.load)
+        elif event.new == LISTS_TAB:
+            schedule(self.lists.load)
         elif event.new == AUDIT_TAB and self.audit is not None:
             schedule(self.audit.load)
 
@@ -160,8 +173,19 @@ def create_session(
         callback = pn.state.add_periodic_callback(session.pull, period=REFRESH_MS)
         pn.state.on_session_destroyed(lambda _ctx: callback.stop())
     session.pull()
+    linked = parse_history_query(_query_args())  # ?card=...&at=... opens the drill-down
+    if linked is not None:
+        session.open_history(*linked)
     session.view = pn.Column(header, session.banner, session.tabs, sizing_mode="stretch_width")
     return session
+
+
+def _query_args() -> dict:
+    """The page URL's query arguments of this session ({} outside a served document)."""
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None:
+        return {}
+    return dict(doc.session_context.request.arguments or {})
 
 
 def _toast(message: safe.Html) -> None:

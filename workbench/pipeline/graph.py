@@ -66,11 +66,13 @@ class Pipeline:
         self._stop: asyncio.Event | None = None  # created inside the loop, in run()
         self._pending: asyncio.Future | None = None
         self._next_rules: RuleSet | None = None
+        self._next_overlay: Any = None
         self._rules_lock = threading.Lock()
         self.reload: Any = None  # HotReload started and stopped around run() by the worker
         dsn = getattr(writer, "dsn", None)
         # Stored labels for label-aware features (a query per batch only if any is declared)
         self.labels = LabelFeed(dsn) if dsn else None
+        self.lists: Any = None  # ListFollower, likewise (lists and snoozes)
 
     def swap_rules(self, ruleset: RuleSet) -> None:
         """Score from the next batch on with ``ruleset`` (the batch in flight keeps the rules
@@ -78,9 +80,19 @@ class Pipeline:
         with self._rules_lock:
             self._next_rules = ruleset
 
+    def swap_overlay(self, overlay: Any) -> None:
+        """Score from the next batch on with these lists and snoozes (an
+        :class:`~workbench.scoring.overlay.Overlay`). Thread-safe; the last one wins."""
+        with self._rules_lock:
+            self._next_overlay = overlay
+
     def _take_rules(self) -> None:
         with self._rules_lock:
             ruleset, self._next_rules = self._next_rules, None
+            overlay, self._next_overlay = self._next_overlay, None
+        if overlay is not None and overlay.version != self.detector.overlay.version:
+            self.detector.swap_overlay(overlay)
+            log.info("lists: now scoring with lists and snoozes %s", overlay.version)
         if ruleset is not None and ruleset.version != self.detector.ruleset.version:
             was = self.detector.ruleset.version
             self.detector.swap(ruleset)

@@ -12,9 +12,11 @@ import os
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from workbench.pipeline.graph import Pipeline
+from workbench.pipeline.lists import ListFollower
 from workbench.pipeline.reload import HotReload
 from workbench.pipeline.stats import PipelineStats
 from workbench.pipeline.writer import RetryingWriter
@@ -59,9 +61,13 @@ def build_pipeline(
         stats=PipelineStats(),
         retention_days=settings.retention_days,
     )
-    detector = Detector(ruleset, allowed_lateness_s=settings.allowed_lateness)
+    follower = ListFollower(dsn, lambda overlay: None, lists_dir=Path(settings.rules_dir) / "lists")
+    overlay = follower.initial()
+    detector = Detector(ruleset, allowed_lateness_s=settings.allowed_lateness, overlay=overlay)
     pipeline = Pipeline(src, detector, writer, rate=rate)
+    follower.apply = pipeline.swap_overlay
     pipeline.reload = reload
+    pipeline.lists = follower
     return pipeline
 
 
@@ -93,6 +99,9 @@ async def run_with_status(
     reload = pipeline.reload
     if reload is not None:
         reload.start(pipeline.swap_rules, pipeline.detector.ruleset.version)
+    lists = getattr(pipeline, "lists", None)
+    if lists is not None:
+        lists.start()
     task = asyncio.ensure_future(pipeline.run(duration=duration))
 
     async def report() -> None:
@@ -108,6 +117,8 @@ async def run_with_status(
         reporter.cancel()
         if reload is not None:
             await asyncio.to_thread(reload.stop)
+        if lists is not None:
+            await asyncio.to_thread(lists.stop)
 
 
 def print_status(stats: PipelineStats) -> None:

@@ -15,6 +15,7 @@ from difflib import get_close_matches
 from workbench import schema
 from workbench.errors import RuleError
 from workbench.rules.lexer import error
+from workbench.rules.lists import CATALOGUE
 from workbench.rules.parser import Node
 
 TYPES = ("number", "bool", "string", "timestamp")
@@ -48,6 +49,7 @@ class Checker:
         self.lists = lists
         self.errors: list[RuleError] = []
         self.used: set[str] = set()
+        self.maintained: set[str] = set()  # names read through list("...")
 
     def fail(self, message: str, pos: int, suggestion: str | None = None) -> None:
         self.errors.append(error(message, pos, suggestion))
@@ -150,6 +152,8 @@ class Checker:
         left_node, right_node = node.args
         left = self.check(left_node)
         node.nullable, node.errs = left_node.nullable, left_node.errs
+        if right_node.kind == "dynlist":
+            return self._maintained(node, left)
         if right_node.kind == "name":
             name = right_node.value
             if name not in self.lists:
@@ -173,6 +177,22 @@ class Checker:
             what = _plural(kinds.pop())
             self.fail(f"cannot test {a_type(left)} against {label} of {what}", node.pos)
         right_node.type = "list"
+        return "bool"
+
+    def _maintained(self, node: Node, left: str) -> str:
+        """``x in list("name")``: a catalogue list (or an inline one), tested on strings."""
+        right = node.args[1]
+        name = str(right.value)
+        right.type = "list"
+        if name not in CATALOGUE and name not in self.lists:
+            hint = closest(name, [*CATALOGUE, *self.lists])
+            self.fail(f"unknown list '{name[:64]}' in list(...)", right.pos, hint)
+        elif name not in CATALOGUE and any(not isinstance(v, str) for v in self.lists[name]):
+            self.fail(f"list '{name}' holds numbers; use '{node.op} {name}'", right.pos)
+        elif left not in ("string", _POISON):
+            self.fail(f"'{node.op} list(...)' tests strings, got {a_type(left)}", node.pos)
+        else:
+            self.maintained.add(name)
         return "bool"
 
     def _list(self, node: Node) -> str:  # only reached through _in

@@ -34,16 +34,25 @@ _LITERALS = ("num", "str", "bool")
 class CompiledExpr:
     """A compiled ``when`` expression; call it on a batch environment.
 
-    ``source`` is the text it was compiled from, ``fields`` every field or feature it reads.
+    ``source`` is the text it was compiled from, ``fields`` every field or feature it reads,
+    ``lists`` the maintained lists it reads through ``list("...")`` (the environment's
+    :data:`~workbench.rules.values.LISTS_KEY` entry, name -> values).
     """
 
-    __slots__ = ("_alias", "_fast", "_full", "fields", "source")
+    __slots__ = ("_alias", "_fast", "_full", "fields", "lists", "source")
 
     def __init__(
-        self, source: str, fields: frozenset[str], fast: Fn, full: Fn | None, alias: bool = True
+        self,
+        source: str,
+        fields: frozenset[str],
+        fast: Fn,
+        full: Fn | None,
+        alias: bool = True,
+        lists: frozenset[str] = frozenset(),
     ):
         self.source = source
         self.fields = fields
+        self.lists = lists
         self._fast = fast
         self._full = full
         self._alias = alias
@@ -98,7 +107,9 @@ def compile_expression(
     tree = _fold(tree, lists, text)
     fast = _Builder(lists).cond(tree, "T")
     full = _Builder(lists).cond(tree, "TF") if tree.errs else None
-    return CompiledExpr(text, frozenset(checker.used), fast, full, _may_alias(tree))
+    return CompiledExpr(
+        text, frozenset(checker.used), fast, full, _may_alias(tree), frozenset(checker.maintained)
+    )
 
 
 def _may_alias(node: Node) -> bool:
@@ -116,12 +127,14 @@ def _may_alias(node: Node) -> bool:
 # -- constant folding ---------------------------------------------------------------------
 def _fold(node: Node, lists: Mapping[str, tuple], text: str) -> Node:
     """Replace literal-only subtrees by their value; drop constant and/or operands."""
-    if node.kind in (*_LITERALS, "name", "list"):
+    if node.kind in (*_LITERALS, "name", "list", "dynlist"):
         return node
     node.args = [_fold(arg, lists, text) for arg in node.args]
     if node.kind in ("and", "or"):
         return _simplify_logic(node)
     operands = node.args[:1] if node.kind == "in" else node.args
+    if node.kind == "in" and node.args[1].kind == "dynlist":
+        return node  # a maintained list is only known at run time
     if not all(arg.kind in _LITERALS for arg in operands):
         return node
     ctx = V.Ctx({}, 1)
@@ -286,6 +299,14 @@ class _Builder:
 
     def member(self, node: Node, want: str) -> Fn:
         left, right = node.args
+        if right.kind == "dynlist":
+            name = str(right.value)
+            static = tuple(self.lists.get(name, ()))
+            inner_want = _FLIP[want] if node.op == "not in" else want
+            found = V.maintained(name, static, self.value(left), left.nullable, inner_want)
+            if node.op == "not in" and want == "TF":
+                return lambda ctx: found(ctx)[::-1]
+            return found
         items = (
             self.lists[right.value] if right.kind == "name" else [item.value for item in right.args]
         )

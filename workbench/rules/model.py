@@ -71,6 +71,11 @@ class RuleSet:
         return frozenset().union(*(rule.expr.fields for rule in self.enabled_rules))
 
     @property
+    def lists_used(self) -> frozenset[str]:
+        """Every maintained list (``list("...")``) an enabled rule reads."""
+        return frozenset().union(*(rule.expr.lists for rule in self.enabled_rules))
+
+    @property
     def field_types(self) -> dict[str, tuple[str, bool]]:
         """name -> (type, nullable) of every name a rule of this set may read."""
         return known_fields(self.features)

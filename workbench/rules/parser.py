@@ -6,7 +6,7 @@ Grammar, lowest precedence first (as in Python and SQL)::
     and_expr   := not_expr ('and' not_expr)*
     not_expr   := 'not' not_expr | comparison
     comparison := sum (('<'|'<='|'>'|'>='|'=='|'!=') sum)*      chained: a < b < c
-                | sum ['not'] 'in' (list_name | '[' literal, ... ']')
+                | sum ['not'] 'in' (list_name | '[' literal, ... ']' | 'list' '(' string ')')
     sum        := term (('+'|'-') term)*
     term       := unary (('*'|'/'|'%') unary)*
     unary      := ('-'|'+') unary | primary
@@ -34,6 +34,7 @@ class Node:
     """A syntax-tree node; the checker fills ``type``, ``nullable`` and ``errs``.
 
     kinds: num, str, bool (literals, ``value``); name (``value``); list (``args`` literals);
+    dynlist (``value`` = name: ``list("name")``, a maintained list read at run time);
     neg; arith (``op``); cmp (``value`` = [(op, pos), ...], ``args`` = operands);
     and / or (n-ary ``args``); not; in (``op`` 'in' | 'not in', ``args`` = [lhs, rhs]);
     call (``value`` = function name).
@@ -165,6 +166,8 @@ class _Parser:
         self.advance()  # 'in'
         if self.at("OP", "["):
             right = self.list_literal()
+        elif self.at_keyword("list") and self.tokens[self.i + 1].text == "(":
+            right = self.maintained_list()
         elif self.tok.kind == "NAME" and self.tok.text not in KEYWORDS:
             tok = self.advance()
             right = Node("name", tok.pos, tok.pos, self.end_of(), value=tok.text)
@@ -180,6 +183,19 @@ class _Parser:
                 "'in' cannot be chained with other comparisons; use parentheses", self.tok.pos
             )
         return Node("in", pos, left.start, self.end_of(), op=op, args=[left, right])
+
+    def maintained_list(self) -> Node:
+        name = self.advance()  # 'list'
+        self.advance()  # '('
+        if not self.at("STR"):
+            raise error(
+                "list(...) takes the name of a maintained list in quotes, such as "
+                'list("blocked_cards")',
+                self.tok.pos,
+            )
+        value = self.advance().value
+        self.expect(")", "')'")
+        return Node("dynlist", name.pos, name.pos, self.end_of(), value=value)
 
     def list_literal(self) -> Node:
         open_tok = self.advance()

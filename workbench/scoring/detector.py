@@ -14,6 +14,7 @@ import pandas as pd
 
 from workbench.features import FeatureEngine
 from workbench.rules import RuleSet
+from workbench.scoring.overlay import Overlay
 from workbench.scoring.result import ScoredBatch
 from workbench.scoring.scorer import Scorer
 from workbench.sources.base import SourceBatch
@@ -22,9 +23,15 @@ from workbench.sources.base import SourceBatch
 class Detector:
     """Features + scoring for consecutive batches of one stream."""
 
-    def __init__(self, ruleset: RuleSet, *, allowed_lateness_s: float = 3600.0) -> None:
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        *,
+        allowed_lateness_s: float = 3600.0,
+        overlay: Overlay | None = None,
+    ) -> None:
         self._lateness = allowed_lateness_s
-        self.scorer = Scorer(ruleset)
+        self.scorer = Scorer(ruleset, overlay)
         self.features = FeatureEngine(ruleset.features, allowed_lateness_s=allowed_lateness_s)
 
     @property
@@ -35,13 +42,24 @@ class Detector:
         """Score the next batch with ``ruleset``; keep feature state if the features match."""
         if tuple(ruleset.features) != tuple(self.ruleset.features):
             self.features = FeatureEngine(ruleset.features, allowed_lateness_s=self._lateness)
-        self.scorer = Scorer(ruleset)
+        self.scorer = Scorer(ruleset, self.scorer.overlay)
+
+    @property
+    def overlay(self) -> Overlay:
+        return self.scorer.overlay
+
+    def swap_overlay(self, overlay: Overlay) -> None:
+        """Score the next batch with these lists and snoozes (between batches only)."""
+        self.scorer.overlay = overlay
 
     def score_frame(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         """Scored frame (batch + score columns), hits and error counts; advances state."""
+        return self._score(frame, explain=False)[:3]
+
+    def _score(self, frame: pd.DataFrame, *, explain: bool = True) -> tuple:
         feats = self.features.compute_arrays(frame, defer_maintenance=True)
-        scores, hits, errors = self.scorer.score(frame, feats)
-        return pd.concat([frame, scores], axis=1), hits, errors
+        scores, hits, errors, found = self.scorer.score_explained(frame, feats, explain=explain)
+        return pd.concat([frame, scores], axis=1), hits, errors, found
 
     def maintain(self) -> bool:
         """Do the feature-state maintenance the last batches left pending (True if any).
@@ -50,10 +68,11 @@ class Detector:
 
     def process(self, batch: SourceBatch) -> ScoredBatch:
         """Score one source batch."""
-        scored, hits, errors = self.score_frame(batch.frame)
+        scored, hits, errors, found = self._score(batch.frame)
         return ScoredBatch(
             frame=scored,
             hits=hits,
+            evidence=found,
             dead=batch.dead,
             eval_errors=errors,
             position=batch.position,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 BANDS = ("Low", "Medium", "High")
 
@@ -20,7 +21,9 @@ class ScoredBatch:
     ``hits``: one row per (transaction, rule that hit): ``row`` (int64 position in ``frame``),
     ``rule_id`` (str), ``points`` (float64). ``dead``: dead letters (``raw``, ``reason``) found
     while reading this batch. ``eval_errors``: rule id -> rows where evaluating the rule failed
-    (e.g. division by zero); those rows do not hit that rule.
+    (e.g. division by zero); those rows do not hit that rule. ``evidence``: for the rows
+    reaching the alert band, what each fired rule read (an Arrow table: ``row``, ``rule_id``,
+    ``name``, ``value`` as JSON text; :mod:`workbench.scoring.evidence`), or None.
     """
 
     frame: pd.DataFrame
@@ -28,6 +31,7 @@ class ScoredBatch:
     dead: pd.DataFrame
     eval_errors: dict[str, int] = field(default_factory=dict)
     position: Any = None
+    evidence: pa.Table | None = None
     created_at: float = field(default_factory=time.time)
 
     @property

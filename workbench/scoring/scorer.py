@@ -18,6 +18,9 @@ import pyarrow.compute as pc
 
 from workbench import bands, schema
 from workbench.rules import RuleSet
+from workbench.rules.values import LISTS_KEY
+from workbench.scoring import evidence
+from workbench.scoring.overlay import Overlay
 
 _NUMERIC = {c.name for c in schema.COLUMNS if c.kind == "float"}
 _BAND_TEXT = pa.array(bands.LABELS, pa.large_string())
@@ -35,8 +38,10 @@ class Scorer:
     >>> # scorer = Scorer(load_rules("rules")); scores, hits, errors = scorer.score(batch, feats)
     """
 
-    def __init__(self, ruleset: RuleSet) -> None:
+    def __init__(self, ruleset: RuleSet, overlay: Overlay | None = None) -> None:
         self.ruleset = ruleset
+        self.overlay = overlay or Overlay()  # lists and snoozes: swapped between batches
+        self.lists_used = ruleset.lists_used
         self.rules = ruleset.enabled_rules
         self.rule_ids = np.array([r.id for r in self.rules], dtype=object)
         self.points = np.array([r.score for r in self.rules], dtype=np.float64)
@@ -63,6 +68,8 @@ class Scorer:
         ``features``: a frame, or the name -> array mapping of
         :meth:`~workbench.features.FeatureEngine.compute_arrays`."""
         env: dict[str, Any] = {}
+        if self.lists_used:
+            env[LISTS_KEY] = self.overlay.lists
         for name in self.fields:
             if name in features:
                 value = features[name]
@@ -96,8 +103,21 @@ class Scorer:
         Scores: ``risk_score`` (float64), ``band`` (str), ``rule_set_version`` (str), aligned
         with ``batch``. Hits: ``row`` (position), ``rule_id``, ``points``.
         """
+        return self.score_explained(batch, features, explain=False)[:3]
+
+    def score_explained(
+        self,
+        batch: pd.DataFrame,
+        features: pd.DataFrame | Mapping[str, np.ndarray],
+        *,
+        explain: bool = True,
+    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], pa.Table]:
+        """:meth:`score`, plus the evidence (:func:`~workbench.scoring.evidence.collect`)
+        of the rows whose band reaches the rule set's alert band."""
         n = len(batch)
-        hits, errors = self.evaluate(self.environment(batch, features), n)
+        env = self.environment(batch, features)
+        hits, errors = self.evaluate(env, n)
+        self.overlay.snooze_mask(batch, self.rule_ids, hits)
         # Per rule, the rows it hit (a column of the Fortran-ordered matrix is contiguous):
         # the points add up over those rows only, and the long format is the rules' row
         # lists merged by row (stable: a transaction's hits in rule order).
@@ -127,4 +147,10 @@ class Scorer:
                 "points": self.points[cols],
             }
         )
-        return scores, long, errors
+        found = evidence.empty()
+        rank = bands.alert_rank(self.ruleset.alert.min_band)
+        if explain and rank:
+            alertable = np.flatnonzero(codes + 1 >= rank)
+            if len(alertable):
+                found = evidence.collect(self.rules, hits, env, alertable)
+        return scores, long, errors, found

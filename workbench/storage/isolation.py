@@ -34,6 +34,8 @@ import json
 from dataclasses import replace
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from workbench.errors import DataRefused, SchemaError
 from workbench.schema import NAMES, empty_dead_letters
@@ -51,10 +53,17 @@ def rows(scored: ScoredBatch, start: int, stop: int, *, extras: bool) -> ScoredB
     keep = (row >= start) & (row < stop)
     hits = scored.hits[keep].copy()
     hits["row"] = hits["row"] - start
+    evidence = scored.evidence
+    if evidence is not None and evidence.num_rows:
+        at = evidence.column("row").to_numpy()
+        evidence = evidence.filter(pa.array((at >= start) & (at < stop)))
+        moved = pc.subtract(evidence.column("row"), pa.scalar(start, pa.int64()))
+        evidence = evidence.set_column(0, "row", moved)
     return replace(
         scored,
         frame=scored.frame.iloc[start:stop].reset_index(drop=True),
         hits=hits.reset_index(drop=True),
+        evidence=evidence,
         dead=scored.dead if extras else empty_dead_letters(),
         eval_errors=dict(scored.eval_errors) if extras else {},
     )

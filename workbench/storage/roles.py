@@ -85,6 +85,14 @@ PRIVILEGES: dict[str, dict[str, str]] = {
         "dashboard": "SELECT, INSERT",
         "publisher": "INSERT, SELECT (id)",
     },
+    "alert_evidence": {"pipeline": "SELECT, INSERT", "dashboard": "SELECT", "publisher": ""},
+    # Lists and snoozes: edited by analysts in the dashboard, read by the scoring pipeline.
+    "list_entries": {"pipeline": "SELECT", "dashboard": "SELECT, INSERT, DELETE", "publisher": ""},
+    "rule_snoozes": {
+        "pipeline": "SELECT",
+        "dashboard": "SELECT, INSERT, UPDATE (lifted_at, lifted_by)",
+        "publisher": "",
+    },
     # Every component checks that the schema is current before it starts (no DDL).
     "alembic_version": {"pipeline": "SELECT", "dashboard": "SELECT", "publisher": "SELECT"},
 }

@@ -7,8 +7,10 @@ functions live in one module per noun and take a *source* — a :class:`Store`, 
 Core statements built on :mod:`workbench.storage.tables`. The store carries each noun bound to
 itself: ``store.transactions`` (:mod:`~workbench.storage.transactions`), ``store.alerts``,
 ``store.rule_sets``, ``store.dead_letters``, ``store.stats``, ``store.audit``
-(:mod:`~workbench.storage.audit`, the append-only trail) and ``store.labels``
-(:mod:`~workbench.storage.labels`, dispositions and chargebacks as labels).
+(:mod:`~workbench.storage.audit`, the append-only trail), ``store.labels``
+(:mod:`~workbench.storage.labels`, dispositions and chargebacks as labels), ``store.lists``
+and ``store.snoozes`` (:mod:`~workbench.storage.lists`, :mod:`~workbench.storage.snoozes`) and
+``store.evidence`` (:mod:`~workbench.storage.evidence`: why an alert fired).
 
 Raw psycopg stays where it is the right tool, on a pooled connection (:meth:`Store.raw`):
 COPY (not in SQLAlchemy's API, and 5–10× faster than fetching rows), advisory locks (they
@@ -39,8 +41,11 @@ from workbench.storage import (
     alerts,
     audit,
     dead_letters,
+    evidence,
     labels,
+    lists,
     rule_sets,
+    snoozes,
     stats,
     transactions,
 )
@@ -94,6 +99,9 @@ class Store:
         self.stats = Noun(self, stats)
         self.audit = Noun(self, audit)
         self.labels = Noun(self, labels)
+        self.lists = Noun(self, lists)
+        self.evidence = Noun(self, evidence)
+        self.snoozes = Noun(self, snoozes)
 
     def _connect(self) -> psycopg.Connection:
         return connect(self.dsn, autocommit=False, connect_timeout=self._timeout)

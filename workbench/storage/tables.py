@@ -23,6 +23,12 @@ Tables
 ``labels``          analysts' and chargebacks' verdicts on transactions, append-only: the current
                     label of a (tx_id, source) is its newest row (highest id); older rows are
                     its history (see :mod:`workbench.storage.labels`).
+``alert_evidence``  per alerted transaction, the value of every name each fired rule read
+                    (``{rule_id: {name: value}}``), taken at scoring time (revision 0007).
+``list_entries``    maintained allow/block list values (list name, kind, value, reason, who,
+                    when, optional expiry), edited in the dashboard (revision 0007).
+``rule_snoozes``    per-entity rule snoozes (rule, entity kind and value, until, reason, who);
+                    lifted early by setting ``lifted_at`` (revision 0007).
 ``pipeline_stats``  one row per committed batch; the view ``pipeline_throughput`` (SQL in the
                     first revision: a view is not a table of this metadata) sums it per second.
 
@@ -256,6 +262,64 @@ audit_log = Table(
     Index("audit_log_at", "at"),
     Index("audit_log_actor_at", "actor", "at"),
     Index("audit_log_action_at", "action", "at"),
+)
+
+# What each fired rule read when a transaction was scored, for the transactions that raised
+# or joined an alert: {rule_id: {name: value}} (workbench.scoring.evidence). Keyed like
+# transaction_ids: a transaction's identity is its tx_id.
+alert_evidence = Table(
+    "alert_evidence",
+    metadata,
+    Column("tx_id", _ID, primary_key=True),
+    Column("ts", _TS, nullable=False),
+    Column("evidence", JSONB, nullable=False),
+)
+
+LIST_KINDS = ("card", "merchant", "terminal", "country")
+
+# Maintained allow/block lists (workbench.rules.lists): one row per value of a list, edited
+# in the dashboard; a removal deletes the row (its audit row keeps what it was).
+list_entries = Table(
+    "list_entries",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("list_name", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("value", _ID, nullable=False),
+    Column("reason", Text),
+    Column("added_by", Text, nullable=False),
+    Column("added_at", _TS, nullable=False, server_default=func.now()),
+    Column("expires_at", _TS),
+    CheckConstraint(
+        "kind IN ('card', 'merchant', 'terminal', 'country')", name="list_entries_kind_check"
+    ),
+    CheckConstraint("char_length(value) BETWEEN 1 AND 128", name="list_entries_value_check"),
+    Index("list_entries_list_value", "list_name", "value", unique=True),
+)
+
+# Per-entity rule snoozes: while a transaction's event time is before ``until``, the rule's
+# points are not counted for that entity. Lifting one early sets ``lifted_at``.
+rule_snoozes = Table(
+    "rule_snoozes",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("rule_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("value", _ID, nullable=False),
+    Column("until", _TS, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", _TS, nullable=False, server_default=func.now()),
+    Column("lifted_at", _TS),
+    Column("lifted_by", Text),
+    CheckConstraint("kind IN ('card', 'merchant', 'terminal')", name="rule_snoozes_kind_check"),
+    Index(
+        "rule_snoozes_active",
+        "rule_id",
+        "kind",
+        "value",
+        postgresql_where=text("lifted_at IS NULL"),
+    ),
 )
 
 VIEWS = ("pipeline_throughput",)  # created by the migrations in SQL, not part of metadata

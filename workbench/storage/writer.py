@@ -94,7 +94,9 @@ _STAGE_DDL = (
     "CREATE TEMP TABLE wb_stage_hits (pos integer, rule_id text, points double precision)"
     " ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE wb_stage_dead (source text, worker text, raw text, reason text)"
-    " ON COMMIT DELETE ROWS;" + alerting.STAGE_DDL
+    " ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE wb_stage_evidence (tx_id text, ts_us bigint, rule_id text, name text,"
+    " value text) ON COMMIT DELETE ROWS;" + alerting.STAGE_DDL
 )
 
 _STAGED_TS = sql.SQL("'epoch'::timestamptz + s.ts_us * interval '1 microsecond'")
@@ -147,6 +149,19 @@ _NEWEST_HIGH = (
     "SELECT tx_id, ts, card_id, amount, risk_score, rule_hits FROM wb_stage_alert"
     " WHERE band = {band} ORDER BY ts DESC, tx_id DESC LIMIT {limit}"
 )
+
+# What each fired rule read, for the transactions stored and alerted in this batch (the
+# rows of wb_stage_alert that are alertable): one document per transaction.
+_EVIDENCE = """
+INSERT INTO alert_evidence (tx_id, ts, evidence)
+SELECT e.tx_id, a.ts, jsonb_object_agg(e.rule_id, e.names)
+FROM (SELECT tx_id, ts_us, rule_id, jsonb_object_agg(name, value::jsonb) AS names
+      FROM wb_stage_evidence GROUP BY tx_id, ts_us, rule_id) e
+JOIN wb_stage_alert a ON a.tx_id = e.tx_id AND a.alertable
+ AND a.ts = 'epoch'::timestamptz + e.ts_us * interval '1 microsecond'
+GROUP BY e.tx_id, a.ts
+ON CONFLICT DO NOTHING
+"""
 
 # The batch's pipeline_stats row and its NOTIFY, in one statement (one round trip).
 _STATS_AND_NOTIFY = """
@@ -322,7 +337,7 @@ class PreparedBatch:
         of the dead letters); returns self."""
         if self.direct_ok:
             _ = self.direct_tx_csv, self.direct_ids_csv, self.direct_alert_csv, self._summary
-        _ = self.days, self.dead_csv, self.rule_hit_counts
+        _ = self.days, self.dead_csv, self.rule_hit_counts, self.evidence_csv
         return self
 
     def like(self, scored: ScoredBatch) -> PreparedBatch:
@@ -339,6 +354,24 @@ class PreparedBatch:
     def dead_csv(self) -> pa.Buffer | None:
         dead = self.scored.dead
         return _csv(_dead_table(dead, self.source, self.worker)) if len(dead) else None
+
+    @cached_property
+    def evidence_csv(self) -> pa.Buffer | None:
+        """The evidence long frame with each row's tx_id and ts (epoch us), or None."""
+        found = self.scored.evidence
+        if found is None or not found.num_rows or not len(self.frame):
+            return None
+        at = found.column("row").to_numpy()
+        table = pa.table(
+            {
+                "tx_id": _arrow(self.frame["tx_id"]).take(pa.array(at)),
+                "ts_us": pa.array(self.micros[at]),
+                "rule_id": found.column("rule_id"),
+                "name": found.column("name"),
+                "value": found.column("value"),
+            }
+        )
+        return _csv(table)
 
     # -- staging path -------------------------------------------------------------------------
     @cached_property
@@ -466,6 +499,10 @@ def _write(conn: psycopg.Connection, batch: PreparedBatch, dedup: timedelta, *, 
             dict(zip(("tx_id", "ts", "card_id", "amount", "risk_score", "rules"), r, strict=True))
             for r in cur.fetchall()
         ]
+        if alertable and batch.evidence_csv is not None:
+            cols = ("tx_id", "ts_us", "rule_id", "name", "value")
+            _copy(cur, "wb_stage_evidence", cols, batch.evidence_csv)
+            cur.execute(_EVIDENCE, prepare=True)
         _copy(cur, "wb_stage_dead", ("source", "worker", "raw", "reason"), dead_csv)
         if dead_csv is not None:
             # A dead letter stored already (a replay) is not stored again: the fingerprint.
