@@ -188,7 +188,7 @@ class EvidenceView(pn.viewable.Viewer):
         self.dsn = dsn
         self.on_history = on_history
         self.target: tuple[str, pd.Timestamp] | None = None
-        self.message = pn.pane.HTML(safe.text("Select an alert."), css_classes=["evidence-message"])
+        self.message = safe.pane(safe.text("Select an alert."), css_classes=["evidence-message"])
         self.rules = read_only_table(pd.DataFrame(columns=RULE_COLUMNS), "alert-evidence", 220)
         self.plot = pn.Column(sizing_mode="stretch_width", css_classes=["alert-timeline-plot"])
         self.timeline = read_only_table(
@@ -199,10 +199,10 @@ class EvidenceView(pn.viewable.Viewer):
         )
         self.history_button.on_click(lambda _e: self.open_history())
         self.layout = pn.Column(
-            pn.pane.Str("Why it fired, with the values each rule saw"),
+            safe.heading("Why it fired, with the values each rule saw", 4),
             self.message,
             self.rules,
-            pn.Row(pn.pane.Str("The card around the alert (event time)"), self.history_button),
+            pn.Row(safe.heading("The card around the alert (event time)", 4), self.history_button),
             self.plot,
             self.timeline,
             sizing_mode="stretch_width",
@@ -216,7 +216,7 @@ class EvidenceView(pn.viewable.Viewer):
         try:
             found = await asyncio.to_thread(load_evidence, self.dsn, alert, rules)
         except WorkbenchError as exc:
-            self.message.object = safe.html("Cannot load the evidence: {}", exc)
+            safe.show(self.message, safe.html("Cannot load the evidence: {}", exc))
             return
         self.render(found)
 
@@ -225,10 +225,13 @@ class EvidenceView(pn.viewable.Viewer):
         with pn.io.hold():
             self.target = (card, at)
             self.rules.value = found["rules"]
-            self.message.object = safe.text(
-                ""
-                if found["stored"]
-                else "No stored evidence for this alert (scored before evidence was kept)."
+            safe.show(
+                self.message,
+                safe.text(
+                    ""
+                    if found["stored"]
+                    else "No stored evidence for this alert (scored before evidence was kept)."
+                ),
             )
             frame = found["timeline"]
             self.timeline.value = timeline_rows(frame, at)

@@ -50,7 +50,7 @@ class ListsView(pn.viewable.Viewer):
         self.loaded = False
         self.entries = pd.DataFrame(columns=ENTRY_COLUMNS)
         # Messages quote what the analyst typed: HTML-escaped here (a ``Str`` pane would not).
-        self.message = pn.pane.HTML(safe.text(""), css_classes=["lists-message"])
+        self.message = safe.pane(safe.text(""), css_classes=["lists-message"])
         # -- lists
         self.list_name = pn.widgets.Select(
             label="List", options=sorted(CATALOGUE), value="blocked_cards", width=200
@@ -96,11 +96,15 @@ class ListsView(pn.viewable.Viewer):
         )
         self.layout = pn.Column(
             self.message,
-            pn.pane.Str('Allow / block lists (used in rules as: card_id in list("blocked_cards"))'),
+            safe.heading(
+                'Allow / block lists (used in rules as: card_id in list("blocked_cards"))', 4
+            ),
             pn.Row(self.list_name, self.value, self.reason, self.add_button),
             self.table,
             pn.Row(self.remove_button, self.next_button),
-            pn.pane.Str("Rule snoozes: the rule's points do not count for that entity until then"),
+            safe.heading(
+                "Rule snoozes: the rule's points do not count for that entity until then", 4
+            ),
             pn.Row(self.rule_id, self.kind, self.entity, self.until, self.snooze_reason),
             pn.Row(self.snooze_button, self.lift_button),
             self.snoozes,
@@ -193,7 +197,7 @@ class ListsView(pn.viewable.Viewer):
 
     def _say(self, message: str) -> None:
         """The page's message line, escaped (it may quote a hostile value back)."""
-        self.message.object = safe.text(message)
+        safe.show(self.message, safe.text(message))
 
 
 _FAILED = object()
