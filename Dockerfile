@@ -31,8 +31,9 @@ COPY workbench ./workbench
 COPY rules ./rules
 COPY notebooks ./notebooks
 RUN pip install --no-cache-dir --no-deps . \
-    && mkdir -p /app/notebooks \
-    && chown workbench:workbench /app /app/notebooks
+    && mkdir -p /app/notebooks /app/.workbench \
+    && chmod 0700 /app/.workbench \
+    && chown workbench:workbench /app /app/notebooks /app/.workbench
 
 USER 10001:10001
 

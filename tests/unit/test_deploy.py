@@ -146,7 +146,8 @@ def test_postgres_is_pinned_healthy_and_persistent(config: dict) -> None:
 
 def test_migrations_run_once_after_postgres_is_healthy(config: dict) -> None:
     migrate = config["services"]["migrate"]
-    assert migrate["command"] == ["workbench", "db", "upgrade"]
+    # `db roles` migrates first, then makes the components' roles and their password file
+    assert migrate["command"] == ["workbench", "db", "roles"]
     assert migrate["restart"] == "no"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
 
@@ -158,18 +159,50 @@ def test_app_services_start_after_migrations(scaled: dict, name: str) -> None:
     assert depends["migrate"]["condition"] == "service_completed_successfully"
 
 
-@pytest.mark.parametrize("name", ["migrate", *APP_SERVICES, "worker-2"])
-def test_app_services_reach_the_compose_database(scaled: dict, name: str) -> None:
+OWNER_SERVICES = ("migrate", "jupyter")  # the schema owner's libpq variables
+ROLE_URLS = {  # the others: their own least-privilege role, never the owner's password
+    "worker": ("pipeline",),
+    "worker-2": ("pipeline",),
+    "dashboard": ("dashboard", "publisher"),
+}
+
+
+def _declared(env: dict) -> None:
+    unknown = {k for k in env if k.startswith("PG")} - set(LIBPQ_VARIABLES)
+    assert not unknown, f"not libpq variables the settings read: {unknown}"
+    undeclared = {k for k in env if k.startswith("WORKBENCH_")} - WORKBENCH_ENV
+    assert not undeclared, f"not declared in workbench/settings.py: {undeclared}"
+
+
+@pytest.mark.parametrize("name", OWNER_SERVICES)
+def test_owner_services_reach_the_compose_database(scaled: dict, name: str) -> None:
     env = scaled["services"][name]["environment"]
     pg = scaled["services"]["postgres"]["environment"]
     assert env["PGHOST"] == "postgres"
     assert env["PGUSER"] == pg["POSTGRES_USER"]
     assert env["PGPASSWORD"] == pg["POSTGRES_PASSWORD"]
     assert env["PGDATABASE"] == pg["POSTGRES_DB"]
-    unknown = {k for k in env if k.startswith("PG")} - set(LIBPQ_VARIABLES)
-    assert not unknown, f"not libpq variables the settings read: {unknown}"
-    undeclared = {k for k in env if k.startswith("WORKBENCH_")} - WORKBENCH_ENV
-    assert not undeclared, f"not declared in workbench/settings.py: {undeclared}"
+    _declared(env)
+
+
+@pytest.mark.parametrize("name", sorted(ROLE_URLS))
+def test_components_connect_with_their_own_role(scaled: dict, name: str) -> None:
+    service = scaled["services"][name]
+    env = service["environment"]
+    pg = scaled["services"]["postgres"]["environment"]
+    assert not {k for k in env if k.startswith("PG")}, "libpq would send the owner's password"
+    for component in ROLE_URLS[name]:
+        url = env[f"WORKBENCH_{component.upper()}_DATABASE_URL"]
+        assert url == (
+            f"postgresql://workbench_{component}@postgres:5432/{pg['POSTGRES_DB']}"
+            "?passfile=/app/.workbench/pgpass"
+        )
+    # the password file comes from the volume `migrate` (db roles) writes it to
+    mounts = {v["target"]: v for v in service["volumes"]}
+    migrate = {v["target"]: v for v in scaled["services"]["migrate"]["volumes"]}
+    assert mounts["/app/.workbench"]["source"] == migrate["/app/.workbench"]["source"]
+    assert mounts["/app/.workbench"]["type"] == "volume"
+    _declared(env)
 
 
 def _rules_mount(service: dict) -> dict:
@@ -218,7 +251,10 @@ def test_dashboard_is_published_with_a_light_healthcheck(config: dict) -> None:
     (port,) = _option(command, "--port")
     (published,) = dash["ports"]
     assert published["target"] == int(port)
-    assert published["host_ip"] == "127.0.0.1", "no login: loopback unless DASHBOARD_BIND says"
+    assert published["host_ip"] == "127.0.0.1", "loopback unless DASHBOARD_BIND says"
+    # the same login as `workbench up`: the users of the credentials volume
+    assert _option(command, "--auth-module") == ["workbench/dashboard/auth.py"]
+    assert (ROOT / "workbench/dashboard/auth.py").is_file()
     assert f"localhost:{published['published']}" in _option(command, "--allow-websocket-origin")
     probe = " ".join(dash["healthcheck"]["test"])
     assert f"127.0.0.1:{port}/liveness" in probe
