@@ -282,8 +282,8 @@ SETTINGS: tuple[Setting, ...] = (
         "bool",
         True,
         "Whether the dashboard's rule editor may write rule files (Apply) and roll back; "
-        "false leaves Validate and What-if only. The dashboard has no login yet: changes are "
-        "recorded under the dashboard process's OS user.",
+        "false leaves Validate and What-if only. Apply and rollback also need the admin role; "
+        "changes are recorded under the login's name.",
         _bool,
     ),
     Setting(
