@@ -17,7 +17,9 @@ Modules, one per noun:
 - :mod:`~workbench.storage.listen`      ``Listener``: LISTEN for those summaries;
 - :mod:`~workbench.storage.transactions` stored transactions: pages, card history, buckets,
   bulk loads (COPY), the stream position;
-- :mod:`~workbench.storage.alerts`      the alert queue, an alert's hits, dispositions;
+- :mod:`~workbench.storage.alerts`      alerts, an alert's hits, dispositions;
+- :mod:`~workbench.storage.cases`       the case queue (keyset pages, bounded counts),
+  claims, notes, closing a case with its alerts;
 - :mod:`~workbench.storage.rule_sets`   rule-set loads: record, publish (NOTIFY), history;
 - :mod:`~workbench.storage.dead_letters` records that could not be stored;
 - :mod:`~workbench.storage.stats`       row counts and pipeline totals;
@@ -29,7 +31,7 @@ The package re-exports the names other layers use (``recent_transactions``, ``co
 Importing this package connects to nothing.
 """
 
-from workbench.storage import alerts, audit, dead_letters, rule_sets, stats, transactions
+from workbench.storage import alerts, audit, cases, dead_letters, rule_sets, stats, transactions
 from workbench.storage.alerts import hits as alert_hits
 from workbench.storage.alerts import open_count as open_alert_count
 from workbench.storage.alerts import set_disposition
@@ -66,6 +68,7 @@ __all__ = [
     "audit",
     "bucketed",
     "card_history",
+    "cases",
     "connect",
     "connect_async",
     "counts",

@@ -10,6 +10,13 @@ maximum points, and extends ``last_ts``. Every qualifying row is recorded in ``a
 
 Using event time rather than the wall clock makes alerts reproducible on replay. A closed
 alert never collects hits: the next qualifying row opens a new one.
+
+Cases (:mod:`workbench.storage.cases`): one statement per batch (:data:`_CASES`) adds each
+card's new alerts and hits to the card's active case, or opens one (due ``case_sla`` of
+wall-clock time later: the SLA is the analysts' clock, not the events'), links the alerts
+and records one ``hit`` event per case. The card locks above serialise it, so two writers
+never open two cases for one card (the partial unique index ``cases_active_card`` would
+refuse the second).
 """
 
 from __future__ import annotations
@@ -132,11 +139,85 @@ WHERE a.alertable
 ON CONFLICT DO NOTHING
 """
 
+_CASES = """
+WITH g AS (
+    SELECT card_id, count(*) FILTER (WHERE opened) AS alerts, sum(n) AS hits,
+           max(max_score) AS max_score, (array_agg(band ORDER BY max_score DESC))[1] AS band,
+           min(first_ts) AS first_ts, max(last_ts) AS last_ts,
+           array_agg(alert_id ORDER BY alert_id) AS alert_ids
+    FROM wb_stage_group GROUP BY card_id
+), x AS (
+    SELECT card_id, max(amount) AS amount FROM wb_stage_alert WHERE alertable GROUP BY card_id
+), r AS (
+    SELECT card_id, jsonb_object_agg(key, points) AS rules
+    FROM (SELECT s.card_id, e.key, max(e.value::double precision) AS points
+          FROM wb_stage_group s, jsonb_each(s.rules) e GROUP BY 1, 2) k
+    GROUP BY card_id
+), b AS (
+    SELECT g.*, x.amount, coalesce(r.rules, '{{}}'::jsonb) AS rules
+    FROM g LEFT JOIN x USING (card_id) LEFT JOIN r USING (card_id)
+), joined AS (
+    UPDATE cases c SET
+        alert_count = c.alert_count + b.alerts,
+        hit_count   = c.hit_count + b.hits,
+        band        = CASE WHEN b.max_score > c.max_score THEN b.band ELSE c.band END,
+        max_score   = greatest(c.max_score, b.max_score),
+        max_amount  = greatest(c.max_amount, coalesce(b.amount, 0)),
+        rules       = coalesce((SELECT jsonb_object_agg(key, points) FROM (
+                          SELECT key, max(value::double precision) AS points
+                          FROM (SELECT * FROM jsonb_each(c.rules)
+                                UNION ALL SELECT * FROM jsonb_each(b.rules)) kv
+                          GROUP BY key) m), '{{}}'::jsonb),
+        last_ts     = greatest(c.last_ts, b.last_ts),
+        updated_at  = now()
+    FROM b
+    WHERE c.card_id = b.card_id AND c.status <> 'closed'
+      -- An index condition (see _ATTACH: the temp table has no statistics).
+      AND c.card_id = ANY (ARRAY(SELECT card_id FROM wb_stage_group))
+    RETURNING c.id, c.card_id
+), opened AS (
+    INSERT INTO cases (card_id, sla_due, alert_count, hit_count, max_score, band, max_amount,
+                       rules, first_ts, last_ts)
+    SELECT card_id, now() + {sla}, alerts, hits, max_score, band, coalesce(amount, 0), rules,
+           first_ts, last_ts
+    FROM b WHERE card_id NOT IN (SELECT card_id FROM joined)
+    RETURNING id, card_id
+), every AS (
+    SELECT id, card_id, false AS new FROM joined
+    UNION ALL SELECT id, card_id, true FROM opened
+), linked AS (
+    UPDATE alerts a SET case_id = e.id
+    FROM every e JOIN wb_stage_group s ON s.card_id = e.card_id
+    WHERE a.id = s.alert_id AND a.case_id IS DISTINCT FROM e.id
+      AND a.id = ANY (ARRAY(SELECT alert_id FROM wb_stage_group))
+)
+INSERT INTO case_events (case_id, kind, actor, detail)
+SELECT e.id, 'hit', 'pipeline',
+       jsonb_build_object('alerts', b.alert_ids, 'new_alerts', b.alerts, 'hits', b.hits,
+                          'max_score', b.max_score, 'opened', e.new)
+FROM every e JOIN b ON b.card_id = e.card_id
+"""
+
+CASE_SLA = timedelta(hours=24)  # a case's due time after it opens (wall clock)
+
 _COUNTS = "SELECT count(*) FILTER (WHERE opened), coalesce(sum(n), 0) FROM wb_stage_group"
 
 
+def card_bucket_lock(cur: psycopg.Cursor, card_id: str) -> None:
+    """Take the batch writer's advisory lock of ``card_id``'s bucket (until the transaction
+    ends): an analyst closing a case then never interleaves with a batch joining it."""
+    cur.execute(
+        "SELECT pg_advisory_xact_lock(%s, hashtext(%s) & %s)",
+        (CARD_LOCK_NAMESPACE, card_id, CARD_LOCK_BUCKETS - 1),
+    )
+
+
 def raise_alerts(
-    cur: psycopg.Cursor, dedup: timedelta, *, then: sql.Composable | None = None
+    cur: psycopg.Cursor,
+    dedup: timedelta,
+    *,
+    then: sql.Composable | None = None,
+    case_sla: timedelta = CASE_SLA,
 ) -> tuple[int, int]:
     """Open or attach alerts for the alertable rows staged in ``wb_stage_alert``.
 
@@ -152,11 +233,21 @@ def raise_alerts(
         "dedup": sql.Literal(dedup),
         "ns": sql.Literal(CARD_LOCK_NAMESPACE),
         "buckets": sql.Literal(CARD_LOCK_BUCKETS),
+        "sla": sql.Literal(case_sla),
     }
     conn = cur.connection
     with conn.cursor() as counts:
         with conn.pipeline():
-            for text in (_SESSIONS, _GROUPS, _LOCK_CARDS, _MATCH_OPEN, _ATTACH, _OPEN, _HITS):
+            for text in (
+                _SESSIONS,
+                _GROUPS,
+                _LOCK_CARDS,
+                _MATCH_OPEN,
+                _ATTACH,
+                _OPEN,
+                _HITS,
+                _CASES,
+            ):
                 cur.execute(sql.SQL(text).format(**values), prepare=True)
             counts.execute(_COUNTS, prepare=True)
             if then is not None:

@@ -53,7 +53,11 @@ ROLES = {
     "publisher": "workbench_publisher",
 }
 
-_ALERT_UPSERT = "UPDATE (hit_count, band, risk_score, rules, last_ts, updated_at)"
+_ALERT_UPSERT = "UPDATE (hit_count, band, risk_score, rules, last_ts, updated_at, case_id)"
+_CASE_UPSERT = (
+    "UPDATE (alert_count, hit_count, band, max_score, max_amount, rules, last_ts, updated_at)"
+)
+_CASE_WORK = "UPDATE (status, assignee, claimed_at, updated_at, closed_at, outcome)"
 _DISPOSITION = "UPDATE (status, disposition, assignee, notes, closed_at, updated_at)"
 
 # Per table (and view), each component's privileges ("" = none). Every table of the metadata
@@ -71,6 +75,13 @@ PRIVILEGES: dict[str, dict[str, str]] = {
         "dashboard": f"SELECT, {_DISPOSITION}",
         "publisher": "",
     },
+    # Cases: the batch keeps counts current, analysts claim, assign and close (revision 0006).
+    "cases": {
+        "pipeline": f"SELECT, INSERT, {_CASE_UPSERT}",
+        "dashboard": f"SELECT, {_CASE_WORK}",
+        "publisher": "",
+    },
+    "case_events": {"pipeline": "INSERT", "dashboard": "SELECT, INSERT", "publisher": ""},
     "alert_hits": {"pipeline": "SELECT, INSERT", "dashboard": "SELECT", "publisher": ""},
     "dead_letters": {"pipeline": "SELECT, INSERT", "dashboard": "SELECT", "publisher": ""},
     "pipeline_stats": {"pipeline": "SELECT, INSERT", "dashboard": "SELECT", "publisher": ""},

@@ -6,7 +6,8 @@ functions live in one module per noun and take a *source* — a :class:`Store`, 
 ``Connection`` or a psycopg connection (:mod:`workbench.storage.frames`) — and run SQLAlchemy
 Core statements built on :mod:`workbench.storage.tables`. The store carries each noun bound to
 itself: ``store.transactions`` (:mod:`~workbench.storage.transactions`), ``store.alerts``,
-``store.rule_sets``, ``store.dead_letters``, ``store.stats`` and ``store.audit``
+``store.rule_sets``, ``store.dead_letters``, ``store.stats``, ``store.cases`` (the case
+queue, :mod:`~workbench.storage.cases`) and ``store.audit``
 (:mod:`~workbench.storage.audit`, the append-only trail).
 
 Raw psycopg stays where it is the right tool, on a pooled connection (:meth:`Store.raw`):
@@ -34,7 +35,7 @@ import psycopg
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import QueuePool
 
-from workbench.storage import alerts, audit, dead_letters, rule_sets, stats, transactions
+from workbench.storage import alerts, audit, cases, dead_letters, rule_sets, stats, transactions
 from workbench.storage.connection import connect, usable
 from workbench.storage.frames import Source, execute, raw
 
@@ -84,6 +85,7 @@ class Store:
         self.dead_letters = Noun(self, dead_letters)
         self.stats = Noun(self, stats)
         self.audit = Noun(self, audit)
+        self.cases = Noun(self, cases)
 
     def _connect(self) -> psycopg.Connection:
         return connect(self.dsn, autocommit=False, connect_timeout=self._timeout)
