@@ -28,6 +28,7 @@ import pandas as pd
 
 from workbench.auth.roles import AccessDenied, Action, Identity, check
 from workbench.dashboard import publishing
+from workbench.dashboard.case_actions import CaseActions
 from workbench.dashboard.publishing import Proposal
 from workbench.errors import WorkbenchError
 from workbench.storage import Store, alerts, audit, shared_store
@@ -38,8 +39,9 @@ log = logging.getLogger(__name__)
 __all__ = ["Actions"]
 
 
-class Actions:
-    """What one session's identity may do, done through one audited path."""
+class Actions(CaseActions):
+    """What one session's identity may do, done through one audited path. The case
+    actions (claim, assign, note, close, ...) are in :mod:`.case_actions`."""
 
     def __init__(self, identity: Identity, dsn: str, publisher_dsn: str | None = None) -> None:
         self.identity = identity
