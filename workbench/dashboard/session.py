@@ -20,8 +20,8 @@ import panel as pn
 
 from workbench.auth.roles import Action, Identity, allowed
 from workbench.dashboard import safe
-from workbench.dashboard.alerts_page import AlertsView
 from workbench.dashboard.audit_page import AuditView
+from workbench.dashboard.case_view import CasesPage
 from workbench.dashboard.editor import EditorView
 from workbench.dashboard.history import HistoryView
 from workbench.dashboard.hub import Health, Hub
@@ -56,7 +56,7 @@ class Session:
         self.seq = 0
         self.failures = 0
         self.live = LiveView(notify=_toast)
-        self.alerts = AlertsView(dsn, self.identity)
+        self.alerts = CasesPage(dsn, self.identity)  # the Alerts tab is the case queue
         self.history = HistoryView(dsn)
         # The editor reads as the dashboard; it publishes rule sets as the publisher's role.
         self.editor = EditorView(

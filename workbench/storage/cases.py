@@ -43,6 +43,7 @@ __all__ = [
     "get",
     "note",
     "page",
+    "page_query",
     "release",
     "set_assignee",
     "set_status",
@@ -182,22 +183,11 @@ def page(
     """A page of cases matching ``filters`` in ``sort`` order ('score', 'opened', 'sla',
     'amount'), after the cursor ``after`` or before ``before`` (``(sort value, id)`` of a row
     of the page next to it)."""
-    if sort not in SORTS:
-        raise StorageError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
-    filters = filters or Filters()
-    name, desc = SORTS[sort]
-    col, ident = _C.c[name], _C.c.id
+    query, limit = page_query(filters, sort, after=after, before=before, limit=limit)
+    name = SORTS[sort][0]
     backwards = before is not None
     cursor = before if backwards else after
-    query = sa.select(*(_C.c[c] for c in COLUMNS)).where(*filters.where())
-    if cursor is not None:
-        key = sa.tuple_(col, ident)
-        mark = sa.tuple_(sa.literal(cursor[0], col.type), sa.literal(int(cursor[1])))
-        query = query.where(key < mark if desc != backwards else key > mark)
-    down = desc != backwards
-    order = (col.desc(), ident.desc()) if down else (col.asc(), ident.asc())
-    limit = max(1, min(int(limit), 500))
-    frame = fetch(source, query.order_by(*order).limit(limit + 1), "cannot read the queue")
+    frame = fetch(source, query, "cannot read the queue")
     more = len(frame) > limit
     frame = frame.iloc[:limit]
     if backwards:
@@ -214,6 +204,34 @@ def page(
             result.next = last if more else None
             result.previous = first if cursor is not None else None
     return result
+
+
+def page_query(
+    filters: Filters | None = None,
+    sort: str = "score",
+    *,
+    after: tuple[Any, int] | None = None,
+    before: tuple[Any, int] | None = None,
+    limit: int = 50,
+) -> tuple[sa.Select, int]:
+    """The statement :func:`page` runs (``limit + 1`` rows: one more says whether a page
+    follows) and the limit used; for EXPLAIN (benchmarks/bench_queue.py)."""
+    if sort not in SORTS:
+        raise StorageError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
+    filters = filters or Filters()
+    name, desc = SORTS[sort]
+    col, ident = _C.c[name], _C.c.id
+    backwards = before is not None
+    cursor = before if backwards else after
+    query = sa.select(*(_C.c[c] for c in COLUMNS)).where(*filters.where())
+    if cursor is not None:
+        key = sa.tuple_(col, ident)
+        mark = sa.tuple_(sa.literal(cursor[0], col.type), sa.literal(int(cursor[1])))
+        query = query.where(key < mark if desc != backwards else key > mark)
+    down = desc != backwards
+    order = (col.desc(), ident.desc()) if down else (col.asc(), ident.asc())
+    limit = max(1, min(int(limit), 500))
+    return query.order_by(*order).limit(limit + 1), limit
 
 
 def counts(source: Source, filters: Filters | None = None, cap: int = COUNT_CAP) -> dict:
@@ -265,9 +283,9 @@ def events(source: Source, case_id: int, limit: int = 500) -> pd.DataFrame:
 def alerts(source: Source, case_id: int) -> pd.DataFrame:
     """The case's alerts, highest score first."""
     a = tables.alerts
-    cols = ("id", "status", "disposition", "tx_id", "ts", "risk_score", "band", "hit_count")
+    cols = ("id", "status", "disposition", "tx_id", "ts", "card_id", "risk_score", "band")
     query = (
-        sa.select(*(a.c[c] for c in cols), a.c.rules, a.c.last_ts)
+        sa.select(*(a.c[c] for c in cols), a.c.hit_count, a.c.rules, a.c.last_ts)
         .where(a.c.case_id == int(case_id))
         .order_by(a.c.risk_score.desc(), a.c.id)
     )
