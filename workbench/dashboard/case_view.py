@@ -31,6 +31,12 @@ from workbench.errors import WorkbenchError
 from workbench.storage import shared_store
 
 KEY_OUTCOMES = {"f": "confirmed_fraud", "n": "false_positive", "v": "valuable"}
+# The case's close buttons (not the alert's "Confirmed fraud" / "False positive" wording).
+CLOSE_LABELS = {
+    "confirmed_fraud": "Close case: fraud",
+    "false_positive": "Close case: not fraud",
+    "valuable": "Close case: valuable",
+}
 TIMELINE_COLUMNS = ["at", "kind", "actor", "detail"]
 
 
@@ -56,8 +62,8 @@ class CaseView(pn.viewable.Viewer):
         self.release_button.on_click(lambda _e: schedule(self.release))
         self.investigate_button.on_click(lambda _e: schedule(self.investigate))
         self.close_buttons = {}
-        for outcome, (label, kind) in DISPOSITIONS.items():
-            button = w.Button(label=f"Close: {label}", color=kind, width=190)
+        for outcome, (_label, kind) in DISPOSITIONS.items():
+            button = w.Button(label=CLOSE_LABELS[outcome], color=kind, width=180)
             button.on_click(functools.partial(self._on_close, outcome))
             self.close_buttons[outcome] = button
         self.note = w.TextAreaInput(

@@ -11,12 +11,13 @@ maximum points, and extends ``last_ts``. Every qualifying row is recorded in ``a
 Using event time rather than the wall clock makes alerts reproducible on replay. A closed
 alert never collects hits: the next qualifying row opens a new one.
 
-Cases (:mod:`workbench.storage.cases`): one statement per batch (:data:`_CASES`) adds each
-card's new alerts and hits to the card's active case, or opens one (due ``case_sla`` of
-wall-clock time later: the SLA is the analysts' clock, not the events'), links the alerts
-and records one ``hit`` event per case. The card locks above serialise it, so two writers
-never open two cases for one card (the partial unique index ``cases_active_card`` would
-refuse the second).
+Cases (:mod:`workbench.storage.cases`): one statement per batch (:data:`_CASES`, after the
+match and before the alerts are written) adds each card's new alerts and hits to the card's
+active case, or opens one (due ``case_sla`` of wall-clock time later: the SLA is the
+analysts' clock, not the events'), and stages its id, so new alerts are inserted with their
+case; one more (:data:`_CASE_EVENTS`) records one ``hit`` event per case. The card locks
+above serialise it, so two writers never open two cases for one card (the partial unique
+index ``cases_active_card`` would refuse the second).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ CREATE TEMP TABLE wb_stage_alert (
 CREATE TEMP TABLE wb_stage_group (
     card_id text, sess integer, first_tx text, first_ts timestamptz, last_ts timestamptz,
     n integer, max_score double precision, band text, rules jsonb, rule_set_version text,
-    alert_id bigint, opened boolean NOT NULL DEFAULT false
+    alert_id bigint, opened boolean NOT NULL DEFAULT false,
+    case_id bigint, case_opened boolean NOT NULL DEFAULT false
 ) ON COMMIT DELETE ROWS;
 """
 
@@ -109,7 +111,8 @@ UPDATE alerts a SET
                             UNION ALL SELECT * FROM jsonb_each(g.rules)) kv
                       GROUP BY key) m),
     last_ts    = greatest(a.last_ts, g.last_ts),
-    updated_at = now()
+    updated_at = now(),
+    case_id    = coalesce(a.case_id, g.case_id)  -- an alert opened before revision 0006
 FROM wb_stage_group g
 WHERE g.alert_id = a.id
   -- An index condition on alerts: the temp table has no statistics, and the planner would
@@ -120,8 +123,9 @@ WHERE g.alert_id = a.id
 _OPEN = """
 WITH opened AS (
     INSERT INTO alerts (tx_id, ts, card_id, risk_score, band, rules, rule_set_version,
-                        hit_count, last_ts)
-    SELECT first_tx, first_ts, card_id, max_score, band, rules, rule_set_version, n, last_ts
+                        hit_count, last_ts, case_id)
+    SELECT first_tx, first_ts, card_id, max_score, band, rules, rule_set_version, n, last_ts,
+           case_id
     FROM wb_stage_group WHERE alert_id IS NULL
     RETURNING id, card_id, tx_id, ts
 )
@@ -139,23 +143,23 @@ WHERE a.alertable
 ON CONFLICT DO NOTHING
 """
 
+# Cases, before the alerts are opened (a group without an alert_id will open one): each
+# card's active case is updated, or opened, and its id staged, so that _OPEN inserts the
+# alerts with their case and no alert row is written twice.
 _CASES = """
-WITH g AS (
-    SELECT card_id, count(*) FILTER (WHERE opened) AS alerts, sum(n) AS hits,
-           max(max_score) AS max_score, (array_agg(band ORDER BY max_score DESC))[1] AS band,
-           min(first_ts) AS first_ts, max(last_ts) AS last_ts,
-           array_agg(alert_id ORDER BY alert_id) AS alert_ids
-    FROM wb_stage_group GROUP BY card_id
-), x AS (
-    SELECT card_id, max(amount) AS amount FROM wb_stage_alert WHERE alertable GROUP BY card_id
-), r AS (
-    SELECT card_id, jsonb_object_agg(key, points) AS rules
-    FROM (SELECT s.card_id, e.key, max(e.value::double precision) AS points
-          FROM wb_stage_group s, jsonb_each(s.rules) e GROUP BY 1, 2) k
-    GROUP BY card_id
-), b AS (
+WITH b AS (
     SELECT g.*, x.amount, coalesce(r.rules, '{{}}'::jsonb) AS rules
-    FROM g LEFT JOIN x USING (card_id) LEFT JOIN r USING (card_id)
+    FROM (SELECT card_id, count(*) FILTER (WHERE alert_id IS NULL) AS alerts, sum(n) AS hits,
+                 max(max_score) AS max_score,
+                 (array_agg(band ORDER BY max_score DESC))[1] AS band,
+                 min(first_ts) AS first_ts, max(last_ts) AS last_ts
+          FROM wb_stage_group GROUP BY card_id) g
+    LEFT JOIN (SELECT card_id, max(amount) AS amount FROM wb_stage_alert
+               WHERE alertable GROUP BY card_id) x USING (card_id)
+    LEFT JOIN (SELECT card_id, jsonb_object_agg(key, points) AS rules
+               FROM (SELECT s.card_id, e.key, max(e.value::double precision) AS points
+                     FROM wb_stage_group s, jsonb_each(s.rules) e GROUP BY 1, 2) k
+               GROUP BY card_id) r USING (card_id)
 ), joined AS (
     UPDATE cases c SET
         alert_count = c.alert_count + b.alerts,
@@ -182,20 +186,21 @@ WITH g AS (
            first_ts, last_ts
     FROM b WHERE card_id NOT IN (SELECT card_id FROM joined)
     RETURNING id, card_id
-), every AS (
-    SELECT id, card_id, false AS new FROM joined
-    UNION ALL SELECT id, card_id, true FROM opened
-), linked AS (
-    UPDATE alerts a SET case_id = e.id
-    FROM every e JOIN wb_stage_group s ON s.card_id = e.card_id
-    WHERE a.id = s.alert_id AND a.case_id IS DISTINCT FROM e.id
-      AND a.id = ANY (ARRAY(SELECT alert_id FROM wb_stage_group))
 )
+UPDATE wb_stage_group s SET case_id = e.id, case_opened = e.new
+FROM (SELECT id, card_id, false AS new FROM joined
+      UNION ALL SELECT id, card_id, true FROM opened) e
+WHERE s.card_id = e.card_id
+"""
+
+# One timeline event per case touched (after _OPEN: the alerts' ids are known).
+_CASE_EVENTS = """
 INSERT INTO case_events (case_id, kind, actor, detail)
-SELECT e.id, 'hit', 'pipeline',
-       jsonb_build_object('alerts', b.alert_ids, 'new_alerts', b.alerts, 'hits', b.hits,
-                          'max_score', b.max_score, 'opened', e.new)
-FROM every e JOIN b ON b.card_id = e.card_id
+SELECT case_id, 'hit', 'pipeline',
+       jsonb_build_object('alerts', array_agg(alert_id ORDER BY alert_id),
+                          'new_alerts', count(*) FILTER (WHERE opened), 'hits', sum(n),
+                          'max_score', max(max_score), 'opened', bool_or(case_opened))
+FROM wb_stage_group GROUP BY case_id
 """
 
 CASE_SLA = timedelta(hours=24)  # a case's due time after it opens (wall clock)
@@ -243,10 +248,11 @@ def raise_alerts(
                 _GROUPS,
                 _LOCK_CARDS,
                 _MATCH_OPEN,
+                _CASES,
                 _ATTACH,
                 _OPEN,
                 _HITS,
-                _CASES,
+                _CASE_EVENTS,
             ):
                 cur.execute(sql.SQL(text).format(**values), prepare=True)
             counts.execute(_COUNTS, prepare=True)

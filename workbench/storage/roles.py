@@ -9,12 +9,16 @@ component     role                   may
 ============  =====================  ==========================================================
 pipeline      ``workbench_pipeline``  store batches: INSERT (and the SELECT its RETURNING and
                                      reads need) on the tables a batch writes, the alert
-                                     upserts' columns of ``alerts``, record rule-set loads,
+                                     upserts' columns of ``alerts``, open ``cases`` and
+                                     update their counters, record rule-set loads,
                                      create/drop day partitions only through the owner's
                                      functions (revision 0005), append to ``audit_log``
 dashboard     ``workbench_dashboard`` read what it shows; of ``alerts`` UPDATE only the
                                      analyst's columns (status, disposition, assignee, notes,
-                                     closed_at, updated_at); append to ``audit_log``; never
+                                     closed_at, updated_at), of ``cases`` the work columns
+                                     (status, assignee, claimed_at, outcome, closed_at,
+                                     updated_at), add ``case_events``; append to
+                                     ``audit_log``; never
                                      write transactions or rule sets
 publisher     ``workbench_publisher`` record and announce rule sets (publish, rollback): SELECT
                                      + INSERT on ``rule_sets``, SELECT on ``transactions`` (the
