@@ -10,6 +10,7 @@ from workbench.auth.roles import AccessDenied, Identity, Role
 from workbench.dashboard.actions import Actions
 from workbench.errors import StorageError
 from workbench.storage import audit, cases
+from workbench.storage.connection import connect
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +102,32 @@ def test_bulk_close_is_one_transaction_with_one_audit_row_per_case(conn, db_dsn,
         act.close_cases([free[5], free[0]], "false_positive")
     status = conn.execute("SELECT status FROM cases WHERE id = %s", (free[5],)).fetchone()
     assert status != ("closed",)
+
+
+def test_the_database_roles_work_cases_with_only_their_privileges(db_dsn, tmp_path, make_batch):
+    """The pipeline's role opens and joins cases; the dashboard's claims, notes and closes
+    them (with their alerts); neither may rewrite what is the other's."""
+    import psycopg
+
+    from workbench.storage.credentials import PasswordFile
+    from workbench.storage.roles import dsns, ensure
+    from workbench.storage.writer import BatchWriter
+
+    roles = dsns(ensure(db_dsn, PasswordFile(tmp_path / "pgpass")))
+    with connect(roles["pipeline"]) as conn:
+        BatchWriter(conn).write(make_batch(200, cards=[f"r{k % 5}" for k in range(200)]))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE cases SET assignee = 'mallory'")
+    act = Actions(ANA, roles["dashboard"])
+    with connect(roles["dashboard"]) as conn:
+        case_id = conn.execute("SELECT min(id) FROM cases").fetchone()[0]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE cases SET max_score = 0")
+    act.claim_case(case_id)
+    act.note_case(case_id, "checked with the cardholder")
+    assert act.close_case(case_id, "confirmed_fraud")["status"] == "closed"
+    with connect(db_dsn) as owner:
+        open_alerts = owner.execute(
+            "SELECT count(*) FROM alerts WHERE case_id = %s AND status = 'open'", (case_id,)
+        ).fetchone()[0]
+        assert open_alerts == 0
