@@ -49,7 +49,7 @@ def query(dsn: str, text: str, params: tuple = ()) -> list[tuple]:
 
 
 def header_id(page) -> int:
-    text = page.locator(".case-header").inner_text()
+    text = page.locator(".case-header div").first.inner_text()
     found = re.search(r"Case (\d+)", text)
     assert found, f"no case in the header: {text!r}"
     return int(found.group(1))

@@ -331,7 +331,7 @@ def _summary_html(alert: dict[str, Any], tx: pd.DataFrame) -> safe.Html:
             alert["risk_score"],
             alert["band"],
             int(alert["hit_count"]),
-            alert["rule_set_version"],
+            alert["rule_set_version"] if isinstance(alert["rule_set_version"], str) else "unknown",
         ),
     ]
     if not tx.empty:

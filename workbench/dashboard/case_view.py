@@ -66,21 +66,21 @@ class CaseView(pn.viewable.Viewer):
             button = w.Button(label=CLOSE_LABELS[outcome], color=kind, width=180)
             button.on_click(functools.partial(self._on_close, outcome))
             self.close_buttons[outcome] = button
-        self.note = w.TextAreaInput(
-            label="Note", height=60, sizing_mode="stretch_width", max_length=2000
-        )
+        self.note = w.TextAreaInput(label="Note", height=60, min_width=240, max_length=2000)
         self.note_button = w.Button(label="Add note", width=100)
         self.note_button.on_click(lambda _e: schedule(self.add_note))
         self.timeline = read_only_table(
-            pd.DataFrame(columns=TIMELINE_COLUMNS), "case-timeline", 200
+            pd.DataFrame(columns=TIMELINE_COLUMNS), "case-timeline", 160
         )
         self.alerts = AlertsView(dsn, identity)
+        self.alerts.queue.height = 150  # a case has few alerts
         self._enable(False)
+        wrap = functools.partial(pn.FlexBox, flex_wrap="wrap", sizing_mode="stretch_width")
         self._layout = pn.Column(
             self.header,
-            pn.Row(self.claim_button, self.release_button, self.investigate_button),
-            pn.Row(*self.close_buttons.values()),
-            pn.Row(self.note, self.note_button),
+            wrap(self.claim_button, self.release_button, self.investigate_button),
+            wrap(*self.close_buttons.values()),
+            wrap(self.note, self.note_button),
             self.message,
             safe.heading("Timeline", 4),
             self.timeline,
@@ -197,9 +197,11 @@ class CasesPage(pn.viewable.Viewer):
         self.queue.on_bulk_close = self._bulk_close
         self.queue.on_current = self.case.show
         self._open_count: int | None = None
-        self.panel = pn.Row(
-            pn.Column(self.queue, width=760, sizing_mode="stretch_height"),
-            self.case,
+        # Side by side on a wide screen, one above the other on a narrow one.
+        self.panel = pn.FlexBox(
+            pn.Column(self.queue, sizing_mode="stretch_width", styles={"flex": "1 1 640px"}),
+            pn.Column(self.case, sizing_mode="stretch_width", styles={"flex": "1 1 520px"}),
+            flex_wrap="wrap",
             sizing_mode="stretch_width",
             css_classes=["cases-page"],
         )

@@ -124,12 +124,13 @@ class CaseQueue(pn.viewable.Viewer):
         self.bulk_button.on_click(lambda _e: schedule(self.close_ticked))
         self.keys = KeyListener()
         self.keys.param.watch(self._on_key, "presses")
+        wrap = functools.partial(pn.FlexBox, flex_wrap="wrap", sizing_mode="stretch_width")
         self._layout = pn.Column(
-            pn.Row(self.status, self.band, self.assignee, self.sort),
-            pn.Row(self.rule, self.card, self.merchant, self.terminal),
-            pn.Row(self.score, self.amount_min, self.amount_max, self.since, self.until),
+            wrap(self.status, self.band, self.assignee, self.sort),
+            wrap(self.rule, self.card, self.merchant, self.terminal),
+            wrap(self.score, self.amount_min, self.amount_max, self.since, self.until),
             self.counts,
-            pn.Row(self.previous, self.next, self.bulk, self.bulk_button),
+            wrap(self.previous, self.next, self.bulk, self.bulk_button),
             self.message,
             self.table,
             self.keys,
