@@ -43,9 +43,14 @@ def _ms(samples: list[float]) -> str:
     return f"{np.percentile(a, 50):7.1f} {np.percentile(a, 99):7.1f}"
 
 
-def _middle(conn, filters: cases.Filters, sort: str, n: int):
+def _middle(conn, filters: cases.Filters, sort: str):
     """The cursor of the row half-way down (OFFSET here is setup, not the measured query)."""
     query, _ = cases.page_query(filters, sort, limit=1)
+    counted = sa.select(sa.func.count()).select_from(query.limit(None).order_by(None).subquery())
+    compiled = counted.compile(
+        dialect=PGDialect_psycopg(), compile_kwargs={"render_postcompile": True}
+    )
+    n = conn.execute(str(compiled), compiled.params).fetchone()[0]
     query = query.limit(1).offset(n // 2)
     compiled = query.compile(
         dialect=PGDialect_psycopg(), compile_kwargs={"render_postcompile": True}
@@ -69,7 +74,7 @@ def measure(conn, size: int, repeat: int) -> None:
     print(f"\n== {size:,} active cases            first page p50/p99 ms   deep page p50/p99 ms")
     for label, filters, sort in COMBOS:
         first, deep = [], []
-        middle = _middle(conn, filters, sort, min(size, 200_000))
+        middle = _middle(conn, filters, sort)
         for _ in range(repeat):
             t = time.perf_counter()
             cases.page(conn, filters, sort, limit=50)

@@ -326,7 +326,9 @@ def test_alerts_page_shows_hostile_alerts_as_text(page, browser, ui_dsn, screens
     expect(explanation).to_contain_text(CORPUS[0])
     expect(page.locator(".alert-attached")).to_contain_text(tx_id)
     expect(page.locator(".card-history")).to_contain_text(merchant)
-    assert set(cells(page, "alert-queue")["card_id"]) == set(CORPUS)
+    # The Alerts tab is the case queue: one case per hostile card, shown as text.
+    assert set(cells(page, "case-queue")["card_id"]) == set(CORPUS)
+    expect(page.locator(".case-header")).to_contain_text(card)
     shot(page, screenshots, "alerts")
 
     analyst = page.get_by_label("Analyst")

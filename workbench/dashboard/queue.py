@@ -80,6 +80,7 @@ class CaseQueue(pn.viewable.Viewer):
         self.on_bulk_close: Callable[[list[int], str], Awaitable[None]] | None = None
         self.cursor: tuple[str, tuple[Any, int]] | None = None  # ("after"|"before", key)
         self.page: cases.Page | None = None
+        self._counted: tuple[cases.Filters, dict] | None = None  # counts of these filters
         w = pn.widgets
         self.status = w.CheckButtonGroup(
             label="Status", options=list(cases.STATUSES), value=list(cases.ACTIVE)
@@ -164,18 +165,22 @@ class CaseQueue(pn.viewable.Viewer):
             user=self.user,
         )
 
-    async def refresh(self, *, keep_position: bool = True) -> None:
+    async def refresh(self, *, keep_position: bool = True, recount: bool = True) -> None:
         """Read the current page again (same cursor) and select the row at the position
-        selected before (the next case once the selected one has left the view)."""
+        selected before (the next case once the selected one has left the view). Counts
+        are read again unless ``recount`` is false and the filters are unchanged (paging)."""
         position = self._position() if keep_position else 0
         filters, sort = self.filters(), self.sort.value
         where, key = self.cursor or ("after", None)
+        known = self._counted[1] if self._counted and self._counted[0] == filters else None
         try:
-            page, counted = await asyncio.to_thread(self._read, filters, sort, where, key)
+            page, counted = await asyncio.to_thread(
+                self._read, filters, sort, where, key, None if recount else known
+            )
         except WorkbenchError as exc:
             safe.show(self.message, safe.html("<b>Cannot load the queue:</b> {}", exc))
             return
-        self.page = page
+        self.page, self._counted = page, (filters, counted)
         rows = _rows(page.frame)
         with pn.io.hold():
             self.table.value = rows
@@ -193,13 +198,11 @@ class CaseQueue(pn.viewable.Viewer):
         if self.on_current is not None:
             await self.on_current(case_id)
 
-    def _read(self, filters, sort, where, key):
+    def _read(self, filters, sort, where, key, counted):
         store = shared_store(self.dsn)
         args = {where: key} if key is not None else {}
-        return (
-            store.cases.page(filters, sort, limit=PAGE_ROWS, **args),
-            store.cases.counts(filters),
-        )
+        page = store.cases.page(filters, sort, limit=PAGE_ROWS, **args)
+        return page, counted if counted is not None else store.cases.counts(filters)
 
     def _position(self) -> int:
         if self.page is None or self.current is None or self.current not in self.page.ids:
@@ -209,12 +212,12 @@ class CaseQueue(pn.viewable.Viewer):
     async def next_page(self) -> None:
         if self.page is not None and self.page.next is not None:
             self.cursor = ("after", self.page.next)
-            await self.refresh(keep_position=False)
+            await self.refresh(keep_position=False, recount=False)
 
     async def previous_page(self) -> None:
         if self.page is not None and self.page.previous is not None:
             self.cursor = ("before", self.page.previous)
-            await self.refresh(keep_position=False)
+            await self.refresh(keep_position=False, recount=False)
 
     async def step(self, delta: int) -> None:
         """Select the next (+1) or previous (-1) case, turning the page at its ends."""

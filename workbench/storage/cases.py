@@ -7,7 +7,8 @@ The queue is keyset-paged: a page is ``limit`` rows after (or before) a cursor, 
 value and id of the last (first) row shown, so page 500 costs what page 1 does and a case
 arriving meanwhile never shifts a row onto two pages. Each sort has a partial index over
 active cases (revision 0006). Counts per status, band and assignee are bounded (at most
-:data:`COUNT_CAP` rows are counted per value: "100000+").
+:data:`COUNT_CAP` rows are counted per value: "10,000+"): counting up to 100,000 per value
+took 1-3 s at a million active cases (benchmarks/bench_queue.py).
 
 Writes take a psycopg connection inside the caller's transaction (the audit row goes in the
 same one: :class:`~workbench.dashboard.actions.Actions`) and return ``before``/``after``.
@@ -52,7 +53,7 @@ __all__ = [
 _C = tables.cases
 ACTIVE = ("open", "investigating")
 STATUSES = tables.CASE_STATUSES
-COUNT_CAP = 100_000
+COUNT_CAP = 10_000  # counted per value, then "10,000+" (measured: benchmarks/bench_queue.py)
 MAX_NOTE = 2000  # characters of a note or an outcome comment
 # Sort name -> (column, descending); the id breaks ties in the same direction.
 SORTS = {

@@ -86,8 +86,11 @@ def upgrade() -> None:
         postgresql_where=ACTIVE,
     )
     op.create_index("cases_active_assignee", "cases", ["assignee", *desc], postgresql_where=ACTIVE)
+    for column in ("band", "status"):
+        op.create_index(f"cases_active_{column}", "cases", [column, *desc], postgresql_where=ACTIVE)
     op.create_index("cases_rules", "cases", ["rules"], postgresql_using="gin")
-    op.create_index("cases_closed", "cases", ["closed_at", "id"])
+    closed = sa.text("status = 'closed'")
+    op.create_index("cases_closed", "cases", ["closed_at", "id"], postgresql_where=closed)
     op.create_table(
         "case_events",
         sa.Column("id", sa.BigInteger, primary_key=True),
