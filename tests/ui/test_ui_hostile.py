@@ -356,7 +356,7 @@ def test_history_card_drill_down_shows_hostile_ids_as_text(page, browser, screen
     expect(page.locator(".history-message")).to_contain_text(
         f"{len(CORPUS)} transactions", timeout=UPDATE_S * 1000
     )
-    card = page.get_by_label("Card")
+    card = page.get_by_label("Card", exact=True)
     drill = page.get_by_role("button", name="Drill down")
     card.fill(CORPUS[8])  # braces: a HoloViews title is a format string
     drill.click()

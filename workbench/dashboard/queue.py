@@ -91,7 +91,7 @@ class CaseQueue(pn.viewable.Viewer):
         )
         self.sort = w.Select(label="Sort", options=list(cases.SORTS), value="score", width=110)
         self.rule = w.TextInput(label="Rule id", width=130)
-        self.card = w.TextInput(label="Card", width=130)
+        self.card = w.TextInput(label="Card id", width=130)
         self.merchant = w.TextInput(label="Merchant category", width=130)
         self.terminal = w.TextInput(label="Terminal", width=130)
         self.score = w.RangeSlider(label="Score", start=0, end=100, value=(0, 100), step=1)
