@@ -12,7 +12,7 @@ import pytest
 
 from tests.case_seed import seed_cases
 from workbench.errors import StorageError
-from workbench.storage import cases
+from workbench.storage import case_writes, cases
 from workbench.storage.connection import connect
 from workbench.storage.writer import BatchWriter, write_batch
 
@@ -136,7 +136,7 @@ def test_release_by_another_analyst_is_refused_and_notes_are_bounded(conn):
         cases.claim(conn, case_id, "alice")
     with pytest.raises(cases.CaseHeld, match="alice"), conn.transaction():
         cases.release(conn, case_id, "bob")
-    for bad in ("x" * (cases.MAX_NOTE + 1), "bell\x07", "esc\x1b[31m", "   "):
+    for bad in ("x" * (case_writes.MAX_NOTE + 1), "bell\x07", "esc\x1b[31m", "   "):
         with pytest.raises(StorageError), conn.transaction():
             cases.note(conn, case_id, bad, "alice")
     with conn.transaction():

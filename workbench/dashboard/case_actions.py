@@ -23,7 +23,7 @@ import psycopg
 
 from workbench.auth.roles import Action, allowed
 from workbench.errors import StorageError, WorkbenchError
-from workbench.storage import cases
+from workbench.storage import case_writes, cases
 from workbench.storage.connection import storage_errors
 
 __all__ = ["MAX_BULK", "CaseActions"]
@@ -53,7 +53,7 @@ class CaseActions:
 
     def assign_case(self, case_id: int, assignee: str) -> dict:
         """Give the case to ``assignee``: oneself (analyst), anyone (admin)."""
-        assignee = (cases.clean_text(assignee, "assignee") or "").strip()
+        assignee = (case_writes.clean_text(assignee, "assignee") or "").strip()
         if not assignee or len(assignee) > 200 or "\n" in assignee:
             raise StorageError("the assignee must be a login name")
         action = Action.CASE_ASSIGN
