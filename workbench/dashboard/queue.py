@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -25,10 +24,10 @@ from typing import Any
 
 import pandas as pd
 import panel as pn
-import param
 
 from workbench import bands
 from workbench.dashboard import safe
+from workbench.dashboard.keys import KeyListener
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.errors import WorkbenchError
 from workbench.storage import cases, shared_store
@@ -38,34 +37,6 @@ log = logging.getLogger(__name__)
 PAGE_ROWS = 50
 COLUMNS = ["id", "status", "band", "score", "card_id", "alerts", "hits", "amount", "assignee",
            "opened", "sla_due", "rules"]  # fmt: skip
-KEYS = {"j", "k", "ArrowDown", "ArrowUp", "[", "]", "c", "f", "n", "v"}
-
-
-_KEYS_JS = """
-const known = new Set(KNOWN);
-document.addEventListener('keydown', (e) => {
-  const t = e.target, tag = (t && t.tagName || '').toLowerCase();
-  if (tag === 'input' || tag === 'textarea' || tag === 'select' ||
-      (t && t.isContentEditable) || e.ctrlKey || e.metaKey || e.altKey) return;
-  if (!known.has(e.key)) return;
-  if (keys.getClientRects().length === 0) return;  // another tab is shown
-  e.preventDefault();
-  data.key = e.key;
-  data.presses = data.presses + 1;
-});
-"""
-
-
-class KeyListener(pn.reactive.ReactiveHTML):
-    """Reports the page's key presses (outside inputs) as ``key`` + a counter ``presses``."""
-
-    key = param.String(default="")
-    presses = param.Integer(default=0)
-
-    _template = '<div id="keys" class="case-keys" style="width:0;height:0;overflow:hidden"></div>'
-    _scripts = {  # noqa: RUF012 - Panel's class attribute
-        "render": _KEYS_JS.replace("KNOWN", json.dumps(sorted(KEYS)))
-    }
 
 
 class CaseQueue(pn.viewable.Viewer):
