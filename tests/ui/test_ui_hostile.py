@@ -326,7 +326,9 @@ def test_alerts_page_shows_hostile_alerts_as_text(page, browser, ui_dsn, screens
     expect(explanation).to_contain_text(CORPUS[0])
     expect(page.locator(".alert-attached")).to_contain_text(tx_id)
     expect(page.locator(".card-history")).to_contain_text(merchant)
-    assert set(cells(page, "alert-queue")["card_id"]) == set(CORPUS)
+    # The Alerts tab is the case queue: one case per hostile card, shown as text.
+    assert set(cells(page, "case-queue")["card_id"]) == set(CORPUS)
+    expect(page.locator(".case-header")).to_contain_text(card)
     shot(page, screenshots, "alerts")
 
     analyst = page.get_by_label("Analyst")
@@ -354,7 +356,7 @@ def test_history_card_drill_down_shows_hostile_ids_as_text(page, browser, screen
     expect(page.locator(".history-message")).to_contain_text(
         f"{len(CORPUS)} transactions", timeout=UPDATE_S * 1000
     )
-    card = page.get_by_label("Card")
+    card = page.get_by_label("Card", exact=True)
     drill = page.get_by_role("button", name="Drill down")
     card.fill(CORPUS[8])  # braces: a HoloViews title is a format string
     drill.click()

@@ -73,6 +73,14 @@ class Action(enum.Enum):
     ROLLBACK_RULES = ("roll back rules", Role.ADMIN)
     MANAGE_USERS = ("manage users", Role.ADMIN)
     READ_AUDIT = ("read the audit trail", Role.ADMIN)
+    # Cases (the queue): an analyst works cases; giving one to someone else is an admin's.
+    CASE_CLAIM = ("claim cases", Role.ANALYST)
+    CASE_RELEASE = ("release cases", Role.ANALYST)
+    CASE_ASSIGN = ("assign cases", Role.ANALYST)  # to oneself; others: CASE_ASSIGN_OTHERS
+    CASE_ASSIGN_OTHERS = ("assign or release other analysts' cases", Role.ADMIN)
+    CASE_STATUS = ("change case status", Role.ANALYST)
+    CASE_NOTE = ("add case notes", Role.ANALYST)
+    CASE_CLOSE = ("close cases", Role.ANALYST)
 
     @property
     def label(self) -> str:
@@ -100,6 +108,13 @@ _CODES = {
     Action.ROLLBACK_RULES: "rules.rollback",
     Action.MANAGE_USERS: "user.manage",
     Action.READ_AUDIT: "audit.read",
+    Action.CASE_CLAIM: "case.claim",
+    Action.CASE_RELEASE: "case.release",
+    Action.CASE_ASSIGN: "case.assign",
+    Action.CASE_ASSIGN_OTHERS: "case.assign_others",
+    Action.CASE_STATUS: "case.status",
+    Action.CASE_NOTE: "case.note",
+    Action.CASE_CLOSE: "case.close",
 }
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 
 from workbench.auth.roles import AccessDenied, Action, Identity, check
 from workbench.dashboard import publishing
+from workbench.dashboard.case_actions import CaseActions
 from workbench.dashboard.list_actions import ListActions
 from workbench.dashboard.publishing import Proposal
 from workbench.errors import WorkbenchError
@@ -39,9 +40,10 @@ log = logging.getLogger(__name__)
 __all__ = ["Actions"]
 
 
-class Actions(ListActions):
-    """What one session's identity may do, done through one audited path (list and snooze
-    edits: :class:`~workbench.dashboard.list_actions.ListActions`)."""
+class Actions(CaseActions, ListActions):
+    """What one session's identity may do, done through one audited path. The case
+    actions (claim, assign, note, close, ...) are in :mod:`.case_actions`, list and snooze
+    edits in :mod:`.list_actions`."""
 
     def __init__(self, identity: Identity, dsn: str, publisher_dsn: str | None = None) -> None:
         self.identity = identity

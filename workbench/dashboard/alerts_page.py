@@ -9,6 +9,10 @@ back as labels. Closing needs the analyst role: the buttons follow the session's
 the close is checked again and audited on the server
 (:meth:`~workbench.dashboard.actions.Actions.dispose`).
 
+The case page (:mod:`.case_view`) shows the same view scoped to one case
+(:meth:`AlertsView.show_case`): its queue is then the case's alerts, and :attr:`AlertsView.detail`
+— the selected alert explained — is the slot for more about an alert (evidence, timeline).
+
 Database calls run in a worker thread (``asyncio.to_thread``), so a slow or absent database
 never blocks the server's event loop or other sessions.
 """
@@ -53,6 +57,7 @@ class AlertsView:
         self.actions = Actions(identity, dsn)
         self.can_dispose = allowed(identity.role, Action.DISPOSE)
         self.selected: dict[str, Any] | None = None
+        self.case_id: int | None = None  # set: the queue is this case's alerts
         self._open_count: int | None = None  # open alerts when the queue was loaded
         self.queue = read_only_table(_queue_rows(pd.DataFrame()), "alert-queue", 420, selectable=1)
         self.queue.param.watch(self._on_selection, "selection")
@@ -82,28 +87,27 @@ class AlertsView:
         )
         self.card = read_only_table(pd.DataFrame(columns=_CARD_COLUMNS), "card-history", 260)
         self.evidence = EvidenceView(dsn)  # the session sets .on_history (History drill-down)
-        self.panel = pn.Row(
-            pn.Column(
-                pn.Row(safe.heading("Open alerts"), self.refresh_button),
-                self.queue,
-                sizing_mode="stretch_width",
-            ),
-            pn.Column(
-                self.summary,
-                pn.Row(*self.buttons.values()),
-                self.notes,
-                self.message,
-                safe.heading("Why it fired", 4),
-                self.explanation,
-                self.evidence,
-                safe.heading("Transactions attached to this alert", 4),
-                self.attached,
-                safe.heading("The card's recent history", 4),
-                self.card,
-                sizing_mode="stretch_width",
-            ),
+        self.queue_column = pn.Column(
+            pn.Row(safe.heading("Open alerts"), self.refresh_button),
+            self.queue,
             sizing_mode="stretch_width",
         )
+        # The selected alert explained: the slot for anything more about one alert.
+        self.detail = pn.Column(
+            self.summary,
+            pn.Row(*self.buttons.values()),
+            self.notes,
+            self.message,
+            safe.heading("Why it fired", 4),
+            self.explanation,
+            self.evidence,
+            safe.heading("Transactions attached to this alert", 4),
+            self.attached,
+            safe.heading("The card's recent history", 4),
+            self.card,
+            sizing_mode="stretch_width",
+        )
+        self.panel = pn.Row(self.queue_column, self.detail, sizing_mode="stretch_width")
 
     # -- scheduling ---------------------------------------------------------------------
 
@@ -131,6 +135,16 @@ class AlertsView:
                 self.queue.selection = keep
             self._open_count = len(frame) if len(frame) < QUEUE_ROWS else None
             self.refresh_button.label = "Refresh"
+
+    async def show_case(self, case_id: int | None) -> None:
+        """Scope the queue to one case's alerts and explain its first (highest score)."""
+        self.case_id = None if case_id is None else int(case_id)
+        self.selected = None
+        await self.refresh()
+        frame = self.queue.value
+        if len(frame):
+            await self.select(int(frame.iloc[0]["id"]))
+            self.queue.selection = [0]  # after select: the watcher sees it shown already
 
     def _chosen_id(self) -> int | None:
         """The alert the analyst has selected: in the table (a click may have arrived while
@@ -206,6 +220,8 @@ class AlertsView:
     # -- database (worker threads) ------------------------------------------------------
 
     def _read_queue(self) -> pd.DataFrame:
+        if self.case_id is not None:
+            return shared_store(self.dsn).cases.alerts(self.case_id)
         return shared_store(self.dsn).alerts.page(status="open", limit=QUEUE_ROWS)
 
     def _read_detail(self, alert_id: int) -> dict[str, Any] | None:
@@ -252,7 +268,7 @@ def _parsed_rules(version: str, files: tuple[tuple[str, str], ...]) -> dict[str,
 
 
 def _rule_texts(store: Store, version: str | None) -> dict[str, Any]:
-    if not version:
+    if not isinstance(version, str) or not version:  # NULL reads back as NaN
         return {}
     files = store.rule_sets.files(version)
     return _parsed_rules(version, tuple(sorted(files.items()))) if files else {}
@@ -320,7 +336,7 @@ def _summary_html(alert: dict[str, Any], tx: pd.DataFrame) -> safe.Html:
             alert["risk_score"],
             alert["band"],
             int(alert["hit_count"]),
-            alert["rule_set_version"],
+            alert["rule_set_version"] if isinstance(alert["rule_set_version"], str) else "unknown",
         ),
     ]
     if not tx.empty:

@@ -21,8 +21,8 @@ import panel as pn
 
 from workbench.auth.roles import Action, Identity, allowed
 from workbench.dashboard import safe
-from workbench.dashboard.alerts_page import AlertsView
 from workbench.dashboard.audit_page import AuditView
+from workbench.dashboard.case_view import CasesPage
 from workbench.dashboard.editor import EditorView
 from workbench.dashboard.evidence import parse_history_query
 from workbench.dashboard.history import HistoryView
@@ -60,7 +60,7 @@ class Session:
         self.seq = 0
         self.failures = 0
         self.live = LiveView(notify=_toast)
-        self.alerts = AlertsView(dsn, self.identity)
+        self.alerts = CasesPage(dsn, self.identity)  # the Alerts tab is the case queue
         self.history = HistoryView(dsn)
         # The editor reads as the dashboard; it publishes rule sets as the publisher's role.
         self.editor = EditorView(
@@ -72,7 +72,7 @@ class Session:
         )
         self.precision = RulePrecisionView(dsn)  # per-rule precision from analyst labels
         self.lists = ListsView(dsn, self.identity)
-        self.alerts.evidence.on_history = self.open_history
+        self.alerts.case.alerts.evidence.on_history = self.open_history
         pages = [
             ("Live", self.live.panel),
             ("Alerts", self.alerts.panel),

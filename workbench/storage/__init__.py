@@ -20,6 +20,8 @@ Modules, one per noun:
 - :mod:`~workbench.storage.alerts`      the alert queue, an alert's hits, dispositions;
 - :mod:`~workbench.storage.labels`      labels from dispositions and chargeback files
   (:mod:`~workbench.storage.label_import`), rule precision from them;
+- :mod:`~workbench.storage.cases`       the case queue (keyset pages, bounded counts),
+  claims, notes, closing a case with its alerts;
 - :mod:`~workbench.storage.rule_sets`   rule-set loads: record, publish (NOTIFY), history;
 - :mod:`~workbench.storage.dead_letters` records that could not be stored;
 - :mod:`~workbench.storage.stats`       row counts and pipeline totals;
@@ -34,6 +36,7 @@ Importing this package connects to nothing.
 from workbench.storage import (
     alerts,
     audit,
+    cases,
     dead_letters,
     labels,
     rule_sets,
@@ -76,6 +79,7 @@ __all__ = [
     "audit",
     "bucketed",
     "card_history",
+    "cases",
     "connect",
     "connect_async",
     "counts",

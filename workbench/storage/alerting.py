@@ -10,6 +10,14 @@ maximum points, and extends ``last_ts``. Every qualifying row is recorded in ``a
 
 Using event time rather than the wall clock makes alerts reproducible on replay. A closed
 alert never collects hits: the next qualifying row opens a new one.
+
+Cases (:mod:`workbench.storage.cases`): one statement per batch (:data:`_CASES`, after the
+match and before the alerts are written) adds each card's new alerts and hits to the card's
+active case, or opens one (due ``case_sla`` of wall-clock time later: the SLA is the
+analysts' clock, not the events'), and stages its id, so new alerts are inserted with their
+case; one more (:data:`_CASE_EVENTS`) records one ``hit`` event per case. The card locks
+above serialise it, so two writers never open two cases for one card (the partial unique
+index ``cases_active_card`` would refuse the second).
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ CREATE TEMP TABLE wb_stage_alert (
 CREATE TEMP TABLE wb_stage_group (
     card_id text, sess integer, first_tx text, first_ts timestamptz, last_ts timestamptz,
     n integer, max_score double precision, band text, rules jsonb, rule_set_version text,
-    alert_id bigint, opened boolean NOT NULL DEFAULT false
+    alert_id bigint, opened boolean NOT NULL DEFAULT false,
+    case_id bigint, case_opened boolean NOT NULL DEFAULT false
 ) ON COMMIT DELETE ROWS;
 """
 
@@ -102,7 +111,8 @@ UPDATE alerts a SET
                             UNION ALL SELECT * FROM jsonb_each(g.rules)) kv
                       GROUP BY key) m),
     last_ts    = greatest(a.last_ts, g.last_ts),
-    updated_at = now()
+    updated_at = now(),
+    case_id    = coalesce(a.case_id, g.case_id)  -- an alert opened before revision 0008
 FROM wb_stage_group g
 WHERE g.alert_id = a.id
   -- An index condition on alerts: the temp table has no statistics, and the planner would
@@ -113,8 +123,9 @@ WHERE g.alert_id = a.id
 _OPEN = """
 WITH opened AS (
     INSERT INTO alerts (tx_id, ts, card_id, risk_score, band, rules, rule_set_version,
-                        hit_count, last_ts)
-    SELECT first_tx, first_ts, card_id, max_score, band, rules, rule_set_version, n, last_ts
+                        hit_count, last_ts, case_id)
+    SELECT first_tx, first_ts, card_id, max_score, band, rules, rule_set_version, n, last_ts,
+           case_id
     FROM wb_stage_group WHERE alert_id IS NULL
     RETURNING id, card_id, tx_id, ts
 )
@@ -132,11 +143,86 @@ WHERE a.alertable
 ON CONFLICT DO NOTHING
 """
 
+# Cases, before the alerts are opened (a group without an alert_id will open one): each
+# card's active case is updated, or opened, and its id staged, so that _OPEN inserts the
+# alerts with their case and no alert row is written twice.
+_CASES = """
+WITH b AS (
+    SELECT g.*, x.amount, coalesce(r.rules, '{{}}'::jsonb) AS rules
+    FROM (SELECT card_id, count(*) FILTER (WHERE alert_id IS NULL) AS alerts, sum(n) AS hits,
+                 max(max_score) AS max_score,
+                 (array_agg(band ORDER BY max_score DESC))[1] AS band,
+                 min(first_ts) AS first_ts, max(last_ts) AS last_ts
+          FROM wb_stage_group GROUP BY card_id) g
+    LEFT JOIN (SELECT card_id, max(amount) AS amount FROM wb_stage_alert
+               WHERE alertable GROUP BY card_id) x USING (card_id)
+    LEFT JOIN (SELECT card_id, jsonb_object_agg(key, points) AS rules
+               FROM (SELECT s.card_id, e.key, max(e.value::double precision) AS points
+                     FROM wb_stage_group s, jsonb_each(s.rules) e GROUP BY 1, 2) k
+               GROUP BY card_id) r USING (card_id)
+), joined AS (
+    UPDATE cases c SET
+        alert_count = c.alert_count + b.alerts,
+        hit_count   = c.hit_count + b.hits,
+        band        = CASE WHEN b.max_score > c.max_score THEN b.band ELSE c.band END,
+        max_score   = greatest(c.max_score, b.max_score),
+        max_amount  = greatest(c.max_amount, coalesce(b.amount, 0)),
+        rules       = coalesce((SELECT jsonb_object_agg(key, points) FROM (
+                          SELECT key, max(value::double precision) AS points
+                          FROM (SELECT * FROM jsonb_each(c.rules)
+                                UNION ALL SELECT * FROM jsonb_each(b.rules)) kv
+                          GROUP BY key) m), '{{}}'::jsonb),
+        last_ts     = greatest(c.last_ts, b.last_ts),
+        updated_at  = now()
+    FROM b
+    WHERE c.card_id = b.card_id AND c.status <> 'closed'
+      -- An index condition (see _ATTACH: the temp table has no statistics).
+      AND c.card_id = ANY (ARRAY(SELECT card_id FROM wb_stage_group))
+    RETURNING c.id, c.card_id
+), opened AS (
+    INSERT INTO cases (card_id, sla_due, alert_count, hit_count, max_score, band, max_amount,
+                       rules, first_ts, last_ts)
+    SELECT card_id, now() + {sla}, alerts, hits, max_score, band, coalesce(amount, 0), rules,
+           first_ts, last_ts
+    FROM b WHERE card_id NOT IN (SELECT card_id FROM joined)
+    RETURNING id, card_id
+)
+UPDATE wb_stage_group s SET case_id = e.id, case_opened = e.new
+FROM (SELECT id, card_id, false AS new FROM joined
+      UNION ALL SELECT id, card_id, true FROM opened) e
+WHERE s.card_id = e.card_id
+"""
+
+# One timeline event per case touched (after _OPEN: the alerts' ids are known).
+_CASE_EVENTS = """
+INSERT INTO case_events (case_id, kind, actor, detail)
+SELECT case_id, 'hit', 'pipeline',
+       jsonb_build_object('alerts', array_agg(alert_id ORDER BY alert_id),
+                          'new_alerts', count(*) FILTER (WHERE opened), 'hits', sum(n),
+                          'max_score', max(max_score), 'opened', bool_or(case_opened))
+FROM wb_stage_group GROUP BY case_id
+"""
+
+CASE_SLA = timedelta(hours=24)  # a case's due time after it opens (wall clock)
+
 _COUNTS = "SELECT count(*) FILTER (WHERE opened), coalesce(sum(n), 0) FROM wb_stage_group"
 
 
+def card_bucket_lock(cur: psycopg.Cursor, card_id: str) -> None:
+    """Take the batch writer's advisory lock of ``card_id``'s bucket (until the transaction
+    ends): an analyst closing a case then never interleaves with a batch joining it."""
+    cur.execute(
+        "SELECT pg_advisory_xact_lock(%s, hashtext(%s) & %s)",
+        (CARD_LOCK_NAMESPACE, card_id, CARD_LOCK_BUCKETS - 1),
+    )
+
+
 def raise_alerts(
-    cur: psycopg.Cursor, dedup: timedelta, *, then: sql.Composable | None = None
+    cur: psycopg.Cursor,
+    dedup: timedelta,
+    *,
+    then: sql.Composable | None = None,
+    case_sla: timedelta = CASE_SLA,
 ) -> tuple[int, int]:
     """Open or attach alerts for the alertable rows staged in ``wb_stage_alert``.
 
@@ -152,11 +238,22 @@ def raise_alerts(
         "dedup": sql.Literal(dedup),
         "ns": sql.Literal(CARD_LOCK_NAMESPACE),
         "buckets": sql.Literal(CARD_LOCK_BUCKETS),
+        "sla": sql.Literal(case_sla),
     }
     conn = cur.connection
     with conn.cursor() as counts:
         with conn.pipeline():
-            for text in (_SESSIONS, _GROUPS, _LOCK_CARDS, _MATCH_OPEN, _ATTACH, _OPEN, _HITS):
+            for text in (
+                _SESSIONS,
+                _GROUPS,
+                _LOCK_CARDS,
+                _MATCH_OPEN,
+                _CASES,
+                _ATTACH,
+                _OPEN,
+                _HITS,
+                _CASE_EVENTS,
+            ):
                 cur.execute(sql.SQL(text).format(**values), prepare=True)
             counts.execute(_COUNTS, prepare=True)
             if then is not None:

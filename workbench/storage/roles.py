@@ -9,12 +9,15 @@ component     role                   may
 ============  =====================  ==========================================================
 pipeline      ``workbench_pipeline``  store batches: INSERT (and the SELECT its RETURNING and
                                      reads need) on the tables a batch writes, the alert
-                                     upserts' columns of ``alerts``, record rule-set loads,
+                                     upserts' columns of ``alerts``, open ``cases`` and
+                                     update their counters, record rule-set loads,
                                      create/drop day partitions only through the owner's
                                      functions (revision 0005), append to ``audit_log``
 dashboard     ``workbench_dashboard`` read what it shows; of ``alerts`` UPDATE only the
                                      analyst's columns (status, disposition, assignee, notes,
-                                     closed_at, updated_at); append to ``labels`` and
+                                     closed_at, updated_at), of ``cases`` the work columns
+                                     (status, assignee, claimed_at, outcome, closed_at,
+                                     updated_at), add ``case_events``; append to ``labels`` and
                                      ``audit_log``; never
                                      write transactions or rule sets
 publisher     ``workbench_publisher`` record and announce rule sets (publish, rollback): SELECT
@@ -54,7 +57,11 @@ ROLES = {
     "publisher": "workbench_publisher",
 }
 
-_ALERT_UPSERT = "UPDATE (hit_count, band, risk_score, rules, last_ts, updated_at)"
+_ALERT_UPSERT = "UPDATE (hit_count, band, risk_score, rules, last_ts, updated_at, case_id)"
+_CASE_UPSERT = (
+    "UPDATE (alert_count, hit_count, band, max_score, max_amount, rules, last_ts, updated_at)"
+)
+_CASE_WORK = "UPDATE (status, assignee, claimed_at, updated_at, closed_at, outcome)"
 _DISPOSITION = "UPDATE (status, disposition, assignee, notes, closed_at, updated_at)"
 
 # Per table (and view), each component's privileges ("" = none). Every table of the metadata
@@ -72,6 +79,13 @@ PRIVILEGES: dict[str, dict[str, str]] = {
         "dashboard": f"SELECT, {_DISPOSITION}",
         "publisher": "",
     },
+    # Cases: the batch keeps counts current, analysts claim, assign and close (revision 0008).
+    "cases": {
+        "pipeline": f"SELECT, INSERT, {_CASE_UPSERT}",
+        "dashboard": f"SELECT, {_CASE_WORK}",
+        "publisher": "",
+    },
+    "case_events": {"pipeline": "INSERT", "dashboard": "SELECT, INSERT", "publisher": ""},
     "alert_hits": {"pipeline": "SELECT, INSERT", "dashboard": "SELECT", "publisher": ""},
     "dead_letters": {"pipeline": "SELECT, INSERT", "dashboard": "SELECT", "publisher": ""},
     # Append-only: analysts' dispositions write labels (in the disposition's transaction);

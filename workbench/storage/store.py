@@ -6,7 +6,8 @@ functions live in one module per noun and take a *source* — a :class:`Store`, 
 ``Connection`` or a psycopg connection (:mod:`workbench.storage.frames`) — and run SQLAlchemy
 Core statements built on :mod:`workbench.storage.tables`. The store carries each noun bound to
 itself: ``store.transactions`` (:mod:`~workbench.storage.transactions`), ``store.alerts``,
-``store.rule_sets``, ``store.dead_letters``, ``store.stats``, ``store.audit``
+``store.rule_sets``, ``store.dead_letters``, ``store.stats``, ``store.cases`` (the case
+queue, :mod:`~workbench.storage.cases`), ``store.audit``
 (:mod:`~workbench.storage.audit`, the append-only trail), ``store.labels``
 (:mod:`~workbench.storage.labels`, dispositions and chargebacks as labels), ``store.lists``
 and ``store.snoozes`` (:mod:`~workbench.storage.lists`, :mod:`~workbench.storage.snoozes`) and
@@ -40,6 +41,7 @@ from sqlalchemy.pool import QueuePool
 from workbench.storage import (
     alerts,
     audit,
+    cases,
     dead_letters,
     evidence,
     labels,
@@ -102,6 +104,7 @@ class Store:
         self.lists = Noun(self, lists)
         self.evidence = Noun(self, evidence)
         self.snoozes = Noun(self, snoozes)
+        self.cases = Noun(self, cases)
 
     def _connect(self) -> psycopg.Connection:
         return connect(self.dsn, autocommit=False, connect_timeout=self._timeout)

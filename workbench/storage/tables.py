@@ -14,6 +14,9 @@ Tables
 ``transaction_ids`` every stored tx_id once, with its ts as epoch microseconds (``ts_us``).
 ``rule_sets``       every rule-set load: version (content hash), files, author, status, error.
 ``alerts``          one open alert per card and dedup window; analyst status/disposition.
+``cases``           one per card while not closed: the analysts' unit of work (queue, claim,
+                    SLA, outcome); its alert/hit counts, max score and rules kept current by
+                    the batch write. ``case_events``: each case's timeline.
 ``alert_hits``      every transaction attached to an alert (the opening one included).
 ``dead_letters``    raw records that could not become transactions, with the reason; each
                     stored once (unique generated ``fingerprint`` of source, raw and reason).
@@ -145,6 +148,7 @@ alerts = Table(
     Column("created_at", _TS, nullable=False, server_default=func.now()),
     Column("updated_at", _TS, nullable=False, server_default=func.now()),
     Column("closed_at", _TS),
+    Column("case_id", BigInteger),
     CheckConstraint("status IN ('open', 'closed')", name="alerts_status_check"),
     CheckConstraint(
         "disposition IN ('confirmed_fraud', 'false_positive', 'valuable')",
@@ -154,6 +158,78 @@ alerts = Table(
     Index("alerts_open_card", "card_id", "last_ts", postgresql_where=text("status = 'open'")),
     Index("alerts_card", "card_id", "ts"),
     Index("alerts_ts", "ts"),
+    Index("alerts_case", "case_id"),
+    ForeignKeyConstraint(["case_id"], ["cases.id"], name="alerts_case_id_fkey"),
+)
+
+CASE_STATUSES = ("open", "investigating", "closed")
+_ACTIVE = text("status <> 'closed'")
+_BY_SCORE = (text("max_score DESC"), text("id DESC"))
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", BigInteger, primary_key=True),  # bigserial
+    Column("card_id", _ID, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'open'::text")),
+    Column("assignee", Text),
+    Column("claimed_at", _TS),
+    Column("opened_at", _TS, nullable=False, server_default=func.now()),
+    Column("updated_at", _TS, nullable=False, server_default=func.now()),
+    Column("closed_at", _TS),
+    Column("sla_due", _TS, nullable=False),
+    Column("outcome", Text),
+    Column("alert_count", Integer, nullable=False, server_default=text("0")),
+    Column("hit_count", Integer, nullable=False, server_default=text("0")),
+    Column("max_score", Double, nullable=False),
+    Column("band", Text, nullable=False),
+    Column("max_amount", Numeric(14, 2), nullable=False, server_default=text("0")),
+    Column("rules", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("first_ts", _TS, nullable=False),
+    Column("last_ts", _TS, nullable=False),
+    CheckConstraint("status IN ('open', 'investigating', 'closed')", name="cases_status_check"),
+    CheckConstraint(
+        "outcome IN ('confirmed_fraud', 'false_positive', 'valuable')", name="cases_outcome_check"
+    ),
+    CheckConstraint("(status = 'closed') = (closed_at IS NOT NULL)", name="cases_closed_check"),
+    # One case per card while it is not closed; the writer's card locks keep it so, this
+    # index makes a violation an error rather than a second case.
+    Index("cases_active_card", "card_id", unique=True, postgresql_where=_ACTIVE),
+    # The queue's keyset orders, over active cases (the queue's default view).
+    Index("cases_active_score", text("max_score DESC"), text("id DESC"), postgresql_where=_ACTIVE),
+    Index("cases_active_opened", "opened_at", "id", postgresql_where=_ACTIVE),
+    Index("cases_active_sla", "sla_due", "id", postgresql_where=_ACTIVE),
+    Index(
+        "cases_active_amount", text("max_amount DESC"), text("id DESC"), postgresql_where=_ACTIVE
+    ),
+    Index(
+        "cases_active_assignee",
+        "assignee",
+        text("max_score DESC"),
+        text("id DESC"),
+        postgresql_where=_ACTIVE,
+    ),
+    # Band and status filters and their bounded counts: a rare value (no Low case) is found
+    # absent at once instead of after reading every active case.
+    Index("cases_active_band", "band", *_BY_SCORE, postgresql_where=_ACTIVE),
+    Index("cases_active_status", "status", *_BY_SCORE, postgresql_where=_ACTIVE),
+    Index("cases_rules", "rules", postgresql_using="gin", postgresql_ops={"rules": "jsonb_ops"}),
+    Index("cases_closed", "closed_at", "id", postgresql_where=text("status = 'closed'")),
+)
+
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True),  # bigserial
+    Column("case_id", BigInteger, nullable=False),
+    Column("at", _TS, nullable=False, server_default=func.clock_timestamp()),
+    Column("kind", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    ForeignKeyConstraint(
+        ["case_id"], ["cases.id"], ondelete="CASCADE", name="case_events_case_id_fkey"
+    ),
+    Index("case_events_case_at", "case_id", "at"),
 )
 
 alert_hits = Table(

@@ -1,0 +1,84 @@
+"""What joining cases costs the batch write: the same batches written with and without the
+cases statements (alerting._CASES and _CASE_EVENTS replaced by ``SELECT 1``), same code,
+same server, alternated so both arms see the same machine load.
+
+Two workloads of 30 batches of 5,000 rows over 3,000 cards: "realistic" (1% of rows reach
+the alert band: about 50 alerts a batch) and "alert-heavy" (30%: about 1,500 alerts on 900
+cards a batch). The first 3 batches of each run are not counted. A fresh database each run.
+
+Usage: PYTHONPATH=.:tests/integration python benchmarks/bench_case_join.py [--dsn DSN]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+from conftest import build_scored  # tests/integration/conftest.py
+from psycopg import conninfo, sql
+
+from workbench.storage import alerting, connect, upgrade
+from workbench.storage.writer import BatchWriter
+
+DEFAULT_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+STATEMENTS = {"_CASES": alerting._CASES, "_CASE_EVENTS": alerting._CASE_EVENTS}
+
+
+def _batches(share: float, n: int = 30) -> list:
+    every = round(1 / share)
+    return [
+        build_scored(
+            5000,
+            prefix=f"b{i}-",
+            start=f"2026-01-01T{i % 24:02d}:00:00Z",
+            cards=[f"card{(k * 7 + i) % 3000}" for k in range(5000)],
+            scores=[80.0 if (k * 13 + i) % every == 0 else 10.0 for k in range(5000)],
+        )
+        for i in range(n)
+    ]
+
+
+def _run(admin: str, batches: list, with_cases: bool) -> list[float]:
+    name = f"wb_bench_cases_{os.getpid()}"
+    with connect(admin) as a:
+        a.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        a.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        for attr, text in STATEMENTS.items():
+            setattr(alerting, attr, text if with_cases else "SELECT 1")
+        with connect(conninfo.make_conninfo(admin, dbname=name)) as conn:
+            upgrade(conn)
+            writer, times = BatchWriter(conn), []
+            for batch in batches:
+                started = time.perf_counter()
+                writer.write(batch)
+                times.append(time.perf_counter() - started)
+        return times[3:]
+    finally:
+        with connect(admin) as a:
+            a.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    for label, share in (("realistic (1% alert)", 0.01), ("alert-heavy (30%)", 0.3)):
+        batches = _batches(share)
+        samples: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(args.rounds):
+            for with_cases in (False, True):
+                samples[with_cases] += _run(args.dsn, batches, with_cases)
+        for with_cases, times in samples.items():
+            ms = sorted(t * 1000 for t in times)
+            print(
+                f"{label:<22} {'with' if with_cases else 'without'} cases: per 5,000-row batch"
+                f" p50 {statistics.median(ms):6.1f} ms  p90 {ms[int(len(ms) * 0.9)]:6.1f} ms"
+            )
+
+
+if __name__ == "__main__":
+    main()
