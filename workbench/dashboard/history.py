@@ -49,10 +49,11 @@ def bucket_for(start: datetime, end: datetime, buckets: int = BUCKETS) -> timede
     return timedelta(days=max(1, round(seconds / 86400)))
 
 
-class HistoryView:
+class HistoryView(pn.viewable.Viewer):
     """Range inputs, plots and a card drill-down for one session."""
 
     def __init__(self, dsn: str) -> None:
+        super().__init__()
         self.dsn = dsn
         self.preset = pn.widgets.Select(
             label="Range", options=list(PRESETS), value="Last hour", width=180
@@ -80,6 +81,9 @@ class HistoryView:
             sizing_mode="stretch_width",
         )
         self.loaded = False
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.panel
 
     async def load_preset(self) -> None:
         """Set the range to the chosen preset, ending at the newest stored transaction."""
@@ -191,7 +195,13 @@ def _plots(result: dict[str, Any]):
             "fraud": "labelled fraud",
         }
     )
-    opts = {"responsive": True, "height": 260, "shared_axes": False, "xlabel": EVENT_TIME}
+    opts = {
+        "responsive": True,
+        "height": 260,
+        "min_width": 300,
+        "shared_axes": False,
+        "xlabel": EVENT_TIME,
+    }
     bands = b.hvplot.area(
         x="bucket",
         y=["Low", "Medium", "High"],
@@ -220,7 +230,11 @@ def _plots(result: dict[str, Any]):
         **opts,
     )
     yield pn.pane.HoloViews(bands, sizing_mode="stretch_width")
-    half = {"sizing_mode": "stretch_width", "min_width": 340, "styles": {"flex": "1 1 340px"}}
+    half = {
+        "sizing_mode": "stretch_width",
+        "min_width": 300,
+        "styles": {"flex": "1 1 300px", "min-width": "300px"},
+    }
     yield pn.FlexBox(
         pn.pane.HoloViews(scores, **half),
         pn.pane.HoloViews(alerts, **half),
@@ -237,6 +251,7 @@ def _points(frame: pd.DataFrame, title: str) -> hv.Element:
     opts = {
         "responsive": True,
         "height": 300,
+        "min_width": 300,
         "title": title,
         "logy": False,
         "shared_axes": False,

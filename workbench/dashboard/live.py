@@ -40,6 +40,7 @@ RULES_EVERY_S = 5.0  # the hits-per-rule chart is redrawn at most this often
 TABLE_EVERY_S = 1.0  # the two tables are streamed at most this often
 TOAST_EVERY_S = 10.0  # at most one toast this often; High transactions in between are counted
 STATUS_EVERY_S = 1.0  # without new batches, rates and the worker status are re-read this often
+MIN_CARD_PX = 300  # narrowest chart or table card; a 390 px phone shows one per line
 STALLED_AFTER_S = 5.0  # no batch for this long: the pipeline is shown as stalled
 
 TABLE_DTYPES = {
@@ -104,7 +105,7 @@ def _empty(dtypes: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
 
 
-class LiveView:
+class LiveView(pn.viewable.Viewer):
     """The live page of one session. ``notify`` shows a toast (None: no toasts); it is given
     :class:`~workbench.dashboard.safe.Html` (card ids and rule ids escaped). ``table`` makes
     the two tables (``read_only_table``'s signature; a notebook passes its own)."""
@@ -115,6 +116,7 @@ class LiveView:
         *,
         table: Callable[..., Any] = read_only_table,
     ) -> None:
+        super().__init__()
         self.notify = notify
         self.updates = 0
         # Per session: an analyst working a case mutes the High toasts; they are still counted
@@ -166,6 +168,9 @@ class LiveView:
         self.health = safe.pane(sizing_mode="stretch_width", css_classes=["health"])
         self.status = safe.pane(css_classes=["live-status"])
         self.panel = self._layout()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.panel
 
     # -- update ---------------------------------------------------------------------------
 
@@ -328,6 +333,7 @@ class LiveView:
             x_range=list(LABELS),
             height=260,
             sizing_mode="stretch_width",
+            min_width=MIN_CARD_PX,
             toolbar_location=None,
         )
         dist.vbar(x="band", top="count", color="color", width=0.7, source=self.band_source)
@@ -347,6 +353,7 @@ class LiveView:
             y_range=FactorRange(factors=[]),
             height=260,
             sizing_mode="stretch_width",
+            min_width=MIN_CARD_PX,
             toolbar_location=None,
         )
         self.rule_figure.hbar(
@@ -357,6 +364,7 @@ class LiveView:
             title="Recent transactions (colour: band)",
             height=360,
             sizing_mode="stretch_width",
+            min_width=MIN_CARD_PX,
             x_axis_label="longitude",
             y_axis_label="latitude",
             match_aspect=True,
@@ -410,9 +418,14 @@ def _add_rows(table: pn.widgets.Tabulator, rows: pd.DataFrame, rollover: int, *,
 
 
 def _wrap(*cards: pn.viewable.Viewable) -> pn.FlexBox:
-    """Cards side by side while each gets at least 340 px, else wrapped onto new lines."""
+    """Cards side by side while each gets at least :data:`MIN_CARD_PX`, else wrapped onto
+    new lines (a figure needs its own ``min_width`` too, or a flex item shrinks it to 0)."""
     for card in cards:
-        card.param.update(sizing_mode="stretch_width", min_width=340, styles={"flex": "1 1 340px"})
+        card.param.update(
+            sizing_mode="stretch_width",
+            min_width=MIN_CARD_PX,
+            styles={"flex": f"1 1 {MIN_CARD_PX}px", "min-width": f"{MIN_CARD_PX}px"},
+        )
     return pn.FlexBox(*cards, flex_wrap="wrap", sizing_mode="stretch_width")
 
 
@@ -423,6 +436,7 @@ def _time_figure(title: str, y_label: str, *, log: bool = False):
         y_axis_type="log" if log else "linear",
         height=260,
         sizing_mode="stretch_width",
+        min_width=MIN_CARD_PX,
         x_axis_label=WALL_CLOCK,  # the second a batch was received
         y_axis_label=y_label,
         tools="pan,xwheel_zoom,reset",

@@ -80,10 +80,10 @@ class Session:
         self.lists = ListsView(dsn, self.identity)
         self.alerts.evidence.on_history = self.open_history
         pages = [
-            ("Live", self.live.panel),
+            ("Live", self.live),
             ("Alerts", self.alerts.panel),
-            ("History", self.history.panel),
-            ("Rules", pn.Column(self.editor.panel, self.precision, sizing_mode="stretch_width")),
+            ("History", self.history),
+            ("Rules", pn.Column(self.editor, self.precision, sizing_mode="stretch_width")),
             ("Lists", self.lists),
         ]
         self.audit: AuditView | None = None
