@@ -179,7 +179,7 @@ class EditorView(pn.viewable.Viewer):
         else:
             note = safe.html("Changes are recorded as <b>{}</b>.", self.author)
         self.panel = pn.Column(
-            pn.Row(
+            pn.FlexBox(
                 self.file,
                 self.validate_button,
                 self.whatif_button,
@@ -188,15 +188,15 @@ class EditorView(pn.viewable.Viewer):
             ),
             safe.pane(note, css_classes=["editor-note"]),
             self.message,
-            pn.Row(self.confirm_button, self.cancel_button),
+            pn.FlexBox(self.confirm_button, self.cancel_button),
             self.review,
             self.editor,
             self.goto,
             self.error_table,
             safe.heading("What-if: active rules → edited rules"),
-            pn.Row(self.mode, self.rows, self.start, self.end),
+            pn.FlexBox(self.mode, self.rows, self.start, self.end),
             self.whatif_message,
-            pn.Row(
+            pn.FlexBox(
                 pn.Column(
                     safe.heading("Band migration (rows: before, columns: after)", 4),
                     self.migration,
@@ -209,9 +209,9 @@ class EditorView(pn.viewable.Viewer):
             self.changed,
             safe.heading("Rule-set history"),
             self.history_table,
-            pn.Row(self.diff_from, self.diff_to, self.diff_button),
+            pn.FlexBox(self.diff_from, self.diff_to, self.diff_button),
             self.diff,
-            pn.Row(self.rollback_to, self.rollback_button),
+            pn.FlexBox(self.rollback_to, self.rollback_button),
             sizing_mode="stretch_width",
         )
 

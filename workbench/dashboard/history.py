@@ -198,7 +198,6 @@ def _plots(result: dict[str, Any]):
     opts = {
         "responsive": True,
         "height": 260,
-        "min_width": 300,
         "shared_axes": False,
         "xlabel": EVENT_TIME,
     }
@@ -230,14 +229,10 @@ def _plots(result: dict[str, Any]):
         **opts,
     )
     yield pn.pane.HoloViews(bands, sizing_mode="stretch_width")
-    half = {
-        "sizing_mode": "stretch_width",
-        "min_width": 300,
-        "styles": {"flex": "1 1 300px", "min-width": "300px"},
-    }
-    yield pn.FlexBox(
-        pn.pane.HoloViews(scores, **half),
-        pn.pane.HoloViews(alerts, **half),
+    # a Row, not a wrapping FlexBox: Bokeh figures in a FlexBox drew blank (see live._wrap)
+    yield pn.Row(
+        pn.pane.HoloViews(scores, sizing_mode="stretch_width"),
+        pn.pane.HoloViews(alerts, sizing_mode="stretch_width"),
         sizing_mode="stretch_width",
     )
     if result["points"] is not None and not result["points"].empty:
@@ -251,7 +246,6 @@ def _points(frame: pd.DataFrame, title: str) -> hv.Element:
     opts = {
         "responsive": True,
         "height": 300,
-        "min_width": 300,
         "title": title,
         "logy": False,
         "shared_axes": False,

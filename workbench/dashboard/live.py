@@ -40,7 +40,6 @@ RULES_EVERY_S = 5.0  # the hits-per-rule chart is redrawn at most this often
 TABLE_EVERY_S = 1.0  # the two tables are streamed at most this often
 TOAST_EVERY_S = 10.0  # at most one toast this often; High transactions in between are counted
 STATUS_EVERY_S = 1.0  # without new batches, rates and the worker status are re-read this often
-MIN_CARD_PX = 300  # narrowest chart or table card; a 390 px phone shows one per line
 STALLED_AFTER_S = 5.0  # no batch for this long: the pipeline is shown as stalled
 
 TABLE_DTYPES = {
@@ -333,7 +332,6 @@ class LiveView(pn.viewable.Viewer):
             x_range=list(LABELS),
             height=260,
             sizing_mode="stretch_width",
-            min_width=MIN_CARD_PX,
             toolbar_location=None,
         )
         dist.vbar(x="band", top="count", color="color", width=0.7, source=self.band_source)
@@ -353,7 +351,6 @@ class LiveView(pn.viewable.Viewer):
             y_range=FactorRange(factors=[]),
             height=260,
             sizing_mode="stretch_width",
-            min_width=MIN_CARD_PX,
             toolbar_location=None,
         )
         self.rule_figure.hbar(
@@ -364,7 +361,6 @@ class LiveView(pn.viewable.Viewer):
             title="Recent transactions (colour: band)",
             height=360,
             sizing_mode="stretch_width",
-            min_width=MIN_CARD_PX,
             x_axis_label="longitude",
             y_axis_label="latitude",
             match_aspect=True,
@@ -387,8 +383,6 @@ class LiveView(pn.viewable.Viewer):
         )
         dist.yaxis.formatter = NumeralTickFormatter(format="0,0")
         self.rule_figure.xaxis.formatter = NumeralTickFormatter(format="0,0.[0]")
-        # FlexBoxes wrap: two or three cards side by side on a wide screen, one under the other
-        # on a phone (a Row would overflow the viewport).
         return pn.Column(
             pn.FlexBox(self.status, self.mute, align_items="center"),
             pn.FlexBox(*self.kpi.values()),
@@ -417,16 +411,15 @@ def _add_rows(table: pn.widgets.Tabulator, rows: pd.DataFrame, rollover: int, *,
         table.stream(rows, rollover=rollover, follow=False)
 
 
-def _wrap(*cards: pn.viewable.Viewable) -> pn.FlexBox:
-    """Cards side by side while each gets at least :data:`MIN_CARD_PX`, else wrapped onto
-    new lines (a figure needs its own ``min_width`` too, or a flex item shrinks it to 0)."""
+def _wrap(*cards: pn.viewable.Viewable) -> pn.Row:
+    """Cards side by side, each stretching to its share of the width.
+
+    A wrapping FlexBox was tried: Bokeh figures in it drew blank in the full app (sized
+    while the page was laid out, never redrawn), so a Row it is; its cards have no minimum
+    width, so it never widens the page on a phone (the charts get narrow instead)."""
     for card in cards:
-        card.param.update(
-            sizing_mode="stretch_width",
-            min_width=MIN_CARD_PX,
-            styles={"flex": f"1 1 {MIN_CARD_PX}px", "min-width": f"{MIN_CARD_PX}px"},
-        )
-    return pn.FlexBox(*cards, flex_wrap="wrap", sizing_mode="stretch_width")
+        card.sizing_mode = "stretch_width"
+    return pn.Row(*cards, sizing_mode="stretch_width")
 
 
 def _time_figure(title: str, y_label: str, *, log: bool = False):
@@ -436,7 +429,6 @@ def _time_figure(title: str, y_label: str, *, log: bool = False):
         y_axis_type="log" if log else "linear",
         height=260,
         sizing_mode="stretch_width",
-        min_width=MIN_CARD_PX,
         x_axis_label=WALL_CLOCK,  # the second a batch was received
         y_axis_label=y_label,
         tools="pan,xwheel_zoom,reset",

@@ -81,7 +81,7 @@ class Session:
         self.alerts.evidence.on_history = self.open_history
         pages = [
             ("Live", self.live),
-            ("Alerts", self.alerts.panel),
+            ("Alerts", _contained(self.alerts.panel)),
             ("History", self.history),
             ("Rules", pn.Column(self.editor, self.precision, sizing_mode="stretch_width")),
             ("Lists", self.lists),
@@ -191,6 +191,15 @@ def create_session(
         session.open_history(*linked)
     session.view = pn.Column(header, session.banner, session.tabs, sizing_mode="stretch_width")
     return session
+
+
+def _contained(page: pn.viewable.Viewable) -> pn.FlexBox:
+    """``page`` in a box that scrolls sideways itself when the page is wider than the
+    screen: a FlexBox does not pass its children's minimum width up to the tabs, so one wide
+    page cannot make every other page scroll sideways on a phone."""
+    return pn.FlexBox(
+        page, sizing_mode="stretch_width", styles={"overflow-x": "auto", "max-width": "100%"}
+    )
 
 
 @functools.cache
