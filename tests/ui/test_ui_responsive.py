@@ -96,9 +96,20 @@ def test_tabs_switch_by_keyboard(browser, dashboard):
     page.keyboard.press("ArrowRight")
     page.keyboard.press("Enter")
     expect(page.locator(".bk-tab.bk-active")).to_contain_text("Alerts", timeout=10_000)
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press(" ")
+    expect(page.locator(".bk-tab.bk-active")).to_contain_text("Live", timeout=10_000)
+    page.locator(".bk-tab", has_text="History").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".bk-tab.bk-active")).to_contain_text("History", timeout=10_000)
     page.context.close()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="not fixed yet: Panel's dispatch_tornado leaves tornado write_message tasks of a "
+    "closed websocket unawaited (panel/io/document.py); this test reproduces it",
+)
 def test_closing_tabs_leaves_no_unretrieved_task_in_the_server_log(browser, dashboard, server_log):
     for _ in range(3):
         page = open_at(browser, dashboard, 1400)

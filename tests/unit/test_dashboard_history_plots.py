@@ -44,8 +44,8 @@ def figures_on_one_page(*panes) -> dict[str, Figure]:
 
 def test_score_and_alert_plots_have_their_own_y_axes_and_named_series():
     panes = list(_plots({"buckets": buckets(), "points": None}))
-    bands, row = panes[0], panes[1]
-    page = figures_on_one_page(bands, row)
+    bands, scores_pane, alerts_pane = panes[0], panes[1], panes[2]
+    page = figures_on_one_page(bands, scores_pane, alerts_pane)
     scores, alerts = page["Risk score (mean, p95)"], page["Alerts opened and labelled fraud"]
     assert scores.y_range is not alerts.y_range  # linked, alerts were squeezed flat
     labels = {item.label["value"] for item in alerts.legend[0].items}

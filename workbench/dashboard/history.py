@@ -229,12 +229,9 @@ def _plots(result: dict[str, Any]):
         **opts,
     )
     yield pn.pane.HoloViews(bands, sizing_mode="stretch_width")
-    # a Row, not a wrapping FlexBox: Bokeh figures in a FlexBox drew blank (see live._wrap)
-    yield pn.Row(
-        pn.pane.HoloViews(scores, sizing_mode="stretch_width"),
-        pn.pane.HoloViews(alerts, sizing_mode="stretch_width"),
-        sizing_mode="stretch_width",
-    )
+    # one under the other: side by side, two plots with their legends overflow a phone
+    yield pn.pane.HoloViews(scores, sizing_mode="stretch_width")
+    yield pn.pane.HoloViews(alerts, sizing_mode="stretch_width")
     if result["points"] is not None and not result["points"].empty:
         yield pn.pane.HoloViews(
             _points(result["points"], "Transactions: amount over time"), sizing_mode="stretch_width"

@@ -46,6 +46,18 @@ ALERTS_TAB, HISTORY_TAB, EDITOR_TAB, LISTS_TAB, AUDIT_TAB = 1, 2, 3, 4, 5
 _TAB_FOCUS = ".bk-tab:focus-visible { outline: 3px solid #1f4e79; outline-offset: 2px; }"
 
 
+# Bokeh's tab headers take the focus (tabindex 0) but ignore keys: Enter/Space open the
+# focused tab, the arrow keys move the focus along the tab bar (inline: works offline).
+_TAB_KEYS = """document.addEventListener("keydown", (e) => {
+  const tab = e.composedPath()[0];
+  if (!tab || !tab.classList || !tab.classList.contains("bk-tab")) return;
+  if (e.key === "Enter" || e.key === " ") { e.preventDefault(); tab.click(); }
+  const next = e.key === "ArrowRight" ? tab.nextElementSibling
+    : e.key === "ArrowLeft" ? tab.previousElementSibling : null;
+  if (next && next.classList.contains("bk-tab")) { e.preventDefault(); next.focus(); }
+}, true);"""
+
+
 class Session:
     """The pages of one browser session and its pull loop."""
 
@@ -214,6 +226,7 @@ def _page_template():
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<style>.bk-tab:focus-visible,button:focus-visible,input:focus-visible"
         "{outline:3px solid #1f4e79;outline-offset:2px}</style>"
+        f"<script>{_TAB_KEYS}</script>"
         "{% endblock %}"
     )
 
