@@ -208,3 +208,42 @@ def test_what_if_over_the_last_n_and_a_time_range(conn, db_dsn, rules_dir, publi
     view.end.value = datetime(2026, 1, 1, 0, 20)
     ranged = asyncio.run(view.run_what_if())
     assert ranged is not None and int(ranged.migration.to_numpy().sum()) == 600
+
+
+def test_what_if_lists_the_changed_transactions_and_goes_stale_on_edit(
+    conn, db_dsn, rules_dir, published
+):
+    write_batch(conn, build_scored(3000), worker="w", source="test")
+    view = editor(db_dsn, rules_dir)
+    view.editor.value = view.editor.value.replace(RISKY_OLD, RISKY_NEW)
+    view.rows.value = 1000
+    result = asyncio.run(view.run_what_if())
+    assert result is not None
+    moved = result.rows - int(sum(result.migration.loc[b, b] for b in ("Low", "Medium", "High")))
+    assert moved > 0 and result.changed_total == moved
+    changed = view.changed.value
+    assert len(changed) == min(moved, 200)
+    assert list(changed.columns[:3]) == ["tx_id", "card_id", "amount"]
+    assert (changed["band_before"] != changed["band_after"]).all()
+    assert "changed band" in view.whatif_message.object
+    assert "Stale" not in view.whatif_message.object
+
+    view.file.value = view.file.options[-1]  # switching files changes no rule
+    view.file.value = FILE
+    assert "Stale" not in view.whatif_message.object
+    view.editor.value = view.editor.value.replace("score: 45", "score: 44")
+    assert "Stale" in view.whatif_message.object
+    assert view.changed.styles["opacity"] == "0.4"
+
+
+def test_a_click_on_an_error_row_moves_the_cursor_to_its_line(conn, db_dsn, rules_dir, published):
+    view = editor(db_dsn, rules_dir)
+    bad = view.editor.value.replace("card_tx_10m >= 2", "card_tx_10mm >= 2")
+    view.editor.value = bad
+    assert asyncio.run(view.validate()) is None
+    line = view.errors[0].line
+    view.error_table.selection = [0]
+    assert (view.goto.line, view.goto.nonce) == (line, 1)
+    view.error_table.selection = []
+    view.error_table.selection = [0]  # the same row again moves the cursor again
+    assert view.goto.nonce == 2

@@ -71,7 +71,7 @@ class AuditView(pn.viewable.Viewer):
         self.message = safe.preformatted(css_classes=["audit-message"])
         self.table = read_only_table(pd.DataFrame(columns=COLUMNS), "audit-table", 480)
         self.layout = pn.Column(
-            pn.Row(self.actor, self.action, self.outcome, self.newest, self.older),
+            pn.FlexBox(self.actor, self.action, self.outcome, self.newest, self.older),
             self.message,
             self.table,
             sizing_mode="stretch_width",

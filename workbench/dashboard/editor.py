@@ -43,6 +43,7 @@ import panel as pn
 from workbench.auth.roles import AccessDenied, Action, Identity, allowed
 from workbench.dashboard import safe
 from workbench.dashboard.actions import Actions
+from workbench.dashboard.goto_line import GotoLine
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.dashboard.publishing import Proposal, unified_diff, write_atomically
 from workbench.errors import ConfigError, RuleError, RuleSetError, WorkbenchError
@@ -65,7 +66,7 @@ LAST_N, RANGE = "Last N transactions", "Time range"
 _SETTING = safe.html("<code>WORKBENCH_EDITOR_APPLY</code>")
 
 
-class EditorView:
+class EditorView(pn.viewable.Viewer):
     """Editor, checks, what-if, apply and rule-set history for one session."""
 
     def __init__(
@@ -77,6 +78,7 @@ class EditorView:
         publisher_dsn: str | None = None,
         apply_enabled: bool = True,
     ) -> None:
+        super().__init__()
         self.dsn = dsn
         self.rules_dir = Path(rules_dir)
         self.apply_enabled = apply_enabled
@@ -129,9 +131,14 @@ class EditorView:
         self.confirm_button.on_click(lambda _e: schedule(self.confirm))
         self.cancel_button.on_click(lambda _e: self._clear_pending())
         self.editor.param.watch(self._on_edit, "value")
+        # a click on an error row moves the editor's cursor to its line (and file)
         self.error_table = read_only_table(
-            pd.DataFrame(columns=ERROR_COLUMNS), "editor-errors", 160
+            pd.DataFrame(columns=ERROR_COLUMNS), "editor-errors", 160, selectable=1
         )
+        self.goto = GotoLine()
+        self.error_table.param.watch(self._on_error_row, "selection")
+        self._whatif_texts: dict[str, str] | None = None  # the candidate the what-if scored
+        self.changed = read_only_table(pd.DataFrame(), "whatif-changed", 260)
 
         self.mode = pn.widgets.RadioButtonGroup(options=[LAST_N, RANGE], value=LAST_N)
         self.rows = pn.widgets.IntInput(
@@ -172,7 +179,7 @@ class EditorView:
         else:
             note = safe.html("Changes are recorded as <b>{}</b>.", self.author)
         self.panel = pn.Column(
-            pn.Row(
+            pn.FlexBox(
                 self.file,
                 self.validate_button,
                 self.whatif_button,
@@ -181,14 +188,15 @@ class EditorView:
             ),
             safe.pane(note, css_classes=["editor-note"]),
             self.message,
-            pn.Row(self.confirm_button, self.cancel_button),
+            pn.FlexBox(self.confirm_button, self.cancel_button),
             self.review,
             self.editor,
+            self.goto,
             self.error_table,
             safe.heading("What-if: active rules → edited rules"),
-            pn.Row(self.mode, self.rows, self.start, self.end),
+            pn.FlexBox(self.mode, self.rows, self.start, self.end),
             self.whatif_message,
-            pn.Row(
+            pn.FlexBox(
                 pn.Column(
                     safe.heading("Band migration (rows: before, columns: after)", 4),
                     self.migration,
@@ -197,11 +205,13 @@ class EditorView:
             ),
             safe.heading("Hits per rule", 4),
             self.rule_table,
+            safe.heading("Transactions whose band changed (largest score change first)", 4),
+            self.changed,
             safe.heading("Rule-set history"),
             self.history_table,
-            pn.Row(self.diff_from, self.diff_to, self.diff_button),
+            pn.FlexBox(self.diff_from, self.diff_to, self.diff_button),
             self.diff,
-            pn.Row(self.rollback_to, self.rollback_button),
+            pn.FlexBox(self.rollback_to, self.rollback_button),
             sizing_mode="stretch_width",
         )
 
@@ -227,6 +237,9 @@ class EditorView:
                 self.edits[event.old] = text
         self.editor.value = self.edits.get(event.new, self.files.get(event.new, ""))
         self._annotate()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.panel
 
     # -- actions ------------------------------------------------------------------------
 
@@ -295,8 +308,12 @@ class EditorView:
             safe.show(self.whatif_message, safe.html("No stored transactions in that selection."))
             return None
         self.result = result
+        self._whatif_texts = self.candidate()
         s = result.summary
         with pn.io.hold():
+            self.changed.value = result.changed
+            for table in (self.migration, self.summary, self.rule_table, self.changed):
+                table.styles = {"opacity": "1"}
             self.migration.value = result.migration.reset_index()
             self.summary.value = s.round(4).reset_index(names="rules")
             self.rule_table.value = result.rules.round(4).reset_index()
@@ -308,7 +325,9 @@ class EditorView:
                     f"({result.alert_change:+,}); High {int(s.loc['before', 'high']):,} → "
                     f"{int(s.loc['after', 'high']):,}; precision "
                     f"{_pct(s.loc['before', 'precision'])} → {_pct(s.loc['after', 'precision'])}, "
-                    f"recall {_pct(s.loc['before', 'recall'])} → {_pct(s.loc['after', 'recall'])}."
+                    f"recall {_pct(s.loc['before', 'recall'])} → {_pct(s.loc['after', 'recall'])}. "
+                    f"{result.changed_total:,} changed band"
+                    + (f" ({len(result.changed):,} listed)." if result.changed_total else ".")
                 ),
             )
         return result
@@ -500,6 +519,36 @@ class EditorView:
         if pending is not None and pending.kind == "publish" and event.new != pending.text:
             self._clear_pending()
             self._say(safe.html("The editor changed: press Apply… to review the new diff."))
+        self._mark_whatif_stale(event.new)
+
+    def _mark_whatif_stale(self, text: str) -> None:
+        """The what-if shown scored other rules once the candidate differs: say so and grey
+        its tables out (switching files is not a change: the candidate stays the same)."""
+        if self._whatif_texts is None or self.file.value is None:
+            return
+        if {**self.files, **self.edits, self.file.value: text} == self._whatif_texts:
+            return
+        self._whatif_texts = None
+        with pn.io.hold():
+            for table in (self.migration, self.summary, self.rule_table, self.changed):
+                table.styles = {"opacity": "0.4"}
+            safe.show(
+                self.whatif_message,
+                safe.html(
+                    "<b>Stale:</b> the rules changed since this what-if ran; press What-if "
+                    "to score the edited rules."
+                ),
+            )
+
+    def _on_error_row(self, event) -> None:
+        """Jump to the clicked error: its file first (when another), then its line."""
+        if not event.new or event.new[0] >= len(self.errors):
+            return
+        error = self.errors[event.new[0]]
+        if error.file and error.file != self.file.value and error.file in self.file.options:
+            self.file.value = error.file
+        if error.line:
+            self.goto.go(error.line, error.col)
 
     async def _permitted(self, check) -> bool:
         try:

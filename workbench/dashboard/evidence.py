@@ -202,7 +202,9 @@ class EvidenceView(pn.viewable.Viewer):
             safe.heading("Why it fired, with the values each rule saw", 4),
             self.message,
             self.rules,
-            pn.Row(safe.heading("The card around the alert (event time)", 4), self.history_button),
+            pn.FlexBox(
+                safe.heading("The card around the alert (event time)", 4), self.history_button
+            ),
             self.plot,
             self.timeline,
             sizing_mode="stretch_width",

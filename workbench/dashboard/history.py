@@ -22,7 +22,7 @@ import panel as pn
 
 from workbench.dashboard import safe
 from workbench.dashboard.parts import read_only_table, schedule
-from workbench.dashboard.theme import BAND_COLORS
+from workbench.dashboard.theme import BAND_COLORS, EVENT_TIME
 from workbench.errors import WorkbenchError
 from workbench.storage import shared_store
 
@@ -49,16 +49,17 @@ def bucket_for(start: datetime, end: datetime, buckets: int = BUCKETS) -> timede
     return timedelta(days=max(1, round(seconds / 86400)))
 
 
-class HistoryView:
+class HistoryView(pn.viewable.Viewer):
     """Range inputs, plots and a card drill-down for one session."""
 
     def __init__(self, dsn: str) -> None:
+        super().__init__()
         self.dsn = dsn
         self.preset = pn.widgets.Select(
             label="Range", options=list(PRESETS), value="Last hour", width=180
         )
-        self.start = pn.widgets.DatetimeInput(label="From (UTC)", width=200)
-        self.end = pn.widgets.DatetimeInput(label="To (UTC)", width=200)
+        self.start = pn.widgets.DatetimeInput(label="From, event time (UTC)", width=200)
+        self.end = pn.widgets.DatetimeInput(label="To, event time (UTC)", width=200)
         self.show = pn.widgets.Button(label="Show", color="primary", width=100)
         self.show.on_click(lambda _e: schedule(self.load))
         self.preset.param.watch(lambda _e: schedule(self.load_preset), "value")
@@ -70,16 +71,19 @@ class HistoryView:
         self.card_plot = pn.Column(sizing_mode="stretch_width")
         self.card_table = read_only_table(pd.DataFrame(), "history-card", 300)
         self.panel = pn.Column(
-            pn.Row(self.preset, self.start, self.end, self.show),
+            pn.FlexBox(self.preset, self.start, self.end, self.show),
             self.message,
             self.plots,
             safe.heading("Drill down to a card"),
-            pn.Row(self.card_input, self.card_button),
+            pn.FlexBox(self.card_input, self.card_button),
             self.card_plot,
             self.card_table,
             sizing_mode="stretch_width",
         )
         self.loaded = False
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.panel
 
     async def load_preset(self) -> None:
         """Set the range to the chosen preset, ending at the newest stored transaction."""
@@ -177,36 +181,57 @@ class HistoryView:
 
 
 def _plots(result: dict[str, Any]):
-    b = result["buckets"]
-    opts = {"responsive": True, "height": 260}
+    """The bucket plots. Each has its own y axis (``shared_axes=False``: HoloViews otherwise
+    links every plot whose value dimension is called the same, and scores 0-100 squeezed
+    alert counts flat) and a legend naming its series."""
+    b = result["buckets"].rename(
+        columns={
+            "low": "Low",
+            "medium": "Medium",
+            "high": "High",
+            "mean_score": "mean score",
+            "p95_score": "p95 score",
+            "alerts": "alerts opened",
+            "fraud": "labelled fraud",
+        }
+    )
+    opts = {
+        "responsive": True,
+        "height": 260,
+        "shared_axes": False,
+        "xlabel": EVENT_TIME,
+    }
     bands = b.hvplot.area(
         x="bucket",
-        y=["low", "medium", "high"],
+        y=["Low", "Medium", "High"],
         stacked=True,
         color=[BAND_COLORS["Low"], BAND_COLORS["Medium"], BAND_COLORS["High"]],
         title="Transactions per bucket by band",
         ylabel="transactions",
+        group_label="band",
+        yformatter="%d",
         **opts,
     )
     scores = b.hvplot.line(
         x="bucket",
-        y=["mean_score", "p95_score"],
+        y=["mean score", "p95 score"],
         title="Risk score (mean, p95)",
         ylabel="score",
+        group_label="score",
         **opts,
     )
     alerts = b.hvplot.line(
         x="bucket",
-        y=["alerts", "fraud"],
+        y=["alerts opened", "labelled fraud"],
         title="Alerts opened and labelled fraud",
         ylabel="count",
+        group_label="series",
         **opts,
     )
     yield pn.pane.HoloViews(bands, sizing_mode="stretch_width")
-    yield pn.Row(
-        pn.pane.HoloViews(scores, sizing_mode="stretch_width"),
-        pn.pane.HoloViews(alerts, sizing_mode="stretch_width"),
-    )
+    # one under the other: side by side, two plots with their legends overflow a phone
+    yield pn.pane.HoloViews(scores, sizing_mode="stretch_width")
+    yield pn.pane.HoloViews(alerts, sizing_mode="stretch_width")
     if result["points"] is not None and not result["points"].empty:
         yield pn.pane.HoloViews(
             _points(result["points"], "Transactions: amount over time"), sizing_mode="stretch_width"
@@ -214,7 +239,16 @@ def _plots(result: dict[str, Any]):
 
 
 def _points(frame: pd.DataFrame, title: str) -> hv.Element:
-    opts = {"responsive": True, "height": 300, "title": title, "logy": False}
+    # shared_axes=False: the card drill-down must not take over the range scatter's x axis
+    opts = {
+        "responsive": True,
+        "height": 300,
+        "title": title,
+        "logy": False,
+        "shared_axes": False,
+        "xlabel": EVENT_TIME,
+        "yformatter": "%.2f",
+    }
     if len(frame) > RAW_POINTS:
         return frame.hvplot.points(
             x="ts", y="amount", rasterize=True, cnorm="eq_hist", cmap="viridis", **opts

@@ -99,14 +99,14 @@ class ListsView(pn.viewable.Viewer):
             safe.heading(
                 'Allow / block lists (used in rules as: card_id in list("blocked_cards"))', 4
             ),
-            pn.Row(self.list_name, self.value, self.reason, self.add_button),
+            pn.FlexBox(self.list_name, self.value, self.reason, self.add_button),
             self.table,
-            pn.Row(self.remove_button, self.next_button),
+            pn.FlexBox(self.remove_button, self.next_button),
             safe.heading(
                 "Rule snoozes: the rule's points do not count for that entity until then", 4
             ),
-            pn.Row(self.rule_id, self.kind, self.entity, self.until, self.snooze_reason),
-            pn.Row(self.snooze_button, self.lift_button),
+            pn.FlexBox(self.rule_id, self.kind, self.entity, self.until, self.snooze_reason),
+            pn.FlexBox(self.snooze_button, self.lift_button),
             self.snoozes,
             sizing_mode="stretch_width",
         )

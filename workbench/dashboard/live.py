@@ -16,14 +16,21 @@ from typing import Any
 
 import pandas as pd
 import panel as pn
-from bokeh.models import ColumnDataSource, FactorRange, HoverTool
+from bokeh.models import ColumnDataSource, FactorRange, HoverTool, NumeralTickFormatter
 from bokeh.plotting import figure
 
 from workbench.bands import LABELS
 from workbench.dashboard import safe
 from workbench.dashboard.hub import SECONDS, Delta, Kpis
 from workbench.dashboard.parts import read_only_table
-from workbench.dashboard.theme import ACCENT, BAND_COLORS, fmt_age, fmt_money, fmt_number
+from workbench.dashboard.theme import (
+    ACCENT,
+    BAND_COLORS,
+    WALL_CLOCK,
+    fmt_age,
+    fmt_money,
+    fmt_number,
+)
 from workbench.storage.notify import HighRow
 
 TABLE_ROWS = 200  # live transaction table rollover
@@ -31,7 +38,9 @@ FEED_ROWS = 50  # alert feed rollover
 MAP_POINTS = 500  # map rollover
 RULES_EVERY_S = 5.0  # the hits-per-rule chart is redrawn at most this often
 TABLE_EVERY_S = 1.0  # the two tables are streamed at most this often
-TOAST_EVERY_S = 2.0  # at most one toast this often; High transactions in between are counted
+TOAST_EVERY_S = 10.0  # at most one toast this often; High transactions in between are counted
+STATUS_EVERY_S = 1.0  # without new batches, rates and the worker status are re-read this often
+STALLED_AFTER_S = 5.0  # no batch for this long: the pipeline is shown as stalled
 
 TABLE_DTYPES = {
     "time": "object",
@@ -95,7 +104,7 @@ def _empty(dtypes: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
 
 
-class LiveView:
+class LiveView(pn.viewable.Viewer):
     """The live page of one session. ``notify`` shows a toast (None: no toasts); it is given
     :class:`~workbench.dashboard.safe.Html` (card ids and rule ids escaped). ``table`` makes
     the two tables (``read_only_table``'s signature; a notebook passes its own)."""
@@ -106,8 +115,13 @@ class LiveView:
         *,
         table: Callable[..., Any] = read_only_table,
     ) -> None:
+        super().__init__()
         self.notify = notify
         self.updates = 0
+        # Per session: an analyst working a case mutes the High toasts; they are still counted
+        # in the alert feed and the KPIs.
+        self.mute = pn.widgets.Checkbox(label="Mute High-risk toasts", css_classes=["mute-toasts"])
+        self._rules_seen: dict[str, None] = {}  # every rule shown once stays (at 0 hits)
         self._last_toast = -math.inf
         self._untoasted = 0
         self._last_flush = -math.inf
@@ -151,13 +165,16 @@ class LiveView:
             {"lon": [], "lat": [], "color": [], "band": [], "card_id": [], "amount": []}
         )
         self.health = safe.pane(sizing_mode="stretch_width", css_classes=["health"])
+        self.status = safe.pane(css_classes=["live-status"])
         self.panel = self._layout()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.panel
 
     # -- update ---------------------------------------------------------------------------
 
     def update(self, delta: Delta, *, first: bool = False) -> None:
         """Apply one delta; ``first``: the session's first, whose alerts are history."""
-        self._kpis(delta.kpis)
         if delta.seconds:
             self._stream_seconds(delta)
         if not delta.transactions.empty:
@@ -181,8 +198,16 @@ class LiveView:
         if first or now - self._last_rules >= RULES_EVERY_S:  # a 5-minute rate moves slowly
             self._rules(delta.rule_rates)
             self._last_rules = now
-        safe.show(self.health, _health_html(delta))
+        self.update_status(delta)
         self.updates += 1
+
+    def update_status(self, delta: Delta) -> None:
+        """The KPIs, the health panel and the live/stalled status: called by every update and,
+        while no batch arrives, every :data:`STATUS_EVERY_S` by the session, so a stopped
+        worker's rate decays to 0 and its status turns "stalled" within seconds."""
+        self._kpis(delta.kpis)
+        safe.show(self.health, _health_html(delta))
+        safe.show(self.status, status_html(delta.health))
 
     def flush_tables(self, *, force: bool = False) -> None:
         """Stream the rows gathered since the last flush, at most every :data:`TABLE_EVERY_S`
@@ -228,9 +253,10 @@ class LiveView:
         self.band_time_source.stream(
             {
                 "t": t,
-                "Low": [s.low for s in delta.seconds],
-                "Medium": [s.medium for s in delta.seconds],
-                "High": [s.high for s in delta.seconds],
+                # a log axis cannot show 0: a second without a band is a gap in its line
+                "Low": [s.low or math.nan for s in delta.seconds],
+                "Medium": [s.medium or math.nan for s in delta.seconds],
+                "High": [s.high or math.nan for s in delta.seconds],
             },
             rollover=SECONDS,
         )
@@ -252,7 +278,12 @@ class LiveView:
         )
 
     def _rules(self, rates: dict[str, float]) -> None:
-        rules = list(rates)[:15][::-1]  # largest at the top
+        """Every rule that hit since the session opened stays on the chart, at 0 when it no
+        longer hits (a rule that stops matching is news, not noise)."""
+        self._rules_seen.update(dict.fromkeys(rates))
+        rates = {r: rates.get(r, 0.0) for r in self._rules_seen}
+        ordered = sorted(rates, key=lambda r: (-rates[r], r))
+        rules = ordered[:15][::-1]  # largest at the top
         data = {"rule": rules, "rate": [round(rates[r], 2) for r in rules]}
         if data != dict(self.rule_source.data):
             self.rule_figure.y_range.factors = rules
@@ -264,6 +295,8 @@ class LiveView:
         if self.notify is None:
             return
         self._untoasted += len(alerts)
+        if self.mute.value:
+            return
         now = time.monotonic()
         if now - self._last_toast < TOAST_EVERY_S:
             return
@@ -285,17 +318,14 @@ class LiveView:
 
     def _layout(self) -> pn.viewable.Viewable:
         trend = _time_figure("Risk score per second (mean, p95)", "score")
+        trend.y_range.start = 0
         trend.line("t", "mean", source=self.trend_source, color=ACCENT, legend_label="mean")
         trend.line("t", "p95", source=self.trend_source, color="#c62828", legend_label="p95")
         trend.legend.location = "top_left"
-        bands_t = _time_figure("Transactions per second by band", "tx")
-        bands_t.varea_stack(
-            list(LABELS),
-            x="t",
-            source=self.band_time_source,
-            color=_colors(),
-            legend_label=list(LABELS),
-        )
+        # One line per band on a log scale: High is ~1 % of Low, invisible on a linear stack.
+        bands_t = _time_figure("Transactions per second by band (log scale)", "tx/s", log=True)
+        for band, color in zip(LABELS, _colors(), strict=True):
+            bands_t.line("t", band, source=self.band_time_source, color=color, legend_label=band)
         bands_t.legend.location = "top_left"
         dist = figure(
             title="Band distribution (10 min)",
@@ -336,25 +366,37 @@ class LiveView:
             match_aspect=True,
             tools="pan,wheel_zoom,reset",
         )
-        geo.scatter("lon", "lat", color="color", size=6, alpha=0.7, source=self.map_source)
+        geo.scatter(
+            "lon",
+            "lat",
+            color="color",
+            size=6,
+            alpha=0.7,
+            source=self.map_source,
+            legend_field="band",
+        )
+        geo.legend.location = "top_left"
+        geo.legend.title = "band"
         # Bokeh escapes @field values (only a "{safe}" format in our template would not)
         geo.add_tools(
             HoverTool(tooltips=[("card", "@card_id"), ("amount", "@amount"), ("band", "@band")])
         )
-        pane = {"sizing_mode": "stretch_width"}
+        dist.yaxis.formatter = NumeralTickFormatter(format="0,0")
+        self.rule_figure.xaxis.formatter = NumeralTickFormatter(format="0,0.[0]")
         return pn.Column(
+            pn.FlexBox(self.status, self.mute, align_items="center"),
             pn.FlexBox(*self.kpi.values()),
-            pn.Row(pn.pane.Bokeh(trend, **pane), pn.pane.Bokeh(bands_t, **pane)),
-            pn.Row(
-                pn.pane.Bokeh(dist, **pane),
-                pn.pane.Bokeh(self.rule_figure, **pane),
-                pn.Column(safe.heading("Pipeline health"), self.health, **pane),
+            _wrap(pn.pane.Bokeh(trend), pn.pane.Bokeh(bands_t)),
+            _wrap(
+                pn.pane.Bokeh(dist),
+                pn.pane.Bokeh(self.rule_figure),
+                pn.Column(safe.heading("Pipeline health"), self.health),
             ),
-            pn.Row(
-                pn.Column(safe.heading("Live transactions"), self.table, **pane),
-                pn.Column(safe.heading("Alert feed (High)"), self.feed, **pane),
+            _wrap(
+                pn.Column(safe.heading("Live transactions"), self.table),
+                pn.Column(safe.heading("Alert feed (High)"), self.feed),
             ),
-            pn.pane.Bokeh(geo, **pane),
+            pn.pane.Bokeh(geo, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
 
@@ -369,16 +411,29 @@ def _add_rows(table: pn.widgets.Tabulator, rows: pd.DataFrame, rollover: int, *,
         table.stream(rows, rollover=rollover, follow=False)
 
 
-def _time_figure(title: str, y_label: str):
+def _wrap(*cards: pn.viewable.Viewable) -> pn.Row:
+    """Cards side by side, each stretching to its share of the width.
+
+    A wrapping FlexBox was tried: Bokeh figures in it drew blank in the full app (sized
+    while the page was laid out, never redrawn), so a Row it is; its cards have no minimum
+    width, so it never widens the page on a phone (the charts get narrow instead)."""
+    for card in cards:
+        card.sizing_mode = "stretch_width"
+    return pn.Row(*cards, sizing_mode="stretch_width")
+
+
+def _time_figure(title: str, y_label: str, *, log: bool = False):
     fig = figure(
         title=title,
         x_axis_type="datetime",
+        y_axis_type="log" if log else "linear",
         height=260,
         sizing_mode="stretch_width",
+        x_axis_label=WALL_CLOCK,  # the second a batch was received
         y_axis_label=y_label,
         tools="pan,xwheel_zoom,reset",
     )
-    fig.y_range.start = 0
+    fig.yaxis.formatter = NumeralTickFormatter(format="0,0.[00]")  # never 1e+3
     return fig
 
 
@@ -416,8 +471,33 @@ def _health_html(d: Delta) -> safe.Html:
 
 
 def _last_batch(h) -> str:
-    """'live' while batches keep coming (so the panel is not redrawn every update)."""
-    if not h.workers:
-        return "—"
+    """'live' while batches keep coming (so the panel is not redrawn every update), else
+    how long ago and at what wall-clock time the last one came."""
     age = h.last_batch_age_s
-    return "live (< 3 s ago)" if age < 3.0 else fmt_age(age) + " ago"
+    if age is None or math.isnan(age):
+        return "—"
+    if age < STALLED_AFTER_S:
+        return f"live (< {STALLED_AFTER_S:.0f} s ago)"
+    return f"{fmt_age(age)} ago, at {_wall(age)}"
+
+
+def _wall(age_s: float) -> str:
+    """The wall-clock time ``age_s`` seconds ago, labelled."""
+    at = pd.Timestamp(time.time() - age_s, unit="s", tz="UTC")
+    return f"{at:%H:%M:%S} {WALL_CLOCK}"
+
+
+def status_html(h) -> safe.Html:
+    """The status line at the top of the Live page: live / stalled (no batch for
+    :data:`STALLED_AFTER_S`, with the time of the last) / waiting for a first batch."""
+    age = h.last_batch_age_s
+    if age is None or math.isnan(age):
+        return safe.html("<b>Waiting</b> for the first batch of the pipeline")
+    if age < STALLED_AFTER_S:
+        return safe.html("<b style='color:{}'>● live</b>", BAND_COLORS["Low"])
+    return safe.html(
+        "<b style='color:{}'>■ stalled</b>: no batch for {} (last at {})",
+        BAND_COLORS["High"],
+        fmt_age(age),
+        _wall(age),
+    )

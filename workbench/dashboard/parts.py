@@ -12,7 +12,7 @@ from bokeh.models import HTMLTemplateFormatter
 from panel.io.state import set_curdoc
 
 from workbench.dashboard import safe
-from workbench.dashboard.theme import BAND_COLORS, MONEY_FORMATTER
+from workbench.dashboard.theme import BAND_COLORS, MONEY_FORMATTER, TIME_TITLES
 
 # ``<%- value %>`` is escaped by the template engine (``<%= %>`` would insert it as HTML); the
 # colour expression yields one of our constants only.
@@ -31,7 +31,10 @@ def read_only_table(frame: pd.DataFrame, css: str, height: int, **options) -> pn
     """A Tabulator that users read but do not edit; ``css`` names it for tests and styling.
     A ``band`` column (now or in later values) is coloured by :func:`band_formatter`; an
     ``amount`` column is shown as money (two decimals, thousands separated). Cells are text
-    (Bokeh's ``StringFormatter``); column titles are escaped (:func:`escape_titles`)."""
+    (Bokeh's ``StringFormatter``); column titles are escaped (:func:`escape_titles`) and a
+    ``time``/``ts`` column is titled "event time (UTC)". A table wider than the page scrolls
+    horizontally inside itself (``fit_data_fill``: columns keep their content width), so
+    narrow screens do not clip columns or widen the page."""
     table = pn.widgets.Tabulator(
         frame,
         show_index=False,
@@ -40,7 +43,7 @@ def read_only_table(frame: pd.DataFrame, css: str, height: int, **options) -> pn
         sizing_mode="stretch_width",
         formatters={"band": band_formatter(), "amount": MONEY_FORMATTER},
         css_classes=[css],
-        **options,
+        **{"layout": "fit_data_fill", **options},
     )
     escape_titles(table)
     table.param.watch(lambda _e: escape_titles(table), "value")
@@ -50,9 +53,11 @@ def read_only_table(frame: pd.DataFrame, css: str, height: int, **options) -> pn
 def escape_titles(table: pn.widgets.Tabulator) -> None:
     """Tabulator sets a column title as HTML (``innerHTML``): a column named from data (a
     rule id, a band) is given its escaped name as title. Constant names escape to
-    themselves, so the usual ``titles`` stays empty and nothing is sent."""
+    themselves, so only time columns (:data:`~workbench.dashboard.theme.TIME_TITLES`, which
+    say which clock) get a title."""
     names = [str(c) for c in table.value.columns] if table.value is not None else []
-    titles = {c: safe.escape(c) for c in names if safe.escape(c) != c}
+    titles = {c: TIME_TITLES.get(c, safe.escape(c)) for c in names}
+    titles = {c: t for c, t in titles.items() if t != c}
     if titles != (table.titles or {}):
         table.titles = titles
 

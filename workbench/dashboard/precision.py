@@ -55,7 +55,7 @@ class RulePrecisionView(pn.viewable.Viewer):
         self.table = read_only_table(precision_rows(self.frame), "precision-table", 260)
         self.layout = pn.Column(
             safe.heading(f"Rule precision from {label_source} labels", 4),
-            pn.Row(self.range, self.refresh),
+            pn.FlexBox(self.range, self.refresh),
             self.message,
             self.table,
             sizing_mode="stretch_width",

@@ -1,8 +1,9 @@
 """One hub and feed per server process, and ``serve()`` for ``workbench up``.
 
 The hub is created on first use (by the ``--setup`` module of ``panel serve`` or by the first
-session) and lives as long as the process: it is a module global, so Bokeh's clearing of the
-served script's globals at session end cannot touch it.
+session) and lives as long as the process, in ``pn.state.cache`` (Panel's per-process store,
+which Bokeh's clearing of the served script's globals at session end does not touch) rather
+than in a module global: one place says what the process shares, and a test can swap it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+from dataclasses import dataclass
 
 from workbench.auth.login_config import LoginConfig, check_bind, is_loopback
 from workbench.dashboard.feed import Feed
@@ -22,10 +24,24 @@ from workbench.storage import resolve_dsn
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_hub: Hub | None = None
-_feed: Feed | None = None
-_dsn: str | None = None
-_publisher_dsn: str | None = None
+CACHE_KEY = "workbench.dashboard.process"
+
+
+@dataclass
+class Shared:
+    """What every session of this server process shares."""
+
+    hub: Hub
+    feed: Feed
+    dsn: str
+    publisher_dsn: str
+
+
+def shared() -> Shared | None:
+    """This process's shared hub and feed, if started."""
+    import panel as pn
+
+    return pn.state.cache.get(CACHE_KEY)
 
 
 def dashboard_dsn() -> str:
@@ -47,37 +63,47 @@ def start_hub(dsn: str | None = None, *, publisher_dsn: str | None = None) -> Hu
     ``publisher_dsn``: what the rule editor publishes and rolls back with (the publisher
     role); default ``WORKBENCH_PUBLISHER_DATABASE_URL``, else the dashboard's own DSN.
     """
-    global _hub, _feed, _dsn, _publisher_dsn
+    import panel as pn
+
     with _lock:
-        if _hub is None:
-            _dsn = dsn or dashboard_dsn()
-            _publisher_dsn = (
-                publisher_dsn or Settings.load(os.environ).publisher_database_url or _dsn
+        process = shared()
+        if process is None:
+            own = dsn or dashboard_dsn()
+            hub = Hub()
+            process = Shared(
+                hub=hub,
+                feed=Feed(hub, own).start(),
+                dsn=own,
+                publisher_dsn=(
+                    publisher_dsn or Settings.load(os.environ).publisher_database_url or own
+                ),
             )
-            _hub = Hub()
-            _feed = Feed(_hub, _dsn).start()
+            pn.state.cache[CACHE_KEY] = process
             log.info("dashboard hub started")
-        return _hub
+        return process.hub
 
 
 def current_dsn() -> str:
     start_hub()
-    assert _dsn is not None
-    return _dsn
+    process = shared()
+    assert process is not None
+    return process.dsn
 
 
 def current_publisher_dsn(default: str | None = None) -> str:
     """The DSN rule sets are published with (see :func:`start_hub`); ``default`` (a
     session's own DSN) when this process's hub did not set one."""
-    return _publisher_dsn or default or current_dsn()
+    process = shared()
+    return process.publisher_dsn if process is not None else default or current_dsn()
 
 
 def stop_hub() -> None:
-    global _hub, _feed, _publisher_dsn
+    import panel as pn
+
     with _lock:
-        if _feed is not None:
-            _feed.stop()
-        _hub, _feed, _publisher_dsn = None, None, None
+        process = pn.state.cache.pop(CACHE_KEY, None)
+        if process is not None:
+            process.feed.stop()
 
 
 def serve(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 
 import panel as pn
 
@@ -28,7 +29,7 @@ from workbench.dashboard.evidence import parse_history_query
 from workbench.dashboard.history import HistoryView
 from workbench.dashboard.hub import Health, Hub
 from workbench.dashboard.lists_page import ListsView
-from workbench.dashboard.live import LiveView
+from workbench.dashboard.live import STATUS_EVERY_S, LiveView
 from workbench.dashboard.login import session_identity, user_badge
 from workbench.dashboard.parts import schedule
 from workbench.dashboard.precision import RulePrecisionView
@@ -39,6 +40,22 @@ from workbench.settings import Settings
 log = logging.getLogger(__name__)
 
 ALERTS_TAB, HISTORY_TAB, EDITOR_TAB, LISTS_TAB, AUDIT_TAB = 1, 2, 3, 4, 5
+
+
+# Bokeh draws the tab headers inside a shadow root: the focus ring is given there.
+_TAB_FOCUS = ".bk-tab:focus-visible { outline: 3px solid #1f4e79; outline-offset: 2px; }"
+
+
+# Bokeh's tab headers take the focus (tabindex 0) but ignore keys: Enter/Space open the
+# focused tab, the arrow keys move the focus along the tab bar (inline: works offline).
+_TAB_KEYS = """document.addEventListener("keydown", (e) => {
+  const tab = e.composedPath()[0];
+  if (!tab || !tab.classList || !tab.classList.contains("bk-tab")) return;
+  if (e.key === "Enter" || e.key === " ") { e.preventDefault(); tab.click(); }
+  const next = e.key === "ArrowRight" ? tab.nextElementSibling
+    : e.key === "ArrowLeft" ? tab.previousElementSibling : null;
+  if (next && next.classList.contains("bk-tab")) { e.preventDefault(); next.focus(); }
+}, true);"""
 
 
 class Session:
@@ -59,6 +76,7 @@ class Session:
         self.view: pn.viewable.Viewable | None = None
         self.seq = 0
         self.failures = 0
+        self._last_status = time.monotonic()
         self.live = LiveView(notify=_toast)
         self.alerts = CasesPage(dsn, self.identity)  # the Alerts tab is the case queue
         self.history = HistoryView(dsn)
@@ -74,10 +92,10 @@ class Session:
         self.lists = ListsView(dsn, self.identity)
         self.alerts.case.alerts.evidence.on_history = self.open_history
         pages = [
-            ("Live", self.live.panel),
-            ("Alerts", self.alerts.panel),
-            ("History", self.history.panel),
-            ("Rules", pn.Column(self.editor.panel, self.precision, sizing_mode="stretch_width")),
+            ("Live", self.live),
+            ("Alerts", _contained(self.alerts.panel)),
+            ("History", self.history),
+            ("Rules", pn.Column(self.editor, self.precision, sizing_mode="stretch_width")),
             ("Lists", self.lists),
         ]
         self.audit: AuditView | None = None
@@ -89,6 +107,7 @@ class Session:
             # every page is built with the session: components created after the page has
             # loaded would link Panel's stylesheets from its CDN (unreachable offline)
             dynamic=False,
+            stylesheets=[_TAB_FOCUS],
         )
         self.tabs.param.watch(self._on_tab, "active")
         self.banner = safe.banner(visible=False, css_classes=["rules-banner"])
@@ -124,9 +143,14 @@ class Session:
         """One periodic update: everything new in the hub since the last one."""
         try:
             delta = self.hub.delta(self.seq)
+            now = time.monotonic()
             if delta.seq == self.seq:
                 self.live.flush_tables()  # rows held back by the table throttle
+                if now - self._last_status >= STATUS_EVERY_S:  # rates decay, status stalls
+                    self.live.update_status(delta)
+                    self._last_status = now
                 return
+            self._last_status = now
             first, self.seq = self.seq == 0, delta.seq  # a failed delta is never re-applied
             with pn.io.hold():
                 self.live.update(delta, first=first)
@@ -170,6 +194,7 @@ def create_session(
         sizing_mode="stretch_width",
     )
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        pn.state.curdoc.template = _page_template()
         callback = pn.state.add_periodic_callback(session.pull, period=REFRESH_MS)
         pn.state.on_session_destroyed(lambda _ctx: callback.stop())
     session.pull()
@@ -178,6 +203,32 @@ def create_session(
         session.open_history(*linked)
     session.view = pn.Column(header, session.banner, session.tabs, sizing_mode="stretch_width")
     return session
+
+
+def _contained(page: pn.viewable.Viewable) -> pn.FlexBox:
+    """``page`` in a box that scrolls sideways itself when the page is wider than the
+    screen: a FlexBox does not pass its children's minimum width up to the tabs, so one wide
+    page cannot make every other page scroll sideways on a phone."""
+    return pn.FlexBox(
+        page, sizing_mode="stretch_width", styles={"overflow-x": "auto", "max-width": "100%"}
+    )
+
+
+@functools.cache
+def _page_template():
+    """Panel's page template plus a viewport meta tag: without it a phone lays the page out
+    980 px wide and zooms out (Panel 1.9's base template has none; a document's ``template``
+    is the hook its server renders the page with)."""
+    from panel.io.resources import _env
+
+    return _env.from_string(
+        "{% extends base %}{% block preamble %}{{ super() }}"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<style>.bk-tab:focus-visible,button:focus-visible,input:focus-visible"
+        "{outline:3px solid #1f4e79;outline-offset:2px}</style>"
+        f"<script>{_TAB_KEYS}</script>"
+        "{% endblock %}"
+    )
 
 
 def _query_args() -> dict:

@@ -4,9 +4,32 @@ from __future__ import annotations
 
 import math
 
-BAND_COLORS = {"Low": "#2e7d32", "Medium": "#ef8f00", "High": "#c62828"}
+# Band colours are also text colours (the band column): each has a WCAG AA contrast of at least
+# 4.5:1 on white (tests/unit/test_dashboard_theme.py computes it). Medium was #ef8f00 (2.4:1).
+BAND_COLORS = {"Low": "#2e7d32", "Medium": "#a65c00", "High": "#c62828"}
 ACCENT = "#1f4e79"
+TEXT = "#212121"
+BACKGROUND = "#ffffff"
 REFRESH_MS = 500  # how often a session pulls from the hub
+
+# Two clocks are shown: the simulated *event time* of transactions (history, tables, trends)
+# and the *wall clock* of the server (the last batch received). Both are UTC, and every axis
+# or column that shows one names which.
+EVENT_TIME = "event time (UTC)"
+WALL_CLOCK = "wall clock (UTC)"
+TIME_TITLES = {"time": EVENT_TIME, "ts": EVENT_TIME}
+
+
+def contrast_ratio(foreground: str, background: str = BACKGROUND) -> float:
+    """The WCAG 2 contrast ratio of two ``#rrggbb`` colours (AA text needs >= 4.5)."""
+
+    def luminance(color: str) -> float:
+        rgb = [int(color.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+        lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
 
 
 def fmt_number(value: float, digits: int = 0, unit: str = "") -> str:

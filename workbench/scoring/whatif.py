@@ -44,13 +44,18 @@ class WhatIf:
     ``summary``: one row per side — transactions, low/medium/high, alerts (deduplicated per
     card), flagged (band at least the alert band), precision, recall, F1 against the labels.
     ``rules``: per rule id, hits and precision before and after, and the change in hits.
-    ``eval_errors``: side -> {rule id: rows where evaluating the rule failed}."""
+    ``eval_errors``: side -> {rule id: rows where evaluating the rule failed}.
+    ``changed``: the transactions whose band changed (tx_id, card_id, amount, band and score
+    before and after), the largest score changes first, at most :data:`CHANGED_ROWS`;
+    ``changed_total`` counts them all."""
 
     rows: int
     migration: pd.DataFrame
     summary: pd.DataFrame
     rules: pd.DataFrame
     eval_errors: dict[str, dict[str, int]] = field(default_factory=dict)
+    changed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    changed_total: int = 0
 
     @property
     def alert_change(self) -> int:
@@ -71,7 +76,7 @@ def what_if(
     batch = history[list(schema.NAMES)].reset_index(drop=True)
     label = m.labels(batch["is_fraud"])
     computed: list[tuple[tuple, pd.DataFrame]] = []  # features shared when both declare the same
-    side_bands, hit_frames, summary, errors = {}, {}, {}, {}
+    side_bands, side_scores, hit_frames, summary, errors = {}, {}, {}, {}, {}
     for side, ruleset in zip(SIDES, (before, after), strict=True):
         feats = _features(ruleset, batch, warmup, allowed_lateness_s, computed)
         scores, hits, errs = Scorer(ruleset).score(batch, feats)
@@ -79,16 +84,43 @@ def what_if(
         flagged = bands.ranks(band) >= bands.alert_rank(ruleset.alert.min_band)
         opened = m.alert_sessions(batch["card_id"], batch["ts"], flagged, ruleset.alert.dedup_s)
         side_bands[side] = band
+        side_scores[side] = scores["risk_score"].to_numpy(np.float64)
         hit_frames[side] = _hit_matrix(hits, [r.id for r in ruleset.enabled_rules], len(batch))
         summary[side] = m.summary(band, label, flagged, len(opened))
         errors[side] = dict(errs)
+    changed, changed_total = _changed(batch, side_bands, side_scores)
     return WhatIf(
         rows=len(batch),
+        changed=changed,
+        changed_total=changed_total,
         migration=m.band_migration(side_bands["before"], side_bands["after"]),
         summary=pd.DataFrame.from_dict(summary, orient="index").loc[list(SIDES)],
         rules=_rule_table(hit_frames, label),
         eval_errors=errors,
     )
+
+
+CHANGED_ROWS = 200  # the what-if lists at most this many band changes
+
+
+def _changed(batch, side_bands, side_scores) -> tuple[pd.DataFrame, int]:
+    """The rows whose band differs between the sides, largest score change first (bounded)."""
+    moved = side_bands["before"] != side_bands["after"]
+    frame = pd.DataFrame(
+        {
+            "tx_id": batch["tx_id"].astype(str).to_numpy()[moved],
+            "card_id": batch["card_id"].astype(str).to_numpy()[moved],
+            "amount": batch["amount"].astype(float).to_numpy()[moved],
+            "band_before": side_bands["before"][moved],
+            "band_after": side_bands["after"][moved],
+            "score_before": side_scores["before"][moved].round(1),
+            "score_after": side_scores["after"][moved].round(1),
+        }
+    )
+    order = np.argsort(
+        -np.abs(frame["score_after"] - frame["score_before"]).to_numpy(), kind="stable"
+    )
+    return frame.iloc[order[:CHANGED_ROWS]].reset_index(drop=True), int(moved.sum())
 
 
 def _features(ruleset, batch, warmup, lateness, computed) -> pd.DataFrame:

@@ -1,0 +1,84 @@
+"""The live page's status, toasts and charts after the UI review: a stopped worker is shown
+as stalled with its rate at 0, toasts can be muted, rules at 0 hits stay, axes never use
+scientific notation and the map has a legend."""
+
+from __future__ import annotations
+
+from bokeh.models import Legend, NumeralTickFormatter
+
+from tests.unit.test_dashboard_live import Clock, feed
+from workbench.dashboard import safe
+from workbench.dashboard.hub import Hub
+from workbench.dashboard.live import STALLED_AFTER_S, LiveView
+from workbench.dashboard.session import Session
+
+
+class _Session(Session):
+    """A Session without pages that read the database: only the live view and pull loop."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub, self.seq, self.failures, self._last_status = hub, 0, 0, -1e9
+        self.live = LiveView()
+
+        class _Tabs:
+            active = 0
+
+        self.tabs = _Tabs()
+        self.banner = safe.banner(visible=False)
+
+
+def test_a_stopped_worker_turns_stalled_and_its_rate_decays_to_zero():
+    clock = Clock()
+    hub = Hub(clock=clock)
+    feed(hub, clock, batches=8)
+    session = _Session(hub)
+    session.pull()
+    assert session.live.kpi["tx_per_s"].value > 0
+    assert "live" in session.live.status.object
+    assert "live" in session.live.health.object
+    clock.t += STALLED_AFTER_S + 20  # the worker stopped; no batch, the hub sequence is still
+    session._last_status = -1e9
+    session.pull()
+    assert session.live.kpi["tx_per_s"].value == 0
+    assert "stalled" in session.live.status.object
+    assert "wall clock (UTC)" in session.live.status.object
+    assert "live (" not in session.live.health.object
+
+
+def test_toasts_can_be_muted_per_session():
+    clock = Clock()
+    hub = Hub(clock=clock)
+    toasts: list[str] = []
+    view = LiveView(notify=toasts.append)
+    feed(hub, clock, batches=2)
+    first = hub.delta(0)
+    view.update(first, first=True)
+    view.mute.value = True
+    feed(hub, clock, batches=4)
+    view.update(hub.delta(first.seq))
+    assert toasts == []
+    other = LiveView(notify=toasts.append)  # another session is not muted
+    other.update(first, first=True)
+    assert other.mute.value is False
+
+
+def test_a_rule_that_stops_hitting_stays_on_the_chart_at_zero():
+    view = LiveView()
+    view._rules({"big": 3.0, "night": 1.0})
+    view._rules({"big": 2.0})
+    data = dict(zip(view.rule_source.data["rule"], view.rule_source.data["rate"], strict=True))
+    assert data == {"big": 2.0, "night": 0.0}
+    assert list(view.rule_figure.y_range.factors) == ["night", "big"]  # largest at the top
+
+
+def test_axes_format_numbers_plainly_and_the_map_has_a_band_legend():
+    view = LiveView()
+    figures = [p.object for p in view.panel.select(lambda o: hasattr(o, "object"))]
+    figures = [f for f in figures if hasattr(f, "yaxis")]
+    assert len(figures) >= 5
+    band_chart = next(f for f in figures if "by band" in f.title.text)
+    assert band_chart.y_scale.__class__.__name__ == "LogScale"  # Medium/High visible
+    assert all(isinstance(a.formatter, NumeralTickFormatter) for a in band_chart.yaxis)
+    geo = next(f for f in figures if f.title.text.startswith("Recent transactions"))
+    legends = [r for r in geo.renderers + geo.center if isinstance(r, Legend)]
+    assert legends and legends[0].items[0].label.field == "band"
