@@ -32,7 +32,7 @@ def test_lists_page_edits_are_stored_audited_and_escaped(browser, dashboard, ui_
     expect(lists).to_be_visible(timeout=UPDATE_S * 1000)
     fill(page, "Value", "card-e2e-1")
     fill(page, "Reason", HOSTILE)
-    page.locator(".bk-btn", has_text="Add").click()
+    page.get_by_role("button", name="Add", exact=True).click()
     message = page.locator(".lists-message")
     expect(message).to_contain_text("card-e2e-1 added to blocked_cards", timeout=UPDATE_S * 1000)
     expect(lists.locator(".tabulator-row").first).to_contain_text(HOSTILE)  # as text
@@ -40,7 +40,7 @@ def test_lists_page_edits_are_stored_audited_and_escaped(browser, dashboard, ui_
     assert page.locator(".list-entries img").count() == 0
     # A hostile value is refused before the database, with the reason.
     fill(page, "Value", HOSTILE)
-    page.locator(".bk-btn", has_text="Add").click()
+    page.get_by_role("button", name="Add", exact=True).click()
     expect(message).to_contain_text("Not done: a card value holds", timeout=UPDATE_S * 1000)
     expect(message).to_contain_text("got '<img src=x onerror=")  # quoted back as text
     assert page.locator(".lists-message img").count() == 0
