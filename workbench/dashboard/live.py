@@ -373,8 +373,12 @@ class LiveView(pn.viewable.Viewer):
             size=6,
             alpha=0.7,
             source=self.map_source,
-            legend_field="band",
         )
+        # A static legend: one empty renderer per band. (legend_field would index the
+        # streamed source, whose rollover leaves the legend reading past its end: a RangeError
+        # in BokehJS.)
+        for band in LABELS:
+            geo.scatter([], [], color=BAND_COLORS[band], size=6, legend_label=band)
         geo.legend.location = "top_left"
         geo.legend.title = "band"
         # Bokeh escapes @field values (only a "{safe}" format in our template would not)
