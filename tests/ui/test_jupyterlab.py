@@ -195,8 +195,15 @@ _CANVASES_JS = """() => {
 def kernel_connected(lab: Lab) -> bool:
     """Whether the server has one idle kernel with a browser connected to it."""
     url = f"http://127.0.0.1:{lab.port}/api/kernels?token={TOKEN}"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        kernels = json.loads(response.read())
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            kernels = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        # jupyter_server answers 500 while a kernel is still starting (its last_activity is
+        # not set yet: TraitError in the kernel model): not connected yet, ask again
+        if exc.code >= 500:
+            return False
+        raise
     return any(k["connections"] > 0 and k["execution_state"] == "idle" for k in kernels)
 
 
