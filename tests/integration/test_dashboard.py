@@ -157,7 +157,8 @@ def test_history_page_buckets_in_sql_and_drills_down_to_a_card(conn, db_dsn):
     asyncio.run(view.load_preset())
     assert view.loaded
     assert "3,000 transactions" in view.message.object
-    assert len(view.plots.objects) == 3  # bands, scores + alerts, transactions
+    # bands, scores, alerts (each on its own y axis), transactions
+    assert len(view.plots.objects) == 4
     view.card_input.value = "card7"
     asyncio.run(view.load_card())
     assert len(view.card_table.value) == count(conn, "transactions WHERE card_id = 'card7'")

@@ -246,8 +246,15 @@ def test_pip_installed_wheel_runs_up_in_an_empty_directory(
     )
 
 
-def test_panel_serve_as_docker_runs_it_serves_the_dashboard_at_root(db_dsn: str) -> None:
-    """The dashboard command of docker-compose.yml, run here: ``/`` answers 200."""
+def test_panel_serve_as_docker_runs_it_serves_the_dashboard_at_root(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    """The dashboard command of docker-compose.yml, run here: ``/`` answers 200 (the login
+    page: the command has the login, whose credentials file needs a user to start)."""
+    from workbench.auth.users import UsersFile
+
+    users = tmp_path / "secrets" / "users.json"
+    UsersFile(users).add("compose", "a long enough password", "viewer")
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     command = compose["services"]["dashboard"]["command"]
     port = _free_port()
@@ -268,7 +275,7 @@ def test_panel_serve_as_docker_runs_it_serves_the_dashboard_at_root(db_dsn: str)
     proc = subprocess.Popen(
         [str(panel), "serve", *args, "--port", str(port), "--address", "127.0.0.1", *origin],
         cwd=ROOT,
-        env=dict(os.environ, WORKBENCH_DATABASE_URL=db_dsn),
+        env=dict(os.environ, WORKBENCH_DATABASE_URL=db_dsn, WORKBENCH_AUTH_USERS_FILE=str(users)),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -7,8 +7,9 @@ the test (``WORKBENCH_AUTH_USERS_FILE``; the cookie secret is created next to it
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import http.client
+import os
 import re
 import subprocess
 import sys
@@ -18,8 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
 
 from tests.login_server import REPO, command, environment, free_port
 from tests.processes import stop_group
@@ -153,21 +152,28 @@ def _token(page: str) -> str:
 
 
 def _ws(port: int, origin: str, cookie: str, token: str):
-    async def attempt():
-        request = HTTPRequest(
-            f"ws://127.0.0.1:{port}/ws", headers={"Origin": origin, "Cookie": cookie}
+    """Open the session's websocket (the HTTP upgrade) with ``origin``: "open" when the server
+    switches protocols, else its HTTP status. Plain http.client, so the socket is closed here
+    whatever the answer (a refused tornado client left its socket to the garbage collector)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request(
+            "GET",
+            "/ws",
+            headers={
+                "Origin": origin,
+                "Cookie": cookie,
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Protocol": f"bokeh, {token}",
+            },
         )
-        try:
-            conn = await websocket_connect(request, subprotocols=["bokeh", token])
-        except HTTPClientError as exc:
-            await asyncio.sleep(0.1)  # the refused connection's socket is closed by the loop
-            return exc.code
+        response = conn.getresponse()
+        return "open" if response.status == 101 else response.status
+    finally:
         conn.close()
-        await asyncio.wait_for(conn.read_message(), 10)  # None once the close is complete
-        await asyncio.sleep(0.1)
-        return "open"
-
-    return asyncio.run(attempt())
 
 
 def test_a_forged_origin_is_refused_on_the_websocket(served) -> None:
