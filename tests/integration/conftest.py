@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import psycopg
 import pytest
 
+from workbench.pipeline.reload import Publisher, read_directory
+from workbench.rules import version_of
 from workbench.schema import empty_batch, empty_dead_letters
 from workbench.scoring.result import ScoredBatch
 from workbench.storage.connection import connect
@@ -40,6 +44,28 @@ def empty_dsn(databases) -> Iterator[str]:
     """DSN of a fresh database with no tables at all (for migration tests)."""
     with databases.fresh("wb_empty", template="template0") as dsn:
         yield dsn
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    """A copy of the shipped rules directory, for tests that edit or publish it."""
+    target = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", target)
+    return target
+
+
+@pytest.fixture
+def published(db_dsn: str, rules_dir: Path) -> str:
+    """``rules_dir`` accepted and recorded as a worker's watcher does it; its version."""
+    publisher = Publisher(db_dsn, rules_dir, author="worker-user")
+    try:
+        assert publisher.check() == "accepted"
+    finally:
+        publisher.close()
+    return version_of(read_directory(rules_dir))
 
 
 @pytest.fixture

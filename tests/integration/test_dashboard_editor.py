@@ -5,7 +5,6 @@ history, diff, rollback."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -25,24 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 FILE = "rules/default.yaml"
 RISKY_OLD = "merchant_category in risky_mcc and amount > 200\n    score: 20"
 RISKY_NEW = "merchant_category in risky_mcc and amount > 50\n    score: 45"
-
-
-@pytest.fixture
-def rules_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", target)
-    return target
-
-
-@pytest.fixture
-def published(db_dsn: str, rules_dir: Path) -> str:
-    """The directory accepted and recorded as a worker's watcher does it; its version."""
-    publisher = Publisher(db_dsn, rules_dir, author="worker-user")
-    try:
-        assert publisher.check() == "accepted"
-    finally:
-        publisher.close()
-    return version_of(read_directory(rules_dir))
 
 
 def editor(db_dsn: str, rules_dir: Path, **options) -> EditorView:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,8 @@ from workbench.dashboard.editor import EditorView
 from workbench.dashboard.hub import Hub
 from workbench.dashboard.publishing import propose_publish, propose_rollback, unified_diff
 from workbench.dashboard.session import Session
-from workbench.pipeline.reload import Publisher, read_directory
-from workbench.rules import load_rules, version_of
+from workbench.pipeline.reload import Publisher
+from workbench.rules import load_rules
 from workbench.settings import Settings
 from workbench.storage import audit, rule_set_history, shared_store, write_batch
 from workbench.storage.rule_sets import active as active_rule_set
@@ -40,24 +39,6 @@ VIEWER = Identity("vera", Role.VIEWER, provider="basic", address="10.0.0.7")
 ANALYST = Identity("ana", Role.ANALYST, provider="basic")
 AUTHOR = Identity("rui", Role.RULE_AUTHOR, provider="oauth")
 ADMIN = Identity("ada", Role.ADMIN, provider="basic")
-
-
-@pytest.fixture
-def rules_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", target)
-    return target
-
-
-@pytest.fixture
-def published(db_dsn: str, rules_dir: Path) -> str:
-    """The directory accepted by a worker's watcher; its version."""
-    publisher = Publisher(db_dsn, rules_dir, author="worker-user")
-    try:
-        assert publisher.check() == "accepted"
-    finally:
-        publisher.close()
-    return version_of(read_directory(rules_dir))
 
 
 @pytest.fixture
