@@ -11,6 +11,15 @@ to the feature state without being scored. Stored labels (``labels:`` features) 
 the features up front; the engine counts each only for rows after its known_at, exactly as
 the stream did.
 
+Lists and snoozes: the backtest scores with the maintained lists and the snoozes **as they
+are now** — the database's list entries and unlifted snoozes, merged with the list files of
+``lists_dir`` as a worker merges them (:func:`current_overlay`) — or with the ones given
+(``overlay``; the CLI's ``--lists-from DIR`` and ``--no-snoozes``). A list's past contents
+are not replayed. Each snooze is applied by its event-time window, as the stream applies it:
+a row whose ``ts`` is before the snooze's ``until`` does not hit the snoozed rule for that
+entity, later rows do. So the stored live scores and the backtest agree exactly for history
+scored while the same lists and snoozes were in force (:attr:`Backtest.lists_note`).
+
 ``frame["analyst_label"]`` is each row's current analyst label (1 fraud, 0 legitimate, -1
 none): what analysts concluded in the end, whenever they did — an evaluation truth, kept
 apart from the simulator's ``is_fraud`` (:mod:`workbench.analysis.compare`).
@@ -25,7 +34,6 @@ the current one.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,19 +45,26 @@ import numpy as np
 import pandas as pd
 
 from workbench import schema
+from workbench.analysis.compare import Comparison, compare
 from workbench.analysis.database import database_url
 from workbench.errors import ConfigError
 from workbench.features import PREVIOUS_LOOKBACK_S
 from workbench.features.spec import PREVIOUS
+from workbench.pipeline.lists import build_overlay
 from workbench.rules import RuleSet, load_rules, parse_rules
+from workbench.rules.lists import read_list_files
 from workbench.scoring.detector import Detector
+from workbench.scoring.evaluate import stored_hits, stored_rule_ids
+from workbench.scoring.overlay import Overlay
 from workbench.storage import labels, shared_store, transactions
+from workbench.storage import snoozes as snooze_store
 
 Progress = Callable[[float, int], None]
 """``progress(fraction_of_time_range_done, rows_read_so_far)``."""
 
 RulesLike = RuleSet | str | Path | Sequence[str | Path] | Mapping[str, str]
 
+SNOOZE_RULE = "each snooze applies to the rows whose event time is before its end"
 LIVE_COLUMNS = {"risk_score": "live_score", "band": "live_band", "rule_set_version": "live_version"}
 DEFAULT_CHUNK_S = 86_400.0
 
@@ -62,7 +77,8 @@ class Backtest:
     schema columns, ``live_score``/``live_band``/``live_version``/``rule_hits`` (what the
     stream stored) and ``score``/``band`` (the candidate's). ``hits``: boolean frame aligned
     with ``frame``, one column per enabled candidate rule. ``eval_errors``: rule id -> rows
-    where evaluating the rule failed.
+    where evaluating the rule failed. ``overlay``: the maintained lists and snoozes scored
+    with, ``lists_source`` where they came from; ``snoozed``: hits the snoozes hid.
     """
 
     ruleset: RuleSet
@@ -74,6 +90,9 @@ class Backtest:
     eval_errors: dict[str, int] = field(default_factory=dict)
     read_s: float = 0.0
     elapsed_s: float = 0.0
+    overlay: Overlay = field(default_factory=Overlay)
+    lists_source: str = "none"
+    snoozed: int = 0
 
     @property
     def rows(self) -> int:
@@ -85,15 +104,21 @@ class Backtest:
         total = self.rows + self.warmup_rows
         return total / self.elapsed_s if self.elapsed_s > 0 else float("nan")
 
+    @property
+    def lists_note(self) -> str:
+        """How lists and snoozes were treated, in one line (the CLI prints it)."""
+        return (
+            f"lists and snoozes: {self.lists_source}: {self.overlay.describe()}; "
+            f"{SNOOZE_RULE} ({self.snoozed:,} hits snoozed)"
+        )
+
     def live_hits(self, rule_ids: Sequence[str] | None = None) -> pd.DataFrame:
         """Boolean frame of the stored (live) rule hits, one column per rule id (default:
         every rule id that hit in the stored rows), aligned with ``frame``."""
-        return live_hits(self.frame["rule_hits"], rule_ids)
+        return stored_hits(self.frame["rule_hits"], rule_ids)
 
-    def compare(self, *, k: int = 100, thresholds: Sequence[float] | None = None):
+    def compare(self, *, k: int = 100, thresholds: Sequence[float] | None = None) -> Comparison:
         """Candidate against live: a :class:`~workbench.analysis.compare.Comparison`."""
-        from workbench.analysis.compare import compare
-
         return compare(self, k=k, thresholds=thresholds)
 
 
@@ -127,6 +152,47 @@ def load_history(
         return transactions.load(c, lo.to_pydatetime(), hi.to_pydatetime())
 
 
+def current_overlay(
+    *,
+    dsn: str | None = None,
+    conn=None,
+    lists_dir: str | Path | None = None,
+    lists_from: str | Path | None = None,
+    snoozes: bool = True,
+) -> tuple[Overlay, str]:
+    """The maintained lists and snoozes a backtest scores with, and where they came from.
+
+    Default: as a worker reads them now — the database's list entries and unlifted snoozes,
+    merged with the list files of ``lists_dir`` (a worker's ``<rules_dir>/lists``).
+    ``lists_from``: the lists are the files of that directory alone (the database's entries
+    are not read; a refused line is a ConfigError); ``snoozes=False``: nothing is snoozed.
+    """
+    if lists_from is not None:
+        if not Path(lists_from).is_dir():
+            raise ConfigError(f"--lists-from: not a directory: '{lists_from}'")
+        found, problems = read_list_files(lists_from)
+        if problems:
+            raise ConfigError(f"--lists-from: {problems[0]}")
+    with _connection(conn, dsn) as c:
+        if lists_from is None:
+            overlay = build_overlay(c, lists_dir)
+            source = "as they are now in the database" + (
+                f" and {lists_dir}" if lists_dir is not None else ""
+            )
+            if snoozes:
+                return overlay, source
+            return Overlay.build(_values(overlay), None), source + ", snoozes left out"
+        frame = snooze_store.current(c) if snoozes else None
+    source = f"lists from {lists_from}, " + (
+        "snoozes as they are now in the database" if snoozes else "snoozes left out"
+    )
+    return Overlay.build(found, frame), source
+
+
+def _values(overlay: Overlay) -> dict[str, list[str]]:
+    return {name: values.to_pylist() for name, values in overlay.lists.items()}
+
+
 def lookback_s(ruleset: RuleSet) -> float:
     """How much history before a row its features read: the warm-up a backtest needs."""
     out = 0.0
@@ -146,14 +212,21 @@ def backtest(
     chunk_s: float = DEFAULT_CHUNK_S,
     allowed_lateness_s: float = 3600.0,
     progress: Progress | None = None,
+    overlay: Overlay | None = None,
+    lists_dir: str | Path | None = None,
 ) -> Backtest:
     """Re-score the stored transactions of ``[start, end)`` (default: all) with ``rules``.
 
     ``conn`` (a connection the caller owns) or ``dsn`` (default: the configured database)
     says where to read. ``warmup=False`` starts the features on empty state at ``start``.
+    ``overlay``: the lists and snoozes to score with (default: :func:`current_overlay`,
+    with the list files of ``lists_dir``).
     """
     ruleset = as_ruleset(rules)
     began = time.perf_counter()
+    source = "as given"
+    if overlay is None:
+        overlay, source = current_overlay(dsn=dsn, conn=conn, lists_dir=lists_dir)
     with _connection(conn, dsn) as c:
         bounds = transactions.time_bounds(c)
         lo, hi = _range(c, start, end, bounds)
@@ -162,7 +235,7 @@ def backtest(
             first = max(min(lo, _ts(bounds[0])), lo - pd.Timedelta(seconds=lookback_s(ruleset)))
         slices = [(a, b, False) for a, b in _edges(first, lo, chunk_s)]
         slices += [(a, b, True) for a, b in _edges(lo, hi, chunk_s)]
-        detector = Detector(ruleset, allowed_lateness_s=allowed_lateness_s)
+        detector = Detector(ruleset, allowed_lateness_s=allowed_lateness_s, overlay=overlay)
         book = detector.features.labels
         if book is not None:
             floor = first - pd.Timedelta(book.horizon_ns + book.lateness_ns, unit="ns")
@@ -170,7 +243,7 @@ def backtest(
             detector.features.add_labels(stored)
         rule_ids = [r.id for r in ruleset.enabled_rules]
         frames, hit_blocks, errors = [], [], {}
-        warm_rows, read_s, rows = 0, [0.0], 0
+        warm_rows, read_s, rows, snoozed = 0, [0.0], 0, 0
         span = (hi - first).total_seconds() or 1.0
         for (_a, b, scored), history in _prefetch(c, slices, read_s):
             rows += len(history)
@@ -178,10 +251,11 @@ def backtest(
                 detector.features.compute(history[list(schema.NAMES)])
                 warm_rows += len(history)
             elif len(history):
-                out, hits, errs = detector.score_frame(history[list(schema.NAMES)])
-                frames.append(_result_frame(history, out))
-                hit_blocks.append(_hit_matrix(hits, rule_ids, len(history)))
-                for rule, n in errs.items():
+                done = detector.evaluate(history[list(schema.NAMES)])
+                frames.append(_result_frame(history, done.scores))
+                hit_blocks.append(done.matrix)
+                snoozed += done.snoozed
+                for rule, n in done.eval_errors.items():
                     errors[rule] = errors.get(rule, 0) + n
             # As the stream's detect node does between batches (when the detector has it).
             maintain = getattr(detector, "maintain", None)
@@ -207,6 +281,9 @@ def backtest(
         eval_errors=errors,
         read_s=read_s[0],
         elapsed_s=time.perf_counter() - began,
+        overlay=overlay,
+        lists_source=source,
+        snoozed=snoozed,
     )
 
 
@@ -222,29 +299,9 @@ def analyst_labels(conn, frame: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp
 
 
 def live_hits(rule_hits: pd.Series, rule_ids: Sequence[str] | None = None) -> pd.DataFrame:
-    """Boolean hit columns from stored ``rule_hits`` JSON text (``{"rule_id": points}``).
-
-    Vectorized: one substring search per rule over the text column (a rule id is a plain
-    identifier, so ``"id":`` appears in the text exactly when the rule hit).
-    """
-    text = pd.Series(rule_hits, dtype="str").fillna("{}")
-    if rule_ids is None:
-        rule_ids = stored_rule_ids(text)
-    return pd.DataFrame(
-        {rid: text.str.contains(f'"{rid}":', regex=False).to_numpy(bool) for rid in rule_ids},
-        index=pd.RangeIndex(len(text)),
-        columns=list(rule_ids),
-    )
-
-
-def stored_rule_ids(rule_hits: pd.Series) -> list[str]:
-    """Every rule id that appears in stored ``rule_hits`` JSON text, sorted."""
-    text = pd.Series(rule_hits, dtype="str").fillna("{}")
-    ids: set[str] = set()
-    # Only the distinct hit combinations are parsed: a few hundred, not one per row.
-    for combo in pd.unique(text[text != "{}"]):
-        ids.update(json.loads(combo))
-    return sorted(ids)
+    """Boolean hit columns from stored ``rule_hits`` JSON text
+    (:func:`~workbench.scoring.evaluate.stored_hits`)."""
+    return stored_hits(rule_hits, rule_ids)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -314,14 +371,6 @@ def _result_frame(history: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _hit_matrix(hits: pd.DataFrame, rule_ids: list[str], n: int) -> np.ndarray:
-    matrix = np.zeros((n, len(rule_ids)), dtype=bool)
-    if len(hits):
-        cols = pd.Categorical(hits["rule_id"], categories=rule_ids).codes
-        matrix[hits["row"].to_numpy(np.int64), cols] = True
-    return matrix
-
-
 def _empty_history() -> pd.DataFrame:
     frame = schema.empty_batch()
     frame["risk_score"] = pd.Series([], dtype="float64")
@@ -341,6 +390,7 @@ __all__ = [
     "analyst_labels",
     "as_ruleset",
     "backtest",
+    "current_overlay",
     "live_hits",
     "load_history",
     "lookback_s",

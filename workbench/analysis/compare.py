@@ -8,7 +8,9 @@ precision and recall of each scoring against each, with how many rows each has l
 
 Both scorings are judged with the candidate's alert policy (flagged = band at least
 ``alert.min_band``; alerts deduplicated per card over ``alert.dedup``), so the figures differ
-only by the scores. ``text()`` is the CLI's readable report; ``to_dict()`` its ``--json``.
+only by the scores. The candidate's hits are the backtest's evaluation matrix; the live ones
+are read back from the stored ``rule_hits`` (:func:`~workbench.scoring.evaluate.stored_hits`).
+``text()`` is the CLI's readable report; ``to_dict()`` its ``--json``.
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from workbench import bands
 from workbench.analysis import metrics as m
+from workbench.scoring.evaluate import stored_hits, stored_rule_ids
+
+if TYPE_CHECKING:  # the backtest imports this module
+    from workbench.analysis.backtest import Backtest
 
 SCORINGS = ("live", "candidate")
 TRUTHS = {"simulator": "vs simulator truth", "analyst": "vs analyst labels"}
@@ -131,7 +137,9 @@ class Comparison:
         return "\n".join(lines)
 
 
-def compare(result, *, k: int = 100, thresholds: Sequence[float] | None = None) -> Comparison:
+def compare(
+    result: Backtest, *, k: int = 100, thresholds: Sequence[float] | None = None
+) -> Comparison:
     """All comparison tables of a backtest ``result``, with Card Precision@``k``."""
     frame = result.frame
     ruleset = result.ruleset
@@ -147,7 +155,8 @@ def compare(result, *, k: int = 100, thresholds: Sequence[float] | None = None) 
     scores = {"live": frame["live_score"].to_numpy(), "candidate": frame["score"].to_numpy()}
     scored = {"live": frame["live_band"], "candidate": frame["band"]}
     hits = {"candidate": result.hits}
-    hits["live"] = result.live_hits(sorted(set(result.hits.columns) | _stored_ids(frame)))
+    stored = set(stored_rule_ids(frame["rule_hits"]))
+    hits["live"] = stored_hits(frame["rule_hits"], sorted(set(result.hits.columns) | stored))
 
     summary, per_day, cp, rules, band_tables, scen, sweeps = {}, {}, {}, [], [], [], []
     truths, analyst_rules = [], []
@@ -185,12 +194,6 @@ def compare(result, *, k: int = 100, thresholds: Sequence[float] | None = None) 
         truths=pd.DataFrame(truths),
         analyst_rules=pd.concat(analyst_rules),
     )
-
-
-def _stored_ids(frame: pd.DataFrame) -> set[str]:
-    from workbench.analysis.backtest import stored_rule_ids
-
-    return set(stored_rule_ids(frame["rule_hits"]))
 
 
 def _tag(frame: pd.DataFrame, scoring: str, index: str) -> pd.DataFrame:

@@ -20,7 +20,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Re-score the stored transactions of a time range with a candidate rule "
         "set (the stream's own feature and scoring code, point-in-time) and compare it with "
         "the stored live scores: band migration, alerts per day, precision / recall / F1 per "
-        "rule, band and fraud scenario, Card Precision@k per day and a threshold sweep.",
+        "rule, band and fraud scenario, Card Precision@k per day and a threshold sweep. "
+        "Maintained lists and snoozes are the ones in force now (the database's, and the list "
+        "files of <rules_dir>/lists), not as they were at each transaction; each snooze "
+        "applies to the transactions whose event time is before its end.",
     )
     bt.add_argument("rules", nargs="+", metavar="RULES", help="Rules directory or YAML file(s).")
     bt.add_argument(
@@ -38,6 +41,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="Start features on empty state at --start instead of reading earlier history.",
     )
+    bt.add_argument(
+        "--lists-from",
+        metavar="DIR",
+        help="Maintained lists from the files DIR/<name>.txt instead of the database's "
+        "entries and <rules_dir>/lists (snoozes still from the database).",
+    )
+    bt.add_argument("--no-snoozes", action="store_true", help="Score as if no rule were snoozed.")
     bt.set_defaults(run=run_backtest, check=check_backtest)
 
     rp = sub.add_parser(
@@ -68,18 +78,37 @@ def check_backtest(args: argparse.Namespace) -> None:
     from workbench.rules import load_rules
 
     load_rules(args.rules if len(args.rules) > 1 else args.rules[0])
+    if args.lists_from is not None:
+        from pathlib import Path
+
+        from workbench.rules.lists import read_list_files
+
+        if not Path(args.lists_from).is_dir():
+            raise ConfigError(f"--lists-from must be a directory of list files: {args.lists_from}")
+        problems = read_list_files(args.lists_from)[1]
+        if problems:
+            raise ConfigError(f"--lists-from: {problems[0]}")
     if args.start is not None and args.end is not None and utc(args.end) <= utc(args.start):
         raise ConfigError(f"empty time range: --start {args.start} is not before --end {args.end}")
 
 
 def run_backtest(args: argparse.Namespace, settings: Settings) -> int:
-    from workbench.analysis.backtest import backtest
+    from pathlib import Path
+
+    from workbench.analysis.backtest import backtest, current_overlay
     from workbench.pipeline.database import database
+    from workbench.pipeline.lists import LISTS_DIR
 
     bar = None if args.json else _Bar()
     # Through the shared helper: next to `workbench up`, its embedded server is used (and
     # left running); with no database configured, one is started for this command only.
     with database(settings, migrate=False) as dsn:
+        overlay, source = current_overlay(
+            dsn=dsn,
+            lists_dir=Path(settings.rules_dir) / LISTS_DIR,
+            lists_from=args.lists_from,
+            snoozes=not args.no_snoozes,
+        )
         result = backtest(
             args.rules,
             args.start,
@@ -88,7 +117,9 @@ def run_backtest(args: argparse.Namespace, settings: Settings) -> int:
             warmup=not args.no_warmup,
             allowed_lateness_s=settings.allowed_lateness,
             progress=bar,
+            overlay=overlay,
         )
+        result.lists_source = source
     if bar is not None:
         bar.done()
     comparison = result.compare(k=args.k)
@@ -97,11 +128,19 @@ def run_backtest(args: argparse.Namespace, settings: Settings) -> int:
         out["rows"], out["warmup_rows"] = result.rows, result.warmup_rows
         out["seconds"] = round(result.elapsed_s, 3)
         out["eval_errors"] = result.eval_errors
+        out["lists"] = {
+            "source": result.lists_source,
+            "overlay": result.overlay.version,
+            "lists": {name: len(v) for name, v in sorted(result.overlay.lists.items())},
+            "snoozes": len(result.overlay.snoozes),
+            "hits_snoozed": result.snoozed,
+        }
         json.dump(out, sys.stdout, indent=2)
         print()
         return 0
     print(comparison.text())
     print()
+    print(result.lists_note)
     print(
         f"{result.rows:,} transactions (+{result.warmup_rows:,} warm-up) re-scored in "
         f"{result.elapsed_s:.2f}s ({result.throughput:,.0f} tx/s)"

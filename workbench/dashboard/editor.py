@@ -7,7 +7,8 @@
   line, column and rule id and marked in the editor at its line.
 - **What-if** scores the last N stored transactions (or a time range) with the active rule
   set and with the candidate, using the stream's code
-  (:func:`~workbench.scoring.whatif.what_if`): band migration, hits per rule, alert volume,
+  (:func:`~workbench.scoring.whatif.what_if`), both with the maintained lists and snoozes in
+  force (the database's and ``<rules dir>/lists``, as a worker reads them): band migration, hits per rule, alert volume,
   precision/recall against the labels.
 - **Apply** (admin only, unless the ``editor_apply`` setting is false) first shows the diff
   from the active version to the candidate (the rules directory with the current file
@@ -47,6 +48,7 @@ from workbench.dashboard.goto_line import GotoLine
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.dashboard.publishing import Proposal, unified_diff, write_atomically
 from workbench.errors import ConfigError, RuleError, RuleSetError, WorkbenchError
+from workbench.pipeline.lists import LISTS_DIR, build_overlay
 from workbench.pipeline.reload import read_directory
 from workbench.rules import RuleSet, parse_rules
 from workbench.rules.limits import clip
@@ -636,7 +638,10 @@ class EditorView(pn.viewable.Viewer):
             warmup = store.transactions.load(start - timedelta(seconds=WARMUP_S), start)
         if history.empty:
             return None
-        return what_if(active, candidate, history, warmup=warmup)
+        # The lists and snoozes in force, read as a worker reads them (database + list files).
+        with store.raw() as conn:
+            overlay = build_overlay(conn, self.rules_dir / LISTS_DIR)
+        return what_if(active, candidate, history, warmup=warmup, overlay=overlay)
 
 
 def _parse(texts: dict[str, str]) -> tuple[RuleSet | None, list[RuleError]]:

@@ -13,8 +13,10 @@ A publication is two steps so that the analyst confirms exactly what goes live:
 
 Both take the caller's ``on_record(conn, row_id)`` hook, run in the publication's own
 transaction (the audit row: :mod:`workbench.dashboard.actions`). The dry run reads recent
-transactions with the reader's store; the publication itself uses the publisher's (the rule
-publisher database role may write ``rule_sets`` but not read transactions).
+transactions, the maintained lists and the snoozes with the reader's store (and the list
+files of the rules directory, as the workers do); the publication itself uses the
+publisher's (the rule publisher database role may write ``rule_sets`` but not read
+transactions).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 from workbench.errors import ConfigError, RuleError, WorkbenchError
 from workbench.pipeline import reload
+from workbench.pipeline.lists import LISTS_DIR
 from workbench.pipeline.reload import dry_run, read_directory
 from workbench.rules import parse_rules
 from workbench.rules.limits import clip
@@ -127,7 +130,7 @@ def publish(
     ruleset = parse_rules(proposal.texts)
     with reader.raw() as conn:
         try:
-            dry_run(ruleset, conn)
+            dry_run(ruleset, conn, lists_dir=Path(proposal.directory) / LISTS_DIR)
         except WorkbenchError:
             raise
         except Exception as exc:  # the candidate cannot score real data

@@ -28,6 +28,7 @@ from workbench.storage import snoozes as snooze_store
 
 log = logging.getLogger(__name__)
 
+LISTS_DIR = "lists"  # the list files live in <rules dir>/lists/<name>.txt
 POLL_S = 0.25
 RESYNC_S = 5.0
 BACKOFF_MAX_S = 10.0

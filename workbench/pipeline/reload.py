@@ -38,12 +38,13 @@ from typing import Any
 
 from workbench import schema
 from workbench.errors import ConfigError, RuleError, RuleSetError, StorageError
-from workbench.features.engine import compute_features
+from workbench.pipeline.lists import LISTS_DIR, build_overlay
 from workbench.pipeline.watch import DirectoryWatcher
 from workbench.rules import RuleSet, parse_rules, version_of
 from workbench.rules.files import read_directory
 from workbench.rules.limits import MAX_ERRORS, MAX_MESSAGE, clip
-from workbench.scoring.scorer import Scorer
+from workbench.scoring.evaluate import evaluate
+from workbench.scoring.overlay import Overlay
 from workbench.storage import Listener, audit, connect, rule_sets, transactions
 
 log = logging.getLogger(__name__)
@@ -100,38 +101,52 @@ def error_lines(exc: RuleError) -> str:
 @dataclass
 class DryRun:
     """A candidate scored on recent stored transactions: how many, how many change band,
-    how many it puts in High, and rule-evaluation error counts."""
+    how many it puts in High, how many hits the snoozes in force hid, and rule-evaluation
+    error counts."""
 
     rows: int = 0
     band_changes: int = 0
     high: int = 0
+    snoozed: int = 0
     eval_errors: dict[str, int] = field(default_factory=dict)
 
     def line(self) -> str:
         if not self.rows:
             return "dry run skipped (no stored transactions yet)"
         errors = f", evaluation errors {self.eval_errors}" if self.eval_errors else ""
+        snoozed = f", {self.snoozed:,} hits snoozed" if self.snoozed else ""
         return (
             f"dry run on {self.rows:,} recent transactions: {self.band_changes:,} change band, "
-            f"{self.high:,} High{errors}"
+            f"{self.high:,} High{snoozed}{errors}"
         )
 
 
-def dry_run(ruleset: RuleSet, conn: Any, rows: int = DRY_RUN_ROWS) -> DryRun:
+def dry_run(
+    ruleset: RuleSet,
+    conn: Any,
+    rows: int = DRY_RUN_ROWS,
+    *,
+    overlay: Overlay | None = None,
+    lists_dir: str | Path | None = None,
+) -> DryRun:
     """Score the newest ``rows`` stored transactions with ``ruleset`` (features computed on
-    that sample alone); raises whatever scoring raises."""
+    that sample alone) and the lists and snoozes in force — ``overlay``, else the database's
+    and the list files of ``lists_dir`` read now, as a worker reads them
+    (:func:`~workbench.pipeline.lists.build_overlay`); raises whatever scoring raises."""
     recent = transactions.recent_batch(conn, limit=rows)
     if not len(recent):
         return DryRun()
+    if overlay is None:
+        overlay = build_overlay(conn, lists_dir)
     batch = recent[list(schema.NAMES)]
-    features = compute_features(ruleset.features, batch)
-    scores, _hits, errors = Scorer(ruleset).score(batch, features)
-    changes = (scores["band"].to_numpy() != recent["band"].to_numpy()).sum()
+    done = evaluate(ruleset, batch, overlay=overlay)
+    band = done.scores["band"].to_numpy()
     return DryRun(
         rows=len(batch),
-        band_changes=int(changes),
-        high=int((scores["band"] == "High").sum()),
-        eval_errors=dict(errors),
+        band_changes=int((band != recent["band"].to_numpy()).sum()),
+        high=int((band == "High").sum()),
+        snoozed=done.snoozed,
+        eval_errors=dict(done.eval_errors),
     )
 
 
@@ -233,7 +248,7 @@ class Publisher:
         except RuleError as exc:
             return self._reject(version, texts, exc, startup)
         try:
-            report = dry_run(ruleset, conn, self.dry_run_rows)
+            report = dry_run(ruleset, conn, self.dry_run_rows, lists_dir=self.directory / LISTS_DIR)
         except StorageError:
             raise
         except Exception as exc:  # the candidate cannot score real data: refuse it

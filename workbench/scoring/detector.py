@@ -15,7 +15,7 @@ import pandas as pd
 from workbench.features import FeatureEngine
 from workbench.rules import RuleSet
 from workbench.scoring.overlay import Overlay
-from workbench.scoring.result import ScoredBatch
+from workbench.scoring.result import Evaluation, ScoredBatch
 from workbench.scoring.scorer import Scorer
 from workbench.sources.base import SourceBatch
 
@@ -54,12 +54,14 @@ class Detector:
 
     def score_frame(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         """Scored frame (batch + score columns), hits and error counts; advances state."""
-        return self._score(frame, explain=False)[:3]
+        done = self.evaluate(frame)
+        return pd.concat([frame, done.scores], axis=1), done.hits, done.eval_errors
 
-    def _score(self, frame: pd.DataFrame, *, explain: bool = True) -> tuple:
+    def evaluate(self, frame: pd.DataFrame, *, explain: bool = False) -> Evaluation:
+        """Features (point-in-time, advancing this stream's state), then the rules with the
+        current lists and snoozes: :meth:`Scorer.evaluation`, as the stream runs it."""
         feats = self.features.compute_arrays(frame, defer_maintenance=True)
-        scores, hits, errors, found = self.scorer.score_explained(frame, feats, explain=explain)
-        return pd.concat([frame, scores], axis=1), hits, errors, found
+        return self.scorer.evaluation(frame, feats, explain=explain)
 
     def maintain(self) -> bool:
         """Do the feature-state maintenance the last batches left pending (True if any).
@@ -68,13 +70,13 @@ class Detector:
 
     def process(self, batch: SourceBatch) -> ScoredBatch:
         """Score one source batch."""
-        scored, hits, errors, found = self._score(batch.frame)
+        done = self.evaluate(batch.frame, explain=True)
         return ScoredBatch(
-            frame=scored,
-            hits=hits,
-            evidence=found,
+            frame=pd.concat([batch.frame, done.scores], axis=1),
+            hits=done.hits,
+            evidence=done.evidence,
             dead=batch.dead,
-            eval_errors=errors,
+            eval_errors=done.eval_errors,
             position=batch.position,
             created_at=batch.created_at,
         )

@@ -88,6 +88,15 @@ class Overlay:
         )
         return cls(arrays, frame, digest.hexdigest()[:16], groups)
 
+    def describe(self) -> str:
+        """One line for a report: how many lists, values and snoozes this overlay holds."""
+        values = sum(len(v) for v in self.lists.values())
+        names = ", ".join(sorted(self.lists)) or "none"
+        return (
+            f"{len(self.lists)} maintained list(s) with {values:,} value(s) ({names}); "
+            f"{len(self.snoozes):,} snooze(s) (version {self.version})"
+        )
+
     def snooze_mask(self, batch: pd.DataFrame, rule_ids: np.ndarray, hits: np.ndarray) -> int:
         """Clear, in ``hits`` (rows x ``rule_ids``), every hit an active snooze covers; the
         number of hits cleared."""

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -37,6 +38,36 @@ class ScoredBatch:
     @property
     def records(self) -> int:
         return len(self.frame) + len(self.dead)
+
+
+@dataclass
+class Evaluation:
+    """What a rule set (with its lists and snoozes) makes of one batch: the one result that
+    the stream, the backtest, the what-if and the reload dry run all read.
+
+    ``scores``: ``risk_score`` (float64, 0..100), ``band`` (str) and ``rule_set_version``
+    (str), aligned with the batch. ``matrix``: rows x ``rule_ids`` (the enabled rules, in
+    rule-set order), True where the rule hit and no snooze covered it. ``hits``: the same
+    hits in long format (``row``, ``rule_id``, ``points``), what storage writes.
+    ``eval_errors``: rule id -> rows where evaluating it failed. ``snoozed``: hits that
+    snoozes cleared. ``evidence``: as in :class:`ScoredBatch` (empty unless asked for).
+    """
+
+    scores: pd.DataFrame
+    matrix: np.ndarray
+    rule_ids: list[str]
+    hits: pd.DataFrame
+    eval_errors: dict[str, int] = field(default_factory=dict)
+    snoozed: int = 0
+    evidence: pa.Table | None = None
+
+    @property
+    def rows(self) -> int:
+        return len(self.scores)
+
+    def hit_frame(self) -> pd.DataFrame:
+        """``matrix`` as a boolean frame, one column per enabled rule id."""
+        return pd.DataFrame(self.matrix, columns=list(self.rule_ids), copy=False)
 
 
 def as_dead_letters(batch, reason: str) -> ScoredBatch:

@@ -21,6 +21,7 @@ from workbench.rules import RuleSet
 from workbench.rules.values import LISTS_KEY
 from workbench.scoring import evidence
 from workbench.scoring.overlay import Overlay
+from workbench.scoring.result import Evaluation
 
 _NUMERIC = {c.name for c in schema.COLUMNS if c.kind == "float"}
 _BAND_TEXT = pa.array(bands.LABELS, pa.large_string())
@@ -98,12 +99,9 @@ class Scorer:
         self, batch: pd.DataFrame, features: pd.DataFrame | Mapping[str, np.ndarray]
     ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
         """Scores, long-format hits and error counts for one batch (``features`` as for
-        :meth:`environment`).
-
-        Scores: ``risk_score`` (float64), ``band`` (str), ``rule_set_version`` (str), aligned
-        with ``batch``. Hits: ``row`` (position), ``rule_id``, ``points``.
-        """
-        return self.score_explained(batch, features, explain=False)[:3]
+        :meth:`environment`): the parts of :meth:`evaluation` that storage writes."""
+        done = self.evaluation(batch, features)
+        return done.scores, done.hits, done.eval_errors
 
     def score_explained(
         self,
@@ -114,10 +112,24 @@ class Scorer:
     ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], pa.Table]:
         """:meth:`score`, plus the evidence (:func:`~workbench.scoring.evidence.collect`)
         of the rows whose band reaches the rule set's alert band."""
+        done = self.evaluation(batch, features, explain=explain)
+        return done.scores, done.hits, done.eval_errors, done.evidence
+
+    def evaluation(
+        self,
+        batch: pd.DataFrame,
+        features: pd.DataFrame | Mapping[str, np.ndarray],
+        *,
+        explain: bool = False,
+    ) -> Evaluation:
+        """The rule set, its lists and its snoozes applied to one batch: the one
+        implementation of scoring (the stream's detect node, the backtest, the what-if and
+        the reload dry run all come here). ``features`` as for :meth:`environment`;
+        ``explain`` also collects the evidence of the rows reaching the alert band."""
         n = len(batch)
         env = self.environment(batch, features)
         hits, errors = self.evaluate(env, n)
-        self.overlay.snooze_mask(batch, self.rule_ids, hits)
+        snoozed = self.overlay.snooze_mask(batch, self.rule_ids, hits)
         # Per rule, the rows it hit (a column of the Fortran-ordered matrix is contiguous):
         # the points add up over those rows only, and the long format is the rules' row
         # lists merged by row (stable: a transaction's hits in rule order).
@@ -153,4 +165,12 @@ class Scorer:
             alertable = np.flatnonzero(codes + 1 >= rank)
             if len(alertable):
                 found = evidence.collect(self.rules, hits, env, alertable)
-        return scores, long, errors, found
+        return Evaluation(
+            scores=scores,
+            matrix=hits,
+            rule_ids=self.rule_ids.tolist(),
+            hits=long,
+            eval_errors=errors,
+            snoozed=snoozed,
+            evidence=found,
+        )

@@ -4,8 +4,11 @@ The rule editor asks "what would this edit change?" before it is applied. Both r
 ``before`` (the active one) and ``after`` (the candidate) — score the *same* rows with the
 stream's own feature and scoring code, so every difference comes from the edit alone (not
 from stored scores made by older versions). Features are point-in-time; rows passed as
-``warmup`` feed the feature windows without being scored. Each side is judged by its own
-alert policy (``alert.min_band`` and ``alert.dedup``), as the stream would judge it.
+``warmup`` feed the feature windows without being scored. Both sides read the same maintained
+lists and snoozes (``overlay``: the caller passes the ones in force, as the stream would use
+them; a snooze hides its rule's hits on its entity for rows whose event time is before its
+end). Each side is judged by its own alert policy (``alert.min_band`` and ``alert.dedup``), as
+the stream would judge it. Scoring is :func:`~workbench.scoring.evaluate.evaluate`.
 
 Pure pandas/numpy over frames the caller read: no database here, so the dashboard (which
 reads the rows) and notebooks can both use it.
@@ -30,10 +33,10 @@ import numpy as np
 import pandas as pd
 
 from workbench import bands, schema
-from workbench.features import FeatureEngine
 from workbench.rules import RuleSet
 from workbench.scoring import metrics as m
-from workbench.scoring.scorer import Scorer
+from workbench.scoring.evaluate import evaluate, point_in_time_features
+from workbench.scoring.overlay import Overlay
 
 SIDES = ("before", "after")
 
@@ -69,25 +72,28 @@ def what_if(
     history: pd.DataFrame,
     *,
     warmup: pd.DataFrame | None = None,
+    overlay: Overlay | None = None,
     allowed_lateness_s: float = 3600.0,
 ) -> WhatIf:
     """Score ``history`` (batch-schema columns, oldest first) with both rule sets and
-    compare; ``warmup`` (older rows) only fills the feature windows."""
+    compare; ``warmup`` (older rows) only fills the feature windows; ``overlay``: the
+    maintained lists and snoozes both sides read (default: none)."""
     batch = history[list(schema.NAMES)].reset_index(drop=True)
     label = m.labels(batch["is_fraud"])
     computed: list[tuple[tuple, pd.DataFrame]] = []  # features shared when both declare the same
     side_bands, side_scores, hit_frames, summary, errors = {}, {}, {}, {}, {}
     for side, ruleset in zip(SIDES, (before, after), strict=True):
         feats = _features(ruleset, batch, warmup, allowed_lateness_s, computed)
-        scores, hits, errs = Scorer(ruleset).score(batch, feats)
+        done = evaluate(ruleset, batch, overlay=overlay, features=feats)
+        scores = done.scores
         band = scores["band"].astype("str").to_numpy()
         flagged = bands.ranks(band) >= bands.alert_rank(ruleset.alert.min_band)
         opened = m.alert_sessions(batch["card_id"], batch["ts"], flagged, ruleset.alert.dedup_s)
         side_bands[side] = band
         side_scores[side] = scores["risk_score"].to_numpy(np.float64)
-        hit_frames[side] = _hit_matrix(hits, [r.id for r in ruleset.enabled_rules], len(batch))
+        hit_frames[side] = done.hit_frame()
         summary[side] = m.summary(band, label, flagged, len(opened))
-        errors[side] = dict(errs)
+        errors[side] = dict(done.eval_errors)
     changed, changed_total = _changed(batch, side_bands, side_scores)
     return WhatIf(
         rows=len(batch),
@@ -128,21 +134,9 @@ def _features(ruleset, batch, warmup, lateness, computed) -> pd.DataFrame:
     for seen, feats in computed:
         if seen == key:
             return feats
-    engine = FeatureEngine(ruleset.features, allowed_lateness_s=lateness)
-    if warmup is not None and len(warmup):
-        engine.compute(warmup[list(schema.NAMES)].reset_index(drop=True))
-    feats = engine.compute(batch)
+    feats = point_in_time_features(ruleset, batch, warmup=warmup, allowed_lateness_s=lateness)
     computed.append((key, feats))
     return feats
-
-
-def _hit_matrix(hits: pd.DataFrame, rule_ids: list[str], n: int) -> pd.DataFrame:
-    matrix = np.zeros((n, len(rule_ids)), dtype=bool)
-    if len(hits):
-        cols = pd.Categorical(hits["rule_id"], categories=rule_ids).codes
-        keep = cols >= 0
-        matrix[hits["row"].to_numpy(np.int64)[keep], cols[keep]] = True
-    return pd.DataFrame(matrix, columns=rule_ids)
 
 
 def _rule_table(hit_frames: dict[str, pd.DataFrame], label: np.ndarray) -> pd.DataFrame:
