@@ -8,8 +8,8 @@
 - **What-if** scores the last N stored transactions (or a time range) with the active rule
   set and with the candidate, using the stream's code
   (:func:`~workbench.scoring.whatif.what_if`), both with the maintained lists and snoozes in
-  force (the database's and ``<rules dir>/lists``, as a worker reads them): band migration, hits per rule, alert volume,
-  precision/recall against the labels.
+  force (the database's and ``<rules dir>/lists``, as a worker reads them): band migration,
+  hits per rule, alert volume, precision/recall against the labels.
 - **Apply** (admin only, unless the ``editor_apply`` setting is false) first shows the diff
   from the active version to the candidate (the rules directory with the current file
   replaced) and a **Confirm publish** button. Confirming writes the file atomically
