@@ -17,13 +17,15 @@ import pytest
 from workbench.analysis import backtest, load_history
 from workbench.errors import ConfigError
 from workbench.pipeline.graph import Pipeline
+from workbench.pipeline.lists import build_overlay
 from workbench.pipeline.writer import RetryingWriter
 from workbench.rules import load_rules, parse_rules
 from workbench.schema import coerce
 from workbench.scoring.detector import Detector
+from workbench.scoring.overlay import Overlay
 from workbench.scoring.result import ScoredBatch
 from workbench.sources.simulator import Simulator
-from workbench.storage import connect, counts, write_batch
+from workbench.storage import connect, counts, lists, snoozes, write_batch
 
 pytestmark = pytest.mark.integration
 
@@ -240,3 +242,103 @@ def test_load_history_of_an_empty_database_is_an_empty_frame_but_backtest_refuse
     assert load_history(dsn=db_dsn).empty
     with pytest.raises(ConfigError, match="database is empty"):
         backtest(str(RULES), dsn=db_dsn)
+
+
+LIST_RULES = """
+rules:
+  - id: blocked_card
+    description: The card is on the block list
+    when: card_id in list("blocked_cards")
+    score: 80
+  - id: blocked_merchant
+    when: merchant_category in list("blocked_merchants") and amount > 20
+    score: 30
+"""
+BLOCKED = [f"card{i}" for i in range(1, 80)]
+SNOOZED_CARD, SNOOZE_UNTIL = "card10", pd.Timestamp("2026-01-03T00:00:00Z")
+
+
+def test_stream_equals_backtest_with_a_block_list_and_a_snooze(db_dsn: str, tmp_path: Path) -> None:
+    """Lists and snoozes in force while the stream scored: the backtest (reading them as
+    they are now) reproduces every score and hit, the snooze by its event-time window."""
+    texts = {f"rules/{p.name}": p.read_text() for p in sorted(RULES.glob("*.yaml"))} | {
+        "rules/lists.yaml": LIST_RULES
+    }
+    ruleset = parse_rules(texts)
+    with connect(db_dsn) as conn:
+        for card in BLOCKED:
+            lists.add(conn, "blocked_cards", "card", card, added_by="test")
+        snoozes.add(
+            conn,
+            "blocked_card",
+            "card",
+            SNOOZED_CARD,
+            SNOOZE_UNTIL.to_pydatetime(),
+            reason="known customer",
+            created_by="test",
+        )
+        lists_dir = tmp_path / "lists"
+        lists_dir.mkdir()
+        (lists_dir / "blocked_merchants.txt").write_text("# from the bank\ntravel\n")
+        overlay = build_overlay(conn, lists_dir)
+    writer = RetryingWriter(
+        db_dsn,
+        source="simulator",
+        worker="test",
+        alert_min_band=ruleset.alert.min_band,
+        alert_dedup_s=ruleset.alert.dedup_s,
+    )
+    detector = Detector(ruleset, overlay=overlay)
+    asyncio.run(Pipeline(Simulator(**SIMULATOR), detector, writer).run(max_records=3000))
+
+    result = backtest(ruleset, dsn=db_dsn, lists_dir=lists_dir)
+    frame = result.frame
+    assert len(frame) >= 3000
+    assert np.array_equal(frame["score"].to_numpy(), frame["live_score"].to_numpy())
+    live = result.live_hits(list(result.hits.columns))
+    assert (live.to_numpy() == result.hits.to_numpy()).all()
+    assert result.overlay.version == overlay.version
+    # Not vacuous: both list rules fired, and the snooze hid the card's hits before its
+    # end (event time) but not after.
+    cards = frame["card_id"].astype(str)
+    blocked = result.hits["blocked_card"]
+    assert blocked.sum() > 0 and result.hits["blocked_merchant"].sum() > 0
+    before = (cards == SNOOZED_CARD) & (frame["ts"] < SNOOZE_UNTIL)
+    after = (cards == SNOOZED_CARD) & (frame["ts"] >= SNOOZE_UNTIL)
+    assert before.sum() > 0 and after.sum() > 0
+    assert not blocked[before].any() and blocked[after].all()
+    assert result.snoozed == int(before.sum())
+    assert blocked[cards.isin(BLOCKED) & ~before].all()
+    assert "as they are now in the database" in result.lists_note
+    assert "event time is before its end" in result.lists_note
+
+    # Without the lists, the same history scores differently: the lists are what matched.
+    bare = backtest(ruleset, dsn=db_dsn, overlay=Overlay())
+    assert bare.hits["blocked_card"].sum() == 0 and bare.snoozed == 0
+    lower = (bare.frame["score"] < frame["score"]).to_numpy()
+    listed = (result.hits["blocked_card"] | result.hits["blocked_merchant"]).to_numpy()
+    assert lower.sum() > 0 and not (lower & ~listed).any()
+
+    # The CLI: the lists from a directory instead, snoozes left out, said in the report.
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for name, text in texts.items():
+        (rules / Path(name).name).write_text(text)
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "blocked_cards.txt").write_text(f"{SNOOZED_CARD}\n")
+    env = {**os.environ, "WORKBENCH_DATABASE_URL": db_dsn}
+    cli = [sys.executable, "-m", "workbench", "backtest", str(rules), "--lists-from", str(only)]
+    out = subprocess.run(
+        [*cli, "--no-snoozes", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)["lists"]
+    assert report["lists"] == {"blocked_cards": 1} and report["snoozes"] == 0
+    assert report["hits_snoozed"] == 0 and "snoozes left out" in report["source"]
+    rules_hit = json.loads(out.stdout)["rules"]
+    got = {(r["scoring"], r["rule_id"]): r["hits"] for r in rules_hit}
+    assert got[("candidate", "blocked_card")] == int((cards == SNOOZED_CARD).sum())
+    text = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
+    assert text.returncode == 0, text.stderr
+    assert f"lists and snoozes: lists from {only}" in text.stdout

@@ -5,13 +5,14 @@ history, diff, rollback."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from conftest import build_scored
 
 from workbench.auth.roles import Identity, Role
+from workbench.dashboard.actions import Actions
 from workbench.dashboard.editor import RANGE, EditorView
 from workbench.pipeline.reload import Publisher, read_directory
 from workbench.rules import version_of
@@ -228,3 +229,40 @@ def test_a_click_on_an_error_row_moves_the_cursor_to_its_line(conn, db_dsn, rule
     view.error_table.selection = []
     view.error_table.selection = [0]  # the same row again moves the cursor again
     assert view.goto.nonce == 2
+
+
+BLOCK_RULE = """
+  - id: blocked_card
+    description: The card is on the block list
+    when: card_id in list("blocked_cards")
+    score: 80
+"""
+
+
+def test_what_if_scores_with_the_lists_and_snoozes_in_force(conn, db_dsn, rules_dir, published):
+    write_batch(conn, build_scored(3000), worker="w", source="test")
+    analyst = Actions(Identity("ana", Role.ANALYST), db_dsn)
+    analyst.add_to_list("blocked_cards", "card7", reason="chargeback")
+    (rules_dir / "lists").mkdir()
+    (rules_dir / "lists" / "blocked_cards.txt").write_text("card9\n")
+    # card7 is snoozed until 00:41:40 (event time): within the newest 1000 rows (from
+    # 00:33:20) its earlier transactions do not hit, its later ones do.
+    until = datetime(2026, 1, 1, 0, 41, 40, tzinfo=UTC)
+    analyst.snooze("blocked_card", "card", "card7", until, "known customer")
+    view = editor(db_dsn, rules_dir)
+    view.editor.value = view.editor.value.rstrip("\n") + "\n" + BLOCK_RULE
+    view.rows.value = 1000
+    result = asyncio.run(view.run_what_if())
+    assert result is not None and result.rows == 1000
+    expected = conn.execute(
+        "SELECT count(*) FILTER (WHERE card_id = 'card9'),"
+        " count(*) FILTER (WHERE card_id = 'card7' AND ts >= %s),"
+        " count(*) FILTER (WHERE card_id = 'card7' AND ts < %s)"
+        " FROM (SELECT * FROM transactions ORDER BY ts DESC, tx_id DESC LIMIT 1000) t",
+        (until, until),
+    ).fetchone()
+    card9, card7_after, card7_snoozed = expected
+    assert card9 > 0 and card7_after > 0 and card7_snoozed > 0
+    blocked = result.rules.loc["blocked_card"]
+    assert (blocked["hits_before"], blocked["hits_after"]) == (0, card9 + card7_after)
+    assert "blocked_card" in view.rule_table.value["rule_id"].tolist()
