@@ -16,9 +16,10 @@ from workbench.auth.roles import AccessDenied, Identity, Role
 from workbench.dashboard.actions import Actions
 from workbench.errors import ConfigError, RuleError, RuleSetError
 from workbench.pipeline.lists import ListFollower, build_overlay
+from workbench.pipeline.reload import dry_run
 from workbench.rules import parse_rules
 from workbench.scoring.detector import Detector
-from workbench.storage import audit, connect, lists, snoozes
+from workbench.storage import audit, connect, lists, snoozes, write_batch
 from workbench.storage.store import close_shared as close_shared_stores
 
 pytestmark = pytest.mark.integration
@@ -304,3 +305,22 @@ def test_each_component_role_does_its_part_and_no_more(db_dsn, tmp_path):
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
+
+
+def test_the_reload_dry_run_scores_with_the_lists_and_snoozes_in_force(db_dsn, conn, tmp_path):
+    """A candidate is dry-run as the workers would score it: the database's list entries,
+    the list files of the rules directory and the snoozes (by event time) all count."""
+    write_batch(conn, build_scored(200), worker="w", source="test")  # 00:00:00 .. 00:03:19
+    lists.add(conn, "blocked_cards", "card", "card7", added_by="t")
+    (tmp_path / "blocked_cards.txt").write_text("card9\n")
+    ruleset = parse_rules({"rules/r.yaml": RULES})
+    report = dry_run(ruleset, conn, lists_dir=tmp_path)
+    # card7 and card9 (every 50th row from 7 and 9): 4 rows each, all High (80 points).
+    cards = build_scored(200).frame["card_id"].astype(str)
+    assert report.rows == 200 and report.high == int(cards.isin(["card7", "card9"]).sum()) == 8
+    assert report.snoozed == 0
+    until = datetime(2026, 1, 1, 0, 2, 0, tzinfo=UTC)  # card7 at 00:00:07, 00:00:57, 00:01:47
+    snoozes.add(conn, "blocked_card", "card", "card7", until, reason="r", created_by="t")
+    report = dry_run(ruleset, conn, lists_dir=tmp_path)
+    assert (report.high, report.snoozed) == (5, 3)
+    assert "3 hits snoozed" in report.line()

@@ -176,9 +176,9 @@ class EditorView(pn.viewable.Viewer):
     def pending(self) -> Proposal | None:
         return self.publishing.pending
 
-    @property
-    def result(self) -> WhatIf | None:
-        return self.whatif.result
+    @pending.setter
+    def pending(self, proposal: Proposal | None) -> None:
+        self.publishing.pending = proposal
 
     @property
     def history_frame(self) -> pd.DataFrame:
