@@ -41,7 +41,7 @@ import pandas as pd
 import panel as pn
 
 from workbench.auth.roles import AccessDenied, Action, Identity, allowed
-from workbench.dashboard import safe
+from workbench.dashboard import clock, safe
 from workbench.dashboard.actions import Actions
 from workbench.dashboard.goto_line import GotoLine
 from workbench.dashboard.parts import read_only_table, schedule
@@ -144,15 +144,18 @@ class EditorView(pn.viewable.Viewer):
         self.rows = pn.widgets.IntInput(
             label="N", value=DEFAULT_ROWS, start=1, end=MAX_ROWS, step=1000, width=140
         )
-        self.start = pn.widgets.DatetimeInput(label="From (UTC)", width=200)
-        self.end = pn.widgets.DatetimeInput(label="To (UTC)", width=200)
+        self.start = pn.widgets.DatetimeInput(label=f"From, {clock.label()}", width=200)
+        self.end = pn.widgets.DatetimeInput(label=f"To, {clock.label()}", width=200)
         self.whatif_message = safe.pane(css_classes=["whatif-message"])
         self.migration = read_only_table(pd.DataFrame(), "whatif-migration", 140)
         self.summary = read_only_table(pd.DataFrame(), "whatif-summary", 110)
         self.rule_table = read_only_table(pd.DataFrame(), "whatif-rules", 260)
 
         self.history_table = read_only_table(
-            pd.DataFrame(columns=HISTORY_COLUMNS), "editor-history", 260
+            pd.DataFrame(columns=HISTORY_COLUMNS),
+            "editor-history",
+            260,
+            times={"created_at": f"created, {clock.WALL}"},
         )
         self.diff_from = pn.widgets.Select(label="From", options={}, width=330)
         self.diff_to = pn.widgets.Select(label="To", options={}, width=330)
@@ -662,13 +665,13 @@ def _history_rows(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=HISTORY_COLUMNS)
     out = frame[HISTORY_COLUMNS].copy()
-    out["created_at"] = pd.to_datetime(out["created_at"], utc=True).dt.strftime("%Y-%m-%d %H:%M:%S")
+    out["created_at"] = clock.stamp(out["created_at"])
     out["error"] = out["error"].fillna("").astype(str).str.split("\n").str[0].map(clip)
     return out.reset_index(drop=True)
 
 
 def _label(row: pd.Series) -> str:
-    when = pd.Timestamp(row["created_at"]).strftime("%m-%d %H:%M:%S")
+    when = clock.stamp(row["created_at"], "%m-%d %H:%M:%S")
     return f"#{row['id']} {row['version']} ({row['status']}, {when}, {row['author']})"
 
 
@@ -677,5 +680,5 @@ def _pct(value: float) -> str:
 
 
 def _utc(value: datetime) -> datetime:
-    ts = pd.Timestamp(value)
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+    """A From/To input's value (the display zone's wall time) as UTC."""
+    return clock.from_input(value)
