@@ -280,7 +280,9 @@ def _rule_texts(store: Store, version: str | None) -> dict[str, Any]:
     return _parsed_rules(version, tuple(sorted(files.items()))) if files else {}
 
 
-_CARD_COLUMNS = ["time", "amount", "merchant_category", "country", "channel", "risk_score", "band"]
+_CARD_COLUMNS = [
+    "time", "amount", "currency", "merchant_category", "country", "channel", "risk_score", "band",
+]  # fmt: skip
 
 
 def _time(series: pd.Series) -> pd.Series:

@@ -27,6 +27,7 @@ from workbench.dashboard.actions import Actions
 from workbench.dashboard.alerts_page import DISPOSITIONS, AlertsView
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.dashboard.queue import CaseQueue
+from workbench.dashboard.theme import fmt_money
 from workbench.errors import WorkbenchError
 from workbench.storage import shared_store
 
@@ -245,6 +246,7 @@ class CasesPage(pn.viewable.Viewer):
 def _header_html(case: dict[str, Any]) -> safe.Html:
     holder = case.get("assignee") if isinstance(case.get("assignee"), str) else None
     outcome = case.get("outcome") if isinstance(case.get("outcome"), str) else None
+    currency = case.get("currency") if isinstance(case.get("currency"), str) else None
     return safe.join(
         [
             safe.html(
@@ -255,13 +257,13 @@ def _header_html(case: dict[str, Any]) -> safe.Html:
             ),
             safe.html(
                 "<p>Card <b>{}</b>, max score <b>{:.1f}</b> ({}), {} alert(s), {} hit(s), "
-                "largest amount {:,.2f}. Held by <b>{}</b>. Opened {}, due {} ({}).</p>",
+                "largest amount {}. Held by <b>{}</b>. Opened {}, due {} ({}).</p>",
                 case["card_id"],
                 float(case["max_score"]),
                 case["band"],
                 int(case["alert_count"]),
                 int(case["hit_count"]),
-                float(case["max_amount"]),
+                fmt_money(float(case["max_amount"]), currency),
                 holder or "nobody",
                 clock.stamp(case["opened_at"], clock.MINUTES),
                 clock.stamp(case["sla_due"], clock.MINUTES),

@@ -49,7 +49,7 @@ __all__ = [
 
 BEFORE, AFTER = 50, 20  # transactions of the card shown before / after the alert
 RULE_COLUMNS = ["rule", "points", "evidence", "when", "description"]
-TIMELINE_COLUMNS = ["time", "side", "tx_id", "amount", "band", "risk_score", "rules"]
+TIMELINE_COLUMNS = ["time", "side", "tx_id", "amount", "currency", "band", "risk_score", "rules"]
 
 
 def history_query(card_id: str, at: datetime | pd.Timestamp) -> str:
@@ -128,6 +128,7 @@ def timeline_rows(frame: pd.DataFrame, at: pd.Timestamp) -> pd.DataFrame:
             "side": ["alert" if t == at else ("before" if t < at else "after") for t in ts],
             "tx_id": frame["tx_id"].astype(str).to_numpy(),
             "amount": frame["amount"].astype(float).to_numpy(),
+            "currency": frame["currency"].astype(str).to_numpy(),
             "band": frame["band"].astype(str).to_numpy(),
             "risk_score": frame["risk_score"].astype(float).to_numpy(),
             "rules": [", ".join(sorted(h or {})) for h in frame["rule_hits"]],

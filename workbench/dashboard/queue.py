@@ -34,8 +34,8 @@ from workbench.storage import cases, shared_store
 log = logging.getLogger(__name__)
 
 PAGE_ROWS = 50
-COLUMNS = ["id", "status", "band", "score", "card_id", "alerts", "hits", "amount", "assignee",
-           "opened", "sla_due", "rules"]  # fmt: skip
+COLUMNS = ["id", "status", "band", "score", "card_id", "alerts", "hits", "amount", "currency",
+           "assignee", "opened", "sla_due", "rules"]  # fmt: skip
 
 
 class CaseQueue(pn.viewable.Viewer):
@@ -264,6 +264,7 @@ def _rows(frame: pd.DataFrame) -> pd.DataFrame:
             "alerts": frame["alert_count"].astype("int64"),
             "hits": frame["hit_count"].astype("int64"),
             "amount": frame["max_amount"].astype("float64"),
+            "currency": frame["currency"].fillna("").astype(str),
             "assignee": frame["assignee"].fillna(""),
             "opened": clock.stamp(frame["opened_at"], clock.MINUTES),
             "sla_due": clock.stamp(frame["sla_due"], clock.MINUTES),

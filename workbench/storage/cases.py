@@ -220,7 +220,7 @@ def page_query(
     col, ident = _C.c[name], _C.c.id
     backwards = before is not None
     cursor = before if backwards else after
-    query = sa.select(*(_C.c[c] for c in COLUMNS)).where(*filters.where())
+    query = sa.select(*(_C.c[c] for c in COLUMNS), _currency()).where(*filters.where())
     if cursor is not None:
         key = sa.tuple_(col, ident)
         mark = sa.tuple_(sa.literal(cursor[0], col.type), sa.literal(int(cursor[1])))
@@ -229,6 +229,24 @@ def page_query(
     order = (col.desc(), ident.desc()) if down else (col.asc(), ident.asc())
     limit = max(1, min(int(limit), 500))
     return query.order_by(*order).limit(limit + 1), limit
+
+
+def _currency() -> sa.Label:
+    """The currency of the case's largest amount (a case keeps the amount, not its currency):
+    the card's transaction of that amount in the case's event-time span. One index probe per
+    row of a page; NULL when that transaction is gone (retention)."""
+    t = tables.transactions
+    return (
+        sa.select(t.c.currency)
+        .where(
+            t.c.card_id == _C.c.card_id,
+            t.c.ts.between(_C.c.first_ts, _C.c.last_ts),
+            t.c.amount == _C.c.max_amount,
+        )
+        .limit(1)
+        .scalar_subquery()
+        .label("currency")
+    )
 
 
 def counts(source: Source, filters: Filters | None = None, cap: int = COUNT_CAP) -> dict:
@@ -260,7 +278,7 @@ def counts(source: Source, filters: Filters | None = None, cap: int = COUNT_CAP)
 
 def get(source: Source, case_id: int) -> dict | None:
     """One case as a dict, or None."""
-    query = sa.select(*(_C.c[c] for c in COLUMNS)).where(_C.c.id == int(case_id))
+    query = sa.select(*(_C.c[c] for c in COLUMNS), _currency()).where(_C.c.id == int(case_id))
     frame = fetch(source, query, f"cannot read case {case_id}")
     return None if frame.empty else frame.iloc[0].to_dict()
 
