@@ -3,7 +3,11 @@ storage (UTC) untouched."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import holoviews as hv
 import numpy as np
@@ -21,6 +25,7 @@ from workbench.dashboard.queue import CaseQueue, _rows
 from workbench.errors import ConfigError
 from workbench.storage.notify import HighRow
 
+REPO = Path(__file__).resolve().parents[2]
 SUMMER = pd.Timestamp("2026-07-01T10:00:00Z")  # 12:00 in Paris (CEST, +2)
 WINTER = pd.Timestamp("2026-01-15T10:00:00Z")  # 11:00 in Paris (CET, +1)
 
@@ -142,3 +147,19 @@ def test_every_page_shows_and_labels_the_zone(paris):
     feed = feed_rows([HighRow(tx_id="t", ts="2026-07-01T10:00:00+00:00"), HighRow(tx_id="u")])
     assert feed["time"].tolist() == ["2026-07-01 12:00:00", ""]
     assert _time_figure("trend", "y").xaxis[0].axis_label == "wall clock (Europe/Paris)"
+
+
+def test_panel_serve_stops_with_one_line_on_an_unknown_zone():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKBENCH_", "PG"))}
+    env.update(WORKBENCH_DISPLAY_TIMEZONE="Mars/Olympus", PYTHONPATH=str(REPO))
+    done = subprocess.run(
+        [sys.executable, "-m", "panel", "serve", "workbench/dashboard/app.py",
+         "--setup", "workbench/dashboard/startup.py", "--port", "0", "--address", "127.0.0.1"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert lines == [
+        "error: invalid value 'Mars/Olympus' for WORKBENCH_DISPLAY_TIMEZONE: not a time zone: "
+        "'Mars/Olympus' (use an IANA name such as UTC or Europe/Paris)"
+    ]
