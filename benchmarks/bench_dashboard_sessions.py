@@ -12,7 +12,11 @@ Printed per count: server CPU seconds per minute, and over the 0-session baselin
 hub's LISTEN feed and the server's own ticks) CPU seconds per session per minute; then the
 ratio of the 5-session figure to the 1-session one (total and per session). A per-session
 ratio near 1 means a session costs the same whoever else is connected (nothing is
-recomputed per session that could be shared, nor shared work repeated).
+recomputed per session that could be shared, nor shared work repeated). Each window also
+prints how long the server's event loop waited for a CPU: when it waits much, the server
+is starved (the browsers, the worker and PostgreSQL share the cores) and its periodic
+callbacks run late and less often, so the per-session cost reads lower than it would be
+on a machine of its own.
 
 The database ``wb_benchsess_<pid>`` is dropped at the end (WITH (FORCE)), also on Ctrl-C.
 Prints figures; no pass/fail.
