@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,92 @@ def wait_server(proc: subprocess.Popen, port: int, timeout_s: float = 180.0) -> 
             return
         time.sleep(0.5)
     raise RuntimeError(f"panel serve did not answer within {timeout_s:.0f}s")
+
+
+def start_processes(
+    db_dsn: str, logs: Path, args
+) -> tuple[subprocess.Popen, subprocess.Popen, str]:
+    """The pipeline worker (``args.rate``, ``args.batch_rows``) and ``panel serve`` (INFO log
+    ``logs/panel.log``, closed sessions dropped after ``args.session_lifetime`` ms) on
+    ``db_dsn``, once the server listens: (worker, server, the app's URL)."""
+    env = {**os.environ, "WORKBENCH_DATABASE_URL": db_dsn}
+    port = free_port()
+    worker = spawn([sys.executable, "-m", "workbench", "run", "--rate", str(args.rate),
+                    "--batch-rows", str(args.batch_rows)], env, logs / "worker.log")  # fmt: skip
+    try:
+        panel = spawn([sys.executable, "-m", "panel", "serve", "workbench/dashboard/app.py",
+                       "--setup", "workbench/dashboard/startup.py", "--port", str(port),
+                       "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
+                       "--check-unused-sessions", "1000",
+                       "--unused-session-lifetime", str(args.session_lifetime)],
+                      {**env, "PANEL_LOG_LEVEL": "info"}, logs / "panel.log")  # fmt: skip
+        wait_server(panel, port)
+    except BaseException:
+        stop(worker, signal.SIGINT)
+        raise
+    return worker, panel, f"http://127.0.0.1:{port}/app"
+
+
+@contextlib.contextmanager
+def running(
+    db_dsn: str, logs: Path, args
+) -> Iterator[tuple[subprocess.Popen, subprocess.Popen, str]]:
+    """The database migrated, then :func:`start_processes`; both processes stopped at the
+    end, and the tails of their logs printed when something failed."""
+    with connect(db_dsn) as conn:
+        upgrade(conn)
+    worker = panel = None
+    try:
+        worker, panel, url = start_processes(db_dsn, logs, args)
+        yield worker, panel, url
+    except BaseException:
+        print_logs(logs)
+        raise
+    finally:
+        stop(panel)
+        stop(worker, signal.SIGINT)
+
+
+def print_logs(logs: Path) -> None:
+    """The last lines of every process log, after a failure."""
+    for log in sorted(logs.glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        print(f"--- last lines of {log.name}:\n" + "\n".join(tail), file=sys.stderr)
+
+
+@contextlib.contextmanager
+def scratch_database(dsn: str, name: str) -> Iterator[str]:
+    """A new database ``name`` on the server of ``dsn`` (its DSN), dropped WITH (FORCE) at the
+    end, also on Ctrl-C or SIGTERM (which takes the Ctrl-C path)."""
+    db_dsn = conninfo.make_conninfo(dsn, dbname=name)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield db_dsn
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the drop
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        print(f"(dropped database {name})")
+
+
+def run_bench(bench: Callable, args, name: str) -> None:
+    """``bench(args, db_dsn, logs)`` on a scratch database ``name_<pid>`` (on the server of
+    ``args.dsn``) with a temporary folder for the process logs; Ctrl-C exits with 130 once
+    the database is dropped."""
+    name = f"{name}_{os.getpid()}"
+    try:
+        with (
+            scratch_database(args.dsn, name) as db_dsn,
+            tempfile.TemporaryDirectory(prefix=name + "_") as logs,
+        ):
+            bench(args, db_dsn, Path(logs))
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 def free_port() -> int:
@@ -321,28 +408,13 @@ def measure_delay(browser, url: str, db_dsn: str, commits: int) -> dict:
 
 
 def bench(args, db_dsn: str, logs: Path) -> None:
-    with connect(db_dsn) as conn:
-        upgrade(conn)
-    env = {**os.environ, "WORKBENCH_DATABASE_URL": db_dsn}
-    port, log = free_port(), logs / "panel.log"
-    url = f"http://127.0.0.1:{port}/app"
+    log = logs / "panel.log"
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start; "
           f"worker at {args.rate:,.0f} tx/s in batches of {args.batch_rows}; panel serve "
           f"--check-unused-sessions 1000 --unused-session-lifetime {args.session_lifetime}",
           flush=True)  # fmt: skip
-    worker = panel = None
-    try:
-        worker = spawn([sys.executable, "-m", "workbench", "run", "--rate", str(args.rate),
-                        "--batch-rows", str(args.batch_rows)],
-                       env, logs / "worker.log")  # fmt: skip
-        panel = spawn([sys.executable, "-m", "panel", "serve", "workbench/dashboard/app.py",
-                       "--setup", "workbench/dashboard/startup.py", "--port", str(port),
-                       "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
-                       "--check-unused-sessions", "1000",
-                       "--unused-session-lifetime", str(args.session_lifetime)],
-                      {**env, "PANEL_LOG_LEVEL": "info"}, log)  # fmt: skip
-        worker_start = time.monotonic()
-        wait_server(panel, port)
+    worker_start = time.monotonic()
+    with running(db_dsn, logs, args) as (worker, panel, url):
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             print("\n1. server CPU with N concurrent sessions (worker running)", flush=True)
@@ -369,14 +441,6 @@ def bench(args, db_dsn: str, logs: Path) -> None:
         print_summary(cpu, mem, delay, docs)
         print(f"\n(load average {os.getloadavg()[0]:.2f} at end; 2 shared cores: the browser, "
               "the worker, PostgreSQL and the server compete)")  # fmt: skip
-    except BaseException:
-        for log in sorted(logs.glob("*.log")):
-            tail = log.read_text(errors="replace").splitlines()[-15:]
-            print(f"--- last lines of {log.name}:\n" + "\n".join(tail), file=sys.stderr)
-        raise
-    finally:
-        stop(panel)
-        stop(worker, signal.SIGINT)
 
 
 def print_memory(mem: dict) -> None:
@@ -438,28 +502,7 @@ def main() -> None:
     args = parser.parse_args()
     args.sessions = [int(n) for n in args.sessions.split(",")]
 
-    name = f"wb_benchdash_{os.getpid()}"
-    db_dsn = conninfo.make_conninfo(args.dsn, dbname=name)
-    # SIGTERM takes the same path as Ctrl-C: unwind, then drop the database.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    with psycopg.connect(args.dsn, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    interrupted = False
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench_dashboard_") as logs:
-            bench(args, db_dsn, Path(logs))
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\ninterrupted", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the drop
-        with psycopg.connect(args.dsn, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        print(f"(dropped database {name})")
-    if interrupted:
-        sys.exit(130)
+    run_bench(bench, args, "wb_benchdash")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from workbench.durations import parse_duration
 from workbench.errors import ConfigError
@@ -166,6 +167,14 @@ SETTINGS: tuple[Setting, ...] = (
         parse_duration,
     ),
     Setting(
+        "case_sla",
+        "duration",
+        "24h",
+        "Time an analyst has to close a new case (wall clock from its opening; e.g. 4h, "
+        "1d): its due time in the case queue.",
+        _positive(parse_duration),
+    ),
+    Setting(
         "database_url",
         "str",
         "",
@@ -287,6 +296,15 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
     ),
     Setting(
+        "display_timezone",
+        "str",
+        "UTC",
+        "IANA time zone the dashboard shows event times and wall-clock times in (e.g. "
+        "Europe/Paris), and reads its date inputs in; every time column, axis and input "
+        "names it. Storage stays UTC.",
+        lambda t: _time_zone(t),
+    ),
+    Setting(
         "log_level",
         "str",
         "INFO",
@@ -320,6 +338,19 @@ def _timestamp(text: str) -> str:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC).isoformat()
+
+
+def _time_zone(text: str) -> str:
+    """An IANA time zone name known to this machine (kept as text: the dashboard builds the
+    ``ZoneInfo``)."""
+    name = text.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"not a time zone: {name!r} (use an IANA name such as UTC or Europe/Paris)"
+        ) from None
+    return name
 
 
 def _non_negative(value: int) -> int:

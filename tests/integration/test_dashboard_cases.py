@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 import pytest
 
 from tests.case_seed import seed_cases
 from workbench.auth.roles import Identity, Role
 from workbench.dashboard.case_view import CasesPage
 from workbench.dashboard.queue import PAGE_ROWS
+from workbench.storage.writer import write_batch
 
 pytestmark = pytest.mark.integration
 
@@ -75,3 +77,21 @@ def test_a_viewer_sees_the_queue_but_every_button_is_refused(conn, db_dsn):
     run(page.case.claim())  # called anyway, as a crafted message would
     assert "Not allowed" in page.case.message.object
     assert conn.execute("SELECT count(*) FROM cases WHERE assignee = 'vera'").fetchone()[0] == 0
+
+
+def test_amounts_show_their_currency_to_the_cent(conn, db_dsn, make_batch):
+    batch = make_batch(100, cards=["usd-card"] * 100, scores=[90.0] * 100)
+    batch.frame["currency"] = "USD"
+    batch.frame["amount"] = 1234.56 + np.arange(100) * 0.01  # the largest: 1,235.55
+    write_batch(conn, batch)
+    page = CasesPage(db_dsn, ANA)
+    run(page.refresh())
+    row = page.queue.table.value.iloc[0]
+    assert (row["card_id"], row["amount"], row["currency"]) == ("usd-card", 1235.55, "USD")
+    header = page.case.header.object
+    assert "largest amount 1,235.55 USD" in str(header)
+    alert = page.case.alerts.queue.value.iloc[0]
+    run(page.case.alerts.select(int(alert["id"])))
+    timeline = page.case.alerts.evidence.timeline.value
+    assert set(timeline["currency"]) == {"USD"}
+    assert timeline["amount"].iloc[0] == 1234.56  # the alert's transaction, to the cent

@@ -3,8 +3,10 @@ concurrent writers, the claim race, keyset paging and filters against a pandas b
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,8 @@ import pytest
 
 from tests.case_seed import seed_cases
 from workbench.errors import StorageError
+from workbench.pipeline.worker import build_pipeline
+from workbench.settings import Settings
 from workbench.storage import case_writes, cases
 from workbench.storage.connection import connect
 from workbench.storage.writer import BatchWriter, write_batch
@@ -225,3 +229,27 @@ def test_counts_are_capped(conn):
     counted = cases.counts(conn, cases.Filters(), cap=100)
     assert counted["status"]["open"] == 101  # "100+"
     assert counted["status"]["closed"] == 0
+
+
+def _due_after_opening(conn, card: str):
+    return conn.execute(
+        "SELECT sla_due - opened_at FROM cases WHERE card_id = %s", (card,)
+    ).fetchone()[0]
+
+
+def test_a_new_case_is_due_the_case_sla_after_it_opens(conn, make_batch):
+    write_batch(conn, make_batch(100, cards=["quick"] * 100), case_sla_s=7200.0)
+    write_batch(conn, make_batch(100, cards=["usual"] * 100, prefix="u"))
+    assert _due_after_opening(conn, "quick") == timedelta(hours=2)
+    assert _due_after_opening(conn, "usual") == timedelta(hours=24)  # the default
+
+
+def test_the_worker_opens_cases_with_the_case_sla_setting(db_dsn, rules_dir, make_batch):
+    settings = Settings.load({"WORKBENCH_RULES_DIR": str(rules_dir), "WORKBENCH_CASE_SLA": "2h"})
+    pipeline = build_pipeline(settings, db_dsn)
+    try:
+        assert asyncio.run(pipeline.writer.write(make_batch(100, cards=["piped"] * 100)))
+    finally:
+        pipeline.writer.close()
+    with connect(db_dsn) as conn:
+        assert _due_after_opening(conn, "piped") == timedelta(hours=2)

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import pytest
 from psycopg import conninfo
 
+from tests import login_server
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.processes import stop_group
 
@@ -114,12 +115,18 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_dashboard(dsn: str, log_dir: Path, **env: str) -> Iterator[str]:
+def serve_dashboard(
+    dsn: str, log_dir: Path, *, users: Path | None = None, **env: str
+) -> Iterator[str]:
     """A real ``panel serve`` of the app on a free port (``env``: extra or replaced
-    ``WORKBENCH_*`` variables, e.g. another rules directory); yields its URL."""
+    ``WORKBENCH_*`` variables, e.g. another rules directory); yields its URL. With
+    ``users`` (a credentials file), the README's command with the workbench login
+    (:mod:`tests.login_server`): the URL is then the login-protected ``/``."""
     port = _free_port()
-    server = Process(
-        [
+    args = (
+        login_server.command(port)
+        if users is not None
+        else [
             sys.executable,
             "-m",
             "panel",
@@ -133,11 +140,12 @@ def serve_dashboard(dsn: str, log_dir: Path, **env: str) -> Iterator[str]:
             "127.0.0.1",
             "--allow-websocket-origin",
             f"127.0.0.1:{port}",
-        ],
-        _env(dsn, **env),
-        log_dir / "panel-serve.log",
+        ]
     )
-    url = f"http://127.0.0.1:{port}/app"
+    if users is not None:
+        env = {"WORKBENCH_AUTH_USERS_FILE": str(users), **env}
+    server = Process(args, _env(dsn, **env), log_dir / "panel-serve.log")
+    url = f"http://127.0.0.1:{port}/" if users is not None else f"http://127.0.0.1:{port}/app"
     try:
         deadline = time.monotonic() + SERVER_START_S
         while True:
@@ -205,8 +213,9 @@ class Browser:
         self.requests: list[str] = []
         self.pages: list[Any] = []
 
-    def open(self, url: str):
-        """A new page (own browser context: a separate session) with the app loaded."""
+    def open(self, url: str, login: tuple[str, str] | None = None):
+        """A new page (own browser context: a separate session) with the app loaded;
+        ``login``: (name, password) typed into the login page the app sends a stranger to."""
         context = self.browser.new_context(viewport=VIEWPORT)
         page = context.new_page()
         page.set_default_timeout(30_000)
@@ -218,6 +227,10 @@ class Browser:
         self.pages.append(page)
         started = time.monotonic()
         page.goto(url, timeout=PAGE_LOAD_S * 1000)
+        if login is not None:
+            page.fill("#username", login[0])
+            page.fill("#password", login[1])
+            page.click("#login-submit")
         page.locator(".kpi-processed").wait_for(timeout=PAGE_LOAD_S * 1000)
         print(f"page {n} loaded in {time.monotonic() - started:.1f} s")
         return page

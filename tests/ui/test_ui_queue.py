@@ -1,16 +1,19 @@
 """The case queue in a real browser, on a database seeded with 20,000 open cases and alerts.
 
 Seeded by SQL (tests/case_seed.py) in seconds, not through the pipeline. The dashboard runs
-without a login, so its session is the machine's local admin; the second analyst ("bob")
-acts through :class:`~workbench.dashboard.actions.Actions` directly, as a second session's
-callbacks would. Filter, page, sort, claim, a claim refused because bob holds the case, a
-close by keyboard that selects the next case without leaving the page, a bulk close;
-screenshots at 1400, 720 and 390 px wide in ``test-artifacts/screenshots``.
+the README's command with the workbench login and two analysts: ann (added with the
+``workbench users`` command) and bob (added with the users API), each logged in through the
+login page in a browser context of their own. Filter, page, sort, claim; ann claims a case,
+and bob's claim of the same case is refused in his browser with her name; a close by
+keyboard that selects the next case without leaving the page, a bulk close; screenshots at
+1400, 720 and 390 px wide in ``test-artifacts/screenshots``.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -19,16 +22,16 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.case_seed import seed_cases
-from tests.ui.conftest import VIEWPORT
-from workbench.auth.roles import Identity, Role
-from workbench.dashboard.actions import Actions
-from workbench.dashboard.login import session_identity
+from tests.login_server import REPO, environment
+from tests.ui.conftest import VIEWPORT, serve_dashboard
+from workbench.auth.users import UsersFile
 from workbench.storage.connection import connect
 
 pytestmark = pytest.mark.ui
 
 CASES = 20_000
 WAIT_MS = 60_000
+PASSWORD = "two analysts, one case"
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +43,23 @@ def ui_dsn(databases) -> Iterator[str]:
             seed_cases(conn, CASES)
             print(f"seeded {CASES:,} cases and alerts in {time.monotonic() - started:.1f} s")
         yield dsn
+
+
+@pytest.fixture(scope="module")
+def dashboard(ui_dsn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The login-protected dashboard on the seeded database, with analysts ann and bob."""
+    folder = tmp_path_factory.mktemp("uiq-login")
+    users = folder / "users.json"
+    added = subprocess.run(
+        [sys.executable, "-m", "workbench", "users", "add", "ann", "--role", "analyst",
+         "--password-stdin"],
+        input=PASSWORD + "\n", env=environment(ui_dsn, users), cwd=REPO, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    UsersFile(users).add("bob", PASSWORD, "analyst")
+    with serve_dashboard(ui_dsn, folder, users=users) as url:
+        yield url
 
 
 def query(dsn: str, text: str, params: tuple = ()) -> list[tuple]:
@@ -64,9 +84,15 @@ def button(page, name: str):
     return page.get_by_role("button", name=name, exact=True)
 
 
+def open_alerts(page) -> None:
+    page.locator(".bk-tab", has_text="Alerts").click()
+    expect(page.locator(".case-header")).to_contain_text("Case ", timeout=WAIT_MS)
+
+
 def test_the_queue_filters_pages_claims_and_closes(browser, dashboard, ui_dsn, screenshots):
-    me = session_identity().user
-    page = browser.open(dashboard)
+    me = "ann"
+    page = browser.open(dashboard, login=(me, PASSWORD))
+    expect(page.locator(".wb-user")).to_have_text("ann (analyst)")
     page.locator(".bk-tab", has_text="Alerts").click()
     rows = page.locator(".case-queue .tabulator-row")
     expect(rows.first).to_be_visible(timeout=WAIT_MS)
@@ -108,20 +134,33 @@ def test_the_queue_filters_pages_claims_and_closes(browser, dashboard, ui_dsn, s
     expect(page.locator(".case-message")).to_contain_text(f"Claimed case {due}", timeout=WAIT_MS)
     assert query(ui_dsn, "SELECT assignee FROM cases WHERE id = %s", (due,)) == [(me,)]
 
-    # Bob (another session) holds the next case; claiming it here is refused with his name.
+    # Two analysts, two logins, one case: ann claims the next case in her browser; bob,
+    # logged in in his own browser, finds it by its card and is refused with her name.
     page.keyboard.press("j")
     expect(page.locator(".case-header")).not_to_contain_text(f"Case {due} ", timeout=WAIT_MS)
     taken = header_id(page)
     query(ui_dsn, "UPDATE cases SET assignee = NULL WHERE id = %s", (taken,))
-    Actions(Identity("bob", Role.ANALYST, provider="basic"), ui_dsn).claim_case(taken)
     button(page, "Claim").click()
-    expect(page.locator(".case-message")).to_contain_text("held by bob", timeout=WAIT_MS)
+    expect(page.locator(".case-message")).to_contain_text(f"Claimed case {taken}", timeout=WAIT_MS)
+    card = query(ui_dsn, "SELECT card_id FROM cases WHERE id = %s", (taken,))[0][0]
+    bob = browser.open(dashboard, login=("bob", PASSWORD))
+    expect(bob.locator(".wb-user")).to_have_text("bob (analyst)")
+    open_alerts(bob)
+    card_filter = bob.get_by_label("Card id", exact=True)
+    card_filter.fill(card)
+    card_filter.press("Enter")
+    expect(bob.locator(".case-header")).to_contain_text(f"Case {taken} ", timeout=WAIT_MS)
+    button(bob, "Claim").click()
+    expect(bob.locator(".case-message")).to_contain_text("held by ann", timeout=WAIT_MS)
+    assert query(ui_dsn, "SELECT assignee FROM cases WHERE id = %s", (taken,)) == [(me,)]
     refused = query(
         ui_dsn,
         "SELECT actor, outcome FROM audit_log WHERE action = 'case.claim' AND object = %s",
         (f"case {taken}",),
     )
-    assert sorted(refused) == [("bob", "ok"), (me, "refused")]
+    assert sorted(refused) == [(me, "ok"), ("bob", "refused")]
+    bob.screenshot(path=screenshots / "queue-claim-refused.png", full_page=True)
+    bob.context.close()
 
     # Close by keyboard ("n": not fraud): the next case is selected, the page stays.
     ids_before = page.locator('.case-queue .tabulator-cell[tabulator-field="id"]').all_inner_texts()

@@ -11,8 +11,8 @@ import pandas as pd
 import panel as pn
 from bokeh.plotting import figure as Figure
 
+from workbench.dashboard import clock
 from workbench.dashboard.history import _plots, _points
-from workbench.dashboard.theme import EVENT_TIME
 
 
 def buckets(n: int = 20) -> pd.DataFrame:
@@ -52,7 +52,7 @@ def test_score_and_alert_plots_have_their_own_y_axes_and_named_series():
     assert labels == {"alerts opened", "labelled fraud"}
     assert {i.label["value"] for i in scores.legend[0].items} == {"mean score", "p95 score"}
     assert "Variable" not in (scores.legend[0].title or "")
-    assert scores.xaxis[0].axis_label == EVENT_TIME
+    assert scores.xaxis[0].axis_label == clock.label()
     fig = rendered(bands)
     assert {i.label["value"] for i in fig.legend[0].items} == {"Low", "Medium", "High"}
 
@@ -74,4 +74,4 @@ def test_the_card_scatter_does_not_share_the_range_scatter_x_axis():
     )
     whole, card = page["all"], page["card"]
     assert whole.x_range is not card.x_range
-    assert card.xaxis[0].axis_label == EVENT_TIME
+    assert card.xaxis[0].axis_label == clock.label()

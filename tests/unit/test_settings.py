@@ -27,6 +27,11 @@ def test_environment_then_overrides_win() -> None:
         ({"WORKBENCH_FRAUD_LEAKED_CARD": "2"}, "between 0 and 1"),
         ({"WORKBENCH_ALLOWED_LATENESS": "soon"}, "not a duration"),
         ({"WORKBENCH_LOG_LEVEL": "loud"}, "must be one of"),
+        ({"WORKBENCH_DISPLAY_TIMEZONE": "Mars/Olympus"}, "not a time zone: 'Mars/Olympus'"),
+        ({"WORKBENCH_DISPLAY_TIMEZONE": "../../etc/passwd"}, "IANA name"),
+        ({"WORKBENCH_DISPLAY_TIMEZONE": ""}, "not a time zone"),
+        ({"WORKBENCH_CASE_SLA": "tomorrow"}, "not a duration"),
+        ({"WORKBENCH_CASE_SLA": "0h"}, "must be positive"),
     ],
 )
 def test_bad_values_are_one_readable_line(env: dict, fragment: str) -> None:
@@ -47,3 +52,10 @@ def test_settings_are_read_only() -> None:
     with pytest.raises(AttributeError):
         s.rate = 5  # type: ignore[misc]
     assert s.replace(rate="10").rate == 10.0
+
+
+def test_display_timezone_and_case_sla() -> None:
+    default = Settings.load({})
+    assert (default.display_timezone, default.case_sla) == ("UTC", 86400.0)
+    s = Settings.load({"WORKBENCH_DISPLAY_TIMEZONE": " Europe/Paris ", "WORKBENCH_CASE_SLA": "2h"})
+    assert (s.display_timezone, s.case_sla) == ("Europe/Paris", 7200.0)

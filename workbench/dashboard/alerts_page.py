@@ -28,7 +28,7 @@ import pandas as pd
 import panel as pn
 
 from workbench.auth.roles import AccessDenied, Action, Identity, allowed
-from workbench.dashboard import safe
+from workbench.dashboard import clock, safe
 from workbench.dashboard.actions import Actions
 from workbench.dashboard.evidence import EvidenceView
 from workbench.dashboard.parts import read_only_table, schedule
@@ -59,7 +59,13 @@ class AlertsView:
         self.selected: dict[str, Any] | None = None
         self.case_id: int | None = None  # set: the queue is this case's alerts
         self._open_count: int | None = None  # open alerts when the queue was loaded
-        self.queue = read_only_table(_queue_rows(pd.DataFrame()), "alert-queue", 420, selectable=1)
+        self.queue = read_only_table(
+            _queue_rows(pd.DataFrame()),
+            "alert-queue",
+            420,
+            selectable=1,
+            times={"opened": f"opened, {clock.EVENT}"},
+        )
         self.queue.param.watch(self._on_selection, "selection")
         self.refresh_button = pn.widgets.Button(label="Refresh", color="light", width=160)
         self.refresh_button.on_click(lambda _e: schedule(self.refresh))
@@ -274,11 +280,13 @@ def _rule_texts(store: Store, version: str | None) -> dict[str, Any]:
     return _parsed_rules(version, tuple(sorted(files.items()))) if files else {}
 
 
-_CARD_COLUMNS = ["time", "amount", "merchant_category", "country", "channel", "risk_score", "band"]
+_CARD_COLUMNS = [
+    "time", "amount", "currency", "merchant_category", "country", "channel", "risk_score", "band",
+]  # fmt: skip
 
 
 def _time(series: pd.Series) -> pd.Series:
-    return series.dt.strftime("%Y-%m-%d %H:%M:%S")
+    return clock.stamp(series)
 
 
 def _queue_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -343,10 +351,11 @@ def _summary_html(alert: dict[str, Any], tx: pd.DataFrame) -> safe.Html:
         t = tx.iloc[0]
         parts.append(
             safe.html(
-                "<p>Transaction <code>{}</code> at {}: amount <b>{:,.2f} {}</b>, merchant {} "
+                "<p>Transaction <code>{}</code> at {} ({}): amount <b>{:,.2f} {}</b>, merchant {} "
                 "(terminal {}), {}, {}, device {}.</p>",
                 t["tx_id"],
-                f"{t['ts']:%Y-%m-%d %H:%M:%S}",
+                clock.stamp(t["ts"]),
+                clock.label(),
                 t["amount"],
                 t["currency"],
                 t["merchant_category"],

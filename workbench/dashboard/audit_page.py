@@ -22,7 +22,7 @@ import pandas as pd
 import panel as pn
 
 from workbench.auth.roles import AccessDenied, Identity
-from workbench.dashboard import safe
+from workbench.dashboard import clock, safe
 from workbench.dashboard.actions import Actions
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.errors import WorkbenchError
@@ -69,7 +69,9 @@ class AuditView(pn.viewable.Viewer):
         self.newest.on_click(lambda _e: schedule(self.load))
         self.older.on_click(lambda _e: schedule(self.load_older))
         self.message = safe.preformatted(css_classes=["audit-message"])
-        self.table = read_only_table(pd.DataFrame(columns=COLUMNS), "audit-table", 480)
+        self.table = read_only_table(
+            pd.DataFrame(columns=COLUMNS), "audit-table", 480, times={"at": clock.WALL}
+        )
         self.layout = pn.Column(
             pn.FlexBox(self.actor, self.action, self.outcome, self.newest, self.older),
             self.message,
@@ -134,7 +136,7 @@ def audit_rows(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=COLUMNS)
     out = frame[COLUMNS].copy()
-    out["at"] = pd.to_datetime(out["at"], utc=True).dt.strftime("%Y-%m-%d %H:%M:%S")
+    out["at"] = clock.stamp(out["at"])
     for name in ("before", "after"):
         out[name] = [_json(v) for v in out[name]]
     for name in ("role", "provider", "address", "object", "detail"):

@@ -22,11 +22,12 @@ import pandas as pd
 import panel as pn
 
 from workbench.auth.roles import AccessDenied, Action, Identity, allowed
-from workbench.dashboard import safe
+from workbench.dashboard import clock, safe
 from workbench.dashboard.actions import Actions
 from workbench.dashboard.alerts_page import DISPOSITIONS, AlertsView
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.dashboard.queue import CaseQueue
+from workbench.dashboard.theme import fmt_money
 from workbench.errors import WorkbenchError
 from workbench.storage import shared_store
 
@@ -70,7 +71,10 @@ class CaseView(pn.viewable.Viewer):
         self.note_button = w.Button(label="Add note", width=100)
         self.note_button.on_click(lambda _e: schedule(self.add_note))
         self.timeline = read_only_table(
-            pd.DataFrame(columns=TIMELINE_COLUMNS), "case-timeline", 160
+            pd.DataFrame(columns=TIMELINE_COLUMNS),
+            "case-timeline",
+            160,
+            times={"at": clock.WALL},
         )
         self.alerts = AlertsView(dsn, identity)
         self.alerts.queue.height = 150  # a case has few alerts
@@ -242,6 +246,7 @@ class CasesPage(pn.viewable.Viewer):
 def _header_html(case: dict[str, Any]) -> safe.Html:
     holder = case.get("assignee") if isinstance(case.get("assignee"), str) else None
     outcome = case.get("outcome") if isinstance(case.get("outcome"), str) else None
+    currency = case.get("currency") if isinstance(case.get("currency"), str) else None
     return safe.join(
         [
             safe.html(
@@ -252,16 +257,17 @@ def _header_html(case: dict[str, Any]) -> safe.Html:
             ),
             safe.html(
                 "<p>Card <b>{}</b>, max score <b>{:.1f}</b> ({}), {} alert(s), {} hit(s), "
-                "largest amount {:,.2f}. Held by <b>{}</b>. Opened {}, due {}.</p>",
+                "largest amount {}. Held by <b>{}</b>. Opened {}, due {} ({}).</p>",
                 case["card_id"],
                 float(case["max_score"]),
                 case["band"],
                 int(case["alert_count"]),
                 int(case["hit_count"]),
-                float(case["max_amount"]),
+                fmt_money(float(case["max_amount"]), currency),
                 holder or "nobody",
-                f"{case['opened_at']:%Y-%m-%d %H:%M}",
-                f"{case['sla_due']:%Y-%m-%d %H:%M}",
+                clock.stamp(case["opened_at"], clock.MINUTES),
+                clock.stamp(case["sla_due"], clock.MINUTES),
+                clock.zone().key,
             ),
         ]
     )
@@ -276,7 +282,7 @@ def _timeline_rows(events: pd.DataFrame) -> pd.DataFrame:
         details.append(value.get("text") or json.dumps(value, default=str)[:300])
     return pd.DataFrame(
         {
-            "at": events["at"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+            "at": clock.stamp(events["at"]),
             "kind": events["kind"],
             "actor": events["actor"],
             "detail": details,

@@ -32,7 +32,7 @@ import holoviews.plotting.bokeh  # the Bokeh backend: the options below need it
 import pandas as pd
 import panel as pn
 
-from workbench.dashboard import safe
+from workbench.dashboard import clock, safe
 from workbench.dashboard.parts import read_only_table
 from workbench.dashboard.theme import BAND_COLORS
 from workbench.errors import WorkbenchError
@@ -49,7 +49,7 @@ __all__ = [
 
 BEFORE, AFTER = 50, 20  # transactions of the card shown before / after the alert
 RULE_COLUMNS = ["rule", "points", "evidence", "when", "description"]
-TIMELINE_COLUMNS = ["event time (UTC)", "side", "tx_id", "amount", "band", "risk_score", "rules"]
+TIMELINE_COLUMNS = ["time", "side", "tx_id", "amount", "currency", "band", "risk_score", "rules"]
 
 
 def history_query(card_id: str, at: datetime | pd.Timestamp) -> str:
@@ -117,16 +117,18 @@ def evidence_rows(long: pd.DataFrame, rules: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def timeline_rows(frame: pd.DataFrame, at: pd.Timestamp) -> pd.DataFrame:
-    """The card's transactions as the timeline table shows them (event time, UTC)."""
+    """The card's transactions as the timeline table shows them (``time``: event time in the
+    display zone, titled so by the table)."""
     if frame.empty:
         return pd.DataFrame(columns=TIMELINE_COLUMNS)
     ts = pd.to_datetime(frame["ts"], utc=True)
     return pd.DataFrame(
         {
-            "event time (UTC)": ts.dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(),
+            "time": clock.stamp(ts).to_numpy(),
             "side": ["alert" if t == at else ("before" if t < at else "after") for t in ts],
             "tx_id": frame["tx_id"].astype(str).to_numpy(),
             "amount": frame["amount"].astype(float).to_numpy(),
+            "currency": frame["currency"].astype(str).to_numpy(),
             "band": frame["band"].astype(str).to_numpy(),
             "risk_score": frame["risk_score"].astype(float).to_numpy(),
             "rules": [", ".join(sorted(h or {})) for h in frame["rule_hits"]],
@@ -155,7 +157,7 @@ def timeline_plot(frame: pd.DataFrame, at: pd.Timestamp, card: str) -> hv.Overla
     """Amount over event time, one colour per band, the alert marked by a vertical line."""
     data = pd.DataFrame(
         {
-            "time": pd.to_datetime(frame["ts"], utc=True).dt.tz_localize(None),
+            "time": clock.naive(pd.to_datetime(frame["ts"], utc=True)),
             "amount": frame["amount"].astype(float),
             "band": frame["band"].astype(str),
             "tx_id": frame["tx_id"].astype(str),
@@ -167,10 +169,10 @@ def timeline_plot(frame: pd.DataFrame, at: pd.Timestamp, card: str) -> hv.Overla
         )
         for band, part in data.groupby("band", sort=True)
     ]
-    alert = hv.VLine(at.tz_localize(None)).opts(color="#222222", line_dash="dashed")
+    alert = hv.VLine(clock.naive(at)).opts(color="#222222", line_dash="dashed")
     return hv.Overlay([*points, alert]).opts(
-        title=f"Card {card}: amount by event time (UTC); dashed line = the alert",
-        xlabel="event time (UTC)",
+        title=f"Card {card}: amount by {clock.label()}; dashed line = the alert",
+        xlabel=clock.label(),
         ylabel="amount",
         responsive=True,
         height=260,

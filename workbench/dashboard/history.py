@@ -20,9 +20,9 @@ import hvplot.pandas  # noqa: F401  (registers .hvplot on DataFrames)
 import pandas as pd
 import panel as pn
 
-from workbench.dashboard import safe
+from workbench.dashboard import clock, safe
 from workbench.dashboard.parts import read_only_table, schedule
-from workbench.dashboard.theme import BAND_COLORS, EVENT_TIME
+from workbench.dashboard.theme import BAND_COLORS
 from workbench.errors import WorkbenchError
 from workbench.storage import shared_store
 
@@ -58,8 +58,8 @@ class HistoryView(pn.viewable.Viewer):
         self.preset = pn.widgets.Select(
             label="Range", options=list(PRESETS), value="Last hour", width=180
         )
-        self.start = pn.widgets.DatetimeInput(label="From, event time (UTC)", width=200)
-        self.end = pn.widgets.DatetimeInput(label="To, event time (UTC)", width=200)
+        self.start = pn.widgets.DatetimeInput(label=f"From, {clock.label()}", width=200)
+        self.end = pn.widgets.DatetimeInput(label=f"To, {clock.label()}", width=200)
         self.show = pn.widgets.Button(label="Show", color="primary", width=100)
         self.show.on_click(lambda _e: schedule(self.load))
         self.preset.param.watch(lambda _e: schedule(self.load_preset), "value")
@@ -97,14 +97,14 @@ class HistoryView(pn.viewable.Viewer):
             return
         end = bounds[1] + timedelta(seconds=1)
         start = max(bounds[0], end - timedelta(seconds=PRESETS[self.preset.value]))
-        self.start.value, self.end.value = _naive(start), _naive(end)
+        self.start.value, self.end.value = clock.naive(start), clock.naive(end)
         await self.load()
 
     async def load(self) -> None:
         if self.start.value is None or self.end.value is None:
             await self.load_preset()
             return
-        start, end = _utc(self.start.value), _utc(self.end.value)
+        start, end = clock.from_input(self.start.value), clock.from_input(self.end.value)
         if end <= start:
             safe.show(
                 self.message, safe.html("<b>The range is empty:</b> 'To' must be after 'From'.")
@@ -121,12 +121,12 @@ class HistoryView(pn.viewable.Viewer):
         self.loaded = True
 
     async def show_card_at(self, card: str, at: datetime, around_s: float = 3600.0) -> None:
-        """The drill-down for ``card`` with the range centred on ``at`` (event time, UTC):
+        """The drill-down for ``card`` with the range centred on ``at`` (event time):
         where the alert detail's "Open in History" and ``?card=...&at=...`` land."""
-        moment = _utc(at)
+        moment = pd.Timestamp(clock.to_display(at))
         self.card_input.value = card
-        self.start.value = _naive(moment - timedelta(seconds=around_s))
-        self.end.value = _naive(moment + timedelta(seconds=around_s))
+        self.start.value = clock.naive(moment - timedelta(seconds=around_s))
+        self.end.value = clock.naive(moment + timedelta(seconds=around_s))
         await self.load()
         await self.load_card()
 
@@ -149,7 +149,7 @@ class HistoryView(pn.viewable.Viewer):
         table = table.assign(
             band=frame["band"], rules=[", ".join(sorted(h or {})) for h in frame["rule_hits"]]
         )
-        table["ts"] = table["ts"].dt.strftime("%Y-%m-%d %H:%M:%S")
+        table["ts"] = clock.stamp(table["ts"])
         self.card_table.value = table.reset_index(drop=True)
         self.card_plot.objects = [
             pn.pane.HoloViews(
@@ -184,7 +184,8 @@ def _plots(result: dict[str, Any]):
     """The bucket plots. Each has its own y axis (``shared_axes=False``: HoloViews otherwise
     links every plot whose value dimension is called the same, and scores 0-100 squeezed
     alert counts flat) and a legend naming its series."""
-    b = result["buckets"].rename(
+    b = result["buckets"]
+    b = b.assign(bucket=clock.naive(b["bucket"])).rename(
         columns={
             "low": "Low",
             "medium": "Medium",
@@ -199,7 +200,7 @@ def _plots(result: dict[str, Any]):
         "responsive": True,
         "height": 260,
         "shared_axes": False,
-        "xlabel": EVENT_TIME,
+        "xlabel": clock.label(),
     }
     bands = b.hvplot.area(
         x="bucket",
@@ -246,9 +247,10 @@ def _points(frame: pd.DataFrame, title: str) -> hv.Element:
         "title": title,
         "logy": False,
         "shared_axes": False,
-        "xlabel": EVENT_TIME,
+        "xlabel": clock.label(),
         "yformatter": "%.2f",
     }
+    frame = frame.assign(ts=clock.naive(frame["ts"]))  # Bokeh draws datetimes as UTC
     if len(frame) > RAW_POINTS:
         return frame.hvplot.points(
             x="ts", y="amount", rasterize=True, cnorm="eq_hist", cmap="viridis", **opts
@@ -268,15 +270,6 @@ def _literal(text: str) -> str:
     """``text`` for a HoloViews title, which is a format string (``title.format(label=...)``):
     braces doubled, so a card id such as ``{label.__class__}`` is shown, not evaluated."""
     return text.replace("{", "{{").replace("}", "}}")
-
-
-def _naive(ts: pd.Timestamp | datetime) -> datetime:
-    return pd.Timestamp(ts).tz_convert("UTC").tz_localize(None).to_pydatetime()
-
-
-def _utc(value: datetime) -> datetime:
-    ts = pd.Timestamp(value)
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
 
 
 def _duration(step: timedelta) -> str:

@@ -9,21 +9,21 @@ snoozes from their next batch — no restart, no rule publication.
 
 A list is shown a page at a time ordered by value (keyset: **Next** continues after the last
 value shown). Snoozes end by *event time*: ``Until`` is compared with the transactions'
-``ts`` (UTC). All values are shown as text: read-only tables, and messages escaped by
+``ts``; it is typed in the display zone (:mod:`~workbench.dashboard.clock`). All values are
+shown as text: read-only tables, and messages escaped by
 :func:`~workbench.dashboard.safe.text` (a ``Str`` pane does not escape what it shows).
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC
 from typing import Any
 
 import pandas as pd
 import panel as pn
 
 from workbench.auth.roles import Action, Identity, allowed
-from workbench.dashboard import safe
+from workbench.dashboard import clock, safe
 from workbench.dashboard.actions import Actions
 from workbench.dashboard.list_actions import SNOOZE_KINDS
 from workbench.dashboard.parts import read_only_table, schedule
@@ -69,7 +69,11 @@ class ListsView(pn.viewable.Viewer):
         self.remove_button.on_click(lambda _e: schedule(self.remove))
         self.next_button.on_click(lambda _e: schedule(self.load_next))
         self.table = read_only_table(
-            pd.DataFrame(columns=ENTRY_COLUMNS), "list-entries", 300, selectable=1
+            pd.DataFrame(columns=ENTRY_COLUMNS),
+            "list-entries",
+            300,
+            selectable=1,
+            times={"added_at": f"added, {clock.WALL}", "expires_at": f"expires, {clock.WALL}"},
         )
         # -- snoozes
         self.rule_id = pn.widgets.TextInput(label="Rule id", width=180, disabled=not can_snooze)
@@ -78,7 +82,7 @@ class ListsView(pn.viewable.Viewer):
         )
         self.entity = pn.widgets.TextInput(label="Entity value", width=200, disabled=not can_snooze)
         self.until = pn.widgets.DatetimeInput(
-            label="Until (event time, UTC)", width=200, disabled=not can_snooze
+            label=clock.label("Until, event time"), width=200, disabled=not can_snooze
         )
         self.snooze_reason = pn.widgets.TextInput(
             label="Snooze reason", width=240, disabled=not can_snooze
@@ -92,7 +96,11 @@ class ListsView(pn.viewable.Viewer):
         self.snooze_button.on_click(lambda _e: schedule(self.snooze))
         self.lift_button.on_click(lambda _e: schedule(self.lift))
         self.snoozes = read_only_table(
-            pd.DataFrame(columns=SNOOZE_COLUMNS), "rule-snoozes", 240, selectable=1
+            pd.DataFrame(columns=SNOOZE_COLUMNS),
+            "rule-snoozes",
+            240,
+            selectable=1,
+            times={"until": f"until, {clock.EVENT}"},
         )
         self.layout = pn.Column(
             self.message,
@@ -165,13 +173,16 @@ class ListsView(pn.viewable.Viewer):
     async def snooze(self) -> None:
         until = self.until.value
         if until is None:
-            self._say("Choose until when (event time, UTC).")
+            self._say(f"Choose until when ({clock.label()}).")
             return
-        until = until.replace(tzinfo=UTC) if until.tzinfo is None else until
+        until = clock.from_input(until)
         args = (self.rule_id.value.strip(), self.kind.value, self.entity.value, until)
         done = await self._act(self.actions.snooze, *args, self.snooze_reason.value)
         if done is not _FAILED:
-            self._say(f"rule {args[0]} snoozed for {args[1]} {done['value']} until {done['until']}")
+            self._say(
+                f"rule {args[0]} snoozed for {args[1]} {done['value']} until "
+                f"{clock.stamp(done['until'])} ({clock.label()})"
+            )
             await self.load()
 
     async def lift(self) -> None:
@@ -204,13 +215,14 @@ _FAILED = object()
 
 
 def _texts(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """``frame`` as the page shows it: the columns, times as UTC text, missing as ''."""
+    """``frame`` as the page shows it: the columns, times as text in the display zone,
+    missing as ''."""
     if frame.empty:
         return pd.DataFrame(columns=columns)
     out = frame[columns].copy()
     for name in columns:
         if pd.api.types.is_datetime64_any_dtype(out[name]):
-            out[name] = pd.to_datetime(out[name], utc=True).dt.strftime("%Y-%m-%d %H:%M:%S")
+            out[name] = clock.stamp(out[name]).fillna("")
         elif name != "id":
             out[name] = out[name].astype(object).where(out[name].notna(), "").astype(str)
     return out.reset_index(drop=True)

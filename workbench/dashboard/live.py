@@ -20,13 +20,12 @@ from bokeh.models import ColumnDataSource, FactorRange, HoverTool, NumeralTickFo
 from bokeh.plotting import figure
 
 from workbench.bands import LABELS
-from workbench.dashboard import safe
+from workbench.dashboard import clock, safe
 from workbench.dashboard.hub import SECONDS, Delta, Kpis
 from workbench.dashboard.parts import read_only_table
 from workbench.dashboard.theme import (
     ACCENT,
     BAND_COLORS,
-    WALL_CLOCK,
     fmt_age,
     fmt_money,
     fmt_number,
@@ -70,7 +69,7 @@ def table_rows(frame: pd.DataFrame) -> pd.DataFrame:
         return _empty(TABLE_DTYPES)
     out = pd.DataFrame(
         {
-            "time": frame["ts"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+            "time": clock.stamp(frame["ts"]),
             "tx_id": frame["tx_id"].astype(str),
             "card_id": frame["card_id"].astype(str),
             "amount": frame["amount"].astype(float).round(2),
@@ -89,7 +88,7 @@ def feed_rows(alerts: list[HighRow]) -> pd.DataFrame:
     """High transactions of the hub (oldest first) as alert-feed rows."""
     return pd.DataFrame(
         {
-            "time": [(a.ts or "")[:19].replace("T", " ") for a in alerts],
+            "time": clock.stamp(pd.Series([a.ts for a in alerts], dtype=object)).fillna(""),
             "card_id": [a.card_id or "" for a in alerts],
             "amount": [_num(a.amount) for a in alerts],
             "risk_score": [_num(a.risk_score) for a in alerts],
@@ -241,7 +240,7 @@ class LiveView(pn.viewable.Viewer):
                 self.kpi[key].value = value
 
     def _stream_seconds(self, delta: Delta) -> None:
-        t = [s.t * 1000.0 for s in delta.seconds]
+        t = clock.axis_ms([s.t for s in delta.seconds])
         self.trend_source.stream(
             {
                 "t": t,
@@ -433,7 +432,7 @@ def _time_figure(title: str, y_label: str, *, log: bool = False):
         y_axis_type="log" if log else "linear",
         height=260,
         sizing_mode="stretch_width",
-        x_axis_label=WALL_CLOCK,  # the second a batch was received
+        x_axis_label=clock.label(clock.WALL),  # the second a batch was received
         y_axis_label=y_label,
         tools="pan,xwheel_zoom,reset",
     )
@@ -488,7 +487,7 @@ def _last_batch(h) -> str:
 def _wall(age_s: float) -> str:
     """The wall-clock time ``age_s`` seconds ago, labelled."""
     at = pd.Timestamp(time.time() - age_s, unit="s", tz="UTC")
-    return f"{at:%H:%M:%S} {WALL_CLOCK}"
+    return f"{clock.stamp(at, '%H:%M:%S')} {clock.label(clock.WALL)}"
 
 
 def status_html(h) -> safe.Html:

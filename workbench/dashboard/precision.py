@@ -1,11 +1,11 @@
 """Per-rule precision from analyst labels: a small read-only table for the Rules page.
 
-For each rule, over a range of **event time** (the transactions' ``ts``, UTC; ranges end at
-the stream's *now*, the newest stored transaction): how many transactions it hit carry a
-current label of the chosen source (``analyst`` by default: dispositions), how many of those
-are fraud, and precision = fraud / labelled. The figures come from one storage query
-(:func:`workbench.storage.labels.precision`), driven from the labels to their transactions, so
-a load costs what the labels in range cost, not the history.
+For each rule, over a range of **event time** (the transactions' ``ts``, shown in the display
+zone; ranges end at the stream's *now*, the newest stored transaction): how many
+transactions it hit carry a current label of the chosen source (``analyst`` by default:
+dispositions), how many of those are fraud, and precision = fraud / labelled. The figures
+come from one storage query (:func:`workbench.storage.labels.precision`), driven from the
+labels to their transactions, so a load costs what the labels in range cost, not the history.
 
 Use::
 
@@ -24,7 +24,7 @@ import asyncio
 import pandas as pd
 import panel as pn
 
-from workbench.dashboard import safe
+from workbench.dashboard import clock, safe
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.errors import WorkbenchError
 from workbench.storage import labels, shared_store
@@ -75,7 +75,8 @@ class RulePrecisionView(pn.viewable.Viewer):
         self.loaded = True
         self.frame = frame
         span = "all stored event time" if start is None else (
-            f"event time {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC")  # fmt: skip
+            f"event time {clock.stamp(start, clock.MINUTES)} .. "
+            f"{clock.stamp(end, clock.MINUTES)} {clock.zone().key}")  # fmt: skip
         labelled = int(frame["labelled"].sum()) if len(frame) else 0
         with pn.io.hold():
             self.table.value = precision_rows(frame)

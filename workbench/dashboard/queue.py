@@ -19,14 +19,13 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import panel as pn
 
 from workbench import bands
-from workbench.dashboard import safe
+from workbench.dashboard import clock, safe
 from workbench.dashboard.keys import KeyListener
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.errors import WorkbenchError
@@ -35,8 +34,8 @@ from workbench.storage import cases, shared_store
 log = logging.getLogger(__name__)
 
 PAGE_ROWS = 50
-COLUMNS = ["id", "status", "band", "score", "card_id", "alerts", "hits", "amount", "assignee",
-           "opened", "sla_due", "rules"]  # fmt: skip
+COLUMNS = ["id", "status", "band", "score", "card_id", "alerts", "hits", "amount", "currency",
+           "assignee", "opened", "sla_due", "rules"]  # fmt: skip
 
 
 class CaseQueue(pn.viewable.Viewer):
@@ -68,8 +67,8 @@ class CaseQueue(pn.viewable.Viewer):
         self.score = w.RangeSlider(label="Score", start=0, end=100, value=(0, 100), step=1)
         self.amount_min = w.FloatInput(label="Amount ≥", value=None, width=110)
         self.amount_max = w.FloatInput(label="Amount ≤", value=None, width=110)
-        self.since = w.DatetimeInput(label="Events since (UTC)", value=None, width=170)
-        self.until = w.DatetimeInput(label="Events until (UTC)", value=None, width=170)
+        self.since = w.DatetimeInput(label=clock.label("Events since"), value=None, width=170)
+        self.until = w.DatetimeInput(label=clock.label("Events until"), value=None, width=170)
         for widget in (self.status, self.band, self.assignee, self.sort, self.rule, self.card,
                        self.merchant, self.terminal, self.score, self.amount_min,
                        self.amount_max, self.since, self.until):  # fmt: skip
@@ -81,7 +80,11 @@ class CaseQueue(pn.viewable.Viewer):
         self.counts = safe.pane(css_classes=["case-counts"])
         self.message = safe.pane(css_classes=["queue-message"])
         self.table = read_only_table(
-            pd.DataFrame(columns=COLUMNS), "case-queue", 520, selectable="checkbox"
+            pd.DataFrame(columns=COLUMNS),
+            "case-queue",
+            520,
+            selectable="checkbox",
+            times={"opened": "opened", "sla_due": "due"},  # wall clock, in the display zone
         )
         self.table.param.watch(self._on_selection, "selection")
         self.bulk = w.Select(
@@ -130,8 +133,8 @@ class CaseQueue(pn.viewable.Viewer):
             score_max=None if high >= 100 else float(high),
             amount_min=self.amount_min.value,
             amount_max=self.amount_max.value,
-            since=_utc(self.since.value),
-            until=_utc(self.until.value),
+            since=clock.from_input(self.since.value),
+            until=clock.from_input(self.until.value),
             assignee=assignee,
             user=self.user,
         )
@@ -248,16 +251,9 @@ def _text(value: str | None) -> str | None:
     return value[:200] or None
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return pd.Timestamp(value).tz_localize("UTC") if value.tzinfo is None else value
-
-
 def _rows(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=COLUMNS)
-    stamp = "%Y-%m-%d %H:%M"
     return pd.DataFrame(
         {
             "id": frame["id"].astype("int64"),
@@ -268,9 +264,10 @@ def _rows(frame: pd.DataFrame) -> pd.DataFrame:
             "alerts": frame["alert_count"].astype("int64"),
             "hits": frame["hit_count"].astype("int64"),
             "amount": frame["max_amount"].astype("float64"),
+            "currency": frame["currency"].fillna("").astype(str),
             "assignee": frame["assignee"].fillna(""),
-            "opened": frame["opened_at"].dt.strftime(stamp),
-            "sla_due": frame["sla_due"].dt.strftime(stamp),
+            "opened": clock.stamp(frame["opened_at"], clock.MINUTES),
+            "sla_due": clock.stamp(frame["sla_due"], clock.MINUTES),
             "rules": [", ".join(sorted(r or {})) for r in frame["rules"]],
         }
     )

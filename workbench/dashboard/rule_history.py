@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import panel as pn
 
-from workbench.dashboard import safe
+from workbench.dashboard import clock, safe
 from workbench.dashboard.parts import read_only_table
 from workbench.dashboard.publishing import unified_diff
 from workbench.dashboard.rule_text import banner
@@ -37,7 +37,12 @@ class RuleHistory(pn.viewable.Viewer):
         self.dsn = dsn
         self.frame = pd.DataFrame(columns=[*HISTORY_COLUMNS, "files"])
         self.diff_text = ""
-        self.table = read_only_table(pd.DataFrame(columns=HISTORY_COLUMNS), "editor-history", 260)
+        self.table = read_only_table(
+            pd.DataFrame(columns=HISTORY_COLUMNS),
+            "editor-history",
+            260,
+            times={"created_at": f"created, {clock.WALL}"},
+        )
         self.diff_from = pn.widgets.Select(label="From", options={}, width=330)
         self.diff_to = pn.widgets.Select(label="To", options={}, width=330)
         self.diff_button = pn.widgets.Button(label="Diff", width=90)
@@ -109,11 +114,11 @@ def _history_rows(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=HISTORY_COLUMNS)
     out = frame[HISTORY_COLUMNS].copy()
-    out["created_at"] = pd.to_datetime(out["created_at"], utc=True).dt.strftime("%Y-%m-%d %H:%M:%S")
+    out["created_at"] = clock.stamp(out["created_at"])
     out["error"] = out["error"].fillna("").astype(str).str.split("\n").str[0].map(clip)
     return out.reset_index(drop=True)
 
 
 def _label(row: pd.Series) -> str:
-    when = pd.Timestamp(row["created_at"]).strftime("%m-%d %H:%M:%S")
+    when = clock.stamp(row["created_at"], "%m-%d %H:%M:%S")
     return f"#{row['id']} {row['version']} ({row['status']}, {when}, {row['author']})"

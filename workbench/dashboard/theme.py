@@ -12,12 +12,7 @@ TEXT = "#212121"
 BACKGROUND = "#ffffff"
 REFRESH_MS = 500  # how often a session pulls from the hub
 
-# Two clocks are shown: the simulated *event time* of transactions (history, tables, trends)
-# and the *wall clock* of the server (the last batch received). Both are UTC, and every axis
-# or column that shows one names which.
-EVENT_TIME = "event time (UTC)"
-WALL_CLOCK = "wall clock (UTC)"
-TIME_TITLES = {"time": EVENT_TIME, "ts": EVENT_TIME}
+# Times (event time, wall clock) are shown and labelled by workbench.dashboard.clock.
 
 
 def contrast_ratio(foreground: str, background: str = BACKGROUND) -> float:

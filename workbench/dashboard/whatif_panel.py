@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import panel as pn
 
-from workbench.dashboard import safe
+from workbench.dashboard import clock, safe
 from workbench.dashboard.parts import read_only_table
 from workbench.errors import ConfigError
 from workbench.pipeline.lists import LISTS_DIR, build_overlay
@@ -49,8 +49,8 @@ class WhatIfPanel(pn.viewable.Viewer):
         self.rows = pn.widgets.IntInput(
             label="N", value=DEFAULT_ROWS, start=1, end=MAX_ROWS, step=1000, width=140
         )
-        self.start = pn.widgets.DatetimeInput(label="From (UTC)", width=200)
-        self.end = pn.widgets.DatetimeInput(label="To (UTC)", width=200)
+        self.start = pn.widgets.DatetimeInput(label=f"From, {clock.label()}", width=200)
+        self.end = pn.widgets.DatetimeInput(label=f"To, {clock.label()}", width=200)
         self.message = safe.pane(css_classes=["whatif-message"])
         self.migration = read_only_table(pd.DataFrame(), "whatif-migration", 140)
         self.summary = read_only_table(pd.DataFrame(), "whatif-summary", 110)
@@ -151,5 +151,5 @@ def _pct(value: float) -> str:
 
 
 def _utc(value: datetime) -> datetime:
-    ts = pd.Timestamp(value)
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+    """A From/To input's value (the display zone's wall time) as UTC."""
+    return clock.from_input(value)

@@ -58,6 +58,7 @@ def build_pipeline(
         worker=worker_name(settings),
         alert_min_band=ruleset.alert.min_band,
         alert_dedup_s=ruleset.alert.dedup_s,
+        case_sla_s=settings.case_sla,
         stats=PipelineStats(),
         retention_days=settings.retention_days,
     )

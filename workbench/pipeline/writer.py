@@ -30,6 +30,7 @@ from workbench.scoring.result import ScoredBatch
 from workbench.storage import BatchWriter, PreparedBatch, WriteResult, connect
 from workbench.storage.connection import usable
 from workbench.storage.isolation import Isolation
+from workbench.storage.writer import CASE_SLA_S
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class RetryingWriter:
         worker: str,
         alert_min_band: Band | str = Band.HIGH,
         alert_dedup_s: float = 600.0,
+        case_sla_s: float = CASE_SLA_S,
         stats: PipelineStats | None = None,
         retention_days: int = 0,
     ) -> None:
@@ -64,6 +66,7 @@ class RetryingWriter:
         self.worker = worker
         self.alert_min_band = alert_min_band
         self.alert_dedup_s = alert_dedup_s
+        self.case_sla_s = case_sla_s
         self.stats = stats or PipelineStats()
         self.stopping = False
         self.last_result: WriteResult | None = None
@@ -93,6 +96,7 @@ class RetryingWriter:
             batch,
             alert_min_band=self.alert_min_band,
             alert_dedup_s=self.alert_dedup_s,
+            case_sla_s=self.case_sla_s,
             source=self.source,
             worker=self.worker,
         )

@@ -203,8 +203,6 @@ SELECT case_id, 'hit', 'pipeline',
 FROM wb_stage_group GROUP BY case_id
 """
 
-CASE_SLA = timedelta(hours=24)  # a case's due time after it opens (wall clock)
-
 _COUNTS = "SELECT count(*) FILTER (WHERE opened), coalesce(sum(n), 0) FROM wb_stage_group"
 
 
@@ -222,14 +220,15 @@ def raise_alerts(
     dedup: timedelta,
     *,
     then: sql.Composable | None = None,
-    case_sla: timedelta = CASE_SLA,
+    case_sla: timedelta,
 ) -> tuple[int, int]:
     """Open or attach alerts for the alertable rows staged in ``wb_stage_alert``.
 
     Runs inside the batch transaction, all statements in one round trip: prepared
     statements (planned once per connection: planning cost more than running them on a
     batch's few alertable rows) sent in pipeline mode, the parameters as server-side
-    constants (literals). ``then`` (a statement without parameters) is sent in the same
+    constants (literals). A case opened here is due ``case_sla`` (wall clock) after it
+    opens (setting ``case_sla``). ``then`` (a statement without parameters) is sent in the same
     round trip after them; on return the cursor holds its result. Returns ``(alerts_opened,
     alerts_attached)`` where ``alerts_attached`` counts qualifying transactions that joined
     an alert (existing or opened in this batch) instead of opening one.

@@ -184,6 +184,7 @@ _ALERT_COLUMNS = (
     "alertable",
 )  # fmt: skip
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CASE_SLA_S = 86400.0  # a new case is due this long after it opens (setting ``case_sla``)
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,7 @@ def write_batch(
     *,
     alert_min_band: bands.Band | str | None = bands.Band.HIGH,
     alert_dedup_s: float = 600.0,
+    case_sla_s: float = CASE_SLA_S,
     source: str = "",
     worker: str = "",
 ) -> WriteResult:
@@ -219,6 +221,7 @@ def write_batch(
         scored,
         alert_min_band=alert_min_band,
         alert_dedup_s=alert_dedup_s,
+        case_sla_s=case_sla_s,
         source=source,
         worker=worker,
     )
@@ -242,6 +245,7 @@ class BatchWriter:
         *,
         alert_min_band: bands.Band | str | None = bands.Band.HIGH,
         alert_dedup_s: float = 600.0,
+        case_sla_s: float = CASE_SLA_S,
         source: str = "",
         worker: str = "",
     ) -> WriteResult:
@@ -250,7 +254,8 @@ class BatchWriter:
 
         Writing the same batch twice stores it once. ``alert_min_band``: lowest band that
         raises an alert (``None``/"none": no alerts). ``alert_dedup_s``: event-time window in
-        which a card's qualifying transactions join its open alert. A :class:`PreparedBatch`
+        which a card's qualifying transactions join its open alert. ``case_sla_s``: how long
+        after it opens (wall clock) a case this batch opens is due. A :class:`PreparedBatch`
         brings its own ``alert_min_band``, ``source`` and ``worker``. Raises
         :class:`StorageError`.
         """
@@ -264,17 +269,17 @@ class BatchWriter:
         require_idle(conn, "write a batch")
         if len(batch.frame) == 0 and len(batch.scored.dead) == 0:
             return WriteResult(0, 0, 0, 0, 0)
-        dedup = timedelta(seconds=alert_dedup_s)
+        dedup, case_sla = timedelta(seconds=alert_dedup_s), timedelta(seconds=case_sla_s)
         for attempt in (1, 2):
             try:
                 self.partitions.ensure_days(batch.days)
                 self._ensure_staging()
                 if batch.direct_ok and not self.conflicted:
                     try:
-                        return _write(conn, batch, dedup, direct=True)
+                        return _write(conn, batch, dedup, case_sla, direct=True)
                     except psycopg.errors.UniqueViolation:
                         self.conflicted = True  # some rows are stored already: stage, skip those
-                result = _write(conn, batch, dedup, direct=False)
+                result = _write(conn, batch, dedup, case_sla, direct=False)
                 self.conflicted = bool(result.duplicates)
                 return result
             except psycopg.errors.CheckViolation as exc:
@@ -464,7 +469,14 @@ class PreparedBatch:
         )
 
 
-def _write(conn: psycopg.Connection, batch: PreparedBatch, dedup: timedelta, *, direct: bool):
+def _write(
+    conn: psycopg.Connection,
+    batch: PreparedBatch,
+    dedup: timedelta,
+    case_sla: timedelta,
+    *,
+    direct: bool,
+):
     scored, frame, dead_csv = batch.scored, batch.frame, batch.dead_csv
     with conn.transaction(), conn.cursor() as cur:
         if direct:
@@ -492,7 +504,9 @@ def _write(conn: psycopg.Connection, batch: PreparedBatch, dedup: timedelta, *, 
             band=sql.Literal(bands.LABELS[-1]), limit=sql.Literal(notify.MAX_HIGH)
         )
         if alertable:  # one round trip for the alerts and the newest High rows
-            opened, attached = alerting.raise_alerts(cur, dedup, then=newest_high)
+            opened, attached = alerting.raise_alerts(
+                cur, dedup, then=newest_high, case_sla=case_sla
+            )
         else:
             cur.execute(newest_high, prepare=True)
         high = [
