@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.unit.test_features_engine import T0, make_history, split, stream
+from tests.unit.test_features_engine import T0, late_batches, make_history, split, stream
 from tests.unit.test_features_labels import batch as label_batch
 from tests.unit.test_features_labels import labels
 from workbench.features import FeatureEngine, compute_features
@@ -114,12 +114,7 @@ def test_stream_matches_brute_force_with_late_rows(seed):
     """Shuffled batches, some swapped (rows up to hours late), against the reference."""
     rng = np.random.default_rng(seed)
     history = make_history(700, seed, span_s=8 * 3600)
-    batches = split(history, rng)
-    batches = [b.sample(frac=1.0, random_state=int(rng.integers(1 << 30))) for b in batches]
-    for k in range(0, len(batches) - 1, 7):
-        batches[k], batches[k + 1] = batches[k + 1], batches[k]
-    arrived = pd.concat(batches)
-    batch_no = np.repeat(np.arange(len(batches)), [len(b) for b in batches])
+    batches, arrived, batch_no = late_batches(history, rng, every=7)
     got = stream(FeatureEngine(SPECS, allowed_lateness_s=86400), batches)
     want = reference(arrived, SPECS, batch_no)
     assert_matches(got, want)

@@ -236,6 +236,23 @@ def _percentiles(buf, m, k, r, pct_win, pct_q, o_pct):  # pragma: no cover - com
 
 
 @njit(inline="always")
+def _has_pct(pct_win, k):  # pragma: no cover - compiled
+    """Some percentile feature reads window k."""
+    for j in range(len(pct_win)):  # noqa: SIM110 - numba compiles the loop, not any(genexpr)
+        if pct_win[j] == k:
+            return True
+    return False
+
+
+@njit(inline="always")
+def _take(buf, m, hi, lo, nan, v, pct):  # pragma: no cover - compiled
+    """Amount v into a window's max/min walk (and its gathered amounts when ``pct``)."""
+    if pct:
+        buf = _gather(buf, m, v)
+    return buf, m + 1, max(hi, v), min(lo, v), nan or v != v
+
+
+@njit(inline="always")
 def _gather(buf, m, v):  # pragma: no cover - compiled
     """``buf`` with v appended at m (a larger copy when full)."""
     if m == len(buf):
@@ -491,9 +508,7 @@ def _in_order(
             ent[s, f + W_FIRST] = first
         for a in range(A_FIELDS):
             o_agg[r, k, a] = ent[s, f + W_AGG + a]
-        pct = False
-        for j in range(len(pct_win)):
-            pct |= pct_win[j] == k
+        pct = _has_pct(pct_win, k)
         if win_ext[k] or pct:
             hi = -np.inf
             lo_ = np.inf
@@ -502,14 +517,7 @@ def _in_order(
             e = first
             while e != pend:
                 if _meets(row, e, win_cond[k]):
-                    v = rowf[e, R_AMOUNT]
-                    if v != v:
-                        nan = True
-                    hi = max(hi, v)
-                    lo_ = min(lo_, v)
-                    if pct:
-                        buf = _gather(buf, m, v)
-                    m += 1
+                    buf, m, hi, lo_, nan = _take(buf, m, hi, lo_, nan, rowf[e, R_AMOUNT], pct)
                 e = row[e, R_NEXT]
             o_ext[r, k, 0] = np.nan if nan or m == 0 else hi
             o_ext[r, k, 1] = np.nan if nan or m == 0 else lo_
@@ -575,9 +583,7 @@ def _late(
     nc = len(rowv)
     nd = len(dist_win)
     for k in range(len(win_w)):
-        pct = False
-        for j in range(len(pct_win)):
-            pct |= pct_win[j] == k
+        pct = _has_pct(pct_win, k)
         acc[:] = 0
         hi = -np.inf
         lo_ = np.inf
@@ -603,14 +609,7 @@ def _late(
                     acc[A_KNOWN] += 1
                     if row[e, R_LABEL] == 1:
                         acc[A_FRAUD] += 1
-                v = rowf[e, R_AMOUNT]
-                if v != v:
-                    nan = True
-                hi = max(hi, v)
-                lo_ = min(lo_, v)
-                if pct:
-                    buf = _gather(buf, m, v)
-                m += 1
+                buf, m, hi, lo_, nan = _take(buf, m, hi, lo_, nan, rowf[e, R_AMOUNT], pct)
                 for j in range(nd):
                     if dist_win[j] == k:
                         x = row[e, R_FIELDS + dist_comp[j]]
