@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.unit.test_features_engine import T0, late_batches, make_history, split, stream
 from tests.unit.test_features_labels import batch as label_batch
@@ -232,11 +234,44 @@ def test_stored_labels_time_since_and_lagged_counts_are_point_in_time():
     assert out["lagged"].tolist() == [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
 
 
-def test_quantile_is_numpy_quantile_bit_for_bit():
-    rng = np.random.default_rng(3)
-    for _ in range(300):
-        values = np.sort(rng.integers(0, 10**6, rng.integers(1, 40)) / 100.0)
-        q = float(rng.choice([0.0, 0.1, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0, rng.random()]))
-        assert quantile(values, len(values), q) == np.quantile(values, q), (values, q)
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 10**8), min_size=1, max_size=40),
+    st.one_of(st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.9, 0.99, 1.0]), st.floats(0.0, 1.0)),
+)
+def test_quantile_is_numpy_quantile_bit_for_bit(cents, q):
+    values = np.sort(np.array(cents) / 100.0)
+    assert quantile(values, len(values), q) == np.quantile(values, q)
+
+
+def test_quantile_of_nothing_or_of_a_missing_amount_is_missing():
     assert np.isnan(quantile(np.array([1.0, np.nan]), 2, 0.5))
     assert np.isnan(quantile(np.empty(0), 0, 0.5))
+
+
+_ROW = st.tuples(
+    st.integers(0, 240),  # minute
+    st.sampled_from(["a", "b"]),  # card (and terminal)
+    st.sampled_from([0.5, 99.0, 100.0, 150.0, 250.0, 499.99]),
+    st.booleans(),  # is_fraud
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_ROW, max_size=60), st.lists(st.integers(1, 12), min_size=1, max_size=20))
+def test_any_history_streamed_in_any_batches_matches_the_reference(rows, sizes):
+    """Ties, boundaries exactly on window edges (whole minutes), empty windows: a generated
+    history split into generated batch sizes equals one batch and the reference."""
+    history = _rows(*sorted(rows)) if rows else _rows((0, "a", 1.0, False)).iloc[:0]
+    history["customer_id"] = history["card_id"]
+    history["country"] = np.where(history["amount"] > 120, "FR", "DE")
+    offline = compute_features(SPECS, history)
+    engine = FeatureEngine(SPECS, allowed_lateness_s=0)
+    parts, i = [], 0
+    for size in sizes * (len(history) // max(sum(sizes), 1) + 1):
+        parts.append(engine.compute(history.iloc[i : i + size]))
+        i += size
+        if i >= len(history):
+            break
+    pd.testing.assert_frame_equal(pd.concat(parts), offline, check_exact=True)
+    assert_matches(offline, reference(history, SPECS, np.zeros(len(history))))
