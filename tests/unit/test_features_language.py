@@ -14,7 +14,7 @@ from tests.unit.test_features_engine import T0, late_batches, make_history, spli
 from tests.unit.test_features_labels import batch as label_batch
 from tests.unit.test_features_labels import labels
 from workbench.features import FeatureEngine, compute_features
-from workbench.features.passes import quantile
+from workbench.features.quantiles import quantile
 from workbench.features.since import FOLD
 from workbench.rules import parse_rules
 

@@ -21,8 +21,9 @@ with the same ts never see each other (admission needs ts < t).
 A window may be *conditioned* (``where``): its rows are still all walked by the cursors, but
 only those whose condition bit is set (``win_cond[k]``; -1: no condition) enter its aggregates,
 its max/min and its percentiles. Percentiles (``pct_win``/``pct_q``) are exact: the window's
-amounts are gathered and sorted per query, like max/min a walk over the window, so their cost
-per row follows the entity's rows in the window (bounded by its rate times the width).
+amounts are gathered and sorted per query (:mod:`.quantiles`), like max/min a walk over the
+window, so their cost per row follows the entity's rows in the window (its rate times the
+width).
 
 Per entity and ``of`` column, a *value record* keeps the two newest distinct ts of that
 (entity, value) (``is_new`` needs the newest before t; in order, t is not older than either)
@@ -44,13 +45,13 @@ Hash tables use open addressing with linear probing over int64 hashes (index < 0
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from workbench.features.quantiles import has_pct, percentiles, take_amount
 
 NO_TS = -(2**62)
 """Timestamp of "no such row": before any real ts, yet a window can be added without overflow."""
@@ -208,59 +209,6 @@ def ring_copy(old, new, tail, head):  # pragma: no cover - compiled
 def _meets(row, e, bit):  # pragma: no cover - compiled
     """Row e counts in a window with condition ``bit`` (-1: every row counts)."""
     return bit < 0 or (row[e, R_COND] >> bit) & 1 == 1
-
-
-@njit(inline="always")
-def quantile(v, m, q):  # pragma: no cover - compiled
-    """The q-quantile of the sorted ``v[:m]`` exactly as ``numpy.percentile`` (linear) gives
-    it, bit for bit: NaN when m == 0 or any value is NaN (NaN sorts last)."""
-    if m == 0 or v[m - 1] != v[m - 1]:
-        return np.nan
-    vi = (m - 1) * q
-    if vi >= m - 1:
-        return v[m - 1]
-    lo = math.floor(vi)
-    g = vi - lo
-    a = v[lo]
-    d = v[lo + 1] - a
-    return v[lo + 1] - d * (1.0 - g) if g >= 0.5 else a + d * g
-
-
-@njit(inline="always")
-def _percentiles(buf, m, k, r, pct_win, pct_q, o_pct):  # pragma: no cover - compiled
-    """Sort the m amounts gathered for window k and write its percentile features of row r."""
-    buf[:m].sort()
-    for j in range(len(pct_win)):
-        if pct_win[j] == k:
-            o_pct[r, j] = quantile(buf, m, pct_q[j])
-
-
-@njit(inline="always")
-def _has_pct(pct_win, k):  # pragma: no cover - compiled
-    """Some percentile feature reads window k."""
-    for j in range(len(pct_win)):  # noqa: SIM110 - numba compiles the loop, not any(genexpr)
-        if pct_win[j] == k:
-            return True
-    return False
-
-
-@njit(inline="always")
-def _take(buf, m, hi, lo, nan, v, pct):  # pragma: no cover - compiled
-    """Amount v into a window's max/min walk (and its gathered amounts when ``pct``)."""
-    if pct:
-        buf = _gather(buf, m, v)
-    return buf, m + 1, max(hi, v), min(lo, v), nan or v != v
-
-
-@njit(inline="always")
-def _gather(buf, m, v):  # pragma: no cover - compiled
-    """``buf`` with v appended at m (a larger copy when full)."""
-    if m == len(buf):
-        more = np.empty(2 * len(buf))
-        more[:m] = buf
-        buf = more
-    buf[m] = v
-    return buf
 
 
 @njit(inline="always")
@@ -508,7 +456,7 @@ def _in_order(
             ent[s, f + W_FIRST] = first
         for a in range(A_FIELDS):
             o_agg[r, k, a] = ent[s, f + W_AGG + a]
-        pct = _has_pct(pct_win, k)
+        pct = has_pct(pct_win, k)
         if win_ext[k] or pct:
             hi = -np.inf
             lo_ = np.inf
@@ -517,12 +465,12 @@ def _in_order(
             e = first
             while e != pend:
                 if _meets(row, e, win_cond[k]):
-                    buf, m, hi, lo_, nan = _take(buf, m, hi, lo_, nan, rowf[e, R_AMOUNT], pct)
+                    buf, m, hi, lo_, nan = take_amount(buf, m, hi, lo_, nan, rowf[e, R_AMOUNT], pct)
                 e = row[e, R_NEXT]
             o_ext[r, k, 0] = np.nan if nan or m == 0 else hi
             o_ext[r, k, 1] = np.nan if nan or m == 0 else lo_
             if pct:
-                _percentiles(buf, m, k, r, pct_win, pct_q, o_pct)
+                percentiles(buf, m, k, r, pct_win, pct_q, o_pct)
     for j in range(len(dist_win)):
         o_dist[r, j] = ent[s, dbase + j]
     # Newest ts of the row's values before t (in order: t is not older than any stored ts),
@@ -583,7 +531,7 @@ def _late(
     nc = len(rowv)
     nd = len(dist_win)
     for k in range(len(win_w)):
-        pct = _has_pct(pct_win, k)
+        pct = has_pct(pct_win, k)
         acc[:] = 0
         hi = -np.inf
         lo_ = np.inf
@@ -609,7 +557,7 @@ def _late(
                     acc[A_KNOWN] += 1
                     if row[e, R_LABEL] == 1:
                         acc[A_FRAUD] += 1
-                buf, m, hi, lo_, nan = _take(buf, m, hi, lo_, nan, rowf[e, R_AMOUNT], pct)
+                buf, m, hi, lo_, nan = take_amount(buf, m, hi, lo_, nan, rowf[e, R_AMOUNT], pct)
                 for j in range(nd):
                     if dist_win[j] == k:
                         x = row[e, R_FIELDS + dist_comp[j]]
@@ -623,7 +571,7 @@ def _late(
             o_ext[r, k, 0] = np.nan if nan or acc[A_CNT] == 0 else hi
             o_ext[r, k, 1] = np.nan if nan or acc[A_CNT] == 0 else lo_
         if pct:
-            _percentiles(buf, m, k, r, pct_win, pct_q, o_pct)
+            percentiles(buf, m, k, r, pct_win, pct_q, o_pct)
     # newest ts per value, previous row, insertion point (after every row with ts <= t)
     for c in range(nc):
         o_vlast[r, c] = NO_TS
