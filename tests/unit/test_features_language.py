@@ -10,10 +10,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.test_features_engine import T0, late_batches, make_history, split, stream
+from tests.unit.test_features_engine import (
+    T0,
+    assert_lists_consistent,
+    late_batches,
+    make_history,
+    split,
+    stream,
+)
 from tests.unit.test_features_labels import batch as label_batch
 from tests.unit.test_features_labels import labels
-from workbench.features import FeatureEngine, compute_features
+from workbench.features import FeatureEngine, compute_features, passes
 from workbench.features.quantiles import quantile
 from workbench.features.since import FOLD
 from workbench.rules import parse_rules
@@ -122,6 +129,26 @@ def test_stream_matches_brute_force_with_late_rows(seed):
     assert_matches(got, want)
     for name in ("card_big1h", "cust_fr_sum1h", "term_since", "card_p75_big", "card_n20m_lag10m"):
         assert (want[name].fillna(0) > 0).sum() > 50, name  # the data exercise each feature
+
+
+def test_late_rows_with_eviction_match_brute_force():
+    """Two days of shuffled, partly swapped batches with a lateness allowance of 4h: rows are
+    evicted while late rows keep arriving (the walk of a late row, its insertion into the
+    windows of a newer query, the eviction of conditioned windows)."""
+    rng = np.random.default_rng(12)
+    history = make_history(1200, 12, span_s=2 * 86400, cards=4)
+    batches, arrived, batch_no = late_batches(history, rng, every=5, max_size=30)
+    engine = FeatureEngine(SPECS, allowed_lateness_s=4 * 3600)
+    parts = []
+    for b in batches:
+        parts.append(engine.compute(b, defer_maintenance=bool(rng.random() < 0.5)))
+        if rng.random() < 0.5:
+            engine.maintain()
+    assert_matches(pd.concat(parts), reference(arrived, SPECS, batch_no))
+    assert all(g.evicted > 0 for g in engine._groups)
+    assert sum(int(g.state.meta[passes.M_LATE]) for g in engine._groups) > 100
+    for g in engine._groups:
+        assert_lists_consistent(g.state)
 
 
 @pytest.mark.parametrize("seed", [4, 5])
