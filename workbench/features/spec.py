@@ -20,10 +20,11 @@ strictly before it (and, for label-aware features, from labels already known at 
 only the rows for which a condition over the transaction's own columns holds (compiled by the
 rule language, :mod:`workbench.rules.conditions`: the spec carries the compiled ``condition``).
 ``median``/``percentile`` are exact (linear interpolation between the two nearest ranks, as
-``numpy.percentile``). ``time_since_fraud`` is the hours from the entity's latest known fraud
+``numpy.quantile``). ``time_since_fraud`` is the hours from the entity's latest known fraud
 transaction (within ``window``, default 90d) to t, NaN when none is known.
 
-``fraud_count``/``fraud_rate`` read one of two kinds of labels, never both:
+``fraud_count``/``fraud_rate``/``time_since_fraud`` read one of two kinds of labels, never
+both:
 
 - without ``labels``: the batch's own ``is_fraud`` column (simulator ground truth, or a
   replayed file's), taken as known ``label_delay`` (default 7d) after the transaction;
@@ -170,8 +171,18 @@ class FeatureSpec:
         return max(self.window_s + self.ending_s, self.label_delay_s)
 
 
-_KEYS = {"agg", "by", "of", "window", "ending", "where", "q", "label_delay", "labels"}
-_KEYS |= {"description"}
+_KEYS = {
+    "agg",
+    "by",
+    "of",
+    "window",
+    "ending",
+    "where",
+    "q",
+    "label_delay",
+    "labels",
+    "description",
+}
 
 
 def parse_feature(name: str, decl: Any) -> FeatureSpec:
