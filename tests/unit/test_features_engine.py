@@ -105,6 +105,17 @@ def late_batches(history: pd.DataFrame, rng, every: int, max_size: int = 40):
     return batches, pd.concat(batches), batch_no
 
 
+def stream_maintained(engine: FeatureEngine, batches, rng) -> list[pd.DataFrame]:
+    """Each batch's features, its maintenance deferred or not and run between batches or not,
+    at random (values must not depend on either)."""
+    parts = []
+    for b in batches:
+        parts.append(engine.compute(b, defer_maintenance=bool(rng.random() < 0.5)))
+        if rng.random() < 0.5:
+            engine.maintain()
+    return parts
+
+
 def stream(engine: FeatureEngine, batches) -> pd.DataFrame:
     return pd.concat([engine.compute(b) for b in batches])
 
@@ -209,11 +220,7 @@ def test_late_rows_and_eviction_match_brute_force_reference(seed):
     history = make_history(1200, seed, span_s=2 * 86400, cards=int(rng.choice([4, 30])))
     batches, arrived, batch_no = late_batches(history, rng, every=5, max_size=30)
     engine = FeatureEngine(SPECS, allowed_lateness_s=4 * 3600)
-    parts = []
-    for b in batches:
-        parts.append(engine.compute(b, defer_maintenance=bool(rng.random() < 0.5)))
-        if rng.random() < 0.5:
-            engine.maintain()
+    parts = stream_maintained(engine, batches, rng)
     assert_matches(pd.concat(parts), reference(arrived, SPECS, batch_no), SPECS)
     assert all(g.evicted > 0 for g in engine._groups)
     assert engine.state_rows < len(history)

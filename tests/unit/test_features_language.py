@@ -17,6 +17,7 @@ from tests.unit.test_features_engine import (
     make_history,
     split,
     stream,
+    stream_maintained,
 )
 from tests.unit.test_features_labels import batch as label_batch
 from tests.unit.test_features_labels import labels
@@ -139,11 +140,7 @@ def test_late_rows_with_eviction_match_brute_force():
     history = make_history(1200, 12, span_s=2 * 86400, cards=4)
     batches, arrived, batch_no = late_batches(history, rng, every=5, max_size=30)
     engine = FeatureEngine(SPECS, allowed_lateness_s=4 * 3600)
-    parts = []
-    for b in batches:
-        parts.append(engine.compute(b, defer_maintenance=bool(rng.random() < 0.5)))
-        if rng.random() < 0.5:
-            engine.maintain()
+    parts = stream_maintained(engine, batches, rng)
     assert_matches(pd.concat(parts), reference(arrived, SPECS, batch_no))
     assert all(g.evicted > 0 for g in engine._groups)
     assert sum(int(g.state.meta[passes.M_LATE]) for g in engine._groups) > 100
