@@ -94,6 +94,28 @@ def split(frame: pd.DataFrame, rng, max_size: int = 40) -> list[pd.DataFrame]:
     return out
 
 
+def late_batches(history: pd.DataFrame, rng, every: int, max_size: int = 40):
+    """Random batches with their rows shuffled and every ``every``-th pair of batches swapped
+    (rows late across batches): the batches, the rows as they arrive and each one's batch."""
+    batches = split(history, rng, max_size)
+    batches = [b.sample(frac=1.0, random_state=int(rng.integers(1 << 30))) for b in batches]
+    for k in range(0, len(batches) - 1, every):
+        batches[k], batches[k + 1] = batches[k + 1], batches[k]
+    batch_no = np.repeat(np.arange(len(batches)), [len(b) for b in batches])
+    return batches, pd.concat(batches), batch_no
+
+
+def stream_maintained(engine: FeatureEngine, batches, rng) -> list[pd.DataFrame]:
+    """Each batch's features, its maintenance deferred or not and run between batches or not,
+    at random (values must not depend on either)."""
+    parts = []
+    for b in batches:
+        parts.append(engine.compute(b, defer_maintenance=bool(rng.random() < 0.5)))
+        if rng.random() < 0.5:
+            engine.maintain()
+    return parts
+
+
 def stream(engine: FeatureEngine, batches) -> pd.DataFrame:
     return pd.concat([engine.compute(b) for b in batches])
 
@@ -181,13 +203,8 @@ def assert_matches(got: pd.DataFrame, want: pd.DataFrame, specs) -> None:
 def test_stream_matches_brute_force_reference(seed):
     rng = np.random.default_rng(seed)
     history = make_history(500, seed)
-    batches = split(history, rng)
     # Rows out of order within each batch, and some batches swapped (late rows across batches).
-    batches = [b.sample(frac=1.0, random_state=int(rng.integers(1 << 30))) for b in batches]
-    for k in range(0, len(batches) - 1, 7):
-        batches[k], batches[k + 1] = batches[k + 1], batches[k]
-    arrived = pd.concat(batches)
-    batch_no = np.repeat(np.arange(len(batches)), [len(b) for b in batches])
+    batches, arrived, batch_no = late_batches(history, rng, every=7)
     engine = FeatureEngine(SPECS, allowed_lateness_s=86400)
     got = stream(engine, batches)
     assert list(got.index) == list(arrived.index)
@@ -201,18 +218,9 @@ def test_late_rows_and_eviction_match_brute_force_reference(seed):
     is deferred or not at random."""
     rng = np.random.default_rng(seed)
     history = make_history(1200, seed, span_s=2 * 86400, cards=int(rng.choice([4, 30])))
-    batches = split(history, rng, max_size=30)
-    batches = [b.sample(frac=1.0, random_state=int(rng.integers(1 << 30))) for b in batches]
-    for k in range(0, len(batches) - 1, 5):
-        batches[k], batches[k + 1] = batches[k + 1], batches[k]
-    arrived = pd.concat(batches)
-    batch_no = np.repeat(np.arange(len(batches)), [len(b) for b in batches])
+    batches, arrived, batch_no = late_batches(history, rng, every=5, max_size=30)
     engine = FeatureEngine(SPECS, allowed_lateness_s=4 * 3600)
-    parts = []
-    for b in batches:
-        parts.append(engine.compute(b, defer_maintenance=bool(rng.random() < 0.5)))
-        if rng.random() < 0.5:
-            engine.maintain()
+    parts = stream_maintained(engine, batches, rng)
     assert_matches(pd.concat(parts), reference(arrived, SPECS, batch_no), SPECS)
     assert all(g.evicted > 0 for g in engine._groups)
     assert engine.state_rows < len(history)

@@ -169,7 +169,7 @@ def test_stream_equals_one_batch_equals_reference(seed):
     ("decl", "key", "words"),
     [
         ({"agg": "count", "by": "terminal_id", "window": "1h", "labels": "analyst"}, "labels",
-         "only fraud_count and fraud_rate"),
+         "only fraud_count, fraud_rate and time_since_fraud"),
         ({"agg": "fraud_rate", "by": "terminal_id", "window": "1h", "labels": "Analyst!"},
          "labels", "label source"),
         ({"agg": "fraud_rate", "by": "device_id", "window": "1h", "labels": "analyst"}, "by",

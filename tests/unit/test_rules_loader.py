@@ -319,8 +319,8 @@ def test_message_format_matches_the_documented_one():
         (rule_file("amount > 1 and"), "unexpected end of the expression", 3, 25, "r1", None),
         (rule_file("amount"), "a condition must be true or false, got a number", 3, 11, "r1", None),
         (
-            "rules:\n  - id: Big\n    when: amount > 1\n    score: 1\n",
-            "rule id 'Big' must match [a-z][a-z0-9_]* (at most 64 characters)",
+            "rules:\n  - id: 9Big\n    when: amount > 1\n    score: 1\n",
+            "rule id '9Big' must match [A-Za-z][A-Za-z0-9_]* (at most 64 characters; unique",
             2,
             9,
             None,
@@ -428,7 +428,8 @@ def test_message_format_matches_the_documented_one():
         (
             "features:\n  f: {agg: cnt, by: card_id, window: 10m}\n",
             "unknown agg 'cnt' in feature 'f' (one of: count, sum, mean, max, min, std, distinct, "
-            "is_new, fraud_count, fraud_rate, seconds_since_prev, distance_km, speed_kmh)",
+            "is_new, fraud_count, fraud_rate, median, percentile, seconds_since_prev, distance_km, "
+            "speed_kmh, time_since_fraud)",
             2,
             12,
             None,

@@ -68,3 +68,45 @@ def test_features_as_a_frame_or_as_arrays_score_the_same():
     # a second batch of another size gets its own version column
     small = scorer.score(batch.iloc[:3], {k: v[:3] for k, v in feats.items()})[0]
     assert small["rule_set_version"].tolist() == [scorer.version] * 3
+
+
+def test_rules_of_a_group_combine_by_max_and_groups_add_up():
+    rules = parse_rules(
+        {
+            "r.yaml": textwrap.dedent("""\
+        rules:
+          - {id: v1, when: amount > 10, score: 20, group: velocity}
+          - {id: v2, when: amount > 20, score: 35, group: velocity}
+          - {id: v3, when: amount > 30, score: 25, group: Velocity}
+          - {id: g1, when: amount > 20, score: 30, group: geo}
+          - {id: g2, when: amount > 40, score: -5, group: geo}
+          - {id: lone, when: amount > 30, score: 40}
+          - {id: neg, when: amount < 5, score: -10, group: trust}
+        """)
+        }
+    )
+    scorer = Scorer(rules)
+    amount = np.array([1.0, 15.0, 25.0, 35.0, 45.0])
+    scores, hits, _ = scorer.score(pd.DataFrame({"amount": amount}), {})
+    # 1: trust -10 -> clipped 0; 15: v1 20; 25: max(20, 35) + 30 = 65;
+    # 35: max(20, 35, 25) + 30 + 40 = 105 -> 100; 45: 35 + max(30, -5) + 40 = 105 -> 100
+    assert scores["risk_score"].tolist() == [0.0, 20.0, 65.0, 100.0, 100.0]
+    assert scores["band"].tolist() == ["Low", "Low", "Medium", "High", "High"]
+    # every hit is still recorded with its own points (which rules matched, and how much each
+    # would give)
+    assert hits[hits["row"] == 2]["rule_id"].tolist() == ["v1", "v2", "g1"]
+    negative = Scorer(
+        parse_rules(
+            {
+                "r.yaml": textwrap.dedent("""\
+        rules:
+          - {id: a, when: amount > 0, score: -10, group: trust}
+          - {id: b, when: amount > 1, score: -30, group: trust}
+          - {id: c, when: amount > 0, score: 50}
+        """)
+            }
+        )
+    )
+    # the largest of negative points is the one nearest 0
+    got = negative.score(pd.DataFrame({"amount": [0.5, 2.0]}), {})[0]["risk_score"]
+    assert got.tolist() == [40.0, 40.0]

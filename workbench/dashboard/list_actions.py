@@ -11,18 +11,17 @@ row and a :class:`~workbench.errors.ConfigError` with a one-line reason.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 from workbench.auth.roles import Action
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.rules.lists import KIND_COLUMNS, clean_reason, clean_value, kind_of
+from workbench.rules.loader import RULE_ID
 from workbench.storage import lists, snoozes
 from workbench.storage.connection import storage_errors
 
 SNOOZE_KINDS = ("card", "merchant", "terminal")
-_RULE_ID = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 
 
 class ListActions:
@@ -108,8 +107,8 @@ class ListActions:
         self.require(Action.SNOOZE, target)
 
         def build():
-            if not _RULE_ID.match(str(rule_id)):
-                raise ValueError("a rule id matches [a-z][a-z0-9_]* (at most 64 characters)")
+            if not RULE_ID.match(str(rule_id)):
+                raise ValueError("a rule id matches [A-Za-z][A-Za-z0-9_]* (at most 64 characters)")
             if kind not in SNOOZE_KINDS:
                 raise ValueError(f"a snooze is for one {', '.join(SNOOZE_KINDS)}")
             if until.tzinfo is None:

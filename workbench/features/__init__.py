@@ -7,8 +7,9 @@ strictly before it (and from labels only once known), the same way online (batch
 Modules: ``spec`` (what may be declared), ``engine`` (public API, semantics), ``group`` (the
 features of one ``by`` column from its window state), ``passes`` (the compiled per-batch pass
 and the eviction from that state), ``outputs`` (the compiled pass from raw aggregates to
-feature values: means, std, rates, distances), ``window_state`` (its arrays and their
-growth), ``kernels`` and ``compiled`` (hashing).
+feature values: means, std, rates, distances), ``quantiles`` (exact window percentiles),
+``window_state`` (its arrays and their growth), ``labels`` (stored-label features), ``since``
+(time since the latest known fraud), ``kernels`` and ``compiled`` (hashing).
 """
 
 from workbench.features.engine import FeatureEngine, calendar, compute_features

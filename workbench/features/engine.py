@@ -4,6 +4,11 @@ Semantics (strict point-in-time), for a row at time t of entity e (its ``by`` va
 
 - window aggregates of width w use the rows of e with ``t - w <= ts < t`` — from earlier
   batches (state) or the same batch; never the row itself, rows with the same ts, or later rows;
+  with ``ending: E`` those with ``t - E - w <= ts <= t - E``; with ``where`` only the rows that
+  meet the condition (evaluated on each row once, when it arrives);
+- ``median``/``percentile``: exact, interpolated as ``numpy.percentile`` (NaN when the window
+  is empty or holds a missing amount);
+- ``time_since_fraud``: hours since e's newest known fraud (:mod:`workbench.features.since`);
 - ``fraud_count``/``fraud_rate`` with label delay D use the rows with
   ``t - w <= ts <= t - D`` (a label is known once ``t >= ts + D``; with D = 0, ``ts < t``);
   fraud_rate = frauds / rows with a known label there, NaN when none;
@@ -49,7 +54,8 @@ from workbench.features.compiled import hash_strings
 from workbench.features.group import BatchArrays, Group
 from workbench.features.kernels import mix64
 from workbench.features.labels import LabelBook
-from workbench.features.spec import BUILTIN, FeatureSpec
+from workbench.features.since import FraudLog
+from workbench.features.spec import BUILTIN, MAX_CONDITIONS, FeatureSpec
 
 _NS_HOUR = 3600 * 1_000_000_000
 _NS_DAY = 24 * _NS_HOUR
@@ -77,8 +83,21 @@ class FeatureEngine:
         self.allowed_lateness_s = float(allowed_lateness_s)
         by: dict[str, list[FeatureSpec]] = {}
         for s in self.specs:
-            if s.labels is None:  # stored-label features live in the label book instead
+            # stored-label features live in the label book, time_since_fraud in the fraud log
+            if s.labels is None and s.agg != "time_since_fraud":
                 by.setdefault(s.by, []).append(s)
+        self._conditions: dict[str, FeatureSpec] = {}  # where text -> a spec compiled from it
+        for s in self.specs:
+            if s.where is not None and s.condition is None:
+                raise ValueError(
+                    f"feature '{s.name}' has a where condition but no compiled condition: "
+                    "declare it in a rule file (workbench.rules compiles it)"
+                )
+            if s.where is not None:
+                self._conditions.setdefault(s.where, s)
+        if len(self._conditions) > MAX_CONDITIONS:
+            raise ValueError(f"at most {MAX_CONDITIONS} distinct where conditions")
+        bits = {text: i for i, text in enumerate(self._conditions)}
         # each feature's row in the float or the bool output matrix of a batch
         self._slots: dict[str, tuple[bool, int]] = {}
         self._slot_counts = {False: 0, True: 0}
@@ -87,12 +106,16 @@ class FeatureEngine:
             self._slots[s.name] = (kind, self._slot_counts[kind])
             self._slot_counts[kind] += 1
         self._groups = [
-            Group(col, group, self.allowed_lateness_s, [self._slots[s.name][1] for s in group])
+            Group(
+                col, group, self.allowed_lateness_s, [self._slots[s.name][1] for s in group], bits
+            )
             for col, group in by.items()
         ]
         self._newest: int | None = None
         book = LabelBook(self.specs, self.allowed_lateness_s)
         self.labels: LabelBook | None = book if book.specs else None
+        log = FraudLog(self.specs, self.allowed_lateness_s)
+        self.frauds: FraudLog | None = log if log.specs else None
 
     @property
     def state_rows(self) -> int:
@@ -130,6 +153,8 @@ class FeatureEngine:
             g.reset()
         if self.labels is not None:
             self.labels.reset()
+        if self.frauds is not None:
+            self.frauds.reset()
         self._newest = None
 
     def compute(self, batch: pd.DataFrame, *, defer_maintenance: bool = False) -> pd.DataFrame:
@@ -177,6 +202,12 @@ class FeatureEngine:
             found = self.labels.compute(arrays.ts, arrays.hashes, arrays.known)
             for name, column in found.items():
                 values[self._slots[name][1]] = column
+        if self.frauds is not None:
+            found = self.frauds.compute(
+                arrays.ts, arrays.hashes, arrays.known, arrays.cols["label"], commit
+            )
+            for name, column in found.items():
+                values[self._slots[name][1]] = column
         if commit and arrays.n:
             newest = int(arrays.ts.max())
             self._newest = newest if self._newest is None else max(self._newest, newest)
@@ -184,6 +215,8 @@ class FeatureEngine:
                 g.commit(self._newest, defer)
             if self.labels is not None:
                 self.labels.evict(self._newest)
+            if self.frauds is not None:
+                self.frauds.evict(self._newest)
         out = {}
         for s in self.specs:
             kind, i = self._slots[s.name]
@@ -208,6 +241,10 @@ class FeatureEngine:
             cols["label"] = label.to_numpy(dtype=np.int64, na_value=-1)
         else:
             cols["label"] = np.full(n, -1, dtype=np.int64)
+        cols["cond"] = np.zeros(n, dtype=np.int64)
+        for bit, spec in enumerate(self._conditions.values()):
+            met = np.asarray(spec.condition(batch), dtype=bool)
+            cols["cond"] |= met.astype(np.int64) << np.int64(bit)
         ordered = bool(n < 2 or (ts[1:] >= ts[:-1]).all())
         return BatchArrays(n=n, ts=ts, hashes=hashes, known=known, cols=cols, sorted=ordered)
 

@@ -1,6 +1,9 @@
 """The window state and features of one ``by`` column (all specs sharing it share the work).
 
-The specs are planned into a few *windows* — distinct (width, label delay) pairs — plus the
+The specs are planned into a few *windows* — distinct (reach, delay, condition) triples: a
+window of width W ending E (``ending``) reaches W + E back and admits rows E old (a fraud
+feature's label delay D: max(D, E)); a ``where`` condition is a bit of each stored row — plus
+the
 ``of`` columns whose values ``distinct``/``is_new`` look at. One compiled pass per batch
 (:func:`passes.step`) answers every row's windows from running aggregates and moves them on;
 one more (:func:`outputs.finish`, run by a small per-spec program this module builds) turns
@@ -45,7 +48,8 @@ class BatchArrays:
     ts: np.ndarray  # int64 ns
     hashes: dict[str, np.ndarray]  # column -> uint64 hash of its value
     known: dict[str, np.ndarray]  # column -> value is not missing
-    cols: dict[str, np.ndarray]  # cents (int64), label (int64: -1 unknown), fl (amount, lat, lon)
+    cols: dict[str, np.ndarray]  # cents (int64), label (int64: -1 unknown), fl (amount, lat,
+    # lon), cond (int64: bit i set when the row meets the rule set's condition i)
     sorted: bool = False  # ts never decreases along the batch (the usual case)
 
 
@@ -60,6 +64,9 @@ class Plan:
     win_w: np.ndarray  # window widths (ns)
     win_d: np.ndarray  # label delays (ns; 0: ts < t)
     win_ext: np.ndarray  # the window needs max/min
+    win_cond: np.ndarray  # the window's condition bit (-1: none)
+    pct_win: np.ndarray  # per percentile feature: window index
+    pct_q: np.ndarray  # per percentile feature: quantile (0..1)
     columns: list[str]  # ``of`` columns of distinct/is_new
     dist_comp: np.ndarray  # per distinct feature: column index
     dist_win: np.ndarray  # per distinct feature: window index
@@ -69,43 +76,55 @@ class Plan:
     has_previous: bool
 
 
-def plan(specs: list[FeatureSpec], lateness_s: float) -> tuple[Plan, dict[str, tuple]]:
-    """The windows and columns the specs need, and where each spec's value comes from."""
-    windows: list[tuple[int, int]] = []
+def plan(
+    specs: list[FeatureSpec], lateness_s: float, bits: dict[str, int] | None = None
+) -> tuple[Plan, dict[str, tuple]]:
+    """The windows and columns the specs need, and where each spec's value comes from
+    (``bits``: the condition bit of each ``where`` text)."""
+    bits = bits or {}
+    windows: list[tuple[int, int, int]] = []
+    pct: list[tuple[int, float]] = []
     ext: set[int] = set()
     columns = sorted({s.of for s in specs if s.agg in ("distinct", "is_new")})
     distinct: list[tuple[int, int]] = []
     where: dict[str, tuple] = {}
 
-    def window(w: int, d: int = 0) -> int:
-        if (w, d) not in windows:
-            windows.append((w, d))
-        return windows.index((w, d))
+    def window(s: FeatureSpec) -> int:
+        delay = max(s.label_delay_s, s.ending_s) if s.agg in LABEL_AWARE else s.ending_s
+        key = (_ns(s.window_s + s.ending_s), _ns(delay), bits[s.where] if s.where else -1)
+        if key not in windows:
+            windows.append(key)
+        return windows.index(key)
 
     for s in specs:
-        w = _ns(s.window_s) if s.window_s else 0
         if s.agg in PREVIOUS:
             where[s.name] = ("previous",)
         elif s.agg == "is_new":
-            where[s.name] = ("is_new", columns.index(s.of), w)
-        elif s.agg in LABEL_AWARE:
-            where[s.name] = ("window", window(w, _ns(s.label_delay_s)))
+            where[s.name] = ("is_new", columns.index(s.of), _ns(s.window_s))
         elif s.agg == "distinct":
-            pair = (columns.index(s.of), window(w))
+            pair = (columns.index(s.of), window(s))
             if pair not in distinct:
                 distinct.append(pair)
             where[s.name] = ("distinct", distinct.index(pair))
+        elif s.q is not None:
+            pair = (window(s), s.q)
+            if pair not in pct:
+                pct.append(pair)
+            where[s.name] = ("percentile", pct.index(pair))
         else:
-            k = window(w)
+            k = window(s)
             if s.agg in ("max", "min"):
                 ext.add(k)
             where[s.name] = ("window", k)
     lateness_ns = _ns(lateness_s)
     return (
         Plan(
-            win_w=np.array([w for w, _ in windows], dtype=_I64),
-            win_d=np.array([d for _, d in windows], dtype=_I64),
+            win_w=np.array([w for w, _, _ in windows], dtype=_I64),
+            win_d=np.array([d for _, d, _ in windows], dtype=_I64),
             win_ext=np.array([k in ext for k in range(len(windows))], dtype=np.bool_),
+            win_cond=np.array([c for _, _, c in windows], dtype=_I64),
+            pct_win=np.array([k for k, _ in pct], dtype=_I64),
+            pct_q=np.array([q for _, q in pct], dtype=np.float64),
             columns=columns,
             dist_comp=np.array([c for c, _ in distinct], dtype=_I64),
             dist_win=np.array([k for _, k in distinct], dtype=_I64),
@@ -132,11 +151,19 @@ def program(specs: list[FeatureSpec], where: dict[str, tuple], slots: list[int])
 class Group:
     """Window state and feature computation for the specs of one ``by`` column."""
 
-    def __init__(self, by: str, specs: list[FeatureSpec], lateness_s: float, slots: list[int]):
-        """``slots``: per spec, its row in the engine's float or bool output matrix."""
+    def __init__(
+        self,
+        by: str,
+        specs: list[FeatureSpec],
+        lateness_s: float,
+        slots: list[int],
+        bits: dict[str, int] | None = None,
+    ):
+        """``slots``: per spec, its row in the engine's float or bool output matrix;
+        ``bits``: the condition bit of each ``where`` text."""
         self.by = by
         self.specs = specs
-        self.plan, where = plan(specs, lateness_s)
+        self.plan, where = plan(specs, lateness_s, bits)
         self.program = program(specs, where, slots)
         self.reset()
 
@@ -194,6 +221,7 @@ class Group:
         o_vlast = np.empty((n, nc), dtype=_I64)
         o_pts = np.empty(n, dtype=_I64)
         o_prev = np.empty((n, 2))
+        o_pct = np.empty((n, len(p.pct_win)))
         P.step(
             np.arange(n) if b.sorted else np.argsort(ts, kind="stable"),
             h.view(_I64),
@@ -201,11 +229,15 @@ class Group:
             take(b.cols["cents"]),
             take(b.cols["label"]),
             fl,
+            take(b.cols["cond"]),
             vkey,
             vknown,
             p.win_w,
             p.win_d,
             p.win_ext,
+            p.win_cond,
+            p.pct_win,
+            p.pct_q,
             p.dist_comp,
             p.dist_win,
             state.etab,
@@ -224,10 +256,11 @@ class Group:
             o_vlast,
             o_pts,
             o_prev,
+            o_pct,
         )
         O.finish(
             self.program, rows, ts, fl, vknown, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev,
-            p.lookback_ns, fout, bout,
+            o_pct, p.lookback_ns, fout, bout,
         )  # fmt: skip
 
     def commit(self, newest_ns: int, defer: bool = False) -> None:

@@ -4,7 +4,9 @@ A ``{agg: fraud_rate, by: terminal_id, window: 28d, labels: analyst}`` feature o
 time t for entity e counts the labels of source ``analyst`` whose transaction belongs to e,
 whose ``known_at < t`` (known strictly before the row) and whose transaction's
 ``t - window <= ts`` (inside the window, as every window of :mod:`.engine`);
-``fraud_count`` = the fraud ones, ``fraud_rate`` = fraud / counted (NaN when none).
+``fraud_count`` = the fraud ones, ``fraud_rate`` = fraud / counted (NaN when none). With
+``ending: E`` the transaction must be inside the lagged window, ``t - E - window <= ts <= t -
+E``. ``time_since_fraud`` takes the newest fraud label counting at t (:mod:`.since`).
 
 Labels are kept with their history (:mod:`workbench.storage.labels`): when a newer row for
 the same (tx_id, source) arrives, the older one stops counting at the newer one's
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workbench.features.since import Events, hours_since
 from workbench.features.spec import FeatureSpec
 
 _NS = 1_000_000_000
@@ -42,7 +45,7 @@ class LabelBook:
         self.specs = [s for s in specs if s.labels is not None]
         self.sources = sorted({s.labels for s in self.specs})
         self.columns = sorted({s.by for s in self.specs})
-        self.horizon_ns = round(max((s.window_s for s in self.specs), default=0) * _NS)
+        self.horizon_ns = round(max((s.horizon_s for s in self.specs), default=0) * _NS)
         self.lateness_ns = round(lateness_s * _NS)
         self.reset()
 
@@ -57,7 +60,7 @@ class LabelBook:
         self.entity = {c: np.empty(0, np.uint64) for c in self.columns}
         self.has = {c: np.empty(0, np.bool_) for c in self.columns}
         self.last_id = 0
-        self._cache: dict[str, _Index] = {}
+        self._cache: dict[str, _Index | Events | None] = {}
         self._kept = 0  # labels held after the last eviction
 
     @property
@@ -132,6 +135,10 @@ class LabelBook:
         """Each spec's values for rows at times ``t`` (int64 ns) with entity hashes."""
         out = {}
         for s in self.specs:
+            if s.agg == "time_since_fraud":
+                out[s.name] = np.full(len(t), np.nan)
+                hours_since(self._events(s), t, hashes[s.by], known[s.by], out[s.name])
+                continue
             n_all, n_fraud = self._count(s, t, hashes[s.by], known[s.by])
             if s.agg == "fraud_count":
                 out[s.name] = n_fraud.astype(np.float64)
@@ -140,15 +147,37 @@ class LabelBook:
                     out[s.name] = np.where(n_all > 0, n_fraud / np.maximum(n_all, 1), np.nan)
         return out
 
+    def _intervals(self, s: FeatureSpec, fraud_only: bool = False):
+        """The spec's labels as the row times each counts for, ``lo < t <= hi`` (and their
+        mask over the labels held)."""
+        w, e = round(s.window_s * _NS), round(s.ending_s * _NS)
+        mine = (self.source == self.sources.index(s.labels)) & self.has[s.by]
+        if fraud_only:
+            mine &= self.fraud
+        lo = self.known[mine]
+        if e:  # the lagged window starts counting a transaction E after it: t >= ts + E
+            lo = np.maximum(lo, self.ts[mine] + e - 1)
+        hi = np.minimum(self.ts[mine] + e + w, self.until[mine])
+        return mine, lo, hi
+
+    def _events(self, s: FeatureSpec) -> Events | None:
+        """The spec's fraud labels as :mod:`.since` events, built once per change of them."""
+        if s.name not in self._cache:
+            mine, lo, hi = self._intervals(s, fraud_only=True)
+            live = hi > lo
+            self._cache[s.name] = (
+                Events.of(self.entity[s.by][mine][live], self.ts[mine][live], lo[live], hi[live])
+                if live.any()
+                else None
+            )
+        return self._cache[s.name]
+
     def _index(self, s: FeatureSpec) -> _Index | None:
         """The spec's sorted keys over the labels held, built once per change of them."""
         found = self._cache.get(s.name)
         if found is not None:
             return found
-        w = round(s.window_s * _NS)
-        mine = (self.source == self.sources.index(s.labels)) & self.has[s.by]
-        lo = self.known[mine]
-        hi = np.minimum(self.ts[mine] + w, self.until[mine])
+        mine, lo, hi = self._intervals(s)
         live = hi > lo  # an empty interval (superseded before it was known) never counts
         if not live.any():
             return None

@@ -20,7 +20,8 @@ from numba import njit
 
 from workbench.features import passes as P
 
-# program codes; the argument is a window (k), a distinct feature (j) or a value column (c)
+# program codes; the argument is a window (k), a distinct or percentile feature (j) or a value
+# column (c)
 (
     F_COUNT,
     F_SUM,
@@ -35,7 +36,8 @@ from workbench.features import passes as P
     F_SECONDS,
     F_KM,
     F_KMH,
-) = range(13)
+    F_PCT,
+) = range(14)
 CODES = {
     "count": F_COUNT,
     "sum": F_SUM,
@@ -50,6 +52,8 @@ CODES = {
     "seconds_since_prev": F_SECONDS,
     "distance_km": F_KM,
     "speed_kmh": F_KMH,
+    "median": F_PCT,
+    "percentile": F_PCT,
 }
 PROGRAM_FIELDS = 4  # code, argument, width (ns; is_new), output row
 
@@ -139,7 +143,7 @@ def haversine(lat1, lon1, lat2, lon2):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def finish(
-    program, rows, ts, fl, vknown, agg, ext, dist, vlast, pts, prev, lookback, fout, bout
+    program, rows, ts, fl, vknown, agg, ext, dist, vlast, pts, prev, pct, lookback, fout, bout
 ):  # pragma: no cover - compiled
     """Write the feature values of batch rows ``rows`` (the group's rows, i-th computed from
     the i-th raw outputs) into ``fout``/``bout`` (output row per program line, column per
@@ -157,6 +161,9 @@ def finish(
         elif code == F_DISTINCT:
             for i in range(n):
                 fout[o, rows[i]] = dist[i, k]
+        elif code == F_PCT:
+            for i in range(n):
+                fout[o, rows[i]] = pct[i, k]
         elif code == F_COUNT:
             for i in range(n):
                 fout[o, rows[i]] = agg[i, k, P.A_CNT]

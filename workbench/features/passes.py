@@ -18,6 +18,13 @@ entity's list instead, then inserted at its place, with the windows of ``qt`` co
 row is added to its entity's list after its own query, so no row ever sees itself, and rows
 with the same ts never see each other (admission needs ts < t).
 
+A window may be *conditioned* (``where``): its rows are still all walked by the cursors, but
+only those whose condition bit is set (``win_cond[k]``; -1: no condition) enter its aggregates,
+its max/min and its percentiles. Percentiles (``pct_win``/``pct_q``) are exact: the window's
+amounts are gathered and sorted per query (:mod:`.quantiles`), like max/min a walk over the
+window, so their cost per row follows the entity's rows in the window (its rate times the
+width).
+
 Per entity and ``of`` column, a *value record* keeps the two newest distinct ts of that
 (entity, value) (``is_new`` needs the newest before t; in order, t is not older than either)
 and its count in each ``distinct`` window.
@@ -44,6 +51,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from workbench.features.quantiles import has_pct, percentiles, take_amount
+
 NO_TS = -(2**62)
 """Timestamp of "no such row": before any real ts, yet a window can be added without overflow."""
 
@@ -60,10 +69,10 @@ A_FIELDS = 7
 W_FIELDS = W_AGG + A_FIELDS
 # row record: ts, cents, next row of the entity (of the free list for a free row), label (-1
 # unknown); amount, lat, lon as float bits; the next row's ts (a cursor or the eviction moving
-# to the next row knows its ts without reading it); then one value record index per value
-# column (-1: value missing)
-R_TS, R_CENTS, R_NEXT, R_LABEL, R_AMOUNT, R_LAT, R_LON, R_NEXT_TS = range(8)
-R_FIELDS = 8
+# to the next row knows its ts without reading it); the bits of the ``where`` conditions it
+# meets; then one value record index per value column (-1: value missing)
+R_TS, R_CENTS, R_NEXT, R_LABEL, R_AMOUNT, R_LAT, R_LON, R_NEXT_TS, R_COND = range(9)
+R_FIELDS = 9
 # value record: newest ts, key, newest ts before the newest, rows referring to it (0: free, the
 # free list linked through V_LAST); then one count per distinct feature
 V_LAST, V_KEY, V_BEFORE, V_REFS = range(4)
@@ -197,8 +206,19 @@ def ring_copy(old, new, tail, head):  # pragma: no cover - compiled
 
 
 @njit(inline="always")
-def _account(ent, vrec, row, s, k, e, sign, dist_comp, dist_win, dbase):  # pragma: no cover
-    """Add (sign 1) or remove (sign -1) row e to/from window k of entity s."""
+def _meets(row, e, bit):  # pragma: no cover - compiled
+    """Row e counts in a window with condition ``bit`` (-1: every row counts)."""
+    return bit < 0 or (row[e, R_COND] >> bit) & 1 == 1
+
+
+@njit(inline="always")
+def _account(
+    ent, vrec, row, s, k, e, sign, dist_comp, dist_win, dbase, win_cond
+):  # pragma: no cover
+    """Add (sign 1) or remove (sign -1) row e to/from window k of entity s (nothing when the
+    row does not meet the window's condition)."""
+    if not _meets(row, e, win_cond[k]):
+        return
     a = N_FIELDS + k * W_FIELDS + W_AGG
     c = row[e, R_CENTS]
     ent[s, a + A_CNT] += sign
@@ -236,11 +256,15 @@ def step(
     cents,
     label,
     fl,
+    cond,
     vkey,
     vknown,
     win_w,
     win_d,
     win_ext,
+    win_cond,
+    pct_win,
+    pct_q,
     dist_comp,
     dist_win,
     etab,
@@ -259,6 +283,7 @@ def step(
     o_vlast,
     o_pts,
     o_prev,
+    o_pct,
 ):  # pragma: no cover - compiled
     """Query, then add, the batch rows ``order`` (ts-sorted) of one ``by`` column.
 
@@ -266,15 +291,17 @@ def step(
     amount where ``win_ext[k]``, ``o_dist[r, j]`` the distinct count of feature j,
     ``o_vlast[r, c]`` the newest ts before t of the row's (entity, value of column c),
     ``o_pts[r]``, ``o_prev[r]`` the ts (NO_TS when none) and (lat, lon) of the entity's
-    previous row. Each row's entity goes on the due ``queue`` at ``ts + retention`` (see
-    :func:`evict`). Capacities must have been ensured for ``len(order)`` more rows, entities
-    and values per column, and queue entries.
+    previous row, ``o_pct[r, j]`` percentile feature j (of window ``pct_win[j]``); ``cond[r]``
+    the bits of the conditions row r meets. Each row's entity goes on the due ``queue`` at
+    ``ts + retention`` (see :func:`evict`). Capacities must have been ensured for
+    ``len(order)`` more rows, entities and values per column, and queue entries.
     """
     nc = vkey.shape[0]
     nw = len(win_w)
     dbase = N_FIELDS + nw * W_FIELDS
     rowv = np.empty(nc, dtype=np.int64)
     acc = np.zeros(A_FIELDS, dtype=np.int64)
+    buf = np.empty(64)  # a window's amounts, for percentiles
     n = len(order)
     emask = len(etab) - 1
     vmask = len(vtab) - 1
@@ -373,6 +400,7 @@ def step(
         row[p, R_TS] = t
         row[p, R_CENTS] = cents[r]
         row[p, R_LABEL] = label[r]
+        row[p, R_COND] = cond[r]
         rowf[p, R_AMOUNT] = fl[r, 0]
         rowf[p, R_LAT] = fl[r, 1]
         rowf[p, R_LON] = fl[r, 2]
@@ -380,23 +408,24 @@ def step(
             row[p, R_FIELDS + c] = rowv[c]
         qt = ent[s, N_QT]
         if t >= qt:
-            _in_order(
-                r, s, p, t, ent, row, rowf, vrec, rowv, win_w, win_d, win_ext, dist_comp,
-                dist_win, dbase, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev,
+            buf = _in_order(
+                r, s, p, t, ent, row, rowf, vrec, rowv, win_w, win_d, win_ext, win_cond,
+                pct_win, pct_q, buf, dist_comp, dist_win, dbase, o_agg, o_ext, o_dist, o_vlast,
+                o_pts, o_prev, o_pct,
             )  # fmt: skip
         else:
             meta[M_LATE] += 1
-            _late(
+            buf = _late(
                 r, s, p, meta[M_LATE], t, qt, ent, row, rowf, vrec, mark, rowv, acc, win_w,
-                win_d, win_ext, dist_comp, dist_win, dbase, o_agg, o_ext, o_dist, o_vlast,
-                o_pts, o_prev,
+                win_d, win_ext, win_cond, pct_win, pct_q, buf, dist_comp, dist_win, dbase,
+                o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev, o_pct,
             )  # fmt: skip
 
 
 @njit(inline="always")
 def _in_order(
-    r, s, p, t, ent, row, rowf, vrec, rowv, win_w, win_d, win_ext, dist_comp, dist_win, dbase,
-    o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev,
+    r, s, p, t, ent, row, rowf, vrec, rowv, win_w, win_d, win_ext, win_cond, pct_win, pct_q,
+    buf, dist_comp, dist_win, dbase, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev, o_pct,
 ):  # fmt: skip  # pragma: no cover - compiled
     nc = len(rowv)
     ent[s, N_QT] = t
@@ -414,33 +443,34 @@ def _in_order(
         limit = t - d
         pend = ent[s, f + W_PEND]
         while pend >= 0 and _admits(ent[s, f + W_PEND_TS], limit, d):
-            _account(ent, vrec, row, s, k, pend, 1, dist_comp, dist_win, dbase)
+            _account(ent, vrec, row, s, k, pend, 1, dist_comp, dist_win, dbase, win_cond)
             ent[s, f + W_PEND_TS] = row[pend, R_NEXT_TS]
             pend = row[pend, R_NEXT]
             ent[s, f + W_PEND] = pend
         lo = t - win_w[k]
         first = ent[s, f + W_FIRST]
         while first != pend and ent[s, f + W_FIRST_TS] < lo:
-            _account(ent, vrec, row, s, k, first, -1, dist_comp, dist_win, dbase)
+            _account(ent, vrec, row, s, k, first, -1, dist_comp, dist_win, dbase, win_cond)
             ent[s, f + W_FIRST_TS] = row[first, R_NEXT_TS]
             first = row[first, R_NEXT]
             ent[s, f + W_FIRST] = first
         for a in range(A_FIELDS):
             o_agg[r, k, a] = ent[s, f + W_AGG + a]
-        if win_ext[k]:
+        pct = has_pct(pct_win, k)
+        if win_ext[k] or pct:
             hi = -np.inf
             lo_ = np.inf
             nan = False
+            m = 0
             e = first
             while e != pend:
-                v = rowf[e, R_AMOUNT]
-                if v != v:
-                    nan = True
-                hi = max(hi, v)
-                lo_ = min(lo_, v)
+                if _meets(row, e, win_cond[k]):
+                    buf, m, hi, lo_, nan = take_amount(buf, m, hi, lo_, nan, rowf[e, R_AMOUNT], pct)
                 e = row[e, R_NEXT]
-            o_ext[r, k, 0] = np.nan if nan or first == pend else hi
-            o_ext[r, k, 1] = np.nan if nan or first == pend else lo_
+            o_ext[r, k, 0] = np.nan if nan or m == 0 else hi
+            o_ext[r, k, 1] = np.nan if nan or m == 0 else lo_
+            if pct:
+                percentiles(buf, m, k, r, pct_win, pct_q, o_pct)
     for j in range(len(dist_win)):
         o_dist[r, j] = ent[s, dbase + j]
     # Newest ts of the row's values before t (in order: t is not older than any stored ts),
@@ -476,6 +506,7 @@ def _in_order(
         if ent[s, f + W_FIRST] < 0:
             ent[s, f + W_FIRST] = p
             ent[s, f + W_FIRST_TS] = t
+    return buf
 
 
 @njit(inline="always")
@@ -492,13 +523,15 @@ def _previous(r, b, row, rowf, o_pts, o_prev):  # pragma: no cover - compiled
 
 @njit(inline="always")
 def _late(
-    r, s, p, lq, t, qt, ent, row, rowf, vrec, mark, rowv, acc, win_w, win_d, win_ext, dist_comp,
-    dist_win, dbase, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev,
+    r, s, p, lq, t, qt, ent, row, rowf, vrec, mark, rowv, acc, win_w, win_d, win_ext, win_cond,
+    pct_win, pct_q, buf, dist_comp, dist_win, dbase, o_agg, o_ext, o_dist, o_vlast, o_pts,
+    o_prev, o_pct,
 ):  # fmt: skip  # pragma: no cover - compiled
     """A row older than its entity's newest query: walk the list, then insert the row."""
     nc = len(rowv)
     nd = len(dist_win)
     for k in range(len(win_w)):
+        pct = has_pct(pct_win, k)
         acc[:] = 0
         hi = -np.inf
         lo_ = np.inf
@@ -507,10 +540,11 @@ def _late(
         for j in range(nd):
             if dist_win[j] == k:
                 o_dist[r, j] = 0
+        m = 0
         e = ent[s, N_HEAD]
         while e >= 0 and row[e, R_TS] < t:
             te = row[e, R_TS]
-            if te >= lo and _admits(te, t - d, d):
+            if te >= lo and _admits(te, t - d, d) and _meets(row, e, win_cond[k]):
                 c = row[e, R_CENTS]
                 c1 = c >> 31
                 c0 = c & _LOW31
@@ -523,11 +557,7 @@ def _late(
                     acc[A_KNOWN] += 1
                     if row[e, R_LABEL] == 1:
                         acc[A_FRAUD] += 1
-                v = rowf[e, R_AMOUNT]
-                if v != v:
-                    nan = True
-                hi = max(hi, v)
-                lo_ = min(lo_, v)
+                buf, m, hi, lo_, nan = take_amount(buf, m, hi, lo_, nan, rowf[e, R_AMOUNT], pct)
                 for j in range(nd):
                     if dist_win[j] == k:
                         x = row[e, R_FIELDS + dist_comp[j]]
@@ -540,6 +570,8 @@ def _late(
         if win_ext[k]:
             o_ext[r, k, 0] = np.nan if nan or acc[A_CNT] == 0 else hi
             o_ext[r, k, 1] = np.nan if nan or acc[A_CNT] == 0 else lo_
+        if pct:
+            percentiles(buf, m, k, r, pct_win, pct_q, o_pct)
     # newest ts per value, previous row, insertion point (after every row with ts <= t)
     for c in range(nc):
         o_vlast[r, c] = NO_TS
@@ -590,16 +622,17 @@ def _late(
                 ent[s, f + W_FIRST] = p
                 ent[s, f + W_FIRST_TS] = t
         elif t >= qt - win_w[k]:  # in the window
-            _account(ent, vrec, row, s, k, p, 1, dist_comp, dist_win, dbase)
+            _account(ent, vrec, row, s, k, p, 1, dist_comp, dist_win, dbase, win_cond)
             if nxt == ent[s, f + W_FIRST]:
                 ent[s, f + W_FIRST] = p
                 ent[s, f + W_FIRST_TS] = t
+    return buf
 
 
 @njit(cache=True, nogil=True)
 def evict(
-    newest, retention, lateness, lookback, keep_previous, dist_comp, dist_win, nw, etab, ent,
-    row, vtab, vrec, meta, queue,
+    newest, retention, lateness, lookback, keep_previous, dist_comp, dist_win, win_cond, etab,
+    ent, row, vtab, vrec, meta, queue,
 ):  # fmt: skip  # pragma: no cover - compiled
     """Drop the rows no future query can use, popping the due queue up to ``newest``.
 
@@ -612,6 +645,7 @@ def evict(
     rows, values no row refers to any more and entities left without rows go back to their
     free lists (and out of their hash tables). Returns the number of rows dropped."""
     nc = row.shape[1] - R_FIELDS
+    nw = len(win_cond)
     dbase = N_FIELDS + nw * W_FIELDS
     cutoff = newest - retention
     floor = newest - lateness
@@ -685,7 +719,7 @@ def evict(
                 elif e == ent[s, f + W_FIRST]:
                     phase[k] = 1
                 if phase[k] == 1:
-                    _account(ent, vrec, row, s, k, e, -1, dist_comp, dist_win, dbase)
+                    _account(ent, vrec, row, s, k, e, -1, dist_comp, dist_win, dbase, win_cond)
             dropped_prev |= e == ent[s, N_PREV]
             dropped_next |= e == ent[s, N_NEXT]
             nxt = row[e, R_NEXT]

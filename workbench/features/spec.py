@@ -9,8 +9,22 @@ strictly before it (and, for label-aware features, from labels already known at 
     card_new_dev:  {agg: is_new, of: device_id, by: card_id, window: 30d}
     term_fraud_28d: {agg: fraud_rate, by: terminal_id, window: 28d, label_delay: 7d}
     term_analyst_28d: {agg: fraud_rate, by: terminal_id, window: 28d, labels: analyst}
+    cust_avg_30d_lag7: {agg: mean, of: amount, by: customer_id, window: 30d, ending: 7d}
+    card_big_1h:   {agg: count, by: card_id, window: 1h, where: "amount > 100"}
+    cust_p90_30d:  {agg: percentile, q: 0.9, of: amount, by: customer_id, window: 30d}
+    cust_median_30d: {agg: median, of: amount, by: customer_id, window: 30d}
+    term_since_fraud: {agg: time_since_fraud, by: terminal_id, label_delay: 7d}
 
-``fraud_count``/``fraud_rate`` read one of two kinds of labels, never both:
+``ending: E`` lags a window of width W: it holds the rows with ``t - E - W <= ts <= t - E``
+(without it, ``t - W <= ts < t``); every windowed agg but ``is_new`` takes it. ``where`` keeps
+only the rows for which a condition over the transaction's own columns holds (compiled by the
+rule language, :mod:`workbench.rules.conditions`: the spec carries the compiled ``condition``).
+``median``/``percentile`` are exact (linear interpolation between the two nearest ranks, as
+``numpy.quantile``). ``time_since_fraud`` is the hours from the entity's latest known fraud
+transaction (within ``window``, default 90d) to t, NaN when none is known.
+
+``fraud_count``/``fraud_rate``/``time_since_fraud`` read one of two kinds of labels, never
+both:
 
 - without ``labels``: the batch's own ``is_fraud`` column (simulator ground truth, or a
   replayed file's), taken as known ``label_delay`` (default 7d) after the transaction;
@@ -24,7 +38,8 @@ Calendar features (:data:`BUILTIN`) are always available without a declaration.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.durations import parse_duration
@@ -39,7 +54,8 @@ LABEL_SOURCE = r"[a-z][a-z0-9_]{0,31}"
 """What a ``labels:`` value (a label source) looks like."""
 
 NUMERIC_OF = ("amount",)
-"""Columns that ``sum``/``mean``/``max``/``min``/``std`` may aggregate."""
+"""Columns that ``sum``/``mean``/``max``/``min``/``std``/``median``/``percentile`` may
+aggregate."""
 
 DISTINCT_OF = (
     "terminal_id",
@@ -64,16 +80,23 @@ WINDOWED = (
     "is_new",
     "fraud_count",
     "fraud_rate",
+    "median",
+    "percentile",
 )
 PREVIOUS = ("seconds_since_prev", "distance_km", "speed_kmh")
-AGGS = WINDOWED + PREVIOUS
+SINCE = ("time_since_fraud",)
+AGGS = WINDOWED + PREVIOUS + SINCE
 
-NEEDS_OF = {"sum", "mean", "max", "min", "std", "distinct", "is_new"}
-LABEL_AWARE = {"fraud_count", "fraud_rate"}
+NEEDS_OF = {"sum", "mean", "max", "min", "std", "distinct", "is_new", "median", "percentile"}
+LABEL_AWARE = {"fraud_count", "fraud_rate", "time_since_fraud"}
+NO_ENDING = {"is_new"}  # "new" asks about everything up to now: a lag makes no sense there
 
 MIN_WINDOW_S = 1.0
 MAX_WINDOW_S = 90 * 86400.0
 DEFAULT_LABEL_DELAY_S = 7 * 86400.0
+DEFAULT_SINCE_WINDOW_S = MAX_WINDOW_S
+MAX_CONDITIONS = 63
+"""Distinct ``where`` conditions one rule set may declare (a bit each per stored row)."""
 
 # Output type and whether the value can be missing (NaN) when there is no history.
 _OUTPUT = {
@@ -90,6 +113,9 @@ _OUTPUT = {
     "seconds_since_prev": ("number", True),
     "distance_km": ("number", True),
     "speed_kmh": ("number", True),
+    "median": ("number", True),
+    "percentile": ("number", True),
+    "time_since_fraud": ("number", True),
 }
 
 BUILTIN: dict[str, tuple[str, bool, str]] = {
@@ -112,7 +138,10 @@ class FeatureSpecError(ValueError):
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One declared feature. ``window_s``/``label_delay_s`` are seconds (0 when unused)."""
+    """One declared feature. ``window_s``/``ending_s``/``label_delay_s`` are seconds (0 when
+    unused); ``where`` is the text of a row condition, ``condition`` its compiled form (a
+    callable batch -> bool array, set by :mod:`workbench.rules`); ``q`` the quantile of a
+    ``median``/``percentile``."""
 
     name: str
     agg: str
@@ -121,6 +150,12 @@ class FeatureSpec:
     window_s: float = 0.0
     label_delay_s: float = 0.0
     labels: str | None = None  # stored labels of this source, instead of is_fraud
+    ending_s: float = 0.0
+    where: str | None = None
+    q: float | None = None
+    condition: Callable[[Any], Any] | None = field(
+        default=None, compare=False, hash=False, repr=False
+    )
 
     @property
     def type(self) -> str:
@@ -133,10 +168,21 @@ class FeatureSpec:
     @property
     def horizon_s(self) -> float:
         """How far back this feature looks (for state eviction)."""
-        return max(self.window_s, self.label_delay_s)
+        return max(self.window_s + self.ending_s, self.label_delay_s)
 
 
-_KEYS = {"agg", "by", "of", "window", "label_delay", "labels", "description"}
+_KEYS = {
+    "agg",
+    "by",
+    "of",
+    "window",
+    "ending",
+    "where",
+    "q",
+    "label_delay",
+    "labels",
+    "description",
+}
 
 
 def parse_feature(name: str, decl: Any) -> FeatureSpec:
@@ -186,7 +232,7 @@ def parse_feature(name: str, decl: Any) -> FeatureSpec:
     elif of is not None:
         raise FeatureSpecError(f"feature '{name}': agg {agg} takes no 'of'", key="of")
     window_s = 0.0
-    if agg in WINDOWED:
+    if agg in WINDOWED or (agg in SINCE and "window" in decl):
         if "window" not in decl:
             raise FeatureSpecError(
                 f"feature '{name}': agg {agg} needs a window such as 10m", key="window"
@@ -196,8 +242,13 @@ def parse_feature(name: str, decl: Any) -> FeatureSpec:
             raise FeatureSpecError(
                 f"feature '{name}': window must be between 1s and 90d", key="window"
             )
+    elif agg in SINCE:
+        window_s = DEFAULT_SINCE_WINDOW_S
     elif "window" in decl:
         raise FeatureSpecError(f"feature '{name}': agg {agg} takes no window", key="window")
+    ending_s = _ending(name, agg, decl, window_s)
+    where = _where(name, agg, decl)
+    q = _quantile(name, agg, decl)
     labels = _labels(name, agg, by, decl)
     label_delay_s = 0.0
     if agg in LABEL_AWARE and labels is None:
@@ -206,14 +257,16 @@ def parse_feature(name: str, decl: Any) -> FeatureSpec:
             if "label_delay" in decl
             else DEFAULT_LABEL_DELAY_S
         )
-        if label_delay_s >= window_s:
+        if label_delay_s >= window_s + ending_s:
             raise FeatureSpecError(
-                f"feature '{name}': label_delay must be shorter than the window", key="label_delay"
+                f"feature '{name}': label_delay must be shorter than the window"
+                + (" plus its ending" if ending_s else ""),
+                key="label_delay",
             )
     elif "label_delay" in decl:
         raise FeatureSpecError(
-            f"feature '{name}': only fraud_count and fraud_rate take a label_delay"
-            + (" (stored labels carry their own known_at)" if labels else ""),
+            f"feature '{name}': only fraud_count, fraud_rate and time_since_fraud take a"
+            " label_delay" + (" (stored labels carry their own known_at)" if labels else ""),
             key="label_delay",
         )
     return FeatureSpec(
@@ -224,7 +277,65 @@ def parse_feature(name: str, decl: Any) -> FeatureSpec:
         window_s=window_s,
         label_delay_s=label_delay_s,
         labels=labels,
+        ending_s=ending_s,
+        where=where,
+        q=q,
     )
+
+
+def _ending(name: str, agg: str, decl: dict, window_s: float) -> float:
+    """The ``ending:`` lag of a declaration in seconds (0: the window ends at the row)."""
+    if "ending" not in decl:
+        return 0.0
+    if agg not in WINDOWED or agg in NO_ENDING:
+        raise FeatureSpecError(
+            f"feature '{name}': agg {agg} takes no ending (only windowed aggregates other"
+            " than is_new do)",
+            key="ending",
+        )
+    ending_s = _duration(name, "ending", decl["ending"])
+    if ending_s <= 0 or window_s + ending_s > MAX_WINDOW_S:
+        raise FeatureSpecError(
+            f"feature '{name}': ending must be above 0 and the window plus its ending at most 90d",
+            key="ending",
+        )
+    return ending_s
+
+
+def _where(name: str, agg: str, decl: dict) -> str | None:
+    """The ``where:`` condition text of a declaration (checked later, by the rule language)."""
+    if "where" not in decl:
+        return None
+    if agg not in WINDOWED or agg in NO_ENDING:
+        raise FeatureSpecError(
+            f"feature '{name}': agg {agg} takes no where (only windowed aggregates other than"
+            " is_new do)",
+            key="where",
+        )
+    value = decl["where"]
+    if not isinstance(value, str) or not value.strip():
+        raise FeatureSpecError(
+            f"feature '{name}': where must be a condition such as \"amount > 100\"", key="where"
+        )
+    return value
+
+
+def _quantile(name: str, agg: str, decl: dict) -> float | None:
+    """The quantile of a ``median`` (0.5) or ``percentile`` (its ``q:``, 0..1)."""
+    if agg == "median":
+        if "q" in decl:
+            raise FeatureSpecError(f"feature '{name}': median takes no q (it is q 0.5)", key="q")
+        return 0.5
+    if agg != "percentile":
+        if "q" in decl:
+            raise FeatureSpecError(f"feature '{name}': only percentile takes a q", key="q")
+        return None
+    q = decl.get("q")
+    if isinstance(q, bool) or not isinstance(q, int | float) or not 0.0 <= q <= 1.0:
+        raise FeatureSpecError(
+            f"feature '{name}': percentile needs q, a number from 0 to 1 such as 0.9", key="q"
+        )
+    return float(q)
 
 
 def _labels(name: str, agg: str, by: str, decl: dict) -> str | None:
@@ -236,7 +347,8 @@ def _labels(name: str, agg: str, by: str, decl: dict) -> str | None:
     value = decl["labels"]
     if agg not in LABEL_AWARE:
         raise FeatureSpecError(
-            f"feature '{name}': only fraud_count and fraud_rate take labels", key="labels"
+            f"feature '{name}': only fraud_count, fraud_rate and time_since_fraud take labels",
+            key="labels",
         )
     if not isinstance(value, str) or not re.fullmatch(LABEL_SOURCE, value):
         raise FeatureSpecError(

@@ -210,7 +210,7 @@ class WindowState:
                 plan.has_previous,
                 plan.dist_comp,
                 plan.dist_win,
-                self.windows,
+                plan.win_cond,
                 self.etab,
                 self.ent,
                 self.row,

@@ -12,6 +12,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from workbench import schema
@@ -21,6 +22,7 @@ from workbench.errors import RuleError, RuleSetError
 from workbench.features.spec import BUILTIN, FeatureSpec, FeatureSpecError, parse_feature
 from workbench.rules.checker import closest
 from workbench.rules.compiler import compile_expression
+from workbench.rules.conditions import compile_condition
 from workbench.rules.document import YNode, locate, read_document, to_python
 from workbench.rules.examples import check_examples
 from workbench.rules.files import read_rule_files
@@ -37,8 +39,10 @@ from workbench.rules.limits import (
 from workbench.rules.model import AlertPolicy, Bands, Rule, RuleSet, known_fields
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
+RULE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}\Z")
+"""Rule ids and group names: any case, unique case-insensitively."""
 TOP_KEYS = ("bands", "alert", "lists", "features", "rules")
-RULE_KEYS = ("id", "description", "when", "score", "enabled", "tags", "examples")
+RULE_KEYS = ("id", "description", "when", "score", "enabled", "tags", "group", "examples")
 
 
 def load_rules(paths: str | Path | Sequence[str | Path]) -> RuleSet:
@@ -87,6 +91,7 @@ class _Load:
         self.file = ""
         self.rule_id: str | None = None
         self.seen: dict[tuple[str, str], tuple[str, YNode]] = {}
+        self.groups: dict[str, str] = {}  # rule group, case-folded -> its first spelling
 
     # -- error helpers ---------------------------------------------------------------------
     def fail(self, message: str, node: YNode | None, suggestion: str | None = None) -> None:
@@ -104,13 +109,18 @@ class _Load:
     def where(self, file: str, node: YNode) -> str:
         return f"{file}:{node.line}:{node.col}"
 
-    def unique(self, what: str, name: str, node: YNode) -> bool:
-        """False (and an error naming both places) when ``name`` was declared before."""
-        first = self.seen.get((what, name))
+    def unique(self, what: str, name: str, node: YNode, *, any_case: bool = False) -> bool:
+        """False (and an error naming both places) when ``name`` was declared before (with
+        ``any_case``: in any case, e.g. ``Velocity`` after ``velocity``)."""
+        key = name.casefold() if any_case else name
+        first = self.seen.get((what, key))
         if first is not None:
-            self.fail(f"duplicate {what} '{name}' (also at {self.where(*first)})", node)
+            other = first[1].text
+            same = f"'{other}', " if other != name else ""
+            case = " (ids are compared ignoring case)" if any_case and other != name else ""
+            self.fail(f"duplicate {what} '{name}'{case} (also {same}at {self.where(*first)})", node)
             return False
-        self.seen[(what, name)] = (self.file, node)
+        self.seen[(what, key)] = (self.file, node)
         return True
 
     def keys(self, node: YNode, allowed: Sequence[str], where: str) -> None:
@@ -345,7 +355,7 @@ class _Load:
                 if not self.unique("feature", name, key_node):
                     continue
                 try:
-                    specs.append(parse_feature(name, to_python(decl)))
+                    spec = parse_feature(name, to_python(decl))
                 except FeatureSpecError as exc:
                     at = (
                         decl.value[exc.key][1]
@@ -353,6 +363,15 @@ class _Load:
                         else decl
                     )
                     self.fail(str(exc), at, exc.suggestion)
+                    continue
+                if spec.where is not None:
+                    prefix = f"feature '{name}', where: "
+                    where = decl.value["where"][1]
+                    condition = self.expression(where, compile_condition, prefix, lists=lists)
+                    if condition is None:
+                        continue
+                    spec = replace(spec, condition=condition)
+                specs.append(spec)
         for name in lists:
             if name in taken:
                 file, key_node = self.seen[("list", name)]
@@ -387,8 +406,9 @@ class _Load:
         got = {k: v for k, (_, v) in node.value.items()}
         rule_id = self.rule_name(got.get("id"), node)
         self.rule_id = rule_id
-        if rule_id is not None and not self.unique("rule id", rule_id, got["id"]):
+        if rule_id is not None and not self.unique("rule id", rule_id, got["id"], any_case=True):
             rule_id = None
+        group = self.group(got.get("group"))
         self.keys(node, RULE_KEYS, "a rule")
         for key in ("when", "score"):
             if key not in got:
@@ -409,6 +429,8 @@ class _Load:
             examples = check_examples(got["examples"], expr, fields, lists, self.fail)
         if len(self.errors) > before or rule_id is None or expr is None or score is None:
             return None
+        if group is not None:  # one spelling per group: the first one met
+            group = self.groups.setdefault(group.casefold(), group)
         return Rule(
             id=rule_id,
             description=description.text if description and description.value is not None else "",
@@ -416,6 +438,7 @@ class _Load:
             score=score,
             enabled=enabled.value if enabled is not None else True,
             tags=tags,
+            group=group,
             file=self.file,
             line=node.line,
             expr=expr,
@@ -426,10 +449,23 @@ class _Load:
         if node is None:
             self.fail("rule has no 'id'", rule)
             return None
-        if node.kind != "scalar" or not isinstance(node.value, str) or not NAME.match(node.value):
+        if not _rule_name(node):
             self.fail(
-                f"rule id {_shown(node.text) or node.kind!r} must match [a-z][a-z0-9_]* (at most "
-                "64 characters)",
+                f"rule id {_shown(node.text) or node.kind!r} must match [A-Za-z][A-Za-z0-9_]* (at "
+                "most 64 characters; unique ignoring case)",
+                node,
+            )
+            return None
+        return node.value
+
+    def group(self, node: YNode | None) -> str | None:
+        """A rule's ``group:`` (its points combine by max with the group's other hits)."""
+        if node is None:
+            return None
+        if not _rule_name(node):
+            self.fail(
+                f"group {_shown(node.text) or node.kind!r} must be a name matching "
+                "[A-Za-z][A-Za-z0-9_]* such as velocity (compared ignoring case)",
                 node,
             )
             return None
@@ -447,8 +483,12 @@ class _Load:
         if node.kind != "scalar" or not node.text.strip():
             self.fail("when must be a condition such as: amount > 1000", node)
             return None
+        return self.expression(node, compile_expression, fields=fields, lists=lists)
+
+    def expression(self, node: YNode, compile_, prefix: str = "", **names):
+        """``compile_(node.text, **names)``, or None with its errors located in the file."""
         try:
-            return compile_expression(node.text, fields=fields, lists=lists)
+            return compile_(node.text, **names)
         except RuleSetError as exc:
             problems = exc.errors
         except RuleError as exc:
@@ -458,7 +498,7 @@ class _Load:
             line, col = locate(source, node, (problem.col or 1) - 1)
             self.errors.append(
                 RuleError(
-                    problem.message,
+                    prefix + problem.message,
                     file=self.file,
                     line=line,
                     col=col,
@@ -467,6 +507,11 @@ class _Load:
                 )
             )
         return None
+
+
+def _rule_name(node: YNode) -> bool:
+    """The node is a rule id or group name (:data:`RULE_ID`)."""
+    return node.kind == "scalar" and isinstance(node.value, str) and bool(RULE_ID.match(node.value))
 
 
 def _shown(text: str, limit: int = 60) -> str:

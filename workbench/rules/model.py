@@ -31,7 +31,9 @@ class AlertPolicy:
 
 @dataclass(frozen=True)
 class Rule:
-    """One checked and compiled rule; ``file``/``line`` say where it was written."""
+    """One checked and compiled rule; ``file``/``line`` say where it was written. Rules of
+    one ``group`` give the largest of their hits' points, not the sum (see
+    :func:`workbench.scoring.points.combine`)."""
 
     id: str
     description: str
@@ -43,6 +45,7 @@ class Rule:
     line: int
     expr: CompiledExpr = field(repr=False, compare=False)
     examples: dict = field(default_factory=dict, repr=False, compare=False)
+    group: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Scoring: evaluate a compiled rule set over a batch and its features, vectorized.
 
-The risk score of a transaction is the sum of the points of the enabled rules that hit,
-clipped to 0..100; the band follows the rule set's thresholds. Every scored row records the
-rule-set version, and the hits (which rule, how many points) are kept so any decision can be
-explained and reproduced.
+The risk score of a transaction is the sum of the points of the enabled rules that hit
+(within a rule ``group`` only the largest counts, :mod:`.points`), clipped to 0..100; the
+band follows the rule set's thresholds. Every scored row records the rule-set version, and
+the hits (which rule, how many points) are kept so any decision can be explained and
+reproduced.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pyarrow.compute as pc
 from workbench import bands, schema
 from workbench.rules import RuleSet
 from workbench.rules.values import LISTS_KEY
-from workbench.scoring import evidence
+from workbench.scoring import evidence, points
 from workbench.scoring.overlay import Overlay
 from workbench.scoring.result import Evaluation
 
@@ -46,6 +47,7 @@ class Scorer:
         self.rules = ruleset.enabled_rules
         self.rule_ids = np.array([r.id for r in self.rules], dtype=object)
         self.points = np.array([r.score for r in self.rules], dtype=np.float64)
+        self.groups = tuple(r.group for r in self.rules)
         self.fields = ruleset.fields_used
         self._rule_text = pa.array([r.id for r in self.rules], pa.large_string())
         self._version_column: pd.api.extensions.ExtensionArray | None = None
@@ -134,9 +136,7 @@ class Scorer:
         # the points add up over those rows only, and the long format is the rules' row
         # lists merged by row (stable: a transaction's hits in rule order).
         hit_rows = [np.flatnonzero(hits[:, j]) for j in range(len(self.rules))]
-        raw = np.zeros(n)
-        for j, at in enumerate(hit_rows):
-            raw[at] += self.points[j]
+        raw = points.combine(hit_rows, self.points, self.groups, n)
         rows = np.concatenate(hit_rows) if hit_rows else np.zeros(0, dtype=np.int64)
         cols = np.repeat(np.arange(len(hit_rows)), [len(at) for at in hit_rows])
         by_row = np.argsort(rows, kind="stable")
