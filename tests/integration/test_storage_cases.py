@@ -253,3 +253,28 @@ def test_the_worker_opens_cases_with_the_case_sla_setting(db_dsn, rules_dir, mak
         pipeline.writer.close()
     with connect(db_dsn) as conn:
         assert _due_after_opening(conn, "piped") == timedelta(hours=2)
+
+
+def test_a_case_keeps_the_currency_of_its_largest_amount(conn, make_batch):
+    batch = make_batch(100, cards=["cur"] * 100, scores=[90.0] * 100)
+    batch.frame["amount"] = 10.0 + np.arange(100)  # the largest: 109.00, in USD
+    batch.frame["currency"] = ["EUR"] * 99 + ["USD"]
+    write_batch(conn, batch)
+    row = conn.execute("SELECT max_amount, currency FROM cases WHERE card_id = 'cur'").fetchone()
+    assert (str(row[0]), row[1]) == ("109.00", "USD")
+    # A later batch with a smaller largest amount keeps it; a larger one brings its currency.
+    for amount, currency, prefix, expected in [
+        (50.0, "GBP", "u", ("109.00", "USD")),
+        (250.25, "CHF", "v", ("250.25", "CHF")),
+    ]:
+        later = make_batch(
+            10, cards=["cur"] * 10, scores=[90.0] * 10, start="2026-01-03T00:00:00Z", prefix=prefix
+        )
+        later.frame["amount"] = [amount] * 10
+        later.frame["currency"] = [currency] * 10
+        write_batch(conn, later)
+        row = conn.execute(
+            "SELECT max_amount, currency FROM cases WHERE card_id = 'cur'"
+        ).fetchone()
+        assert (str(row[0]), row[1]) == expected
+    assert conn.execute("SELECT count(*) FROM cases WHERE card_id = 'cur'").fetchone()[0] == 1

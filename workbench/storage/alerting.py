@@ -33,7 +33,7 @@ CARD_LOCK_BUCKETS = 64  # a power of two
 
 STAGE_DDL = """
 CREATE TEMP TABLE wb_stage_alert (
-    tx_id text, ts timestamptz, card_id text, amount double precision,
+    tx_id text, ts timestamptz, card_id text, amount numeric(14, 2), currency text,
     risk_score double precision, band text, rule_hits jsonb, rule_set_version text,
     alertable boolean, sess integer
 ) ON COMMIT DELETE ROWS;
@@ -148,14 +148,15 @@ ON CONFLICT DO NOTHING
 # alerts with their case and no alert row is written twice.
 _CASES = """
 WITH b AS (
-    SELECT g.*, x.amount, coalesce(r.rules, '{{}}'::jsonb) AS rules
+    SELECT g.*, x.amount, x.currency, coalesce(r.rules, '{{}}'::jsonb) AS rules
     FROM (SELECT card_id, count(*) FILTER (WHERE alert_id IS NULL) AS alerts, sum(n) AS hits,
                  max(max_score) AS max_score,
                  (array_agg(band ORDER BY max_score DESC))[1] AS band,
                  min(first_ts) AS first_ts, max(last_ts) AS last_ts
           FROM wb_stage_group GROUP BY card_id) g
-    LEFT JOIN (SELECT card_id, max(amount) AS amount FROM wb_stage_alert
-               WHERE alertable GROUP BY card_id) x USING (card_id)
+    LEFT JOIN (SELECT card_id, max(amount) AS amount,
+                      (array_agg(currency ORDER BY amount DESC))[1] AS currency
+               FROM wb_stage_alert WHERE alertable GROUP BY card_id) x USING (card_id)
     LEFT JOIN (SELECT card_id, jsonb_object_agg(key, points) AS rules
                FROM (SELECT s.card_id, e.key, max(e.value::double precision) AS points
                      FROM wb_stage_group s, jsonb_each(s.rules) e GROUP BY 1, 2) k
@@ -166,6 +167,8 @@ WITH b AS (
         hit_count   = c.hit_count + b.hits,
         band        = CASE WHEN b.max_score > c.max_score THEN b.band ELSE c.band END,
         max_score   = greatest(c.max_score, b.max_score),
+        currency    = CASE WHEN b.amount > c.max_amount THEN b.currency
+                           ELSE coalesce(c.currency, b.currency) END,
         max_amount  = greatest(c.max_amount, coalesce(b.amount, 0)),
         rules       = coalesce((SELECT jsonb_object_agg(key, points) FROM (
                           SELECT key, max(value::double precision) AS points
@@ -181,9 +184,9 @@ WITH b AS (
     RETURNING c.id, c.card_id
 ), opened AS (
     INSERT INTO cases (card_id, sla_due, alert_count, hit_count, max_score, band, max_amount,
-                       rules, first_ts, last_ts)
-    SELECT card_id, now() + {sla}, alerts, hits, max_score, band, coalesce(amount, 0), rules,
-           first_ts, last_ts
+                       currency, rules, first_ts, last_ts)
+    SELECT card_id, now() + {sla}, alerts, hits, max_score, band, coalesce(amount, 0),
+           currency, rules, first_ts, last_ts
     FROM b WHERE card_id NOT IN (SELECT card_id FROM joined)
     RETURNING id, card_id
 )

@@ -35,7 +35,7 @@ from workbench.storage.case_writes import (
     set_assignee,
     set_status,
 )
-from workbench.storage.frames import Source, execute, fetch, select_rows
+from workbench.storage.frames import Source, execute, fetch
 
 __all__ = [
     "CaseHeld",
@@ -69,7 +69,7 @@ SORTS = {
 COLUMNS = (
     "id", "card_id", "status", "assignee", "claimed_at", "opened_at", "updated_at", "closed_at",
     "sla_due", "outcome", "alert_count", "hit_count", "max_score", "band", "max_amount",
-    "rules", "first_ts", "last_ts",
+    "currency", "rules", "first_ts", "last_ts",
 )  # fmt: skip
 
 
@@ -189,7 +189,7 @@ def page(
     frame = frame.iloc[:limit]
     if backwards:
         frame = frame.iloc[::-1]
-    frame = with_currency(source, frame.reset_index(drop=True))
+    frame = frame.reset_index(drop=True)
     result = Page(frame, sort, ids=[int(i) for i in frame["id"]])
     if len(frame):
         first = (frame[name].iloc[0], int(frame["id"].iloc[0]))
@@ -231,44 +231,6 @@ def page_query(
     return query.order_by(*order).limit(limit + 1), limit
 
 
-# Per case (arrays of a page's cases): the currency of its card's transaction of its largest
-# amount in its event-time span, the first one found. The page's overall span (:lo, :hi) is a
-# constant of the statement, so the planner keeps only the partitions it covers (a subquery
-# correlated with the cases table alone plans every partition, on every page).
-_CURRENCY = sa.text("""
-SELECT c.id, (SELECT t.currency FROM transactions t
-              WHERE t.card_id = c.card_id AND t.ts BETWEEN c.first_ts AND c.last_ts
-                AND t.amount = c.amount::numeric(14, 2) AND t.ts BETWEEN :lo AND :hi
-              LIMIT 1)
-FROM unnest(CAST(:ids AS bigint[]), CAST(:cards AS text[]), CAST(:amounts AS float8[]),
-            CAST(:firsts AS timestamptz[]), CAST(:lasts AS timestamptz[]))
-     AS c(id, card_id, amount, first_ts, last_ts)
-""")
-
-
-def with_currency(source: Source, frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` (cases) with ``currency``: that of each case's largest amount, read from its
-    card's transaction of that amount (a case keeps the amount, not its currency); None when
-    that transaction is gone (retention). One statement for the whole frame."""
-    frame = frame.assign(currency=pd.Series([None] * len(frame), index=frame.index, dtype=object))
-    if frame.empty:
-        return frame
-    firsts, lasts = frame["first_ts"].dt.to_pydatetime(), frame["last_ts"].dt.to_pydatetime()
-    statement = _CURRENCY.bindparams(
-        ids=[int(i) for i in frame["id"]],
-        cards=[str(c) for c in frame["card_id"]],
-        amounts=[float(a) for a in frame["max_amount"]],
-        firsts=list(firsts),
-        lasts=list(lasts),
-        lo=min(firsts),
-        hi=max(lasts),
-    )
-    rows, _ = select_rows(source, statement, "cannot read the currencies of the cases")
-    found = dict(rows)
-    frame["currency"] = [found.get(int(i)) for i in frame["id"]]
-    return frame
-
-
 def counts(source: Source, filters: Filters | None = None, cap: int = COUNT_CAP) -> dict:
     """``{"status": {...}, "band": {...}, "assignee": {"unassigned": n, "me": n}}``: how many
     cases each value would show with the other filters kept, each counted up to ``cap + 1``
@@ -299,7 +261,7 @@ def counts(source: Source, filters: Filters | None = None, cap: int = COUNT_CAP)
 def get(source: Source, case_id: int) -> dict | None:
     """One case as a dict, or None."""
     query = sa.select(*(_C.c[c] for c in COLUMNS)).where(_C.c.id == int(case_id))
-    frame = with_currency(source, fetch(source, query, f"cannot read case {case_id}"))
+    frame = fetch(source, query, f"cannot read case {case_id}")
     return None if frame.empty else frame.iloc[0].to_dict()
 
 

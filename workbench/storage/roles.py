@@ -59,7 +59,8 @@ ROLES = {
 
 _ALERT_UPSERT = "UPDATE (hit_count, band, risk_score, rules, last_ts, updated_at, case_id)"
 _CASE_UPSERT = (
-    "UPDATE (alert_count, hit_count, band, max_score, max_amount, rules, last_ts, updated_at)"
+    "UPDATE (alert_count, hit_count, band, max_score, max_amount, currency, rules, last_ts,"
+    " updated_at)"
 )
 _CASE_WORK = "UPDATE (status, assignee, claimed_at, updated_at, closed_at, outcome)"
 _DISPOSITION = "UPDATE (status, disposition, assignee, notes, closed_at, updated_at)"

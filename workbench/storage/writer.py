@@ -124,11 +124,12 @@ WITH h AS (
            s.rule_set_version
     FROM ids JOIN first f ON f.tx_id = ids.tx_id JOIN wb_stage_tx s ON s.pos = f.pos
     LEFT JOIN h ON h.pos = s.pos
-    RETURNING tx_id, ts, card_id, amount, risk_score, band, rule_hits, rule_set_version
+    RETURNING tx_id, ts, card_id, amount, currency, risk_score, band, rule_hits,
+              rule_set_version
 ), kept AS (
-    INSERT INTO wb_stage_alert (tx_id, ts, card_id, amount, risk_score, band, rule_hits,
-                                rule_set_version, alertable)
-    SELECT tx_id, ts, card_id, amount, risk_score, band, rule_hits, rule_set_version,
+    INSERT INTO wb_stage_alert (tx_id, ts, card_id, amount, currency, risk_score, band,
+                                rule_hits, rule_set_version, alertable)
+    SELECT tx_id, ts, card_id, amount, currency, risk_score, band, rule_hits, rule_set_version,
            coalesce(array_position(%(bands)s, band) >= %(alert_rank)s, false)
     FROM ins WHERE array_position(%(bands)s, band) >= %(keep_rank)s
     RETURNING alertable
@@ -180,8 +181,8 @@ SELECT pg_notify(%(channel)s, %(payload)s)
 # The direct path's COPY columns (ts as text): every stored column but the defaulted one.
 _DIRECT_COLUMNS = tuple(n for n in names(transactions) if n != "stored_at")
 _ALERT_COLUMNS = (
-    "tx_id", "ts", "card_id", "amount", "risk_score", "band", "rule_hits", "rule_set_version",
-    "alertable",
+    "tx_id", "ts", "card_id", "amount", "currency", "risk_score", "band", "rule_hits",
+    "rule_set_version", "alertable",
 )  # fmt: skip
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CASE_SLA_S = 86400.0  # a new case is due this long after it opens (setting ``case_sla``)
