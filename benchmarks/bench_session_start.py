@@ -60,6 +60,15 @@ FCP_JS = """() => new Promise((done) => {
   if (e) return done(e.startTime / 1000);
   new PerformanceObserver(() => done(get().startTime / 1000)).observe({type: "paint"});
 })"""
+# ``panel serve`` with the session module's INFO lines ("Live page built in ...") shown: Bokeh
+# sets only its own logger's level.
+SERVE_LOGGING = (
+    "import logging, sys; from panel.command import main; "
+    "h = logging.StreamHandler(sys.stdout); "
+    "h.setFormatter(logging.Formatter('%(asctime)s %(name)s %(message)s')); "
+    "log = logging.getLogger('workbench.dashboard.session'); "
+    "log.addHandler(h); log.setLevel(logging.INFO); main(['panel', *sys.argv[1:]])"
+)
 LOG_TIME = r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})"
 
 
@@ -74,9 +83,9 @@ def unpack(rev: str, into: Path) -> Path:
 
 def serve(code: Path, env: dict, log: Path) -> tuple[subprocess.Popen, str]:
     """``panel serve`` of the app in ``code`` (its own ``workbench`` package first on the
-    path), logging at INFO; returns the process and the app's URL once it answers."""
+    path), Panel logging at INFO; returns the process and the app's URL once it answers."""
     port = free_port()
-    cmd = [sys.executable, "-m", "panel", "serve", "workbench/dashboard/app.py",
+    cmd = [sys.executable, "-c", SERVE_LOGGING, "serve", "workbench/dashboard/app.py",
            "--setup", "workbench/dashboard/startup.py", "--port", str(port),
            "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"]  # fmt: skip
     env = {**env, "PYTHONPATH": str(code), "PANEL_LOG_LEVEL": "info"}

@@ -65,6 +65,33 @@ def test_the_pull_feeds_no_live_view_before_it_is_built_and_all_of_the_hub_after
     assert session.live.kpi["processed"].value == processed + 5
 
 
+def test_showing_live_fills_it_from_the_hub_before_it_replaces_the_placeholder():
+    clock = Clock()
+    hub = Hub(clock=clock)
+    feed(hub, clock, batches=3)
+    session = Session(hub, "postgresql://unused")
+    session.start()  # outside a server: at once
+    assert session.live.kpi["processed"].value == hub.delta(0).kpis.processed > 0
+    assert "Loading Live…" not in texts(session.tabs.objects[LIVE_TAB])
+    assert session.alerts is None and session.history is None
+
+
+def test_a_page_is_put_in_its_tab_once_its_first_load_is_done(monkeypatch):
+    session = Session(Hub(clock=Clock()), "postgresql://unused")
+    seen: list[str] = []
+
+    async def load() -> None:  # the page exists, its tab still shows the placeholder
+        assert session.lists is not None
+        seen.append(texts(session.tabs.objects[LISTS_TAB]))
+
+    monkeypatch.setattr(session, "_loads", lambda index: [load])
+    session.show(LISTS_TAB)
+    assert seen == [texts(loading_placeholder("Lists"))]
+    assert "Loading Lists…" not in texts(session.tabs.objects[LISTS_TAB])
+    session.show(LISTS_TAB)  # shown again: loaded again, in place
+    assert len(seen) == 2 and "Loading Lists…" not in seen[1]
+
+
 def test_a_page_that_cannot_be_built_says_so_and_the_others_still_work(monkeypatch):
     session = Session(Hub(clock=Clock()), "postgresql://unused")
 

@@ -110,7 +110,8 @@ class Session:
             pn.Column(loading_placeholder(name), sizing_mode="stretch_width")
             for name in self.page_names
         ]
-        self._built: set[int] = set()
+        self._built: set[int] = set()  # pages in their tabs
+        self._opening: set[int] = set()  # pages being built and loaded
         self._switching = False
         self.tabs = pn.Tabs(
             *zip(self.page_names, self._holders, strict=True),
@@ -150,15 +151,38 @@ class Session:
             self.show(event.new)
 
     def show(self, index: int, load: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Build page ``index`` on its first showing, then load what it shows from the
-        database (``load``: instead of the page's own loading). Pages that read the
-        database load when shown, not for every session."""
-        if not self.build(index):
+        """Show page ``index`` with what it reads from the database (``load``: instead of
+        the page's own loading). Pages that read the database load when shown, not for
+        every session; a page shown for the first time is built and loaded first and put in
+        its tab after (:meth:`_open`)."""
+        if index not in self._built and index not in self._opening:
+            self._opening.add(index)
+            schedule(functools.partial(self._open, index, load))
             return
-        if index == LIVE_TAB:
-            self.pull()  # a new Live view is filled at once, not at the next tick
+        if index not in self._built and load is None:
+            return  # being opened: loaded once built
         for step in [load] if load is not None else self._loads(index):
             schedule(step)
+
+    async def _open(self, index: int, load: Callable[[], Awaitable[None]] | None) -> None:
+        """Build page ``index``, load it, then replace its placeholder: the browser gets the
+        page with its data. (A widget changed right after it was sent can reach BokehJS
+        before its view is drawn: a Select then fails with "Cannot read properties of
+        undefined (reading 'removeAttribute')".)"""
+        try:
+            view = self._create(index)
+            if view is None:
+                return
+            if index == LIVE_TAB:
+                self.pull()  # the hub's window, before the page is sent
+            for step in [load] if load is not None else self._loads(index):
+                try:
+                    await step()
+                except Exception:  # the page is shown all the same, with what it has
+                    log.exception("loading the %s page failed", self.page_names[index])
+            self._attach(index, view)
+        finally:
+            self._opening.discard(index)
 
     def _loads(self, index: int) -> list[Callable[[], Awaitable[Any]]]:
         if index == ALERTS_TAB and self.alerts is not None:
@@ -175,23 +199,33 @@ class Session:
         return []
 
     def build(self, index: int) -> bool:
-        """Put page ``index``'s view in its tab (built on the first call); False when it
-        could not be built (the tab then says so; the error is logged)."""
+        """Build page ``index`` and put it in its tab now, without loading its data (once;
+        :meth:`show` builds and loads); False when it could not be built (the tab then
+        says so; the error is logged)."""
         if index in self._built:
             return True
-        holder, started = self._holders[index], time.perf_counter()
+        view = self._create(index)
+        if view is None:
+            return False
+        self._attach(index, view)
+        return True
+
+    def _create(self, index: int) -> pn.viewable.Viewable | None:
+        started = time.perf_counter()
         try:
             view = self._make(index)
         except Exception as exc:  # one broken page must not take the session down
             log.exception("the %s page could not be built", self.page_names[index])
-            holder.objects = [
+            self._holders[index].objects = [
                 safe.banner(safe.html("<b>{} cannot be shown</b>: {}", self.page_names[index], exc))
             ]
-            return False
-        holder.objects = [view]
-        self._built.add(index)
+            return None
         log.info("%s page built in %.3f s", self.page_names[index], time.perf_counter() - started)
-        return True
+        return view
+
+    def _attach(self, index: int, view: pn.viewable.Viewable) -> None:
+        self._holders[index].objects = [view]
+        self._built.add(index)
 
     def _make(self, index: int) -> pn.viewable.Viewable:
         dsn, identity = self.dsn, self.identity
