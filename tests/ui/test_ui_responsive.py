@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.ui, pytest.mark.slow]
 WIDTHS = (1400, 720, 390)
 TABS = ("Live", "Alerts", "History", "Rules", "Lists")
 STATUS_S = 5.0  # the live status shows a stopped worker within this (+ one pull)
+BUILD_MS = 60_000  # a page opened for the first time is built: seconds on a busy machine
 
 
 @pytest.fixture(scope="module")
@@ -146,11 +147,11 @@ def test_a_page_shows_its_loading_state_until_it_is_built(browser, dashboard):
     expect(page.locator(".kpi-processed")).to_be_visible()
     assert "Loading Lists…" not in loading_seen(page)  # never shown: never built
     page.locator(".bk-tab", has_text="Lists").click()
-    expect(page.get_by_role("button", name="Add", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Add", exact=True)).to_be_visible(timeout=BUILD_MS)
     expect(page.get_by_text("Loading Lists…")).to_have_count(0)
     assert "Loading Lists…" in loading_seen(page)
     page.locator(".bk-tab", has_text="Live").click()  # built once: shown again at once
-    expect(page.locator(".kpi-processed")).to_be_visible()
+    expect(page.locator(".kpi-processed")).to_be_visible(timeout=10_000)
     page.context.close()
     browser.check()
 
@@ -165,11 +166,11 @@ def test_a_history_link_opens_the_drill_down_without_building_live(
     page = open_at(browser, link, 1400, content=".history-card .tabulator-row")
     expect(page.locator(".bk-tab.bk-active")).to_contain_text("History")
     expect(page.get_by_label("Card", exact=True)).to_have_value(card)
-    expect(page.locator(".history-plots canvas").first).to_be_visible()
+    expect(page.locator(".history-plots canvas").first).to_be_visible(timeout=BUILD_MS)
     assert page.locator(".kpi-processed").count() == 0  # Live was never opened
     assert "Loading Live…" not in loading_seen(page)
     page.locator(".bk-tab", has_text="Live").click()
-    expect(page.locator(".kpi-processed")).to_be_visible()
+    expect(page.locator(".kpi-processed")).to_be_visible(timeout=BUILD_MS)
     page.context.close()
     browser.check()
 
