@@ -119,7 +119,7 @@ def server_builds(log: Path) -> dict[str, list[float]]:
     ("launching" -> "created"), and each lazily built page ("<Page> page built in")."""
     text = log.read_text(errors="replace")
     stamp = {}
-    for when, event, sid in re.findall(LOG_TIME + r".*Session (\d+) (launching|created)", text):
+    for when, sid, event in re.findall(LOG_TIME + r".*Session (\d+) (launching|created)", text):
         stamp.setdefault(sid, {})[event] = datetime.strptime(when, "%Y-%m-%d %H:%M:%S,%f")
     builds = [(s["created"] - s["launching"]).total_seconds() for s in stamp.values()
               if "created" in s and "launching" in s]  # fmt: skip
