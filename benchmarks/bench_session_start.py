@@ -164,14 +164,14 @@ def report(args, results: dict, builds: dict) -> None:
     print(f"\nmedian seconds over {args.runs} page loads each (old = {args.old}: every page "
           "built with the session; new = this tree: the first page built once shown)")  # fmt: skip
     keys = ["first paint", *(name for name, _ in MARKS)]
-    print(f"   {'':28}{'old':>8}{'new':>8}")
+    print(f"   {'':40}{'old':>8}{'new':>8}")
     for key in keys:
         old, new = (np.median([r[key] for r in results[n]]) for n in ("old", "new"))
-        print(f"   browser: {key:19}{old:8.2f}{new:8.2f}")
+        print(f"   {'browser: ' + key:40}{old:8.2f}{new:8.2f}")
     for key in ("session", "Live page"):
         old, new = (np.median(builds[n][key]) if builds[n][key] else np.nan for n in ("old", "new"))
         label = "session build (blank page)" if key == "session" else "Live built after paint"
-        print(f"   server: {label:20}{old:8.2f}{new:8.2f}")
+        print(f"   {'server: ' + label:40}{old:8.2f}{new:8.2f}")
     print(f"\n(load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} CPUs shared by the "
           "browser, both servers and PostgreSQL; old and new alternate)")  # fmt: skip
 
