@@ -22,7 +22,7 @@ from workbench.dashboard.audit_page import AuditView
 from workbench.dashboard.editor import EditorView
 from workbench.dashboard.hub import Hub
 from workbench.dashboard.publishing import propose_publish, propose_rollback, unified_diff
-from workbench.dashboard.session import Session
+from workbench.dashboard.session import ALERTS_TAB, EDITOR_TAB, Session
 from workbench.pipeline.reload import Publisher
 from workbench.rules import load_rules
 from workbench.settings import Settings
@@ -328,7 +328,8 @@ def test_only_an_admin_session_has_the_audit_tab(db_dsn):
     for who, tabs in ((VIEWER, 5), (ANALYST, 5), (ADMIN, 6)):  # Lists for everyone
         session = Session(Hub(), db_dsn, settings, identity=who)
         assert len(session.tabs) == tabs
-        assert (session.audit is not None) is (who.role is Role.ADMIN)
+        assert ("Audit" in session.page_names) is (who.role is Role.ADMIN)
+        assert session.build(ALERTS_TAB) and session.build(EDITOR_TAB)
         assert session.alerts.identity is who and session.editor.identity is who
 
 

@@ -182,12 +182,13 @@ def test_table_rows_colour_by_formatter_and_list_the_rules():
 
 
 def test_a_failing_session_update_does_not_touch_the_hub(monkeypatch):
-    from workbench.dashboard.session import Session
+    from workbench.dashboard.session import LIVE_TAB, Session
 
     clock = Clock()
     hub = Hub(clock=clock)
     feed(hub, clock, batches=2)
     session = Session(hub, "postgresql://unused")
+    session.build(LIVE_TAB)
     monkeypatch.setattr(session.live, "update", lambda *a, **k: 1 / 0)
     before = hub.delta(0)
     session.pull()

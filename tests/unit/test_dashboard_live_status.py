@@ -7,31 +7,24 @@ from __future__ import annotations
 from bokeh.models import Legend, NumeralTickFormatter
 
 from tests.unit.test_dashboard_live import Clock, feed
-from workbench.dashboard import safe
 from workbench.dashboard.hub import Hub
 from workbench.dashboard.live import STALLED_AFTER_S, LiveView
-from workbench.dashboard.session import Session
+from workbench.dashboard.session import LIVE_TAB, Session
 
 
-class _Session(Session):
-    """A Session without pages that read the database: only the live view and pull loop."""
-
-    def __init__(self, hub: Hub) -> None:
-        self.hub, self.seq, self.failures, self._last_status = hub, 0, 0, -1e9
-        self.live = LiveView()
-
-        class _Tabs:
-            active = 0
-
-        self.tabs = _Tabs()
-        self.banner = safe.banner(visible=False)
+def live_session(hub: Hub) -> Session:
+    """A session with only its Live page built (the other pages would read the database)."""
+    session = Session(hub, "postgresql://unused")
+    session.build(LIVE_TAB)
+    session._last_status = -1e9
+    return session
 
 
 def test_a_stopped_worker_turns_stalled_and_its_rate_decays_to_zero():
     clock = Clock()
     hub = Hub(clock=clock)
     feed(hub, clock, batches=8)
-    session = _Session(hub)
+    session = live_session(hub)
     session.pull()
     assert session.live.kpi["tx_per_s"].value > 0
     assert "live" in session.live.status.object

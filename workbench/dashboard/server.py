@@ -8,10 +8,12 @@ than in a module global: one place says what the process shares, and a test can 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import threading
+import weakref
 from dataclasses import dataclass
 
 from workbench.auth.login_config import LoginConfig, check_bind, is_loopback
@@ -95,6 +97,48 @@ def current_publisher_dsn(default: str | None = None) -> str:
     session's own DSN) when this process's hub did not set one."""
     process = shared()
     return process.publisher_dsn if process is not None else default or current_dsn()
+
+
+_quiet_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
+def retrieve_closed_socket_errors() -> None:
+    """Retrieve, on this server's event loop, the ``WebSocketClosedError`` of writes to a
+    browser tab that has closed, which nothing else retrieves; installed once per loop
+    (called by every session, on the loop's thread).
+
+    Panel 1.9 writes a document patch to the websocket as several tornado ``write_message``
+    calls in a row (``dispatch_tornado`` in ``panel/io/document.py``), each returning a task
+    that Panel awaits later. When the tab has just closed, the first write's task fails
+    (``StreamClosedError``, re-raised as ``WebSocketClosedError``), the next call raises at
+    once, and the list holding the first task is dropped with the exception: nothing ever
+    awaits that task, so asyncio logs "Task exception was never retrieved" with a traceback
+    for a tab closed during an update (seen in the server log as the tab closes). The message
+    was for a tab that is gone: its error is handled here, with a debug line. Every other
+    unretrieved error goes to the loop's previous handler, as before.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not on a server's loop (a notebook, a test): nothing to do
+        return
+    if loop in _quiet_loops:
+        return
+    from tornado.websocket import WebSocketClosedError
+
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        if isinstance(context.get("exception"), WebSocketClosedError) and "never retrieved" in (
+            context.get("message") or ""
+        ):
+            log.debug("a message to a closed browser tab was dropped")
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    _quiet_loops.add(loop)
 
 
 def stop_hub() -> None:

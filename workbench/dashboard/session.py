@@ -5,6 +5,10 @@ periodic callback is stopped when the session is destroyed), so a closed session
 nothing in the process. A failing update is logged and skipped: it never reaches the hub, the
 feed or other sessions.
 
+Pages are built lazily: the page is served with its header, tab bar and a "Loading…"
+placeholder at once; the first page is built once the browser shows them, every other page on
+its first showing. A page never opened reads nothing and is sent no update.
+
 The session's :class:`~workbench.auth.roles.Identity` (from the login,
 :func:`~workbench.dashboard.login.session_identity`) is taken once, when the session is
 built, and handed to every page that acts: the pages enable what the role allows, and
@@ -17,6 +21,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import panel as pn
 
@@ -33,13 +39,18 @@ from workbench.dashboard.live import STATUS_EVERY_S, LiveView
 from workbench.dashboard.login import session_identity, user_badge
 from workbench.dashboard.parts import schedule
 from workbench.dashboard.precision import RulePrecisionView
-from workbench.dashboard.server import current_dsn, current_publisher_dsn, start_hub
+from workbench.dashboard.server import (
+    current_dsn,
+    current_publisher_dsn,
+    retrieve_closed_socket_errors,
+    start_hub,
+)
 from workbench.dashboard.theme import ACCENT, REFRESH_MS
 from workbench.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ALERTS_TAB, HISTORY_TAB, EDITOR_TAB, LISTS_TAB, AUDIT_TAB = 1, 2, 3, 4, 5
+LIVE_TAB, ALERTS_TAB, HISTORY_TAB, EDITOR_TAB, LISTS_TAB, AUDIT_TAB = range(6)
 
 
 # Bokeh draws the tab headers inside a shadow root: the focus ring is given there.
@@ -59,7 +70,13 @@ _TAB_KEYS = """document.addEventListener("keydown", (e) => {
 
 
 class Session:
-    """The pages of one browser session and its pull loop."""
+    """The pages of one browser session and its pull loop.
+
+    A page is built the first time it is shown (:meth:`show`): until then its tab holds a
+    "Loading <page>…" placeholder and its view does not exist, so it reads nothing and costs
+    nothing; the pull loop feeds the Live view only once it is built. Outside a served
+    document nothing is built until :meth:`show` or :meth:`build` is called.
+    """
 
     def __init__(
         self,
@@ -69,44 +86,36 @@ class Session:
         *,
         identity: Identity | None = None,
         publisher_dsn: str | None = None,
+        active: int = LIVE_TAB,
     ) -> None:
-        settings = settings or Settings.load()
+        self.settings = settings or Settings.load()
         self.identity = identity or session_identity()
-        self.hub = hub
+        self.hub, self.dsn, self.publisher_dsn = hub, dsn, publisher_dsn
         self.view: pn.viewable.Viewable | None = None
         self.seq = 0
         self.failures = 0
         self._last_status = time.monotonic()
-        self.live = LiveView(notify=_toast)
-        self.alerts = CasesPage(dsn, self.identity)  # the Alerts tab is the case queue
-        self.history = HistoryView(dsn)
-        # The editor reads as the dashboard; it publishes rule sets as the publisher's role.
-        self.editor = EditorView(
-            dsn,
-            settings.rules_dir,
-            identity=self.identity,
-            publisher_dsn=publisher_dsn or current_publisher_dsn(dsn),
-            apply_enabled=settings.editor_apply,
-        )
-        self.precision = RulePrecisionView(dsn)  # per-rule precision from analyst labels
-        self.lists = ListsView(dsn, self.identity)
-        self.alerts.case.alerts.evidence.on_history = self.open_history
-        pages = [
-            ("Live", self.live),
-            ("Alerts", _contained(self.alerts.panel)),
-            ("History", self.history),
-            ("Rules", pn.Column(self.editor, self.precision, sizing_mode="stretch_width")),
-            ("Lists", self.lists),
-        ]
+        self.live: LiveView | None = None
+        self.alerts: CasesPage | None = None  # the Alerts tab is the case queue
+        self.history: HistoryView | None = None
+        self.editor: EditorView | None = None
+        self.precision: RulePrecisionView | None = None  # per-rule precision from labels
+        self.lists: ListsView | None = None
         self.audit: AuditView | None = None
+        pages = ("Live", "Alerts", "History", "Rules", "Lists")
         if allowed(self.identity.role, Action.READ_AUDIT):  # its load checks again
-            self.audit = AuditView(dsn, self.identity)
-            pages.append(("Audit", self.audit))
+            pages += ("Audit",)
+        self.page_names = list(pages)
+        self._holders = [
+            pn.Column(loading_placeholder(name), sizing_mode="stretch_width")
+            for name in self.page_names
+        ]
+        self._built: set[int] = set()  # pages in their tabs
+        self._opening: set[int] = set()  # pages being built and loaded
+        self._switching = False
         self.tabs = pn.Tabs(
-            *pages,
-            # every page is built with the session: components created after the page has
-            # loaded would link Panel's stylesheets from its CDN (unreachable offline)
-            dynamic=False,
+            *zip(self.page_names, self._holders, strict=True),
+            active=active,
             stylesheets=[_TAB_FOCUS],
         )
         self.tabs.param.watch(self._on_tab, "active")
@@ -120,42 +129,154 @@ class Session:
         if visible != self.banner.visible:
             self.banner.visible = visible
 
+    def start(self, linked: tuple[str, Any] | None = None) -> None:
+        """Build and fill the first page: History's drill-down of ``linked`` (card, time)
+        when the URL asked for it, else the active tab."""
+        if linked is not None:
+            self.open_history(*linked)
+        else:
+            self.show(self.tabs.active)
+
     def open_history(self, card: str, at) -> None:
         """Show the History drill-down of ``card`` around ``at`` (from an alert's detail)."""
-        self.tabs.active = HISTORY_TAB
-        schedule(functools.partial(self.history.show_card_at, card, at))
+        self._switching = True  # the drill-down replaces History's own first load
+        try:
+            self.tabs.active = HISTORY_TAB
+        finally:
+            self._switching = False
+        self.show(HISTORY_TAB, lambda: self.history.show_card_at(card, at))
 
     def _on_tab(self, event) -> None:
-        """Pages that read the database load when first shown, not for every session."""
-        if event.new == ALERTS_TAB:
-            schedule(self.alerts.refresh)
-        elif event.new == HISTORY_TAB and not self.history.loaded:
-            schedule(self.history.load_preset)
-        elif event.new == EDITOR_TAB and not self.editor.loaded:
-            schedule(self.editor.load)
-            schedule(self.precision.load)
-        elif event.new == LISTS_TAB:
-            schedule(self.lists.load)
-        elif event.new == AUDIT_TAB and self.audit is not None:
-            schedule(self.audit.load)
+        if not self._switching:
+            self.show(event.new)
+
+    def show(self, index: int, load: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Show page ``index`` with what it reads from the database (``load``: instead of
+        the page's own loading). Pages that read the database load when shown, not for
+        every session; a page shown for the first time is built and loaded first and put in
+        its tab after (:meth:`_open`)."""
+        if index not in self._built and index not in self._opening:
+            self._opening.add(index)
+            schedule(functools.partial(self._open, index, load))
+            return
+        if index not in self._built and load is None:
+            return  # being opened: loaded once built
+        for step in [load] if load is not None else self._loads(index):
+            schedule(step)
+
+    async def _open(self, index: int, load: Callable[[], Awaitable[None]] | None) -> None:
+        """Build page ``index``, load it, then replace its placeholder: the browser gets the
+        page with its data. (A widget changed right after it was sent can reach BokehJS
+        before its view is drawn: a Select then fails with "Cannot read properties of
+        undefined (reading 'removeAttribute')".)"""
+        try:
+            view = self._create(index)
+            if view is None:
+                return
+            if index == LIVE_TAB:
+                self.pull()  # the hub's window, before the page is sent
+            for step in [load] if load is not None else self._loads(index):
+                try:
+                    await step()
+                except Exception:  # the page is shown all the same, with what it has
+                    log.exception("loading the %s page failed", self.page_names[index])
+            self._attach(index, view)
+        finally:
+            self._opening.discard(index)
+
+    def _loads(self, index: int) -> list[Callable[[], Awaitable[Any]]]:
+        if index == ALERTS_TAB and self.alerts is not None:
+            return [self.alerts.refresh]
+        if index == HISTORY_TAB and self.history is not None and not self.history.loaded:
+            return [self.history.load_preset]
+        if index == EDITOR_TAB and self.editor is not None and not self.editor.loaded:
+            assert self.precision is not None
+            return [self.editor.load, self.precision.load]
+        if index == LISTS_TAB and self.lists is not None:
+            return [self.lists.load]
+        if index == AUDIT_TAB and self.audit is not None:
+            return [self.audit.load]
+        return []
+
+    def build(self, index: int) -> bool:
+        """Build page ``index`` and put it in its tab now, without loading its data (once;
+        :meth:`show` builds and loads); False when it could not be built (the tab then
+        says so; the error is logged)."""
+        if index in self._built:
+            return True
+        view = self._create(index)
+        if view is None:
+            return False
+        self._attach(index, view)
+        return True
+
+    def _create(self, index: int) -> pn.viewable.Viewable | None:
+        started = time.perf_counter()
+        try:
+            view = self._make(index)
+        except Exception as exc:  # one broken page must not take the session down
+            log.exception("the %s page could not be built", self.page_names[index])
+            self._holders[index].objects = [
+                safe.banner(safe.html("<b>{} cannot be shown</b>: {}", self.page_names[index], exc))
+            ]
+            return None
+        log.info("%s page built in %.3f s", self.page_names[index], time.perf_counter() - started)
+        return view
+
+    def _attach(self, index: int, view: pn.viewable.Viewable) -> None:
+        self._holders[index].objects = [view]
+        self._built.add(index)
+
+    def _make(self, index: int) -> pn.viewable.Viewable:
+        dsn, identity = self.dsn, self.identity
+        if index == LIVE_TAB:
+            self.live = LiveView(notify=_toast)
+            self.seq = 0  # the next pull brings the hub's whole window to the new view
+            return self.live
+        if index == ALERTS_TAB:
+            self.alerts = CasesPage(dsn, identity)
+            self.alerts.case.alerts.evidence.on_history = self.open_history
+            return _contained(self.alerts.panel)
+        if index == HISTORY_TAB:
+            self.history = HistoryView(dsn)
+            return self.history
+        if index == EDITOR_TAB:
+            # The editor reads as the dashboard; it publishes as the publisher's role.
+            self.editor = EditorView(
+                dsn,
+                self.settings.rules_dir,
+                identity=identity,
+                publisher_dsn=self.publisher_dsn or current_publisher_dsn(dsn),
+                apply_enabled=self.settings.editor_apply,
+            )
+            self.precision = RulePrecisionView(dsn)
+            return pn.Column(self.editor, self.precision, sizing_mode="stretch_width")
+        if index == LISTS_TAB:
+            self.lists = ListsView(dsn, identity)
+            return self.lists
+        self.audit = AuditView(dsn, identity)
+        return self.audit
 
     def pull(self) -> None:
         """One periodic update: everything new in the hub since the last one."""
         try:
             delta = self.hub.delta(self.seq)
             now = time.monotonic()
+            live = self.live
             if delta.seq == self.seq:
-                self.live.flush_tables()  # rows held back by the table throttle
-                if now - self._last_status >= STATUS_EVERY_S:  # rates decay, status stalls
-                    self.live.update_status(delta)
-                    self._last_status = now
+                if live is not None:
+                    live.flush_tables()  # rows held back by the table throttle
+                    if now - self._last_status >= STATUS_EVERY_S:  # rates decay, status stalls
+                        live.update_status(delta)
+                        self._last_status = now
                 return
             self._last_status = now
             first, self.seq = self.seq == 0, delta.seq  # a failed delta is never re-applied
             with pn.io.hold():
-                self.live.update(delta, first=first)
-                if self.tabs.active == ALERTS_TAB:  # hidden: reloaded when shown
-                    self.alerts.note_open_alerts(delta.kpis.open_alerts)
+                if live is not None:
+                    live.update(delta, first=first)
+                if self.alerts is not None and self.tabs.active == ALERTS_TAB:
+                    self.alerts.note_open_alerts(delta.kpis.open_alerts)  # hidden: on show
                 self._banner(delta.health)
         except Exception:  # a broken session must not take anything else down
             self.failures += 1
@@ -176,13 +297,26 @@ def create_session(
 ) -> Session:
     """A :class:`Session` with its pull loop started when inside a served document; its
     identity is the login's (:func:`~workbench.dashboard.login.session_identity`) unless
-    given. Rule publication uses ``publisher_dsn`` (default: the reader's ``dsn``)."""
+    given. Rule publication uses ``publisher_dsn`` (default: the reader's ``dsn``).
+
+    Served, the page is sent with the header, the tab bar and a "Loading…" placeholder, and
+    the first page is built once the browser has shown them (``pn.state.onload``): the
+    analyst sees the page at once instead of a blank one while every page is built.
+    ``?card=...&at=...`` opens History's drill-down instead of Live.
+    """
     # Per session, not at import: called inside a served document, Panel keeps these
     # settings for that document only, so an import-time call gave the first session after
     # a server start its toasts (notifications) and every later one none.
     pn.extension("tabulator", "codeeditor", notifications=True, sizing_mode="stretch_width")
     hub = hub or start_hub(dsn)
-    session = Session(hub, dsn or current_dsn(), identity=identity, publisher_dsn=publisher_dsn)
+    linked = parse_history_query(_query_args())
+    session = Session(
+        hub,
+        dsn or current_dsn(),
+        identity=identity,
+        publisher_dsn=publisher_dsn,
+        active=HISTORY_TAB if linked is not None else LIVE_TAB,
+    )
     header = safe.pane(
         safe.html(
             "<div class='wb-header' style='display:flex;align-items:baseline;gap:12px'>"
@@ -194,15 +328,25 @@ def create_session(
         sizing_mode="stretch_width",
     )
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        retrieve_closed_socket_errors()
         pn.state.curdoc.template = _page_template()
         callback = pn.state.add_periodic_callback(session.pull, period=REFRESH_MS)
         pn.state.on_session_destroyed(lambda _ctx: callback.stop())
-    session.pull()
-    linked = parse_history_query(_query_args())  # ?card=...&at=... opens the drill-down
-    if linked is not None:
-        session.open_history(*linked)
+        pn.state.onload(functools.partial(session.start, linked))
+    else:
+        session.start(linked)
     session.view = pn.Column(header, session.banner, session.tabs, sizing_mode="stretch_width")
     return session
+
+
+def loading_placeholder(name: str) -> pn.Row:
+    """What a tab shows until its page is built: a spinner and "Loading <name>…"."""
+    return pn.Row(
+        pn.indicators.LoadingSpinner(value=True, size=24, margin=(12, 8)),
+        safe.pane(safe.html("<p>Loading {}…</p>", name)),
+        css_classes=["tab-loading"],
+        sizing_mode="stretch_width",
+    )
 
 
 def _contained(page: pn.viewable.Viewable) -> pn.FlexBox:
