@@ -52,6 +52,7 @@ from workbench.dashboard.live_toasts import TOAST_EVERY_S, Toasts
 from workbench.dashboard.parts import read_only_table
 
 __all__ = [
+    "CARD_MIN_WIDTH",
     "FEED_ROWS",
     "MAP_POINTS",
     "RULES_EVERY_S",

@@ -107,7 +107,7 @@ class BandChart:
             text_font_size="11pt",
         )
         fig.y_range.start = 0
-        fig.y_range.range_padding = 0.15
+        fig.y_range.range_padding = 0.25  # room for the count over the tallest bar
         fig.yaxis.formatter = NumeralTickFormatter(format="0,0")
         self.figure = fig
 
