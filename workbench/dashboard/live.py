@@ -71,8 +71,8 @@ __all__ = [
 RULES_EVERY_S = 5.0  # the hits-per-rule chart is redrawn at most this often
 CARD_MIN_WIDTH = 420  # two of these do not fit 720 px: a tablet or phone shows one per line
 
-# Panel's Row is a CSS flex row that never wraps; wrapping it keeps Bokeh's own layout (a
-# Panel FlexBox, tried first, drew its figures blank in the full app).
+# Panel's Row is a CSS flex row that never wraps: this stylesheet wraps it. (A Panel FlexBox,
+# which wraps, drew its Bokeh figures blank in the full app.)
 _MIN = f"min({CARD_MIN_WIDTH}px, 100%)"
 _WRAP = ":host { flex-wrap: wrap !important; row-gap: 8px; }"
 
@@ -143,14 +143,10 @@ class LiveView(pn.viewable.Viewer):
         return pn.Column(
             pn.FlexBox(self.status, self.toasts, align_items="center"),
             self.kpis,
-            _cards(*(pn.pane.Bokeh(f) for f in self.trends.figures)),
-            _cards(
-                pn.pane.Bokeh(self.bands.figure),
-                pn.pane.Bokeh(self.rules.figure),
-                self.health.__panel__(),
-            ),
+            _cards(*self.trends.panes),
+            _cards(self.bands.pane, self.rules.pane, self.health.card),
             _cards(*self.tables.cards),
-            _cards(pn.pane.Bokeh(self.map.figure)),
+            _cards(self.map.pane),
             sizing_mode="stretch_width",
         )
 
@@ -164,7 +160,7 @@ def _cards(*cards: pn.viewable.Viewable) -> pn.Row:
             sizing_mode="stretch_width",
             styles={
                 "flex": f"1 1 {CARD_MIN_WIDTH}px",
-                "min-width": f"min({CARD_MIN_WIDTH}px, 100%)",
+                "min-width": _MIN,
             },
         )
     return pn.Row(*cards, sizing_mode="stretch_width", stylesheets=[_WRAP])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import panel as pn
 from bokeh.models import ColumnDataSource, FactorRange, NumeralTickFormatter
 from bokeh.plotting import figure
 
@@ -50,10 +51,11 @@ def legend_above(fig: figure) -> None:
     fig.add_layout(legend, "above")
 
 
-class Trends:
+class Trends(pn.viewable.Viewer):
     """Risk score per second (mean, p95) and transactions per second by band."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.score_source = ColumnDataSource({"t": [], "mean": [], "p95": []})
         self.band_source = ColumnDataSource({"t": [], "Low": [], "Medium": [], "High": []})
         score = _time_figure("Risk score per second (mean, p95)", "score")
@@ -67,6 +69,10 @@ class Trends:
         self.figures = [score, bands]
         for fig in self.figures:
             legend_above(fig)
+        self.panes = [pn.pane.Bokeh(f) for f in self.figures]
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(*self.panes, sizing_mode="stretch_width")
 
     def stream(self, seconds: Sequence[Second]) -> None:
         t = [s.t * 1000.0 for s in seconds]
@@ -90,10 +96,11 @@ class Trends:
         )
 
 
-class BandChart:
+class BandChart(pn.viewable.Viewer):
     """Transactions per band over the hub's share window, a count over each bar."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.source = ColumnDataSource(_band_data([0] * len(LABELS)))
         fig = live_figure("Band distribution (10 min)", x_range=list(LABELS))
         fig.vbar(x="band", top="count", color="color", width=0.7, source=self.source)
@@ -110,6 +117,10 @@ class BandChart:
         fig.y_range.range_padding = 0.25  # room for the count over the tallest bar
         fig.yaxis.formatter = NumeralTickFormatter(format="0,0")
         self.figure = fig
+        self.pane = pn.pane.Bokeh(fig)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.pane
 
     def update(self, bands: dict[str, int]) -> None:
         counts = [int(bands.get(b, 0)) for b in LABELS]
@@ -117,12 +128,13 @@ class BandChart:
             self.source.data = _band_data(counts)
 
 
-class RuleHits:
+class RuleHits(pn.viewable.Viewer):
     """Hits per minute of the :data:`RULES_SHOWN` busiest rules, largest at the top. Every
     rule that hit since the session opened stays, at 0 when it no longer hits (a rule that
     stops matching is news, not noise)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._seen: dict[str, None] = {}
         self.source = ColumnDataSource({"rule": [], "rate": []})
         fig = live_figure("Hits per minute by rule (5 min)", y_range=FactorRange(factors=[]))
@@ -130,6 +142,10 @@ class RuleHits:
         fig.x_range.start = 0
         fig.xaxis.formatter = NumeralTickFormatter(format="0,0.[0]")
         self.figure = fig
+        self.pane = pn.pane.Bokeh(fig)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.pane
 
     def update(self, rates: dict[str, float]) -> None:
         self._seen.update(dict.fromkeys(rates))

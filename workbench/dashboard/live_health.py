@@ -44,9 +44,12 @@ class HealthPanel(pn.viewable.Viewer):
     def __init__(self) -> None:
         super().__init__()
         self.pane = safe.pane(sizing_mode="stretch_width", css_classes=["health"])
+        self.card = pn.Column(
+            safe.heading("Pipeline health"), self.pane, sizing_mode="stretch_width"
+        )
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(safe.heading("Pipeline health"), self.pane, sizing_mode="stretch_width")
+        return self.card
 
     def update(self, delta: Delta) -> None:
         safe.show(self.pane, health_html(delta))

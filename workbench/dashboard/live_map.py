@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import panel as pn
 from bokeh.models import ColumnDataSource, HoverTool
 
 from workbench.bands import LABELS
@@ -19,8 +20,11 @@ MAP_POINTS = 500  # map rollover
 MAP_HEIGHT = 360
 
 
-class TransactionMap:
+class TransactionMap(pn.viewable.Viewer):
+    """The newest :data:`MAP_POINTS` located transactions; hover shows card, amount, band."""
+
     def __init__(self) -> None:
+        super().__init__()
         self.source = ColumnDataSource(
             {"lon": [], "lat": [], "color": [], "band": [], "card_id": [], "amount": []}
         )
@@ -46,6 +50,10 @@ class TransactionMap:
             HoverTool(tooltips=[("card", "@card_id"), ("amount", "@amount"), ("band", "@band")])
         )
         self.figure = fig
+        self.pane = pn.pane.Bokeh(fig)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.pane
 
     def stream(self, frame: pd.DataFrame) -> None:
         located = frame.dropna(subset=["lat", "lon"])
