@@ -10,6 +10,7 @@ Screenshots go to ``test-artifacts/screenshots/<page>-<width>.png``; timings are
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from playwright.sync_api import expect
 
 from tests.ui.conftest import serve_dashboard
 from workbench.dashboard.evidence import history_query
+from workbench.dashboard.live import CARD_MIN_WIDTH
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow]
 
@@ -94,6 +96,40 @@ def overflow(page) -> tuple[int, int]:
     return page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
 
 
+# The boxes of the visible Bokeh plots of the page (hidden tabs' plots have no size); Panel
+# and Bokeh render into shadow roots, which document.querySelectorAll does not enter.
+_PLOT_BOXES = """() => {
+  const boxes = [];
+  const walk = (root) => {
+    for (const el of root.querySelectorAll('*')) {
+      if (el.shadowRoot) walk(el.shadowRoot);
+      if (el.classList.contains('bk-Canvas')) {
+        const r = el.getBoundingClientRect();
+        if (r.width > 0 && r.height > 0) boxes.push([r.left, r.right, r.top, r.bottom]);
+      }
+    }
+  };
+  walk(document);
+  return boxes;
+}"""
+LIVE_PLOTS = 5  # score and band trends, band distribution, hits per rule, map
+
+
+def check_live_plots(page, width: int) -> None:
+    """Every Live plot lies within the viewport; narrower than two cards, they stack one per
+    line at the width of the screen; on a wide screen some share a line."""
+    boxes = sorted(page.evaluate(_PLOT_BOXES), key=lambda b: b[2])
+    assert len(boxes) == LIVE_PLOTS, boxes
+    for left, right, _top, _bottom in boxes:
+        assert left >= 0 and right <= width, f"a Live plot at {width}px: {left}..{right}"
+    stacked = all(b[2] >= a[3] - 1 for a, b in itertools.pairwise(boxes))
+    if width < 2 * CARD_MIN_WIDTH:
+        assert stacked, f"Live plots share a line at {width}px: {boxes}"
+        assert all(right - left >= width - 40 for left, right, *_ in boxes), boxes
+    else:
+        assert not stacked, f"Live plots one per line at {width}px: {boxes}"
+
+
 def test_the_live_status_turns_stalled_after_the_worker_stops(browser, dashboard, pipeline):
     page = open_at(browser, dashboard, 1400)
     status = page.locator(".live-status")
@@ -121,6 +157,8 @@ def test_every_page_fits_the_width(browser, dashboard, pipeline, screenshots, wi
         page.screenshot(path=screenshots / f"{name.lower()}-{width}.png", full_page=True)
         scroll, view = overflow(page)
         assert scroll <= view, f"{name} at {width}px scrolls sideways: {scroll} > {view}"
+        if name == "Live":
+            check_live_plots(page, width)
     page.context.close()
 
 

@@ -12,6 +12,8 @@ from workbench.dashboard import hub as hub_module
 from workbench.dashboard import live as live_module
 from workbench.dashboard.hub import Hub
 from workbench.dashboard.live import LiveView, table_rows
+from workbench.dashboard.live_tables import TABLE_EVERY_S
+from workbench.dashboard.live_toasts import TOAST_EVERY_S
 from workbench.storage.notify import BatchSummary
 
 
@@ -97,19 +99,28 @@ def test_kpis_show_the_hub_numbers():
     total = feed(hub, clock, batches=8)
     view = LiveView()
     view.update(hub.delta(0), first=True)
-    assert view.kpi["processed"].value == total
-    assert view.kpi["open_alerts"].value == total // 50
-    assert view.kpi["pct_high"].value == pytest.approx(2.0)
-    assert view.kpi["latency"].value == "100 / 100 ms"
-    assert view.kpi["tx_per_s"].value == round(hub.delta().kpis.tx_per_s)
-    assert "big" in list(view.rule_source.data["rule"])
-    assert list(view.band_source.data["count"]) == [total - total // 50, 0, total // 50]
+    assert view.kpis.kpi["processed"].value == total
+    assert view.kpis.kpi["open_alerts"].value == total // 50
+    assert view.kpis.kpi["pct_high"].value == pytest.approx(2.0)
+    assert view.kpis.kpi["latency"].value == "100 / 100 ms"
+    assert view.kpis.kpi["tx_per_s"].value == round(hub.delta().kpis.tx_per_s)
+    assert "big" in list(view.rules.source.data["rule"])
+    assert list(view.bands.source.data["count"]) == [total - total // 50, 0, total // 50]
 
 
-def test_streaming_views_never_exceed_their_rollover():
-    clock = Clock()
+@pytest.mark.parametrize(
+    "seconds_per_update",
+    [0.0, 0.3, 2 * TABLE_EVERY_S],
+    ids=["no-flush-between", "flush-every-few", "flush-every-update"],
+)
+def test_streaming_views_never_exceed_their_rollover(seconds_per_update):
+    """However many updates fall between two table flushes, the tables keep their newest
+    rows. (The view's own clock: with the real one, how many flushes happened depended on how
+    fast the machine ran the loop, and a forced flush just after a throttled one used to
+    *replace* the alert feed with the few alerts held since, fewer than its rollover.)"""
+    clock, view_clock = Clock(), Clock()
     hub = Hub(clock=clock)
-    view = LiveView()
+    view = LiveView(clock=view_clock)
     seq, start = 0, 0
     for _ in range(30):  # 30 updates of 4 batches of 100 rows: 12,000 rows
         for _ in range(4):
@@ -123,17 +134,17 @@ def test_streaming_views_never_exceed_their_rollover():
         delta = hub.delta(seq)
         view.update(delta, first=seq == 0)
         seq = delta.seq
-    assert len(view.table.value) == live_module.TABLE_ROWS
-    # Tables are streamed at most every TABLE_EVERY_S: let the throttle pass (force=True
-    # would replace the tables with the rows held back, as on a first update).
-    view._last_flush = float("-inf")
-    view.flush_tables()
-    assert len(view.table.value) == live_module.TABLE_ROWS
-    assert view.table.value["tx_id"].iloc[-1] == f"tx{start - 1}"  # the newest row is kept
-    assert len(view.feed.value) == live_module.FEED_ROWS
-    assert rows_of(view.map_source) == live_module.MAP_POINTS
-    assert rows_of(view.trend_source) <= hub_module.SECONDS
-    assert rows_of(view.band_time_source) == rows_of(view.trend_source) > 0
+        view_clock.t += seconds_per_update
+    assert len(view.tables.table.value) == live_module.TABLE_ROWS
+    view.flush_tables(force=True)  # tables are streamed at most every TABLE_EVERY_S
+    table, feed = view.tables.table.value, view.tables.feed.value
+    assert len(table) == live_module.TABLE_ROWS
+    assert table["tx_id"].iloc[-1] == f"tx{start - 1}"  # the newest row is kept
+    assert len(feed) == live_module.FEED_ROWS
+    assert feed["tx_id"].iloc[-1] == f"tx{start - 100}"  # the newest alert is kept
+    assert rows_of(view.map.source) == live_module.MAP_POINTS
+    assert rows_of(view.trends.score_source) <= hub_module.SECONDS
+    assert rows_of(view.trends.band_source) == rows_of(view.trends.score_source) > 0
 
 
 def test_trend_sources_are_bounded_by_the_hub_window():
@@ -149,26 +160,33 @@ def test_trend_sources_are_bounded_by_the_hub_window():
         delta = hub.delta(seq)
         view.update(delta)
         seq = delta.seq
-    assert rows_of(view.trend_source) == hub_module.SECONDS
+    assert rows_of(view.trends.score_source) == hub_module.SECONDS
 
 
 def test_a_toast_at_most_every_interval_counting_the_rest():
-    clock = Clock()
+    clock, view_clock = Clock(), Clock()
     hub = Hub(clock=clock)
     toasts: list[str] = []
-    view = LiveView(notify=toasts.append)
+    view = LiveView(notify=toasts.append, clock=view_clock)
     feed(hub, clock, batches=4)
     first = hub.delta(0)
     view.update(first, first=True)
     assert toasts == []  # what happened before the session opened is no news
     feed(hub, clock, batches=4)
-    view.update(hub.delta(first.seq))
+    second = hub.delta(first.seq)
+    view.update(second)
     assert len(toasts) == 1
     assert "card" in toasts[0] and "more High" in toasts[0]
-    second = hub.delta(0).seq
     feed(hub, clock, batches=4)
-    view.update(hub.delta(second))  # within TOAST_EVERY_S of the last toast
+    view_clock.t += TOAST_EVERY_S - 0.1
+    third = hub.delta(second.seq)
+    view.update(third)  # within TOAST_EVERY_S of the last toast: counted, not shown
     assert len(toasts) == 1
+    feed(hub, clock, batches=4)
+    view_clock.t += 0.1
+    view.update(hub.delta(third.seq))
+    assert len(toasts) == 2
+    assert "and 15 more High" in toasts[1]  # 8 + 8 High transactions, one of them shown
 
 
 def test_table_rows_colour_by_formatter_and_list_the_rules():
@@ -177,8 +195,8 @@ def test_table_rows_colour_by_formatter_and_list_the_rules():
     assert rows.loc[rows["band"] == "High", "rules"].eq("big").all()
     assert rows.loc[rows["band"] == "Low", "rules"].eq("").all()
     view = LiveView()
-    assert "band" in view.table.formatters
-    assert "High" in view.table.formatters["band"].template
+    assert "band" in view.tables.table.formatters
+    assert "High" in view.tables.table.formatters["band"].template
 
 
 def test_a_failing_session_update_does_not_touch_the_hub(monkeypatch):

@@ -26,16 +26,16 @@ def test_a_stopped_worker_turns_stalled_and_its_rate_decays_to_zero():
     feed(hub, clock, batches=8)
     session = live_session(hub)
     session.pull()
-    assert session.live.kpi["tx_per_s"].value > 0
-    assert "live" in session.live.status.object
-    assert "live" in session.live.health.object
+    assert session.live.kpis.kpi["tx_per_s"].value > 0
+    assert "live" in session.live.status.pane.object
+    assert "live" in session.live.health.pane.object
     clock.t += STALLED_AFTER_S + 20  # the worker stopped; no batch, the hub sequence is still
     session._last_status = -1e9
     session.pull()
-    assert session.live.kpi["tx_per_s"].value == 0
-    assert "stalled" in session.live.status.object
-    assert "wall clock (UTC)" in session.live.status.object
-    assert "live (" not in session.live.health.object
+    assert session.live.kpis.kpi["tx_per_s"].value == 0
+    assert "stalled" in session.live.status.pane.object
+    assert "wall clock (UTC)" in session.live.status.pane.object
+    assert "live (" not in session.live.health.pane.object
 
 
 def test_toasts_can_be_muted_per_session():
@@ -46,22 +46,22 @@ def test_toasts_can_be_muted_per_session():
     feed(hub, clock, batches=2)
     first = hub.delta(0)
     view.update(first, first=True)
-    view.mute.value = True
+    view.toasts.mute.value = True
     feed(hub, clock, batches=4)
     view.update(hub.delta(first.seq))
     assert toasts == []
     other = LiveView(notify=toasts.append)  # another session is not muted
     other.update(first, first=True)
-    assert other.mute.value is False
+    assert other.toasts.mute.value is False
 
 
 def test_a_rule_that_stops_hitting_stays_on_the_chart_at_zero():
-    view = LiveView()
-    view._rules({"big": 3.0, "night": 1.0})
-    view._rules({"big": 2.0})
-    data = dict(zip(view.rule_source.data["rule"], view.rule_source.data["rate"], strict=True))
+    rules = LiveView().rules
+    rules.update({"big": 3.0, "night": 1.0})
+    rules.update({"big": 2.0})
+    data = dict(zip(rules.source.data["rule"], rules.source.data["rate"], strict=True))
     assert data == {"big": 2.0, "night": 0.0}
-    assert list(view.rule_figure.y_range.factors) == ["night", "big"]  # largest at the top
+    assert list(rules.figure.y_range.factors) == ["night", "big"]  # largest at the top
 
 
 def test_axes_format_numbers_plainly_and_the_map_has_a_band_legend():
@@ -73,6 +73,8 @@ def test_axes_format_numbers_plainly_and_the_map_has_a_band_legend():
     assert band_chart.y_scale.__class__.__name__ == "LogScale"  # Medium/High visible
     assert all(isinstance(a.formatter, NumeralTickFormatter) for a in band_chart.yaxis)
     geo = next(f for f in figures if f.title.text.startswith("Recent transactions"))
-    legends = [r for r in geo.renderers + geo.center if isinstance(r, Legend)]
+    legends = [r for r in geo.above + geo.center if isinstance(r, Legend)]
     # a static legend (one item per band, not a field of the streamed source)
     assert legends and [i.label.value for i in legends[0].items] == ["Low", "Medium", "High"]
+    # each entry's renderer holds one (undrawn) row: without any, BokehJS draws no marker
+    assert all(len(i.renderers[0].data_source.data["x"]) == 1 for i in legends[0].items)

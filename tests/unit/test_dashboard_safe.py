@@ -324,9 +324,9 @@ def test_the_health_panel_escapes_worker_names_and_rule_errors():
     hub = Hub()
     hub.set_health(reload_status="rejected", reload_error=HOSTILE)
     delta: Delta = hub.delta(0)
-    from workbench.dashboard.live import _health_html
+    from workbench.dashboard.live_health import health_html
 
-    text = _health_html(delta)
+    text = health_html(delta)
     assert "<img" not in text and "&lt;img" in text and text.startswith("<table")
 
 

@@ -1,0 +1,72 @@
+"""The live page's map: where the newest transactions were made, coloured by band.
+
+A scatter of longitude/latitude fed by ``ColumnDataSource.stream`` with a rollover of
+:data:`MAP_POINTS`; transactions without a location are not drawn.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import panel as pn
+from bokeh.models import ColumnDataSource, HoverTool
+
+from workbench.bands import LABELS
+from workbench.dashboard.live_charts import legend_above, live_figure
+from workbench.dashboard.theme import ACCENT, BAND_COLORS
+
+MAP_POINTS = 500  # map rollover
+MAP_HEIGHT = 360
+
+
+class TransactionMap(pn.viewable.Viewer):
+    """The newest :data:`MAP_POINTS` located transactions; hover shows card, amount, band."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.source = ColumnDataSource(
+            {"lon": [], "lat": [], "color": [], "band": [], "card_id": [], "amount": []}
+        )
+        fig = live_figure(
+            "Recent transactions (colour: band)",
+            height=MAP_HEIGHT,
+            x_axis_label="longitude",
+            y_axis_label="latitude",
+            match_aspect=True,
+            tools="pan,wheel_zoom,reset",
+            toolbar_location="right",
+        )
+        fig.scatter("lon", "lat", color="color", size=6, alpha=0.7, source=self.source)
+        # A static legend: one renderer per band holding a single point that is never drawn
+        # (NaN). legend_field would index the streamed source, whose rollover leaves the
+        # legend reading past its end (a RangeError in BokehJS); a renderer without any row
+        # draws no marker in its legend entry.
+        for band in LABELS:
+            fig.scatter([math.nan], [math.nan], color=BAND_COLORS[band], size=6, legend_label=band)
+        legend_above(fig)
+        # Bokeh escapes @field values (only a "{safe}" format in our template would not)
+        fig.add_tools(
+            HoverTool(tooltips=[("card", "@card_id"), ("amount", "@amount"), ("band", "@band")])
+        )
+        self.figure = fig
+        self.pane = pn.pane.Bokeh(fig)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.pane
+
+    def stream(self, frame: pd.DataFrame) -> None:
+        located = frame.dropna(subset=["lat", "lon"])
+        if located.empty:
+            return
+        self.source.stream(
+            {
+                "lon": located["lon"].tolist(),
+                "lat": located["lat"].tolist(),
+                "color": located["band"].astype(str).map(BAND_COLORS).fillna(ACCENT).tolist(),
+                "band": located["band"].astype(str).tolist(),
+                "card_id": located["card_id"].astype(str).tolist(),
+                "amount": located["amount"].round(2).tolist(),
+            },
+            rollover=MAP_POINTS,
+        )
