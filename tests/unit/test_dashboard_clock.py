@@ -19,7 +19,8 @@ from workbench.dashboard.audit_page import COLUMNS as AUDIT_COLUMNS
 from workbench.dashboard.audit_page import audit_rows
 from workbench.dashboard.evidence import timeline_plot, timeline_rows
 from workbench.dashboard.history import HistoryView, _points
-from workbench.dashboard.live import _time_figure, feed_rows, table_rows
+from workbench.dashboard.live import feed_rows, table_rows
+from workbench.dashboard.live_charts import _time_figure
 from workbench.dashboard.parts import read_only_table
 from workbench.dashboard.queue import CaseQueue, _rows
 from workbench.errors import ConfigError

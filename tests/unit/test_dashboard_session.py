@@ -55,14 +55,14 @@ def test_the_pull_feeds_no_live_view_before_it_is_built_and_all_of_the_hub_after
     assert session.banner.visible  # the banner is for every page
     processed = hub.delta(0).kpis.processed
     assert session.build(LIVE_TAB)
-    session.live.notify = toasts.append
+    session.live.toasts.notify = toasts.append
     session.pull()
-    assert session.live.kpi["processed"].value == processed > 0
-    assert session.live.feed.value.shape[0] > 0  # the window's High rows are in the feed
+    assert session.live.kpis.kpi["processed"].value == processed > 0
+    assert session.live.tables.feed.value.shape[0] > 0  # the window's High rows are in the feed
     assert toasts == []  # alerts from before the view existed are history, not toasts
     hub.ingest(as_summary({"rows": 5, "rule_set_version": "v1"}))
     session.pull()
-    assert session.live.kpi["processed"].value == processed + 5
+    assert session.live.kpis.kpi["processed"].value == processed + 5
 
 
 def test_showing_live_fills_it_from_the_hub_before_it_replaces_the_placeholder():
@@ -71,7 +71,7 @@ def test_showing_live_fills_it_from_the_hub_before_it_replaces_the_placeholder()
     feed(hub, clock, batches=3)
     session = Session(hub, "postgresql://unused")
     session.start()  # outside a server: at once
-    assert session.live.kpi["processed"].value == hub.delta(0).kpis.processed > 0
+    assert session.live.kpis.kpi["processed"].value == hub.delta(0).kpis.processed > 0
     assert "Loading Live…" not in texts(session.tabs.objects[LIVE_TAB])
     assert session.alerts is None and session.history is None
 
