@@ -151,8 +151,8 @@ class Comparison:
             "per rule (each rule alone as a detector)",
             _table(_by_scoring(self.rules, ["hits", "precision", "recall", "f1"]), "rule"),
             "",
-            "per fraud scenario: recall at each band (that band or higher) and at the alert "
-            "band (detected, recall, precision)",
+            "per fraud scenario: recall at each band (>=medium, >=high: scored in that band or "
+            "higher), then at the alert band (alerted, recall, precision)",
             _table(_scenario_table(self.scenarios), "scenario"),
             "",
             f"mean per day: alerts live {self.alerts_per_day['live'].mean():.1f}, candidate "
@@ -238,9 +238,9 @@ SCENARIO_COLUMNS = {
     "fraud": "fraud",
     "recall_medium": ">=medium",
     "recall_high": ">=high",
-    "detected": "alert detected",
-    "recall": "alert recall",
-    "precision": "alert precision",
+    "detected": "alerted",
+    "recall": "recall",
+    "precision": "precision",
 }
 
 
