@@ -164,6 +164,19 @@ def test_comparison_on_a_hand_made_history_gives_known_answers(db_dsn: str) -> N
     assert scen.loc[("candidate", "leaked_card"), "recall"] == 1.0
     assert scen.loc[("candidate", "card_testing"), "recall"] == 0.0
     assert scen.loc[("live", "card_testing"), "recall"] == 1.0
+    # Recall at every band: the candidate scores leaked_card High (80), card_testing Low (0).
+    assert scen.loc[("candidate", "leaked_card"), ["recall_medium", "recall_high"]].tolist() == [
+        1.0,
+        1.0,
+    ]
+    assert scen.loc[("candidate", "card_testing"), "recall_medium"] == 0.0
+    # Handbook protocol: c1, found on day 1, is no candidate on day 2: c3 (80, fraud), then
+    # c2 before c4 (both 0, by id) -> 1 / 2, where the daily protocol gives c1, c3 -> 1.0.
+    hb = result.compare(k=2, protocol="handbook")
+    assert hb.cp_at_k["candidate"].tolist() == [0.5, 0.5]
+    assert "Card Precision@2, handbook protocol: daily top-2 cards, known-compromised cards " \
+        "excluded, mean over 2 days: live" in hb.text()  # fmt: skip
+    assert hb.to_dict()["cp_protocol"]["mean"]["candidate"] == pytest.approx(0.5)
     sweep = cmp.sweep.set_index(["scoring", "threshold"])
     assert sweep.loc[("candidate", 80.0), "flagged"] == 4
     assert sweep.loc[("candidate", 85.0), "flagged"] == 0
@@ -342,3 +355,40 @@ def test_stream_equals_backtest_with_a_block_list_and_a_snooze(db_dsn: str, tmp_
     text = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
     assert text.returncode == 0, text.stderr
     assert f"lists and snoozes: lists from {only}" in text.stdout
+
+
+def test_cli_handbook_data_replays_and_backtests_with_the_handbook_protocol(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "handbook.csv"
+    env = {**os.environ, "WORKBENCH_DATABASE_URL": db_dsn}
+    run = [sys.executable, "-m", "workbench"]
+    made = subprocess.run(
+        [*run, "simulate", "--kind", "handbook", "--customers", "60", "--terminals", "120",
+         "--days", "6", "--seed", "3", "--out", str(data)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    rows = len(pd.read_csv(data))
+    out = subprocess.run(
+        [*run, "replay", str(data), "--mapping", "handbook", "--rules", str(RULES)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    with connect(db_dsn) as conn:
+        assert counts(conn)["stored"] == rows
+    backtest_cmd = [*run, "backtest", str(RULES), "--cp-k", "100", "--protocol", "handbook"]
+    out = subprocess.run(backtest_cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert (
+        "Card Precision@100, handbook protocol: daily top-100 cards, known-compromised cards "
+        "excluded, mean over 6 days" in out.stdout
+    )
+    assert ">=medium" in out.stdout and ">=high" in out.stdout
+    out = subprocess.run(
+        [*backtest_cmd, "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    report = json.loads(out.stdout)
+    assert report["cp_protocol"]["name"] == "handbook" and report["cp_protocol"]["days"] == 6
+    assert len(report["cp_at_k"]) == 6
+    assert {"recall_medium", "recall_high", "recall"} <= set(report["scenarios"][0])

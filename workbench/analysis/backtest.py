@@ -117,9 +117,16 @@ class Backtest:
         every rule id that hit in the stored rows), aligned with ``frame``."""
         return stored_hits(self.frame["rule_hits"], rule_ids)
 
-    def compare(self, *, k: int = 100, thresholds: Sequence[float] | None = None) -> Comparison:
-        """Candidate against live: a :class:`~workbench.analysis.compare.Comparison`."""
-        return compare(self, k=k, thresholds=thresholds)
+    def compare(
+        self,
+        *,
+        k: int = 100,
+        thresholds: Sequence[float] | None = None,
+        protocol: str = "daily",
+    ) -> Comparison:
+        """Candidate against live: a :class:`~workbench.analysis.compare.Comparison`
+        (Card Precision@``k`` by ``protocol``: ``daily`` or ``handbook``)."""
+        return compare(self, k=k, thresholds=thresholds, protocol=protocol)
 
 
 def as_ruleset(rules: RulesLike) -> RuleSet:

@@ -41,7 +41,11 @@ class Comparison:
 
     ``summary``: one row per scoring (transactions, band counts, alerts, flagged, precision,
     recall, F1). ``migration``: live band (rows) -> candidate band (columns).
-    ``alerts_per_day`` and ``cp_at_k``: one column per scoring, one row per UTC day.
+    ``alerts_per_day`` and ``cp_at_k``: one column per scoring, one row per UTC day;
+    ``cp_at_k`` by the Card Precision ``protocol`` (a key of
+    :data:`~workbench.scoring.metrics.CP_PROTOCOLS`: ``daily`` or ``handbook``).
+    ``scenarios`` has the recall at every band (``recall_medium``, ``recall_high``: this
+    band or higher) next to the alert decision's ``detected``, ``recall`` and ``precision``.
     ``rules``, ``bands``, ``scenarios``, ``sweep``: a ``scoring`` column says whose figures.
     """
 
@@ -59,6 +63,23 @@ class Comparison:
     sweep: pd.DataFrame
     truths: pd.DataFrame = field(default_factory=pd.DataFrame)
     analyst_rules: pd.DataFrame = field(default_factory=pd.DataFrame)
+    protocol: str = "daily"
+
+    @property
+    def cp_title(self) -> str:
+        """The Card Precision figure named with its protocol, e.g. "Card Precision@100,
+        handbook protocol: daily top-100 cards, known-compromised cards excluded, mean over
+        7 days"."""
+        what = m.CP_PROTOCOLS[self.protocol].format(k=self.k)
+        return (
+            f"Card Precision@{self.k}, {self.protocol} protocol: {what}, "
+            f"mean over {len(self.cp_at_k)} days"
+        )
+
+    def cp_mean(self) -> dict[str, float]:
+        """Mean CP@k over the days, per scoring (NaN with no day)."""
+        return {s: float(self.cp_at_k[s].mean()) if s in self.cp_at_k else math.nan
+                for s in SCORINGS}  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: plain numbers and strings, NaN as None, days as ISO dates."""
@@ -83,6 +104,13 @@ class Comparison:
             },
             "alerts_per_day": records(_dates(self.alerts_per_day), "day"),
             "cp_at_k": records(_dates(self.cp_at_k), "day"),
+            "cp_protocol": {
+                "name": self.protocol,
+                "description": self.cp_title,
+                "k": self.k,
+                "days": len(self.cp_at_k),
+                "mean": {s: _plain(v) for s, v in self.cp_mean().items()},
+            },
             "rules": records(self.rules, "rule_id"),
             "bands": records(self.bands, "band"),
             "scenarios": records(self.scenarios, "scenario"),
@@ -123,24 +151,29 @@ class Comparison:
             "per rule (each rule alone as a detector)",
             _table(_by_scoring(self.rules, ["hits", "precision", "recall", "f1"]), "rule"),
             "",
-            "per fraud scenario (flagged = alert band)",
-            _table(
-                _by_scoring(self.scenarios, ["fraud", "detected", "recall", "precision"]),
-                "scenario",
-            ),
+            "per fraud scenario: recall at each band (>=medium, >=high: scored in that band or "
+            "higher), then at the alert band (alerted, recall, precision)",
+            _table(_scenario_table(self.scenarios), "scenario"),
             "",
             f"mean per day: alerts live {self.alerts_per_day['live'].mean():.1f}, candidate "
-            f"{self.alerts_per_day['candidate'].mean():.1f}; CP@{self.k} live "
-            f"{_fmt(self.cp_at_k['live'].mean())}, candidate "
-            f"{_fmt(self.cp_at_k['candidate'].mean())}",
+            f"{self.alerts_per_day['candidate'].mean():.1f}",
+            f"{self.cp_title}: live {_fmt(self.cp_mean()['live'])}, candidate "
+            f"{_fmt(self.cp_mean()['candidate'])}",
         ]
         return "\n".join(lines)
 
 
 def compare(
-    result: Backtest, *, k: int = 100, thresholds: Sequence[float] | None = None
+    result: Backtest,
+    *,
+    k: int = 100,
+    thresholds: Sequence[float] | None = None,
+    protocol: str = "daily",
 ) -> Comparison:
-    """All comparison tables of a backtest ``result``, with Card Precision@``k``."""
+    """All comparison tables of a backtest ``result``, with Card Precision@``k`` by
+    ``protocol`` (``daily`` or ``handbook``: :data:`~workbench.scoring.metrics.CP_PROTOCOLS`)."""
+    if protocol not in m.CP_PROTOCOLS:
+        raise ValueError(f"unknown Card Precision protocol {protocol!r}")
     frame = result.frame
     ruleset = result.ruleset
     label = m.labels(frame["is_fraud"])
@@ -171,11 +204,15 @@ def compare(
         analyst_rules.append(_tag(per_rule, s, "rule_id"))
         per_day[s] = m.alerts_per_day(frame["card_id"], frame["ts"], flagged, dedup)
         summary[s] = m.summary(scored[s], label, flagged, int(per_day[s].sum()))
-        cp[s] = m.card_precision_at_k(frame["card_id"], frame["ts"], scores[s], label, k)
+        cp[s] = m.card_precision(protocol, frame["card_id"], frame["ts"], scores[s], label, k)
         rules.append(_tag(m.rule_metrics(hits[s], label), s, "rule_id"))
         band_tables.append(_tag(m.band_metrics(scored[s], label), s, "band"))
         scen.append(
-            _tag(m.scenario_metrics(flagged, label, frame["fraud_scenario"]), s, "scenario")
+            _tag(
+                m.scenario_metrics(flagged, label, frame["fraud_scenario"], scored[s]),
+                s,
+                "scenario",
+            )
         )
         sweeps.append(m.threshold_sweep(scores[s], label, thresholds, days=days).assign(scoring=s))
     return Comparison(
@@ -193,7 +230,26 @@ def compare(
         sweep=pd.concat(sweeps, ignore_index=True),
         truths=pd.DataFrame(truths),
         analyst_rules=pd.concat(analyst_rules),
+        protocol=protocol,
     )
+
+
+SCENARIO_COLUMNS = {
+    "fraud": "fraud",
+    "recall_medium": ">=medium",
+    "recall_high": ">=high",
+    "detected": "alerted",
+    "recall": "recall",
+    "precision": "precision",
+}
+
+
+def _scenario_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per scenario and scoring: the recall at each band, then the alert decision's figures."""
+    if frame.empty:
+        return frame
+    columns = [c for c in SCENARIO_COLUMNS if c in frame.columns]
+    return _by_scoring(frame, columns).rename(columns=SCENARIO_COLUMNS, level=1)
 
 
 def _tag(frame: pd.DataFrame, scoring: str, index: str) -> pd.DataFrame:

@@ -6,11 +6,14 @@ module keeps the analysis API (``from workbench.analysis import metrics as m``) 
 """
 
 from workbench.scoring.metrics import (
+    CP_PROTOCOLS,
     alert_sessions,
     alerts_per_day,
     band_metrics,
     band_migration,
+    card_precision,
     card_precision_at_k,
+    card_precision_handbook,
     day_of,
     labels,
     rates,
@@ -21,11 +24,14 @@ from workbench.scoring.metrics import (
 )
 
 __all__ = [
+    "CP_PROTOCOLS",
     "alert_sessions",
     "alerts_per_day",
     "band_metrics",
     "band_migration",
+    "card_precision",
     "card_precision_at_k",
+    "card_precision_handbook",
     "day_of",
     "labels",
     "rates",

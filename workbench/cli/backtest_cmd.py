@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Re-score the stored transactions of a time range with a candidate rule "
         "set (the stream's own feature and scoring code, point-in-time) and compare it with "
         "the stored live scores: band migration, alerts per day, precision / recall / F1 per "
-        "rule, band and fraud scenario, Card Precision@k per day and a threshold sweep. "
+        "rule, band and fraud scenario (recall per scenario at every band), Card Precision@k "
+        "per day (--protocol) and a threshold sweep. "
         "Maintained lists and snoozes are the ones in force now (the database's, and the list "
         "files of <rules_dir>/lists), not as they were at each transaction; each snooze "
         "applies to the transactions whose event time is before its end.",
@@ -33,7 +34,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--end", type=timestamp, help="End event time, exclusive (default: after the newest)."
     )
     bt.add_argument(
-        "--k", type=positive_int, default=100, help="k of Card Precision@k (default 100)."
+        "--k",
+        "--cp-k",
+        dest="k",
+        type=positive_int,
+        default=100,
+        help="k of Card Precision@k (default 100).",
+    )
+    bt.add_argument(
+        "--protocol",
+        choices=("daily", "handbook"),
+        default="daily",
+        help="Card Precision@k protocol: daily (the top-k cards of each day; default) or "
+        "handbook (the Fraud Detection Handbook's: cards found compromised in an earlier "
+        "day's top k are no longer candidates). Reported as the mean over the days.",
     )
     bt.add_argument("--json", action="store_true", help="Print the comparison as JSON.")
     bt.add_argument(
@@ -122,7 +136,7 @@ def run_backtest(args: argparse.Namespace, settings: Settings) -> int:
         result.lists_source = source
     if bar is not None:
         bar.done()
-    comparison = result.compare(k=args.k)
+    comparison = result.compare(k=args.k, protocol=args.protocol)
     if args.json:
         out = comparison.to_dict()
         out["rows"], out["warmup_rows"] = result.rows, result.warmup_rows

@@ -88,15 +88,30 @@ def band_metrics(band: pd.Series | np.ndarray, label: np.ndarray) -> pd.DataFram
 
 
 def scenario_metrics(
-    flagged: np.ndarray, label: np.ndarray, scenario: pd.Series | np.ndarray
+    flagged: np.ndarray,
+    label: np.ndarray,
+    scenario: pd.Series | np.ndarray,
+    band: pd.Series | np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Per fraud scenario, one scenario against genuine traffic: fraud (rows of the
     scenario), detected, recall = detected / fraud, precision = detected / (detected +
-    flagged genuine rows) and F1. Labelled fraud without a scenario is ``(unnamed)``."""
+    flagged genuine rows) and F1 — ``flagged`` being the alert decision. Labelled fraud
+    without a scenario is ``(unnamed)``.
+
+    With ``band`` (each row's band), also the recall at every band: ``recall_medium`` and
+    ``recall_high``, the share of the scenario's rows scored in that band or higher (so a
+    scenario scored Medium but never High shows where it stops).
+
+    >>> out = scenario_metrics(np.array([True, False, False]), np.array([1, 1, 0], np.int8),
+    ...                        np.array(["a", "a", ""]), np.array(["High", "Medium", "Low"]))
+    >>> out[["fraud", "recall_medium", "recall_high", "recall"]].loc["a"].tolist()
+    [2.0, 1.0, 0.5, 0.5]
+    """
     flagged = np.asarray(flagged, dtype=bool)
     name = pd.Series(scenario, dtype="str").fillna("").to_numpy(dtype=object)
     fraud = label == 1
     fp = int(np.count_nonzero(flagged & (label == 0)))
+    rank = bands.ranks(band) if band is not None else None
     names = pd.unique(name[fraud])
     rows = []
     for s in sorted(names, key=str):
@@ -105,16 +120,13 @@ def scenario_metrics(
         tp = int(np.count_nonzero(mine & flagged))
         precision, recall = _div(tp, tp + fp), _div(tp, n)
         f1 = _div(2 * precision * recall, precision + recall) if tp else 0.0
-        rows.append(
-            {
-                "scenario": s or "(unnamed)",
-                "fraud": n,
-                "detected": tp,
-                "precision": precision,
-                "recall": recall,
-                "f1": f1,
-            }
-        )
+        row: dict[str, object] = {"scenario": s or "(unnamed)", "fraud": n}
+        if rank is not None:
+            for r, label_name in enumerate(bands.LABELS[1:], start=2):
+                at_least = int(np.count_nonzero(mine & (rank >= r)))
+                row[f"recall_{label_name.lower()}"] = _div(at_least, n)
+        row.update({"detected": tp, "precision": precision, "recall": recall, "f1": f1})
+        rows.append(row)
     return _frame(rows, "scenario")
 
 
@@ -180,6 +192,90 @@ def card_precision_at_k(
     a card is a fraud card of the day when any of its transactions that day is labelled
     fraud). Ties are broken by card id so the answer is deterministic. Always divided by
     ``k``, as in the usual definition, even on a day with fewer cards."""
+    per_card = _card_days(card, ts, score, label, k)
+    if per_card is None:
+        return pd.Series([], dtype="float64", name=f"cp@{k}")
+    top = per_card.groupby("day", sort=True).head(k)
+    out = top.groupby("day", sort=True)["fraud"].sum() / float(k)
+    out.index = pd.DatetimeIndex(out.index)
+    return out.rename(f"cp@{k}")
+
+
+CP_PROTOCOLS = {
+    "daily": "daily top-{k} cards, every card a candidate every day",
+    "handbook": "daily top-{k} cards, known-compromised cards excluded",
+}
+"""Card Precision@k protocols (``workbench backtest --protocol``) and how reports name them."""
+
+
+def card_precision_handbook(
+    card: pd.Series | np.ndarray,
+    ts: pd.Series,
+    score: np.ndarray,
+    label: np.ndarray,
+    k: int = 100,
+) -> pd.DataFrame:
+    """Card Precision@k per UTC day with the Fraud Detection Handbook's protocol (chapter 4,
+    "Precision top-k metrics", ``card_precision_top_k``): the days are taken in order, and
+    "cards known to be compromised are removed from the list of daily candidates" — a card
+    found fraudulent among an earlier day's top ``k`` is no candidate on the later days. Each
+    remaining card's score of the day is the maximum over its transactions, it is a fraud card
+    of the day when any of them is labelled fraud; CP@k of the day = fraud cards among the
+    top ``k`` / ``k``. Ties are broken by card id.
+
+    One row per day with transactions: ``cp``, ``cards`` (candidates), ``fraud_cards``
+    (compromised candidates: the most the top ``k`` can find), ``detected`` (fraud cards in
+    the top ``k``, known from then on) and ``excluded`` (cards of the day already known).
+    The loop is over days; each day is vectorized.
+    """
+    per_card = _card_days(card, ts, score, label, k)
+    if per_card is None:
+        return pd.DataFrame(
+            {c: pd.Series([], dtype="float64") for c in _HANDBOOK_COLUMNS},
+            index=pd.DatetimeIndex([], name="day"),
+        )
+    known = np.zeros(0, dtype=object)
+    days, rows = [], []
+    for day, cards in per_card.groupby("day", sort=True):
+        seen = np.isin(cards["card"].to_numpy(), known)
+        candidates = cards[~seen]
+        top = candidates.head(k)
+        found = top["card"].to_numpy()[top["fraud"].to_numpy()]
+        known = np.concatenate([known, found])
+        days.append(day)
+        rows.append(
+            {
+                "cp": len(found) / float(k),
+                "cards": len(candidates),
+                "fraud_cards": int(candidates["fraud"].sum()),
+                "detected": len(found),
+                "excluded": int(seen.sum()),
+            }
+        )
+    return pd.DataFrame(rows, index=pd.DatetimeIndex(days, name="day"))
+
+
+_HANDBOOK_COLUMNS = ("cp", "cards", "fraud_cards", "detected", "excluded")
+
+
+def card_precision(
+    protocol: str,
+    card: pd.Series | np.ndarray,
+    ts: pd.Series,
+    score: np.ndarray,
+    label: np.ndarray,
+    k: int = 100,
+) -> pd.Series:
+    """CP@k per UTC day by ``protocol`` (a key of :data:`CP_PROTOCOLS`)."""
+    if protocol == "daily":
+        return card_precision_at_k(card, ts, score, label, k)
+    if protocol == "handbook":
+        return card_precision_handbook(card, ts, score, label, k)["cp"].rename(f"cp@{k}")
+    raise ValueError(f"unknown Card Precision protocol {protocol!r}: use {', '.join(CP_PROTOCOLS)}")
+
+
+def _card_days(card, ts, score, label, k: int) -> pd.DataFrame | None:
+    """Per (day, card): max score and any fraud, sorted by day, score descending, card id."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     frame = pd.DataFrame(
@@ -191,17 +287,13 @@ def card_precision_at_k(
         }
     )
     if frame.empty:
-        return pd.Series([], dtype="float64", name=f"cp@{k}")
+        return None
     per_card = frame.groupby(["day", "card"], sort=False).agg(
         score=("score", "max"), fraud=("fraud", "any")
     )
-    per_card = per_card.reset_index().sort_values(
+    return per_card.reset_index().sort_values(
         ["day", "score", "card"], ascending=[True, False, True], kind="stable"
     )
-    top = per_card.groupby("day", sort=True).head(k)
-    out = top.groupby("day", sort=True)["fraud"].sum() / float(k)
-    out.index = pd.DatetimeIndex(out.index)
-    return out.rename(f"cp@{k}")
 
 
 def threshold_sweep(
