@@ -12,7 +12,7 @@ from bokeh.models import HTMLTemplateFormatter
 from panel.io.state import set_curdoc
 
 from workbench.dashboard import clock, safe
-from workbench.dashboard.theme import BAND_COLORS, MONEY_FORMATTER
+from workbench.dashboard.theme import BAND_COLORS, ID_FORMATTER, MONEY_FORMATTER
 
 # Time columns and the clock they show, unless a table says otherwise (``times``).
 EVENT_COLUMNS = {"time": clock.EVENT, "ts": clock.EVENT}
@@ -40,7 +40,8 @@ def read_only_table(
 ) -> pn.widgets.Tabulator:
     """A Tabulator that users read but do not edit; ``css`` names it for tests and styling.
     A ``band`` column (now or in later values) is coloured by :func:`band_formatter`; an
-    ``amount`` column is shown as money (two decimals, thousands separated). Cells are text
+    ``amount`` column is shown as money (two decimals, thousands separated), an ``id`` column
+    as plain digits. Cells are text
     (Bokeh's ``StringFormatter``); column titles are escaped (:func:`escape_titles`) and a
     time column is titled with its clock and the display zone (``times``: column -> clock
     or name, default ``time``/``ts`` -> "event time (UTC)"). A table wider than the page scrolls
@@ -52,7 +53,7 @@ def read_only_table(
         disabled=True,
         height=height,
         sizing_mode="stretch_width",
-        formatters={"band": band_formatter(), "amount": MONEY_FORMATTER},
+        formatters={"band": band_formatter(), "amount": MONEY_FORMATTER, "id": ID_FORMATTER},
         css_classes=[css],
         **{"layout": "fit_data_fill", **options},
     )

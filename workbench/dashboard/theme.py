@@ -42,6 +42,8 @@ def fmt_money(value: float | None, currency: str | None = None) -> str:
 
 # Tabulator's own money formatter: thousands separated, always two decimals.
 MONEY_FORMATTER = {"type": "money", "decimal": ".", "thousand": ",", "precision": 2}
+# Ids (case, alert, rule set, audit entry) as typed: digits only, never "19,812".
+ID_FORMATTER = {"type": "plaintext"}
 
 
 def fmt_age(seconds: float) -> str:
