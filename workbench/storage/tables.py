@@ -184,10 +184,10 @@ cases = Table(
     Column("max_score", Double, nullable=False),
     Column("band", Text, nullable=False),
     Column("max_amount", Numeric(14, 2), nullable=False, server_default=text("0")),
-    Column("currency", Text),  # of max_amount's transaction (revision 0009)
     Column("rules", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("first_ts", _TS, nullable=False),
     Column("last_ts", _TS, nullable=False),
+    Column("currency", Text),  # of max_amount's transaction (revision 0009)
     CheckConstraint("status IN ('open', 'investigating', 'closed')", name="cases_status_check"),
     CheckConstraint(
         "outcome IN ('confirmed_fraud', 'false_positive', 'valuable')", name="cases_outcome_check"
