@@ -169,8 +169,7 @@ _COUNTS = """count(*),
     count(*) FILTER (WHERE analyst = 'fraud'), count(*) FILTER (WHERE analyst IS NOT NULL)"""
 _MIGRATION = _PAIRS + "SELECT a_band, s_band, count(*) FROM j GROUP BY 1, 2"
 _RULES = (
-    _PAIRS
-    + f"SELECT side, k, {_COUNTS} FROM sides CROSS JOIN LATERAL jsonb_object_keys(hits) k"
+    _PAIRS + f"SELECT side, k, {_COUNTS} FROM sides CROSS JOIN LATERAL jsonb_object_keys(hits) k"
     " GROUP BY 1, 2"
 )
 _BANDS = _PAIRS + f"SELECT side, band, {_COUNTS} FROM sides GROUP BY 1, 2"

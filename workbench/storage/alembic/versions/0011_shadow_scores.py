@@ -39,9 +39,7 @@ def upgrade() -> None:
         sa.Column("ts", _TS, nullable=False),
         sa.Column("risk_score", sa.Double, nullable=False),
         sa.Column("band", sa.Text, nullable=False),
-        sa.Column(
-            "rule_hits", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")
-        ),
+        sa.Column("rule_hits", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
         sa.Column("rule_set_version", sa.Text, nullable=False),
         sa.PrimaryKeyConstraint("tx_id", "rule_set_version", name="shadow_scores_pkey"),
     )

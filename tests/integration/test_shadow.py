@@ -1,0 +1,189 @@
+"""A challenger rule set scored in the shadow of the active one, on real PostgreSQL and a real
+pipeline: it never alerts (alerts and cases equal a run without it) while its scores are
+stored for every transaction; promotion switches the active set with its audit row; a viewer
+or an analyst is refused (and audited)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workbench.analysis.shadow import shadow_compare
+from workbench.auth.roles import AccessDenied, Identity, Role
+from workbench.dashboard.actions import Actions
+from workbench.pipeline.graph import Pipeline
+from workbench.pipeline.reload import Follower, HotReload
+from workbench.pipeline.writer import RetryingWriter
+from workbench.rules import parse_rules
+from workbench.scoring.detector import Detector
+from workbench.sources.simulator import Simulator
+from workbench.storage import audit, connect, rule_sets, shadow
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDS = 3000
+
+# Everything High, through a feature the active rule set does not declare.
+CHALLENGER = {
+    "challenger/all.yaml": (
+        "features:\n"
+        "  shadow_card_1h: {agg: count, by: card_id, window: 1h}\n"
+        "rules:\n"
+        "  - id: everything\n"
+        "    when: amount >= 0 and shadow_card_1h >= 0\n"
+        "    score: 100\n"
+    )
+}
+
+
+def stream(dsn: str, rules_dir: Path) -> None:
+    """The shipped rules on a fixed simulated stream; the challenger, if one is set, applied
+    by the rule follower (as a worker does) before the first batch."""
+    reload = HotReload(dsn, rules_dir, author="tester")
+    ruleset = reload.initial()
+    sim = Simulator(sim_customers=500, sim_terminals=200, batch_rows=250, seed=7)
+    writer = RetryingWriter(
+        dsn,
+        source="simulator",
+        worker="test",
+        alert_min_band=ruleset.alert.min_band,
+        alert_dedup_s=ruleset.alert.dedup_s,
+    )
+    pipeline = Pipeline(sim, Detector(ruleset), writer)
+    follower = Follower(
+        dsn, pipeline.swap_rules, ruleset.version, apply_shadow=pipeline.swap_shadow
+    )
+    with connect(dsn) as conn:
+        follower.sync(conn)
+    asyncio.run(pipeline.run(max_records=RECORDS))
+
+
+def outcome(dsn: str) -> dict:
+    with connect(dsn) as conn:
+
+        def rows(query: str) -> list:
+            return conn.execute(query).fetchall()
+
+        return {
+            "alerts": rows(
+                "SELECT tx_id, card_id, band, risk_score, hit_count FROM alerts ORDER BY tx_id"
+            ),
+            "cases": rows("SELECT card_id, alert_count, hit_count FROM cases ORDER BY card_id"),
+            "evidence": rows("SELECT tx_id FROM alert_evidence ORDER BY tx_id"),
+            "scores": rows("SELECT tx_id, band, rule_set_version FROM transactions ORDER BY 1"),
+        }
+
+
+def test_shadow_never_alerts_and_is_stored_for_every_transaction(
+    databases, template_db: str, rules_dir: Path
+) -> None:
+    challenger = parse_rules(CHALLENGER)
+    with databases.fresh("wb_plain", template=template_db) as plain:
+        stream(plain, rules_dir)
+        without = outcome(plain)
+    with databases.fresh("wb_shadow", template=template_db) as dsn:
+        with connect(dsn) as conn:
+            shadow.set_shadow(conn, challenger.version, CHALLENGER, "tester")
+        stream(dsn, rules_dir)
+        with_shadow = outcome(dsn)
+        with connect(dsn) as conn:
+            stored = conn.execute(
+                "SELECT count(*), count(DISTINCT s.tx_id), min(s.band), max(s.band),"
+                " min(s.rule_set_version), max(s.rule_set_version),"
+                " count(*) FILTER (WHERE s.rule_hits = '{\"everything\": 100}'::jsonb)"
+                " FROM shadow_scores s JOIN transactions t USING (tx_id, ts)"
+            ).fetchone()
+            total = conn.execute("SELECT count(*) FROM shadow_scores").fetchone()[0]
+        kpis = shadow_compare(dsn=dsn)
+
+    n = len(with_shadow["scores"])
+    assert n > 0 and len(without["alerts"]) > 0  # the stream did alert on its own rules
+    assert with_shadow == without  # same scores, alerts, cases and evidence: never alerting
+    assert stored == (n, n, "High", "High", challenger.version, challenger.version, n)
+    assert total == n  # one shadow score per stored transaction, none without one
+    assert kpis.version == challenger.version and kpis.rows == n
+    assert int(kpis.migration["High"].sum()) == n  # every row moves to High in the shadow
+    assert kpis.band_changes == n - int(kpis.migration.loc["High", "High"])
+    rules = kpis.rules.set_index("rule_id")
+    assert rules.loc["everything", "shadow_hits"] == n
+    assert rules.loc["everything", "active_hits"] == 0
+    assert kpis.flagged.loc["shadow", "flagged"] == n
+
+
+def test_promote_switches_the_active_set_with_an_audit_row(db_dsn: str, published: str) -> None:
+    challenger = parse_rules(CHALLENGER)
+    with connect(db_dsn) as conn:
+        shadow.set_shadow(conn, challenger.version, CHALLENGER, "rui")
+    author = Actions(Identity("rui", Role.RULE_AUTHOR, provider="oauth"), db_dsn)
+    promoted = author.promote_shadow()
+    assert promoted["version"] == challenger.version
+    with connect(db_dsn) as conn:
+        assert rule_sets.active(conn)["version"] == challenger.version
+        assert rule_sets.active(conn)["files"] == CHALLENGER
+        assert shadow.current(conn) is None
+        trail = audit.recent(conn, 5, action="rules.promote_shadow")
+    row = trail.iloc[0]
+    assert (row["actor"], row["role"], row["outcome"]) == ("rui", "rule-author", "ok")
+    assert row["before"] == {"version": published}
+    assert row["after"]["version"] == challenger.version
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.ANALYST])
+def test_viewer_and_analyst_cannot_promote(db_dsn: str, published: str, role: Role) -> None:
+    challenger = parse_rules(CHALLENGER)
+    with connect(db_dsn) as conn:
+        shadow.set_shadow(conn, challenger.version, CHALLENGER, "rui")
+    with pytest.raises(AccessDenied):
+        Actions(Identity("eve", role, provider="basic"), db_dsn).promote_shadow()
+    with connect(db_dsn) as conn:
+        assert rule_sets.active(conn)["version"] == published
+        assert shadow.current(conn)["version"] == challenger.version
+        trail = audit.recent(conn, 5, action="rules.promote_shadow")
+    assert list(trail["outcome"]) == ["refused"]
+    assert trail.iloc[0]["actor"] == "eve"
+
+
+def test_cli_sets_clears_and_promotes(db_dsn: str, published: str, tmp_path: Path) -> None:
+    folder = tmp_path / "challenger"
+    folder.mkdir()
+    (folder / "all.yaml").write_text(CHALLENGER["challenger/all.yaml"])
+    version = parse_rules(CHALLENGER).version
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "WORKBENCH_DATABASE_URL": db_dsn, "PYTHONPATH": str(ROOT)}
+        return subprocess.run(
+            [sys.executable, "-m", "workbench", "rules", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    done = cli("shadow", "set", str(folder))
+    assert done.returncode == 0, done.stderr
+    with connect(db_dsn) as conn:
+        assert shadow.current(conn)["version"] == version
+    done = cli("shadow", "clear")
+    assert done.returncode == 0, done.stderr
+    with connect(db_dsn) as conn:
+        assert shadow.current(conn) is None
+    done = cli("promote")
+    assert done.returncode == 1 and "no shadow rule set to promote" in done.stderr
+    done = cli("shadow", "set", published)  # an accepted version by its hash
+    assert done.returncode == 0, done.stderr
+    assert cli("promote").returncode == 0
+    with connect(db_dsn) as conn:
+        actions = list(audit.recent(conn, 10, action="rules.")["action"])
+    assert actions[:4] == [
+        "rules.promote_shadow",
+        "rules.shadow_set",
+        "rules.shadow_clear",
+        "rules.shadow_set",
+    ]
