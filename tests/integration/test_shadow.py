@@ -16,6 +16,7 @@ import pytest
 from workbench.analysis.shadow import shadow_compare
 from workbench.auth.roles import AccessDenied, Identity, Role
 from workbench.dashboard.actions import Actions
+from workbench.dashboard.shadow_page import ShadowView
 from workbench.pipeline.graph import Pipeline
 from workbench.pipeline.reload import Follower, HotReload
 from workbench.pipeline.writer import RetryingWriter
@@ -101,6 +102,8 @@ def test_shadow_never_alerts_and_is_stored_for_every_transaction(
             ).fetchone()
             total = conn.execute("SELECT count(*) FROM shadow_scores").fetchone()[0]
         kpis = shadow_compare(dsn=dsn)
+        view = ShadowView(dsn)
+        shown = asyncio.run(view.load())
 
     n = len(with_shadow["scores"])
     assert n > 0 and len(without["alerts"]) > 0  # the stream did alert on its own rules
@@ -114,6 +117,9 @@ def test_shadow_never_alerts_and_is_stored_for_every_transaction(
     assert rules.loc["everything", "shadow_hits"] == n
     assert rules.loc["everything", "active_hits"] == 0
     assert kpis.flagged.loc["shadow", "flagged"] == n
+    assert shown is not None and shown.rows == n  # the Rules page section, same figures
+    assert "everything" in set(view.rules.value["rule_id"])
+    assert f"challenger {challenger.version} set by tester" in view.message.object
 
 
 def test_promote_switches_the_active_set_with_an_audit_row(db_dsn: str, published: str) -> None:

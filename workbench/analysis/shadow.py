@@ -9,7 +9,7 @@ Two ground truths are kept apart and named: **simulator truth** (``is_fraud``, `
 and **analyst labels** (the current ``analyst`` label, ``analyst_*``). A transaction is
 *flagged* by a side when its band is High.
 
->>> # from workbench.analysis.shadow import shadow_compare
+>>> # from workbench.analysis import shadow_compare
 >>> # kpis = shadow_compare(since="2026-01-01")
 >>> # kpis.migration          # active band x shadow band, counts
 >>> # kpis.rules              # hits per rule on each side, precision on both truths
@@ -18,48 +18,14 @@ and **analyst labels** (the current ``analyst`` label, ``analyst_*``). A transac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-import numpy as np
-import pandas as pd
-
-from workbench import bands
 from workbench.analysis.database import database_url
 from workbench.analysis.labels import _utc
-from workbench.storage import shadow, shared_store
+from workbench.storage import shared_store
+from workbench.storage.shadow_kpis import ShadowComparison, comparison
 
 __all__ = ["ShadowComparison", "shadow_compare"]
-
-
-@dataclass
-class ShadowComparison:
-    """``version``: the challenger compared; ``rows``: transactions both sets scored.
-    ``migration``: active band (index) x shadow band (columns), counts. ``rules``: per rule
-    id, ``active_hits``/``shadow_hits`` and on each side ``*_sim_precision`` and
-    ``*_analyst_precision`` (fraud among that side's hits with a known truth). ``flagged``:
-    per side, High rows and their precision on both truths."""
-
-    version: str | None
-    rows: int
-    migration: pd.DataFrame
-    rules: pd.DataFrame
-    flagged: pd.DataFrame
-
-    @property
-    def band_changes(self) -> int:
-        """Transactions the challenger puts in another band than the active set."""
-        m = self.migration.to_numpy()
-        return int(m.sum() - np.trace(m)) if m.size else 0
-
-
-def _precision(frame: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(index=frame.index)
-    out["sim_precision"] = frame["sim_fraud"] / frame["sim_known"].where(frame["sim_known"] > 0)
-    out["analyst_precision"] = frame["analyst_fraud"] / frame["analyst_labelled"].where(
-        frame["analyst_labelled"] > 0
-    )
-    return out
 
 
 def shadow_compare(
@@ -71,69 +37,8 @@ def shadow_compare(
     conn=None,
 ) -> ShadowComparison:
     """Active against challenger over the transactions with ``since <= ts < until`` (event
-    time; naive = UTC). ``version``: the challenger to compare; default the one in effect,
-    else the one with the newest stored scores."""
+    time; naive = UTC): band migration, hits per rule, precision on simulator truth and on
+    analyst labels (:class:`~workbench.storage.shadow_kpis.ShadowComparison`). ``version``:
+    the challenger to compare; default the one in effect, else the newest scored."""
     source = conn if conn is not None else shared_store(dsn or database_url())
-    if version is None:
-        found = shadow.current(source)
-        stored = shadow.stored_versions(source) if found is None else []
-        version = found["version"] if found is not None else (stored[0] if stored else None)
-    labels = list(bands.LABELS)
-    if version is None:
-        parts = shadow._frame([], ["active_band", "shadow_band", "rows"])
-        found_parts = {"migration": parts, "rules": None, "bands": None}
-    else:
-        found_parts = shadow.compare(source, version, _utc(since), _utc(until))
-    migration = (
-        found_parts["migration"]
-        .pivot_table(
-            index="active_band", columns="shadow_band", values="rows", aggfunc="sum", fill_value=0
-        )
-        .reindex(index=labels, columns=labels, fill_value=0)
-        .astype("int64")
-    )
-    rows = int(migration.to_numpy().sum())
-    return ShadowComparison(
-        version=version,
-        rows=rows,
-        migration=migration,
-        rules=_rules(found_parts["rules"]),
-        flagged=_flagged(found_parts["bands"]),
-    )
-
-
-def _rules(frame: pd.DataFrame | None) -> pd.DataFrame:
-    columns = ["rule_id"] + [
-        f"{side}_{what}"
-        for side in ("active", "shadow")
-        for what in ("hits", "sim_precision", "analyst_precision")
-    ]
-    if frame is None or frame.empty:
-        return pd.DataFrame({c: pd.Series([], dtype="float64") for c in columns}).astype(
-            {"rule_id": "str"}
-        )
-    sides = []
-    for side in ("active", "shadow"):
-        part = frame[frame["side"] == side].set_index("rule_id")
-        got = _precision(part)
-        got.insert(0, "hits", part["rows"])
-        sides.append(got.add_prefix(f"{side}_"))
-    out = pd.concat(sides, axis=1).fillna({"active_hits": 0, "shadow_hits": 0})
-    out[["active_hits", "shadow_hits"]] = out[["active_hits", "shadow_hits"]].astype("int64")
-    out = out.rename_axis("rule_id").reset_index()
-    return out.sort_values(["shadow_hits", "rule_id"], ascending=[False, True], ignore_index=True)[
-        columns
-    ]
-
-
-def _flagged(frame: pd.DataFrame | None) -> pd.DataFrame:
-    index = pd.Index(["active", "shadow"], name="side")
-    if frame is None or frame.empty:
-        return pd.DataFrame(
-            {"flagged": [0, 0], "sim_precision": np.nan, "analyst_precision": np.nan}, index=index
-        )
-    high = frame[frame["band"] == bands.LABELS[-1]].set_index("side").reindex(index)
-    counts = high.drop(columns="band").fillna(0).astype("int64")
-    out = _precision(counts)
-    out.insert(0, "flagged", counts["rows"])
-    return out
+    return comparison(source, _utc(since), _utc(until), version=version)

@@ -192,13 +192,14 @@ def compare(
         rules = conn.execute(_RULES, params).fetchall()
         bands = conn.execute(_BANDS, params).fetchall()
     return {
-        "migration": _frame(migration, ["active_band", "shadow_band", "rows"]),
-        "rules": _frame(rules, ["side", "rule_id", *_COUNT_NAMES]),
-        "bands": _frame(bands, ["side", "band", *_COUNT_NAMES]),
+        "migration": frame_of(migration, ["active_band", "shadow_band", "rows"]),
+        "rules": frame_of(rules, ["side", "rule_id", *_COUNT_NAMES]),
+        "bands": frame_of(bands, ["side", "band", *_COUNT_NAMES]),
     }
 
 
-def _frame(rows: list, names: list[str]) -> pd.DataFrame:
+def frame_of(rows: list, names: list[str]) -> pd.DataFrame:
+    """``rows`` as a frame: counts int64, the rest text."""
     frame = pd.DataFrame(rows, columns=names)
     for name in names:
         if name in ("rows", *_COUNT_NAMES):
