@@ -6,11 +6,15 @@ or an analyst is refused (and audited)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from workbench.analysis.shadow import shadow_compare
@@ -22,6 +26,7 @@ from workbench.pipeline.reload import Follower, HotReload
 from workbench.pipeline.writer import RetryingWriter
 from workbench.rules import parse_rules
 from workbench.scoring.detector import Detector
+from workbench.scoring.result import Evaluation
 from workbench.sources.simulator import Simulator
 from workbench.storage import audit, connect, rule_sets, shadow
 
@@ -193,3 +198,51 @@ def test_cli_sets_clears_and_promotes(db_dsn: str, published: str, tmp_path: Pat
         "rules.shadow_clear",
         "rules.shadow_set",
     ]
+
+
+def with_shadow(batch, version: str = "challenger-1"):
+    """``batch`` with a challenger's evaluation: 10 points more than the active score."""
+    frame = batch.frame
+    scores = pd.DataFrame(
+        {
+            "risk_score": (frame["risk_score"] + 10).clip(upper=100),
+            "band": frame["band"],
+            "rule_set_version": pd.Series([version] * len(frame), dtype="str"),
+        }
+    )
+    hits = pd.DataFrame(
+        {
+            "row": np.arange(len(frame), dtype="int64"),
+            "rule_id": pd.Series(["plus_ten"] * len(frame), dtype="str"),
+            "points": np.full(len(frame), 10.0),
+        }
+    )
+    matrix = np.ones((len(frame), 1), dtype=bool)
+    return dataclasses.replace(
+        batch, shadow=Evaluation(scores=scores, matrix=matrix, rule_ids=["plus_ten"], hits=hits)
+    )
+
+
+def test_shadow_scores_follow_replays_and_isolated_poison_rows(db_dsn: str, make_batch) -> None:
+    batch = with_shadow(make_batch(400))
+    batch.frame.loc[137, "card_id"] = "card-" + secrets.token_hex(1500)  # refused by its index
+    writer = RetryingWriter(db_dsn, source="test", worker="w")
+    assert asyncio.run(writer.write(batch)) is True
+    assert asyncio.run(writer.write(batch)) is True  # a replay: nothing more
+    writer.close()
+    with connect(db_dsn) as conn:
+        stored = {r[0] for r in conn.execute("SELECT tx_id FROM transactions")}
+        scored = dict(
+            conn.execute(
+                "SELECT s.tx_id, s.risk_score - t.risk_score FROM shadow_scores s"
+                " JOIN transactions t USING (tx_id, ts)"
+            ).fetchall()
+        )
+        total, hits = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE rule_hits = '{\"plus_ten\": 10}'::jsonb)"
+            " FROM shadow_scores"
+        ).fetchone()
+    assert len(stored) == 399 and "tx0000137" not in stored
+    assert set(scored) == stored and total == 399 and hits == 399
+    # each row's own challenger score (the active score i % 100, plus 10, at most 100)
+    assert all(v == min(int(k[2:]) % 100 + 10, 100) - int(k[2:]) % 100 for k, v in scored.items())
