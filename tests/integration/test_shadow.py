@@ -11,6 +11,7 @@ import os
 import secrets
 import subprocess
 import sys
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,8 @@ from workbench.rules import parse_rules
 from workbench.scoring.detector import Detector
 from workbench.scoring.result import Evaluation
 from workbench.sources.simulator import Simulator
-from workbench.storage import audit, connect, rule_sets, shadow
+from workbench.storage import audit, connect, partitions, rule_sets, shadow
+from workbench.storage.writer import write_batch
 
 pytestmark = pytest.mark.integration
 
@@ -246,3 +248,12 @@ def test_shadow_scores_follow_replays_and_isolated_poison_rows(db_dsn: str, make
     assert set(scored) == stored and total == 399 and hits == 399
     # each row's own challenger score (the active score i % 100, plus 10, at most 100)
     assert all(v == min(int(k[2:]) % 100 + 10, 100) - int(k[2:]) % 100 for k, v in scored.items())
+
+
+def test_retention_drops_the_shadow_scores_of_the_days_it_drops(conn, make_batch) -> None:
+    write_batch(conn, with_shadow(make_batch(50, prefix="old")))
+    write_batch(conn, with_shadow(make_batch(50, prefix="new", start="2026-01-05T00:00:00Z")))
+    dropped = partitions.retention(conn, 2, now=datetime(2026, 1, 6, tzinfo=UTC))
+    assert date(2026, 1, 1) in dropped
+    left = conn.execute("SELECT min(tx_id), max(tx_id), count(*) FROM shadow_scores").fetchone()
+    assert left == ("new0000000", "new0000049", 50)

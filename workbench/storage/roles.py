@@ -115,7 +115,12 @@ PRIVILEGES: dict[str, dict[str, str]] = {
         "dashboard": "SELECT",
         "publisher": "SELECT, INSERT",
     },
-    "shadow_scores": {"pipeline": "SELECT, INSERT", "dashboard": "SELECT", "publisher": ""},
+    # DELETE: retention drops the scores of the days it drops (partitions.retention).
+    "shadow_scores": {
+        "pipeline": "SELECT, INSERT, DELETE",
+        "dashboard": "SELECT",
+        "publisher": "",
+    },
     # Every component checks that the schema is current before it starts (no DDL).
     "alembic_version": {"pipeline": "SELECT", "dashboard": "SELECT", "publisher": "SELECT"},
 }
