@@ -54,7 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     put = shadow_sub.add_parser(
         "set", help="Make a rule set the challenger: an accepted VERSION, or rule files."
     )
-    put.add_argument("target", metavar="VERSION|PATH", help="Version hash, rule file or directory.")
+    put.add_argument(
+        "target", metavar="TARGET", help="An accepted version hash, a rule file or a directory."
+    )
     put.set_defaults(run=run_shadow_set)
     shadow_sub.add_parser("clear", help="Stop shadow scoring.").set_defaults(run=run_shadow_clear)
     rules_sub.add_parser(
