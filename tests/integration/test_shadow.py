@@ -181,6 +181,8 @@ def test_cli_sets_clears_and_promotes(db_dsn: str, published: str, tmp_path: Pat
 
     done = cli("shadow", "set", str(folder))
     assert done.returncode == 0, done.stderr
+    status = cli("status")
+    assert f"shadow: version {version} since " in status.stdout, status.stdout + status.stderr
     with connect(db_dsn) as conn:
         assert shadow.current(conn)["version"] == version
     done = cli("shadow", "clear")

@@ -90,6 +90,12 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
         print("active: none (no rule set was ever accepted)")
     else:
         print(f"active: version {active['version']} since {_when(active)} by {active['author']}")
+    challenger = state.get("shadow")
+    if challenger is not None:
+        print(
+            f"shadow: version {challenger['version']} since {_when(challenger)} by "
+            f"{challenger['author']} (scored beside the active set, never alerting)"
+        )
     if last is None:
         print("last attempt: none")
         return 0

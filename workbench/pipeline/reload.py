@@ -542,10 +542,14 @@ def rollback(
 
 def status(dsn: str) -> dict[str, Any]:
     """``active`` (newest accepted row, without files) and ``last`` (newest row of any
-    status) of ``rule_sets``; either is None when there is none."""
+    status) of ``rule_sets``, and ``shadow`` (the challenger in effect, without files); each
+    is None when there is none."""
     with connect(dsn) as conn:
         active = rule_sets.active(conn)
         last = rule_sets.last(conn)
+        challenger = shadow.current(conn)
     if active is not None:
         active = {k: v for k, v in active.items() if k != "files"}
-    return {"active": active, "last": last}
+    if challenger is not None:
+        challenger = {k: v for k, v in challenger.items() if k != "files"}
+    return {"active": active, "last": last, "shadow": challenger}
