@@ -12,6 +12,8 @@ Layer "analysis" sits above the dashboard and below the CLI; nothing in the core
   running inside a notebook kernel for a bounded time;
 - :mod:`~workbench.analysis.labels`    :func:`rule_precision` and :func:`current_labels`:
   analysts' verdicts (kept apart from simulator truth) and each rule's precision from them;
+- :mod:`~workbench.analysis.shadow`    :func:`shadow_compare`: the active rule set against the
+  challenger scored in its shadow on live traffic (band migration, hits, precision);
 - :mod:`~workbench.analysis.audit`     :func:`audit_log`: the audit trail (who published,
   rolled back, disposed of or was refused what, and when) as a DataFrame, newest first.
 
@@ -39,10 +41,12 @@ from workbench.analysis.backtest import (
 from workbench.analysis.compare import Comparison, compare
 from workbench.analysis.database import connect, database_url
 from workbench.analysis.labels import current_labels, rule_precision
+from workbench.analysis.shadow import ShadowComparison, shadow_compare
 
 __all__ = [
     "Backtest",
     "Comparison",
+    "ShadowComparison",
     "as_ruleset",
     "audit_log",
     "backtest",
@@ -54,4 +58,5 @@ __all__ = [
     "load_history",
     "lookback_s",
     "rule_precision",
+    "shadow_compare",
 ]

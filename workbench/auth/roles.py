@@ -71,6 +71,7 @@ class Action(enum.Enum):
     WHAT_IF = ("run what-if", Role.RULE_AUTHOR)
     PUBLISH_RULES = ("publish rules", Role.ADMIN)
     ROLLBACK_RULES = ("roll back rules", Role.ADMIN)
+    PROMOTE_SHADOW = ("promote the shadow rule set", Role.RULE_AUTHOR)
     MANAGE_USERS = ("manage users", Role.ADMIN)
     READ_AUDIT = ("read the audit trail", Role.ADMIN)
     # Cases (the queue): an analyst works cases; giving one to someone else is an admin's.
@@ -106,6 +107,7 @@ _CODES = {
     Action.WHAT_IF: "rules.what_if",
     Action.PUBLISH_RULES: "rules.publish",
     Action.ROLLBACK_RULES: "rules.rollback",
+    Action.PROMOTE_SHADOW: "rules.promote_shadow",
     Action.MANAGE_USERS: "user.manage",
     Action.READ_AUDIT: "audit.read",
     Action.CASE_CLAIM: "case.claim",

@@ -1,19 +1,23 @@
 """``workbench rules check [PATH...]`` (load, check and run the examples of rule files),
 ``workbench rules status`` (the active rule set and the last attempt) and
-``workbench rules rollback VERSION`` (re-activate an earlier accepted rule set)."""
+``workbench rules rollback VERSION`` (re-activate an earlier accepted rule set), and the
+challenger: ``workbench rules shadow set VERSION|PATH``, ``workbench rules shadow clear``
+(score a rule set beside the active one, never alerting) and ``workbench rules promote``
+(make it the active one)."""
 
 from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 
 from workbench.errors import ConfigError
 from workbench.pipeline import reload
 from workbench.pipeline.database import database
 from workbench.pipeline.reload import author_name, status
-from workbench.rules import RuleSet, load_rules
+from workbench.rules import RuleSet, load_rules, parse_rules
 from workbench.settings import Settings
-from workbench.storage import audit, rule_sets
+from workbench.storage import audit, connect, rule_sets, shadow
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +45,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     back.add_argument("version", metavar="VERSION", help="Version hash (see rules status).")
     back.set_defaults(run=run_rollback, check=check_rollback)
+    challenger = rules_sub.add_parser(
+        "shadow",
+        help="Score a challenger rule set on live traffic beside the active one (never "
+        "alerting); its scores go to shadow_scores.",
+    )
+    shadow_sub = challenger.add_subparsers(dest="shadow_command", metavar="ACTION", required=True)
+    put = shadow_sub.add_parser(
+        "set", help="Make a rule set the challenger: an accepted VERSION, or rule files."
+    )
+    put.add_argument(
+        "target", metavar="TARGET", help="An accepted version hash, a rule file or a directory."
+    )
+    put.set_defaults(run=run_shadow_set)
+    shadow_sub.add_parser("clear", help="Stop shadow scoring.").set_defaults(run=run_shadow_clear)
+    rules_sub.add_parser(
+        "promote",
+        help="Make the challenger the active rule set (and clear the shadow); every running "
+        "worker switches to it.",
+    ).set_defaults(run=run_promote)
 
 
 def run_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -67,6 +90,12 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
         print("active: none (no rule set was ever accepted)")
     else:
         print(f"active: version {active['version']} since {_when(active)} by {active['author']}")
+    challenger = state.get("shadow")
+    if challenger is not None:
+        print(
+            f"shadow: version {challenger['version']} since {_when(challenger)} by "
+            f"{challenger['author']} (scored beside the active set, never alerting)"
+        )
     if last is None:
         print("last attempt: none")
         return 0
@@ -110,6 +139,84 @@ def rollback(dsn: str, version: str) -> RuleSet:
         )
 
     return reload.rollback(dsn, version, author=author_name(), on_record=audited)
+
+
+def _cli_audit(action: str, obj: str, before: dict | None, after: dict | None, detail: str):
+    def record(conn) -> None:
+        audit.record(
+            conn,
+            actor=f"cli:{author_name()}",
+            action=action,
+            provider="cli",
+            object=obj,
+            before=before,
+            after=after,
+            detail=detail,
+        )
+
+    return record
+
+
+def run_shadow_set(args: argparse.Namespace, settings: Settings) -> int:
+    target = args.target
+    with database(settings, migrate=False, component="publisher") as dsn, connect(dsn) as conn:
+        if re.fullmatch(r"[0-9a-f]{16}", target) and not Path(target).exists():
+            files = rule_sets.files(conn, target)
+            if files is None:
+                raise ConfigError(f"no accepted rule set has version {target!r}")
+            ruleset = parse_rules(files)
+        else:
+            ruleset = load_rules(target)
+        files = dict(ruleset.texts)
+
+        def audited(conn, row_id: int, replaced: dict | None) -> None:
+            before = None if replaced is None else {"version": replaced["version"]}
+            after = {"version": ruleset.version, "files": sorted(files)}
+            obj = f"rule_set {ruleset.version}"
+            _cli_audit("rules.shadow_set", obj, before, after, f"shadow_rule_sets row {row_id}")(
+                conn
+            )
+
+        shadow.set_shadow(conn, ruleset.version, files, author_name(), on_record=audited)
+    print(
+        f"ok: version {ruleset.version} ({len(ruleset.rules)} rules) is scored in the shadow of "
+        "the active rule set; its scores go to shadow_scores, it never alerts"
+    )
+    return 0
+
+
+def run_shadow_clear(args: argparse.Namespace, settings: Settings) -> int:
+    with database(settings, migrate=False, component="publisher") as dsn, connect(dsn) as conn:
+
+        def audited(conn, row_id: int, replaced: dict | None) -> None:
+            before = None if replaced is None else {"version": replaced["version"]}
+            detail = f"shadow_rule_sets row {row_id}"
+            _cli_audit("rules.shadow_clear", "shadow rule set", before, None, detail)(conn)
+
+        replaced = shadow.clear(conn, author_name(), on_record=audited)
+    if replaced is None:
+        print("ok: no shadow rule set was in effect")
+    else:
+        print(f"ok: shadow scoring of version {replaced['version']} stopped")
+    return 0
+
+
+def run_promote(args: argparse.Namespace, settings: Settings) -> int:
+    with database(settings, migrate=False, component="publisher") as dsn, connect(dsn) as conn:
+
+        def audited(conn, challenger: dict, replaced: dict | None) -> None:
+            before = {"version": None if replaced is None else replaced["version"]}
+            after = {"version": challenger["version"], "files": sorted(challenger["files"])}
+            detail = "shadow rule set promoted to active; shadow cleared"
+            obj = f"rule_set {challenger['version']}"
+            _cli_audit("rules.promote_shadow", obj, before, after, detail)(conn)
+
+        promoted = shadow.promote(conn, author_name(), on_record=audited)
+    print(
+        f"ok: version {promoted['version']} is active; the shadow is cleared; running workers "
+        "switch before their next batch"
+    )
+    return 0
 
 
 def check_rollback(args: argparse.Namespace) -> None:

@@ -32,7 +32,7 @@ from workbench.dashboard.case_actions import CaseActions
 from workbench.dashboard.list_actions import ListActions
 from workbench.dashboard.publishing import Proposal
 from workbench.errors import WorkbenchError
-from workbench.storage import Store, alerts, audit, labels, shared_store
+from workbench.storage import Store, alerts, audit, labels, shadow, shared_store
 from workbench.storage.connection import storage_errors
 
 log = logging.getLogger(__name__)
@@ -203,3 +203,27 @@ class Actions(CaseActions, ListActions):
                 detail=detail,
             )
         return recorded
+
+    def promote_shadow(self) -> dict:
+        """Make the shadow (challenger) rule set the active one and clear the shadow, with
+        its audit row in the same transaction (on ``publisher_dsn``): rule-author and above.
+        The challenger promoted (version, files, ...); ConfigError when there is none."""
+        action = Action.PROMOTE_SHADOW
+        self.require(action, "shadow rule set")
+
+        def on_record(conn, challenger: dict, replaced: dict | None) -> None:
+            self.record(
+                conn,
+                action,
+                "ok",
+                object=f"rule_set {challenger['version']}",
+                before={"version": None if replaced is None else replaced["version"]},
+                after={"version": challenger["version"], "files": sorted(challenger["files"])},
+                detail="shadow rule set promoted to active; shadow cleared",
+            )
+
+        try:
+            return shadow.promote(self.publisher, self.identity.user, on_record=on_record)
+        except WorkbenchError as exc:
+            self._failed(self.publisher, action, exc, object="shadow rule set")
+            raise

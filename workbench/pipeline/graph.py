@@ -67,6 +67,7 @@ class Pipeline:
         self._pending: asyncio.Future | None = None
         self._next_rules: RuleSet | None = None
         self._next_overlay: Any = None
+        self._next_shadow: tuple[RuleSet | None] | None = None
         self._rules_lock = threading.Lock()
         self.reload: Any = None  # HotReload started and stopped around run() by the worker
         dsn = getattr(writer, "dsn", None)
@@ -80,6 +81,12 @@ class Pipeline:
         with self._rules_lock:
             self._next_rules = ruleset
 
+    def swap_shadow(self, ruleset: RuleSet | None) -> None:
+        """Score from the next batch on with challenger ``ruleset`` beside the active set
+        (None: stop). Thread-safe; the last one wins."""
+        with self._rules_lock:
+            self._next_shadow = (ruleset,)
+
     def swap_overlay(self, overlay: Any) -> None:
         """Score from the next batch on with these lists and snoozes (an
         :class:`~workbench.scoring.overlay.Overlay`). Thread-safe; the last one wins."""
@@ -90,6 +97,7 @@ class Pipeline:
         with self._rules_lock:
             ruleset, self._next_rules = self._next_rules, None
             overlay, self._next_overlay = self._next_overlay, None
+            shadow, self._next_shadow = self._next_shadow, None
         if overlay is not None and overlay.version != self.detector.overlay.version:
             self.detector.swap_overlay(overlay)
             log.info("lists: now scoring with lists and snoozes %s", overlay.version)
@@ -97,6 +105,8 @@ class Pipeline:
             was = self.detector.ruleset.version
             self.detector.swap(ruleset)
             log.info("rules: now scoring with version %s (was %s)", ruleset.version, was)
+        if shadow is not None:
+            self.detector.set_shadow(shadow[0])
 
     def stop(self) -> None:
         """Ask the worker to finish the batch in flight and stop."""

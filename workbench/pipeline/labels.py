@@ -39,8 +39,14 @@ class LabelFeed:
         self.read = 0  # label rows read so far (for figures and tests)
 
     def feed(self, detector: Detector, batch: pd.DataFrame) -> int:
-        """Add the label rows written since the last call; how many were read."""
-        engine = detector.features
+        """Add the label rows written since the last call (to the active set's engine and
+        the challenger's own, if any); how many were read."""
+        got = self._feed(detector.features, batch)
+        if detector.shadow_features is not None:
+            got += self._feed(detector.shadow_features, batch)
+        return got
+
+    def _feed(self, engine, batch: pd.DataFrame) -> int:
         book = engine.labels
         if book is None or batch.empty:
             return 0

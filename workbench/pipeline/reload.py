@@ -45,7 +45,7 @@ from workbench.rules.files import read_directory
 from workbench.rules.limits import MAX_ERRORS, MAX_MESSAGE, clip
 from workbench.scoring.evaluate import evaluate
 from workbench.scoring.overlay import Overlay
-from workbench.storage import Listener, audit, connect, rule_sets, transactions
+from workbench.storage import Listener, audit, connect, rule_sets, shadow, transactions
 
 log = logging.getLogger(__name__)
 
@@ -337,12 +337,24 @@ class Publisher:
 
 
 class Follower:
-    """Keeps a pipeline on the active rule set: ``apply(ruleset)`` for each new version."""
+    """Keeps a pipeline on the active rule set: ``apply(ruleset)`` for each new version; and,
+    given ``apply_shadow``, on the challenger: ``apply_shadow(ruleset or None)`` for each
+    change of ``shadow_rule_sets`` (:mod:`workbench.storage.shadow`)."""
 
-    def __init__(self, dsn: str, apply, version: str, *, compiled: _Compiled | None = None):
+    def __init__(
+        self,
+        dsn: str,
+        apply,
+        version: str,
+        *,
+        compiled: _Compiled | None = None,
+        apply_shadow=None,
+    ):
         self.dsn = dsn
         self.apply = apply
         self.version = version  # the version handed to the pipeline last
+        self.apply_shadow = apply_shadow
+        self.shadow_version: str | None = None  # the challenger handed to it last
         self.compiled = compiled or _Compiled()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -385,7 +397,31 @@ class Follower:
                             c.close()
 
     def sync(self, conn) -> None:
-        """Apply the active version if it is not the one applied last."""
+        """Apply the active version if it is not the one applied last (then the challenger)."""
+        self._sync_active(conn)
+        if self.apply_shadow is not None:
+            self._sync_shadow(conn)
+
+    def _sync_shadow(self, conn) -> None:
+        found = shadow.current(conn)
+        version = None if found is None else found["version"]
+        if version == self.shadow_version:
+            return
+        self.shadow_version = version
+        if found is None:
+            log.info("shadow: challenger cleared")
+            self.apply_shadow(None)
+            return
+        try:
+            ruleset = self.compiled.get(found["version"], found["files"])
+        except RuleError as exc:
+            log.error("shadow: cannot score version %s:\n%s", version, error_lines(exc))
+            self.apply_shadow(None)
+            return
+        log.info("shadow: scoring challenger version %s beside the active set", version)
+        self.apply_shadow(ruleset)
+
+    def _sync_active(self, conn) -> None:
         active = rule_sets.active(conn)
         if active is None or active["version"] == self.version:
             return
@@ -445,9 +481,12 @@ class HotReload:
             )
         return self.compiled.get(active["version"], active["files"])
 
-    def start(self, apply, version: str) -> None:
-        """Follow the active version (``apply(ruleset)``) and, with a directory, watch it."""
-        self.follower = Follower(self.dsn, apply, version, compiled=self.compiled).start()
+    def start(self, apply, version: str, apply_shadow=None) -> None:
+        """Follow the active version (``apply(ruleset)``) and the challenger
+        (``apply_shadow``, optional) and, with a directory, watch it."""
+        self.follower = Follower(
+            self.dsn, apply, version, compiled=self.compiled, apply_shadow=apply_shadow
+        ).start()
         if self.publisher is not None:
             self.watcher = DirectoryWatcher(self.directory, self._changed).start()
 
@@ -503,10 +542,14 @@ def rollback(
 
 def status(dsn: str) -> dict[str, Any]:
     """``active`` (newest accepted row, without files) and ``last`` (newest row of any
-    status) of ``rule_sets``; either is None when there is none."""
+    status) of ``rule_sets``, and ``shadow`` (the challenger in effect, without files); each
+    is None when there is none."""
     with connect(dsn) as conn:
         active = rule_sets.active(conn)
         last = rule_sets.last(conn)
+        challenger = shadow.current(conn)
     if active is not None:
         active = {k: v for k, v in active.items() if k != "files"}
-    return {"active": active, "last": last}
+    if challenger is not None:
+        challenger = {k: v for k, v in challenger.items() if k != "files"}
+    return {"active": active, "last": last, "shadow": challenger}

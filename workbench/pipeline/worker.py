@@ -99,7 +99,7 @@ async def run_with_status(
     seconds meanwhile."""
     reload = pipeline.reload
     if reload is not None:
-        reload.start(pipeline.swap_rules, pipeline.detector.ruleset.version)
+        reload.start(pipeline.swap_rules, pipeline.detector.ruleset.version, pipeline.swap_shadow)
     lists = getattr(pipeline, "lists", None)
     if lists is not None:
         lists.start()

@@ -6,9 +6,18 @@ declares the same features. Feature-state maintenance (evicting old window state
 its arrays) is left out of the scored batch: call :meth:`Detector.maintain` between batches, from
 the thread that scores, once the batch has been handed on (if nobody does, scoring does it
 itself every few batches).
+
+A challenger (``set_shadow``) is scored on every batch beside the active rule set, with the
+same lists and snoozes: the features both declare alike are computed once (by the active
+set's engine); those only the challenger declares (or declares differently) by an engine of
+its own, so setting or clearing a challenger never resets the active set's feature state.
+Its result rides along in :attr:`ScoredBatch.shadow`; a challenger that fails to score a
+batch is logged and skipped, never disturbing the active scoring.
 """
 
 from __future__ import annotations
+
+import logging
 
 import pandas as pd
 
@@ -18,6 +27,8 @@ from workbench.scoring.overlay import Overlay
 from workbench.scoring.result import Evaluation, ScoredBatch
 from workbench.scoring.scorer import Scorer
 from workbench.sources.base import SourceBatch
+
+log = logging.getLogger(__name__)
 
 
 class Detector:
@@ -33,6 +44,8 @@ class Detector:
         self._lateness = allowed_lateness_s
         self.scorer = Scorer(ruleset, overlay)
         self.features = FeatureEngine(ruleset.features, allowed_lateness_s=allowed_lateness_s)
+        self.shadow: Scorer | None = None  # the challenger, scored beside, never alerting
+        self.shadow_features: FeatureEngine | None = None  # what only the challenger needs
 
     @property
     def ruleset(self) -> RuleSet:
@@ -43,6 +56,25 @@ class Detector:
         if tuple(ruleset.features) != tuple(self.ruleset.features):
             self.features = FeatureEngine(ruleset.features, allowed_lateness_s=self._lateness)
         self.scorer = Scorer(ruleset, self.scorer.overlay)
+        if self.shadow is not None:
+            self.set_shadow(self.shadow.ruleset)
+
+    def set_shadow(self, ruleset: RuleSet | None) -> None:
+        """Score the next batches with challenger ``ruleset`` too (None: stop). Between
+        batches only. The challenger's own feature state is kept while its own features stay
+        the same."""
+        if ruleset is None:
+            self.shadow = self.shadow_features = None
+            return
+        shared = set(self.ruleset.features)  # equal specs (the compiled condition aside)
+        own = tuple(s for s in ruleset.features if s not in shared)
+        engine = self.shadow_features
+        if not own:
+            engine = None
+        elif engine is None or engine.specs != own:
+            engine = FeatureEngine(own, allowed_lateness_s=self._lateness)
+        self.shadow_features = engine
+        self.shadow = Scorer(ruleset, self.scorer.overlay)
 
     @property
     def overlay(self) -> Overlay:
@@ -51,6 +83,8 @@ class Detector:
     def swap_overlay(self, overlay: Overlay) -> None:
         """Score the next batch with these lists and snoozes (between batches only)."""
         self.scorer.overlay = overlay
+        if self.shadow is not None:
+            self.shadow.overlay = overlay
 
     def score_frame(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
         """Scored frame (batch + score columns), hits and error counts; advances state."""
@@ -60,18 +94,39 @@ class Detector:
     def evaluate(self, frame: pd.DataFrame, *, explain: bool = False) -> Evaluation:
         """Features (point-in-time, advancing this stream's state), then the rules with the
         current lists and snoozes: :meth:`Scorer.evaluation`, as the stream runs it."""
+        return self._evaluate(frame, explain=explain)[0]
+
+    def _evaluate(
+        self, frame: pd.DataFrame, *, explain: bool = False
+    ) -> tuple[Evaluation, Evaluation | None]:
+        """The active set's evaluation and the challenger's (None: none, or it failed)."""
         feats = self.features.compute_arrays(frame, defer_maintenance=True)
-        return self.scorer.evaluation(frame, feats, explain=explain)
+        done = self.scorer.evaluation(frame, feats, explain=explain)
+        shadow = self.shadow
+        if shadow is None:
+            return done, None
+        try:
+            if self.shadow_features is not None:
+                own = self.shadow_features.compute_arrays(frame, defer_maintenance=True)
+                feats = {**feats, **own}
+            return done, shadow.evaluation(frame, feats)
+        except Exception:  # the challenger never disturbs the active scoring
+            log.exception("shadow: version %s failed to score a batch", shadow.version)
+            return done, None
 
     def maintain(self) -> bool:
         """Do the feature-state maintenance the last batches left pending (True if any).
         Never concurrently with scoring."""
-        return self.features.maintain()
+        done = self.features.maintain()
+        if self.shadow_features is not None:
+            done |= self.shadow_features.maintain()
+        return done
 
     def process(self, batch: SourceBatch) -> ScoredBatch:
-        """Score one source batch."""
-        done = self.evaluate(batch.frame, explain=True)
+        """Score one source batch (and, with a challenger, its shadow scores)."""
+        done, shadow = self._evaluate(batch.frame, explain=True)
         return ScoredBatch(
+            shadow=shadow,
             frame=pd.concat([batch.frame, done.scores], axis=1),
             hits=done.hits,
             evidence=done.evidence,

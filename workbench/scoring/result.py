@@ -25,6 +25,8 @@ class ScoredBatch:
     (e.g. division by zero); those rows do not hit that rule. ``evidence``: for the rows
     reaching the alert band, what each fired rule read (an Arrow table: ``row``, ``rule_id``,
     ``name``, ``value`` as JSON text; :mod:`workbench.scoring.evidence`), or None.
+    ``shadow``: what the challenger rule set made of the same rows (stored apart in
+    ``shadow_scores``, never alerting), or None.
     """
 
     frame: pd.DataFrame
@@ -34,6 +36,7 @@ class ScoredBatch:
     position: Any = None
     evidence: pa.Table | None = None
     created_at: float = field(default_factory=time.time)
+    shadow: Evaluation | None = None
 
     @property
     def records(self) -> int:

@@ -23,6 +23,7 @@ Modules, one per noun:
 - :mod:`~workbench.storage.cases`       the case queue (keyset pages, bounded counts),
   claims, notes, closing a case with its alerts;
 - :mod:`~workbench.storage.rule_sets`   rule-set loads: record, publish (NOTIFY), history;
+- :mod:`~workbench.storage.shadow`      the challenger rule set, its stored scores, promotion;
 - :mod:`~workbench.storage.dead_letters` records that could not be stored;
 - :mod:`~workbench.storage.stats`       row counts and pipeline totals;
 - :mod:`~workbench.storage.frames`      what those share: sources, typed frames, COPY out.
@@ -40,6 +41,7 @@ from workbench.storage import (
     dead_letters,
     labels,
     rule_sets,
+    shadow,
     stats,
     transactions,
 )
@@ -102,6 +104,7 @@ __all__ = [
     "rule_set_history",
     "rule_sets",
     "set_disposition",
+    "shadow",
     "shared_store",
     "stats",
     "status",

@@ -59,8 +59,21 @@ def rows(scored: ScoredBatch, start: int, stop: int, *, extras: bool) -> ScoredB
         evidence = evidence.filter(pa.array((at >= start) & (at < stop)))
         moved = pc.subtract(evidence.column("row"), pa.scalar(start, pa.int64()))
         evidence = evidence.set_column(0, "row", moved)
+    shadow = scored.shadow
+    if shadow is not None:  # the challenger's scores of the same rows
+        kept = shadow.hits[
+            (shadow.hits["row"].to_numpy() >= start) & (shadow.hits["row"].to_numpy() < stop)
+        ].copy()
+        kept["row"] = kept["row"] - start
+        shadow = replace(
+            shadow,
+            scores=shadow.scores.iloc[start:stop].reset_index(drop=True),
+            matrix=shadow.matrix[start:stop],
+            hits=kept.reset_index(drop=True),
+        )
     return replace(
         scored,
+        shadow=shadow,
         frame=scored.frame.iloc[start:stop].reset_index(drop=True),
         hits=hits.reset_index(drop=True),
         evidence=evidence,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import psycopg
 
@@ -111,7 +111,7 @@ class Partitions:
     def retention(self, days: int, *, now: datetime | None = None) -> list[date]:
         """Detach and drop every partition that lies entirely before ``now - days``, and
         forget the transaction ids (``transaction_ids``) stored before the oldest partition
-        kept.
+        kept, and the shadow scores (``shadow_scores``) of the days dropped.
 
         This is the horizon of "one identity per transaction": a tx_id is known (a second
         copy with any ts is a duplicate) as long as the partition holding it is kept; once
@@ -132,7 +132,10 @@ class Partitions:
         # the cutoff and, with them, the tx_ids stored before the newest one's end.
         with storage_errors("cannot apply retention"), conn.transaction():
             rows = conn.execute("SELECT workbench_drop_partitions(%s)", (cutoff,)).fetchall()
-        dropped = [day for (day,) in rows]
+            dropped = [day for (day,) in rows]
+            if dropped:  # the challenger's scores of the transactions dropped go with them
+                horizon = datetime.combine(max(dropped) + timedelta(days=1), time(), UTC)
+                conn.execute("DELETE FROM shadow_scores WHERE ts < %s", (horizon,))
         self.forget()
         return dropped
 

@@ -108,6 +108,19 @@ PRIVILEGES: dict[str, dict[str, str]] = {
         "dashboard": "SELECT, INSERT, UPDATE (lifted_at, lifted_by)",
         "publisher": "",
     },
+    # The challenger: set, cleared and promoted through the publisher's role (CLI,
+    # dashboard); the pipeline follows it and stores its scores (revision 0011).
+    "shadow_rule_sets": {
+        "pipeline": "SELECT",
+        "dashboard": "SELECT",
+        "publisher": "SELECT, INSERT",
+    },
+    # DELETE: retention drops the scores of the days it drops (partitions.retention).
+    "shadow_scores": {
+        "pipeline": "SELECT, INSERT, DELETE",
+        "dashboard": "SELECT",
+        "publisher": "",
+    },
     # Every component checks that the schema is current before it starts (no DDL).
     "alembic_version": {"pipeline": "SELECT", "dashboard": "SELECT", "publisher": "SELECT"},
 }

@@ -13,6 +13,8 @@ Tables
                     the identity of a transaction is its ``tx_id`` alone (next table).
 ``transaction_ids`` every stored tx_id once, with its ts as epoch microseconds (``ts_us``).
 ``rule_sets``       every rule-set load: version (content hash), files, author, status, error.
+``shadow_rule_sets`` the challenger rule set in effect (newest row; no version: none).
+``shadow_scores``   the challenger's score, band and hits per transaction (never alerting).
 ``alerts``          one open alert per card and dedup window; analyst status/disposition.
 ``cases``           one per card while not closed: the analysts' unit of work (queue, claim,
                     SLA, outcome); its alert/hit counts, max score and rules kept current by
@@ -126,6 +128,31 @@ rule_sets = Table(
     CheckConstraint("status IN ('accepted', 'rejected')", name="rule_sets_status_check"),
     Index("rule_sets_version", "version"),
     Index("rule_sets_created", "created_at"),
+)
+
+# The challenger rule set (append-only; the newest row is in effect, no version = none) and
+# what it made of each transaction: stored beside, never alerting (revision 0011).
+shadow_rule_sets = Table(
+    "shadow_rule_sets",
+    metadata,
+    Column("id", BigInteger, primary_key=True),  # bigserial
+    Column("version", Text),
+    Column("files", JSONB),
+    Column("author", Text),
+    Column("created_at", _TS, nullable=False, server_default=func.now()),
+)
+
+shadow_scores = Table(
+    "shadow_scores",
+    metadata,
+    Column("tx_id", _ID, nullable=False),
+    Column("ts", _TS, nullable=False),
+    Column("risk_score", Double, nullable=False),
+    Column("band", Text, nullable=False),
+    Column("rule_hits", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("rule_set_version", Text, nullable=False),
+    PrimaryKeyConstraint("tx_id", "rule_set_version", name="shadow_scores_pkey"),
+    Index("shadow_scores_ts", "ts"),
 )
 
 alerts = Table(

@@ -96,7 +96,10 @@ _STAGE_DDL = (
     "CREATE TEMP TABLE wb_stage_dead (source text, worker text, raw text, reason text)"
     " ON COMMIT DELETE ROWS;"
     "CREATE TEMP TABLE wb_stage_evidence (tx_id text, ts_us bigint, rule_id text, name text,"
-    " value text) ON COMMIT DELETE ROWS;" + alerting.STAGE_DDL
+    " value text) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE wb_stage_shadow (tx_id text, ts timestamptz, risk_score double precision,"
+    " band text, rule_hits jsonb, rule_set_version text) ON COMMIT DELETE ROWS;"
+    + alerting.STAGE_DDL
 )
 
 _STAGED_TS = sql.SQL("'epoch'::timestamptz + s.ts_us * interval '1 microsecond'")
@@ -163,6 +166,13 @@ JOIN wb_stage_alert a ON a.tx_id = e.tx_id AND a.alertable
 GROUP BY e.tx_id, a.ts
 ON CONFLICT DO NOTHING
 """
+
+# The challenger's scores (revision 0011): a replay or an id repeated in the batch adds none.
+_SHADOW_COLUMNS = ("tx_id", "ts", "risk_score", "band", "rule_hits", "rule_set_version")
+_SHADOW_INSERT = (
+    "INSERT INTO shadow_scores SELECT DISTINCT ON (tx_id) * FROM wb_stage_shadow"
+    " ORDER BY tx_id, ts ON CONFLICT DO NOTHING"
+)
 
 # The batch's pipeline_stats row and its NOTIFY, in one statement (one round trip).
 _STATS_AND_NOTIFY = """
@@ -343,7 +353,7 @@ class PreparedBatch:
         of the dead letters); returns self."""
         if self.direct_ok:
             _ = self.direct_tx_csv, self.direct_ids_csv, self.direct_alert_csv, self._summary
-        _ = self.days, self.dead_csv, self.rule_hit_counts, self.evidence_csv
+        _ = self.days, self.dead_csv, self.rule_hit_counts, self.evidence_csv, self.shadow_csv
         return self
 
     def like(self, scored: ScoredBatch) -> PreparedBatch:
@@ -379,6 +389,28 @@ class PreparedBatch:
         )
         return _csv(table)
 
+    @cached_property
+    def shadow_csv(self) -> pa.Buffer | None:
+        """The challenger's scores of the rows (``shadow_scores`` columns), or None."""
+        done = self.scored.shadow
+        if done is None or not len(self.frame):
+            return None
+        n = len(self.frame)
+        hits = _rule_hits_json(done.hits, n)
+        if hits is None:  # an id with a control character: the stored text, row by row
+            hits = pa.array(_rule_hits_rows(done.hits, n))
+        table = pa.table(
+            {
+                "tx_id": _arrow(self.frame["tx_id"]),
+                "ts": self.ts_text,
+                "risk_score": _arrow(done.scores["risk_score"]),
+                "band": _arrow(done.scores["band"]),
+                "rule_hits": hits,
+                "rule_set_version": _arrow(done.scores["rule_set_version"]),
+            }
+        )
+        return _csv(table)
+
     # -- staging path -------------------------------------------------------------------------
     @cached_property
     def stage_tx_csv(self) -> pa.Buffer | None:
@@ -410,10 +442,14 @@ class PreparedBatch:
         return np.nan_to_num(rank, nan=-1).astype(np.int64) + 1
 
     @cached_property
-    def direct_table(self) -> pa.Table:
+    def ts_text(self) -> pa.Array:
         # Naive UTC text plus "Z": pyarrow formats a zoned timestamp ~40x slower.
         naive = pa.array(self.micros, pa.timestamp("us")).cast(pa.string())
-        ts = pc.binary_join_element_wise(naive, "Z", "")
+        return pc.binary_join_element_wise(naive, "Z", "")
+
+    @cached_property
+    def direct_table(self) -> pa.Table:
+        ts = self.ts_text
         arrays = [
             ts if n == "ts" else self.rule_hits if n == "rule_hits" else _arrow(self.frame[n])
             for n in _DIRECT_COLUMNS
@@ -518,6 +554,12 @@ def _write(
             cols = ("tx_id", "ts_us", "rule_id", "name", "value")
             _copy(cur, "wb_stage_evidence", cols, batch.evidence_csv)
             cur.execute(_EVIDENCE, prepare=True)
+        if batch.shadow_csv is not None:  # never alerting: only stored
+            if direct:
+                _copy(cur, "shadow_scores", _SHADOW_COLUMNS, batch.shadow_csv)
+            else:
+                _copy(cur, "wb_stage_shadow", _SHADOW_COLUMNS, batch.shadow_csv)
+                cur.execute(_SHADOW_INSERT, prepare=True)
         _copy(cur, "wb_stage_dead", ("source", "worker", "raw", "reason"), dead_csv)
         if dead_csv is not None:
             # A dead letter stored already (a replay) is not stored again: the fingerprint.
@@ -624,6 +666,17 @@ def _rule_hits_json(hits: pd.DataFrame, n_rows: int) -> pa.Array | None:
     np.cumsum(np.bincount(rows, minlength=n_rows), out=offsets[1:])
     per_row = pa.ListArray.from_arrays(pa.array(offsets), entries)
     return pc.binary_join_element_wise("{", pc.binary_join(per_row, ","), "}", "")
+
+
+def _rule_hits_rows(hits: pd.DataFrame, n_rows: int) -> list[str]:
+    """``rule_hits`` JSON text per row, one object at a time: only for what
+    :func:`_rule_hits_json` refuses (rule ids are checked when loaded, so in practice never)."""
+    import json
+
+    rows: list[dict] = [{} for _ in range(n_rows)]
+    for row, rule, pts in zip(hits["row"], hits["rule_id"], hits["points"], strict=True):
+        rows[int(row)][str(rule)] = float(pts) if np.isfinite(pts) else None
+    return [json.dumps(r) for r in rows]
 
 
 def _datetime(micros: int, tz: tzinfo) -> datetime:

@@ -1,0 +1,108 @@
+"""The shadow rule set on the Rules page: the challenger in effect and its KPIs, read-only.
+
+Which challenger is scored beside the active rule set (``workbench rules shadow set``), and
+over a range of **event time** ending at the stream's now: the band migration (active band
+by row, shadow band by column), hits per rule on each side with their precision on
+simulator truth and on analyst labels (named apart), and each side's High rows. The figures
+come from :func:`workbench.storage.shadow_kpis.comparison` (aggregates only: a load costs
+three grouped queries over the range, never rows).
+
+Use::
+
+    view = ShadowView(dsn)                 # a pn.viewable.Viewer
+    await view.load()                      # or the Refresh button; the comparison shown
+
+Promotion is an action (:meth:`workbench.dashboard.actions.Actions.promote_shadow`), not
+part of this read-only view. Everything shown is plain text in read-only Tabulators or a
+``Str`` pane (rule ids and versions come from rule files): nothing here renders HTML.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pandas as pd
+import panel as pn
+
+from workbench.dashboard import safe
+from workbench.dashboard.parts import read_only_table, schedule
+from workbench.dashboard.precision import RANGES
+from workbench.errors import WorkbenchError
+from workbench.storage import labels, shadow, shared_store
+from workbench.storage.shadow_kpis import ShadowComparison, comparison
+
+__all__ = ["ShadowView", "percent"]
+
+
+class ShadowView(pn.viewable.Viewer):
+    """Range selector, Refresh, the challenger line and three KPI tables."""
+
+    def __init__(self, dsn: str, **params) -> None:
+        super().__init__(**params)
+        self.dsn = dsn
+        self.result: ShadowComparison | None = None
+        self.range = pn.widgets.Select(
+            label="Event time", options=list(RANGES), value="last 24 h", width=160
+        )
+        self.refresh = pn.widgets.Button(label="Refresh", width=100)
+        self.refresh.on_click(lambda _e: schedule(self.load))
+        self.message = safe.preformatted(css_classes=["shadow-message"])
+        self.migration = read_only_table(pd.DataFrame(), "shadow-migration", 140)
+        self.rules = read_only_table(pd.DataFrame(), "shadow-rules", 260)
+        self.flagged = read_only_table(pd.DataFrame(), "shadow-flagged", 110)
+        self.layout = pn.Column(
+            safe.heading("Shadow rule set (challenger)", 4),
+            pn.FlexBox(self.range, self.refresh),
+            self.message,
+            self.migration,
+            self.flagged,
+            self.rules,
+            sizing_mode="stretch_width",
+        )
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.layout
+
+    async def load(self) -> ShadowComparison | None:
+        """Read and show the KPIs for the selected range; None when the read failed."""
+        try:
+            result, challenger = await asyncio.to_thread(self._read, RANGES[self.range.value])
+        except WorkbenchError as exc:
+            safe.show_text(self.message, f"Cannot read the shadow rule set: {exc}")
+            return None
+        self.result = result
+        if challenger is not None:
+            line = f"challenger {challenger['version']} set by {challenger['author']}"
+        elif result.version is not None:
+            line = f"no challenger in effect; last scored: {result.version}"
+        else:
+            line = "no challenger in effect (workbench rules shadow set VERSION|PATH)"
+        with pn.io.hold():
+            self.migration.value = result.migration.rename_axis("active \\ shadow").reset_index()
+            self.flagged.value = percent(result.flagged.reset_index())
+            self.rules.value = percent(result.rules)
+            safe.show_text(
+                self.message,
+                f"{line}; {result.rows:,} transactions scored by both, "
+                f"{result.band_changes:,} in another band",
+            )
+        return result
+
+    def _read(self, back: pd.Timedelta | None):
+        store = shared_store(self.dsn)
+        start = None
+        if back is not None:
+            now = labels.stream_now(store)
+            start = None if now is None else now - back
+        return comparison(store, start), shadow.current(store)
+
+
+def percent(frame: pd.DataFrame) -> pd.DataFrame:
+    """Precision columns as percentage text ("" when nothing to measure on)."""
+    out = frame.copy()
+    for name in out.columns:
+        if name.endswith("precision"):
+            values = (out[name].astype("float64") * 100).round(1)
+            out[name] = values.astype("str").where(values.notna(), "") + " %"
+            out[name] = out[name].where(values.notna(), "")
+    return out

@@ -1,0 +1,209 @@
+"""The challenger rule set: scored on live traffic beside the active one, never alerting.
+
+``shadow_rule_sets`` is append-only: its newest row is the challenger in effect (a row with
+no version: none). Setting, clearing and promoting it take the rule-set publication lock
+and ``NOTIFY workbench_rules, 'shadow:<version>'`` in the same transaction, so every worker's
+rule follower re-reads it once committed. :func:`promote` makes the challenger the active
+rule set (an accepted ``rule_sets`` row with its files, :func:`rule_sets.publish`) and
+clears it, in one transaction with the caller's audit row.
+
+``shadow_scores`` holds, per transaction and challenger version, what the challenger made of
+it (score, band, hits): written by the batch write (:mod:`workbench.storage.writer`), read
+back here as aggregates only (:func:`compare`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from psycopg.types.json import Jsonb
+
+from workbench.errors import ConfigError
+from workbench.storage import rule_sets, tables
+from workbench.storage.connection import storage_errors
+from workbench.storage.frames import Source, one, raw
+
+__all__ = ["clear", "compare", "current", "promote", "set_shadow"]
+
+SHADOW_PREFIX = "shadow:"  # NOTIFY payload on the rules channel: the challenger changed
+
+_S = tables.shadow_rule_sets
+
+
+def current(source: Source) -> dict[str, Any] | None:
+    """The challenger in effect: id, version, files, author, created_at; None when none."""
+    s = _S.c
+    query = sa.select(s.id, s.version, s.files, s.author, s.created_at).order_by(s.id.desc())
+    row = one(source, query.limit(1), "cannot read the shadow rule set", optional=True)
+    if row is None or row[1] is None:
+        return None
+    rid, version, files, author, created_at = row
+    return {
+        "id": int(rid),
+        "version": version,
+        "files": {str(k): str(v) for k, v in (files or {}).items()},
+        "author": author,
+        "created_at": created_at,
+    }
+
+
+def _append(
+    conn: Any, version: str | None, files: Mapping[str, str] | None, author: str | None
+) -> int:
+    row = conn.execute(
+        "INSERT INTO shadow_rule_sets (version, files, author) VALUES (%s, %s, %s) RETURNING id",
+        (version, None if files is None else Jsonb(dict(files)), author),
+    ).fetchone()
+    conn.execute(
+        "SELECT pg_notify(%s, %s)", (rule_sets.RULES_CHANNEL, f"{SHADOW_PREFIX}{version or ''}")
+    )
+    return int(row[0])
+
+
+def set_shadow(
+    source: Source,
+    version: str,
+    files: Mapping[str, str],
+    author: str | None,
+    *,
+    on_record: Callable[[Any, int, dict | None], None] | None = None,
+) -> int:
+    """Make rule set ``version`` (its ``files``, checked by the caller) the challenger; the
+    row's id. ``on_record(conn, row_id, replaced)`` writes in the same transaction."""
+    with (
+        raw(source) as conn,
+        storage_errors("cannot set the shadow rule set"),
+        conn.transaction(),
+    ):
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (rule_sets._RULE_SETS_LOCK,))
+        replaced = current(conn)
+        row_id = _append(conn, version, files, author)
+        if on_record is not None:
+            on_record(conn, row_id, replaced)
+    return row_id
+
+
+def clear(
+    source: Source,
+    author: str | None,
+    *,
+    on_record: Callable[[Any, int, dict | None], None] | None = None,
+) -> dict | None:
+    """Stop shadow scoring; the challenger it replaced (None: there was none, nothing
+    written)."""
+    with (
+        raw(source) as conn,
+        storage_errors("cannot clear the shadow rule set"),
+        conn.transaction(),
+    ):
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (rule_sets._RULE_SETS_LOCK,))
+        replaced = current(conn)
+        if replaced is None:
+            return None
+        row_id = _append(conn, None, None, author)
+        if on_record is not None:
+            on_record(conn, row_id, replaced)
+    return replaced
+
+
+def promote(
+    source: Source,
+    author: str | None,
+    *,
+    on_record: Callable[[Any, dict, dict | None], None] | None = None,
+) -> dict:
+    """Make the challenger the active rule set and clear it, in one transaction; the
+    challenger promoted. ``on_record(conn, challenger, replaced_active)`` writes in that
+    transaction (the audit row). ConfigError when there is no challenger."""
+    with (
+        raw(source) as conn,
+        storage_errors("cannot promote the shadow rule set"),
+        conn.transaction(),
+    ):
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (rule_sets._RULE_SETS_LOCK,))
+        challenger = current(conn)
+        if challenger is None:
+            raise ConfigError("no shadow rule set to promote")
+        replaced = rule_sets.active(conn)
+        rule_sets.publish(conn, challenger["version"], challenger["files"], author, "accepted")
+        _append(conn, None, None, author)
+        if on_record is not None:
+            on_record(conn, challenger, replaced)
+    return challenger
+
+
+def stored_versions(source: Source) -> list[str]:
+    """Challenger versions with stored scores, newest first."""
+    with raw(source) as conn, storage_errors("cannot read shadow scores"):
+        rows = conn.execute(
+            "SELECT rule_set_version FROM shadow_scores GROUP BY 1 ORDER BY max(ts) DESC"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+# The transactions both sets scored: active from ``transactions``, challenger from
+# ``shadow_scores``; simulator truth (is_fraud) and the current analyst label beside.
+_PAIRS = """
+WITH j AS (
+    SELECT t.band AS a_band, s.band AS s_band, t.rule_hits AS a_hits, s.rule_hits AS s_hits,
+           t.is_fraud AS truth, l.label AS analyst
+    FROM shadow_scores s JOIN transactions t ON t.tx_id = s.tx_id AND t.ts = s.ts
+    LEFT JOIN LATERAL (SELECT label FROM labels
+                       WHERE labels.tx_id = s.tx_id AND labels.source = 'analyst'
+                       ORDER BY id DESC LIMIT 1) l ON true
+    WHERE s.rule_set_version = %(version)s
+      AND (%(since)s::timestamptz IS NULL OR s.ts >= %(since)s::timestamptz)
+      AND (%(until)s::timestamptz IS NULL OR s.ts < %(until)s::timestamptz)
+), sides AS (
+    SELECT 'active' AS side, a_band AS band, a_hits AS hits, truth, analyst FROM j
+    UNION ALL
+    SELECT 'shadow', s_band, s_hits, truth, analyst FROM j
+)
+"""
+_COUNTS = """count(*),
+    count(*) FILTER (WHERE truth), count(*) FILTER (WHERE truth IS NOT NULL),
+    count(*) FILTER (WHERE analyst = 'fraud'), count(*) FILTER (WHERE analyst IS NOT NULL)"""
+_MIGRATION = _PAIRS + "SELECT a_band, s_band, count(*) FROM j GROUP BY 1, 2"
+_RULES = (
+    _PAIRS + f"SELECT side, k, {_COUNTS} FROM sides CROSS JOIN LATERAL jsonb_object_keys(hits) k"
+    " GROUP BY 1, 2"
+)
+_BANDS = _PAIRS + f"SELECT side, band, {_COUNTS} FROM sides GROUP BY 1, 2"
+_COUNT_NAMES = ["rows", "sim_fraud", "sim_known", "analyst_fraud", "analyst_labelled"]
+
+
+def compare(
+    source: Source,
+    version: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Aggregates over the transactions challenger ``version`` scored with ``since <= ts <
+    until``: ``migration`` (active band, shadow band, rows), ``rules`` (side, rule_id and the
+    counts below) and ``bands`` (side, band, counts). Counts: rows, sim_fraud / sim_known
+    (simulator truth), analyst_fraud / analyst_labelled (current analyst labels)."""
+    params = {"version": version, "since": since, "until": until}
+    with raw(source) as conn, storage_errors("cannot compare the shadow rule set"):
+        migration = conn.execute(_MIGRATION, params).fetchall()
+        rules = conn.execute(_RULES, params).fetchall()
+        bands = conn.execute(_BANDS, params).fetchall()
+    return {
+        "migration": frame_of(migration, ["active_band", "shadow_band", "rows"]),
+        "rules": frame_of(rules, ["side", "rule_id", *_COUNT_NAMES]),
+        "bands": frame_of(bands, ["side", "band", *_COUNT_NAMES]),
+    }
+
+
+def frame_of(rows: list, names: list[str]) -> pd.DataFrame:
+    """``rows`` as a frame: counts int64, the rest text."""
+    frame = pd.DataFrame(rows, columns=names)
+    for name in names:
+        if name in ("rows", *_COUNT_NAMES):
+            frame[name] = frame[name].astype("int64")
+        else:
+            frame[name] = frame[name].astype("str")
+    return frame
