@@ -49,6 +49,9 @@ CHALLENGER = {
     )
 }
 
+# Another challenger (a different version).
+RULES_B = "rules:\n  - id: big\n    when: amount > 500\n    score: 80\n"
+
 
 def stream(dsn: str, rules_dir: Path) -> None:
     """The shipped rules on a fixed simulated stream; the challenger, if one is set, applied
@@ -259,3 +262,34 @@ def test_retention_drops_the_shadow_scores_of_the_days_it_drops(conn, make_batch
     assert date(2026, 1, 1) in dropped
     left = conn.execute("SELECT min(tx_id), max(tx_id), count(*) FROM shadow_scores").fetchone()
     assert left == ("new0000000", "new0000049", 50)
+
+
+def test_the_rules_page_promotes_only_the_challenger_it_named(db_dsn: str, published: str) -> None:
+    """Promote… names the challenger shown; Confirm promote promotes exactly that version. A
+    challenger replaced in between is refused (audited as failed); an analyst gets no
+    button, and the server refuses the action anyway."""
+    first, second = parse_rules(CHALLENGER), parse_rules({"c/x.yaml": RULES_B})
+    with connect(db_dsn) as conn:
+        shadow.set_shadow(conn, first.version, CHALLENGER, "rui")
+    author = Actions(Identity("rui", Role.RULE_AUTHOR, provider="basic"), db_dsn)
+    view = ShadowView(db_dsn, author)
+    asyncio.run(view.load())
+    assert view.promote_button.visible and not view.promote_button.disabled
+    view.ask()
+    assert view.confirm_button.visible and first.version in view.message.object
+    with connect(db_dsn) as conn:  # someone sets another challenger meanwhile
+        shadow.set_shadow(conn, second.version, {"c/x.yaml": RULES_B}, "ana")
+    assert asyncio.run(view.promote()) is None
+    assert "nothing promoted" in view.message.object
+    with connect(db_dsn) as conn:
+        assert rule_sets.active(conn)["version"] == published
+        assert list(audit.recent(conn, 5, action="rules.promote_shadow")["outcome"]) == ["failed"]
+    asyncio.run(view.load())  # now shows the second one: promoting it works
+    view.ask()
+    assert asyncio.run(view.promote())["version"] == second.version
+    with connect(db_dsn) as conn:
+        assert rule_sets.active(conn)["version"] == second.version
+        assert shadow.current(conn) is None
+    assert f"{second.version} is now the active rule set" in view.message.object
+    analyst = ShadowView(db_dsn, Actions(Identity("eve", Role.ANALYST, provider="basic"), db_dsn))
+    assert not analyst.promote_button.visible

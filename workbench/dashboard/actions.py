@@ -204,10 +204,11 @@ class Actions(CaseActions, ListActions):
             )
         return recorded
 
-    def promote_shadow(self) -> dict:
+    def promote_shadow(self, expected: str | None = None) -> dict:
         """Make the shadow (challenger) rule set the active one and clear the shadow, with
         its audit row in the same transaction (on ``publisher_dsn``): rule-author and above.
-        The challenger promoted (version, files, ...); ConfigError when there is none."""
+        The challenger promoted (version, files, ...); ConfigError when there is none, or
+        when ``expected`` (the version the user reviewed) is no longer the challenger."""
         action = Action.PROMOTE_SHADOW
         self.require(action, "shadow rule set")
 
@@ -223,7 +224,9 @@ class Actions(CaseActions, ListActions):
             )
 
         try:
-            return shadow.promote(self.publisher, self.identity.user, on_record=on_record)
+            return shadow.promote(
+                self.publisher, self.identity.user, on_record=on_record, expected=expected
+            )
         except WorkbenchError as exc:
             self._failed(self.publisher, action, exc, object="shadow rule set")
             raise

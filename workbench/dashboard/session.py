@@ -28,6 +28,7 @@ import panel as pn
 
 from workbench.auth.roles import Action, Identity, allowed
 from workbench.dashboard import safe
+from workbench.dashboard.actions import Actions
 from workbench.dashboard.audit_page import AuditView
 from workbench.dashboard.case_view import CasesPage
 from workbench.dashboard.editor import EditorView
@@ -45,6 +46,7 @@ from workbench.dashboard.server import (
     retrieve_closed_socket_errors,
     start_hub,
 )
+from workbench.dashboard.shadow_page import ShadowView
 from workbench.dashboard.theme import ACCENT, REFRESH_MS
 from workbench.settings import Settings
 
@@ -100,6 +102,7 @@ class Session:
         self.history: HistoryView | None = None
         self.editor: EditorView | None = None
         self.precision: RulePrecisionView | None = None  # per-rule precision from labels
+        self.shadow: ShadowView | None = None  # the challenger rule set beside the active one
         self.lists: ListsView | None = None
         self.audit: AuditView | None = None
         pages = ("Live", "Alerts", "History", "Rules", "Lists")
@@ -190,8 +193,8 @@ class Session:
         if index == HISTORY_TAB and self.history is not None and not self.history.loaded:
             return [self.history.load_preset]
         if index == EDITOR_TAB and self.editor is not None and not self.editor.loaded:
-            assert self.precision is not None
-            return [self.editor.load, self.precision.load]
+            assert self.precision is not None and self.shadow is not None
+            return [self.editor.load, self.precision.load, self.shadow.load]
         if index == LISTS_TAB and self.lists is not None:
             return [self.lists.load]
         if index == AUDIT_TAB and self.audit is not None:
@@ -242,15 +245,17 @@ class Session:
             return self.history
         if index == EDITOR_TAB:
             # The editor reads as the dashboard; it publishes as the publisher's role.
+            publisher = self.publisher_dsn or current_publisher_dsn(dsn)
             self.editor = EditorView(
                 dsn,
                 self.settings.rules_dir,
                 identity=identity,
-                publisher_dsn=self.publisher_dsn or current_publisher_dsn(dsn),
+                publisher_dsn=publisher,
                 apply_enabled=self.settings.editor_apply,
             )
             self.precision = RulePrecisionView(dsn)
-            return pn.Column(self.editor, self.precision, sizing_mode="stretch_width")
+            self.shadow = ShadowView(dsn, Actions(identity, dsn, publisher))
+            return pn.Column(self.editor, self.precision, self.shadow, sizing_mode="stretch_width")
         if index == LISTS_TAB:
             self.lists = ListsView(dsn, identity)
             return self.lists

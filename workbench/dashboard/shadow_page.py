@@ -9,12 +9,14 @@ three grouped queries over the range, never rows).
 
 Use::
 
-    view = ShadowView(dsn)                 # a pn.viewable.Viewer
+    view = ShadowView(dsn, actions)        # a pn.viewable.Viewer
     await view.load()                      # or the Refresh button; the comparison shown
 
-Promotion is an action (:meth:`workbench.dashboard.actions.Actions.promote_shadow`), not
-part of this read-only view. Everything shown is plain text in read-only Tabulators or a
-``Str`` pane (rule ids and versions come from rule files): nothing here renders HTML.
+Promotion is two steps: *Promote…* names the challenger shown, *Confirm promote* promotes
+exactly that version (:meth:`workbench.dashboard.actions.Actions.promote_shadow` checks the
+role on the server, audits, and refuses when the challenger changed in between). The
+buttons are enabled for rule authors and admins only; the server-side check is what
+counts. Everything shown is escaped text (rule ids and versions come from rule files).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import asyncio
 import pandas as pd
 import panel as pn
 
+from workbench.auth.roles import AccessDenied, Action, allowed
 from workbench.dashboard import safe
+from workbench.dashboard.actions import Actions
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.dashboard.precision import RANGES
 from workbench.errors import WorkbenchError
@@ -37,10 +41,22 @@ __all__ = ["ShadowView", "percent"]
 class ShadowView(pn.viewable.Viewer):
     """Range selector, Refresh, the challenger line and three KPI tables."""
 
-    def __init__(self, dsn: str, **params) -> None:
+    def __init__(self, dsn: str, actions: Actions | None = None, **params) -> None:
         super().__init__(**params)
         self.dsn = dsn
+        self.actions = actions
         self.result: ShadowComparison | None = None
+        self.challenger: str | None = None  # the version shown (what Promote… names)
+        self.pending: str | None = None  # the version Confirm promote will promote
+        may = actions is not None and allowed(actions.identity.role, Action.PROMOTE_SHADOW)
+        self.promote_button = pn.widgets.Button(
+            label="Promote…", color="warning", width=120, disabled=True, visible=may
+        )
+        self.confirm_button = pn.widgets.Button(
+            label="Confirm promote", color="danger", width=150, visible=False
+        )
+        self.promote_button.on_click(lambda _e: self.ask())
+        self.confirm_button.on_click(lambda _e: schedule(self.promote))
         self.range = pn.widgets.Select(
             label="Event time", options=list(RANGES), value="last 24 h", width=160
         )
@@ -52,7 +68,7 @@ class ShadowView(pn.viewable.Viewer):
         self.flagged = read_only_table(pd.DataFrame(), "shadow-flagged", 110)
         self.layout = pn.Column(
             safe.heading("Shadow rule set (challenger)", 4),
-            pn.FlexBox(self.range, self.refresh),
+            pn.FlexBox(self.range, self.refresh, self.promote_button, self.confirm_button),
             self.message,
             self.migration,
             self.flagged,
@@ -71,6 +87,10 @@ class ShadowView(pn.viewable.Viewer):
             safe.show_text(self.message, f"Cannot read the shadow rule set: {exc}")
             return None
         self.result = result
+        self.challenger = None if challenger is None else str(challenger["version"])
+        self.promote_button.disabled = self.challenger is None
+        if self.pending != self.challenger:
+            self._clear_pending()
         if challenger is not None:
             line = f"challenger {challenger['version']} set by {challenger['author']}"
         elif result.version is not None:
@@ -87,6 +107,39 @@ class ShadowView(pn.viewable.Viewer):
                 f"{result.band_changes:,} in another band",
             )
         return result
+
+    def ask(self) -> None:
+        """First step: name the challenger that Confirm promote will make active."""
+        if self.challenger is None:
+            return
+        self.pending = self.challenger
+        self.confirm_button.visible = True
+        safe.show_text(
+            self.message,
+            f"Promote {self.pending} to the active rule set? Workers switch at their next "
+            "batch; the current active set stays in the history for a rollback.",
+        )
+
+    async def promote(self) -> dict | None:
+        """Second step: promote exactly the version asked about (refused when the
+        challenger changed since, or for a role below rule author; both audited)."""
+        if self.actions is None or self.pending is None:
+            return None
+        expected, self.pending = self.pending, None
+        try:
+            done = await asyncio.to_thread(self.actions.promote_shadow, expected)
+        except (AccessDenied, WorkbenchError) as exc:
+            self._clear_pending()
+            safe.show_text(self.message, f"Not promoted: {exc}")
+            return None
+        self._clear_pending()
+        await self.load()
+        safe.show_text(self.message, f"{done['version']} is now the active rule set.")
+        return done
+
+    def _clear_pending(self) -> None:
+        self.pending = None
+        self.confirm_button.visible = False
 
     def _read(self, back: pd.Timedelta | None):
         store = shared_store(self.dsn)

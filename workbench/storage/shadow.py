@@ -115,10 +115,12 @@ def promote(
     author: str | None,
     *,
     on_record: Callable[[Any, dict, dict | None], None] | None = None,
+    expected: str | None = None,
 ) -> dict:
     """Make the challenger the active rule set and clear it, in one transaction; the
     challenger promoted. ``on_record(conn, challenger, replaced_active)`` writes in that
-    transaction (the audit row). ConfigError when there is no challenger."""
+    transaction (the audit row). ConfigError when there is no challenger, or when
+    ``expected`` (the version the user was shown) is no longer the challenger."""
     with (
         raw(source) as conn,
         storage_errors("cannot promote the shadow rule set"),
@@ -128,6 +130,11 @@ def promote(
         challenger = current(conn)
         if challenger is None:
             raise ConfigError("no shadow rule set to promote")
+        if expected is not None and challenger["version"] != expected:
+            raise ConfigError(
+                f"the shadow rule set is now {challenger['version']}, not {expected}: "
+                "nothing promoted (review it again)"
+            )
         replaced = rule_sets.active(conn)
         rule_sets.publish(conn, challenger["version"], challenger["files"], author, "accepted")
         _append(conn, None, None, author)
