@@ -12,6 +12,9 @@ Layer "analysis" sits above the dashboard and below the CLI; nothing in the core
   running inside a notebook kernel for a bounded time;
 - :mod:`~workbench.analysis.labels`    :func:`rule_precision` and :func:`current_labels`:
   analysts' verdicts (kept apart from simulator truth) and each rule's precision from them;
+- module :mod:`~workbench.analysis.rule_health`: :func:`health` (fire rates, drift alarms,
+  never/always-firing rules, overlaps) and :func:`capacity` (the score threshold that fits an
+  alert budget, with its trade-off curve);
 - :mod:`~workbench.analysis.audit`     :func:`audit_log`: the audit trail (who published,
   rolled back, disposed of or was refused what, and when) as a DataFrame, newest first.
 
@@ -39,17 +42,20 @@ from workbench.analysis.backtest import (
 from workbench.analysis.compare import Comparison, compare
 from workbench.analysis.database import connect, database_url
 from workbench.analysis.labels import current_labels, rule_precision
+from workbench.analysis.rule_health import capacity, health
 
 __all__ = [
     "Backtest",
     "Comparison",
     "as_ruleset",
+    "capacity",
     "audit_log",
     "backtest",
     "compare",
     "connect",
     "current_labels",
     "database_url",
+    "health",
     "live_hits",
     "load_history",
     "lookback_s",
