@@ -12,8 +12,9 @@ Decisions, in one place:
 - **Drift** (:func:`drift`): a bucket's rate against the ``window`` buckets before it (mean,
   sample std), once at least ``min_history`` of them exist. Alarm when ``|z| > z_max``
   (default 3) and the rate moved by more than ``min_change`` (default 25 %) of the mean: a
-  near-constant baseline has a tiny std that makes any wobble a large z. A flat baseline (std 0) has no z: alarm when the rate leaves it by more than a
-  factor ``ratio_max`` (default 3) either way, or when a rule that never fired starts to.
+  near-constant baseline has a tiny std that makes any wobble a large z. A flat baseline
+  (std 0) has no z: alarm when the rate leaves it by more than a factor ``ratio_max``
+  (default 3) either way, or when a rule that never fired starts to.
 - **Never fires / always fires** (:func:`fire_status`) over the last ``days`` buckets: no hit
   at all, or a rate of at least ``always_rate`` (default 0.99: a rule on 99 % of traffic
   tells nothing apart).
@@ -52,10 +53,10 @@ __all__ = [
     "fire_rate_plot",
     "fire_rates",
     "fire_status",
+    "health",
     "overlap",
     "overlap_from_pairs",
     "recommend",
-    "health",
     "tradeoff",
     "tradeoff_plot",
 ]
