@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.analysis import rule_health as rh
+from workbench.scoring import health as rh
 
 DAY = pd.Timedelta(days=1)
 T0 = pd.Timestamp("2026-01-01", tz="UTC")

@@ -39,6 +39,7 @@ from workbench.dashboard.live import STATUS_EVERY_S, LiveView
 from workbench.dashboard.login import session_identity, user_badge
 from workbench.dashboard.parts import schedule
 from workbench.dashboard.precision import RulePrecisionView
+from workbench.dashboard.rule_health_page import RuleHealthView
 from workbench.dashboard.server import (
     current_dsn,
     current_publisher_dsn,
@@ -100,6 +101,7 @@ class Session:
         self.history: HistoryView | None = None
         self.editor: EditorView | None = None
         self.precision: RulePrecisionView | None = None  # per-rule precision from labels
+        self.rule_health: RuleHealthView | None = None  # fire rates, drift, overlap, capacity
         self.lists: ListsView | None = None
         self.audit: AuditView | None = None
         pages = ("Live", "Alerts", "History", "Rules", "Lists")
@@ -190,8 +192,8 @@ class Session:
         if index == HISTORY_TAB and self.history is not None and not self.history.loaded:
             return [self.history.load_preset]
         if index == EDITOR_TAB and self.editor is not None and not self.editor.loaded:
-            assert self.precision is not None
-            return [self.editor.load, self.precision.load]
+            assert self.precision is not None and self.rule_health is not None
+            return [self.editor.load, self.precision.load, self.rule_health.load]
         if index == LISTS_TAB and self.lists is not None:
             return [self.lists.load]
         if index == AUDIT_TAB and self.audit is not None:
@@ -250,7 +252,10 @@ class Session:
                 apply_enabled=self.settings.editor_apply,
             )
             self.precision = RulePrecisionView(dsn)
-            return pn.Column(self.editor, self.precision, sizing_mode="stretch_width")
+            self.rule_health = RuleHealthView(dsn)
+            return pn.Column(
+                self.editor, self.precision, self.rule_health, sizing_mode="stretch_width"
+            )
         if index == LISTS_TAB:
             self.lists = ListsView(dsn, identity)
             return self.lists

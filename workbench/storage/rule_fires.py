@@ -20,9 +20,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from workbench.storage.frames import Source, fetch
-from workbench.storage.labels import ANALYST
+from workbench.storage.labels import ANALYST, stream_now
 
-__all__ = ["card_days", "co_hits", "fire_counts"]
+__all__ = ["card_days", "co_hits", "fire_counts", "span"]
 
 _ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -73,33 +73,32 @@ ORDER BY s.day, s.card_id
 """
 
 
+def span(source: Source, days: float) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``[start, end)`` of the last ``days`` of event time: from UTC midnight ``days`` before
+    the stream's now (the newest stored transaction; the wall clock when none) to just after
+    it."""
+    now = stream_now(source) or pd.Timestamp.now(tz="UTC")
+    end = now + pd.Timedelta(microseconds=1)
+    return (end - pd.Timedelta(days=days)).floor("1D"), end
+
+
 def fire_counts(
     source: Source, start: datetime, end: datetime, bucket: timedelta = timedelta(days=1)
 ) -> pd.DataFrame:
     """Long frame ``bucket, transactions, rule_id, hits``: one row per (bucket, rule that hit
     in it); a bucket with transactions but no hit has one row with a null ``rule_id`` and 0
     hits. Buckets without transactions are absent."""
-    statement = (
-        sa.text(_FIRE_COUNTS)
-        .bindparams(step=bucket, origin=_ORIGIN, start=start, end=end)
-        .columns(
-            bucket=sa.DateTime(timezone=True),
-            transactions=sa.BigInteger(),
-            rule_id=sa.Text(),
-            hits=sa.BigInteger(),
-        )
-    )
-    return fetch(source, statement, "cannot read rule fire counts")
+    params = {"step": bucket, "origin": _ORIGIN, "start": start, "end": end}
+    columns = {"bucket": _TS, "transactions": _INT, "rule_id": _TEXT, "hits": _INT}
+    return _read(source, _FIRE_COUNTS, params, columns, "cannot read rule fire counts")
 
 
 def co_hits(source: Source, start: datetime, end: datetime) -> pd.DataFrame:
     """Long frame ``rule_a, rule_b, both_hit`` over the transactions of ``[start, end)``."""
-    statement = (
-        sa.text(_CO_HITS)
-        .bindparams(start=start, end=end)
-        .columns(rule_a=sa.Text(), rule_b=sa.Text(), both_hit=sa.BigInteger())
+    columns = {"rule_a": _TEXT, "rule_b": _TEXT, "both_hit": _INT}
+    return _read(
+        source, _CO_HITS, {"start": start, "end": end}, columns, "cannot read rule overlaps"
     )
-    return fetch(source, statement, "cannot read rule overlaps")
 
 
 def card_days(
@@ -107,15 +106,14 @@ def card_days(
 ) -> pd.DataFrame:
     """Frame ``day, card_id, score, simulator_fraud, analyst_fraud`` (the two truths are
     nullable booleans: null = that truth has no label for the card-day)."""
-    statement = (
-        sa.text(_CARD_DAYS)
-        .bindparams(source=label_source, origin=_ORIGIN, start=start, end=end)
-        .columns(
-            day=sa.DateTime(timezone=True),
-            card_id=sa.Text(),
-            score=sa.Double(),
-            simulator_fraud=sa.Boolean(),
-            analyst_fraud=sa.Boolean(),
-        )
-    )
-    return fetch(source, statement, "cannot read card-day scores")
+    params = {"source": label_source, "origin": _ORIGIN, "start": start, "end": end}
+    columns = {"day": _TS, "card_id": _TEXT, "score": sa.Double(), "simulator_fraud": _BOOL,
+               "analyst_fraud": _BOOL}  # fmt: skip
+    return _read(source, _CARD_DAYS, params, columns, "cannot read card-day scores")
+
+
+_TS, _INT, _TEXT, _BOOL = sa.DateTime(timezone=True), sa.BigInteger(), sa.Text(), sa.Boolean()
+
+
+def _read(source: Source, text: str, params: dict, columns: dict, action: str) -> pd.DataFrame:
+    return fetch(source, sa.text(text).bindparams(**params).columns(**columns), action)
