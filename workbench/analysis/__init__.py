@@ -15,6 +15,9 @@ Layer "analysis" sits above the dashboard and below the CLI; nothing in the core
 - module :mod:`~workbench.analysis.rule_health`: :func:`health` (fire rates, drift alarms,
   never/always-firing rules, overlaps) and :func:`capacity` (the score threshold that fits an
   alert budget, with its trade-off curve);
+- :mod:`~workbench.analysis.drafts`    rule drafts from a notebook: written beside the live
+  rules, reviewed (diff against the active set, backtest), published only through the
+  reviewed, audited publish path;
 - :mod:`~workbench.analysis.audit`     :func:`audit_log`: the audit trail (who published,
   rolled back, disposed of or was refused what, and when) as a DataFrame, newest first.
 
