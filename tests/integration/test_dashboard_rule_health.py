@@ -27,7 +27,10 @@ def test_the_rules_tab_shows_rule_health(db_dsn, make_batch, published, rules_di
     session = Session(Hub(clock=Clock()), db_dsn)
     asyncio.run(session._open(EDITOR_TAB, None))
     view = session.rule_health
-    assert isinstance(view, RuleHealthView) and view.loaded
+    assert isinstance(view, RuleHealthView) and not view.loaded  # read on Refresh only
+    assert "Press Refresh" in view.message.object
+    view.refresh.clicks += 1  # outside a server the click runs the load now
+    assert view.loaded
     assert any(c is view.layout for c in session.tabs.objects[EDITOR_TAB].select(pn.Column))
 
     active = [r.id for r in load_rules(rules_dir).enabled_rules]

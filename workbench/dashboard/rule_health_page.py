@@ -1,7 +1,8 @@
 """Rule health on the Rules page: which rules never or always fire, which drift, which overlap,
 and the score threshold that fits the analysts' alert budget.
 
-A read-only :class:`RuleHealthView` (``pn.viewable.Viewer``): days of history, alert budget
+A read-only :class:`RuleHealthView` (``pn.viewable.Viewer``), read on its Refresh button (not
+when the page opens: it scans days of history): days of history, alert budget
 (cards a day) and truth (simulator or analyst labels, never mixed) selectors and a Refresh
 button; then the rules that never/always fire, the drift alarms of the newest day, the fire
 rates as a plot, the overlap matrix, and the recommendation with its trade-off curve. The
@@ -56,7 +57,12 @@ class RuleHealthView(pn.viewable.Viewer):
         self.truth = pn.widgets.Select(label="Truth", options=list(TRUTHS), width=120)
         self.refresh = pn.widgets.Button(label="Refresh", width=100)
         self.refresh.on_click(lambda _e: schedule(self.load))
-        self.message = safe.preformatted(css_classes=["health-message"])
+        # Not read when the Rules page opens: it scans days of stored history (about 0.3 s per
+        # 300,000 transactions, benchmarks/bench_rule_health.py), so each session asks for it.
+        self.message = safe.preformatted(
+            "Press Refresh to read rule health and the threshold for the alert budget.",
+            css_classes=["health-message"],
+        )
         self.advice = safe.preformatted(css_classes=["health-advice"])
         self.status = read_only_table(pd.DataFrame(), "health-status", 180)
         self.alarms = read_only_table(pd.DataFrame(), "health-alarms", 150)

@@ -192,8 +192,8 @@ class Session:
         if index == HISTORY_TAB and self.history is not None and not self.history.loaded:
             return [self.history.load_preset]
         if index == EDITOR_TAB and self.editor is not None and not self.editor.loaded:
-            assert self.precision is not None and self.rule_health is not None
-            return [self.editor.load, self.precision.load, self.rule_health.load]
+            assert self.precision is not None  # rule health reads on its Refresh (days of scans)
+            return [self.editor.load, self.precision.load]
         if index == LISTS_TAB and self.lists is not None:
             return [self.lists.load]
         if index == AUDIT_TAB and self.audit is not None:
