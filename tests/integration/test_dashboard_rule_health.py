@@ -48,7 +48,7 @@ def test_the_rules_tab_shows_rule_health(db_dsn, make_batch, published, rules_di
     assert f"to {rec.threshold:g} -&gt;" in view.advice.object  # escaped text
     assert "set bands.high" in view.advice.object
     assert "drift alarm(s)" in view.message.object
-    assert len(view.plots.objects) == 2  # fire rates, trade-off curve
+    assert len(view.plots.objects) == 3  # fire rates, alerts/day and rates by threshold
     view.truth.value = "analyst"  # no analyst labels: nothing precise, nothing caught
     asyncio.run(view.load())
     assert view.recommendation.truth == "analyst"

@@ -9,7 +9,7 @@ stream's *now*. Plots are the dashboard's (:mod:`workbench.dashboard.rule_health
 >>> # from workbench.analysis import capacity, health
 >>> # h = health(days=14, rule_ids=[r.id for r in ruleset.rules])
 >>> # h.status[h.status.status != "ok"]; h.alarms; h.overlap
->>> # rec = capacity(50, truth="simulator"); print(rec.text()); tradeoff_plot(rec)
+>>> # rec = capacity(50, truth="simulator"); print(rec.text()); tradeoff_plots(rec)
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from workbench.analysis.backtest import _connection
-from workbench.dashboard.rule_health_page import fire_rate_plot, overlap_plot, tradeoff_plot
+from workbench.dashboard.rule_health_page import fire_rate_plot, overlap_plot, tradeoff_plots
 from workbench.scoring.health import (
     TRUTHS,
     Health,
@@ -53,7 +53,7 @@ __all__ = [
     "overlap_plot",
     "recommend",
     "tradeoff",
-    "tradeoff_plot",
+    "tradeoff_plots",
 ]
 
 

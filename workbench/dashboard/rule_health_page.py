@@ -31,10 +31,11 @@ from workbench.rules import parse_rules
 from workbench.scoring.health import TRUTHS, Health, Recommendation, assess, recommend
 from workbench.storage import rule_fires, rule_sets, shared_store
 
-__all__ = ["RuleHealthView", "fire_rate_plot", "overlap_plot", "tradeoff_plot"]
+__all__ = ["RuleHealthView", "fire_rate_plot", "overlap_plot", "tradeoff_plots"]
 
 log = logging.getLogger(__name__)
 
+_PANE = {"sizing_mode": "stretch_width", "css_classes": ["health-plot"]}
 DAYS = {"last 7 days": 7, "last 14 days": 14, "last 30 days": 30}
 """Range label -> days of event time up to the stream's now."""
 
@@ -55,7 +56,7 @@ class RuleHealthView(pn.viewable.Viewer):
             label="Alert budget (cards/day)", value=50, start=1, end=100_000, width=170
         )
         self.truth = pn.widgets.Select(label="Truth", options=list(TRUTHS), width=120)
-        self.refresh = pn.widgets.Button(label="Refresh", width=100)
+        self.refresh = pn.widgets.Button(label="Refresh", width=100, css_classes=["health-refresh"])
         self.refresh.on_click(lambda _e: schedule(self.load))
         # Not read when the Rules page opens: it scans days of stored history (about 0.3 s per
         # 300,000 transactions, benchmarks/bench_rule_health.py), so each session asks for it.
@@ -113,13 +114,12 @@ class RuleHealthView(pn.viewable.Viewer):
                 self.advice,
                 rec.text(min_band) if rec is not None else "No stored transactions in range.",
             )
-            plots = [fire_rate_plot(health.rates)] if len(health.rates.columns) else []
-            if rec is not None:
-                plots.append(tradeoff_plot(rec))
-            self.plots.objects = [
-                pn.pane.HoloViews(p, sizing_mode="stretch_width", css_classes=["health-plot"])
-                for p in plots
-            ]
+            plots = []
+            if len(health.rates.columns):
+                plots.append(pn.pane.HoloViews(fire_rate_plot(health.rates), **_PANE))
+            if rec is not None:  # two panes: a HoloViews layout in a stretched pane collapses
+                plots += [pn.pane.HoloViews(p, **_PANE) for p in tradeoff_plots(rec)]
+            self.plots.objects = plots
         return health
 
     def _read(self, days: int):
@@ -148,9 +148,9 @@ def _active_rules(store) -> tuple[list[str] | None, str]:
 # -- plots (also the notebooks', through workbench.analysis.rule_health) ------------------
 
 
-def tradeoff_plot(rec: Recommendation) -> hv.Layout:
-    """Alerts/day against threshold (budget and choice marked) above precision, recall and
-    CP@k against threshold."""
+def tradeoff_plots(rec: Recommendation) -> tuple[hv.Overlay, hv.Overlay]:
+    """Alerts/day against threshold (budget and choice marked); precision, recall and CP@k
+    against threshold (choice marked)."""
     c = rec.curve
     mark = hv.VLine(rec.threshold).opts(color="black", line_dash="dotted")
     budget = hv.HLine(rec.budget).opts(color="red", line_dash="dashed")
@@ -163,9 +163,9 @@ def tradeoff_plot(rec: Recommendation) -> hv.Layout:
     )
     opts = {"responsive": True, "height": 240, "show_grid": True}
     return (
-        volume.opts(title=f"Alerts per day ({rec.truth} truth), budget {rec.budget}", **opts)
-        + (shares * mark).opts(title=f"Precision, recall, CP@{rec.budget}", **opts)
-    ).cols(1)
+        volume.opts(title=f"Alerts per day ({rec.truth} truth), budget {rec.budget}", **opts),
+        (shares * mark).opts(title=f"Precision, recall, CP@{rec.budget}", **opts),
+    )
 
 
 def fire_rate_plot(rates: pd.DataFrame) -> hv.Overlay:
