@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from nb_offline import export_html
 
+from workbench.analysis import audit_log
 from workbench.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,11 +27,12 @@ assert stats.stored > 0 and run.pulls > 0
 PLOT_MIMES = ("application/vnd.holoviews_exec.v0+json", "application/vnd.bokehjs_exec.v0+json")
 
 
-def test_the_three_notebooks_exist() -> None:
+def test_the_notebooks_exist() -> None:
     assert [p.name for p in NOTEBOOKS] == [
         "01-explore.ipynb",
         "02-tune-rules.ipynb",
         "03-live.ipynb",
+        "04-rule-health.ipynb",
     ]
 
 
@@ -58,7 +60,7 @@ def test_notebook_runs_and_plots(
     from nbclient import NotebookClient
 
     rules = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", rules)  # 02 writes its chosen rules here, not in the repo
+    shutil.copytree(ROOT / "rules", rules)  # 02 would publish here, not in the repo
     monkeypatch.setenv("WORKBENCH_DATABASE_URL", seeded_dsn)
     monkeypatch.setenv("WORKBENCH_RULES_DIR", str(rules))
     monkeypatch.setenv("WORKBENCH_NOTEBOOK_LIVE_S", "15")
@@ -95,8 +97,13 @@ def test_notebook_runs_and_plots(
     assert seen.canvases > 0 and seen.roots > 0, f"{path.name} HTML shows no plot: {seen}"
     missing = [e for e in seen.errors if "missing" in e or "Unable to run" in e]
     assert not missing, f"{path.name} HTML: {missing}"
+    assert (ROOT / "rules" / "default.yaml").read_bytes() == before
     if path.stem == "02-tune-rules":
-        chosen = (rules / "default.yaml").read_text(encoding="utf-8")
-        assert chosen != before.decode("utf-8")
-        assert load_rules(rules).version != load_rules(ROOT / "rules").version
-        assert (ROOT / "rules" / "default.yaml").read_bytes() == before
+        # A draft beside the rules, reviewed; nothing published (PUBLISH is off by default).
+        draft = (tmp_path / ".workbench" / "drafts" / "default.yaml").read_text(encoding="utf-8")
+        assert draft != before.decode("utf-8")
+        assert (rules / "default.yaml").read_bytes() == before
+        assert load_rules(rules).version == load_rules(ROOT / "rules").version
+        printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+        assert "+bands: {medium:" in printed and "not published" in printed
+        assert audit_log(action="rules.publish", dsn=seeded_dsn).empty

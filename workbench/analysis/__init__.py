@@ -14,6 +14,12 @@ Layer "analysis" sits above the dashboard and below the CLI; nothing in the core
   analysts' verdicts (kept apart from simulator truth) and each rule's precision from them;
 - :mod:`~workbench.analysis.shadow`    :func:`shadow_compare`: the active rule set against the
   challenger scored in its shadow on live traffic (band migration, hits, precision);
+- module :mod:`~workbench.analysis.rule_health`: :func:`health` (fire rates, drift alarms,
+  never/always-firing rules, overlaps) and :func:`capacity` (the score threshold that fits an
+  alert budget, with its trade-off curve);
+- :mod:`~workbench.analysis.drafts`    rule drafts from a notebook: written beside the live
+  rules, reviewed (diff against the active set, backtest), published only through the
+  reviewed, audited publish path;
 - :mod:`~workbench.analysis.audit`     :func:`audit_log`: the audit trail (who published,
   rolled back, disposed of or was refused what, and when) as a DataFrame, newest first.
 
@@ -41,6 +47,7 @@ from workbench.analysis.backtest import (
 from workbench.analysis.compare import Comparison, compare
 from workbench.analysis.database import connect, database_url
 from workbench.analysis.labels import current_labels, rule_precision
+from workbench.analysis.rule_health import capacity, health
 from workbench.analysis.shadow import ShadowComparison, shadow_compare
 
 __all__ = [
@@ -50,10 +57,12 @@ __all__ = [
     "as_ruleset",
     "audit_log",
     "backtest",
+    "capacity",
     "compare",
     "connect",
     "current_labels",
     "database_url",
+    "health",
     "live_hits",
     "load_history",
     "lookback_s",

@@ -40,6 +40,7 @@ from workbench.dashboard.live import STATUS_EVERY_S, LiveView
 from workbench.dashboard.login import session_identity, user_badge
 from workbench.dashboard.parts import schedule
 from workbench.dashboard.precision import RulePrecisionView
+from workbench.dashboard.rule_health_page import RuleHealthView
 from workbench.dashboard.server import (
     current_dsn,
     current_publisher_dsn,
@@ -103,6 +104,7 @@ class Session:
         self.editor: EditorView | None = None
         self.precision: RulePrecisionView | None = None  # per-rule precision from labels
         self.shadow: ShadowView | None = None  # the challenger rule set beside the active one
+        self.rule_health: RuleHealthView | None = None  # fire rates, drift, overlap, capacity
         self.lists: ListsView | None = None
         self.audit: AuditView | None = None
         pages = ("Live", "Alerts", "History", "Rules", "Lists")
@@ -193,6 +195,7 @@ class Session:
         if index == HISTORY_TAB and self.history is not None and not self.history.loaded:
             return [self.history.load_preset]
         if index == EDITOR_TAB and self.editor is not None and not self.editor.loaded:
+            # rule health reads on its Refresh (days of scans)
             assert self.precision is not None and self.shadow is not None
             return [self.editor.load, self.precision.load, self.shadow.load]
         if index == LISTS_TAB and self.lists is not None:
@@ -255,7 +258,14 @@ class Session:
             )
             self.precision = RulePrecisionView(dsn)
             self.shadow = ShadowView(dsn, Actions(identity, dsn, publisher))
-            return pn.Column(self.editor, self.precision, self.shadow, sizing_mode="stretch_width")
+            self.rule_health = RuleHealthView(dsn)
+            return pn.Column(
+                self.editor,
+                self.precision,
+                self.rule_health,
+                self.shadow,
+                sizing_mode="stretch_width",
+            )
         if index == LISTS_TAB:
             self.lists = ListsView(dsn, identity)
             return self.lists

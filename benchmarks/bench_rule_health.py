@@ -1,0 +1,82 @@
+"""Rule health reads over stored history: what the Rules page's "Rule health" section costs.
+
+Seeds simulated, scored transactions (as ``bench_backtest.py``), then times, best of N, side
+by side: the three aggregates read in PostgreSQL (fire counts per day, co-hit pairs, card-day
+scores), the arithmetic on them (health + capacity recommendation), and for comparison the
+same fire rates from the long hit frame read with COPY (``transactions.load_hits``) and
+counted in pandas. Creates ``wb_bench_rh_<pid>`` on the server of ``--dsn`` and drops it at
+the end unless ``--keep``. Prints figures; no pass/fail.
+
+Usage: python benchmarks/bench_rule_health.py [--rows 300000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+
+import pandas as pd
+import psycopg
+from bench_backtest import DEFAULT_DSN, best_of, seed
+from psycopg import conninfo, sql
+
+from workbench.scoring import health as rh
+from workbench.storage import connect, rule_fires, shared_store, transactions, upgrade
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", metavar="DBNAME", help="use (and keep) this database")
+    args = parser.parse_args()
+    name = args.keep or f"wb_bench_rh_{os.getpid()}"
+    with psycopg.connect(args.dsn, autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    dsn = conninfo.make_conninfo(args.dsn, dbname=name)
+    try:
+        with connect(dsn) as conn:
+            upgrade(conn)
+            have = conn.execute("SELECT count(*) FROM transactions").fetchone()[0]
+        if not have:
+            have, seed_s = seed(dsn, args.rows, 50_000)
+            print(f"seed: {have:,} rows in {seed_s:.1f}s")
+        store = shared_store(dsn)
+        start, end = rule_fires.span(store, 3650)
+        print(f"python {platform.python_version()}, {os.cpu_count()} cpus, {have:,} rows, "
+              f"event time {start:%Y-%m-%d} .. {end:%Y-%m-%d %H:%M}")  # fmt: skip
+        r = args.repeat
+        counts_s, counts = best_of(r, lambda: rule_fires.fire_counts(store, start, end))
+        pairs_s, pairs = best_of(r, lambda: rule_fires.co_hits(store, start, end))
+        days_s, cd = best_of(r, lambda: rule_fires.card_days(store, start, end))
+        math_s, _ = best_of(
+            r,
+            lambda: (
+                rh.assess(counts, pairs, start=start, end=end),
+                rh.recommend(cd, 50, truth="simulator"),
+            ),
+        )
+
+        def via_hits() -> pd.DataFrame:
+            long = transactions.load_hits(store, start, end)
+            day = long["ts"].dt.floor("1D")
+            return long.groupby([day, "rule_id"]).size()
+
+        copy_s, _ = best_of(r, via_hits)
+        print(f"best of {r}:")
+        print(f"  fire counts per day (SQL GROUP BY):   {counts_s:6.3f}s  {len(counts):>8,} rows")
+        print(f"  co-hit pairs (SQL GROUP BY):          {pairs_s:6.3f}s  {len(pairs):>8,} rows")
+        print(f"  card-day scores (SQL GROUP BY):       {days_s:6.3f}s  {len(cd):>8,} rows")
+        print(f"  health + recommendation (pandas):     {math_s:6.3f}s")
+        print(f"  for comparison: hits via COPY + pandas {copy_s:6.3f}s")
+    finally:
+        if not args.keep:
+            with psycopg.connect(args.dsn, autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+if __name__ == "__main__":
+    main()
