@@ -36,7 +36,7 @@ CASES = [
     (["up", "--rate", "-1"], USAGE, "argument --rate"),
     (["up", "--rules", "{file}"], USAGE, "argument --rules"),
     (["up", "--batch-rows", "-3"], USAGE, "argument --batch-rows"),
-    (["backtest", RULES, "--k", "0"], USAGE, "argument --k: must be at least 1"),
+    (["backtest", RULES, "--k", "0"], USAGE, "argument --k/--cp-k: must be at least 1"),
     (["backtest", RULES, "--start", "yesterday-ish"], USAGE, "not an ISO 8601 time"),
     (
         ["backtest", RULES, "--start", "2026-02-01", "--end", "2026-01-01"],
