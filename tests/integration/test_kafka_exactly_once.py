@@ -29,6 +29,7 @@ FAST_GROUP = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
 
 
 def produce(b: Broker, dsn: str, rows: int, topic: str = "tx") -> None:
+    """``workbench produce`` of ``rows`` simulated transactions (seed 7) to ``topic``."""
     env = worker_env(dsn, ROOT / "rules", PYTHONPATH=str(ROOT), WORKBENCH_SEED="7")
     done = subprocess.run(
         [sys.executable, "-m", "workbench", "produce", "--from", "simulator", "--rows",
@@ -39,15 +40,28 @@ def produce(b: Broker, dsn: str, rows: int, topic: str = "tx") -> None:
     assert f"sent {rows:,} transactions" in done.stdout
 
 
-def start_worker(b: Broker, dsn: str, name: str, log: Path, **env_extra: str):
+def start_worker(
+    b: Broker,
+    dsn: str,
+    name: str,
+    log: Path,
+    *,
+    group: str = "scorers",
+    rules: Path = ROOT / "rules",
+    rate: str | None = None,
+    batch: int = BATCH,
+    **env_extra: str,
+):
+    """A ``workbench run --source kafka://...`` process named ``name`` in ``group``."""
     env = worker_env(
-        dsn, ROOT / "rules", PYTHONPATH=str(ROOT), WORKBENCH_WORKER_ID=name,
-        WORKBENCH_BATCH_ROWS=str(BATCH), **env_extra,
+        dsn, rules, PYTHONPATH=str(ROOT), WORKBENCH_WORKER_ID=name,
+        WORKBENCH_BATCH_ROWS=str(batch), **env_extra,
     )  # fmt: skip
-    url = b.url("tx", group="scorers", **FAST_GROUP)
+    url = b.url("tx", group=group, **FAST_GROUP)
+    extra = ["--rate", rate] if rate else []
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, str(RUNNER), "run", "--source", url],
+            [sys.executable, str(RUNNER), "run", "--source", url, *extra],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
