@@ -50,6 +50,7 @@ def start_worker(
     rules: Path = ROOT / "rules",
     rate: str | None = None,
     batch: int = BATCH,
+    options: dict[str, str] | None = None,
     **env_extra: str,
 ):
     """A ``workbench run --source kafka://...`` process named ``name`` in ``group``."""
@@ -57,7 +58,7 @@ def start_worker(
         dsn, rules, PYTHONPATH=str(ROOT), WORKBENCH_WORKER_ID=name,
         WORKBENCH_BATCH_ROWS=str(batch), **env_extra,
     )  # fmt: skip
-    url = b.url("tx", group=group, **FAST_GROUP)
+    url = b.url("tx", group=group, **FAST_GROUP, **(options or {}))
     extra = ["--rate", rate] if rate else []
     with open(log, "ab") as out:
         return subprocess.Popen(

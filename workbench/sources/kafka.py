@@ -182,6 +182,11 @@ class KafkaSource:
         self._changed = False
         self.rebalances = 0
         self.lag: dict[int, int] = {}
+        self._committed: dict[int, int] = {}  # partition -> offset this member committed
+        self.log_losses: list[tuple[int, int, int]] = []
+        """(partition, offset committed here, offset read again below it), per gap found."""
+        self.last_commit: float | None = None
+        self._last_error = ("", 0.0)
         self._consumer = Consumer(config, logger=log)
         self._consumer.subscribe(
             [self.address.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
@@ -237,20 +242,45 @@ class KafkaSource:
             return None
         messages = self._consumer.consume(self.batch_rows, self.poll_s)
         created = time.time()
-        values, where, keys = [], [], {}
+        values, where, keys, first = [], [], {}, {}
         for m in messages:  # the client hands out message objects: one step per message
             err = m.error()
             if err is not None:
                 if err.fatal():
                     raise SourceError(f"{self.label}: {err.str()}")
-                log.warning("kafka: %s", err.str())
+                self._warn(err.str())
                 continue
             part, off = m.partition(), m.offset()
             values.append(m.value() or b"")
             where.append(f"partition {part} offset {off}")
             keys[part] = off + 1
+            first.setdefault(part, off)
+        self._check_continuity(first)
         frame, dead = decode(values, where)
         return SourceBatch(frame=frame, dead=dead, position=keys, created_at=created)
+
+    def _warn(self, text: str) -> None:
+        # While the broker is away every poll says so: log each new text, repeats once a minute.
+        now = time.monotonic()
+        if text != self._last_error[0] or now - self._last_error[1] > 60:
+            log.warning("kafka: %s (waiting for the broker)", text)
+            self._last_error = (text, now)
+
+    def _check_continuity(self, first: dict[int, int]) -> None:
+        # A partition read again below an offset this member committed has lost what was
+        # there: a memory-only broker restarted, the topic was recreated, or retention
+        # deleted it. Nothing says how much without trusting the broker's high watermark,
+        # so the gap is reported as what this member knows, never hidden.
+        for part, offset in first.items():
+            committed = self._committed.pop(part, None)
+            if committed is not None and offset < committed:
+                self.log_losses.append((part, committed, offset))
+                log.error(
+                    "kafka: %s partition %d starts again at offset %d, below offset %d "
+                    "committed here: the broker lost messages (restarted without storage, "
+                    "or the topic was recreated); those not stored already are lost",
+                    self.address.topic, part, offset, committed,
+                )  # fmt: skip
 
     def ack(self, position: dict[int, int]) -> None:
         """Commit the offsets of a batch stored in PostgreSQL (synchronously: when this
@@ -268,6 +298,8 @@ class KafkaSource:
             return
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._committed.update((o.partition, o.offset) for o in offsets)
+            self.last_commit = time.time()
         except KafkaException as exc:  # a rebalance or an outage: the batch is read again
             log.warning("kafka: offset commit failed, the batch will be read again: %s", exc)
 
