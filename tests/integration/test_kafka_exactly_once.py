@@ -17,6 +17,8 @@ import pytest
 
 from tests.kafka_broker import Broker, broker_fixture, worker_env  # noqa: F401 (fixture)
 from tests.processes import stop_group
+from workbench.storage import shared_store
+from workbench.storage.stats import workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -128,3 +130,8 @@ def test_sigkill_between_db_commit_and_offset_commit(broker, db_dsn, tmp_path):
     assert per_worker.get("first", 0) == 0
     assert 0 < per_worker["second"] <= BATCH
     assert alerts == alert_ids
+    # The health view: the surviving worker owns every partition, with a known lag.
+    health = workers(shared_store(db_dsn), within_s=3600).set_index("worker")
+    assert sorted(health.loc["second", "partitions"]) == list(range(6))
+    assert health.loc["second", "lag"] >= 0
+    assert health.loc["second", "source"].startswith("kafka://")

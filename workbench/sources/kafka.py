@@ -303,23 +303,25 @@ class KafkaSource:
         except KafkaException as exc:  # a rebalance or an outage: the batch is read again
             log.warning("kafka: offset commit failed, the batch will be read again: %s", exc)
 
-    def refresh_lag(self) -> dict[int, int]:
-        """Messages behind the end of each owned partition (for the health table only:
-        never used for correctness, as a broker's high watermark may be wrong)."""
+    def health(self) -> tuple[list[int], int | None]:
+        """The partitions owned and the messages behind the end of their logs, from the
+        client's cached figures (no request to the broker). For the health view only: a
+        broker's high watermark may be wrong, so nothing else relies on it."""
         from confluent_kafka import TopicPartition
 
-        lag = {}
-        for p in self.partitions:
+        owned, behind, known = self.partitions, 0, False
+        for p in owned:
+            tp = TopicPartition(self.address.topic, p)
             try:
-                low, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(self.address.topic, p), timeout=1, cached=False
-                )
-                pos = self._consumer.position([TopicPartition(self.address.topic, p)])[0].offset
-            except Exception:  # figures only: an unreachable broker leaves the old ones
+                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                pos = self._consumer.position([tp])[0].offset
+            except Exception:  # figures only: unknown until the client has fetched
                 continue
-            lag[p] = max(0, high - (pos if pos >= 0 else low))
-        self.lag = lag
-        return lag
+            if high is None or high < 0:
+                continue
+            self.lag[p] = max(0, high - (pos if pos >= 0 else low))
+            behind, known = behind + self.lag[p], True
+        return owned, behind if known else None
 
     def close(self) -> None:
         """Leave the group (its partitions go to the other members at once)."""

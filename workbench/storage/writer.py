@@ -168,11 +168,11 @@ _STATS_AND_NOTIFY = """
 WITH stats AS (
     INSERT INTO pipeline_stats (worker, source, batch_created_at, stored, duplicates, dead,
                                 alerts_opened, alerts_attached, rule_set_version, min_ts,
-                                max_ts, latency_s)
+                                max_ts, latency_s, partitions, lag)
     VALUES (%(worker)s, %(source)s, to_timestamp(%(created_at)s), %(stored)s,
             %(duplicates)s, %(dead)s, %(alerts_opened)s, %(alerts_attached)s,
             %(rule_set_version)s, %(min_ts)s, %(max_ts)s,
-            extract(epoch FROM clock_timestamp()) - %(created_at)s)
+            extract(epoch FROM clock_timestamp()) - %(created_at)s, %(partitions)s, %(lag)s)
 )
 SELECT pg_notify(%(channel)s, %(payload)s)
 """
@@ -329,6 +329,9 @@ class PreparedBatch:
         self.alert_rank = bands.alert_rank(alert_min_band)
         self.keep_rank = min(self.alert_rank or len(bands.LABELS), len(bands.LABELS))
         self.source, self.worker = source, worker
+        # A partitioned source's partitions owned and messages behind (health only)
+        self.partitions: list[int] | None = None
+        self.lag: int | None = None
         if len(scored.hits):
             _check_hit_rows(scored.hits, len(self.frame))
 
@@ -531,6 +534,8 @@ def _write(conn: psycopg.Connection, batch: PreparedBatch, dedup: timedelta, *, 
             eval_errors=scored.eval_errors,
             rule_hits=batch.rule_hit_counts,
             high=high,
+            partitions=batch.partitions,
+            lag=batch.lag,
         )
         cur.execute(
             _STATS_AND_NOTIFY,

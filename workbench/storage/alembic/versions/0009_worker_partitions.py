@@ -1,0 +1,27 @@
+"""Partitions and lag of a Kafka worker on each of its pipeline_stats rows (health view).
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import ARRAY
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("pipeline_stats", sa.Column("partitions", ARRAY(sa.Integer())))
+    op.add_column("pipeline_stats", sa.Column("lag", sa.BigInteger()))
+
+
+def downgrade() -> None:
+    op.drop_column("pipeline_stats", "lag")
+    op.drop_column("pipeline_stats", "partitions")
