@@ -135,3 +135,23 @@ def test_sigkill_between_db_commit_and_offset_commit(broker, db_dsn, tmp_path):
     assert sorted(health.loc["second", "partitions"]) == list(range(6))
     assert health.loc["second", "lag"] >= 0
     assert health.loc["second", "source"].startswith("kafka://")
+
+
+def test_partitioner_agrees_with_the_kafka_client(broker):
+    """The partition of each key is the one a librdkafka producer with Kafka's default
+    (murmur2) partitioner picks: a worker's rebuild finds a card where producers put it."""
+    from confluent_kafka import Producer
+
+    from workbench.sources.partitioner import partition_of
+
+    broker.create_topic("keys", 7)
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "partitioner": "murmur2_random"})
+    keys = [f"card_{i}" for i in range(200)] + ["", "a", "abc", "abcd", "é€😀x", "x" * 33]
+    got: dict[str, int] = {}
+    for key in keys:
+        producer.produce(
+            "keys", key=key.encode(), value=b"1",
+            on_delivery=lambda err, msg: got.__setitem__(msg.key().decode(), msg.partition()),
+        )  # fmt: skip
+    assert producer.flush(20) == 0
+    assert [got[k] for k in keys] == partition_of(keys, 7).tolist()

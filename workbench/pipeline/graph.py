@@ -182,6 +182,8 @@ class Pipeline:
         if owned is not None:
             await self._drain()
             await asyncio.to_thread(self.rebuild.rebuild, self.detector, owned)
+            label = getattr(self.source, "label", "")
+            await asyncio.to_thread(self.rebuild.check_log, self.source, label)
         return batch
 
     async def run(

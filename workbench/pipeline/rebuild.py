@@ -36,6 +36,7 @@ from workbench.scoring.result import ScoredBatch
 from workbench.sources.base import SourceBatch
 from workbench.sources.partitioner import partition_of
 from workbench.storage import shared_store
+from workbench.storage.stats import stored_offsets
 from workbench.storage.transactions import load, time_bounds
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,15 @@ class StateRebuild:
         self.rebuilds = 0
         self.rows_read = 0
         self.redelivered = 0  # rows of batches seen again after a rebuild
+
+    def check_log(self, source, label: str) -> None:
+        """Tell a newly assigned ``source`` the offsets stored with committed batches, so a
+        partition that starts again below them (a broker that lost messages) is reported
+        whoever committed them."""
+        try:
+            source.expect(stored_offsets(shared_store(self.dsn), label))
+        except Exception:  # a report only: never stop the stream for it
+            log.exception("reading the stored offsets failed")
 
     def rebuild(self, detector: Detector, owned: list[int]) -> int:
         """Empty the window state and feed it the stored history of the ``owned`` partitions'

@@ -96,9 +96,11 @@ class KafkaAddress:
 
 def encode(frame: pd.DataFrame) -> tuple[list[bytes], list[bytes]]:
     """Keys (``card_id``) and JSON values of a typed batch, vectorized (no per-row Python
-    but the split of one text into lines)."""
+    but the split of one text into lines); ``ts`` to the microsecond (truncated)."""
     if not len(frame):
         return [], []
+    # ts to the microsecond, as PostgreSQL stores it: the feature state a worker rebuilds
+    # from stored history then holds exactly the times the stream gave it.
     text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="us")
     values = text.encode().splitlines()
     keys = frame["card_id"].astype(str).str.encode("utf-8").tolist()
@@ -187,6 +189,7 @@ class KafkaSource:
         """(partition, offset committed here, offset read again below it), per gap found."""
         self.last_commit: float | None = None
         self._last_error = ("", 0.0)
+        self._first: dict[int, int] = {}  # first offset per partition of the last batch
         self._consumer = Consumer(config, logger=log)
         self._consumer.subscribe(
             [self.address.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
@@ -255,6 +258,7 @@ class KafkaSource:
             where.append(f"partition {part} offset {off}")
             keys[part] = off + 1
             first.setdefault(part, off)
+        self._first = first
         self._check_continuity(first)
         frame, dead = decode(values, where)
         return SourceBatch(frame=frame, dead=dead, position=keys, created_at=created)
@@ -265,6 +269,16 @@ class KafkaSource:
         if text != self._last_error[0] or now - self._last_error[1] > 60:
             log.warning("kafka: %s (waiting for the broker)", text)
             self._last_error = (text, now)
+
+    def expect(self, offsets: dict[int, int]) -> None:
+        """Offsets stored with committed batches (by any worker): a partition this member
+        owns that is read again below one is reported as a log that lost messages (checked
+        from the last batch read on)."""
+        owned = set(self.partitions)
+        for part, offset in offsets.items():
+            if part in owned:
+                self._committed[part] = max(self._committed.get(part, -1), int(offset))
+        self._check_continuity(self._first)
 
     def _check_continuity(self, first: dict[int, int]) -> None:
         # A partition read again below an offset this member committed has lost what was

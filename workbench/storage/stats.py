@@ -11,9 +11,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from workbench.storage import tables
-from workbench.storage.frames import Source, fetch, one
+from workbench.storage.frames import Source, fetch, one, select_rows
 
-__all__ = ["counts", "pipeline_totals", "workers"]
+__all__ = ["counts", "pipeline_totals", "stored_offsets", "workers"]
 
 
 def counts(source: Source, *, estimate: bool = False) -> dict[str, int]:
@@ -91,3 +91,15 @@ def workers(source: Source, *, within_s: float = 300.0) -> pd.DataFrame:
         .order_by(recent.c.last_commit.desc())
     )
     return fetch(source, query, "cannot read the workers' health")
+
+
+def stored_offsets(source: Source, label: str) -> dict[int, int]:
+    """For a partitioned source (its ``label``), the highest next offset per partition among
+    the batches committed from it, by any worker."""
+    query = sa.text(
+        "SELECT o.key::int, max(o.value::bigint) FROM pipeline_stats p,"
+        " jsonb_each_text(p.offsets) o WHERE p.source = :label AND p.offsets IS NOT NULL"
+        " GROUP BY o.key"
+    ).bindparams(label=label)
+    rows, _ = select_rows(source, query, "cannot read the stored offsets")
+    return {int(p): int(o) for p, o in rows}

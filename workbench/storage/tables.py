@@ -317,6 +317,7 @@ pipeline_stats = Table(
     # A partitioned source's (Kafka) partitions owned and messages behind, for the health view
     Column("partitions", ARRAY(Integer)),
     Column("lag", BigInteger),
+    Column("offsets", JSONB),  # {partition: next offset} of the batch (a Kafka source's)
     Index("pipeline_stats_committed", "committed_at"),
 )
 

@@ -168,11 +168,12 @@ _STATS_AND_NOTIFY = """
 WITH stats AS (
     INSERT INTO pipeline_stats (worker, source, batch_created_at, stored, duplicates, dead,
                                 alerts_opened, alerts_attached, rule_set_version, min_ts,
-                                max_ts, latency_s, partitions, lag)
+                                max_ts, latency_s, partitions, lag, offsets)
     VALUES (%(worker)s, %(source)s, to_timestamp(%(created_at)s), %(stored)s,
             %(duplicates)s, %(dead)s, %(alerts_opened)s, %(alerts_attached)s,
             %(rule_set_version)s, %(min_ts)s, %(max_ts)s,
-            extract(epoch FROM clock_timestamp()) - %(created_at)s, %(partitions)s, %(lag)s)
+            extract(epoch FROM clock_timestamp()) - %(created_at)s, %(partitions)s, %(lag)s,
+            %(offsets)s::jsonb)
 )
 SELECT pg_notify(%(channel)s, %(payload)s)
 """
@@ -536,6 +537,7 @@ def _write(conn: psycopg.Connection, batch: PreparedBatch, dedup: timedelta, *, 
             high=high,
             partitions=batch.partitions,
             lag=batch.lag,
+            offsets=scored.position if isinstance(scored.position, dict) else None,
         )
         cur.execute(
             _STATS_AND_NOTIFY,

@@ -1,4 +1,5 @@
-"""Partitions and lag of a Kafka worker on each of its pipeline_stats rows (health view).
+"""A Kafka worker's partitions and lag (health view) and its batch's offsets (the next offset
+per partition, to find a log that lost messages) on each of its pipeline_stats rows.
 
 Revision ID: 0009
 Revises: 0008
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 revision = "0009"
 down_revision = "0008"
@@ -20,8 +21,10 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("pipeline_stats", sa.Column("partitions", ARRAY(sa.Integer())))
     op.add_column("pipeline_stats", sa.Column("lag", sa.BigInteger()))
+    op.add_column("pipeline_stats", sa.Column("offsets", JSONB))
 
 
 def downgrade() -> None:
+    op.drop_column("pipeline_stats", "offsets")
     op.drop_column("pipeline_stats", "lag")
     op.drop_column("pipeline_stats", "partitions")
