@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 
@@ -155,3 +156,45 @@ def test_partitioner_agrees_with_the_kafka_client(broker):
         )  # fmt: skip
     assert producer.flush(20) == 0
     assert [got[k] for k in keys] == partition_of(keys, 7).tolist()
+
+
+def test_produce_puts_each_card_in_its_partition_and_a_stray_message_is_refused(broker):
+    """``produce`` sends each transaction to its card's partition (the client's batch call
+    ignores a message's own partition); a message another producer put elsewhere is a dead
+    letter saying where its key belongs, never a row scored without its card's history."""
+    from confluent_kafka import Producer
+
+    from workbench.settings import Settings
+    from workbench.sources.kafka import KafkaSource, encode
+    from workbench.sources.kafka import produce as send
+    from workbench.sources.partitioner import partition_of
+    from workbench.sources.simulator import Simulator
+
+    broker.create_topic("placed", 6)
+    frame = Simulator(Settings.load({"WORKBENCH_SEED": "5"})).next_batch(600).frame
+    assert send([frame], broker.url("placed")) == 600
+    keys, values = encode(frame.iloc[:1])
+    wrong = (int(partition_of([keys[0].decode()], 6)[0]) + 1) % 6
+    stray = Producer({"bootstrap.servers": broker.bootstrap})
+    stray.produce("placed", key=keys[0], value=values[0], partition=wrong)
+    assert stray.flush(20) == 0
+
+    source = KafkaSource(broker.url("placed", group="check", **FAST_GROUP))
+    rows, dead = [], []
+    try:
+        wait_for(lambda: _read(source, rows, dead) >= 601, "every message read")
+    finally:
+        source.close()
+    got = pd.concat(rows, ignore_index=True)
+    assert sorted(got["tx_id"]) == sorted(frame["tx_id"])
+    reasons = pd.concat(dead, ignore_index=True)["reason"].tolist()
+    assert len(reasons) == 1 and f"partition {wrong} offset" in reasons[0]
+    assert "belongs in partition" in reasons[0]
+
+
+def _read(source, rows: list, dead: list) -> int:
+    batch = source.next_batch()
+    if batch is not None and (len(batch.frame) or len(batch.dead)):
+        rows.append(batch.frame)
+        dead.append(batch.dead)
+    return sum(map(len, rows)) + sum(map(len, dead))

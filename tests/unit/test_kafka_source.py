@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from workbench.errors import SourceError
 from workbench.settings import Settings
-from workbench.sources.kafka import FIXED, KafkaAddress, decode, encode
+from workbench.sources.kafka import FIXED, KafkaAddress, decode, encode, misplaced
 from workbench.sources.partitioner import partition_of
 from workbench.sources.simulator import Simulator
 
@@ -66,3 +68,14 @@ def test_partitions_are_stable_and_cover_the_range() -> None:
     assert set(parts.tolist()) == set(range(6))
     assert (partition_of(keys, 6) == parts).all()
     assert partition_of([], 6).tolist() == []
+
+
+def test_a_message_outside_its_keys_partition_is_misplaced() -> None:
+    keys = [f"card_{i}".encode() for i in range(50)] + ["é€😀x".encode(), b""]
+    right = partition_of(pa.array(keys, type=pa.binary()), 6)
+    assert not misplaced(keys, right, 6).any()
+    moved = right.copy()
+    moved[[3, 50]] = (moved[[3, 50]] + 1) % 6
+    assert np.flatnonzero(misplaced(keys, moved, 6)).tolist() == [3, 50]
+    # A message without a key has no partition of its own: its card could be anywhere.
+    assert misplaced([None, b"card_1"], np.array([0, right[1]]), 6).tolist() == [True, False]

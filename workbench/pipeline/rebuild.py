@@ -24,7 +24,7 @@ See the README (architecture, scale-out) for what that means and its bound.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,8 @@ from workbench.storage.stats import stored_offsets
 from workbench.storage.transactions import load, time_bounds
 
 log = logging.getLogger(__name__)
+
+_END = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 class StateRebuild:
@@ -81,7 +83,10 @@ class StateRebuild:
             return 0
         newest = pd.Timestamp(bounds[1])
         span = timedelta(seconds=engine.lookback_s + engine.allowed_lateness_s)
-        history = load(store, (newest - span).to_pydatetime(), newest + pd.Timedelta(1, "us"))
+        # No upper bound: rows committed since ``newest`` was read are in the history too, so
+        # what it holds of a partition is what was committed of it, up to one offset (a row
+        # left out by a bound, then read again, could otherwise be fed after a later one).
+        history = load(store, (newest - span).to_pydatetime(), _END)
         if len(history):
             mine = np.isin(
                 partition_of(history[self.card_column].astype(str).tolist(), self.partitions),

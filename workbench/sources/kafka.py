@@ -19,6 +19,12 @@ Options the correctness of this depends on are fixed and cannot be overridden: n
 offset commit or store, ``cooperative-sticky`` assignment. A message that is not a JSON
 object, or whose fields are refused by :func:`workbench.schema.coerce`, is a dead letter
 with its partition and offset in its reason, and its offset is committed like any other.
+So is a message that is not in the partition Kafka's default partitioner (murmur2 of the
+key's bytes, :mod:`.partitioner`) gives its key, or has no key: a worker given a partition
+rebuilds the feature state of the cards whose keys hash to it, and would miss that message's
+card history. (librdkafka's default partitioner is CRC32, not murmur2; and its batch produce
+call ignores a message's own partition: :func:`produce` sends each partition's messages in a
+call of their own.)
 
 Partition assignment and revocation are recorded (never acted on inside the client's
 callback) and handed out by :meth:`KafkaSource.take_assignment`, which the pipeline calls
@@ -149,6 +155,21 @@ def _decode_each(values: list[bytes], where: list[str]) -> tuple[pd.DataFrame, p
     return frame, dead
 
 
+def misplaced(keys: list, partitions: np.ndarray, count: int) -> np.ndarray:
+    """Whether each message (its key, bytes or None, and the partition it was read from)
+    is not where Kafka's default partitioner puts its key's bytes among ``count``
+    partitions; a message without a key has no such place and is misplaced."""
+    arr = pa.array(keys, type=pa.binary())
+    wrong = partition_of(arr, count) != partitions
+    return wrong | arr.is_null().to_numpy(zero_copy_only=False)
+
+
+def _expected(key: bytes | None, count: int) -> int | str:
+    if key is None:
+        return "none (no key)"
+    return int(partition_of(pa.array([key], type=pa.binary()), count)[0])
+
+
 @register_source(SCHEME)
 class KafkaSource:
     """Batches of up to ``batch_rows`` messages from one consumer-group member."""
@@ -190,6 +211,7 @@ class KafkaSource:
         self.last_commit: float | None = None
         self._last_error = ("", 0.0)
         self._first: dict[int, int] = {}  # first offset per partition of the last batch
+        self._count: int | None = None  # partitions of the topic
         self._consumer = Consumer(config, logger=log)
         self._consumer.subscribe(
             [self.address.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
@@ -231,12 +253,15 @@ class KafkaSource:
             return sorted(self._owned)
 
     def partition_count(self) -> int:
-        """Partitions of the topic (from the broker's metadata)."""
-        meta = self._consumer.list_topics(self.address.topic, timeout=10)
-        topic = meta.topics.get(self.address.topic)
-        if topic is None or topic.error is not None:
-            raise SourceError(f"{self.label}: topic not found ({getattr(topic, 'error', None)})")
-        return len(topic.partitions)
+        """Partitions of the topic (from the broker's metadata, asked once)."""
+        if self._count is None:
+            meta = self._consumer.list_topics(self.address.topic, timeout=10)
+            topic = meta.topics.get(self.address.topic)
+            if topic is None or topic.error is not None:
+                error = getattr(topic, "error", None)
+                raise SourceError(f"{self.label}: topic not found ({error})")
+            self._count = len(topic.partitions)
+        return self._count
 
     def next_batch(self) -> SourceBatch | None:
         """Up to ``batch_rows`` messages (waiting at most ``poll_s``); an empty batch with
@@ -245,7 +270,7 @@ class KafkaSource:
             return None
         messages = self._consumer.consume(self.batch_rows, self.poll_s)
         created = time.time()
-        values, where, keys, first = [], [], {}, {}
+        values, where, cards, parts, keys, first = [], [], [], [], {}, {}
         for m in messages:  # the client hands out message objects: one step per message
             err = m.error()
             if err is not None:
@@ -256,12 +281,46 @@ class KafkaSource:
             part, off = m.partition(), m.offset()
             values.append(m.value() or b"")
             where.append(f"partition {part} offset {off}")
+            cards.append(m.key())
+            parts.append(part)
             keys[part] = off + 1
             first.setdefault(part, off)
         self._first = first
         self._check_continuity(first)
+        values, where, astray = self._placed(values, where, cards, parts)
         frame, dead = decode(values, where)
+        if len(astray):
+            dead = pd.concat([dead, astray], ignore_index=True) if len(dead) else astray
         return SourceBatch(frame=frame, dead=dead, position=keys, created_at=created)
+
+    def _placed(
+        self, values: list[bytes], where: list[str], keys: list, parts: list[int]
+    ) -> tuple[list[bytes], list[str], pd.DataFrame]:
+        # A card's features are rebuilt from the stored rows of the cards whose key Kafka's
+        # default partitioner puts in the partitions owned (:mod:`.rebuild`): a message in
+        # another partition (a producer with another partitioner, or none for its key) would
+        # be missing from its card's rebuilt state, so it is refused, loudly.
+        if not values:
+            return values, where, schema.empty_dead_letters()
+        wrong = misplaced(keys, np.asarray(parts, dtype=np.int64), self.partition_count())
+        if not wrong.any():
+            return values, where, schema.empty_dead_letters()
+        bad = np.flatnonzero(wrong).tolist()
+        log.error(
+            "kafka: %d message(s) of %s are not in the partition Kafka's default (murmur2) "
+            "partitioner gives their key: dead letters (the producer must partition by "
+            "card_id with murmur2, as `workbench produce` does)", len(bad), self.label,
+        )  # fmt: skip
+        astray = pd.DataFrame(
+            {
+                "raw": [values[i][: schema.TEXT_MAX_LEN * 16].decode("utf-8", "replace")
+                        for i in bad],
+                "reason": [f"{where[i]}: key {keys[i]!r} belongs in partition "
+                           f"{_expected(keys[i], self._count)} (murmur2)" for i in bad],
+            }
+        )  # fmt: skip
+        keep = np.flatnonzero(~wrong).tolist()
+        return [values[i] for i in keep], [where[i] for i in keep], astray
 
     def _warn(self, text: str) -> None:
         # While the broker is away every poll says so: log each new text, repeats once a minute.
@@ -347,6 +406,22 @@ class KafkaSource:
                 log.debug("closing the consumer", exc_info=True)
 
 
+def _send(producer, topic: str, partition: int, messages: list[dict], delivered) -> int:
+    """Queue ``messages`` for ``partition``, again for those the local queue refused;
+    returns the messages queued."""
+    queued = 0
+    while messages:
+        queued += producer.produce_batch(
+            topic, messages, partition=partition, on_delivery=delivered
+        )
+        # Messages the local queue refused carry an error: send those again.
+        messages = [m for m in messages if "_error" in m]
+        for m in messages:
+            del m["_error"]
+        producer.poll(0.05 if messages else 0)
+    return queued
+
+
 def produce(frames, url: str) -> int:
     """Send batches to the topic of ``url``, each transaction keyed by its ``card_id`` in the
     partition Kafka's default partitioner gives that key (:mod:`.partitioner`); returns the
@@ -373,22 +448,15 @@ def produce(frames, url: str) -> int:
     count, sent = len(meta.partitions), 0
     for frame in frames:
         keys, values = encode(frame)
-        parts = partition_of(frame["card_id"].astype(str).tolist(), count).tolist()
-        messages = [
-            {"key": k, "value": v, "partition": p}
-            for k, v, p in zip(keys, values, parts, strict=True)
-        ]
-        while messages:
-            try:
-                queued = producer.produce_batch(address.topic, messages, on_delivery=delivered)
-            except BufferError:
-                queued = 0
-            # Messages the local queue refused carry an error: send those again.
-            messages = [m for m in messages if "_error" in m]
-            for m in messages:
-                del m["_error"]
-            sent += queued
-            producer.poll(0.05 if messages else 0)
+        parts = partition_of(frame["card_id"].astype(str).tolist(), count)
+        # produce_batch sends a whole batch to the one partition it is given: a message's own
+        # "partition" is ignored (librdkafka's batch API), and without one the client's
+        # default partitioner (CRC32, not Kafka's murmur2) picks it. So one call per
+        # partition, each with that partition's messages in their order.
+        for part in np.unique(parts).tolist():
+            at = np.flatnonzero(parts == part).tolist()
+            messages = [{"key": keys[i], "value": values[i]} for i in at]
+            sent += _send(producer, address.topic, part, messages, delivered)
     left = producer.flush(30)
     if left or failures:
         raise SourceError(
