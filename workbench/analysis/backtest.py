@@ -48,8 +48,7 @@ from workbench import schema
 from workbench.analysis.compare import Comparison, compare
 from workbench.analysis.database import database_url
 from workbench.errors import ConfigError
-from workbench.features import PREVIOUS_LOOKBACK_S
-from workbench.features.spec import PREVIOUS
+from workbench.features.engine import lookback_s as features_lookback
 from workbench.pipeline.lists import build_overlay
 from workbench.rules import RuleSet, load_rules, parse_rules
 from workbench.rules.lists import read_list_files
@@ -202,10 +201,7 @@ def _values(overlay: Overlay) -> dict[str, list[str]]:
 
 def lookback_s(ruleset: RuleSet) -> float:
     """How much history before a row its features read: the warm-up a backtest needs."""
-    out = 0.0
-    for spec in ruleset.features:
-        out = max(out, PREVIOUS_LOOKBACK_S if spec.agg in PREVIOUS else spec.horizon_s)
-    return out
+    return features_lookback(ruleset.features)
 
 
 def backtest(

@@ -25,8 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         default=["simulator"],
         metavar="NAME [FILE]",
-        help=f"Source: {' | '.join(source_names())}; replay takes a file (.csv, .csv.gz, "
-        ".parquet, or - for CSV on standard input).",
+        help=f"Source: {' | '.join(n for n in source_names() if n != 'kafka')}; replay takes "
+        "a file (.csv, .csv.gz, .parquet, or - for CSV on standard input); a Kafka topic is "
+        "kafka://host:port/topic?group=NAME (other parameters: client options).",
     )
     run.add_argument(
         "--encoding",
@@ -88,6 +89,16 @@ def check_worker(args: argparse.Namespace) -> None:
 
     name, *rest = args.source
     known = source_names()
+    if "://" in name:
+        scheme = name.split("://", 1)[0]
+        if scheme not in known:
+            raise ConfigError(f"unknown source URL scheme '{scheme}' (known: kafka)")
+        if rest:
+            raise ConfigError(f"--source {scheme}://... takes no file")
+        if args.mapping:
+            raise ConfigError("--mapping applies to --source replay only")
+        _check_url(name)
+        return
     if name not in known:
         raise ConfigError(f"unknown source '{name}' (known: {', '.join(known)})")
     if name == "replay":
@@ -119,6 +130,9 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
             "encoding": getattr(args, "encoding", "utf-8"),  # `workbench replay` has none
         }
         rate = args.rate
+    elif "://" in name:
+        options = {"batch_rows": settings.batch_rows, "settings": settings}
+        rate = args.rate
     with database(settings, component="pipeline") as dsn:
         pipeline = build_pipeline(settings, dsn, source=name, source_options=options, rate=rate)
         status = print_status
@@ -130,6 +144,18 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
             status(stats, final=True)
     _summary(stats)
     return 0
+
+
+def _check_url(url: str) -> None:
+    from workbench.errors import SourceError
+    from workbench.sources.kafka import KafkaAddress
+
+    try:
+        address = KafkaAddress.parse(url)
+    except SourceError as exc:
+        raise ConfigError(str(exc)) from None
+    if not address.group:
+        raise ConfigError(f"{address.label}: a consumer group is needed (?group=NAME)")
 
 
 class ReplayProgress:

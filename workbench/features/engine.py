@@ -51,11 +51,11 @@ import pandas as pd
 import pyarrow as pa
 
 from workbench.features.compiled import hash_strings
-from workbench.features.group import BatchArrays, Group
+from workbench.features.group import PREVIOUS_LOOKBACK_S, BatchArrays, Group
 from workbench.features.kernels import mix64
 from workbench.features.labels import LabelBook
 from workbench.features.since import FraudLog
-from workbench.features.spec import BUILTIN, MAX_CONDITIONS, FeatureSpec
+from workbench.features.spec import BUILTIN, MAX_CONDITIONS, PREVIOUS, FeatureSpec
 
 _NS_HOUR = 3600 * 1_000_000_000
 _NS_DAY = 24 * _NS_HOUR
@@ -157,6 +157,21 @@ class FeatureEngine:
             self.frauds.reset()
         self._newest = None
 
+    def reset_windows(self) -> None:
+        """Forget the window state (stored labels are kept): before state is rebuilt from
+        stored history."""
+        for g in self._groups:
+            g.reset()
+        if self.frauds is not None:  # frauds seen in batches (simulator labels): window state
+            self.frauds.reset()
+        self._newest = None
+
+    @property
+    def lookback_s(self) -> float:
+        """How much history before a row its features read (the warm-up of a backtest, the
+        history a rebuilt state covers)."""
+        return lookback_s(self.specs)
+
     def compute(self, batch: pd.DataFrame, *, defer_maintenance: bool = False) -> pd.DataFrame:
         """Features of every row of a typed batch (same index/order), then add it to the state.
 
@@ -247,6 +262,13 @@ class FeatureEngine:
             cols["cond"] |= met.astype(np.int64) << np.int64(bit)
         ordered = bool(n < 2 or (ts[1:] >= ts[:-1]).all())
         return BatchArrays(n=n, ts=ts, hashes=hashes, known=known, cols=cols, sorted=ordered)
+
+
+def lookback_s(specs: Sequence[FeatureSpec]) -> float:
+    """How much history before a row the features ``specs`` read, in seconds."""
+    return max(
+        (PREVIOUS_LOOKBACK_S if s.agg in PREVIOUS else s.horizon_s for s in specs), default=0.0
+    )
 
 
 def compute_features(

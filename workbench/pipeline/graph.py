@@ -30,6 +30,7 @@ from typing import Any
 from streamz import Stream
 
 from workbench.pipeline.labels import LabelFeed
+from workbench.pipeline.rebuild import with_stored
 from workbench.pipeline.stats import PipelineStats
 from workbench.pipeline.writer import RetryingWriter, scored_of
 from workbench.rules import RuleSet
@@ -74,6 +75,8 @@ class Pipeline:
         # Stored labels for label-aware features (a query per batch only if any is declared)
         self.labels = LabelFeed(dsn) if dsn else None
         self.lists: Any = None  # ListFollower, likewise (lists and snoozes)
+        # StateRebuild for a source whose partitions change (take_assignment), else None
+        self.rebuild: Any = None
 
     def swap_rules(self, ruleset: RuleSet) -> None:
         """Score from the next batch on with ``ruleset`` (the batch in flight keeps the rules
@@ -136,8 +139,12 @@ class Pipeline:
         ruleset = self.detector.ruleset
         if self.labels is not None:
             self.labels.feed(self.detector, batch.frame)
+        stored = batch.frame.iloc[:0]
+        if self.rebuild is not None:
+            batch, stored = self.rebuild.split(batch)
         try:
             scored = self.detector.process(batch)
+            scored = with_stored(scored, stored, ruleset.version)
         except Exception as exc:  # a bad batch becomes data, never a stopped stream
             log.exception("scoring failed; the batch goes to dead letters")
             scored = as_dead_letters(batch, f"scoring failed: {type(exc).__name__}: {exc}")
@@ -173,6 +180,22 @@ class Pipeline:
             after, node._after = node._after, None
             await after
 
+    async def _next_batch(self) -> SourceBatch | None:
+        """The source's next batch; one that waits on the network (``blocking``) is read in
+        a thread, so the write in flight is acknowledged meanwhile. When its partitions
+        changed, the feature state is rebuilt for them first, once the write in flight has
+        committed (the rebuilt history then holds every row this worker stored)."""
+        if not getattr(self.source, "blocking", False):
+            return self.source.next_batch()
+        batch = await asyncio.to_thread(self.source.next_batch)
+        owned = self.source.take_assignment() if self.rebuild is not None else None
+        if owned is not None:
+            await self._drain()
+            await asyncio.to_thread(self.rebuild.rebuild, self.detector, owned)
+            label = getattr(self.source, "label", "")
+            await asyncio.to_thread(self.rebuild.check_log, self.source, label)
+        return batch
+
     async def run(
         self, *, duration: float | None = None, max_records: int | None = None
     ) -> PipelineStats:
@@ -189,9 +212,11 @@ class Pipeline:
                     break
                 if max_records is not None and self.stats.records >= max_records:
                     break
-                batch = self.source.next_batch()
+                batch = await self._next_batch()
                 if batch is None:
                     break
+                if not batch.records:  # a log with nothing new: ask again
+                    continue
                 await head.emit(batch)
                 wait = pacer.delay(batch.records)
                 if wait:

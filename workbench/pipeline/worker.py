@@ -69,6 +69,18 @@ def build_pipeline(
     follower.apply = pipeline.swap_overlay
     pipeline.reload = reload
     pipeline.lists = follower
+    if hasattr(src, "take_assignment"):  # a partitioned log: state follows the partitions
+        from workbench.pipeline.rebuild import StateRebuild
+
+        pipeline.rebuild = StateRebuild(dsn, src.partition_count())
+        spanning = sorted({f.by for f in ruleset.features if f.by != "card_id"})
+        if spanning:
+            log.warning(
+                "features by %s span partitions: with several workers each sees other "
+                "partitions' rows only as of its last rebalance (README, Scale-out on Kafka)",
+                ", ".join(spanning),
+            )
+        writer.source_state = src.health
     return pipeline
 
 

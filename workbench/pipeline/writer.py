@@ -73,6 +73,8 @@ class RetryingWriter:
         self.retention_days = retention_days
         self._conn = None
         self._writer: BatchWriter | None = None
+        # () -> (partitions owned, messages behind): a partitioned source's, for health rows
+        self.source_state = None
         self._newest_ts = None
         self._retention_due = 0.0
         self._wake: asyncio.Event | None = None  # set by stop(): ends a backoff wait early
@@ -83,9 +85,10 @@ class RetryingWriter:
         """The batch with its COPY payloads built (any thread; pass the result to
         :meth:`write`), alerting from ``alert_min_band`` (default: the writer's)."""
         band = self.alert_min_band if alert_min_band is None else alert_min_band
-        return PreparedBatch(
-            scored, alert_min_band=band, source=self.source, worker=self.worker
-        ).build()
+        batch = PreparedBatch(scored, alert_min_band=band, source=self.source, worker=self.worker)
+        if self.source_state is not None:
+            batch.partitions, batch.lag = self.source_state()
+        return batch.build()
 
     def _write_sync(self, batch: ScoredBatch | PreparedBatch) -> tuple[WriteResult, float]:
         """Write (in a worker thread); the result and the wall-clock time of the commit."""

@@ -71,8 +71,12 @@ def register_source(name: str) -> Callable[[Callable[..., Source]], Callable[...
 
 
 def create_source(name: str, **options: Any) -> Source:
-    """Build the source registered under ``name``."""
+    """Build the source registered under ``name``; a URL (``kafka://...``) is the source
+    registered under its scheme, given the URL as ``url``."""
     _load_builtins()
+    if "://" in name:
+        options = {"url": name, **options}
+        name = name.split("://", 1)[0]
     try:
         factory = _REGISTRY[name]
     except KeyError:
@@ -88,7 +92,7 @@ def source_names() -> list[str]:
 
 def _load_builtins() -> None:
     # Importing the built-in modules registers them, the same way an add-on would.
-    from workbench.sources import replay, simulator  # noqa: F401
+    from workbench.sources import kafka, replay, simulator  # noqa: F401
 
 
 class Pacer:

@@ -105,6 +105,9 @@ class BatchSummary:
     rule_hits: Mapping[str, int] = field(default_factory=dict)
     high: tuple[HighRow, ...] = ()
     truncated: bool = False
+    partitions: list[int] | None = None  # a partitioned source's, when the batch was read
+    lag: int | None = None  # messages behind the log's end then (display only)
+    offsets: Mapping[int, int] | None = None  # a partitioned source's next offsets
 
     def band(self, label: str) -> int:
         """Stored rows of the band ``label`` (0 when none)."""
@@ -124,6 +127,9 @@ class BatchSummary:
             "rule_set_version": self.rule_set_version,
             "min_ts": self.min_ts,
             "max_ts": self.max_ts,
+            "partitions": self.partitions,
+            "lag": self.lag,
+            "offsets": None if self.offsets is None else json.dumps(dict(self.offsets)),
         }
 
     def payload(self) -> str:
@@ -221,6 +227,9 @@ def summarize(
     eval_errors: Mapping[str, int] | None = None,
     rule_hits: Mapping[str, int] | None = None,
     high: Sequence[Mapping[str, Any]] = (),
+    partitions: Sequence[int] | None = None,
+    lag: int | None = None,
+    offsets: Mapping[int, int] | None = None,
 ) -> BatchSummary:
     """The summary of a written batch, numbers rounded as they are shown (scores to 0.001,
     latency to 0.1 ms); ``band_counts`` in band order, ``high`` newest first."""
@@ -243,6 +252,9 @@ def summarize(
         eval_errors=dict(eval_errors or {}),
         rule_hits=dict(rule_hits or {}),
         high=tuple(HighRow.of(h) for h in list(high)[:MAX_HIGH]),
+        partitions=None if partitions is None else [int(p) for p in partitions],
+        lag=None if lag is None else int(lag),
+        offsets=None if offsets is None else {int(k): int(v) for k, v in offsets.items()},
     )
 
 

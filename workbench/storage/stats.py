@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 
 from workbench.storage import tables
-from workbench.storage.frames import Source, one
+from workbench.storage.frames import Source, fetch, one, select_rows
 
-__all__ = ["counts", "pipeline_totals"]
+__all__ = ["counts", "pipeline_totals", "stored_offsets", "workers"]
 
 
 def counts(source: Source, *, estimate: bool = False) -> dict[str, int]:
@@ -63,3 +64,42 @@ def pipeline_totals(source: Source) -> dict[str, Any]:
         "batches": int(batches),
         "last_commit": last,
     }
+
+
+def workers(source: Source, *, within_s: float = 300.0) -> pd.DataFrame:
+    """One row per worker that committed a batch in the last ``within_s`` seconds, newest
+    first: ``worker``, ``source``, ``last_commit``, ``partitions`` (a Kafka worker's, else
+    None), ``lag`` (messages behind, else None) and ``batches`` in that span."""
+    p = tables.pipeline_stats.c
+    since = sa.func.clock_timestamp() - sa.func.make_interval(0, 0, 0, 0, 0, 0, within_s)
+    recent = (
+        sa.select(
+            p.worker,
+            p.source,
+            p.committed_at.label("last_commit"),
+            p.partitions,
+            p.lag,
+            sa.func.count().over(partition_by=p.worker).label("batches"),
+            sa.func.row_number().over(partition_by=p.worker, order_by=p.id.desc()).label("n"),
+        )
+        .where(p.committed_at >= since)
+        .subquery()
+    )
+    query = (
+        sa.select(*(c for c in recent.c if c.name != "n"))
+        .where(recent.c.n == 1)
+        .order_by(recent.c.last_commit.desc())
+    )
+    return fetch(source, query, "cannot read the workers' health")
+
+
+def stored_offsets(source: Source, label: str) -> dict[int, int]:
+    """For a partitioned source (its ``label``), the highest next offset per partition among
+    the batches committed from it, by any worker."""
+    query = sa.text(
+        "SELECT o.key::int, max(o.value::bigint) FROM pipeline_stats p,"
+        " jsonb_each_text(p.offsets) o WHERE p.source = :label AND p.offsets IS NOT NULL"
+        " GROUP BY o.key"
+    ).bindparams(label=label)
+    rows, _ = select_rows(source, query, "cannot read the stored offsets")
+    return {int(p): int(o) for p, o in rows}

@@ -69,7 +69,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from workbench.schema import COLUMNS
 
@@ -342,6 +342,10 @@ pipeline_stats = Table(
     Column("min_ts", _TS),
     Column("max_ts", _TS),
     Column("latency_s", Double),
+    # A partitioned source's (Kafka) partitions owned and messages behind, for the health view
+    Column("partitions", ARRAY(Integer)),
+    Column("lag", BigInteger),
+    Column("offsets", JSONB),  # {partition: next offset} of the batch (a Kafka source's)
     Index("pipeline_stats_committed", "committed_at"),
 )
 

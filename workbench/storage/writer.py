@@ -179,11 +179,12 @@ _STATS_AND_NOTIFY = """
 WITH stats AS (
     INSERT INTO pipeline_stats (worker, source, batch_created_at, stored, duplicates, dead,
                                 alerts_opened, alerts_attached, rule_set_version, min_ts,
-                                max_ts, latency_s)
+                                max_ts, latency_s, partitions, lag, offsets)
     VALUES (%(worker)s, %(source)s, to_timestamp(%(created_at)s), %(stored)s,
             %(duplicates)s, %(dead)s, %(alerts_opened)s, %(alerts_attached)s,
             %(rule_set_version)s, %(min_ts)s, %(max_ts)s,
-            extract(epoch FROM clock_timestamp()) - %(created_at)s)
+            extract(epoch FROM clock_timestamp()) - %(created_at)s, %(partitions)s, %(lag)s,
+            %(offsets)s::jsonb)
 )
 SELECT pg_notify(%(channel)s, %(payload)s)
 """
@@ -345,6 +346,9 @@ class PreparedBatch:
         self.alert_rank = bands.alert_rank(alert_min_band)
         self.keep_rank = min(self.alert_rank or len(bands.LABELS), len(bands.LABELS))
         self.source, self.worker = source, worker
+        # A partitioned source's partitions owned and messages behind (health only)
+        self.partitions: list[int] | None = None
+        self.lag: int | None = None
         if len(scored.hits):
             _check_hit_rows(scored.hits, len(self.frame))
 
@@ -588,6 +592,9 @@ def _write(
             eval_errors=scored.eval_errors,
             rule_hits=batch.rule_hit_counts,
             high=high,
+            partitions=batch.partitions,
+            lag=batch.lag,
+            offsets=scored.position if isinstance(scored.position, dict) else None,
         )
         cur.execute(
             _STATS_AND_NOTIFY,

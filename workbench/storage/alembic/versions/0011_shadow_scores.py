@@ -1,13 +1,12 @@
 """A challenger rule set scored in the shadow of the active one.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-07
 
 ``shadow_rule_sets`` is append-only: its newest row is the challenger in effect (a row with
 no version clears it). ``shadow_scores`` holds what the challenger made of each transaction
-(score, band, hits, version): no alert, case or evidence is ever made from it. Chained on
-0009 on this branch; when merged after revision 0010, ``down_revision`` becomes "0010".
+(score, band, hits, version): no alert, case or evidence is ever made from it.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
