@@ -206,3 +206,23 @@ def test_workbench_up_serves_the_dashboard_and_runs_a_worker(conn, db_dsn, tmp_p
     assert proc.returncode == 0, out
     assert f"http://127.0.0.1:{port}/" in out
     assert "records in" in out  # the worker's own summary: it stopped cleanly
+
+
+def test_the_health_panel_lists_each_worker_with_its_partitions_and_lag(feed, conn):
+    from workbench.dashboard.live_health import HealthPanel
+
+    assert feed.connected.wait(15)
+    worker = "w<img src=x onerror=alert(1)>"
+    write_batch(conn, build_scored(50, scores=[0.0] * 50), worker=worker, source="kafka://b/t")
+    conn.execute("UPDATE pipeline_stats SET partitions = '{0,2}', lag = 7")  # as a Kafka worker
+    hub = feed.hub
+
+    def rows():
+        return [r[:4] for r in hub.delta().health.worker_rows]
+
+    wait_for(lambda: rows() == [(worker, "kafka://b/t", (0, 2), 7)], what="the worker's row")
+    panel = HealthPanel()
+    panel.update(hub.delta())
+    shown = str(panel.pane.object)
+    assert "<td>0, 2</td>" in shown and ">7</td>" in shown and "kafka://b/t" in shown
+    assert "w&lt;img src=x onerror=alert(1)&gt;" in shown and "<img" not in shown

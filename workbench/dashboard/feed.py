@@ -13,6 +13,8 @@ import logging
 import threading
 import time
 
+import pandas as pd
+
 from workbench.dashboard.hub import TRANSACTIONS, Hub
 from workbench.errors import StorageError
 from workbench.storage import BatchSummary, Listener, Store, shared_store
@@ -94,6 +96,19 @@ class Feed:
     def _refresh(self, store: Store) -> None:
         self.hub.add_transactions(store.transactions.recent(limit=TRANSACTIONS // 2))
         self.hub.set_open_alerts(store.alerts.open_count())
+        workers = store.stats.workers()
+        self.hub.set_health(
+            worker_rows=tuple(
+                (
+                    r.worker,
+                    r.source,
+                    _partitions(r.partitions),
+                    None if pd.isna(r.lag) else int(r.lag),
+                    r.last_commit,
+                )
+                for r in workers.itertuples(index=False)
+            )
+        )
         last = store.rule_sets.last()
         if last is not None:
             self.hub.set_health(
@@ -102,3 +117,10 @@ class Feed:
                 reload_error=last["error"],
                 reload_at=last["created_at"],
             )
+
+
+def _partitions(value) -> tuple[int, ...] | None:
+    """A Kafka worker's partitions (a list from the database), None for other sources."""
+    if isinstance(value, list | tuple):
+        return tuple(int(p) for p in value)
+    return None

@@ -92,6 +92,9 @@ class Health:
     # >= 3.13, whose dataclass __eq__ compares field by field (nan != nan) instead of tuples.
     last_batch_age_s: float = field(default=math.nan, compare=False)
     workers: tuple[str, ...] = ()
+    # Each recently committing worker: (worker, source, partitions, lag, last commit), as
+    # read by the feed from pipeline_stats (workbench.storage.stats.workers).
+    worker_rows: tuple[tuple[Any, ...], ...] = ()
 
 
 @dataclass(frozen=True)

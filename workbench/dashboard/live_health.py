@@ -17,6 +17,7 @@ import panel as pn
 from workbench.dashboard import clock, safe
 from workbench.dashboard.hub import Delta, Health
 from workbench.dashboard.theme import BAND_COLORS, fmt_age, fmt_number
+from workbench.dashboard.workers import WORKER_COLUMNS, workers_html
 
 STATUS_EVERY_S = 1.0  # without new batches, rates and the worker status are re-read this often
 STALLED_AFTER_S = 5.0  # no batch for this long: the pipeline is shown as stalled
@@ -52,7 +53,11 @@ class HealthPanel(pn.viewable.Viewer):
         return self.card
 
     def update(self, delta: Delta) -> None:
-        safe.show(self.pane, health_html(delta))
+        html = health_html(delta)
+        if delta.health.worker_rows:  # who runs, and for a Kafka group, which partitions
+            frame = pd.DataFrame(list(delta.health.worker_rows), columns=WORKER_COLUMNS)
+            html = safe.join([html, workers_html(frame)])
+        safe.show(self.pane, html)
 
 
 def health_html(d: Delta) -> safe.Html:

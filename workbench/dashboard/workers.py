@@ -16,6 +16,9 @@ import pandas as pd
 from workbench.dashboard import safe
 from workbench.dashboard.theme import fmt_age
 
+WORKER_COLUMNS = ["worker", "source", "partitions", "lag", "last_commit"]
+"""The columns :func:`workers_html` reads (those of :func:`workbench.storage.stats.workers`)."""
+
 _ROW = "<tr><td>{}</td><td>{}</td><td>{}</td><td style='text-align:right'>{}</td><td>{}</td></tr>"
 _HEAD = (
     "<tr><th style='text-align:left'>Worker</th><th style='text-align:left'>Source</th>"

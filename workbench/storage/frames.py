@@ -110,6 +110,8 @@ def fetch(source: Source, query: Any, action: str) -> pd.DataFrame:
             frame[name] = (
                 col.astype("str").where(col.notna(), None) if len(col) else col.astype("str")
             )
+        elif dtype == "int64" and col.isna().any():
+            frame[name] = col.astype("Int64")  # a nullable integer column holding NULLs
         else:
             frame[name] = col.astype(dtype)
     return frame
