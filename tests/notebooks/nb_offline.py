@@ -119,7 +119,9 @@ class OfflineBrowser:
         return seen
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: Playwright's sync API keeps its event loop marked as running in the main
+# thread until it stops, and later tests of the same pytest process use asyncio.run().
+@pytest.fixture(scope="module")
 def offline_browser() -> Iterator[OfflineBrowser]:
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (`make chromium`)")

@@ -21,7 +21,11 @@ RULES = str(ROOT / "rules")
 
 USAGE, REFUSED = 2, 1
 CASES = [
-    (["run", "--source", "nosuch"], REFUSED, "unknown source 'nosuch' (known: replay, simulator)"),
+    (
+        ["run", "--source", "nosuch"],
+        REFUSED,
+        "unknown source 'nosuch' (known: kafka, replay, simulator)",
+    ),
     (["run", "--source", "replay"], REFUSED, "needs one file"),
     (["run", "--source", "replay", "gone.csv"], REFUSED, "file not found: gone.csv"),
     (["run", "--source", "replay", "data.txt"], REFUSED, "unsupported file type '.txt'"),
