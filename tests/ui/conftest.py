@@ -299,3 +299,17 @@ def pipeline(ui_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+def wait_for_editor_text(ace, text: str, timeout_s: float) -> str:
+    """The rule editor's whole text (Ace's value, not only the lines in view) once it holds
+    ``text``; AssertionError with what it held after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    value = ""
+    while time.monotonic() < deadline:
+        if ace.count():
+            value = ace.evaluate("el => el.env && el.env.editor ? el.env.editor.getValue() : ''")
+            if text in value:
+                return value
+        time.sleep(0.25)
+    raise AssertionError(f"the rule editor never held {text!r}; it held {value[:200]!r}")

@@ -21,6 +21,7 @@ import psycopg
 import pytest
 from playwright.sync_api import expect
 
+from tests.ui.conftest import wait_for_editor_text
 from workbench.dashboard.live import FEED_ROWS, TABLE_ROWS
 from workbench.dashboard.login import session_identity
 
@@ -293,7 +294,7 @@ def test_rule_editor_shows_a_refused_edit_at_its_line(browser, dashboard, screen
     page = browser.open(dashboard)
     tab(page, "Rules")
     ace = page.locator(".rule-editor .ace_editor")
-    expect(ace).to_contain_text("very_large_amount", timeout=UPDATE_S * 1000)  # lines in view
+    wait_for_editor_text(ace, "very_large_amount", UPDATE_S)
     # A typo in a feature name, typed into the editor (only Validate: nothing is written).
     line = ace.evaluate(
         """el => {

@@ -32,7 +32,7 @@ import psycopg
 import pytest
 from playwright.sync_api import expect
 
-from tests.ui.conftest import REPO, Process, _env, serve_dashboard
+from tests.ui.conftest import REPO, Process, _env, serve_dashboard, wait_for_editor_text
 from workbench.errors import RuleError, RuleSetError
 from workbench.rules import parse_rules
 from workbench.storage import rule_sets
@@ -387,7 +387,7 @@ def test_history_card_drill_down_shows_hostile_ids_as_text(page, browser, screen
 def test_rule_editor_shows_hostile_errors_history_and_diff_as_text(page, browser, screenshots):
     tab(page, "Rules")
     ace = page.locator(".rule-editor .ace_editor")
-    expect(ace).to_contain_text("rules:", timeout=UPDATE_S * 1000)
+    wait_for_editor_text(ace, "rules:", UPDATE_S)
     ace.evaluate(
         "(el, text) => el.env.editor.setValue(text, -1)",
         BROKEN_YAML.format(key=_quoted(CORPUS[3])),
