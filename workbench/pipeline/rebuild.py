@@ -103,6 +103,7 @@ class StateRebuild:
             tail.restart(taken, owned)
         if history is None:
             self.known = pd.Index([], dtype=object)
+            log.info("feature state rebuilt for partitions %s: nothing stored", owned)
             return 0
         history = history[list(schema.NAMES)]
         mine = np.isin(
