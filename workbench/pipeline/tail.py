@@ -17,7 +17,8 @@ stored history in one snapshot and restarts the cursor there (:meth:`restart`), 
 it fed are not fed again and none committed after it is skipped. Rows of the partitions this
 worker owns are left out (its own stream brings them, redelivered ones included: see
 :attr:`StateRebuild.known`, which holds those only), and so are the rows of its own batches
-(by its worker name, which must be unique in the group: a worker it scored them).
+(by its worker name, unique in the group: it scored those rows itself, whichever
+partitions it owned then).
 
 Staleness bound. A row of another worker reaches this worker's state at its first batch
 after that worker's commit: a transaction scored here counts another partition's earlier
