@@ -22,9 +22,11 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
-def begin_batch(dsn: str, worker: str, ids: list[str], at: datetime) -> psycopg.Connection:
-    """A connection whose open transaction has written a batch of ``ids`` (one terminal)
-    and its pipeline_stats row, not committed yet."""
+def begin_batch(
+    dsn: str, worker: str, ids: list[str], at: datetime, card: str | None = None
+) -> psycopg.Connection:
+    """A connection whose open transaction has written a batch of ``ids`` (one terminal;
+    card ``card``, else one per row) and its pipeline_stats row, not committed yet."""
     conn = psycopg.connect(dsn)
     ts = [at + timedelta(seconds=i) for i in range(len(ids))]
     with conn.cursor() as cur:
@@ -32,7 +34,7 @@ def begin_batch(dsn: str, worker: str, ids: list[str], at: datetime) -> psycopg.
             cur.execute(
                 "INSERT INTO transactions (tx_id, ts, card_id, terminal_id, amount)"
                 " VALUES (%s, %s, %s, 'term-1', 10.0)",
-                (tx_id, t, f"card-{tx_id}"),
+                (tx_id, t, card or f"card-{tx_id}"),
             )
         cur.execute(
             "INSERT INTO pipeline_stats (worker, stored, duplicates, dead, alerts_opened,"

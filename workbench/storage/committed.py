@@ -16,7 +16,9 @@ now but was not visible in ``after``. Each batch's ``pipeline_stats`` row carrie
 transaction's id (``xact``, revision 0012, written in the batch's own transaction by the
 column's default); a transaction not visible in ``after`` has an id at or above
 ``pg_snapshot_xmin(after)``, so the index on ``xact`` narrows the search to the batches
-since the oldest transaction that was still running then (a handful), and the rows of each
+since the oldest transaction that was still running then (a handful; snapshots span the
+whole server, so a transaction left open for hours on any database widens this index range
+to the batches since it began, each then dropped by one visibility test), and the rows of each
 are found by its time span (the ``ts`` index) and their ``xmin`` (the same top-level
 transaction wrote them: the batch write uses no savepoint). A batch that rolled back is
 never visible; nothing needs a de-duplication set.
