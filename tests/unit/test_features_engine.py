@@ -520,3 +520,37 @@ def test_compute_without_defer_does_pending_maintenance():
     assert engine.maintenance_due  # rows older than the longest window (1h + lateness)
     engine.compute(history.iloc[200:210])
     assert not engine.maintenance_due
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_rows_fed_for_other_entities_count_as_if_scored_here(seed):
+    """A worker's own cards' rows (its partitions), with the rows of the other cards fed
+    (``feed``) to the groups of the other entities just before each of its batches, as the
+    tail of other workers' commits does: every feature of its rows is what one worker
+    scoring everything in that arrival order gives, and its card groups hold its own cards'
+    rows only."""
+    rng = np.random.default_rng(seed)
+    history = make_history(600, seed, cards=8)
+    own = history["card_id"].isin(["c0", "c1", "c2", "c5"]).to_numpy()  # u1, u2: split
+    engine = FeatureEngine(SPECS, allowed_lateness_s=86400)
+    alone = FeatureEngine(SPECS, allowed_lateness_s=86400)  # never fed: what the tail adds
+    spanning = engine.entity_columns - {"card_id"}
+    assert spanning == {"customer_id", "terminal_id", "device_id"}
+    arrived, batch_no, parts, unfed = [], [], [], []
+    start = 0
+    for k, b in enumerate(split(history, rng)):
+        mine = own[start : start + len(b)]
+        start += len(b)
+        engine.feed(b.loc[~mine], spanning)
+        parts.append(engine.compute(b.loc[mine]))
+        unfed.append(alone.compute(b.loc[mine]))
+        arrived += [b.loc[~mine], b.loc[mine]]
+        batch_no += [2 * k] * int((~mine).sum()) + [2 * k + 1] * int(mine.sum())
+    frame = pd.concat(arrived)
+    want = reference(frame, SPECS, np.asarray(batch_no))
+    got = pd.concat(parts)
+    assert_matches(got, want.loc[got.index], SPECS)
+    without = pd.concat(unfed)
+    assert not np.array_equal(without["cust_n3h"], got["cust_n3h"])  # the feed mattered
+    card_groups = [g for g in engine._groups if g.by == "card_id"]
+    assert sum(g.rows for g in card_groups) <= own.sum() * len(card_groups)

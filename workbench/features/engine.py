@@ -44,7 +44,7 @@ evicted rows. Rows never see rows that arrive in later batches.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 import pandas as pd
@@ -191,6 +191,39 @@ class FeatureEngine:
     def maintenance_due(self) -> bool:
         """Deferred state maintenance is pending (:meth:`maintain` would do work)."""
         return any(g.due for g in self._groups)
+
+    @property
+    def entity_columns(self) -> set[str]:
+        """The ``by`` columns whose window state :meth:`feed` can add rows to."""
+        fraud = set(self.frauds.columns) if self.frauds is not None else set()
+        return {g.by for g in self._groups} | fraud
+
+    def feed(self, rows: pd.DataFrame, columns: Collection[str]) -> None:
+        """Add typed ``rows`` to the window state of the ``columns`` entities only (their
+        groups and their simulator-label frauds), computing nothing for the caller: rows a
+        worker did not score itself (another worker's, read from the shared store) for the
+        entities that span partitions. The other entities' state, the stored labels and the
+        watermark of the next :meth:`compute` are left alone: rows of other partitions may be
+        ahead in event time, and evicting a card's rows by their time would drop rows its
+        own later queries still read. Rows older than a group's newest are inserted at their
+        place (the late path of :mod:`.passes`)."""
+        wanted = set(columns)
+        groups = [g for g in self._groups if g.by in wanted]
+        fraud_columns = [c for c in self.frauds.columns if c in wanted] if self.frauds else []
+        if not len(rows) or not (groups or fraud_columns):
+            return
+        arrays = self._arrays(rows)
+        values = np.empty((self._slot_counts[False], arrays.n))
+        flags = np.empty((self._slot_counts[True], arrays.n), dtype=bool)
+        newest = int(arrays.ts.max())
+        for g in groups:
+            g.compute(arrays, values, flags, True)
+            g.commit(max(newest, g.newest_ns or newest))
+        if fraud_columns and self.frauds is not None:
+            known = {
+                c: k if c in fraud_columns else np.zeros_like(k) for c, k in arrays.known.items()
+            }
+            self.frauds.compute(arrays.ts, arrays.hashes, known, arrays.cols["label"], True)
 
     def maintain(self) -> bool:
         """Do pending deferred eviction and grow the state's arrays ahead of the next

@@ -77,6 +77,8 @@ class Pipeline:
         self.lists: Any = None  # ListFollower, likewise (lists and snoozes)
         # StateRebuild for a source whose partitions change (take_assignment), else None
         self.rebuild: Any = None
+        # CommittedTail of the same sources (attached to the rebuild, which restarts it)
+        self.tail: Any = None
 
     def swap_rules(self, ruleset: RuleSet) -> None:
         """Score from the next batch on with ``ruleset`` (the batch in flight keeps the rules
@@ -139,6 +141,8 @@ class Pipeline:
         ruleset = self.detector.ruleset
         if self.labels is not None:
             self.labels.feed(self.detector, batch.frame)
+        if self.tail is not None:  # other workers' rows, for the features spanning partitions
+            self.tail.feed(self.detector, batch.frame)
         stored = batch.frame.iloc[:0]
         if self.rebuild is not None:
             batch, stored = self.rebuild.split(batch)

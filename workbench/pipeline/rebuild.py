@@ -16,9 +16,16 @@ must not be added twice. :meth:`StateRebuild.split` takes them out of the batch 
 scoring; they are handed to the writer unscored and counted as duplicates (stored already,
 they store nothing).
 
-Features by other entities than the card (customer, terminal) span partitions: each worker
-sees only the rows of its own partitions for them, plus, at each rebuild, every stored row.
-See the README (architecture, scale-out) for what that means and its bound.
+Features by other entities than the card (customer, terminal) span partitions. With a
+:class:`~workbench.pipeline.tail.CommittedTail` attached (``tail``), the rebuild feeds those
+entities' groups every stored row of the look-back (all partitions), the card groups only
+the owned partitions' rows, all read in one snapshot; the tail then goes on from that very
+snapshot, adding each batch other workers commit afterwards exactly once, so the worker's
+view of a terminal lags the others' commits by their read-to-commit latency at most (see
+:mod:`workbench.pipeline.tail` for the bound). :attr:`StateRebuild.known` holds the owned
+partitions' rows only: other partitions' rows never come in this worker's batches (when
+one of them is assigned to it, a rebuild starts over). Without a tail (no feature spans
+partitions), only the owned partitions' rows are read into the state.
 """
 
 from __future__ import annotations
@@ -31,11 +38,13 @@ import pandas as pd
 
 from workbench import schema
 from workbench.bands import Band
+from workbench.pipeline.tail import CommittedTail
 from workbench.scoring.detector import Detector
 from workbench.scoring.result import ScoredBatch
 from workbench.sources.base import SourceBatch
 from workbench.sources.partitioner import partition_of
 from workbench.storage import shared_store
+from workbench.storage.committed import snapshot
 from workbench.storage.stats import stored_offsets
 from workbench.storage.transactions import load, time_bounds
 
@@ -56,6 +65,7 @@ class StateRebuild:
         self.rebuilds = 0
         self.rows_read = 0
         self.redelivered = 0  # rows of batches seen again after a rebuild
+        self.tail: CommittedTail | None = None  # follows other workers' commits, if attached
 
     def check_log(self, source, label: str) -> None:
         """Tell a newly assigned ``source`` the offsets stored with committed batches, so a
@@ -71,38 +81,52 @@ class StateRebuild:
         cards; returns the rows fed."""
         if set(owned) <= self.owned:  # only revoked: the kept cards' state is intact
             self.owned = set(owned)
+            if self.tail is not None:
+                self.tail.own(owned)
             return 0
         self.owned = set(owned)
         engine = detector.features
         engine.reset_windows()
         self.rebuilds += 1
-        store = shared_store(self.dsn)
-        bounds = time_bounds(store)
-        if bounds is None or not owned:
+        tail = self.tail
+        spanning = tail.spanning(engine) if tail is not None else set()
+        # One snapshot for the bounds, the history and the tail's cursor: a batch committed
+        # meanwhile is either in the history or after the cursor, never both nor neither.
+        with snapshot(shared_store(self.dsn)) as (conn, taken):
+            bounds = time_bounds(conn)
+            history = None
+            if bounds is not None and owned:
+                newest = pd.Timestamp(bounds[1])
+                span = timedelta(seconds=engine.lookback_s + engine.allowed_lateness_s)
+                history = load(conn, (newest - span).to_pydatetime(), _END)
+        if tail is not None:
+            tail.restart(taken, owned)
+        if history is None:
             self.known = pd.Index([], dtype=object)
+            log.info("feature state rebuilt for partitions %s: nothing stored", owned)
             return 0
-        newest = pd.Timestamp(bounds[1])
-        span = timedelta(seconds=engine.lookback_s + engine.allowed_lateness_s)
-        # No upper bound: rows committed since ``newest`` was read are in the history too, so
-        # what it holds of a partition is what was committed of it, up to one offset (a row
-        # left out by a bound, then read again, could otherwise be fed after a later one).
-        history = load(store, (newest - span).to_pydatetime(), _END)
-        if len(history):
-            mine = np.isin(
-                partition_of(history[self.card_column].astype(str).tolist(), self.partitions),
-                np.asarray(owned, dtype=np.int64),
-            )
-            history = history.loc[mine, list(schema.NAMES)].reset_index(drop=True)
-        if len(history):
-            engine.compute_arrays(history)
-        self.known = pd.Index(history["tx_id"].astype(str)) if len(history) else self.known[:0]
-        self.rows_read += len(history)
-        log.info(
-            "feature state rebuilt for partitions %s from %d stored transaction(s)",
-            owned,
-            len(history),
+        history = history[list(schema.NAMES)]
+        mine = np.isin(
+            partition_of(history[self.card_column].astype(str).tolist(), self.partitions),
+            np.asarray(owned, dtype=np.int64),
         )
-        return len(history)
+        fed = history.loc[mine].reset_index(drop=True)
+        if spanning and len(history):
+            engine.feed(history, spanning)  # every partition's rows, these entities only
+            engine.feed(fed, engine.entity_columns - spanning)
+        elif len(fed):
+            engine.compute_arrays(fed)
+        self.known = pd.Index(fed["tx_id"].astype(str)) if len(fed) else self.known[:0]
+        self.rows_read += len(history) if spanning else len(fed)
+        log.info(
+            "feature state rebuilt for partitions %s from %d stored transaction(s) (%d of them"
+            " for the features by %s only)",
+            owned,
+            len(history) if spanning else len(fed),
+            len(history) - len(fed) if spanning else 0,
+            ", ".join(sorted(spanning)) or "-",
+        )
+        return len(history) if spanning else len(fed)
 
     def split(self, batch: SourceBatch) -> tuple[SourceBatch, pd.DataFrame]:
         """The batch without the rows the rebuilt state holds already, and those rows."""

@@ -71,15 +71,13 @@ def build_pipeline(
     pipeline.lists = follower
     if hasattr(src, "take_assignment"):  # a partitioned log: state follows the partitions
         from workbench.pipeline.rebuild import StateRebuild
+        from workbench.pipeline.tail import CommittedTail
 
         pipeline.rebuild = StateRebuild(dsn, src.partition_count())
-        spanning = sorted({f.by for f in ruleset.features if f.by != "card_id"})
-        if spanning:
-            log.warning(
-                "features by %s span partitions: with several workers each sees other "
-                "partitions' rows only as of its last rebalance (README, Scale-out on Kafka)",
-                ", ".join(spanning),
-            )
+        # Features by customer or terminal follow the other workers' commits (staleness: their
+        # read-to-commit latency; README, Scale-out on Kafka). Costs nothing without them.
+        tail = CommittedTail(dsn, src.partition_count(), worker_name(settings))
+        pipeline.rebuild.tail = pipeline.tail = tail
         writer.source_state = src.health
     return pipeline
 

@@ -346,7 +346,11 @@ pipeline_stats = Table(
     Column("partitions", ARRAY(Integer)),
     Column("lag", BigInteger),
     Column("offsets", JSONB),  # {partition: next offset} of the batch (a Kafka source's)
+    # The id of the transaction that committed the batch (xid8 as bigint): the cursor of the
+    # batches committed since a snapshot (workbench.storage.committed; revision 0012)
+    Column("xact", BigInteger, server_default=text("((pg_current_xact_id())::text)::bigint")),
     Index("pipeline_stats_committed", "committed_at"),
+    Index("pipeline_stats_xact", "xact"),
 )
 
 AUDIT_OUTCOMES = ("ok", "refused", "failed")
