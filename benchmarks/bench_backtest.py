@@ -70,9 +70,10 @@ def seed(dsn: str, rows: int, batch: int) -> tuple[int, float]:
 def read_csv(dsn: str):
     """The whole history the way it was read before: COPY CSV into pyarrow's CSV parser (the
     path ``load`` takes on a connection inside a transaction)."""
-    with connect(dsn, autocommit=False) as conn:
+    with connect(dsn) as conn:
         lo, hi = transactions.time_bounds(conn)
-        return transactions.load(conn, lo, hi + timedelta(microseconds=1))
+        with conn.transaction():
+            return transactions.load(conn, lo, hi + timedelta(microseconds=1))
 
 
 def raw_copy(dsn: str) -> int:

@@ -72,10 +72,12 @@ class ArrowReader:
 
 def _dsn(conn: psycopg.Connection) -> str:
     # conn.info.dsn leaves the password out; the libpq options of the live connection hold it.
+    # Only those set apart from libpq's defaults: the driver's own libpq may be older and not
+    # know every keyword of psycopg's.
     params = {
         o.keyword.decode(): o.val.decode()
         for o in conn.pgconn.info
-        if o.val is not None and o.keyword.decode() not in ("replication",)
+        if o.val is not None and o.val != o.compiled and o.keyword != b"replication"
     }
     return conninfo.make_conninfo(**params)
 
