@@ -24,8 +24,9 @@ scored while the same lists and snoozes were in force (:attr:`Backtest.lists_not
 none): what analysts concluded in the end, whenever they did — an evaluation truth, kept
 apart from the simulator's ``is_fraud`` (:mod:`workbench.analysis.compare`).
 
-Reading the next slice (a thread: COPY and Arrow parsing release the GIL) overlaps scoring
-the current one.
+History is read in columnar form (binary COPY decoded into Arrow by the ADBC driver, one
+connection for every slice; :mod:`workbench.storage.columnar`), and reading the next slice (a
+thread: the driver releases the GIL) overlaps scoring the current one.
 
 >>> # result = backtest("rules/candidate.yaml", "2026-01-01", "2026-01-08", dsn=dsn)
 >>> # result.compare(k=100).text()
@@ -55,7 +56,7 @@ from workbench.rules.lists import read_list_files
 from workbench.scoring.detector import Detector
 from workbench.scoring.evaluate import stored_hits, stored_rule_ids
 from workbench.scoring.overlay import Overlay
-from workbench.storage import labels, shared_store, transactions
+from workbench.storage import columnar, labels, shared_store, transactions
 from workbench.storage import snoozes as snooze_store
 
 Progress = Callable[[float, int], None]
@@ -144,7 +145,8 @@ def load_history(
     dsn: str | None = None,
     conn=None,
 ) -> pd.DataFrame:
-    """Stored transactions of ``[start, end)`` (default: all), oldest first, read with COPY.
+    """Stored transactions of ``[start, end)`` (default: all), oldest first, read with binary
+    COPY into Arrow (:func:`workbench.storage.transactions.load`).
 
     Columns: the batch schema, then ``risk_score``, ``band``, ``rule_hits`` (JSON text),
     ``rule_set_version`` and ``stored_at``. An open range of a database that holds nothing
@@ -357,8 +359,13 @@ def _prefetch(conn, slices, read_s: list[float]):
 
     if not slices:
         return
-    # One reader thread: only it touches the connection while the loop runs.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backtest-read") as pool:
+    # One reader thread: only it touches the connection while the loop runs. The columnar
+    # reader's connection serves every slice (None: the caller's transaction, read on it).
+    with (
+        columnar.reader_for(conn) as reader,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="backtest-read") as pool,
+    ):
+        conn = reader if reader is not None else conn
         pending = pool.submit(read, *slices[0][:2])
         for i, item in enumerate(slices):
             history = pending.result()

@@ -39,7 +39,7 @@ class CompiledExpr:
     :data:`~workbench.rules.values.LISTS_KEY` entry, name -> values).
     """
 
-    __slots__ = ("_alias", "_fast", "_full", "fields", "lists", "source")
+    __slots__ = ("_alias", "_fast", "_full", "fields", "keys", "lists", "source")
 
     def __init__(
         self,
@@ -49,8 +49,10 @@ class CompiledExpr:
         full: Fn | None,
         alias: bool = True,
         lists: frozenset[str] = frozenset(),
+        keys: frozenset[str] = frozenset(),
     ):
         self.source = source
+        self.keys = keys  # its subexpressions that other rules may share (_Builder.keys)
         self.fields = fields
         self.lists = lists
         self._fast = fast
@@ -105,10 +107,17 @@ def compile_expression(
     if errors:
         raise errors[0] if len(errors) == 1 else RuleSetError(errors)
     tree = _fold(tree, lists, text)
-    fast = _Builder(lists).cond(tree, "T")
+    builder = _Builder(lists)
+    fast = builder.cond(tree, "T")
     full = _Builder(lists).cond(tree, "TF") if tree.errs else None
     return CompiledExpr(
-        text, frozenset(checker.used), fast, full, _may_alias(tree), frozenset(checker.maintained)
+        text,
+        frozenset(checker.used),
+        fast,
+        full,
+        _may_alias(tree),
+        frozenset(checker.maintained),
+        frozenset(builder.keys),
     )
 
 
@@ -175,12 +184,44 @@ def _simplify_logic(node: Node) -> Node:
 
 
 # -- closures -----------------------------------------------------------------------------
+# Subexpressions worth sharing between rules: a comparison, membership test, arithmetic or
+# function call. Not literals and names (a lookup), nor and/or/not (one cheap combine of
+# operands that are shared themselves, and mostly what makes each rule its own).
+_SHAREABLE = ("cmp", "in", "arith", "neg", "call")
+
+
+def _key(node: Node) -> str:
+    """The node's meaning as text, the same wherever and however it is spelled."""
+    value = node.value
+    if node.kind == "cmp":
+        value = [op for op, _pos in node.value]
+    parts = ",".join(_key(a) for a in node.args)
+    return f"{node.kind}:{node.op}:{value!r}:{node.type}:{node.nullable}({parts})"
+
+
+def _error_free(node: Node) -> bool:
+    """No data error anywhere below: its result can be reused without its error masks (a
+    coalesce may hide an error in its value, yet the rule's error report reads it)."""
+    return not node.errs and all(_error_free(a) for a in node.args)
+
+
 class _Builder:
     def __init__(self, lists: Mapping[str, tuple]) -> None:
         self.lists = lists
+        self.keys: set[str] = set()
+
+    def _shared(self, node: Node, want: str, fn: Fn) -> Fn:
+        if node.kind not in _SHAREABLE or not _error_free(node):
+            return fn
+        key = f"{want}|{_key(node)}"
+        self.keys.add(key)
+        return V.shared(key, fn)
 
     def value(self, node: Node) -> Fn:
         """A closure for a non-bool node: ndarray / Series, or a scalar for literals."""
+        return self._shared(node, "", self._value(node))
+
+    def _value(self, node: Node) -> Fn:
         if node.kind == "num":
             const = np.float64(node.value)
             return lambda ctx: const
@@ -246,6 +287,9 @@ class _Builder:
 
     def cond(self, node: Node, want: str) -> Fn:
         """A closure for a bool node returning T, F or (T, F) as asked by ``want``."""
+        return self._shared(node, want, self._cond(node, want))
+
+    def _cond(self, node: Node, want: str) -> Fn:
         kind = node.kind
         if kind == "bool":
             pair = (np.bool_(node.value), np.bool_(not node.value))

@@ -20,15 +20,58 @@ Fn = Callable[["Ctx"], Any]
 _NS_PER_HOUR = 3_600_000_000_000
 
 
+SHARED_KEY = "@shared"
+"""The environment entry holding a :class:`Shared` (not a name a rule can spell)."""
+
+
+class Shared:
+    """Results of the subexpressions that several rules of one rule set contain, kept for
+    one batch: each is computed by the first rule that needs it and reused by the others.
+
+    ``keys``: the subexpressions worth keeping (found in two rules or more); what is kept
+    stops growing past ``budget`` bytes (later ones are recomputed, never wrong)."""
+
+    __slots__ = ("budget", "keys", "store")
+
+    def __init__(self, keys: frozenset[str], budget: int = 256 << 20) -> None:
+        self.keys = keys
+        self.store: dict[str, Any] = {}
+        self.budget = budget
+
+
 class Ctx:
     """One evaluation: the batch environment, its length, and data-error masks seen so far."""
 
-    __slots__ = ("env", "errors", "n")
+    __slots__ = ("env", "errors", "n", "shared")
 
     def __init__(self, env, n: int) -> None:
         self.env = env
         self.n = n
         self.errors: list[Any] = []
+        self.shared: Shared | None = env.get(SHARED_KEY) if isinstance(env, dict) else None
+
+
+def shared(key: str, fn: Fn) -> Fn:
+    """``fn``, its result reused within one batch when ``key`` is one of the rule set's
+    shared subexpressions (only for subexpressions that record no data error: a reused
+    result would not record it for the second rule)."""
+
+    def reuse(ctx):
+        memo = ctx.shared
+        if memo is None or key not in memo.keys:
+            return fn(ctx)
+        found = memo.store.get(key)
+        if found is None:
+            found = fn(ctx)
+            size = sum(
+                np.asarray(x).nbytes for x in (found if isinstance(found, tuple) else (found,))
+            )
+            if size <= memo.budget:
+                memo.budget -= size
+                memo.store[key] = found
+        return found
+
+    return reuse
 
 
 def any_of(masks: list[Any], n: int) -> np.ndarray:

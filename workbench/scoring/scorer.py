@@ -9,6 +9,7 @@ reproduced.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +20,7 @@ import pyarrow.compute as pc
 
 from workbench import bands, schema
 from workbench.rules import RuleSet
-from workbench.rules.values import LISTS_KEY
+from workbench.rules.values import LISTS_KEY, SHARED_KEY, Shared
 from workbench.scoring import evidence, points
 from workbench.scoring.overlay import Overlay
 from workbench.scoring.result import Evaluation
@@ -51,6 +52,8 @@ class Scorer:
         self.fields = ruleset.fields_used
         self._rule_text = pa.array([r.id for r in self.rules], pa.large_string())
         self._version_column: pd.api.extensions.ExtensionArray | None = None
+        seen = Counter(key for r in self.rules for key in getattr(r.expr, "keys", ()))
+        self._shared_keys = frozenset(key for key, count in seen.items() if count > 1)
 
     @property
     def version(self) -> str:
@@ -89,6 +92,9 @@ class Scorer:
         """Hit matrix (rows x enabled rules, bool) and evaluation-error counts per rule."""
         hits = np.zeros((n, len(self.rules)), dtype=bool, order="F")
         errors: dict[str, int] = {}
+        if self._shared_keys and isinstance(env, dict):
+            # What several rules compute alike is computed once for this batch.
+            env = {**env, SHARED_KEY: Shared(self._shared_keys)}
         for j, rule in enumerate(self.rules):
             hit, err = rule.expr(env, n)
             hits[:, j] = hit

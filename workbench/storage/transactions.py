@@ -3,9 +3,10 @@ r"""Stored transactions: pages of rows, one card's history, time buckets, bulk l
 Every function takes a *source* (:data:`~workbench.storage.frames.Source`); through a
 :class:`~workbench.storage.store.Store` they are ``store.transactions.recent(...)`` and so
 on. Page-sized answers are SQLAlchemy Core ``select()``\ s typed from the table declaration;
-large ranges (:func:`load`, :func:`load_hits`, :func:`recent_batch`) stream
-``COPY (SELECT ...) TO STDOUT`` into pyarrow's CSV reader, many times faster than building
-rows in Python. ``rule_hits`` is a dict per row in page-sized answers and JSON text in bulk
+large ranges stream ``COPY (SELECT ...) TO STDOUT`` into Arrow, many times faster than building
+rows in Python: :func:`load` in binary form through the ADBC driver
+(:mod:`~workbench.storage.columnar`), :func:`load_hits` and :func:`recent_batch` as CSV into
+pyarrow's CSV reader. ``rule_hits`` is a dict per row in page-sized answers and JSON text in bulk
 loads (use :func:`load_hits` for a long frame of hits).
 """
 
@@ -22,6 +23,7 @@ from workbench.durations import parse_duration
 from workbench.errors import StorageError
 from workbench.schema import COLUMNS, NAMES
 from workbench.storage import tables
+from workbench.storage.columnar import CENTS_SUFFIX, ArrowReader, reader_for, to_frame
 from workbench.storage.connection import reading, storage_errors
 from workbench.storage.frames import Source, copy_out, fetch, one, raw
 
@@ -42,6 +44,7 @@ _ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)  # buckets align to UTC midnight
 
 _TX_COLUMNS = tables.names(tables.transactions)
 _TX = tables.transactions
+_LOAD_ACTION = "cannot load transactions"
 
 
 def recent(source: Source, limit: int = 100, since: datetime | None = None):
@@ -122,21 +125,14 @@ def bucketed(
     return fetch(source, statement, "cannot read bucketed statistics")
 
 
-def load(source: Source, start: datetime, end: datetime) -> pd.DataFrame:
-    """Every stored transaction with ``start <= ts < end``, oldest first, via COPY.
+def load(source: Source | ArrowReader, start: datetime, end: datetime) -> pd.DataFrame:
+    """Every stored transaction with ``start <= ts < end``, oldest first.
 
     Columns: the batch schema, then ``risk_score``, ``band``, ``rule_hits`` (JSON text),
-    ``rule_set_version``, ``stored_at``.
+    ``rule_set_version``, ``stored_at``. Read in columnar form (binary COPY into Arrow,
+    :mod:`~workbench.storage.columnar`; pass an open ``ArrowReader`` to reuse its connection
+    across calls), or with COPY CSV on the source itself when it is inside a transaction.
     """
-    select = sql.SQL(", ").join(
-        sql.SQL("(extract(epoch FROM {0}) * 1000000)::bigint").format(sql.Identifier(c))
-        if c in ("ts", "stored_at")
-        else sql.Identifier(c)
-        for c in _TX_COLUMNS
-    )
-    query = sql.SQL(
-        "SELECT {} FROM transactions WHERE ts >= {} AND ts < {} ORDER BY ts, tx_id"
-    ).format(select, sql.Literal(start), sql.Literal(end))
     kinds = {c.name: c.kind for c in COLUMNS} | {
         "risk_score": "float",
         "band": "str",
@@ -144,7 +140,30 @@ def load(source: Source, start: datetime, end: datetime) -> pd.DataFrame:
         "rule_set_version": "str",
         "stored_at": "timestamp",
     }
-    return copy_out(source, query, kinds, "cannot load transactions")
+    where = sql.SQL("FROM transactions WHERE ts >= {} AND ts < {} ORDER BY ts, tx_id").format(
+        sql.Literal(start), sql.Literal(end)
+    )
+    with reader_for(source) as reader:
+        if reader is not None:
+            # Money as integer cents: numeric would travel as decimal text.
+            select = sql.SQL(", ").join(
+                sql.SQL("({} * 100)::bigint AS {}").format(
+                    sql.Identifier(c), sql.Identifier(c + CENTS_SUFFIX)
+                )
+                if c == "amount"
+                else sql.Identifier(c)
+                for c in _TX_COLUMNS
+            )
+            table = reader.table(sql.SQL("SELECT {} {}").format(select, where), _LOAD_ACTION)
+            return to_frame(table, kinds)
+    select = sql.SQL(", ").join(
+        sql.SQL("(extract(epoch FROM {0}) * 1000000)::bigint").format(sql.Identifier(c))
+        if c in ("ts", "stored_at")
+        else sql.Identifier(c)
+        for c in _TX_COLUMNS
+    )
+    query = sql.SQL("SELECT {} {}").format(select, where)
+    return copy_out(source, query, kinds, _LOAD_ACTION)
 
 
 def load_hits(source: Source, start: datetime, end: datetime) -> pd.DataFrame:
