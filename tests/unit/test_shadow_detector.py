@@ -11,6 +11,7 @@ import pandas as pd
 
 from workbench.rules import parse_rules
 from workbench.scoring.detector import Detector
+from workbench.scoring.overlay import Overlay
 from workbench.sources.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,3 +71,67 @@ def test_clearing_the_shadow_keeps_the_active_feature_state() -> None:
     sim = Simulator(sim_customers=50, sim_terminals=20, batch_rows=100, seed=1)
     assert detector.process(sim.next_batch()).shadow is None
     assert np.isfinite(detector.process(sim.next_batch()).frame["risk_score"]).all()
+
+
+def _default_texts() -> dict[str, str]:
+    return {f"rules/{p.name}": p.read_text() for p in sorted((ROOT / "rules").glob("*.yaml"))}
+
+
+def _edited(old: str, new: str) -> dict[str, str]:
+    texts = _default_texts()
+    assert sum(old in t for t in texts.values()) == 1
+    return {k: v.replace(old, new) for k, v in texts.items()}
+
+
+def test_rules_shared_with_the_active_set_score_as_the_challenger_alone() -> None:
+    """The challenger's rules with the active set's condition take its hits (before snoozes)
+    instead of being evaluated again; a rule reading a feature the challenger redeclares,
+    and every rule when the rule-file lists differ, are evaluated on their own. Either way
+    the shadow evaluation is the challenger's own, snoozes included."""
+    active = parse_rules(_default_texts())
+    # card_testing keeps its text but reads a redeclared card_tx_10m (2h: hits more often)
+    longer = parse_rules(
+        _edited(
+            "card_tx_10m:       {agg: count, by: card_id, window: 10m}",
+            "card_tx_10m:       {agg: count, by: card_id, window: 2h}",
+        )
+    )
+    # risky_merchant keeps its text, but the rule-file list it reads is another one
+    listed = parse_rules(
+        _edited(
+            "risky_mcc: [gambling, crypto, money_transfer]",
+            "risky_mcc: [gambling, crypto, money_transfer, travel, electronics]",
+        )
+    )
+    sim = Simulator(sim_customers=200, sim_terminals=80, batch_rows=500, seed=11)
+    batches = [sim.next_batch() for _ in range(6)]
+    cards = batches[0].frame["card_id"].astype(str).unique()[:60]
+    snoozes = pd.DataFrame(
+        {
+            "rule_id": ["large_amount"] * len(cards),
+            "kind": ["card"] * len(cards),
+            "value": cards,
+            "until": pd.Timestamp("2100-01-01", tz="UTC"),
+        }
+    )
+    overlay = Overlay.build({}, snoozes)
+    for challenger, different in ((longer, "card_testing"), (listed, "risky_merchant")):
+        both = Detector(active, overlay=overlay)
+        both.set_shadow(challenger)
+        alone = Detector(challenger, overlay=overlay)
+        differs = snoozed = 0
+        for batch in batches:
+            got = both.process(batch)
+            want = alone.evaluate(batch.frame)
+            pd.testing.assert_frame_equal(got.shadow.scores, want.scores)
+            pd.testing.assert_frame_equal(got.shadow.hits, want.hits)
+            assert got.shadow.eval_errors == want.eval_errors
+            assert got.shadow.snoozed == want.snoozed
+            snoozed += want.snoozed
+            # the rule that must not be shared hits other rows than the active set's rule
+            shadow_rows = np.flatnonzero(got.shadow.matrix[:, got.shadow.rule_ids.index(different)])
+            active_rows = got.hits.loc[got.hits["rule_id"] == different, "row"].to_numpy()
+            differs += not np.array_equal(shadow_rows, active_rows)
+            for d in (both, alone):
+                d.maintain()
+        assert snoozed > 0 and differs > 0, different

@@ -11,6 +11,10 @@ A challenger (``set_shadow``) is scored on every batch beside the active rule se
 same lists and snoozes: the features both declare alike are computed once (by the active
 set's engine); those only the challenger declares (or declares differently) by an engine of
 its own, so setting or clearing a challenger never resets the active set's feature state.
+That engine takes the batch's arrays (times, amounts, entity hashes) from the active one,
+and the challenger's rules whose condition the active set has alike (same text, same rule-
+file lists, no feature of the challenger's own) take the active set's hits rather than
+being evaluated again: a challenger costs about what it adds.
 Its result rides along in :attr:`ScoredBatch.shadow`; a challenger that fails to score a
 batch is logged and skipped, never disturbing the active scoring.
 """
@@ -46,6 +50,8 @@ class Detector:
         self.features = FeatureEngine(ruleset.features, allowed_lateness_s=allowed_lateness_s)
         self.shadow: Scorer | None = None  # the challenger, scored beside, never alerting
         self.shadow_features: FeatureEngine | None = None  # what only the challenger needs
+        # challenger rule index -> index of the active rule with the same condition
+        self._same_rules: dict[int, int] = {}
 
     @property
     def ruleset(self) -> RuleSet:
@@ -65,6 +71,7 @@ class Detector:
         the same."""
         if ruleset is None:
             self.shadow = self.shadow_features = None
+            self._same_rules = {}
             return
         shared = set(self.ruleset.features)  # equal specs (the compiled condition aside)
         own = tuple(s for s in ruleset.features if s not in shared)
@@ -75,6 +82,13 @@ class Detector:
             engine = FeatureEngine(own, allowed_lateness_s=self._lateness)
         self.shadow_features = engine
         self.shadow = Scorer(ruleset, self.scorer.overlay)
+        self._same_rules = {}
+        if ruleset.lists == self.ruleset.lists:  # rule-file lists are compiled in
+            mine = {s.name for s in own}
+            active = {r.when: j for j, r in enumerate(self.scorer.rules)}
+            for j, rule in enumerate(self.shadow.rules):
+                if rule.when in active and not rule.expr.fields & mine:
+                    self._same_rules[j] = active[rule.when]
 
     @property
     def overlay(self) -> Overlay:
@@ -100,16 +114,24 @@ class Detector:
         self, frame: pd.DataFrame, *, explain: bool = False
     ) -> tuple[Evaluation, Evaluation | None]:
         """The active set's evaluation and the challenger's (None: none, or it failed)."""
-        feats = self.features.compute_arrays(frame, defer_maintenance=True)
+        arrays = self.features.batch_arrays(frame)
+        feats = self.features.compute_arrays(frame, defer_maintenance=True, arrays=arrays)
         done = self.scorer.evaluation(frame, feats, explain=explain)
         shadow = self.shadow
         if shadow is None:
             return done, None
         try:
-            if self.shadow_features is not None:
-                own = self.shadow_features.compute_arrays(frame, defer_maintenance=True)
+            engine = self.shadow_features
+            if engine is not None:
+                mine = engine.batch_arrays(frame, like=arrays)
+                own = engine.compute_arrays(frame, defer_maintenance=True, arrays=mine)
                 feats = {**feats, **own}
-            return done, shadow.evaluation(frame, feats)
+            hits, ids = done.unsnoozed, done.rule_ids
+            known = {
+                j: (hits[:, a], done.eval_errors.get(ids[a], 0))
+                for j, a in self._same_rules.items()
+            }
+            return done, shadow.evaluation(frame, feats, known=known)
         except Exception:  # the challenger never disturbs the active scoring
             log.exception("shadow: version %s failed to score a batch", shadow.version)
             return done, None

@@ -54,6 +54,8 @@ class Evaluation:
     hits in long format (``row``, ``rule_id``, ``points``), what storage writes.
     ``eval_errors``: rule id -> rows where evaluating it failed. ``snoozed``: hits that
     snoozes cleared. ``evidence``: as in :class:`ScoredBatch` (empty unless asked for).
+    ``unsnoozed``: ``matrix`` before snoozes (the same array when there are no snoozes; what a
+    challenger with the same rule reuses); None when not kept.
     """
 
     scores: pd.DataFrame
@@ -63,6 +65,7 @@ class Evaluation:
     eval_errors: dict[str, int] = field(default_factory=dict)
     snoozed: int = 0
     evidence: pa.Table | None = None
+    unsnoozed: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
