@@ -26,7 +26,10 @@ class ScoredBatch:
     reaching the alert band, what each fired rule read (an Arrow table: ``row``, ``rule_id``,
     ``name``, ``value`` as JSON text; :mod:`workbench.scoring.evidence`), or None.
     ``shadow``: what the challenger rule set made of the same rows (stored apart in
-    ``shadow_scores``, never alerting), or None.
+    ``shadow_scores``, never alerting), or None; under a rollout
+    (:mod:`workbench.scoring.rollout`) row by row the verdict of the set that did not
+    decide the row. ``rule_set_version``: the active rule set's version (what the batch was
+    scored with; under a rollout ``frame``'s rows carry either set's), or None: as the rows.
     """
 
     frame: pd.DataFrame
@@ -37,6 +40,7 @@ class ScoredBatch:
     evidence: pa.Table | None = None
     created_at: float = field(default_factory=time.time)
     shadow: Evaluation | None = None
+    rule_set_version: str | None = None
 
     @property
     def records(self) -> int:

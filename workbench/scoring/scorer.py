@@ -92,8 +92,8 @@ class Scorer:
         self, env: Mapping[str, Any], n: int, known: Mapping[int, tuple] | None = None
     ) -> tuple[np.ndarray, dict[str, int]]:
         """Hit matrix (rows x enabled rules, bool) and evaluation-error counts per rule.
-        ``known``: rule index -> (hits, error rows) already evaluated on the same rows (a rule
-        another rule set has alike, :meth:`evaluation`'s ``known``)."""
+        ``known``: rule index -> (hits, rows that failed) already evaluated on the same rows
+        (a rule another rule set has alike, :meth:`evaluation`'s ``known``)."""
         hits = np.zeros((n, len(self.rules)), dtype=bool, order="F")
         errors: dict[str, int] = {}
         for j, rule in enumerate(self.rules):
@@ -141,13 +141,11 @@ class Scorer:
         implementation of scoring (the stream's detect node, the backtest, the what-if and
         the reload dry run all come here). ``features`` as for :meth:`environment`;
         ``explain`` also collects the evidence of the rows reaching the alert band;
-        ``known``: rule index -> (hits before snoozes, error rows) of rules already
-        evaluated on this batch (see :meth:`evaluate`; not with ``explain``, whose evidence
-        reads every rule's inputs)."""
+        ``known``: rule index -> (hits before snoozes, rows that failed) of rules already
+        evaluated on this batch (see :meth:`evaluate`)."""
         n = len(batch)
         fields = None
-        if known:
-            assert not explain, "evidence reads every rule's inputs"
+        if known and not explain:  # evidence reads every rule's inputs
             rest = [r.expr.fields for j, r in enumerate(self.rules) if j not in known]
             fields = frozenset().union(*rest)
         env = self.environment(batch, features, fields)

@@ -588,7 +588,8 @@ def _write(
             alerts_attached=attached,
             min_ts=min_ts,
             max_ts=max_ts,
-            rule_set_version=str(versions.iloc[-1]) if len(versions) else None,
+            rule_set_version=scored.rule_set_version
+            or (str(versions.iloc[-1]) if len(versions) else None),
             created_at=scored.created_at,
             latency_ms=(time.time() - scored.created_at) * 1000.0,
             eval_errors=scored.eval_errors,
