@@ -173,13 +173,15 @@ class Scorer:
                 "rule_set_version": self._versions(n),
             },
             index=batch.index,
+            copy=False,  # fresh arrays, and the cached version column is never written
         )
         long = pd.DataFrame(
             {
                 "row": rows.astype(np.int64),
                 "rule_id": _text(self._rule_text, cols),
                 "points": self.points[cols],
-            }
+            },
+            copy=False,
         )
         found = evidence.empty()
         rank = bands.alert_rank(self.ruleset.alert.min_band)
