@@ -23,6 +23,7 @@ from workbench.analysis.backtest import backtest
 from workbench.analysis.shadow import shadow_compare
 from workbench.auth.roles import AccessDenied, Identity, Role
 from workbench.dashboard.actions import Actions
+from workbench.dashboard.alerts_page import AlertsView
 from workbench.dashboard.shadow_page import ShadowView
 from workbench.errors import ConfigError
 from workbench.pipeline.graph import Pipeline
@@ -388,6 +389,12 @@ def test_rollout_zero_changes_nothing_and_a_hundred_hands_the_alerts_over(
                     "SELECT tx_id, band, rule_set_version FROM shadow_scores ORDER BY 1"
                 ).fetchall()
             done[rollout] = (outcome(dsn), kept, alert_rules(dsn))
+            if rollout == 100:  # an alert the challenger raised is explained by its rules
+                with connect(dsn) as conn:
+                    first = conn.execute("SELECT min(id) FROM alerts").fetchone()[0]
+                alerts_view = AlertsView(dsn, Identity("ana", Role.ANALYST, provider="basic"))
+                asyncio.run(alerts_view.select(first))
+                explained = alerts_view.explanation.value.set_index("rule")
             # Stream == backtest, set by set: each reproduces exactly the rows it decided
             # (the backtest scores one set; it says so when the live rows had two).
             for rules in (str(rules_dir), CHALLENGER):
@@ -412,6 +419,7 @@ def test_rollout_zero_changes_nothing_and_a_hundred_hands_the_alerts_over(
     assert len(alerted) >= len(without["alerts"])
     assert all(rules == {"everything"} for _, rules in alerted)  # the active set never alerts
     assert len(got["evidence"]) > 0
+    assert explained.loc["everything", "when"] == "amount >= 0 and shadow_card_1h >= 0"
 
 
 def test_the_rollout_is_audited_and_refused_to_roles_that_may_not_publish(

@@ -32,7 +32,7 @@ from workbench.storage import rule_sets, tables
 from workbench.storage.connection import storage_errors
 from workbench.storage.frames import Source, one, raw
 
-__all__ = ["clear", "compare", "current", "promote", "set_rollout", "set_shadow"]
+__all__ = ["clear", "compare", "current", "files", "promote", "set_rollout", "set_shadow"]
 
 SHADOW_PREFIX = "shadow:"  # NOTIFY payload on the rules channel: the challenger changed
 
@@ -187,6 +187,18 @@ def promote(
         if on_record is not None:
             on_record(conn, challenger, replaced)
     return challenger
+
+
+def files(source: Source, version: str) -> dict[str, str] | None:
+    """The YAML files (name -> text) of the newest challenger row of ``version`` (a
+    challenger set from rule files may never have been accepted: what explains the
+    transactions it decided under a rollout)."""
+    s = _S.c
+    query = sa.select(s.files).where(s.version == version).order_by(s.id.desc()).limit(1)
+    row = one(source, query, "cannot read the shadow rule set's files", optional=True)
+    if row is None or row[0] is None:
+        return None
+    return {str(k): str(v) for k, v in row[0].items()}
 
 
 def stored_versions(source: Source) -> list[str]:
