@@ -27,6 +27,7 @@ from workbench.dashboard.alerts_page import AlertsView
 from workbench.dashboard.shadow_page import ShadowView
 from workbench.errors import ConfigError
 from workbench.pipeline.graph import Pipeline
+from workbench.pipeline.rebuild import StateRebuild
 from workbench.pipeline.reload import Follower, HotReload
 from workbench.pipeline.writer import RetryingWriter
 from workbench.rules import parse_rules
@@ -482,3 +483,23 @@ def test_cli_sets_and_changes_the_rollout(
         trail = audit.recent(conn, 10, action="rules.shadow")
     assert list(trail["action"]) == ["rules.shadow_rollout", "rules.shadow_set"]
     assert trail.iloc[0]["after"] == {"version": version, "rollout": 40}
+
+
+def test_a_rebuild_feeds_the_challengers_own_features_too(
+    databases, template_db: str, rules_dir: Path
+) -> None:
+    """A worker whose partitions change rebuilds the challenger's own feature state from
+    stored history like the active set's (under a rollout those features decide)."""
+    challenger = parse_rules(CHALLENGER)
+    with databases.fresh("wb_rebuild", template=template_db) as dsn:
+        stream(dsn, rules_dir)
+        detector = Detector(parse_rules(rules_dir_texts(rules_dir)))
+        detector.set_shadow(challenger, rollout=50)
+        fed = StateRebuild(dsn, 2).rebuild(detector, [0, 1])
+    assert fed >= RECORDS
+    assert detector.features.state_rows > 0
+    assert detector.shadow_features is not None and detector.shadow_features.state_rows > 0
+
+
+def rules_dir_texts(rules_dir: Path) -> dict[str, str]:
+    return {f"rules/{p.name}": p.read_text() for p in sorted(rules_dir.glob("*.yaml"))}

@@ -73,8 +73,12 @@ class StateRebuild:
             self.owned = set(owned)
             return 0
         self.owned = set(owned)
-        engine = detector.features
-        engine.reset_windows()
+        # the challenger's own features too: under a rollout they decide for its cards
+        engines = [detector.features]
+        if detector.shadow_features is not None:
+            engines.append(detector.shadow_features)
+        for engine in engines:
+            engine.reset_windows()
         self.rebuilds += 1
         store = shared_store(self.dsn)
         bounds = time_bounds(store)
@@ -82,7 +86,7 @@ class StateRebuild:
             self.known = pd.Index([], dtype=object)
             return 0
         newest = pd.Timestamp(bounds[1])
-        span = timedelta(seconds=engine.lookback_s + engine.allowed_lateness_s)
+        span = timedelta(seconds=max(e.lookback_s + e.allowed_lateness_s for e in engines))
         # No upper bound: rows committed since ``newest`` was read are in the history too, so
         # what it holds of a partition is what was committed of it, up to one offset (a row
         # left out by a bound, then read again, could otherwise be fed after a later one).
@@ -93,7 +97,7 @@ class StateRebuild:
                 np.asarray(owned, dtype=np.int64),
             )
             history = history.loc[mine, list(schema.NAMES)].reset_index(drop=True)
-        if len(history):
+        for engine in engines if len(history) else ():
             engine.compute_arrays(history)
         self.known = pd.Index(history["tx_id"].astype(str)) if len(history) else self.known[:0]
         self.rows_read += len(history)
