@@ -503,3 +503,22 @@ def test_a_rebuild_feeds_the_challengers_own_features_too(
 
 def rules_dir_texts(rules_dir: Path) -> dict[str, str]:
     return {f"rules/{p.name}": p.read_text() for p in sorted(rules_dir.glob("*.yaml"))}
+
+
+def test_workers_follow_a_change_of_the_rollout_alone(db_dsn: str, published: str) -> None:
+    challenger = parse_rules(CHALLENGER)
+    calls: list = []
+    follower = Follower(db_dsn, lambda _r: None, published, apply_shadow=lambda *a: calls.append(a))
+    with connect(db_dsn) as conn:
+        shadow.set_shadow(conn, challenger.version, CHALLENGER, "rui")
+        follower.sync(conn)
+        shadow.set_rollout(conn, 40, "rui")
+        follower.sync(conn)
+        follower.sync(conn)  # nothing changed since
+        shadow.clear(conn, "rui")
+        follower.sync(conn)
+    assert [(a[0].version if a[0] else None, *a[1:]) for a in calls] == [
+        (challenger.version, 0),
+        (challenger.version, 40),
+        (None,),
+    ]
