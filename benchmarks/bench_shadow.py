@@ -10,8 +10,9 @@ CPU time (``time.process_time``: less disturbed by other processes on a shared m
 wall time), the variants interleaved within each repeat so that drift hits them alike.
 
 Variants: no challenger; a challenger with the same features (one rule's points changed:
-features are computed once for both); a challenger that also declares a feature of its
-own (computed by its own engine).
+features are computed once for both, and its rules with the active set's conditions take
+the active set's hits); a challenger that also declares a feature of its own (computed by
+its own engine, over the batch arrays the active set's engine read).
 
 Usage: python benchmarks/bench_shadow.py [--rows 5000] [--batches 20] [--repeat 3]
 """

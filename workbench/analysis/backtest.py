@@ -112,6 +112,24 @@ class Backtest:
             f"{SNOOZE_RULE} ({self.snoozed:,} hits snoozed)"
         )
 
+    @property
+    def live_note(self) -> str:
+        """Which rule-set versions decided the stored (live) rows, in one line (the CLI
+        prints it). A backtest scores one rule set over every row: it does not replay a
+        challenger's percentage rollout (:mod:`workbench.scoring.rollout`), under which the
+        live rows of some cards were decided by the challenger, nor a reload mid-range."""
+        counts = self.frame["live_version"].value_counts() if self.rows else pd.Series([])
+        if len(counts) <= 1:
+            one = "none" if counts.empty else f"version {counts.index[0]}"
+            return f"live rows decided by one rule set: {one}"
+        shown = ", ".join(f"{v} ({n:,} rows)" for v, n in counts.head(4).items())
+        more = f" and {len(counts) - 4} more" if len(counts) > 4 else ""
+        return (
+            f"live rows decided by {len(counts)} rule-set versions: {shown}{more} (a reload, "
+            "or a challenger's rollout, which a backtest does not replay: it scores this one "
+            "rule set over every row)"
+        )
+
     def live_hits(self, rule_ids: Sequence[str] | None = None) -> pd.DataFrame:
         """Boolean frame of the stored (live) rule hits, one column per rule id (default:
         every rule id that hit in the stored rows), aligned with ``frame``."""

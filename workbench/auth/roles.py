@@ -72,6 +72,7 @@ class Action(enum.Enum):
     PUBLISH_RULES = ("publish rules", Role.ADMIN)
     ROLLBACK_RULES = ("roll back rules", Role.ADMIN)
     PROMOTE_SHADOW = ("promote the shadow rule set", Role.RULE_AUTHOR)
+    SHADOW_ROLLOUT = ("roll out the shadow rule set to a share of cards", Role.RULE_AUTHOR)
     MANAGE_USERS = ("manage users", Role.ADMIN)
     READ_AUDIT = ("read the audit trail", Role.ADMIN)
     # Cases (the queue): an analyst works cases; giving one to someone else is an admin's.
@@ -108,6 +109,7 @@ _CODES = {
     Action.PUBLISH_RULES: "rules.publish",
     Action.ROLLBACK_RULES: "rules.rollback",
     Action.PROMOTE_SHADOW: "rules.promote_shadow",
+    Action.SHADOW_ROLLOUT: "rules.shadow_rollout",
     Action.MANAGE_USERS: "user.manage",
     Action.READ_AUDIT: "audit.read",
     Action.CASE_CLAIM: "case.claim",

@@ -149,12 +149,15 @@ def run_backtest(args: argparse.Namespace, settings: Settings) -> int:
             "snoozes": len(result.overlay.snoozes),
             "hits_snoozed": result.snoozed,
         }
+        versions = result.frame["live_version"].value_counts()
+        out["live_versions"] = {str(v): int(n) for v, n in versions.items()}
         json.dump(out, sys.stdout, indent=2)
         print()
         return 0
     print(comparison.text())
     print()
     print(result.lists_note)
+    print(result.live_note)
     print(
         f"{result.rows:,} transactions (+{result.warmup_rows:,} warm-up) re-scored in "
         f"{result.elapsed_s:.2f}s ({result.throughput:,.0f} tx/s)"

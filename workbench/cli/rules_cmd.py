@@ -1,7 +1,8 @@
 """``workbench rules check [PATH...]`` (load, check and run the examples of rule files),
 ``workbench rules status`` (the active rule set and the last attempt) and
 ``workbench rules rollback VERSION`` (re-activate an earlier accepted rule set), and the
-challenger: ``workbench rules shadow set VERSION|PATH``, ``workbench rules shadow clear``
+challenger: ``workbench rules shadow set VERSION|PATH [--rollout PCT]`` (``shadow set
+--rollout PCT``: the rollout alone), ``workbench rules shadow clear``
 (score a rule set beside the active one, never alerting) and ``workbench rules promote``
 (make it the active one)."""
 
@@ -52,12 +53,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     shadow_sub = challenger.add_subparsers(dest="shadow_command", metavar="ACTION", required=True)
     put = shadow_sub.add_parser(
-        "set", help="Make a rule set the challenger: an accepted VERSION, or rule files."
+        "set",
+        help="Make a rule set the challenger: an accepted VERSION, or rule files; or, with "
+        "--rollout and no TARGET, change the rollout of the challenger in effect.",
     )
     put.add_argument(
-        "target", metavar="TARGET", help="An accepted version hash, a rule file or a directory."
+        "target",
+        metavar="TARGET",
+        nargs="?",
+        help="An accepted version hash, a rule file or a directory.",
     )
-    put.set_defaults(run=run_shadow_set)
+    put.add_argument(
+        "--rollout",
+        metavar="PCT",
+        type=_percent,
+        default=None,
+        help="Percent of cards (0-100, by a stable hash of card_id) whose transactions the "
+        "challenger decides: stored and alerting with its verdict, the active set's going to "
+        "shadow_scores (default with a TARGET: 0, shadow only).",
+    )
+    put.set_defaults(run=run_shadow_set, check=check_shadow_set)
     shadow_sub.add_parser("clear", help="Stop shadow scoring.").set_defaults(run=run_shadow_clear)
     rules_sub.add_parser(
         "promote",
@@ -92,9 +107,15 @@ def run_status(args: argparse.Namespace, settings: Settings) -> int:
         print(f"active: version {active['version']} since {_when(active)} by {active['author']}")
     challenger = state.get("shadow")
     if challenger is not None:
+        rollout = challenger.get("rollout", 0)
+        role = (
+            f"deciding for {_rolled(rollout)}, in the shadow for the others"
+            if rollout
+            else "scored beside the active set, never alerting"
+        )
         print(
             f"shadow: version {challenger['version']} since {_when(challenger)} by "
-            f"{challenger['author']} (scored beside the active set, never alerting)"
+            f"{challenger['author']} ({role})"
         )
     if last is None:
         print("last attempt: none")
@@ -157,8 +178,23 @@ def _cli_audit(action: str, obj: str, before: dict | None, after: dict | None, d
     return record
 
 
+def _percent(text: str) -> int:
+    try:
+        return shadow.check_rollout(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def check_shadow_set(args: argparse.Namespace) -> None:
+    if args.target is None and args.rollout is None:
+        raise ConfigError("name a TARGET rule set, or give --rollout PCT to change the rollout")
+
+
 def run_shadow_set(args: argparse.Namespace, settings: Settings) -> int:
+    if args.target is None:
+        return _run_rollout(args.rollout, settings)
     target = args.target
+    rollout = args.rollout or 0
     with database(settings, migrate=False, component="publisher") as dsn, connect(dsn) as conn:
         if re.fullmatch(r"[0-9a-f]{16}", target) and not Path(target).exists():
             files = rule_sets.files(conn, target)
@@ -170,18 +206,52 @@ def run_shadow_set(args: argparse.Namespace, settings: Settings) -> int:
         files = dict(ruleset.texts)
 
         def audited(conn, row_id: int, replaced: dict | None) -> None:
-            before = None if replaced is None else {"version": replaced["version"]}
-            after = {"version": ruleset.version, "files": sorted(files)}
+            before = None
+            if replaced is not None:
+                before = {"version": replaced["version"], "rollout": replaced["rollout"]}
+            after = {"version": ruleset.version, "files": sorted(files), "rollout": rollout}
             obj = f"rule_set {ruleset.version}"
             _cli_audit("rules.shadow_set", obj, before, after, f"shadow_rule_sets row {row_id}")(
                 conn
             )
 
-        shadow.set_shadow(conn, ruleset.version, files, author_name(), on_record=audited)
+        shadow.set_shadow(
+            conn, ruleset.version, files, author_name(), on_record=audited, rollout=rollout
+        )
     print(
         f"ok: version {ruleset.version} ({len(ruleset.rules)} rules) is scored in the shadow of "
         "the active rule set; its scores go to shadow_scores, it never alerts"
+        if not rollout
+        else f"ok: version {ruleset.version} ({len(ruleset.rules)} rules) decides for "
+        f"{_rolled(rollout)}, the active rule set for the others (and in the shadow for these)"
     )
+    return 0
+
+
+def _rolled(rollout: int) -> str:
+    return f"{rollout} % of the cards (those whose rollout bucket is below {rollout})"
+
+
+def _run_rollout(rollout: int, settings: Settings) -> int:
+    with database(settings, migrate=False, component="publisher") as dsn, connect(dsn) as conn:
+
+        def audited(conn, row_id: int, before: dict) -> None:
+            version = before["version"]
+            _cli_audit(
+                "rules.shadow_rollout",
+                f"rule_set {version}",
+                {"version": version, "rollout": before["rollout"]},
+                {"version": version, "rollout": rollout},
+                f"shadow_rule_sets row {row_id}",
+            )(conn)
+
+        was = shadow.set_rollout(conn, rollout, author_name(), on_record=audited)
+    if rollout:
+        print(
+            f"ok: version {was['version']} decides for {_rolled(rollout)} (was {was['rollout']} %)"
+        )
+    else:
+        print(f"ok: version {was['version']} is back in the shadow only (was {was['rollout']} %)")
     return 0
 
 

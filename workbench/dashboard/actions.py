@@ -204,6 +204,34 @@ class Actions(CaseActions, ListActions):
             )
         return recorded
 
+    def set_shadow_rollout(self, rollout: int, expected: str | None = None) -> dict:
+        """Let the challenger decide for ``rollout`` percent of the cards (0..100; 0: shadow
+        only), audited in the same transaction (on ``publisher_dsn``): rule-author and above,
+        like promotion (a rollout decides, and alerts, for real). The challenger as it was;
+        ConfigError for a bad percent, when there is no challenger, or when ``expected`` is
+        no longer the challenger."""
+        action = Action.SHADOW_ROLLOUT
+        self.require(action, "shadow rule set")
+
+        def on_record(conn, row_id: int, before: dict) -> None:
+            self.record(
+                conn,
+                action,
+                "ok",
+                object=f"rule_set {before['version']}",
+                before={"version": before["version"], "rollout": before["rollout"]},
+                after={"version": before["version"], "rollout": int(rollout)},
+                detail=f"shadow_rule_sets row {row_id}",
+            )
+
+        try:
+            return shadow.set_rollout(
+                self.publisher, rollout, self.identity.user, on_record=on_record, expected=expected
+            )
+        except WorkbenchError as exc:
+            self._failed(self.publisher, action, exc, object="shadow rule set")
+            raise
+
     def promote_shadow(self, expected: str | None = None) -> dict:
         """Make the shadow (challenger) rule set the active one and clear the shadow, with
         its audit row in the same transaction (on ``publisher_dsn``): rule-author and above.

@@ -34,7 +34,7 @@ from workbench.dashboard.evidence import EvidenceView
 from workbench.dashboard.parts import read_only_table, schedule
 from workbench.errors import RuleError, RuleSetError, WorkbenchError
 from workbench.rules import parse_rules
-from workbench.storage import Store, shared_store
+from workbench.storage import Store, shadow, shared_store
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,8 @@ def _parsed_rules(version: str, files: tuple[tuple[str, str], ...]) -> dict[str,
 def _rule_texts(store: Store, version: str | None) -> dict[str, Any]:
     if not isinstance(version, str) or not version:  # NULL reads back as NaN
         return {}
-    files = store.rule_sets.files(version)
+    # an alert a challenger raised under a rollout: its rules may exist only as the challenger
+    files = store.rule_sets.files(version) or shadow.files(store, version)
     return _parsed_rules(version, tuple(sorted(files.items()))) if files else {}
 
 

@@ -15,8 +15,12 @@ Use::
 Promotion is two steps: *Promote…* names the challenger shown, *Confirm promote* promotes
 exactly that version (:meth:`workbench.dashboard.actions.Actions.promote_shadow` checks the
 role on the server, audits, and refuses when the challenger changed in between). The
-buttons are enabled for rule authors and admins only; the server-side check is what
-counts. Everything shown is escaped text (rule ids and versions come from rule files).
+challenger's rollout (the percent of cards it decides for, :mod:`workbench.scoring.rollout`)
+is shown and set the same way: *Set rollout* applies the percent entered to the challenger
+shown (:meth:`~workbench.dashboard.actions.Actions.set_shadow_rollout`, audited, refused when
+the challenger changed). The buttons are enabled for rule authors and admins only; the
+server-side check is what counts. Everything shown is escaped text (rule ids and versions
+come from rule files).
 """
 
 from __future__ import annotations
@@ -55,6 +59,15 @@ class ShadowView(pn.viewable.Viewer):
         self.confirm_button = pn.widgets.Button(
             label="Confirm promote", color="danger", width=150, visible=False
         )
+        self.rollout: int | None = None  # the rollout shown
+        may_roll = actions is not None and allowed(actions.identity.role, Action.SHADOW_ROLLOUT)
+        self.rollout_input = pn.widgets.IntInput(
+            label="Rollout % of cards", start=0, end=100, value=0, width=140, visible=may_roll
+        )
+        self.rollout_button = pn.widgets.Button(
+            label="Set rollout", color="warning", width=120, disabled=True, visible=may_roll
+        )
+        self.rollout_button.on_click(lambda _e: schedule(self.set_rollout))
         self.promote_button.on_click(lambda _e: self.ask())
         self.confirm_button.on_click(lambda _e: schedule(self.promote))
         self.range = pn.widgets.Select(
@@ -68,7 +81,14 @@ class ShadowView(pn.viewable.Viewer):
         self.flagged = read_only_table(pd.DataFrame(), "shadow-flagged", 110)
         self.layout = pn.Column(
             safe.heading("Shadow rule set (challenger)", 4),
-            pn.FlexBox(self.range, self.refresh, self.promote_button, self.confirm_button),
+            pn.FlexBox(
+                self.range,
+                self.refresh,
+                self.promote_button,
+                self.confirm_button,
+                self.rollout_input,
+                self.rollout_button,
+            ),
             self.message,
             self.migration,
             self.flagged,
@@ -88,11 +108,19 @@ class ShadowView(pn.viewable.Viewer):
             return None
         self.result = result
         self.challenger = None if challenger is None else str(challenger["version"])
+        self.rollout = None if challenger is None else int(challenger["rollout"])
         self.promote_button.disabled = self.challenger is None
+        self.rollout_button.disabled = self.challenger is None
+        if self.rollout is not None:
+            self.rollout_input.value = self.rollout
         if self.pending != self.challenger:
             self._clear_pending()
         if challenger is not None:
-            line = f"challenger {challenger['version']} set by {challenger['author']}"
+            line = f"challenger {challenger['version']} set by {challenger['author']}, " + (
+                f"deciding for {self.rollout} % of the cards"
+                if self.rollout
+                else "in the shadow only (rollout 0 %)"
+            )
         elif result.version is not None:
             line = f"no challenger in effect; last scored: {result.version}"
         else:
@@ -136,6 +164,24 @@ class ShadowView(pn.viewable.Viewer):
         await self.load()
         safe.show_text(self.message, f"{done['version']} is now the active rule set.")
         return done
+
+    async def set_rollout(self) -> dict | None:
+        """Let the challenger shown decide for the percent entered (refused when it changed
+        since it was shown, for a bad percent, or for a role below rule author; audited)."""
+        if self.actions is None or self.challenger is None:
+            return None
+        percent = self.rollout_input.value
+        try:
+            was = await asyncio.to_thread(self.actions.set_shadow_rollout, percent, self.challenger)
+        except (AccessDenied, WorkbenchError) as exc:
+            safe.show_text(self.message, f"Rollout not changed: {exc}")
+            return None
+        await self.load()
+        safe.show_text(
+            self.message,
+            f"{was['version']} now decides for {percent} % of the cards (was {was['rollout']} %).",
+        )
+        return was
 
     def _clear_pending(self) -> None:
         self.pending = None

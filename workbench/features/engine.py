@@ -181,11 +181,30 @@ class FeatureEngine:
         return pd.DataFrame(frame, index=batch.index)
 
     def compute_arrays(
-        self, batch: pd.DataFrame, *, defer_maintenance: bool = False
+        self,
+        batch: pd.DataFrame,
+        *,
+        defer_maintenance: bool = False,
+        arrays: BatchArrays | None = None,
     ) -> dict[str, np.ndarray]:
         """What :meth:`compute` gives, as a column name -> array mapping (no DataFrame is
-        built: the scoring hot path reads arrays)."""
-        return self._run(batch, commit=True, defer=defer_maintenance)
+        built: the scoring hot path reads arrays). ``arrays``: the batch as
+        :meth:`batch_arrays` gave it for this engine (saves reading it again)."""
+        return self._run(batch, commit=True, defer=defer_maintenance, arrays=arrays)
+
+    def batch_arrays(self, batch: pd.DataFrame, like: BatchArrays | None = None) -> BatchArrays:
+        """The arrays this engine reads of ``batch``. ``like``: what another engine read of
+        the same batch; its times, amounts, labels and column hashes are taken as they are
+        (only the hashes it lacks and this engine's ``where`` bits are computed), so a second
+        engine over the same stream costs what its own features add."""
+        if like is None:
+            return self._arrays(batch)
+        assert like.n == len(batch), "arrays of another batch"
+        hashes, known = dict(like.hashes), dict(like.known)
+        for name in self._hashed_columns() - hashes.keys():
+            hashes[name], known[name] = _text_hash(batch[name])
+        cols = {**like.cols, "cond": self._condition_bits(batch, like.n)}
+        return BatchArrays(like.n, like.ts, hashes, known, cols, like.sorted)
 
     @property
     def maintenance_due(self) -> bool:
@@ -240,8 +259,15 @@ class FeatureEngine:
         copy of it: costs a copy of the state)."""
         return pd.DataFrame(self._run(batch, commit=False), index=batch.index)
 
-    def _run(self, batch: pd.DataFrame, commit: bool, defer: bool = False) -> dict:
-        arrays = self._arrays(batch)
+    def _run(
+        self,
+        batch: pd.DataFrame,
+        commit: bool,
+        defer: bool = False,
+        arrays: BatchArrays | None = None,
+    ) -> dict:
+        if arrays is None:
+            arrays = self._arrays(batch)
         values = np.empty((self._slot_counts[False], arrays.n))
         flags = np.empty((self._slot_counts[True], arrays.n), dtype=bool)
         for g in self._groups:
@@ -276,8 +302,7 @@ class FeatureEngine:
         n = len(batch)
         ts = _ts_ns(batch["ts"]) if n else np.empty(0, dtype=np.int64)
         hashes, known = {}, {}
-        names = {s.by for s in self.specs} | {s.of for s in self.specs if s.of and s.of != "amount"}
-        for name in names:
+        for name in self._hashed_columns():
             hashes[name], known[name] = _text_hash(batch[name])
         fl = np.full((n, 3), np.nan)
         for f, name in enumerate(("amount", "lat", "lon")):
@@ -289,12 +314,21 @@ class FeatureEngine:
             cols["label"] = label.to_numpy(dtype=np.int64, na_value=-1)
         else:
             cols["label"] = np.full(n, -1, dtype=np.int64)
-        cols["cond"] = np.zeros(n, dtype=np.int64)
-        for bit, spec in enumerate(self._conditions.values()):
-            met = np.asarray(spec.condition(batch), dtype=bool)
-            cols["cond"] |= met.astype(np.int64) << np.int64(bit)
+        cols["cond"] = self._condition_bits(batch, n)
         ordered = bool(n < 2 or (ts[1:] >= ts[:-1]).all())
         return BatchArrays(n=n, ts=ts, hashes=hashes, known=known, cols=cols, sorted=ordered)
+
+    def _hashed_columns(self) -> set[str]:
+        """The text columns whose value hashes the features read (entities, ``of`` values)."""
+        return {s.by for s in self.specs} | {s.of for s in self.specs if s.of and s.of != "amount"}
+
+    def _condition_bits(self, batch: pd.DataFrame, n: int) -> np.ndarray:
+        """Per row, the bits of this engine's ``where`` conditions it meets."""
+        bits = np.zeros(n, dtype=np.int64)
+        for bit, spec in enumerate(self._conditions.values()):
+            met = np.asarray(spec.condition(batch), dtype=bool)
+            bits |= met.astype(np.int64) << np.int64(bit)
+        return bits
 
 
 def lookback_s(specs: Sequence[FeatureSpec]) -> float:

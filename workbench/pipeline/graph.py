@@ -86,11 +86,12 @@ class Pipeline:
         with self._rules_lock:
             self._next_rules = ruleset
 
-    def swap_shadow(self, ruleset: RuleSet | None) -> None:
+    def swap_shadow(self, ruleset: RuleSet | None, rollout: int = 0) -> None:
         """Score from the next batch on with challenger ``ruleset`` beside the active set
-        (None: stop). Thread-safe; the last one wins."""
+        (None: stop), deciding for ``rollout`` percent of the cards. Thread-safe; the last
+        one wins."""
         with self._rules_lock:
-            self._next_shadow = (ruleset,)
+            self._next_shadow = (ruleset, rollout)
 
     def swap_overlay(self, overlay: Any) -> None:
         """Score from the next batch on with these lists and snoozes (an
@@ -111,7 +112,7 @@ class Pipeline:
             self.detector.swap(ruleset)
             log.info("rules: now scoring with version %s (was %s)", ruleset.version, was)
         if shadow is not None:
-            self.detector.set_shadow(shadow[0])
+            self.detector.set_shadow(shadow[0], rollout=shadow[1])
 
     def stop(self) -> None:
         """Ask the worker to finish the batch in flight and stop."""

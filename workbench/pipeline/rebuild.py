@@ -85,11 +85,14 @@ class StateRebuild:
                 self.tail.own(owned)
             return 0
         self.owned = set(owned)
-        engine = detector.features
-        engine.reset_windows()
+        # the challenger's own features too: under a rollout they decide for its cards
+        engines = [detector.features]
+        if detector.shadow_features is not None:
+            engines.append(detector.shadow_features)
+        for engine in engines:
+            engine.reset_windows()
         self.rebuilds += 1
         tail = self.tail
-        spanning = tail.spanning(engine) if tail is not None else set()
         # One snapshot for the bounds, the history and the tail's cursor: a batch committed
         # meanwhile is either in the history or after the cursor, never both nor neither.
         with snapshot(shared_store(self.dsn)) as (conn, taken):
@@ -97,7 +100,7 @@ class StateRebuild:
             history = None
             if bounds is not None and owned:
                 newest = pd.Timestamp(bounds[1])
-                span = timedelta(seconds=engine.lookback_s + engine.allowed_lateness_s)
+                span = timedelta(seconds=max(e.lookback_s + e.allowed_lateness_s for e in engines))
                 history = load(conn, (newest - span).to_pydatetime(), _END)
         if tail is not None:
             tail.restart(taken, owned)
@@ -111,22 +114,26 @@ class StateRebuild:
             np.asarray(owned, dtype=np.int64),
         )
         fed = history.loc[mine].reset_index(drop=True)
-        if spanning and len(history):
-            engine.feed(history, spanning)  # every partition's rows, these entities only
-            engine.feed(fed, engine.entity_columns - spanning)
-        elif len(fed):
-            engine.compute_arrays(fed)
+        spanning_any = False
+        for engine in engines:
+            spanning = tail.spanning(engine) if tail is not None else set()
+            if spanning and len(history):
+                spanning_any = True
+                engine.feed(history, spanning)  # every partition's rows, these entities only
+                engine.feed(fed, engine.entity_columns - spanning)
+            elif len(fed):
+                engine.compute_arrays(fed)
         self.known = pd.Index(fed["tx_id"].astype(str)) if len(fed) else self.known[:0]
-        self.rows_read += len(history) if spanning else len(fed)
+        read = len(history) if spanning_any else len(fed)
+        self.rows_read += read
         log.info(
             "feature state rebuilt for partitions %s from %d stored transaction(s) (%d of them"
-            " for the features by %s only)",
+            " for the features that span partitions only)",
             owned,
-            len(history) if spanning else len(fed),
-            len(history) - len(fed) if spanning else 0,
-            ", ".join(sorted(spanning)) or "-",
+            read,
+            len(history) - len(fed) if spanning_any else 0,
         )
-        return len(history) if spanning else len(fed)
+        return read
 
     def split(self, batch: SourceBatch) -> tuple[SourceBatch, pd.DataFrame]:
         """The batch without the rows the rebuilt state holds already, and those rows."""

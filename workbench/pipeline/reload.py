@@ -338,8 +338,9 @@ class Publisher:
 
 class Follower:
     """Keeps a pipeline on the active rule set: ``apply(ruleset)`` for each new version; and,
-    given ``apply_shadow``, on the challenger: ``apply_shadow(ruleset or None)`` for each
-    change of ``shadow_rule_sets`` (:mod:`workbench.storage.shadow`)."""
+    given ``apply_shadow``, on the challenger: ``apply_shadow(ruleset, rollout)`` (or
+    ``apply_shadow(None)``) for each change of ``shadow_rule_sets``
+    (:mod:`workbench.storage.shadow`): another challenger or another rollout."""
 
     def __init__(
         self,
@@ -355,6 +356,7 @@ class Follower:
         self.version = version  # the version handed to the pipeline last
         self.apply_shadow = apply_shadow
         self.shadow_version: str | None = None  # the challenger handed to it last
+        self.shadow_rollout = 0  # and its rollout (percent of cards it decides for)
         self.compiled = compiled or _Compiled()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -405,9 +407,10 @@ class Follower:
     def _sync_shadow(self, conn) -> None:
         found = shadow.current(conn)
         version = None if found is None else found["version"]
-        if version == self.shadow_version:
+        rollout = 0 if found is None else found["rollout"]
+        if (version, rollout) == (self.shadow_version, self.shadow_rollout):
             return
-        self.shadow_version = version
+        self.shadow_version, self.shadow_rollout = version, rollout
         if found is None:
             log.info("shadow: challenger cleared")
             self.apply_shadow(None)
@@ -418,8 +421,13 @@ class Follower:
             log.error("shadow: cannot score version %s:\n%s", version, error_lines(exc))
             self.apply_shadow(None)
             return
-        log.info("shadow: scoring challenger version %s beside the active set", version)
-        self.apply_shadow(ruleset)
+        log.info(
+            "shadow: scoring challenger version %s beside the active set (deciding for %d %% "
+            "of the cards)",
+            version,
+            rollout,
+        )
+        self.apply_shadow(ruleset, rollout)
 
     def _sync_active(self, conn) -> None:
         active = rule_sets.active(conn)

@@ -26,7 +26,10 @@ class ScoredBatch:
     reaching the alert band, what each fired rule read (an Arrow table: ``row``, ``rule_id``,
     ``name``, ``value`` as JSON text; :mod:`workbench.scoring.evidence`), or None.
     ``shadow``: what the challenger rule set made of the same rows (stored apart in
-    ``shadow_scores``, never alerting), or None.
+    ``shadow_scores``, never alerting), or None; under a rollout
+    (:mod:`workbench.scoring.rollout`) row by row the verdict of the set that did not
+    decide the row. ``rule_set_version``: the active rule set's version (what the batch was
+    scored with; under a rollout ``frame``'s rows carry either set's), or None: as the rows.
     """
 
     frame: pd.DataFrame
@@ -37,6 +40,7 @@ class ScoredBatch:
     evidence: pa.Table | None = None
     created_at: float = field(default_factory=time.time)
     shadow: Evaluation | None = None
+    rule_set_version: str | None = None
 
     @property
     def records(self) -> int:
@@ -54,6 +58,8 @@ class Evaluation:
     hits in long format (``row``, ``rule_id``, ``points``), what storage writes.
     ``eval_errors``: rule id -> rows where evaluating it failed. ``snoozed``: hits that
     snoozes cleared. ``evidence``: as in :class:`ScoredBatch` (empty unless asked for).
+    ``unsnoozed``: ``matrix`` before snoozes (the same array when there are no snoozes; what a
+    challenger with the same rule reuses); None when not kept.
     """
 
     scores: pd.DataFrame
@@ -63,6 +69,7 @@ class Evaluation:
     eval_errors: dict[str, int] = field(default_factory=dict)
     snoozed: int = 0
     evidence: pa.Table | None = None
+    unsnoozed: np.ndarray | None = None
 
     @property
     def rows(self) -> int:

@@ -68,15 +68,18 @@ class Scorer:
         return self._version_column
 
     def environment(
-        self, batch: pd.DataFrame, features: pd.DataFrame | Mapping[str, np.ndarray]
+        self,
+        batch: pd.DataFrame,
+        features: pd.DataFrame | Mapping[str, np.ndarray],
+        fields: frozenset[str] | None = None,
     ) -> dict[str, Any]:
-        """The arrays the compiled rules read, by name (only the names some rule uses).
-        ``features``: a frame, or the name -> array mapping of
+        """The arrays the compiled rules read, by name (only the names some rule uses, or
+        ``fields``). ``features``: a frame, or the name -> array mapping of
         :meth:`~workbench.features.FeatureEngine.compute_arrays`."""
         env: dict[str, Any] = {}
         if self.lists_used:
             env[LISTS_KEY] = self.overlay.lists
-        for name in self.fields:
+        for name in self.fields if fields is None else fields:
             if name in features:
                 value = features[name]
                 env[name] = value if isinstance(value, np.ndarray) else value.to_numpy()
@@ -88,14 +91,23 @@ class Scorer:
                 env[name] = batch[name]
         return env
 
-    def evaluate(self, env: Mapping[str, Any], n: int) -> tuple[np.ndarray, dict[str, int]]:
-        """Hit matrix (rows x enabled rules, bool) and evaluation-error counts per rule."""
+    def evaluate(
+        self, env: Mapping[str, Any], n: int, known: Mapping[int, tuple] | None = None
+    ) -> tuple[np.ndarray, dict[str, int]]:
+        """Hit matrix (rows x enabled rules, bool) and evaluation-error counts per rule.
+        ``known``: rule index -> (hits, rows that failed) already evaluated on the same rows
+        (a rule another rule set has alike, :meth:`evaluation`'s ``known``)."""
         hits = np.zeros((n, len(self.rules)), dtype=bool, order="F")
         errors: dict[str, int] = {}
         if self._shared_keys and isinstance(env, dict):
             # What several rules compute alike is computed once for this batch.
             env = {**env, SHARED_KEY: Shared(self._shared_keys)}
         for j, rule in enumerate(self.rules):
+            if known is not None and j in known:
+                hits[:, j], failed = known[j]
+                if failed:
+                    errors[rule.id] = failed
+                continue
             hit, err = rule.expr(env, n)
             hits[:, j] = hit
             failed = int(np.count_nonzero(err))
@@ -129,14 +141,24 @@ class Scorer:
         features: pd.DataFrame | Mapping[str, np.ndarray],
         *,
         explain: bool = False,
+        known: Mapping[int, tuple] | None = None,
     ) -> Evaluation:
         """The rule set, its lists and its snoozes applied to one batch: the one
         implementation of scoring (the stream's detect node, the backtest, the what-if and
         the reload dry run all come here). ``features`` as for :meth:`environment`;
-        ``explain`` also collects the evidence of the rows reaching the alert band."""
+        ``explain`` also collects the evidence of the rows reaching the alert band;
+        ``known``: rule index -> (hits before snoozes, rows that failed) of rules already
+        evaluated on this batch (see :meth:`evaluate`)."""
         n = len(batch)
-        env = self.environment(batch, features)
-        hits, errors = self.evaluate(env, n)
+        fields = None
+        if known and not explain:  # evidence reads every rule's inputs
+            rest = [r.expr.fields for j, r in enumerate(self.rules) if j not in known]
+            fields = frozenset().union(*rest)
+        env = self.environment(batch, features, fields)
+        hits, errors = self.evaluate(env, n, known)
+        # the hits before snoozes, for a rule set that shares rules (a copy only when a
+        # snooze may clear some)
+        unsnoozed = hits.copy(order="F") if self.overlay.groups else hits
         snoozed = self.overlay.snooze_mask(batch, self.rule_ids, hits)
         # Per rule, the rows it hit (a column of the Fortran-ordered matrix is contiguous):
         # the points add up over those rows only, and the long format is the rules' row
@@ -157,13 +179,15 @@ class Scorer:
                 "rule_set_version": self._versions(n),
             },
             index=batch.index,
+            copy=False,  # fresh arrays, and the cached version column is never written
         )
         long = pd.DataFrame(
             {
                 "row": rows.astype(np.int64),
                 "rule_id": _text(self._rule_text, cols),
                 "points": self.points[cols],
-            }
+            },
+            copy=False,
         )
         found = evidence.empty()
         rank = bands.alert_rank(self.ruleset.alert.min_band)
@@ -179,4 +203,5 @@ class Scorer:
             eval_errors=errors,
             snoozed=snoozed,
             evidence=found,
+            unsnoozed=unsnoozed,
         )

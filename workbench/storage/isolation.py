@@ -70,6 +70,7 @@ def rows(scored: ScoredBatch, start: int, stop: int, *, extras: bool) -> ScoredB
             scores=shadow.scores.iloc[start:stop].reset_index(drop=True),
             matrix=shadow.matrix[start:stop],
             hits=kept.reset_index(drop=True),
+            unsnoozed=None,
         )
     return replace(
         scored,

@@ -13,7 +13,8 @@ Tables
                     the identity of a transaction is its ``tx_id`` alone (next table).
 ``transaction_ids`` every stored tx_id once, with its ts as epoch microseconds (``ts_us``).
 ``rule_sets``       every rule-set load: version (content hash), files, author, status, error.
-``shadow_rule_sets`` the challenger rule set in effect (newest row; no version: none).
+``shadow_rule_sets`` the challenger rule set in effect (newest row; no version: none) and
+                   its rollout (percent of cards it decides for).
 ``shadow_scores``   the challenger's score, band and hits per transaction (never alerting).
 ``alerts``          one open alert per card and dedup window; analyst status/disposition.
 ``cases``           one per card while not closed: the analysts' unit of work (queue, claim,
@@ -64,6 +65,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
+    SmallInteger,
     Table,
     Text,
     func,
@@ -131,7 +133,8 @@ rule_sets = Table(
 )
 
 # The challenger rule set (append-only; the newest row is in effect, no version = none) and
-# what it made of each transaction: stored beside, never alerting (revision 0011).
+# what it made of each transaction: stored beside, never alerting (revision 0011); with a
+# rollout, the percent of cards it decides for instead (revision 0013).
 shadow_rule_sets = Table(
     "shadow_rule_sets",
     metadata,
@@ -140,6 +143,8 @@ shadow_rule_sets = Table(
     Column("files", JSONB),
     Column("author", Text),
     Column("created_at", _TS, nullable=False, server_default=func.now()),
+    Column("rollout", SmallInteger, nullable=False, server_default=text("0")),
+    CheckConstraint("rollout BETWEEN 0 AND 100", name="shadow_rule_sets_rollout"),
 )
 
 shadow_scores = Table(

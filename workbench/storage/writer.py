@@ -403,9 +403,11 @@ class PreparedBatch:
         hits = _rule_hits_json(done.hits, n)
         if hits is None:  # an id with a control character: the stored text, row by row
             hits = pa.array(_rule_hits_rows(done.hits, n))
+        # the tx_id text the rows' own payload made already, when it has one
+        tx_id = self.direct_table.column("tx_id") if self.direct_ok else _arrow(self.frame["tx_id"])
         table = pa.table(
             {
-                "tx_id": _arrow(self.frame["tx_id"]),
+                "tx_id": tx_id,
                 "ts": self.ts_text,
                 "risk_score": _arrow(done.scores["risk_score"]),
                 "band": _arrow(done.scores["band"]),
@@ -586,7 +588,8 @@ def _write(
             alerts_attached=attached,
             min_ts=min_ts,
             max_ts=max_ts,
-            rule_set_version=str(versions.iloc[-1]) if len(versions) else None,
+            rule_set_version=scored.rule_set_version
+            or (str(versions.iloc[-1]) if len(versions) else None),
             created_at=scored.created_at,
             latency_ms=(time.time() - scored.created_at) * 1000.0,
             eval_errors=scored.eval_errors,
