@@ -221,7 +221,7 @@ class Browser:
         page.set_default_timeout(30_000)
         n = len(self.pages)
         page.on("console", lambda m: self._console(n, m))
-        page.on("pageerror", lambda e: self.errors.append(f"page {n} error: {e}"))
+        page.on("pageerror", lambda e: self.errors.append(f"page {n} error: {e}\n{e.stack}"))
         page.on("request", lambda r: self.requests.append(r.url))
         page.on("websocket", lambda ws: self.requests.append(ws.url))
         self.pages.append(page)

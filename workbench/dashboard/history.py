@@ -143,7 +143,9 @@ class HistoryView(pn.viewable.Viewer):
             self.card_plot.objects = [
                 safe.pane(safe.html("No transactions of card <code>{}</code>.", card))
             ]
-            self.card_table.value = pd.DataFrame()
+            # No rows, the same columns: the table keeps its header instead of collapsing to a
+            # table without columns.
+            self.card_table.value = self.card_table.value.iloc[0:0]
             return
         table = frame[["ts", "amount", "merchant_category", "country", "channel", "risk_score"]]
         table = table.assign(
