@@ -68,6 +68,17 @@ def test_warmup_compiles_once_and_a_new_process_loads_every_kernel(tmp_path: Pat
     assert counts(second.stdout) == (0, kernels)
     assert COMPILED not in second.stderr
 
+    # A cache filled from other sources (a helper another file inlines was edited: numba
+    # would not notice) is dropped and compiled again.
+    (marker,) = cache.rglob(kernel_cache.DIGEST_FILE)
+    assert marker.read_text().strip() == kernel_cache.sources_digest()
+    marker.write_text("0" * 64 + "\n")
+    third = warmup(cache)
+    assert third.returncode == 0, third.stderr
+    assert counts(third.stdout) == (kernels, 0)
+    assert "sources differ" in third.stderr
+    assert marker.read_text().strip() == kernel_cache.sources_digest()
+
 
 def test_use_cache_dir_points_every_kernel_at_the_directory(tmp_path: Path) -> None:
     before, setting = kernel_cache.cache_dirs(), numba.config.CACHE_DIR

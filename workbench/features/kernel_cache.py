@@ -20,6 +20,14 @@ The other ``@njit`` functions of the package are ``inline="always"`` helpers and
 ``@intrinsic``\\s: they are compiled into the kernels that call them and cached with them,
 never on their own.
 
+numba's cache knows only a kernel's own source file (its time stamp and size): an edit of a
+helper in another file that the kernel inlines (``quantiles.py`` into ``passes.step``) would
+leave it loading stale machine code. :func:`ensure_fresh` (called once per process by the
+first :class:`~workbench.features.FeatureEngine`) guards that: each cache directory holds a
+digest of every source file of the package's numba code (``workbench-kernels.sha256``);
+when it differs, the kernels' cache entries there are dropped (they are compiled again, and
+logged) and the new digest is written.
+
 How a compilation is seen: :class:`CompileLog` listens to numba's ``numba:compile`` event,
 which numba fires only when it really compiles (a signature loaded from the disk cache fires
 none), and logs one line per kernel and signature with the time it took.
@@ -27,6 +35,7 @@ none), and logs one line per kernel and signature with the time it took.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import threading
@@ -74,6 +83,8 @@ def use_cache_dir(path: str | Path) -> None:
     numba.config.CACHE_DIR = path
     for kernel in kernels():
         kernel.enable_caching()  # a new locator, chosen with the new CACHE_DIR
+    global _checked
+    _checked = False
 
 
 def cache_dirs() -> list[str]:
@@ -90,6 +101,61 @@ def cache_counts() -> tuple[int, int]:
         hits += sum(stats.cache_hits.values())
         misses += sum(stats.cache_misses.values())
     return hits, misses
+
+
+DIGEST_FILE = "workbench-kernels.sha256"
+
+
+def sources_digest() -> str:
+    """SHA-256 of every source file of the package's numba code (the kernels and what they
+    inline), in name order."""
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for path in sorted(here.glob("*.py")):
+        text = path.read_bytes()
+        if b"@njit" in text or b"@intrinsic" in text:
+            digest.update(path.name.encode() + b"\0" + text + b"\0")
+    return digest.hexdigest()
+
+
+_checked = False
+
+
+def ensure_fresh() -> list[str]:
+    """Drop the kernels' cache entries filled from other sources than these (see the module
+    docstring); the cache directories where that happened. Once per process (again after
+    :func:`use_cache_dir`)."""
+    global _checked
+    if _checked:
+        return []
+    _checked = True
+    digest = sources_digest()
+    by_dir: dict[str, list[Dispatcher]] = {}
+    for kernel in kernels():
+        by_dir.setdefault(kernel.stats.cache_path, []).append(kernel)
+    dropped = []
+    for where, group in by_dir.items():
+        marker = Path(where) / DIGEST_FILE
+        try:
+            known = marker.read_text().strip()
+        except OSError:
+            known = None
+        if known == digest:
+            continue
+        if any(Path(where).glob("*.nbi")):  # entries of unknown or other sources
+            for kernel in group:
+                kernel._cache.flush()  # empties its index: the next call compiles
+            dropped.append(where)
+            log.info(
+                "feature kernel sources differ from those the cache in %s was filled from: "
+                "dropped its kernels, they compile again at first use",
+                where,
+            )
+        try:
+            marker.write_text(digest + "\n")
+        except OSError:
+            log.debug("cannot write %s", marker, exc_info=True)
+    return dropped
 
 
 class CompileLog(event.Listener):
