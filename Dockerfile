@@ -7,10 +7,14 @@
 
 FROM python:3.11-slim-bookworm AS runtime
 
+# NUMBA_CACHE_DIR: the feature kernels compiled at build time (`workbench warmup`, below), read
+# by every process of the image (workers, dashboard, notebooks). numba needs the directory
+# writable even to load from it, so it belongs to the runtime uid.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    WORKBENCH_RULES_DIR=/app/rules
+    WORKBENCH_RULES_DIR=/app/rules \
+    NUMBA_CACHE_DIR=/app/.cache/numba
 
 # A fixed uid so bind-mounted rules/ and notebooks/ get predictable ownership.
 RUN groupadd --gid 10001 workbench \
@@ -30,10 +34,14 @@ COPY README.md LICENSE setup.py ./
 COPY workbench ./workbench
 COPY rules ./rules
 COPY notebooks ./notebooks
+# `workbench warmup` compiles the feature kernels into NUMBA_CACHE_DIR, so that a container's
+# first batch does not wait for them (a host with another CPU model compiles again, logged).
 RUN pip install --no-cache-dir --no-deps . \
+    && workbench warmup \
     && mkdir -p /app/notebooks /app/.workbench \
     && chmod 0700 /app/.workbench \
-    && chown workbench:workbench /app /app/notebooks /app/.workbench
+    && chown workbench:workbench /app /app/notebooks /app/.workbench \
+    && chown -R workbench:workbench /app/.cache
 
 USER 10001:10001
 

@@ -22,7 +22,14 @@ $(VENV)/.installed: pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+# `workbench warmup` compiles the feature kernels into numba's disk cache, so that the first
+# batch of `make up` does not wait for them; again after an edit of the feature engine (its
+# cached kernels are then stale). About a second when they are already cached.
+$(VENV)/.warm: $(VENV)/.installed $(wildcard workbench/features/*.py)
+	$(BIN)/workbench warmup
+	touch $@
+
+install: $(VENV)/.installed $(VENV)/.warm
 
 up: install
 	$(BIN)/workbench up

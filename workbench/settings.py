@@ -312,6 +312,16 @@ SETTINGS: tuple[Setting, ...] = (
         lambda t: _time_zone(t),
     ),
     Setting(
+        "numba_cache_dir",
+        "path",
+        "",
+        "Directory of the compiled feature kernels (`workbench warmup` fills it; a worker "
+        "loads them from there instead of compiling for seconds). Empty: numba's choice "
+        "(NUMBA_CACHE_DIR, else next to the sources when writable, else the user's cache "
+        "directory). It must be writable, even to be read from.",
+        str,
+    ),
+    Setting(
         "log_level",
         "str",
         "INFO",

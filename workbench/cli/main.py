@@ -27,8 +27,10 @@ from workbench.cli import (
     run_cmd,
     simulate_cmd,
     users_cmd,
+    warmup_cmd,
 )
 from workbench.errors import WorkbenchError
+from workbench.features import kernel_cache
 from workbench.settings import Settings
 
 COMMANDS = (
@@ -42,6 +44,7 @@ COMMANDS = (
     labels_cmd,
     lab_cmd,
     users_cmd,
+    warmup_cmd,
 )
 
 
@@ -67,6 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
+        # Before any kernel runs: where the compiled kernels are, and a line whenever one is
+        # compiled after all (not in that cache).
+        if settings.numba_cache_dir:
+            kernel_cache.use_cache_dir(settings.numba_cache_dir)
+        kernel_cache.log_compilations()
         check = getattr(args, "check", None)
         if check is not None:
             check(args)

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from workbench.features import kernel_cache
 from workbench.features.compiled import hash_strings
 from workbench.features.group import PREVIOUS_LOOKBACK_S, BatchArrays, Group
 from workbench.features.kernels import mix64
@@ -79,6 +80,7 @@ class FeatureEngine:
     """
 
     def __init__(self, specs: Sequence[FeatureSpec], *, allowed_lateness_s: float = 3600.0):
+        kernel_cache.ensure_fresh()  # once per process: no stale compiled kernel is loaded
         self.specs = tuple(specs)
         self.allowed_lateness_s = float(allowed_lateness_s)
         by: dict[str, list[FeatureSpec]] = {}
