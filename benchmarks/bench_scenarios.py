@@ -8,7 +8,8 @@ it prints, at the alert band (High) and at Medium or higher, how many rows are f
 precision on simulator truth, and the recall per scenario. No database. Prints figures; no
 pass/fail.
 
-Usage: python benchmarks/bench_scenarios.py [--rows 500000] [--seed 42] [--rules rules/]
+Usage: python benchmarks/bench_scenarios.py [--rows 2700000] [--warmup 0.8] [--seed 42]
+       [--rules rules/]
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ BANDS = {"High": ("High",), "Medium or High": ("Medium", "High")}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--rows", type=int, default=2_700_000)
     parser.add_argument("--batch", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--warmup", type=float, default=0.2, help="share of rows for warm-up")
+    parser.add_argument("--warmup", type=float, default=0.8, help="share of rows for warm-up")
     parser.add_argument("--rules", default=str(ROOT / "rules"))
     args = parser.parse_args()
 
