@@ -35,6 +35,17 @@ def _block(pool, ent, s, b) -> list[float]:
     return pool[off : off + n].tolist()
 
 
+def _free(pool, pm) -> int:
+    """Floats in the blocks on the free lists."""
+    free = 0
+    for c in range(Q.PM_FIELDS - Q.PM_FREE):
+        off = int(pm[Q.PM_FREE + c])
+        while off >= 0:
+            free += 1 << c
+            off = int(pool[off])
+    return free
+
+
 def test_sorted_blocks_follow_inserts_and_deletes_and_reuse_freed_blocks():
     rng = np.random.default_rng(3)
     slots = 5
@@ -70,6 +81,7 @@ def test_sorted_blocks_follow_inserts_and_deletes_and_reuse_freed_blocks():
             while held[s]:
                 pool = Q.sorted_remove(pool, pm, ent, s, 0, held[s].pop())
             assert ent[s, Q.SB_CLASS] == 0 and ent[s, Q.SB_N] == 0
+        assert _free(pool, pm) == pm[Q.PM_HIGH]  # every block is free again
         if rnd == 0:
             high = int(pm[Q.PM_HIGH])
         assert max(len(h) for h in held) == 0
@@ -79,9 +91,19 @@ def test_sorted_blocks_follow_inserts_and_deletes_and_reuse_freed_blocks():
 
 def assert_sorted_windows_match(state, plan) -> None:
     """Each live entity's sorted amounts of each window are exactly the amounts of the rows
-    from its first to its pend cursor that meet the window's condition."""
+    from its first to its pend cursor that meet the window's condition; and the pool is
+    exactly those blocks and the free ones (none leaks when its entity goes)."""
     dbase = passes.N_FIELDS + len(plan.win_w) * passes.W_FIELDS
     rowf = state.row.view(np.float64)
+    pm = state.pool_meta
+    used = _free(state.pool, pm)
+    for s in range(int(state.meta[passes.M_ENTITIES])):
+        if state.ent[s, passes.N_HEAD] < 0:
+            continue
+        for slot in range(int((plan.win_sorted >= 0).sum())):
+            c = state.ent[s, dbase + len(plan.dist_win) + slot * Q.SB_FIELDS + Q.SB_CLASS]
+            used += (1 << c) if c else 0
+    assert used == pm[Q.PM_HIGH]
     for s in range(int(state.meta[passes.M_ENTITIES])):
         if state.ent[s, passes.N_HEAD] < 0:
             continue
@@ -102,10 +124,14 @@ def assert_sorted_windows_match(state, plan) -> None:
             assert state.ent[s, f + passes.W_AGG + passes.A_CNT] == len(amounts)
 
 
-def _history(seed: int) -> pd.DataFrame:
+def _history(seed: int, gap: bool = False) -> pd.DataFrame:
     """Two days of 4 cards of 2 customers, a row every ~1.5 min each: windows of hundreds
-    of rows; some amounts missing (a batch read without them)."""
+    of rows; some amounts missing (a batch read without them). ``gap``: no rows from 20 h to
+    31 h (every window empties, and the entities go when the retention is shorter)."""
     history = make_history(4000, seed, span_s=2 * 86400, cards=4, step_s=20)
+    if gap:
+        hours = (history["ts"] - history["ts"].min()).dt.total_seconds() / 3600
+        history = history.loc[(hours < 20) | (hours >= 31)]
     rng = np.random.default_rng(seed)
     amount = history["amount"].to_numpy().copy()
     amount[rng.random(len(amount)) < 0.01] = np.nan
@@ -133,7 +159,7 @@ def test_state_fed_then_computed_equals_state_computed_all_along():
     """A worker that rebuilds its state by feeding stored history (shuffled batches, late
     rows) then goes on computing gives what one computing all along gives."""
     rng = np.random.default_rng(7)
-    history = _history(7)
+    history = _history(7, gap=True)
     batches, _, _ = late_batches(history, rng, every=4, max_size=80)
     half = len(batches) // 2
     along = FeatureEngine(SPECS, allowed_lateness_s=3600)
@@ -142,6 +168,8 @@ def test_state_fed_then_computed_equals_state_computed_all_along():
     rebuilt = FeatureEngine(SPECS, allowed_lateness_s=3600)
     for b in batches[:half]:
         rebuilt.feed(b, rebuilt.entity_columns)
+    for g in rebuilt._groups:
+        assert_sorted_windows_match(g.state, g.plan)
     for b in batches[half:]:
         pd.testing.assert_frame_equal(rebuilt.compute(b), along.compute(b), check_exact=True)
     for g in rebuilt._groups:
