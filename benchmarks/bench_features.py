@@ -6,8 +6,12 @@
 2. A per-row plain-Python streaming version of the same 14 features (deques per entity and
    window, running sums, dicts for novelty, last row per card), on the same batches.
 3. Per-feature check that both give the same values on the measured rows.
+4. With ``--ages A,B,...``: instead of 1-3, FeatureEngine throughput after A, B, ... simulated
+   days of history held (young vs old state: windows of 30 days, lagged a week, fill up as the
+   history ages), side by side, with the ratio of each to the youngest.
 
 Usage: python benchmarks/bench_features.py [--batches N] [--warmup N] [--batch N] [--repeat N]
+       python benchmarks/bench_features.py --ages 3,38 [--batches N] [--batch N] [--repeat N]
 """
 
 from __future__ import annotations
@@ -265,9 +269,16 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10, help="warm-up batches (not timed)")
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3, help="engine runs (best one counts)")
+    parser.add_argument(
+        "--ages",
+        help="comma-separated days of history: measure throughput at each age (section 4 only)",
+    )
     args = parser.parse_args()
 
     specs = load_rules(ROOT / "rules").features
+    if args.ages:
+        by_age([float(a) for a in args.ages.split(",")], specs, args)
+        return
     sim = Simulator(seed=1)
     warm = [sim.next_batch(args.batch).frame for _ in range(args.warmup)]
     batches = [sim.next_batch(args.batch).frame for _ in range(args.batches)]
@@ -356,6 +367,43 @@ def main() -> None:
             i = int(np.flatnonzero(~ok)[0])
             print(f"      first at row {i}: engine={a[i]!r} per-row={b[i]!r}")
     print(f"   {len(specs) - bad}/{len(specs)} features identical")
+
+
+def by_age(ages: list[float], specs, args) -> None:
+    """4. Engine throughput at each age of history held: the same simulated stream is
+    streamed (untimed, in batches of 50,000) until ``age`` days of it are in the state, then
+    ``--batches`` batches of ``--batch`` rows are timed (CPU time, best of ``--repeat``)."""
+    print(
+        f"4. FeatureEngine throughput by age of the history held ({len(specs)} features; "
+        f"{args.batches} timed batches of {args.batch:,}; CPU time, best of {args.repeat})"
+    )
+    rates = []
+    for age in ages:
+        best, held, rows = math.inf, 0, 0
+        for _ in range(max(1, args.repeat)):
+            sim = Simulator(seed=1)
+            engine = FeatureEngine(specs)
+            start = None
+            while True:
+                b = sim.next_batch(50_000).frame
+                engine.compute(b)
+                start = b["ts"].min() if start is None else start
+                if (b["ts"].max() - start).total_seconds() >= age * 86400:
+                    break
+            held = engine.state_rows
+            batches = [sim.next_batch(args.batch).frame for _ in range(args.batches)]
+            rows = sum(len(b) for b in batches)
+            t0 = time.process_time()
+            for b in batches:
+                engine.compute(b)
+            best = min(best, time.process_time() - t0)
+        rates.append(rows / best)
+        print(
+            f"   {age:6.1f} days held ({held:>10,} state rows): {rows / best:>12,.0f} rows/s  "
+            f"({best:.3f} s for {rows:,} rows)"
+        )
+    for age, rate in zip(ages[1:], rates[1:], strict=True):
+        print(f"   {age:g} days / {ages[0]:g} days = {rate / rates[0]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ Three engines stream the same simulator batches (untimed warm-up first, so windo
 history): the 14 features of rules/default.yaml; those plus lagged windows (``ending``),
 conditioned windows (``where``), exact percentiles/median and ``time_since_fraud``; and the
 default ones plus each new construct alone — and, for scale, plus a ``max`` over the same 30-day
-customer window as the percentiles: both walk the window's rows per query, which is what
-costs (measured: the sort of the gathered amounts adds little to the walk). Times are CPU
+customer window as the percentiles: both read the window's amounts, kept sorted per entity
+as rows enter and leave it (:mod:`workbench.features.quantiles`). Times are CPU
 seconds per measured batch (median and best of the measured batches), the compiled passes
 being warm.
 

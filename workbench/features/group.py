@@ -65,6 +65,7 @@ class Plan:
     win_d: np.ndarray  # label delays (ns; 0: ts < t)
     win_ext: np.ndarray  # the window needs max/min
     win_cond: np.ndarray  # the window's condition bit (-1: none)
+    win_sorted: np.ndarray  # the window's slot of sorted amounts (max/min, percentiles; -1: none)
     pct_win: np.ndarray  # per percentile feature: window index
     pct_q: np.ndarray  # per percentile feature: quantile (0..1)
     columns: list[str]  # ``of`` columns of distinct/is_new
@@ -117,12 +118,16 @@ def plan(
                 ext.add(k)
             where[s.name] = ("window", k)
     lateness_ns = _ns(lateness_s)
+    ordered = sorted(ext | {k for k, _ in pct})
     return (
         Plan(
             win_w=np.array([w for w, _, _ in windows], dtype=_I64),
             win_d=np.array([d for _, d, _ in windows], dtype=_I64),
             win_ext=np.array([k in ext for k in range(len(windows))], dtype=np.bool_),
             win_cond=np.array([c for _, _, c in windows], dtype=_I64),
+            win_sorted=np.array(
+                [ordered.index(k) if k in ordered else -1 for k in range(len(windows))], dtype=_I64
+            ),
             pct_win=np.array([k for k, _ in pct], dtype=_I64),
             pct_q=np.array([q for _, q in pct], dtype=np.float64),
             columns=columns,
@@ -169,7 +174,9 @@ class Group:
 
     def reset(self) -> None:
         p = self.plan
-        self.state = WindowState(len(p.win_w), len(p.columns), len(p.dist_win))
+        self.state = WindowState(
+            len(p.win_w), len(p.columns), len(p.dist_win), int((p.win_sorted >= 0).sum())
+        )
         self.evicted = 0  # rows dropped so far
         self.deferred = 0  # batches committed since the last eviction
         self.newest_ns: int | None = None
@@ -222,7 +229,7 @@ class Group:
         o_pts = np.empty(n, dtype=_I64)
         o_prev = np.empty((n, 2))
         o_pct = np.empty((n, len(p.pct_win)))
-        P.step(
+        state.pool = P.step(
             np.arange(n) if b.sorted else np.argsort(ts, kind="stable"),
             h.view(_I64),
             ts,
@@ -236,6 +243,7 @@ class Group:
             p.win_d,
             p.win_ext,
             p.win_cond,
+            p.win_sorted,
             p.pct_win,
             p.pct_q,
             p.dist_comp,
@@ -249,6 +257,8 @@ class Group:
             state.mark,
             state.meta,
             state.queue,
+            state.pool,
+            state.pool_meta,
             p.retention_ns,
             o_agg,
             o_ext,

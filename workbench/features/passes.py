@@ -20,10 +20,10 @@ with the same ts never see each other (admission needs ts < t).
 
 A window may be *conditioned* (``where``): its rows are still all walked by the cursors, but
 only those whose condition bit is set (``win_cond[k]``; -1: no condition) enter its aggregates,
-its max/min and its percentiles. Percentiles (``pct_win``/``pct_q``) are exact: the window's
-amounts are gathered and sorted per query (:mod:`.quantiles`), like max/min a walk over the
-window, so their cost per row follows the entity's rows in the window (its rate times the
-width).
+its max/min and its percentiles. A window read by max/min or percentiles (``win_sorted[k]``:
+its slot, -1: none) also keeps its amounts sorted in a block of a shared pool
+(:mod:`.quantiles`), updated as rows enter and leave it like the aggregates, so these exact
+values cost a query what the rows moving in and out cost, not a walk over the window.
 
 Per entity and ``of`` column, a *value record* keeps the two newest distinct ts of that
 (entity, value) (``is_new`` needs the newest before t; in order, t is not older than either)
@@ -51,7 +51,15 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from workbench.features.quantiles import has_pct, percentiles, take_amount
+from workbench.features.quantiles import (
+    SB_FIELDS,
+    has_pct,
+    percentiles,
+    sorted_add,
+    sorted_read,
+    sorted_remove,
+    take_amount,
+)
 
 NO_TS = -(2**62)
 """Timestamp of "no such row": before any real ts, yet a window can be added without overflow."""
@@ -59,7 +67,8 @@ NO_TS = -(2**62)
 # entity record: list head and tail, the previous row (last with ts < qt) and the row after it,
 # newest query ts, key, the due time of its pending re-check (see :func:`evict`); then per
 # window k at N_FIELDS + k * W_FIELDS: the first and pend cursors, their rows' ts and the
-# A_FIELDS aggregates; then one count per distinct feature. A free record has N_HEAD < 0 and
+# A_FIELDS aggregates; then one count per distinct feature; then SB_FIELDS per sorted window
+# (:mod:`.quantiles`). A free record has N_HEAD < 0 and
 # links the free list through N_NEXT.
 N_HEAD, N_TAIL, N_PREV, N_NEXT, N_QT, N_KEY, N_REQ = range(7)
 N_FIELDS = 7
@@ -88,8 +97,8 @@ M_FIELDS = 13
 _LOW31 = (1 << 31) - 1
 
 
-def entity_fields(windows: int, distinct: int) -> int:
-    return N_FIELDS + windows * W_FIELDS + distinct
+def entity_fields(windows: int, distinct: int, sorted_windows: int = 0) -> int:
+    return N_FIELDS + windows * W_FIELDS + distinct + sorted_windows * SB_FIELDS
 
 
 @intrinsic
@@ -213,12 +222,21 @@ def _meets(row, e, bit):  # pragma: no cover - compiled
 
 @njit(inline="always")
 def _account(
-    ent, vrec, row, s, k, e, sign, dist_comp, dist_win, dbase, win_cond
-):  # pragma: no cover
+    ent, vrec, row, rowf, pool, pm, s, k, e, sign, dist_comp, dist_win, dbase, win_cond,
+    win_sorted,
+):  # fmt: skip  # pragma: no cover - compiled
     """Add (sign 1) or remove (sign -1) row e to/from window k of entity s (nothing when the
-    row does not meet the window's condition)."""
+    row does not meet the window's condition); returns the pool of sorted amounts (a larger
+    copy when it grew)."""
     if not _meets(row, e, win_cond[k]):
-        return
+        return pool
+    sb = win_sorted[k]
+    if sb >= 0:
+        b = dbase + len(dist_win) + sb * SB_FIELDS
+        if sign > 0:
+            pool = sorted_add(pool, pm, ent, s, b, rowf[e, R_AMOUNT])
+        else:
+            pool = sorted_remove(pool, pm, ent, s, b, rowf[e, R_AMOUNT])
     a = N_FIELDS + k * W_FIELDS + W_AGG
     c = row[e, R_CENTS]
     ent[s, a + A_CNT] += sign
@@ -241,6 +259,7 @@ def _account(
                 n = vrec[x, V_FIELDS + j]
                 if (sign > 0 and n == 1) or (sign < 0 and n == 0):
                     ent[s, dbase + j] += sign
+    return pool
 
 
 @njit(inline="always")
@@ -263,6 +282,7 @@ def step(
     win_d,
     win_ext,
     win_cond,
+    win_sorted,
     pct_win,
     pct_q,
     dist_comp,
@@ -276,6 +296,8 @@ def step(
     mark,
     meta,
     queue,
+    pool,
+    pm,
     retention,
     o_agg,
     o_ext,
@@ -294,7 +316,8 @@ def step(
     previous row, ``o_pct[r, j]`` percentile feature j (of window ``pct_win[j]``); ``cond[r]``
     the bits of the conditions row r meets. Each row's entity goes on the due ``queue`` at
     ``ts + retention`` (see :func:`evict`). Capacities must have been ensured for
-    ``len(order)`` more rows, entities and values per column, and queue entries.
+    ``len(order)`` more rows, entities and values per column, and queue entries; the pool of
+    sorted amounts (``pool``, ``pm``: :mod:`.quantiles`) grows as needed and is returned.
     """
     nc = vkey.shape[0]
     nw = len(win_w)
@@ -408,26 +431,28 @@ def step(
             row[p, R_FIELDS + c] = rowv[c]
         qt = ent[s, N_QT]
         if t >= qt:
-            buf = _in_order(
-                r, s, p, t, ent, row, rowf, vrec, rowv, win_w, win_d, win_ext, win_cond,
-                pct_win, pct_q, buf, dist_comp, dist_win, dbase, o_agg, o_ext, o_dist, o_vlast,
-                o_pts, o_prev, o_pct,
+            pool = _in_order(
+                r, s, p, t, ent, row, rowf, vrec, rowv, win_w, win_d, win_cond, win_sorted,
+                pct_win, pct_q, pool, pm, dist_comp, dist_win, dbase, o_agg, o_ext, o_dist,
+                o_vlast, o_pts, o_prev, o_pct,
             )  # fmt: skip
         else:
             meta[M_LATE] += 1
-            buf = _late(
+            buf, pool = _late(
                 r, s, p, meta[M_LATE], t, qt, ent, row, rowf, vrec, mark, rowv, acc, win_w,
-                win_d, win_ext, win_cond, pct_win, pct_q, buf, dist_comp, dist_win, dbase,
-                o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev, o_pct,
+                win_d, win_ext, win_cond, win_sorted, pct_win, pct_q, buf, pool, pm, dist_comp,
+                dist_win, dbase, (o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev, o_pct),
             )  # fmt: skip
+    return pool
 
 
 @njit(inline="always")
 def _in_order(
-    r, s, p, t, ent, row, rowf, vrec, rowv, win_w, win_d, win_ext, win_cond, pct_win, pct_q,
-    buf, dist_comp, dist_win, dbase, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev, o_pct,
+    r, s, p, t, ent, row, rowf, vrec, rowv, win_w, win_d, win_cond, win_sorted, pct_win, pct_q,
+    pool, pm, dist_comp, dist_win, dbase, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev, o_pct,
 ):  # fmt: skip  # pragma: no cover - compiled
     nc = len(rowv)
+    sbase = dbase + len(dist_win)
     ent[s, N_QT] = t
     # The previous row: the last with ts < t (usually the tail, read once for all windows).
     b = ent[s, N_PREV]
@@ -443,34 +468,28 @@ def _in_order(
         limit = t - d
         pend = ent[s, f + W_PEND]
         while pend >= 0 and _admits(ent[s, f + W_PEND_TS], limit, d):
-            _account(ent, vrec, row, s, k, pend, 1, dist_comp, dist_win, dbase, win_cond)
+            pool = _account(
+                ent, vrec, row, rowf, pool, pm, s, k, pend, 1, dist_comp, dist_win, dbase,
+                win_cond, win_sorted,
+            )  # fmt: skip
             ent[s, f + W_PEND_TS] = row[pend, R_NEXT_TS]
             pend = row[pend, R_NEXT]
             ent[s, f + W_PEND] = pend
         lo = t - win_w[k]
         first = ent[s, f + W_FIRST]
         while first != pend and ent[s, f + W_FIRST_TS] < lo:
-            _account(ent, vrec, row, s, k, first, -1, dist_comp, dist_win, dbase, win_cond)
+            pool = _account(
+                ent, vrec, row, rowf, pool, pm, s, k, first, -1, dist_comp, dist_win, dbase,
+                win_cond, win_sorted,
+            )  # fmt: skip
             ent[s, f + W_FIRST_TS] = row[first, R_NEXT_TS]
             first = row[first, R_NEXT]
             ent[s, f + W_FIRST] = first
         for a in range(A_FIELDS):
             o_agg[r, k, a] = ent[s, f + W_AGG + a]
-        pct = has_pct(pct_win, k)
-        if win_ext[k] or pct:
-            hi = -np.inf
-            lo_ = np.inf
-            nan = False
-            m = 0
-            e = first
-            while e != pend:
-                if _meets(row, e, win_cond[k]):
-                    buf, m, hi, lo_, nan = take_amount(buf, m, hi, lo_, nan, rowf[e, R_AMOUNT], pct)
-                e = row[e, R_NEXT]
-            o_ext[r, k, 0] = np.nan if nan or m == 0 else hi
-            o_ext[r, k, 1] = np.nan if nan or m == 0 else lo_
-            if pct:
-                percentiles(buf, m, k, r, pct_win, pct_q, o_pct)
+        if win_sorted[k] >= 0:
+            sb = sbase + win_sorted[k] * SB_FIELDS
+            sorted_read(pool, ent, s, sb, k, r, pct_win, pct_q, o_ext, o_pct)
     for j in range(len(dist_win)):
         o_dist[r, j] = ent[s, dbase + j]
     # Newest ts of the row's values before t (in order: t is not older than any stored ts),
@@ -506,7 +525,7 @@ def _in_order(
         if ent[s, f + W_FIRST] < 0:
             ent[s, f + W_FIRST] = p
             ent[s, f + W_FIRST_TS] = t
-    return buf
+    return pool
 
 
 @njit(inline="always")
@@ -524,10 +543,12 @@ def _previous(r, b, row, rowf, o_pts, o_prev):  # pragma: no cover - compiled
 @njit(inline="always")
 def _late(
     r, s, p, lq, t, qt, ent, row, rowf, vrec, mark, rowv, acc, win_w, win_d, win_ext, win_cond,
-    pct_win, pct_q, buf, dist_comp, dist_win, dbase, o_agg, o_ext, o_dist, o_vlast, o_pts,
-    o_prev, o_pct,
+    win_sorted, pct_win, pct_q, buf, pool, pm, dist_comp, dist_win, dbase, outs,
 ):  # fmt: skip  # pragma: no cover - compiled
-    """A row older than its entity's newest query: walk the list, then insert the row."""
+    """A row older than its entity's newest query: walk the list, then insert the row
+    (returns the scratch buffer and the pool, either maybe a larger copy). ``outs``: the
+    output arrays of :func:`step` (a tuple: a call of over 30 arguments is not inlined)."""
+    o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev, o_pct = outs
     nc = len(rowv)
     nd = len(dist_win)
     for k in range(len(win_w)):
@@ -622,17 +643,20 @@ def _late(
                 ent[s, f + W_FIRST] = p
                 ent[s, f + W_FIRST_TS] = t
         elif t >= qt - win_w[k]:  # in the window
-            _account(ent, vrec, row, s, k, p, 1, dist_comp, dist_win, dbase, win_cond)
+            pool = _account(
+                ent, vrec, row, rowf, pool, pm, s, k, p, 1, dist_comp, dist_win, dbase,
+                win_cond, win_sorted,
+            )  # fmt: skip
             if nxt == ent[s, f + W_FIRST]:
                 ent[s, f + W_FIRST] = p
                 ent[s, f + W_FIRST_TS] = t
-    return buf
+    return buf, pool
 
 
 @njit(cache=True, nogil=True)
 def evict(
-    newest, retention, lateness, lookback, keep_previous, dist_comp, dist_win, win_cond, etab,
-    ent, row, vtab, vrec, meta, queue,
+    newest, retention, lateness, lookback, keep_previous, dist_comp, dist_win, win_cond,
+    win_sorted, etab, ent, row, rowf, vtab, vrec, meta, queue, pool, pm,
 ):  # fmt: skip  # pragma: no cover - compiled
     """Drop the rows no future query can use, popping the due queue up to ``newest``.
 
@@ -643,7 +667,8 @@ def evict(
     of them while it is still the previous row of a query at or after the lateness floor
     (within ``lookback``): such an entity is queued again, once, a retention later. Dropped
     rows, values no row refers to any more and entities left without rows go back to their
-    free lists (and out of their hash tables). Returns the number of rows dropped."""
+    free lists (and out of their hash tables). Returns the number of rows dropped and the
+    pool of sorted amounts (maybe a new one: a block shrinks as its window empties)."""
     nc = row.shape[1] - R_FIELDS
     nw = len(win_cond)
     dbase = N_FIELDS + nw * W_FIELDS
@@ -719,7 +744,10 @@ def evict(
                 elif e == ent[s, f + W_FIRST]:
                     phase[k] = 1
                 if phase[k] == 1:
-                    _account(ent, vrec, row, s, k, e, -1, dist_comp, dist_win, dbase, win_cond)
+                    pool = _account(
+                        ent, vrec, row, rowf, pool, pm, s, k, e, -1, dist_comp, dist_win, dbase,
+                        win_cond, win_sorted,
+                    )  # fmt: skip
             dropped_prev |= e == ent[s, N_PREV]
             dropped_next |= e == ent[s, N_NEXT]
             nxt = row[e, R_NEXT]
@@ -766,4 +794,4 @@ def evict(
             queue[qi, 0] = newest + retention
             queue[qi, 1] = s
             ent[s, N_REQ] = newest + retention
-    return dropped
+    return dropped, pool

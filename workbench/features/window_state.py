@@ -5,6 +5,8 @@ eviction (:func:`passes.evict`) gives back, so a record never moves: capacities 
 doubling before a batch needs them (:meth:`WindowState.ensure`), and only while the state
 itself grows (when the stream starts, or its rate rises); a state that has reached its
 retention reuses freed records instead. The due queue is a ring of (due ts, entity) pairs.
+The pool of sorted amounts (:mod:`.quantiles`) is grown here too, ahead of what a batch's
+rows would take in new smallest blocks; a batch that needs more grows it inside the pass.
 
 Growing copies an array into a new one, and writing to memory the process never touched
 costs page faults (measured ~2.5 ms per MB on a virtual machine, so a 1M-row array took
@@ -19,6 +21,7 @@ import copy
 import numpy as np
 
 from workbench.features import passes as P
+from workbench.features.quantiles import MIN_CLASS, PM_HIGH, new_pool
 
 _MIN_CAP = 64
 
@@ -58,13 +61,17 @@ class _Spare:
 class WindowState:
     """Entity records, stored rows and value records with their hash tables, and the due
     queue, for ``windows`` windows, ``columns`` value columns and ``distinct`` distinct
-    features."""
+    features; and the pool of sorted amounts of ``sorted_windows`` windows."""
 
-    def __init__(self, windows: int, columns: int, distinct: int):
+    def __init__(self, windows: int, columns: int, distinct: int, sorted_windows: int = 0):
         self.windows, self.columns, self.distinct = windows, columns, distinct
+        self.sorted_windows = sorted_windows
+        self.pool, self.pool_meta = new_pool()
         self.meta = np.zeros(P.M_FIELDS, dtype=np.int64)
         self.meta[[P.M_EFREE, P.M_RFREE, P.M_VFREE]] = -1
-        self.ent = np.empty((_MIN_CAP, P.entity_fields(windows, distinct)), dtype=np.int64)
+        self.ent = np.empty(
+            (_MIN_CAP, P.entity_fields(windows, distinct, sorted_windows)), dtype=np.int64
+        )
         self.row = np.empty((_MIN_CAP, P.R_FIELDS + columns), dtype=np.int64)
         self.vrec = np.empty((_MIN_CAP, P.V_FIELDS + distinct), dtype=np.int64)
         self.mark = np.full((_MIN_CAP, distinct), -1, dtype=np.int64)
@@ -159,6 +166,7 @@ class WindowState:
             self._regrow("etab", _table_size(max(len(self.ent), self.entities + n)))
         if self.rows + n > len(self.row):
             self._grow("row", max(2 * len(self.row), int(m[P.M_ROWS]) + n))
+        self._pool_room(n)
         if self.queued + n > len(self.queue):
             size = max(2 * len(self.queue), 1 << (self.queued + n - 1).bit_length())
             queue = self._new("queue", size, 2)
@@ -172,6 +180,17 @@ class WindowState:
             self._grow("mark", len(self.vrec))
         if 2 * (self.values + need) > len(self.vtab):
             self._regrow("vtab", _table_size(max(len(self.vrec), self.values + need)))
+
+    def _pool_room(self, n: int) -> None:
+        """Room past the pool's high-water mark for twice the smallest blocks ``n`` rows
+        would open in each sorted window (blocks mostly come from the free lists once the
+        state is steady; this is where the pool grows while the state does)."""
+        high = int(self.pool_meta[PM_HIGH])
+        need = high + 2 * n * self.sorted_windows * (1 << MIN_CLASS)
+        if self.sorted_windows and need > len(self.pool):
+            pool = np.empty(max(2 * len(self.pool), need))
+            pool[:high] = self.pool[:high]
+            self.pool = pool
 
     def prepare(self, budget_bytes: int | None = None) -> None:
         """Make successors of the arrays that are filling up ready ahead of need, touching
@@ -201,22 +220,25 @@ class WindowState:
     def evict(self, plan, newest_ns: int) -> int:
         """Drop what no future query can use, as far as the queue is due (see
         :func:`passes.evict`); the number of rows dropped."""
-        return int(
-            P.evict(
-                newest_ns,
-                plan.retention_ns,
-                plan.lateness_ns,
-                plan.lookback_ns,
-                plan.has_previous,
-                plan.dist_comp,
-                plan.dist_win,
-                plan.win_cond,
-                self.etab,
-                self.ent,
-                self.row,
-                self.vtab,
-                self.vrec,
-                self.meta,
-                self.queue,
-            )
+        dropped, self.pool = P.evict(
+            newest_ns,
+            plan.retention_ns,
+            plan.lateness_ns,
+            plan.lookback_ns,
+            plan.has_previous,
+            plan.dist_comp,
+            plan.dist_win,
+            plan.win_cond,
+            plan.win_sorted,
+            self.etab,
+            self.ent,
+            self.row,
+            self.row.view(np.float64),
+            self.vtab,
+            self.vrec,
+            self.meta,
+            self.queue,
+            self.pool,
+            self.pool_meta,
         )
+        return int(dropped)
