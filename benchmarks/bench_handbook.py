@@ -22,7 +22,8 @@ The script creates ``wb_bench_hb_<pid>`` on the server of ``--dsn`` (or
 pass/fail.
 
 Usage: python benchmarks/bench_handbook.py [--customers 5000] [--terminals 10000]
-       [--seed 0] [--rules rules/] [--test-start 2018-08-08] [--test-days 7]
+       [--seed 0] [--rules rules/] [--test-start 2018-08-08] [--test-days 7] [--quick]
+(--quick: 1,000 customers, 2,000 terminals, 3 test days: the figures are not the book's.)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 import psycopg
+from _report import figure
 from psycopg import conninfo, sql
 
 from workbench.analysis import backtest
@@ -61,7 +63,11 @@ def main() -> None:
     parser.add_argument("--test-days", type=int, default=7)
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--keep", metavar="DBNAME", help="use (and keep) this database")
+    parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
+    if args.quick:
+        args.customers, args.terminals = min(args.customers, 1_000), min(args.terminals, 2_000)
+        args.test_days = min(args.test_days, 3)
 
     test_start = pd.Timestamp(args.test_start, tz="UTC")
     test_end = test_start + pd.Timedelta(days=args.test_days)
@@ -146,6 +152,10 @@ def run(rules: str, start: pd.Timestamp, end: pd.Timestamp, k: int, dsn: str) ->
     ranked = f[f["score"] > 0].groupby(f["ts"].dt.floor("D"))["card_id"].nunique()
     print(f"  cards with a score > 0 per day: {', '.join(str(n) for n in ranked)}")
     print(f"{daily.cp_title}: rules {daily.cp_mean()['candidate']:.3f}")
+    cp = book.cp_mean()["candidate"]
+    base = BASELINES["logistic regression"]
+    figure(f"CP@{k}, handbook protocol", cp, "", anchor="book: logistic regr.", ratio=cp / base)
+    figure("backtest of the test days", result.rows / took, "tx/s")
     print()
     scen = book.scenarios[book.scenarios["scoring"] == "candidate"]
     print("recall per scenario (rules): fraud, >=medium, >=high, at the alert band")
