@@ -19,8 +19,8 @@ import platform
 
 import pandas as pd
 import psycopg
-from bench_backtest import DEFAULT_DSN, best_of, seed
 from _report import figure
+from bench_backtest import DEFAULT_DSN, best_of, seed
 from psycopg import conninfo, sql
 
 from workbench.scoring import health as rh
