@@ -51,9 +51,9 @@ class Run:
     figures: list[dict] = field(default_factory=list)
 
 
-def discover(directory: Path = HERE) -> list[str]:
+def discover(directory: Path | None = None) -> list[str]:
     """The benchmark scripts' names (``bench_*.py`` without the suffix), sorted."""
-    return sorted(p.stem for p in directory.glob("bench_*.py"))
+    return sorted(p.stem for p in (directory or HERE).glob("bench_*.py"))
 
 
 def select(names: list[str], only: list[str] | None, skip: list[str] | None) -> list[str]:
@@ -110,7 +110,7 @@ def run_script(bench: str, timeout: float) -> Run:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             returncode = None
-        seconds = time.perf_counter() - start
+        seconds = timeout if returncode is None else time.perf_counter() - start
         out.seek(0)
         err.seek(0)
         return collect(bench, out.read(), returncode, seconds, err.read())
