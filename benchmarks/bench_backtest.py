@@ -17,7 +17,7 @@ The script creates its own database ``wb_bench_bt_<pid>`` on the server of ``--d
 no pass/fail.
 
 Usage: python benchmarks/bench_backtest.py [--rows 1000000] [--batch 50000] [--repeat 3]
-       python benchmarks/bench_backtest.py --quick   (200k rows, best of 2)
+       python benchmarks/bench_backtest.py --quick   (100k rows, best of 2)
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
     if args.quick:
-        args.rows, args.repeat = min(args.rows, 200_000), min(args.repeat, 2)
+        args.rows, args.repeat = min(args.rows, 100_000), min(args.repeat, 2)
 
     name = args.keep or f"wb_bench_bt_{os.getpid()}"
     with psycopg.connect(args.dsn, autocommit=True) as admin:
