@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, bench in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {bench} ...", end=" ", flush=True)
         run = run_script(bench, args.timeout)
-        print(f"{run.status}, {len(run.figures)} figures, {run.seconds:.0f} s", flush=True)
+        count = f"{len(run.figures)} figure" + ("" if len(run.figures) == 1 else "s")
+        print(f"{run.status}, {count}, {run.seconds:.0f} s", flush=True)
         runs.append(run)
     info["total_seconds"] = time.perf_counter() - start
     info["load_after"] = list(os.getloadavg())
