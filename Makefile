@@ -78,5 +78,7 @@ test-pythons: install
 	.venv-$*/bin/python -m pip install --quiet --upgrade pip && \
 	.venv-$*/bin/python -m pip install --quiet -e '.[test]' && touch $@
 
-bench: install
-	$(BIN)/python benchmarks/bench_scoring.py
+# Every benchmark briefly (--quick), one table of figures and ratios, also written into the
+# README's Benchmarks section. bench_dashboard*, bench_session_start drive Chromium.
+bench: install chromium
+	$(BIN)/python benchmarks/run_all.py --readme README.md

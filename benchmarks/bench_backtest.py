@@ -17,6 +17,7 @@ The script creates its own database ``wb_bench_bt_<pid>`` on the server of ``--d
 no pass/fail.
 
 Usage: python benchmarks/bench_backtest.py [--rows 1000000] [--batch 50000] [--repeat 3]
+       python benchmarks/bench_backtest.py --quick   (100k rows, best of 2)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+from _report import figure
 from psycopg import conninfo, sql
 
 from workbench.analysis import backtest, load_history
@@ -117,7 +119,10 @@ def main() -> None:
     parser.add_argument(
         "--keep", metavar="DBNAME", help="use (and keep) this database; seed it only if empty"
     )
+    parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
+    if args.quick:
+        args.rows, args.repeat = min(args.rows, 100_000), min(args.repeat, 2)
 
     name = args.keep or f"wb_bench_bt_{os.getpid()}"
     with psycopg.connect(args.dsn, autocommit=True) as admin:
@@ -163,6 +168,27 @@ def main() -> None:
             )
         print(f"  columnar read / CSV read: {csv_s / read_s:.2f}x faster")
         print("  target: >= 1,000,000 tx/s end to end")
+        figure(
+            "end to end (read + features + scoring)",
+            n / total_s,
+            "tx/s",
+            anchor="raw binary COPY",
+            ratio=raw_s / total_s,
+        )
+        figure(
+            "read only, columnar",
+            n / read_s,
+            "tx/s",
+            anchor="raw binary COPY",
+            ratio=raw_s / read_s,
+        )
+        figure(
+            "features + scoring only (in memory)",
+            n / score_s,
+            "tx/s",
+            anchor="raw binary COPY",
+            ratio=raw_s / score_s,
+        )
 
         # Equality: the stream's stored scores against the backtest's, row by row.
         f = result.frame
@@ -177,6 +203,12 @@ def main() -> None:
         print(f"  rows with a different band:  {band_diff}")
         print(f"  rows with different rule hits: {hit_diff}")
         print("  IDENTICAL" if score_diff == band_diff == hit_diff == 0 else "  DIFFERENT")
+        figure(
+            "rows scored differently from the stream",
+            score_diff + band_diff + hit_diff,
+            "rows",
+            anchor=f"of {n:,}",
+        )
     finally:
         if not args.keep:
             with psycopg.connect(args.dsn, autocommit=True) as admin:

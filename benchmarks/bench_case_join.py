@@ -6,7 +6,8 @@ Two workloads of 30 batches of 5,000 rows over 3,000 cards: "realistic" (1% of r
 the alert band: about 50 alerts a batch) and "alert-heavy" (30%: about 1,500 alerts on 900
 cards a batch). The first 3 batches of each run are not counted. A fresh database each run.
 
-Usage: PYTHONPATH=.:tests/integration python benchmarks/bench_case_join.py [--dsn DSN]
+Usage: python benchmarks/bench_case_join.py [--dsn DSN] [--rounds 2] [--quick]
+(--quick: one round of 12 batches per arm.)
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+
+from _report import figure
 from conftest import build_scored  # tests/integration/conftest.py
 from psycopg import conninfo, sql
 
@@ -65,9 +71,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
+    count = 30
+    if args.quick:
+        args.rounds, count = 1, 12
     for label, share in (("realistic (1% alert)", 0.01), ("alert-heavy (30%)", 0.3)):
-        batches = _batches(share)
+        batches = _batches(share, count)
         samples: dict[bool, list[float]] = {False: [], True: []}
         for _ in range(args.rounds):
             for with_cases in (False, True):
@@ -78,6 +88,9 @@ def main() -> None:
                 f"{label:<22} {'with' if with_cases else 'without'} cases: per 5,000-row batch"
                 f" p50 {statistics.median(ms):6.1f} ms  p90 {ms[int(len(ms) * 0.9)]:6.1f} ms"
             )
+        with_p50, without_p50 = (statistics.median(samples[k]) * 1e3 for k in (True, False))
+        figure(f"5k-row batch write with cases, {label}, p50", with_p50, "ms",
+               anchor="without cases", ratio=with_p50 / without_p50)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ reference). Measured side by side on the same batch and precomputed features, be
 Run it on an older checkout too (``PYTHONPATH=<checkout>``): lines that need
 ``Scorer.evaluation`` are skipped there, the rest are comparable.
 
-Usage: python benchmarks/bench_evaluate.py [--rows 20000] [--repeat 7]
+Usage: python benchmarks/bench_evaluate.py [--rows 20000] [--repeat 7] [--quick]
+(--quick: best of 3.)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _report import figure
 from bench_scoring import best_of  # the same timing as the scoring benchmark
 
 from workbench.features import FeatureEngine
@@ -74,7 +76,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--blocked", type=int, default=1_000)
     parser.add_argument("--snoozes", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
+    if args.quick:
+        args.repeat = min(args.repeat, 3)
 
     texts = {f"rules/{p.name}": p.read_text() for p in sorted((ROOT / "rules").glob("*.yaml"))}
     ruleset = parse_rules({**texts, "rules/lists.yaml": LIST_RULE})
@@ -105,6 +110,14 @@ def main() -> None:
             same = before().equals(scorer.evaluation(batch, feats).hit_frame())
             line += f"   after {new * 1e3:7.2f} ms   (same matrix: {same})"
         print(line)
+        if AFTER:
+            figure(
+                f"evaluation + hit matrix, {label}",
+                new * 1e3,
+                "ms",
+                anchor="score + matrix rebuilt (before)",
+                ratio=new / old,
+            )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@
 Creates databases ``wb_bench_ev_<pid>_{a,b}`` on ``--dsn`` (or ``WORKBENCH_BENCH_DSN``),
 drops them at the end. Prints figures; no pass/fail.
 
-Usage: python benchmarks/bench_evidence.py [--batches 60] [--batch 5000] [--dsn DSN]
+Usage: python benchmarks/bench_evidence.py [--batches 60] [--batch 5000] [--dsn DSN] [--quick]
+(--quick: 20 batches.)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psycopg
+from _report import figure
 from psycopg import sql
 
 from workbench.features.engine import FeatureEngine
@@ -38,6 +40,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
+def p50_ms(values: list[float]) -> float:
+    return float(np.percentile(values, 50)) * 1000
+
+
 def ms(values: list[float]) -> str:
     a = np.asarray(values) * 1000
     return f"p50 {np.percentile(a, 50):7.2f} ms  p95 {np.percentile(a, 95):7.2f} ms"
@@ -48,7 +54,10 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
+    if args.quick:
+        args.batches = min(args.batches, 20)
     ruleset = load_rules(ROOT / "rules")
     sim = Simulator(batch_rows=args.batch)
     engine = FeatureEngine(ruleset.features)
@@ -70,6 +79,8 @@ def main() -> None:
     print(f"{args.batches} batches of {args.batch:,} rows; {alerted:,} alert-band rows of {rows:,}")
     print(f"1. scoring without evidence  {ms(plain)}")
     print(f"   scoring with evidence     {ms(explained)}")
+    figure(f"scoring with evidence, {args.batch:,}-row batch, p50", p50_ms(explained), "ms",
+           anchor="without evidence", ratio=p50_ms(explained) / p50_ms(plain))  # fmt: skip
 
     from workbench.scoring.result import ScoredBatch
 
@@ -106,6 +117,8 @@ def main() -> None:
         after = write(dsns[1], keep=True)
         print(f"2. write without evidence    {ms(before)}")
         print(f"   write with evidence       {ms(after)}")
+        figure(f"write with evidence, {args.batch:,}-row batch, p50", p50_ms(after), "ms",
+               anchor="without evidence", ratio=p50_ms(after) / p50_ms(before))  # fmt: skip
     finally:
         with psycopg.connect(args.dsn, autocommit=True) as admin:
             for name in names:
@@ -126,6 +139,7 @@ def main() -> None:
             "until": pd.Timestamp("2100-01-01", tz="UTC"),
         }
     )
+    base = None
     for label, overlay in (
         ("no lists, no snoozes", Overlay()),
         ("10,000 list entries", Overlay.build(lists)),
@@ -138,6 +152,9 @@ def main() -> None:
             timed.score(frame, {})
             times.append(time.perf_counter() - t0)
         print(f"3. {label:<22} {ms(times)} per {len(frame):,}-row batch")
+        base = base or p50_ms(times)
+    figure("list rule, 10k entries + 1k snoozes, p50", p50_ms(times), "ms",
+           anchor="no lists, no snoozes", ratio=p50_ms(times) / base)  # fmt: skip
 
 
 def _no_dead() -> pd.DataFrame:

@@ -20,6 +20,7 @@ The script creates one database per run on the server of ``--dsn`` (or
 ``WORKBENCH_BENCH_DSN``) and drops it at the end. No pass/fail.
 
 Usage: python benchmarks/bench_kafka.py [--rows 60000] [--workers 1 2] [--batch 2000] [--untailed]
+       python benchmarks/bench_kafka.py --quick   (20,000 rows, one worker beside the simulator)
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from psycopg import conninfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _report import figure  # noqa: E402
 
 from tests.kafka_broker import Broker, broker_binary  # noqa: E402
 
@@ -165,7 +168,10 @@ def main() -> None:
     parser.add_argument(
         "--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", "host=127.0.0.1 user=postgres")
     )
+    parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
+    if args.quick:
+        args.rows, args.workers, args.untailed = min(args.rows, 20_000), [1], False
     with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "workers.log", "wb") as log:
         b = Broker(broker_binary(Path(tmp)), Path(tmp) / "broker.log")
         b.start()
@@ -198,6 +204,13 @@ def main() -> None:
             on, off = results[f"kafka x{n}"], results[f"x{n} no tail"]
             print(f"kafka x{n} with / without the tail: rows/s {on['rate'] / off['rate']:.2f}x,"
                   f" p50 {on['p50_ms'] / off['p50_ms']:.2f}x")  # fmt: skip
+    sim = results["simulator x1"]
+    for n in args.workers:
+        r = results[f"kafka x{n}"]
+        figure(f"kafka x{n} workers", r["rate"], "rows/s", anchor="simulator x1",
+               ratio=r["rate"] / sim["rate"])  # fmt: skip
+        figure(f"kafka x{n}, p99 read -> commit", r["p99_ms"], "ms", anchor="simulator x1",
+               ratio=r["p99_ms"] / sim["p99_ms"])  # fmt: skip
 
 
 if __name__ == "__main__":

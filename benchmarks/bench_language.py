@@ -10,7 +10,8 @@ as rows enter and leave it (:mod:`workbench.features.quantiles`). Times are CPU
 seconds per measured batch (median and best of the measured batches), the compiled passes
 being warm.
 
-Usage: python benchmarks/bench_language.py [--batch N] [--batches N] [--warmup N]
+Usage: python benchmarks/bench_language.py [--batch N] [--batches N] [--warmup N] [--quick]
+(--quick: 3 measured batches of 20k after 3 of warm-up.)
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+
+from _report import figure
 
 from workbench.features import FeatureEngine
 from workbench.rules import load_rules, parse_rules
@@ -72,7 +75,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--batches", type=int, default=5, help="measured batches")
     parser.add_argument("--warmup", type=int, default=6, help="warm-up batches (not timed)")
+    parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
+    if args.quick:
+        args.batch, args.batches = min(args.batch, 20_000), min(args.batches, 3)
+        args.warmup = min(args.warmup, 3)
     sim = Simulator(seed=1)
     warm = [sim.next_batch(args.batch).frame for _ in range(args.warmup)]
     batches = [sim.next_batch(args.batch).frame for _ in range(args.batches)]
@@ -93,6 +100,16 @@ def main() -> None:
         med = statistics.median(times) * 1e3
         base = base or med
         print(f"{name:<34}{len(specs):>6}{med:>12.1f}{min(times) * 1e3:>10.1f}{med / base:>11.2f}x")
+        if name == cases[0][0]:
+            figure(f"default features, {args.batch // 1000}k batch (CPU, median)", med, "ms")
+        elif name == "default + all new":
+            figure(
+                f"default + all new ({len(specs)} features), {args.batch // 1000}k batch",
+                med,
+                "ms",
+                anchor="default features",
+                ratio=med / base,
+            )
 
 
 if __name__ == "__main__":

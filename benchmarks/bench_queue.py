@@ -9,6 +9,7 @@ Creates its own database ``wb_bench_queue_<pid>`` on the server of ``--dsn`` (or
 ``WORKBENCH_BENCH_DSN``), migrates it and drops it at the end. No pass/fail; prints figures.
 
 Usage: PYTHONPATH=. python benchmarks/bench_queue.py [--sizes 100000 1000000] [--repeat 30]
+       PYTHONPATH=. python benchmarks/bench_queue.py --quick   (100k cases, 10 repeats)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 
 import numpy as np
 import sqlalchemy as sa
+from _report import figure
 from psycopg import conninfo, sql
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
@@ -72,6 +74,7 @@ def _explain(conn, query: sa.Select) -> str:
 
 def measure(conn, size: int, repeat: int) -> None:
     print(f"\n== {size:,} active cases            first page p50/p99 ms   deep page p50/p99 ms")
+    worst_first = worst_deep = 0.0
     for label, filters, sort in COMBOS:
         first, deep = [], []
         middle = _middle(conn, filters, sort)
@@ -84,6 +87,9 @@ def measure(conn, size: int, repeat: int) -> None:
                 cases.page(conn, filters, sort, after=middle, limit=50)
                 deep.append(time.perf_counter() - t)
         print(f"  {label:<40} {_ms(first)}         {_ms(deep) if deep else '   -'}")
+        worst_first = max(worst_first, float(np.percentile(first, 99)) * 1000)
+        if deep:
+            worst_deep = max(worst_deep, float(np.percentile(deep, 99)) * 1000)
     high_rule = cases.Filters(bands=("High",), rule="velocity")
     for label, filters in (
         ("counts, no filter", cases.Filters()),
@@ -95,6 +101,9 @@ def measure(conn, size: int, repeat: int) -> None:
             found = cases.counts(conn, filters)
             samples.append(time.perf_counter() - t)
         print(f"  {label:<40} {_ms(samples)}   {found['status']}")
+    what = f"{size // 1000:,}k cases, p99 of the slowest of {len(COMBOS)} filters/sorts"
+    figure(f"first page, {what}", worst_first, "ms")
+    figure(f"deep keyset page, {what}", worst_deep, "ms")
 
 
 def main() -> None:
@@ -102,7 +111,10 @@ def main() -> None:
     parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.repeat = [min(args.sizes)], min(args.repeat, 10)
     name = f"wb_bench_queue_{os.getpid()}"
     with connect(args.dsn) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

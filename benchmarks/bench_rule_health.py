@@ -8,6 +8,7 @@ counted in pandas. Creates ``wb_bench_rh_<pid>`` on the server of ``--dsn`` and 
 the end unless ``--keep``. Prints figures; no pass/fail.
 
 Usage: python benchmarks/bench_rule_health.py [--rows 300000] [--repeat 3]
+       python benchmarks/bench_rule_health.py --quick   (100k rows, best of 2)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import platform
 
 import pandas as pd
 import psycopg
+from _report import figure
 from bench_backtest import DEFAULT_DSN, best_of, seed
 from psycopg import conninfo, sql
 
@@ -31,7 +33,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", metavar="DBNAME", help="use (and keep) this database")
+    parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
+    if args.quick:
+        args.rows, args.repeat = min(args.rows, 100_000), min(args.repeat, 2)
     name = args.keep or f"wb_bench_rh_{os.getpid()}"
     with psycopg.connect(args.dsn, autocommit=True) as admin:
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
@@ -72,6 +77,9 @@ def main() -> None:
         print(f"  card-day scores (SQL GROUP BY):       {days_s:6.3f}s  {len(cd):>8,} rows")
         print(f"  health + recommendation (pandas):     {math_s:6.3f}s")
         print(f"  for comparison: hits via COPY + pandas {copy_s:6.3f}s")
+        total = counts_s + pairs_s + days_s + math_s
+        figure(f"rule health, {have // 1000:,}k rows (3 SQL aggregates + pandas)", total, "s",
+               anchor="fire counts via COPY + pandas", ratio=total / copy_s)  # fmt: skip
     finally:
         if not args.keep:
             with psycopg.connect(args.dsn, autocommit=True) as admin:

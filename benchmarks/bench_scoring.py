@@ -9,13 +9,16 @@
    subexpressions several rules share computed once per batch (as scoring does) and, side by
    side, with every rule computing its own (as before).
 
-Usage: python benchmarks/bench_scoring.py [--rows N] [--batch N] [--repeat N]
+Usage: python benchmarks/bench_scoring.py [--rows N] [--batch N] [--repeat N] [--quick]
+(--quick: 50k rows, two runs each, no steady state (its 38 days of history take a minute to
+build), the rule sets of 10 and 1000 only.)
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import math
 import os
 import random
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _report import figure
 
 from workbench.features import FeatureEngine
 from workbench.rules import load_rules, parse_rules
@@ -44,8 +48,24 @@ def best_of(repeat: int, fn) -> float:
     return min(times)
 
 
+# The default rules written by hand below, in the order of their columns (the rule file's
+# order); the other default rules read lagged profiles and terminal recency, not written here.
+HAND_RULES = (
+    "very_large_amount",
+    "spend_spike",
+    "compromised_terminal",
+    "card_testing",
+    "many_new_merchants",
+    "impossible_travel",
+    "account_takeover",
+    "new_device_high_amount",
+    "risky_merchant",
+    "night_high_amount",
+)
+
+
 def hand_numpy(f: dict[str, np.ndarray], amount: np.ndarray, risky: np.ndarray) -> np.ndarray:
-    """The 10 default rules written by hand in numpy; returns the points matrix."""
+    """The 10 rules of :data:`HAND_RULES` written by hand in numpy; returns the hit matrix."""
     with np.errstate(invalid="ignore"):
         cols = [
             (amount > 1000)
@@ -158,7 +178,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
+    if args.quick:
+        args.rows, args.repeat = min(args.rows, 50_000), min(args.repeat, 2)
 
     ruleset = load_rules(ROOT / "rules")
     sim = Simulator(seed=1, batch_rows=args.batch)
@@ -185,24 +208,31 @@ def main() -> None:
         young.compute(b)
     times = [stream(young, batches) for _ in range(args.repeat)]
     stream_rate = rows / min(times)
-    steady, history_days, steady_batches = steady_state(ruleset, args.batch, len(batches))
-    steady_times = [stream(steady, steady_batches) for _ in range(args.repeat)]
-    steady_rate = rows / min(steady_times)
     print(
         f"\n1. default rules + {len(ruleset.features)} windowed features, streamed:\n"
         f"   {stream_rate:>10,.0f} rows/s  young state ({days(warm):.0f} days of history, "
-        f"still growing)\n"
-        f"   {steady_rate:>10,.0f} rows/s  steady state ({history_days:.0f} days of history, "
-        f"{steady.state_rows:,} rows held; every batch evicts what left the windows)"
+        f"still growing)"
     )
+    steady_times: list[float] = []
+    if not args.quick:
+        steady, history_days, steady_batches = steady_state(ruleset, args.batch, len(batches))
+        steady_times = [stream(steady, steady_batches) for _ in range(args.repeat)]
+        steady_rate = rows / min(steady_times)
+        print(
+            f"   {steady_rate:>10,.0f} rows/s  steady state ({history_days:.0f} days of history, "
+            f"{steady.state_rows:,} rows held; every batch evicts what left the windows)"
+        )
 
-    # 2. the 10 reference rules on precomputed features
+    # 2. the 10 reference rules on precomputed features: a rule set of just those rules, so
+    # that both sides compute the same rules
     history = pd.concat(batches, ignore_index=True)
     engine = FeatureEngine(ruleset.features)
     for b in warm:
         engine.compute(b)
     feats = pd.concat([engine.compute(b) for b in batches], ignore_index=True)
-    scorer = Scorer(ruleset)
+    hand_rules = tuple(r for r in ruleset.rules if r.id in HAND_RULES)
+    assert tuple(r.id for r in hand_rules) == HAND_RULES, "default rules changed: edit HAND_RULES"
+    scorer = Scorer(dataclasses.replace(ruleset, rules=hand_rules))
     env = scorer.environment(history, feats)
     n = len(history)
     f = {c: feats[c].to_numpy() for c in feats.columns}
@@ -218,7 +248,7 @@ def main() -> None:
 
     numpy_hits = numpy_version()
     t_numpy = best_of(args.repeat, numpy_version)
-    sample = min(n, 50_000)
+    sample = min(n, 10_000 if args.quick else 50_000)
     records = (
         pd.concat([history[["amount", "merchant_category"]], feats], axis=1)
         .iloc[:sample]
@@ -230,18 +260,28 @@ def main() -> None:
         compiled_hits[:sample], python_hits
     )
     r_c, r_n, r_p = n / t_compiled, n / t_numpy, n / t_python
-    print(f"\n2. the 10 default rules on precomputed features ({n:,} rows; identical hits: {same})")
+    print(
+        f"\n2. {len(HAND_RULES)} of the {len(ruleset.rules)} default rules on precomputed "
+        f"features ({n:,} rows; identical hits on all three sides: {same})"
+    )
     print(f"   compiled YAML rules : {r_c:>14,.0f} rows/s")
     print(f"   hand-written numpy  : {r_n:>14,.0f} rows/s   compiled/numpy = {r_c / r_n:.2f}x")
     print(f"   per-row Python      : {r_p:>14,.0f} rows/s   compiled/python = {r_c / r_p:.1f}x")
     print(
-        f"   features+rules streamed vs numpy rules only = {stream_rate / r_n:.2f}x, "
-        f"vs per-row Python rules only = {stream_rate / r_p:.1f}x"
+        f"   features+rules streamed vs numpy rules only = {stream_rate / r_n:.3f}x, "
+        f"vs per-row Python rules only = {stream_rate / r_p:.2f}x"
+    )
+    figure(
+        f"{len(HAND_RULES)} default rules compiled (precomputed features)",
+        r_c,
+        "rows/s",
+        anchor="hand-written numpy",
+        ratio=r_c / r_n,
     )
 
     # 3. generated rule sets
     print("\n3. generated rule sets (rules only, precomputed features):")
-    for count in (10, 100, 1000):
+    for count in (10, 1000) if args.quick else (10, 100, 1000):
         generated = parse_rules({f"generated_{count}.yaml": generated_rules(count)})
         gen = Scorer(generated)
         genv = gen.environment(history, feats)
@@ -254,12 +294,33 @@ def main() -> None:
             f"rule per {n:,} rows); without shared subexpressions {n / t_alone:>11,.0f} "
             f"rows/s: {t_alone / t:.1f}x"
         )
+    figure(
+        f"{count} generated rules (precomputed features)",
+        n / t,
+        "rows/s",
+        anchor="each rule on its own",
+        ratio=t_alone / t,
+    )
+    steady_text = (
+        f"steady: best {min(steady_times):.3f}s, median {statistics.median(steady_times):.3f}s"
+        if steady_times
+        else "steady: skipped (--quick)"
+    )
     print(
         f"\n(stream timings over {args.repeat} runs, young: best {min(times):.3f}s, median "
-        f"{statistics.median(times):.3f}s; steady: best {min(steady_times):.3f}s, median "
-        f"{statistics.median(steady_times):.3f}s; one core, {math.ceil(rows / args.batch)} "
-        f"batches; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus)"
+        f"{statistics.median(times):.3f}s; {steady_text}; one core, "
+        f"{math.ceil(rows / args.batch)} batches; load average {os.getloadavg()[0]:.2f} on "
+        f"{os.cpu_count()} cpus)"
     )
+    figure("default rules + features streamed, young state", stream_rate, "rows/s")
+    if steady_times:
+        figure(
+            "default rules + features streamed, steady state",
+            steady_rate,
+            "rows/s",
+            anchor="young state",
+            ratio=steady_rate / stream_rate,
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ for the new code the first page's own build after the page is shown ("Live page 
 Prints medians and each run; no pass/fail. The database ``wb_benchsess_<pid>`` is dropped at
 the end (WITH (FORCE)), also on Ctrl-C.
 
-Usage: python benchmarks/bench_session_start.py [--runs 8] [--old REV] [--seed-s 10]
+Usage: python benchmarks/bench_session_start.py [--runs 8] [--old REV] [--seed-s 10] [--quick]
+(--quick: 2 page loads each, 3 s of seed data.)
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+from _report import figure
 
 # A sibling script (run as ``python benchmarks/...``: its folder is on the path).
 from bench_dashboard import CHROMIUM, CHROMIUM_ARGS, DEFAULT_DSN, free_port, stop, wait_server
@@ -168,6 +170,9 @@ def report(args, results: dict, builds: dict) -> None:
     for key in keys:
         old, new = (np.median([r[key] for r in results[n]]) for n in ("old", "new"))
         print(f"   {'browser: ' + key:40}{old:8.2f}{new:8.2f}")
+        if key in ("first paint", keys[-1]):
+            figure(f"browser: {key}, median", new, "s", anchor=f"eager build ({args.old})",
+                   ratio=new / old)  # fmt: skip
     for key in ("session", "Live page"):
         old, new = (np.median(builds[n][key]) if builds[n][key] else np.nan for n in ("old", "new"))
         label = "session build (blank page)" if key == "session" else "Live built after paint"
@@ -182,7 +187,10 @@ def main() -> None:
     parser.add_argument("--old", default=OLD_REV, help="git revision of the eager build")
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--seed-s", type=float, default=10.0, help="seconds of worker data")
+    parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.seed_s = min(args.runs, 2), min(args.seed_s, 3.0)
     name = f"wb_benchsess_{os.getpid()}"
     with psycopg.connect(args.dsn, autocommit=True, connect_timeout=5) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

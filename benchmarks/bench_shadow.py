@@ -14,7 +14,8 @@ features are computed once for both, and its rules with the active set's conditi
 the active set's hits); a challenger that also declares a feature of its own (computed by
 its own engine, over the batch arrays the active set's engine read).
 
-Usage: python benchmarks/bench_shadow.py [--rows 5000] [--batches 20] [--repeat 3]
+Usage: python benchmarks/bench_shadow.py [--rows 5000] [--batches 20] [--repeat 3] [--quick]
+(--quick: 8 batches, best of 2.)
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+
+from _report import figure
 
 from workbench.rules import parse_rules
 from workbench.scoring.detector import Detector
@@ -66,7 +69,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5_000)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
+    if args.quick:
+        args.batches, args.repeat = min(args.batches, 8), min(args.repeat, 2)
 
     texts = {f"rules/{p.name}": p.read_text() for p in sorted((ROOT / "rules").glob("*.yaml"))}
     active = parse_rules(texts)
@@ -97,6 +103,12 @@ def main() -> None:
             f"{prep / base_prep:>7.2f}{total:>10.3f}{total / (base_score + base_prep):>7.2f}"
             f"{n / total:>12,.0f}"
         )
+    base = base_score + base_prep
+    figure("scoring + payloads, no challenger (CPU)", n / base, "rows/s")
+    for name in ("same features", "own feature"):
+        total = sum(results[name])
+        ratio = total / base
+        figure(f"challenger, {name}", ratio, "x time", anchor="no challenger", ratio=ratio)
 
 
 if __name__ == "__main__":
