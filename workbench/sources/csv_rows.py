@@ -244,7 +244,7 @@ class CsvRows:
         while True:
             arr = np.frombuffer(blob, np.uint8)
             nl = np.flatnonzero(arr == _NL)
-            quotes = np.diff(np.concatenate(([0], np.cumsum(arr == _QUOTE)[nl])))
+            quotes = _count_between(_positions(blob, arr, _QUOTE), np.r_[0, nl[:-1] + 1], nl)
             closed = np.flatnonzero(np.cumsum(quotes % 2) % 2 == 0)
             if len(closed) and closed[-1] == len(nl) - 1:
                 return blob, over
@@ -270,8 +270,8 @@ class CsvRows:
         starts = np.concatenate(([0], nl[:-1] + 1))
         ends = nl - ((nl > starts) & (arr[np.maximum(nl - 1, 0)] == _CR))
         line_no = first_line + np.arange(len(nl))
-        cum_q = np.concatenate(([0], np.cumsum(arr == _QUOTE, dtype=np.int64)))
-        quotes = cum_q[ends] - cum_q[starts]
+        at_quote = _positions(blob, arr, _QUOTE)
+        quotes = _count_between(at_quote, starts, ends)
         # Records: one per line, or (multiline) lines joined until their quotes balance.
         if self.multiline:
             closes = np.cumsum(quotes % 2) % 2 == 0
@@ -279,7 +279,7 @@ class CsvRows:
             last = np.flatnonzero(closes)
             first = np.concatenate(([0], last[:-1] + 1))
             r_start, r_end, r_line = starts[first], ends[last], line_no[first]
-            r_quotes = cum_q[r_end] - cum_q[r_start]
+            r_quotes = _count_between(at_quote, r_start, r_end)
             r_over = np.zeros(len(first), bool)
             if over:
                 r_over[np.searchsorted(last, over)] = True
@@ -301,8 +301,9 @@ class CsvRows:
         )
         if b"\r" in blob:
             # pyarrow ends a row at a lone CR too: a CR inside a line would split it in two.
-            cum_r = np.concatenate(([0], np.cumsum(arr == _CR, dtype=np.int64)))
-            stray = (cum_r[r_end] - cum_r[r_start] > 0) & pd.isna(reason)
+            stray = (_count_between(_positions(blob, arr, _CR), r_start, r_end) > 0) & pd.isna(
+                reason
+            )
             reason[stray] = "carriage return inside a line"
         empty = r_end == r_start
         good = pd.isna(reason) & ~empty
@@ -424,6 +425,21 @@ class CsvRows:
         raw = getattr(self, "_raw", None)
         if raw is not None and raw is not sys.stdin.buffer and not raw.closed:
             raw.close()
+
+
+def _positions(blob: bytes, arr: np.ndarray, byte: int) -> np.ndarray:
+    """Offsets of ``byte`` in the block (most blocks hold no quote or CR: one memchr)."""
+    if bytes((byte,)) not in blob:
+        return np.zeros(0, np.int64)
+    return np.flatnonzero(arr == byte)
+
+
+def _count_between(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """How many of the sorted ``positions`` fall in each ``[start, end)``: two binary
+    searches per line rather than a running count over every byte of the block."""
+    if not len(positions):
+        return np.zeros(len(starts), np.int64)
+    return np.searchsorted(positions, ends) - np.searchsorted(positions, starts)
 
 
 def _dead_lines(
