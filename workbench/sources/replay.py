@@ -1,7 +1,10 @@
 """Replay a CSV or Parquet file as a stream of typed batches, resumable by position.
 
 Every batch goes the same way whatever the format: raw rows -> :meth:`ColumnMapping.apply`
--> :func:`workbench.schema.coerce` -> :class:`SourceBatch`. The source never sleeps (pacing
+-> :func:`workbench.schema.coerce` -> :class:`SourceBatch`. A CSV file is typed a parsed
+block (16,384 lines) at a time and the result cut into batches, so small batches cost no more
+per row than big ones (a mapping with a declared ``ts_format`` or ``ts_origin`` is typed batch
+by batch). The source never sleeps (pacing
 is :class:`~workbench.sources.base.Pacer`'s job) and never raises on a bad record: it becomes a
 dead letter with its reason, so ``records in = stored + duplicates + dead letters`` holds for
 any input.
@@ -37,6 +40,7 @@ import gzip
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -45,7 +49,7 @@ from workbench import schema
 from workbench.errors import SourceError
 from workbench.settings import Settings
 from workbench.sources.base import SourceBatch, register_source
-from workbench.sources.csv_rows import STDIN, CsvRows, one_line
+from workbench.sources.csv_rows import STDIN, CsvRows, Typer, one_line
 from workbench.sources.mapping import ColumnMapping
 
 AUTO_BATCH_MAX = 16384
@@ -164,12 +168,16 @@ class ReplaySource:
             self._rows = CsvRows(
                 self.path,
                 batch_rows,
+                self._type,
                 encoding=encoding,
                 max_line=settings.replay_max_line_bytes,
                 multiline=mapping.multiline,
+                # A declared ts form parses the whole call at once and falls back to text for
+                # the call when one value fails: typed batch by batch, as it always was.
+                block_typing=not (mapping.ts_format or mapping.ts_origin),
             )
         else:
-            self._rows = _ParquetRows(Path(self.path), batch_rows)
+            self._rows = _ParquetRows(Path(self.path), batch_rows, self._type)
         try:  # check the mapping against the header now, not at the first batch
             plan = mapping.resolve(self._rows.columns)
             self._rows.start(sorted(set(plan.values())), start_position)
@@ -185,14 +193,16 @@ class ReplaySource:
         chunk = self._rows.read()
         if chunk is None:
             return None
-        raw, bad, lines, consumed = chunk
-        frame, dead = schema.coerce(
-            self.mapping.apply(raw), ts_min=self._ts_min, ts_max=self._ts_max, lines=lines
-        )
-        if len(bad):
-            dead = pd.concat([bad, dead], ignore_index=True) if len(dead) else bad
+        frame, dead, consumed = chunk
         self.position += consumed
         return SourceBatch(frame=frame, dead=dead, position=self.position)
+
+    def _type(
+        self, raw: pd.DataFrame, lines: np.ndarray | None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return schema.coerce(
+            self.mapping.apply(raw), ts_min=self._ts_min, ts_max=self._ts_max, lines=lines
+        )
 
     def progress(self) -> float | None:
         """Share of the input read so far (0..1), or ``None`` when unknown (standard input)."""
@@ -223,8 +233,8 @@ class _ParquetRows:
     """Parquet rows batch by batch; whole row groups before the start position are skipped
     from the file's metadata without being read."""
 
-    def __init__(self, path: Path, batch_rows: int) -> None:
-        self.path, self.batch_rows = path, batch_rows
+    def __init__(self, path: Path, batch_rows: int, typer: Typer) -> None:
+        self.path, self.batch_rows, self.typer = path, batch_rows, typer
         try:
             self._file: pq.ParquetFile | None = pq.ParquetFile(path)
         except (OSError, pa.ArrowException) as exc:
@@ -253,16 +263,16 @@ class _ParquetRows:
         total = self._file.metadata.num_rows
         return min(1.0, self._done / total) if total else 1.0
 
-    def read(self) -> tuple[pd.DataFrame, pd.DataFrame, None, int] | None:
+    def read(self) -> tuple[pd.DataFrame, pd.DataFrame, int] | None:
         try:
             chunk = self._read()
             if chunk is not None:
-                self._done += chunk[3]
+                self._done += chunk[2]
             return chunk
         except (OSError, pa.ArrowException) as exc:
             raise SourceError(f"cannot read {self.path}: {one_line(exc)}") from None
 
-    def _read(self) -> tuple[pd.DataFrame, pd.DataFrame, None, int] | None:
+    def _read(self) -> tuple[pd.DataFrame, pd.DataFrame, int] | None:
         for batch in self._batches:
             if self._skip:
                 batch, self._skip = batch.slice(self._skip), max(0, self._skip - len(batch))
@@ -273,7 +283,8 @@ class _ParquetRows:
                     for a in batch.columns
                 ]
                 frame = pa.RecordBatch.from_arrays(arrays, names=batch.schema.names).to_pandas()
-                return frame, schema.empty_dead_letters(), None, len(frame)
+                typed, dead = self.typer(frame, None)
+                return typed, dead, len(frame)
         return None
 
     def close(self) -> None:
