@@ -19,16 +19,17 @@ CHECKPOINT):
     the file's 15 columns typed as ``transactions`` types them (ids text COLLATE "C",
     timestamptz, numeric(14,2), double, boolean), PRIMARY KEY (tx_id) (the identity
     ``transaction_ids`` keeps) and the two indexes ``transactions`` has on these columns,
-    (card_id, ts) and (ts). Run before each worker run, so each ratio is to an anchor measured
-    next to it. A hostile file cannot be COPYed (COPY refuses it whole): the anchor always
-    loads the clean file, the same good rows.
+    (card_id, ts) and (ts). Run before and after each worker run; each ratio is to the mean
+    of the two anchors next to it (the load of a shared machine moves within seconds), and the
+    figures are medians over the rounds. A hostile file cannot be COPYed (COPY refuses it
+    whole): the anchor always loads the clean file, the same good rows.
 (c) the reader alone: ``ReplaySource.next_batch`` until the end, at 1,000 rows and at the
     chosen size.
 
 The script creates its own database ``wb_bench_replay_<pid>`` on the server of ``--dsn`` (or
 ``WORKBENCH_BENCH_DSN``) and drops it at the end (WITH (FORCE)), also on Ctrl-C.
 
-Usage: python benchmarks/bench_replay.py [--rows 300000] [--rounds 1] [--hostile-every 0]
+Usage: python benchmarks/bench_replay.py [--rows 300000] [--rounds 3] [--hostile-every 0]
        python benchmarks/bench_replay.py --quick        (<= 60 s)
 """
 
@@ -218,12 +219,17 @@ def bench(args, db_dsn: str, folder: Path) -> None:
     worker(db_dsn, warm, settings)
     rows: list[tuple[str, dict, dict | None]] = []
     for _ in range(args.rounds):
+        before = anchor_copy(db_dsn, clean)
         for label, cfg in ((f"batch_rows={OLD_DEFAULT} (old default)", old),
                            ("default settings (chosen)", settings)):  # fmt: skip
-            a = anchor_copy(db_dsn, clean)
             w = worker(db_dsn, replayed, cfg)
             w["load"] = os.getloadavg()[0]
+            after = anchor_copy(db_dsn, clean)
+            # Each worker run is flanked by two anchors: the load moves within seconds.
+            a = {"rate": (before["rate"] + after["rate"]) / 2,
+                 "pair": (before["rate"], after["rate"])}  # fmt: skip
             rows.append((label, w, a))
+            before = after
         for label, cfg in ((f"reader alone, batch {OLD_DEFAULT}", old),
                            ("reader alone, chosen", settings)):  # fmt: skip
             rows.append((label, reader(replayed, cfg), None))
@@ -234,44 +240,49 @@ def bench(args, db_dsn: str, folder: Path) -> None:
         copy = f"{a['rate']:9,.0f}" if a else f"{'-':>9}"
         ratio = f"{r['rate'] / a['rate']:6.2f}" if a else f"{'-':>6}"
         load = f"{r['load']:5.2f}" if "load" in r else f"{'':5}"
-        check = ""
+        check = f"[{a['pair'][0]:,.0f} / {a['pair'][1]:,.0f}] " if a else ""
         if "balanced" in r:
-            check = (
+            check += (
                 f"in {r['records']:,} = stored {r['stored']:,} + dup {r['duplicates']:,} + "
                 f"dead {r['dead']:,} ({'ok' if r['balanced'] else 'MISMATCH'}, "
                 f"{r['batches']} batches)"
             )
         print(f"{label:{w0}} {r['batch']:6,} {r['rate']:9,.0f} {copy} {ratio} {load}  {check}")
     print(
-        "\n   worker rows/s: records in / (pipeline built .. last commit); COPY/s: the anchor\n"
-        "   run just before it (rows / COPY + commit). ratio = worker / that anchor."
+        "\n   worker rows/s: records in / (pipeline built .. last commit); COPY/s: the mean of\n"
+        "   the anchor runs just before and just after it (rows / COPY + commit), both shown\n"
+        "   in brackets; ratio = worker / that mean."
     )
 
-    def mean(label: str, key: str = "rate") -> float:
-        return float(np.mean([r[key] for lab, r, _ in rows if lab == label]))
+    def median(label: str, key: str = "rate") -> float:
+        return float(np.median([r[key] for lab, r, _ in rows if lab == label]))
 
-    def mean_ratio(label: str) -> float:
-        return float(np.mean([r["rate"] / a["rate"] for lab, r, a in rows if lab == label]))
+    def median_ratio(label: str) -> float:
+        return float(np.median([r["rate"] / a["rate"] for lab, r, a in rows if lab == label]))
 
     old_l, new_l = rows[0][0], rows[1][0]
-    copy_rate = float(np.mean([a["rate"] for _, _, a in rows if a]))
+    copy_rate = float(np.median([x for _, _, a in rows if a for x in a["pair"]]))
     load = os.getloadavg()[0]
-    print(f"\nratio at the default settings: {mean_ratio(new_l):.2f} (target >= 0.6)")
+    ratios = [f"{r['rate'] / a['rate']:.2f}" for lab, r, a in rows if lab == new_l]
+    print(
+        f"\nratio at the default settings: median {median_ratio(new_l):.2f} over "
+        f"{len(ratios)} round(s) ({', '.join(ratios)}); target >= 0.6. Figures below: medians."
+    )
     print(f"(load average {load:.2f} at end; the CPU is shared with the server)")
     figure("raw COPY of the file (anchor)", copy_rate, "rows/s")
-    figure("replay, batch_rows=1000", mean(old_l), "rows/s",
-           anchor="raw COPY", ratio=mean_ratio(old_l))  # fmt: skip
-    figure("replay, default settings", mean(new_l), "rows/s",
-           anchor="raw COPY", ratio=mean_ratio(new_l))  # fmt: skip
-    figure("replay reader alone, default", mean("reader alone, chosen"), "rows/s",
-           anchor="raw COPY", ratio=mean("reader alone, chosen") / copy_rate)  # fmt: skip
+    figure("replay, batch_rows=1000", median(old_l), "rows/s",
+           anchor="raw COPY", ratio=median_ratio(old_l))  # fmt: skip
+    figure("replay, default settings", median(new_l), "rows/s",
+           anchor="raw COPY", ratio=median_ratio(new_l))  # fmt: skip
+    figure("replay reader alone, default", median("reader alone, chosen"), "rows/s",
+           anchor="raw COPY", ratio=median("reader alone, chosen") / copy_rate)  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
     parser.add_argument("--rows", type=int, default=300_000)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--hostile-every", type=int, default=0, metavar="N",
                         help="a hostile line after every N rows (0: none)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="60k rows, one round (<= 60 s)")
