@@ -75,7 +75,11 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--rules", type=not_a_file, help="Rules directory (default: the rules_dir setting)."
     )
     p.add_argument("--duration", type=positive_float, help="Stop after this many seconds.")
-    p.add_argument("--batch-rows", type=positive_int, help="Transactions per batch.")
+    p.add_argument(
+        "--batch-rows",
+        type=positive_int,
+        help="Transactions per batch (a replay without it picks its own from the input).",
+    )
 
 
 def _settings(args: argparse.Namespace, settings: Settings) -> Settings:
