@@ -51,6 +51,21 @@ def test_a_middle_sized_file_is_read_in_about_eight_batches(tmp_path: Path) -> N
     assert 4_000 <= chosen <= 6_000  # an estimate from the first lines' length
 
 
+def test_a_gzipped_file_is_estimated_from_its_uncompressed_lines(tmp_path: Path) -> None:
+    rows = 120_000
+    frame = pd.DataFrame(
+        {
+            "tx_id": [f"t{i}" for i in range(rows)],
+            "ts": "2026-01-01 00:00:00",
+            "card_id": [f"card{i % 997}" for i in range(rows)],
+            "amount": "12.50",
+        }
+    )
+    write_dataset([frame], tmp_path / "x.csv.gz")
+    chosen = auto_batch_rows(tmp_path / "x.csv.gz", rate=None, settings=Settings.load({}))
+    assert 10_000 <= chosen <= AUTO_BATCH_MAX  # compressed size alone would say ~2,000
+
+
 def test_a_parquet_file_counts_its_rows_exactly(tmp_path: Path) -> None:
     rows = 100_000
     frame = pd.DataFrame({"tx_id": [f"t{i}" for i in range(rows)], "amount": ["1.00"] * rows})

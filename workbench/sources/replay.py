@@ -37,8 +37,10 @@ unless the mapping says ``multiline: true``; a line (or multi-line record) longe
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -111,20 +113,37 @@ def auto_batch_rows(path: str | Path, *, rate: float | None, settings: Settings)
 
 def _estimated_rows(path: Path) -> int | None:
     """Rows in a Parquet file (from its metadata), or in a CSV file estimated from its size and
-    the length of its first lines (a ``.gz`` file's compressed size: an underestimate); ``None``
-    when the file cannot be read (the source itself reports why)."""
+    its first lines (of a ``.gz`` file: from how many compressed bytes they took); ``None`` when
+    the file cannot be read (the source itself reports why)."""
     try:
         if file_kind(path) == "parquet":
             return pq.ParquetFile(path).metadata.num_rows
         size = path.stat().st_size
-        with open(path, "rb") as fh:
-            sample = fh.read(_SAMPLE_BYTES)
-    except (OSError, SourceError, pa.ArrowException):
+        with open(path, "rb") as raw:
+            if path.name.lower().endswith(".gz"):
+                sample, taken = _gzip_sample(raw)
+            else:
+                sample = raw.read(_SAMPLE_BYTES)
+                taken = len(sample)
+    except (OSError, EOFError, zlib.error, SourceError, pa.ArrowException):
         return None
     lines = sample.count(b"\n")
-    if not lines:
+    if not lines or not taken:
         return 1
-    return int(size / (len(sample) / lines))
+    return int(size / taken * lines)
+
+
+def _gzip_sample(raw: BinaryIO) -> tuple[bytes, int]:
+    """The first uncompressed bytes of a gzip stream (:data:`_SAMPLE_BYTES` x 4: text
+    compresses well) and how many compressed bytes they took, to within 4 KB."""
+    inflate, out, taken = zlib.decompressobj(wbits=31), [], 0
+    while sum(map(len, out)) < 4 * _SAMPLE_BYTES:
+        chunk = raw.read(4096)
+        if not chunk:
+            break
+        taken += len(chunk)
+        out.append(inflate.decompress(chunk))
+    return b"".join(out), taken - len(inflate.unused_data)
 
 
 @register_source("replay")
