@@ -75,7 +75,11 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--rules", type=not_a_file, help="Rules directory (default: the rules_dir setting)."
     )
     p.add_argument("--duration", type=positive_float, help="Stop after this many seconds.")
-    p.add_argument("--batch-rows", type=positive_int, help="Transactions per batch.")
+    p.add_argument(
+        "--batch-rows",
+        type=positive_int,
+        help="Transactions per batch (a replay without it picks its own from the input).",
+    )
 
 
 def _settings(args: argparse.Namespace, settings: Settings) -> Settings:
@@ -122,14 +126,14 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     options: dict = {}
     rate: float | None = settings.rate
     if name == "replay":
-        options = {
-            "path": rest[0],
-            "batch_rows": settings.batch_rows,
-            "mapping": mapping_from_args(args.mapping),
-            "settings": settings,
-            "encoding": getattr(args, "encoding", "utf-8"),  # `workbench replay` has none
-        }
         rate = args.rate
+        options = replay_options(
+            rest[0],
+            settings,
+            rate=rate,
+            mapping=mapping_from_args(args.mapping),
+            encoding=getattr(args, "encoding", "utf-8"),  # `workbench replay` has none
+        )
     elif "://" in name:
         options = {"batch_rows": settings.batch_rows, "settings": settings}
         rate = args.rate
@@ -144,6 +148,23 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
             status(stats, final=True)
     _summary(stats)
     return 0
+
+
+def replay_options(
+    path: str, settings: Settings, *, rate: float | None, mapping=None, encoding: str = "utf-8"
+) -> dict:
+    """The options of the replay source of ``workbench run --source replay`` and ``workbench
+    replay``; the batch size is chosen from the input unless it was set
+    (:func:`~workbench.sources.replay.auto_batch_rows`)."""
+    from workbench.sources.replay import auto_batch_rows
+
+    return {
+        "path": path,
+        "batch_rows": auto_batch_rows(path, rate=rate, settings=settings),
+        "mapping": mapping,
+        "settings": settings,
+        "encoding": encoding,
+    }
 
 
 def _check_url(url: str) -> None:

@@ -13,9 +13,10 @@ import csv
 import gzip
 import io
 import os
+import re
 import sys
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import pairwise
 from pathlib import Path
 from typing import BinaryIO
@@ -35,6 +36,12 @@ _CHUNK = 1 << 20
 _BOM = codecs.BOM_UTF8
 _NL, _CR, _QUOTE = 10, 13, 34
 _BLOCK_LINES = 16384
+_LINE_PREFIX = re.compile(r"^line (\d+): ")
+
+Typer = Callable[[pd.DataFrame, np.ndarray | None], tuple[pd.DataFrame, pd.DataFrame]]
+"""Raw records and their line numbers -> typed batch and dead letters, row by row (each row's
+outcome depends on that row alone), each dead letter's reason starting ``line N: ``:
+:func:`workbench.schema.coerce` after the column mapping."""
 
 
 class _Lines:
@@ -122,18 +129,29 @@ class _Lines:
 
 
 class CsvRows:
-    """Raw CSV records (text) block by block, with dead letters for the lines that fail."""
+    """Typed batches of CSV records block by block, with dead letters for the lines that
+    fail (to parse, then to type).
+
+    ``typer`` turns raw records into typed rows. It runs once per parsed block (16,384 lines)
+    whatever the batch size, and its output is cut into batches by line number: a batch of
+    1,000 rows costs a sixteenth of a block's typing, not a whole call's fixed costs. With
+    ``block_typing=False`` (a mapping whose per-call result may depend on the other rows of
+    the call) it runs once per batch instead.
+    """
 
     def __init__(
         self,
         path: Path | str,
         batch_rows: int,
+        typer: Typer,
         *,
         encoding: str = "utf-8",
         max_line: int = 65536,
         multiline: bool = False,
+        block_typing: bool = True,
     ) -> None:
         self.path, self.batch_rows = path, batch_rows
+        self.typer, self.block_typing = typer, block_typing
         self.max_line, self.multiline = max_line, multiline
         self.encoding = _check_encoding(encoding)
         self._size: int | None = None
@@ -165,7 +183,7 @@ class CsvRows:
             raise SourceError(f"CSV header of {path} repeats column(s): {', '.join(dupes)}")
         self.columns = names
         self._wanted = names
-        self._pending: deque[tuple[pd.DataFrame, pd.DataFrame, np.ndarray, int]] = deque()
+        self._pending: deque[tuple[pd.DataFrame, pd.DataFrame, int]] = deque()
 
     def start(self, columns: list[str], skip: int) -> None:
         """Read only ``columns`` (every line's field count is still checked against the
@@ -179,15 +197,16 @@ class CsvRows:
             return None if self._size is None else 1.0
         return min(1.0, self._raw.tell() / self._size) if self._size else 1.0
 
-    def read(self) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, int] | None:
-        """Raw records, dead letters, the line number of each record, lines consumed."""
+    def read(self) -> tuple[pd.DataFrame, pd.DataFrame, int] | None:
+        """Typed batch, dead letters (those of parsing first, then those of typing), lines
+        consumed; ``None`` at the end."""
         consumed = 0
         while True:
             if self._pending:
-                frame, dead, lines, n = self._pending.popleft()
+                frame, dead, n = self._pending.popleft()
                 consumed += n
                 if len(frame) or len(dead):
-                    return frame, dead, lines, consumed
+                    return frame, dead, consumed
                 continue
             if self._lines is None:
                 break
@@ -205,10 +224,37 @@ class CsvRows:
             first, n_lines = self._line + 1, blob.count(b"\n")
             self._line += n_lines
             parsed = self._parse(blob, over, first)
-            self._pending.extend(self._batches(*parsed, first, first + n_lines))
+            self._pending.extend(self._typed(*parsed, first, first + n_lines))
         if consumed:  # only empty lines were left
-            return self._empty(), schema.empty_dead_letters(), np.zeros(0, np.int64), consumed
+            frame, _ = self.typer(self._empty(), np.zeros(0, np.int64))
+            return frame, schema.empty_dead_letters(), consumed
         return None
+
+    def _typed(
+        self,
+        frame: pd.DataFrame,
+        dead: pd.DataFrame,
+        lines: np.ndarray,
+        dead_lines: np.ndarray,
+        first: int,
+        end: int,
+    ) -> Iterable[tuple[pd.DataFrame, pd.DataFrame, int]]:
+        """A parsed block typed and cut into batches (see :meth:`_batches` for the cut)."""
+        if self.block_typing:
+            typed, refused = self.typer(frame, lines)
+            refused_lines = _reason_lines(refused)
+            if refused_lines is not None and len(refused_lines) + len(typed) == len(lines):
+                kept = lines[~np.isin(lines, refused_lines)]
+                if len(kept) == len(typed):
+                    batches = self._batches(typed, dead, kept, dead_lines, first, end,
+                                            refused, refused_lines)  # fmt: skip
+                    for t, d, n, _, r in batches:
+                        yield t, _dead_first(d, r), n
+                    return
+        # Per batch: the typer's output is cut by the records it was given.
+        for raw, d, n, lines_b, _ in self._batches(frame, dead, lines, dead_lines, first, end):
+            typed, refused = self.typer(raw, lines_b)
+            yield typed, _dead_first(d, refused), n
 
     def _batches(
         self,
@@ -218,22 +264,30 @@ class CsvRows:
         dead_lines: np.ndarray,
         first: int,
         end: int,
-    ) -> Iterable[tuple[pd.DataFrame, pd.DataFrame, np.ndarray, int]]:
-        """A parsed block cut into batches of ``batch_rows`` records (good or dead), in line
-        order; each batch owns the lines from its first record to the next batch's."""
-        if len(frame) + len(dead) <= self.batch_rows:
-            yield frame, dead, lines, end - first
+        refused: pd.DataFrame | None = None,
+        refused_lines: np.ndarray | None = None,
+    ) -> Iterable[tuple[pd.DataFrame, pd.DataFrame, int, np.ndarray, pd.DataFrame]]:
+        """A block cut into batches of ``batch_rows`` records (rows of ``frame``, ``dead`` and
+        ``refused``, each sorted by line number), in line order; each batch owns the lines
+        from its first record to the next batch's. Per batch: its rows, dead letters, lines
+        consumed, the rows' line numbers and its refused rows."""
+        if refused is None or refused_lines is None:
+            refused, refused_lines = schema.empty_dead_letters(), np.zeros(0, np.int64)
+        if len(frame) + len(dead) + len(refused) <= self.batch_rows:
+            yield frame, dead, end - first, lines, refused
             return
-        records = np.sort(np.concatenate((lines, dead_lines)))
+        records = np.sort(np.concatenate((lines, dead_lines, refused_lines)))
         bounds = [first, *records[self.batch_rows :: self.batch_rows].tolist(), end]
         for lo, hi in pairwise(bounds):
             f0, f1 = np.searchsorted(lines, [lo, hi])
             d0, d1 = np.searchsorted(dead_lines, [lo, hi])
+            r0, r1 = np.searchsorted(refused_lines, [lo, hi])
             yield (
                 frame.iloc[f0:f1].reset_index(drop=True),
                 dead.iloc[d0:d1].reset_index(drop=True),
-                lines[f0:f1],
                 hi - lo,
+                lines[f0:f1],
+                refused.iloc[r0:r1].reset_index(drop=True),
             )
 
     def _whole_records(self, blob: bytes, over: list[int]) -> tuple[bytes, list[int]]:
@@ -244,7 +298,7 @@ class CsvRows:
         while True:
             arr = np.frombuffer(blob, np.uint8)
             nl = np.flatnonzero(arr == _NL)
-            quotes = np.diff(np.concatenate(([0], np.cumsum(arr == _QUOTE)[nl])))
+            quotes = _count_between(_positions(blob, arr, _QUOTE), np.r_[0, nl[:-1] + 1], nl)
             closed = np.flatnonzero(np.cumsum(quotes % 2) % 2 == 0)
             if len(closed) and closed[-1] == len(nl) - 1:
                 return blob, over
@@ -270,8 +324,8 @@ class CsvRows:
         starts = np.concatenate(([0], nl[:-1] + 1))
         ends = nl - ((nl > starts) & (arr[np.maximum(nl - 1, 0)] == _CR))
         line_no = first_line + np.arange(len(nl))
-        cum_q = np.concatenate(([0], np.cumsum(arr == _QUOTE, dtype=np.int64)))
-        quotes = cum_q[ends] - cum_q[starts]
+        at_quote = _positions(blob, arr, _QUOTE)
+        quotes = _count_between(at_quote, starts, ends)
         # Records: one per line, or (multiline) lines joined until their quotes balance.
         if self.multiline:
             closes = np.cumsum(quotes % 2) % 2 == 0
@@ -279,7 +333,7 @@ class CsvRows:
             last = np.flatnonzero(closes)
             first = np.concatenate(([0], last[:-1] + 1))
             r_start, r_end, r_line = starts[first], ends[last], line_no[first]
-            r_quotes = cum_q[r_end] - cum_q[r_start]
+            r_quotes = _count_between(at_quote, r_start, r_end)
             r_over = np.zeros(len(first), bool)
             if over:
                 r_over[np.searchsorted(last, over)] = True
@@ -301,8 +355,9 @@ class CsvRows:
         )
         if b"\r" in blob:
             # pyarrow ends a row at a lone CR too: a CR inside a line would split it in two.
-            cum_r = np.concatenate(([0], np.cumsum(arr == _CR, dtype=np.int64)))
-            stray = (cum_r[r_end] - cum_r[r_start] > 0) & pd.isna(reason)
+            stray = (_count_between(_positions(blob, arr, _CR), r_start, r_end) > 0) & pd.isna(
+                reason
+            )
             reason[stray] = "carriage return inside a line"
         empty = r_end == r_start
         good = pd.isna(reason) & ~empty
@@ -424,6 +479,39 @@ class CsvRows:
         raw = getattr(self, "_raw", None)
         if raw is not None and raw is not sys.stdin.buffer and not raw.closed:
             raw.close()
+
+
+def _reason_lines(dead: pd.DataFrame) -> np.ndarray | None:
+    """The line number each dead letter's reason starts with (``line N: ``), or ``None`` if
+    one does not (then the block is typed batch by batch instead)."""
+    if not len(dead):
+        return np.zeros(0, np.int64)
+    found = dead["reason"].str.extract(_LINE_PREFIX, expand=False)
+    if found.isna().any():
+        return None
+    return found.astype("int64").to_numpy()
+
+
+def _dead_first(dead: pd.DataFrame, refused: pd.DataFrame) -> pd.DataFrame:
+    """A batch's dead letters: the lines that failed to parse, then the rows refused typing."""
+    if not len(dead):
+        return refused
+    return pd.concat([dead, refused], ignore_index=True) if len(refused) else dead
+
+
+def _positions(blob: bytes, arr: np.ndarray, byte: int) -> np.ndarray:
+    """Offsets of ``byte`` in the block (most blocks hold no quote or CR: one memchr)."""
+    if bytes((byte,)) not in blob:
+        return np.zeros(0, np.int64)
+    return np.flatnonzero(arr == byte)
+
+
+def _count_between(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """How many of the sorted ``positions`` fall in each ``[start, end)``: two binary
+    searches per line rather than a running count over every byte of the block."""
+    if not len(positions):
+        return np.zeros(len(starts), np.int64)
+    return np.searchsorted(positions, ends) - np.searchsorted(positions, starts)
 
 
 def _dead_lines(
