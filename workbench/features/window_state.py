@@ -34,6 +34,21 @@ def _table_size(entries: int) -> int:
 TOUCH_BYTES = 4 << 20
 """Pages of successor arrays that one :meth:`WindowState.prepare` call makes ready."""
 
+SMALL_BYTES = 4 << 20
+"""Arrays up to this size double when they grow; larger ones grow by ``GROWTH``."""
+GROWTH = 1.25
+"""Growth factor of a large array: a state at its retention holds at most this much more
+records than it ever used at once (doubling held up to twice, and three times while it grew
+into a prepared successor)."""
+
+
+def grown(records: int, width: int) -> int:
+    """Records of the successor of an array of ``records`` x ``width`` int64."""
+    if records * width * 8 <= SMALL_BYTES:
+        return 2 * records
+    return int(records * GROWTH) + 1
+
+
 # The arrays that grow: name -> fill of new elements (None: left as they are). Hash tables
 # are filled with -1 (every bucket empty).
 _FILL = {"ent": None, "row": None, "vrec": None, "mark": -1, "queue": None, "etab": -1, "vtab": -1}
@@ -152,6 +167,15 @@ class WindowState:
         new[: len(old)] = old
         setattr(self, name, new)
 
+    def _grown(self, name: str) -> int:
+        return grown(*getattr(self, name).shape)
+
+    def _successor(self, name: str) -> int:
+        """Records of the array ``name`` grows into when it next grows (at least)."""
+        if name in ("etab", "vtab", "queue"):  # powers of two
+            return 2 * len(getattr(self, name))
+        return self._grown("vrec" if name == "mark" else name)
+
     def _regrow(self, name: str, size: int) -> None:
         setattr(self, name, P.regrow(getattr(self, name), self._new(name, size, 2)))
 
@@ -161,11 +185,11 @@ class WindowState:
         is sized from the high-water mark, where records past it are taken from)."""
         m = self.meta
         if self.entities + n > len(self.ent):
-            self._grow("ent", max(2 * len(self.ent), int(m[P.M_ENTITIES]) + n))
+            self._grow("ent", max(self._grown("ent"), int(m[P.M_ENTITIES]) + n))
         if 2 * (self.entities + n) > len(self.etab):
             self._regrow("etab", _table_size(max(len(self.ent), self.entities + n)))
         if self.rows + n > len(self.row):
-            self._grow("row", max(2 * len(self.row), int(m[P.M_ROWS]) + n))
+            self._grow("row", max(self._grown("row"), int(m[P.M_ROWS]) + n))
         self._pool_room(n)
         if self.queued + n > len(self.queue):
             size = max(2 * len(self.queue), 1 << (self.queued + n - 1).bit_length())
@@ -176,8 +200,8 @@ class WindowState:
             return
         need = n * self.columns
         if self.values + need > len(self.vrec):
-            self._grow("vrec", max(2 * len(self.vrec), int(m[P.M_VALUES]) + need))
-            self._grow("mark", len(self.vrec))
+            self._grow("vrec", max(self._grown("vrec"), int(m[P.M_VALUES]) + need))
+            self._grow("mark", len(self.vrec))  # its successor's size: see _successor
         if 2 * (self.values + need) > len(self.vtab):
             self._regrow("vtab", _table_size(max(len(self.vrec), self.values + need)))
 
@@ -188,7 +212,7 @@ class WindowState:
         high = int(self.pool_meta[PM_HIGH])
         need = high + 2 * n * self.sorted_windows * (1 << MIN_CLASS)
         if self.sorted_windows and need > len(self.pool):
-            pool = np.empty(max(2 * len(self.pool), need))
+            pool = np.empty(max(grown(len(self.pool), 1), need))
             pool[:high] = self.pool[:high]
             self.pool = pool
 
@@ -205,12 +229,17 @@ class WindowState:
             self._rise[name] = 0.8 * self._rise.get(name, 0.0) + 0.2 * rise
             self._used[name] = used
             current = getattr(self, name)
-            if name in self._spares or current.shape[1] == 0:
-                continue
             width = current.shape[1]
-            calls = 1 + 2 * len(current) * width * 8 // budget_bytes  # to touch a successor
-            if used + 2 * (calls + 1) * self._rise[name] >= limit:
-                self._spares[name] = _Spare((2 * len(current), width), _FILL[name], len(current))
+            if width == 0:
+                continue
+            size = self._successor(name)
+            calls = 1 + size * width * 8 // budget_bytes  # to touch a successor
+            ahead = (calls + 1) * self._rise[name]
+            if name in self._spares:
+                if used + 4 * ahead < limit:  # the state stopped growing: give it back
+                    del self._spares[name]
+            elif used + 2 * ahead >= limit:
+                self._spares[name] = _Spare((size, width), _FILL[name], len(current))
         for spare in self._spares.values():
             width = spare.array.shape[1]
             budget_bytes -= 8 * width * spare.touch(max(1, budget_bytes // (8 * width)))
