@@ -78,7 +78,14 @@ class WindowState:
     queue, for ``windows`` windows, ``columns`` value columns and ``distinct`` distinct
     features; and the pool of sorted amounts of ``sorted_windows`` windows."""
 
-    def __init__(self, windows: int, columns: int, distinct: int, sorted_windows: int = 0):
+    def __init__(
+        self,
+        windows: int,
+        columns: int,
+        distinct: int,
+        sorted_windows: int = 0,
+        row_fields: int | None = None,
+    ):
         self.windows, self.columns, self.distinct = windows, columns, distinct
         self.sorted_windows = sorted_windows
         self.pool, self.pool_meta = new_pool()
@@ -87,7 +94,9 @@ class WindowState:
         self.ent = np.empty(
             (_MIN_CAP, P.entity_fields(windows, distinct, sorted_windows)), dtype=np.int64
         )
-        self.row = np.empty((_MIN_CAP, P.R_FIELDS + columns), dtype=np.int64)
+        if row_fields is None:  # every optional field (see passes.row_layout)
+            row_fields = P.row_width(P.row_layout(columns, True, True, True, True))
+        self.row = np.empty((_MIN_CAP, row_fields), dtype=np.int64)
         self.vrec = np.empty((_MIN_CAP, P.V_FIELDS + distinct), dtype=np.int64)
         self.mark = np.full((_MIN_CAP, distinct), -1, dtype=np.int64)
         self.queue = np.empty((_MIN_CAP, 2), dtype=np.int64)
@@ -259,6 +268,7 @@ class WindowState:
             plan.dist_win,
             plan.win_cond,
             plan.win_sorted,
+            plan.lay,
             self.etab,
             self.ent,
             self.row,
