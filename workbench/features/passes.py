@@ -234,11 +234,11 @@ def regrow(tab, out):  # pragma: no cover - compiled
 def ring_copy(old, new, tail, head):  # pragma: no cover - compiled
     """Copy the ring entries at positions tail..head-1 (monotonic) from ``old`` into the
     larger ring ``new``, each at its position modulo the ring's size."""
-    om = len(old) - 1
-    nm = len(new) - 1
+    om = len(old)
+    nm = len(new)
     for i in range(tail, head):
-        new[i & nm, 0] = old[i & om, 0]
-        new[i & nm, 1] = old[i & om, 1]
+        new[i % nm, 0] = old[i % om, 0]
+        new[i % nm, 1] = old[i % om, 1]
 
 
 @njit(inline="always")
@@ -359,7 +359,7 @@ def step(
     emask = len(etab) - 1
     vmask = len(vtab) - 1
     width = ent.shape[1]
-    qmask = len(queue) - 1
+    qlen = len(queue)  # any size: positions are taken modulo it
     for i in range(n):
         # Prefetch: hash buckets 16 rows ahead, entity records 8 rows ahead.
         if i + 16 < n:
@@ -446,7 +446,7 @@ def step(
             p = meta[M_ROWS]
             meta[M_ROWS] += 1
         meta[M_LIVE] += 1
-        qi = meta[M_QHEAD] & qmask
+        qi = meta[M_QHEAD] % qlen
         meta[M_QHEAD] += 1
         queue[qi, 0] = t + retention
         queue[qi, 1] = s
@@ -713,13 +713,13 @@ def evict(
     dbase = N_FIELDS + nw * W_FIELDS
     cutoff = newest - retention
     floor = newest - lateness
-    qmask = len(queue) - 1
+    qlen = len(queue)  # any size: positions are taken modulo it
     phase = np.empty(nw, dtype=np.int64)
     dropped = 0
     width = ent.shape[1]
     vmask = len(vtab) - 1
     while meta[M_QTAIL] < meta[M_QHEAD]:
-        qi = meta[M_QTAIL] & qmask
+        qi = meta[M_QTAIL] % qlen
         if queue[qi, 0] >= newest:
             break
         # Prefetch along the queue: entity records 16 entries ahead, their first rows 8
@@ -729,21 +729,21 @@ def evict(
         end = meta[M_QHEAD]
         a = meta[M_QTAIL]
         if a + 16 < end:
-            _prefetch(ent, queue[(a + 16) & qmask, 1], 0)
+            _prefetch(ent, queue[(a + 16) % qlen, 1], 0)
         if a + 8 < end:
-            s8 = queue[(a + 8) & qmask, 1]
+            s8 = queue[(a + 8) % qlen, 1]
             for f in range(8, width, 8):
                 _prefetch(ent, s8, f)
             if ent[s8, N_HEAD] >= 0:
                 _prefetch(row, ent[s8, N_HEAD], 0)
         if a + 4 < end:
-            e4 = ent[queue[(a + 4) & qmask, 1], N_HEAD]
+            e4 = ent[queue[(a + 4) % qlen, 1], N_HEAD]
             if e4 >= 0:
                 for c in range(nc):
                     if row[e4, R_FIELDS + c] >= 0:
                         _prefetch(vrec, row[e4, R_FIELDS + c], 0)
         if a + 2 < end:
-            e2 = ent[queue[(a + 2) & qmask, 1], N_HEAD]
+            e2 = ent[queue[(a + 2) % qlen, 1], N_HEAD]
             if e2 >= 0:
                 for c in range(nc):
                     x = row[e2, R_FIELDS + c]
@@ -828,7 +828,7 @@ def evict(
         if stop == last_old and ent[s, N_REQ] < newest:
             # kept as a previous row: look again a retention later (the queue's tail is due
             # about then too, so it stays in order)
-            qi = meta[M_QHEAD] & qmask
+            qi = meta[M_QHEAD] % qlen
             meta[M_QHEAD] += 1
             queue[qi, 0] = newest + retention
             queue[qi, 1] = s

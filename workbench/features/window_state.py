@@ -34,6 +34,9 @@ def _table_size(entries: int) -> int:
 TOUCH_BYTES = 4 << 20
 """Pages of successor arrays that one :meth:`WindowState.prepare` call makes ready."""
 
+SPARE_BYTES = 32 << 20
+"""Successors held at once, at most (bytes): a larger array grows into a cold one."""
+
 SMALL_BYTES = 4 << 20
 """Arrays up to this size double when they grow; larger ones grow by ``GROWTH``."""
 GROWTH = 1.25
@@ -134,7 +137,7 @@ class WindowState:
         """Due ts of the queue's oldest entry (None: the queue is empty)."""
         if not self.queued:
             return None
-        return int(self.queue[self._count(P.M_QTAIL) & (len(self.queue) - 1), 0])
+        return int(self.queue[self._count(P.M_QTAIL) % len(self.queue), 0])
 
     def copy(self) -> WindowState:
         """A deep copy, without the prepared successors (the copy prepares its own)."""
@@ -179,9 +182,13 @@ class WindowState:
     def _grown(self, name: str) -> int:
         return grown(*getattr(self, name).shape)
 
+    def _room_for_spare(self, nbytes: int) -> bool:
+        """A successor of ``nbytes`` keeps the successors held within ``SPARE_BYTES``."""
+        return sum(spare.array.nbytes for spare in self._spares.values()) + nbytes <= SPARE_BYTES
+
     def _successor(self, name: str) -> int:
         """Records of the array ``name`` grows into when it next grows (at least)."""
-        if name in ("etab", "vtab", "queue"):  # powers of two
+        if name in ("etab", "vtab"):  # powers of two
             return 2 * len(getattr(self, name))
         return self._grown("vrec" if name == "mark" else name)
 
@@ -201,7 +208,7 @@ class WindowState:
             self._grow("row", max(self._grown("row"), int(m[P.M_ROWS]) + n))
         self._pool_room(n)
         if self.queued + n > len(self.queue):
-            size = max(2 * len(self.queue), 1 << (self.queued + n - 1).bit_length())
+            size = max(self._grown("queue"), self.queued + n)
             queue = self._new("queue", size, 2)
             P.ring_copy(self.queue, queue, self.meta[P.M_QTAIL], self.meta[P.M_QHEAD])
             self.queue = queue
@@ -247,7 +254,7 @@ class WindowState:
             if name in self._spares:
                 if used + 4 * ahead < limit:  # the state stopped growing: give it back
                     del self._spares[name]
-            elif used + 2 * ahead >= limit:
+            elif used + 2 * ahead >= limit and self._room_for_spare(8 * size * width):
                 self._spares[name] = _Spare((size, width), _FILL[name], len(current))
         for spare in self._spares.values():
             width = spare.array.shape[1]
