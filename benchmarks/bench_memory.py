@@ -18,8 +18,11 @@ simulator's population: paid once, whatever the history), and the
 layout would take with no spare capacity. The state's allocated bytes / live bytes is its
 over-allocation.
 
-Usage: python benchmarks/bench_memory.py [--days 93] [--batch 20000]
-       python benchmarks/bench_memory.py --quick          (10 days, well under a minute)
+The entity arrays keep room for a batch of new entities, so larger batches (``--batch
+20000``: faster to run) hold more than the default one.
+
+Usage: python benchmarks/bench_memory.py [--days 93] [--batch 1000]
+       python benchmarks/bench_memory.py --quick          (10 days, batches of 5,000)
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from workbench.features import passes as P
 from workbench.features.quantiles import SB_CLASS, SB_FIELDS, SB_N
 from workbench.rules import load_rules
 from workbench.scoring.detector import Detector
+from workbench.settings import Settings
 from workbench.sources.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,11 +136,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=float, default=93.0, help="simulated days")
     parser.add_argument(
-        "--batch", type=int, default=20_000, help="rows per batch (default setting: 1,000)"
+        "--batch", type=int, help="rows per batch (default: the batch_rows setting, 1,000)"
     )
-    parser.add_argument("--quick", action="store_true", help="10 simulated days")
+    parser.add_argument(
+        "--quick", action="store_true", help="10 simulated days in batches of 5,000"
+    )
     args = parser.parse_args()
     days = 10.0 if args.quick else args.days
+    if args.batch is None:
+        args.batch = 5_000 if args.quick else Settings.load({}).batch_rows
 
     # numba's disk cache filled in another process first (as `workbench warmup` does at
     # install): the RSS measured here never includes the compiler's own memory
