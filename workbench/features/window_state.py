@@ -49,7 +49,7 @@ def _table_size(entries: int) -> int:
 TOUCH_BYTES = 4 << 20
 """Pages of successor arrays that one :meth:`WindowState.prepare` call makes ready."""
 
-SPARE_BYTES = 32 << 20
+SPARE_BYTES = 128 << 20
 """Successors held at once, at most (bytes): a larger array grows into a cold one."""
 
 SMALL_BYTES = 4 << 20
