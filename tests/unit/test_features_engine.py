@@ -241,7 +241,7 @@ def assert_lists_consistent(state) -> None:
             continue
         while e >= 0:
             live += 1
-            for x in state.row[e, passes.R_FIELDS :].tolist():
+            for x in state.row[e, passes.R_FIELDS : passes.R_FIELDS + state.columns].tolist():
                 if x >= 0:
                     named[x] = named.get(x, 0) + 1
             nxt = int(state.row[e, passes.R_NEXT])

@@ -161,3 +161,41 @@ def test_growth_takes_successors_prepared_between_batches(monkeypatch):
     )
     (g,) = engine._groups
     assert g.state.warm_growths >= 5  # rows, entities, values, their tables, the queue
+
+
+def test_a_state_that_stops_growing_gives_its_prepared_successors_back():
+    """A successor is prepared while the rows held rise towards the array's capacity, and
+    given back once they stop rising short of it (the window is full: rows in = rows out),
+    so a steady state holds only the arrays it uses."""
+    state = window_state.WindowState(1, 0, 0)
+    state.ensure(9_000)
+    capacity = len(state.row)
+    spares = []
+    for held in [*range(0, capacity - 600, 400), *[capacity - 600] * 60]:
+        state.meta[passes.M_LIVE] = held  # rows held (what prepare() watches)
+        state.prepare()
+        spares.append("row" in state._spares)
+    rising = len(range(0, capacity - 600, 400))
+    assert any(spares[:rising])  # filling up: its successor was prepared
+    assert not spares[-1]  # steady below capacity: given back
+
+
+def test_a_stored_row_holds_only_the_fields_its_group_reads():
+    """A count needs no label, condition bits, amount or position; fraud counts the label,
+    a maximum the amount, distances the position (after the value columns)."""
+    from workbench.features.group import plan
+
+    def width(**spec) -> int:
+        p, _ = plan([parse_feature("f", {"by": "card_id", **spec})], 0.0)
+        return passes.row_width(p.lay)
+
+    base = passes.R_FIELDS
+    assert width(agg="count", window="1h") == base
+    assert width(agg="fraud_count", window="1d", label_delay="1h") == base + 1
+    assert width(agg="max", of="amount", window="1h") == base + 1
+    assert width(agg="distance_km") == base + 2
+    assert width(agg="is_new", of="device_id", window="1d") == base + 1
+    p, _ = plan([parse_feature("f", {"agg": "speed_kmh", "by": "card_id"}),
+                 parse_feature("g", {"agg": "is_new", "of": "device_id", "by": "card_id",
+                                     "window": "1d"})], 0.0)  # fmt: skip
+    assert p.lay[passes.L_GEO] == passes.R_FIELDS + 1  # after the one value column

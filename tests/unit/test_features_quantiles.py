@@ -114,8 +114,8 @@ def assert_sorted_windows_match(state, plan) -> None:
             e, amounts = int(state.ent[s, f + passes.W_FIRST]), []
             while e != state.ent[s, f + passes.W_PEND]:
                 bit = plan.win_cond[k]
-                if bit < 0 or (state.row[e, passes.R_COND] >> bit) & 1:
-                    amounts.append(rowf[e, passes.R_AMOUNT])
+                if bit < 0 or (state.row[e, plan.lay[passes.L_COND]] >> bit) & 1:
+                    amounts.append(rowf[e, plan.lay[passes.L_AMOUNT]])
                 e = int(state.row[e, passes.R_NEXT])
             b = dbase + len(plan.dist_win) + slot * Q.SB_FIELDS
             known = [a for a in amounts if a == a]

@@ -75,6 +75,7 @@ class Plan:
     lateness_ns: int
     lookback_ns: int
     has_previous: bool
+    lay: np.ndarray  # the stored rows' layout (:func:`passes.row_layout`)
 
 
 def plan(
@@ -119,6 +120,13 @@ def plan(
             where[s.name] = ("window", k)
     lateness_ns = _ns(lateness_s)
     ordered = sorted(ext | {k for k, _ in pct})
+    lay = P.row_layout(
+        len(columns),
+        label=any(s.agg in ("fraud_count", "fraud_rate") for s in specs),
+        cond=any(c >= 0 for _, _, c in windows),
+        amount=bool(ordered),
+        geo=any(s.agg in ("distance_km", "speed_kmh") for s in specs),
+    )
     return (
         Plan(
             win_w=np.array([w for w, _, _ in windows], dtype=_I64),
@@ -137,6 +145,7 @@ def plan(
             lateness_ns=lateness_ns,
             lookback_ns=_ns(PREVIOUS_LOOKBACK_S),
             has_previous=any(s.agg in PREVIOUS for s in specs),
+            lay=lay,
         ),
         where,
     )
@@ -175,7 +184,11 @@ class Group:
     def reset(self) -> None:
         p = self.plan
         self.state = WindowState(
-            len(p.win_w), len(p.columns), len(p.dist_win), int((p.win_sorted >= 0).sum())
+            len(p.win_w),
+            len(p.columns),
+            len(p.dist_win),
+            int((p.win_sorted >= 0).sum()),
+            row_fields=P.row_width(p.lay),
         )
         self.evicted = 0  # rows dropped so far
         self.deferred = 0  # batches committed since the last eviction
@@ -248,6 +261,7 @@ class Group:
             p.pct_q,
             p.dist_comp,
             p.dist_win,
+            p.lay,
             state.etab,
             state.ent,
             state.row,

@@ -76,12 +76,15 @@ W_FIRST, W_PEND, W_FIRST_TS, W_PEND_TS, W_AGG = range(5)
 A_CNT, A_S1, A_SQ2, A_SQ1, A_SQ0, A_KNOWN, A_FRAUD = range(7)
 A_FIELDS = 7
 W_FIELDS = W_AGG + A_FIELDS
-# row record: ts, cents, next row of the entity (of the free list for a free row), label (-1
-# unknown); amount, lat, lon as float bits; the next row's ts (a cursor or the eviction moving
-# to the next row knows its ts without reading it); the bits of the ``where`` conditions it
-# meets; then one value record index per value column (-1: value missing)
-R_TS, R_CENTS, R_NEXT, R_LABEL, R_AMOUNT, R_LAT, R_LON, R_NEXT_TS, R_COND = range(9)
-R_FIELDS = 9
+# row record: ts, cents, next row of the entity (of the free list for a free row), the next
+# row's ts (a cursor or the eviction moving to the next row knows its ts without reading it);
+# then one value record index per value column (-1: value missing); then only the fields the
+# group reads (their places: the ``lay`` array of :func:`row_layout`, -1: not stored): label
+# (-1 unknown), the bits of the ``where`` conditions it meets, amount, lat and lon (floats as
+# their bits). A row holds what its group reads, no more: rows are most of the state.
+R_TS, R_CENTS, R_NEXT, R_NEXT_TS = range(4)
+R_FIELDS = 4
+L_LABEL, L_COND, L_AMOUNT, L_GEO, L_VALUES = range(5)  # L_GEO: lat, lon follows; L_VALUES: nc
 # value record: newest ts, key, newest ts before the newest, rows referring to it (0: free, the
 # free list linked through V_LAST); then one count per distinct feature
 V_LAST, V_KEY, V_BEFORE, V_REFS = range(4)
@@ -95,6 +98,30 @@ M_LIVE, M_QHEAD, M_QTAIL, M_LATE = range(9, 13)
 M_FIELDS = 13
 
 _LOW31 = (1 << 31) - 1
+
+
+def row_layout(values: int, label: bool, cond: bool, amount: bool, geo: bool) -> np.ndarray:
+    """The ``lay`` of rows with ``values`` value columns and these optional fields: per
+    field its place in the row record (-1: not stored), then the number of value columns;
+    the record's width is ``row_width(lay)``."""
+    lay = np.full(L_VALUES + 1, -1, dtype=np.int64)
+    lay[L_VALUES] = values
+    at = R_FIELDS + values
+    for field, wanted, width in ((L_LABEL, label, 1), (L_COND, cond, 1), (L_AMOUNT, amount, 1),
+                                 (L_GEO, geo, 2)):  # fmt: skip
+        if wanted:
+            lay[field] = at
+            at += width
+    return lay
+
+
+def row_width(lay: np.ndarray) -> int:
+    """Fields of a row record of layout ``lay``."""
+    return (
+        R_FIELDS
+        + int(lay[L_VALUES])
+        + sum((2 if f == L_GEO else 1) for f in range(L_VALUES) if lay[f] >= 0)
+    )
 
 
 def entity_fields(windows: int, distinct: int, sorted_windows: int = 0) -> int:
@@ -207,36 +234,37 @@ def regrow(tab, out):  # pragma: no cover - compiled
 def ring_copy(old, new, tail, head):  # pragma: no cover - compiled
     """Copy the ring entries at positions tail..head-1 (monotonic) from ``old`` into the
     larger ring ``new``, each at its position modulo the ring's size."""
-    om = len(old) - 1
-    nm = len(new) - 1
+    om = len(old)
+    nm = len(new)
     for i in range(tail, head):
-        new[i & nm, 0] = old[i & om, 0]
-        new[i & nm, 1] = old[i & om, 1]
+        new[i % nm, 0] = old[i % om, 0]
+        new[i % nm, 1] = old[i % om, 1]
 
 
 @njit(inline="always")
-def _meets(row, e, bit):  # pragma: no cover - compiled
-    """Row e counts in a window with condition ``bit`` (-1: every row counts)."""
-    return bit < 0 or (row[e, R_COND] >> bit) & 1 == 1
+def _meets(row, e, bit, lay):  # pragma: no cover - compiled
+    """Row e counts in a window with condition ``bit`` (-1: every row counts; a group with
+    a condition stores the bits)."""
+    return bit < 0 or (row[e, lay[L_COND]] >> bit) & 1 == 1
 
 
 @njit(inline="always")
 def _account(
     ent, vrec, row, rowf, pool, pm, s, k, e, sign, dist_comp, dist_win, dbase, win_cond,
-    win_sorted,
+    win_sorted, lay,
 ):  # fmt: skip  # pragma: no cover - compiled
     """Add (sign 1) or remove (sign -1) row e to/from window k of entity s (nothing when the
     row does not meet the window's condition); returns the pool of sorted amounts (a larger
     copy when it grew)."""
-    if not _meets(row, e, win_cond[k]):
+    if not _meets(row, e, win_cond[k], lay):
         return pool
     sb = win_sorted[k]
     if sb >= 0:
         b = dbase + len(dist_win) + sb * SB_FIELDS
         if sign > 0:
-            pool = sorted_add(pool, pm, ent, s, b, rowf[e, R_AMOUNT])
+            pool = sorted_add(pool, pm, ent, s, b, rowf[e, lay[L_AMOUNT]])
         else:
-            pool = sorted_remove(pool, pm, ent, s, b, rowf[e, R_AMOUNT])
+            pool = sorted_remove(pool, pm, ent, s, b, rowf[e, lay[L_AMOUNT]])
     a = N_FIELDS + k * W_FIELDS + W_AGG
     c = row[e, R_CENTS]
     ent[s, a + A_CNT] += sign
@@ -246,7 +274,7 @@ def _account(
     ent[s, a + A_SQ2] += sign * (c1 * c1)
     ent[s, a + A_SQ1] += sign * (c1 * c0)
     ent[s, a + A_SQ0] += sign * (c0 * c0)
-    lab = row[e, R_LABEL]
+    lab = row[e, lay[L_LABEL]] if lay[L_LABEL] >= 0 else -1
     if lab >= 0:
         ent[s, a + A_KNOWN] += sign
         if lab == 1:
@@ -287,6 +315,7 @@ def step(
     pct_q,
     dist_comp,
     dist_win,
+    lay,
     etab,
     ent,
     row,
@@ -314,7 +343,8 @@ def step(
     ``o_vlast[r, c]`` the newest ts before t of the row's (entity, value of column c),
     ``o_pts[r]``, ``o_prev[r]`` the ts (NO_TS when none) and (lat, lon) of the entity's
     previous row, ``o_pct[r, j]`` percentile feature j (of window ``pct_win[j]``); ``cond[r]``
-    the bits of the conditions row r meets. Each row's entity goes on the due ``queue`` at
+    the bits of the conditions row r meets; ``lay``: the row layout (:func:`row_layout`).
+    Each row's entity goes on the due ``queue`` at
     ``ts + retention`` (see :func:`evict`). Capacities must have been ensured for
     ``len(order)`` more rows, entities and values per column, and queue entries; the pool of
     sorted amounts (``pool``, ``pm``: :mod:`.quantiles`) grows as needed and is returned.
@@ -329,7 +359,7 @@ def step(
     emask = len(etab) - 1
     vmask = len(vtab) - 1
     width = ent.shape[1]
-    qmask = len(queue) - 1
+    qlen = len(queue)  # any size: positions are taken modulo it
     for i in range(n):
         # Prefetch: hash buckets 16 rows ahead, entity records 8 rows ahead.
         if i + 16 < n:
@@ -416,23 +446,27 @@ def step(
             p = meta[M_ROWS]
             meta[M_ROWS] += 1
         meta[M_LIVE] += 1
-        qi = meta[M_QHEAD] & qmask
+        qi = meta[M_QHEAD] % qlen
         meta[M_QHEAD] += 1
         queue[qi, 0] = t + retention
         queue[qi, 1] = s
         row[p, R_TS] = t
         row[p, R_CENTS] = cents[r]
-        row[p, R_LABEL] = label[r]
-        row[p, R_COND] = cond[r]
-        rowf[p, R_AMOUNT] = fl[r, 0]
-        rowf[p, R_LAT] = fl[r, 1]
-        rowf[p, R_LON] = fl[r, 2]
+        if lay[L_LABEL] >= 0:
+            row[p, lay[L_LABEL]] = label[r]
+        if lay[L_COND] >= 0:
+            row[p, lay[L_COND]] = cond[r]
+        if lay[L_AMOUNT] >= 0:
+            rowf[p, lay[L_AMOUNT]] = fl[r, 0]
+        if lay[L_GEO] >= 0:
+            rowf[p, lay[L_GEO]] = fl[r, 1]
+            rowf[p, lay[L_GEO] + 1] = fl[r, 2]
         for c in range(nc):
             row[p, R_FIELDS + c] = rowv[c]
         qt = ent[s, N_QT]
         if t >= qt:
             pool = _in_order(
-                r, s, p, t, ent, row, rowf, vrec, rowv, win_w, win_d, win_cond, win_sorted,
+                r, s, p, t, ent, row, rowf, vrec, rowv, win_w, win_d, win_cond, win_sorted, lay,
                 pct_win, pct_q, pool, pm, dist_comp, dist_win, dbase, o_agg, o_ext, o_dist,
                 o_vlast, o_pts, o_prev, o_pct,
             )  # fmt: skip
@@ -440,16 +474,17 @@ def step(
             meta[M_LATE] += 1
             buf, pool = _late(
                 r, s, p, meta[M_LATE], t, qt, ent, row, rowf, vrec, mark, rowv, acc, win_w,
-                win_d, win_ext, win_cond, win_sorted, pct_win, pct_q, buf, pool, pm, dist_comp,
-                dist_win, dbase, (o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev, o_pct),
+                win_d, win_ext, win_cond, win_sorted, lay, pct_win, pct_q, buf, pool, pm,
+                dist_comp, dist_win, dbase, (o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev, o_pct),
             )  # fmt: skip
     return pool
 
 
 @njit(inline="always")
 def _in_order(
-    r, s, p, t, ent, row, rowf, vrec, rowv, win_w, win_d, win_cond, win_sorted, pct_win, pct_q,
-    pool, pm, dist_comp, dist_win, dbase, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev, o_pct,
+    r, s, p, t, ent, row, rowf, vrec, rowv, win_w, win_d, win_cond, win_sorted, lay, pct_win,
+    pct_q, pool, pm, dist_comp, dist_win, dbase, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev,
+    o_pct,
 ):  # fmt: skip  # pragma: no cover - compiled
     nc = len(rowv)
     sbase = dbase + len(dist_win)
@@ -470,7 +505,7 @@ def _in_order(
         while pend >= 0 and _admits(ent[s, f + W_PEND_TS], limit, d):
             pool = _account(
                 ent, vrec, row, rowf, pool, pm, s, k, pend, 1, dist_comp, dist_win, dbase,
-                win_cond, win_sorted,
+                win_cond, win_sorted, lay,
             )  # fmt: skip
             ent[s, f + W_PEND_TS] = row[pend, R_NEXT_TS]
             pend = row[pend, R_NEXT]
@@ -480,7 +515,7 @@ def _in_order(
         while first != pend and ent[s, f + W_FIRST_TS] < lo:
             pool = _account(
                 ent, vrec, row, rowf, pool, pm, s, k, first, -1, dist_comp, dist_win, dbase,
-                win_cond, win_sorted,
+                win_cond, win_sorted, lay,
             )  # fmt: skip
             ent[s, f + W_FIRST_TS] = row[first, R_NEXT_TS]
             first = row[first, R_NEXT]
@@ -504,7 +539,7 @@ def _in_order(
         if t > last:
             vrec[x, V_BEFORE] = last
             vrec[x, V_LAST] = t
-    _previous(r, b, row, rowf, o_pts, o_prev)
+    _previous(r, b, row, rowf, lay, o_pts, o_prev)
     # append at the tail (its ts is the entity's newest); cursors at the end now point at it
     row[p, R_NEXT] = -1
     row[p, R_NEXT_TS] = NO_TS
@@ -529,11 +564,12 @@ def _in_order(
 
 
 @njit(inline="always")
-def _previous(r, b, row, rowf, o_pts, o_prev):  # pragma: no cover - compiled
+def _previous(r, b, row, rowf, lay, o_pts, o_prev):  # pragma: no cover - compiled
     if b >= 0:
         o_pts[r] = row[b, R_TS]
-        o_prev[r, 0] = rowf[b, R_LAT]
-        o_prev[r, 1] = rowf[b, R_LON]
+        g = lay[L_GEO]
+        o_prev[r, 0] = rowf[b, g] if g >= 0 else np.nan
+        o_prev[r, 1] = rowf[b, g + 1] if g >= 0 else np.nan
     else:
         o_pts[r] = NO_TS
         o_prev[r, 0] = np.nan
@@ -543,7 +579,7 @@ def _previous(r, b, row, rowf, o_pts, o_prev):  # pragma: no cover - compiled
 @njit(inline="always")
 def _late(
     r, s, p, lq, t, qt, ent, row, rowf, vrec, mark, rowv, acc, win_w, win_d, win_ext, win_cond,
-    win_sorted, pct_win, pct_q, buf, pool, pm, dist_comp, dist_win, dbase, outs,
+    win_sorted, lay, pct_win, pct_q, buf, pool, pm, dist_comp, dist_win, dbase, outs,
 ):  # fmt: skip  # pragma: no cover - compiled
     """A row older than its entity's newest query: walk the list, then insert the row
     (returns the scratch buffer and the pool, either maybe a larger copy). ``outs``: the
@@ -565,7 +601,7 @@ def _late(
         e = ent[s, N_HEAD]
         while e >= 0 and row[e, R_TS] < t:
             te = row[e, R_TS]
-            if te >= lo and _admits(te, t - d, d) and _meets(row, e, win_cond[k]):
+            if te >= lo and _admits(te, t - d, d) and _meets(row, e, win_cond[k], lay):
                 c = row[e, R_CENTS]
                 c1 = c >> 31
                 c0 = c & _LOW31
@@ -574,11 +610,14 @@ def _late(
                 acc[A_SQ2] += c1 * c1
                 acc[A_SQ1] += c1 * c0
                 acc[A_SQ0] += c0 * c0
-                if row[e, R_LABEL] >= 0:
+                if lay[L_LABEL] >= 0 and row[e, lay[L_LABEL]] >= 0:
                     acc[A_KNOWN] += 1
-                    if row[e, R_LABEL] == 1:
+                    if row[e, lay[L_LABEL]] == 1:
                         acc[A_FRAUD] += 1
-                buf, m, hi, lo_, nan = take_amount(buf, m, hi, lo_, nan, rowf[e, R_AMOUNT], pct)
+                if lay[L_AMOUNT] >= 0:  # stored when a window reads max/min or percentiles
+                    buf, m, hi, lo_, nan = take_amount(
+                        buf, m, hi, lo_, nan, rowf[e, lay[L_AMOUNT]], pct
+                    )
                 for j in range(nd):
                     if dist_win[j] == k:
                         x = row[e, R_FIELDS + dist_comp[j]]
@@ -607,7 +646,7 @@ def _late(
                     o_vlast[r, c] = row[e, R_TS]
         after = e
         e = row[e, R_NEXT]
-    _previous(r, b, row, rowf, o_pts, o_prev)
+    _previous(r, b, row, rowf, lay, o_pts, o_prev)
     if after >= 0:
         row[p, R_NEXT] = row[after, R_NEXT]
         row[p, R_NEXT_TS] = row[after, R_NEXT_TS]
@@ -645,7 +684,7 @@ def _late(
         elif t >= qt - win_w[k]:  # in the window
             pool = _account(
                 ent, vrec, row, rowf, pool, pm, s, k, p, 1, dist_comp, dist_win, dbase,
-                win_cond, win_sorted,
+                win_cond, win_sorted, lay,
             )  # fmt: skip
             if nxt == ent[s, f + W_FIRST]:
                 ent[s, f + W_FIRST] = p
@@ -656,7 +695,7 @@ def _late(
 @njit(cache=True, nogil=True)
 def evict(
     newest, retention, lateness, lookback, keep_previous, dist_comp, dist_win, win_cond,
-    win_sorted, etab, ent, row, rowf, vtab, vrec, meta, queue, pool, pm,
+    win_sorted, lay, etab, ent, row, rowf, vtab, vrec, meta, queue, pool, pm,
 ):  # fmt: skip  # pragma: no cover - compiled
     """Drop the rows no future query can use, popping the due queue up to ``newest``.
 
@@ -669,18 +708,18 @@ def evict(
     rows, values no row refers to any more and entities left without rows go back to their
     free lists (and out of their hash tables). Returns the number of rows dropped and the
     pool of sorted amounts (maybe a new one: a block shrinks as its window empties)."""
-    nc = row.shape[1] - R_FIELDS
+    nc = lay[L_VALUES]
     nw = len(win_cond)
     dbase = N_FIELDS + nw * W_FIELDS
     cutoff = newest - retention
     floor = newest - lateness
-    qmask = len(queue) - 1
+    qlen = len(queue)  # any size: positions are taken modulo it
     phase = np.empty(nw, dtype=np.int64)
     dropped = 0
     width = ent.shape[1]
     vmask = len(vtab) - 1
     while meta[M_QTAIL] < meta[M_QHEAD]:
-        qi = meta[M_QTAIL] & qmask
+        qi = meta[M_QTAIL] % qlen
         if queue[qi, 0] >= newest:
             break
         # Prefetch along the queue: entity records 16 entries ahead, their first rows 8
@@ -690,21 +729,21 @@ def evict(
         end = meta[M_QHEAD]
         a = meta[M_QTAIL]
         if a + 16 < end:
-            _prefetch(ent, queue[(a + 16) & qmask, 1], 0)
+            _prefetch(ent, queue[(a + 16) % qlen, 1], 0)
         if a + 8 < end:
-            s8 = queue[(a + 8) & qmask, 1]
+            s8 = queue[(a + 8) % qlen, 1]
             for f in range(8, width, 8):
                 _prefetch(ent, s8, f)
             if ent[s8, N_HEAD] >= 0:
                 _prefetch(row, ent[s8, N_HEAD], 0)
         if a + 4 < end:
-            e4 = ent[queue[(a + 4) & qmask, 1], N_HEAD]
+            e4 = ent[queue[(a + 4) % qlen, 1], N_HEAD]
             if e4 >= 0:
                 for c in range(nc):
                     if row[e4, R_FIELDS + c] >= 0:
                         _prefetch(vrec, row[e4, R_FIELDS + c], 0)
         if a + 2 < end:
-            e2 = ent[queue[(a + 2) & qmask, 1], N_HEAD]
+            e2 = ent[queue[(a + 2) % qlen, 1], N_HEAD]
             if e2 >= 0:
                 for c in range(nc):
                     x = row[e2, R_FIELDS + c]
@@ -746,7 +785,7 @@ def evict(
                 if phase[k] == 1:
                     pool = _account(
                         ent, vrec, row, rowf, pool, pm, s, k, e, -1, dist_comp, dist_win, dbase,
-                        win_cond, win_sorted,
+                        win_cond, win_sorted, lay,
                     )  # fmt: skip
             dropped_prev |= e == ent[s, N_PREV]
             dropped_next |= e == ent[s, N_NEXT]
@@ -789,7 +828,7 @@ def evict(
         if stop == last_old and ent[s, N_REQ] < newest:
             # kept as a previous row: look again a retention later (the queue's tail is due
             # about then too, so it stays in order)
-            qi = meta[M_QHEAD] & qmask
+            qi = meta[M_QHEAD] % qlen
             meta[M_QHEAD] += 1
             queue[qi, 0] = newest + retention
             queue[qi, 1] = s

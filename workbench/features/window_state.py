@@ -1,17 +1,33 @@
 """The arrays of one ``by`` column's streaming window state (:mod:`.passes` works on them).
 
 Records live in arrays indexed by record number, with free lists for the records the
-eviction (:func:`passes.evict`) gives back, so a record never moves: capacities grow by
-doubling before a batch needs them (:meth:`WindowState.ensure`), and only while the state
-itself grows (when the stream starts, or its rate rises); a state that has reached its
-retention reuses freed records instead. The due queue is a ring of (due ts, entity) pairs.
-The pool of sorted amounts (:mod:`.quantiles`) is grown here too, ahead of what a batch's
-rows would take in new smallest blocks; a batch that needs more grows it inside the pass.
+eviction (:func:`passes.evict`) gives back, so a record never moves: capacities grow before a
+batch needs them (:meth:`WindowState.ensure`; doubling while an array is small, by
+``GROWTH`` = 1.25x past ``SMALL_BYTES``), and only while the state itself grows (when the
+stream starts, or its rate rises); a state that has reached its retention reuses freed records
+instead. The due queue is a ring of (due ts, entity) pairs. The pool of sorted amounts
+(:mod:`.quantiles`) is grown here too, ahead of what a batch's rows would take in new smallest
+blocks; a batch that needs more grows it inside the pass.
 
 Growing copies an array into a new one, and writing to memory the process never touched
 costs page faults (measured ~2.5 ms per MB on a virtual machine, so a 1M-row array took
 200 ms). So while an array fills up, :meth:`WindowState.prepare` makes its successor ready
 ahead of need, touching a slice of its pages per call; the copy then lands on warm pages.
+Successors cost memory the state does not use yet, so a state holds at most ``SPARE_BYTES``
+of them (a larger array grows into a cold one, in :meth:`Group.maintain` between batches), and
+gives one back when its array stops filling up.
+
+Memory (``benchmarks/bench_memory.py``: the default rules and simulator, 60,000 rows per
+simulated day, batches of 1,000, 93 days): the state holds what the longest window of each
+column reaches back, a row per transaction per ``by`` column (1.8 M rows by card, 2.2 M by
+customer, 1.7 M by terminal). A stored row holds only the fields its group reads
+(:func:`passes.row_layout`): 72 bytes by card (three ``is_new`` value columns, lat/lon), 40 by
+customer and by terminal, plus 16 bytes of due queue each. Per card 9.2 kB (its ~69 rows, its
+entity record, its ~19 (card, value) records); per customer 8.3 kB; per terminal 25.7 kB (its
+~420 rows); the whole state (487 MiB) is 19.6 kB per card. The arrays allocated are 1.13x the
+bytes in use (growth headroom, hash tables at a load of at most 1/2, sorted-amount blocks
+between a quarter full and full). Peak RSS of the whole worker: 936-986 MiB, 332 of them the
+process at rest.
 """
 
 from __future__ import annotations
@@ -33,6 +49,24 @@ def _table_size(entries: int) -> int:
 
 TOUCH_BYTES = 4 << 20
 """Pages of successor arrays that one :meth:`WindowState.prepare` call makes ready."""
+
+SPARE_BYTES = 128 << 20
+"""Successors held at once, at most (bytes): a larger array grows into a cold one."""
+
+SMALL_BYTES = 4 << 20
+"""Arrays up to this size double when they grow; larger ones grow by ``GROWTH``."""
+GROWTH = 1.25
+"""Growth factor of a large array: a state at its retention holds at most this much more
+records than it ever used at once (doubling held up to twice, and three times while it grew
+into a prepared successor)."""
+
+
+def grown(records: int, width: int) -> int:
+    """Records of the successor of an array of ``records`` x ``width`` int64."""
+    if records * width * 8 <= SMALL_BYTES:
+        return 2 * records
+    return int(records * GROWTH) + 1
+
 
 # The arrays that grow: name -> fill of new elements (None: left as they are). Hash tables
 # are filled with -1 (every bucket empty).
@@ -63,7 +97,14 @@ class WindowState:
     queue, for ``windows`` windows, ``columns`` value columns and ``distinct`` distinct
     features; and the pool of sorted amounts of ``sorted_windows`` windows."""
 
-    def __init__(self, windows: int, columns: int, distinct: int, sorted_windows: int = 0):
+    def __init__(
+        self,
+        windows: int,
+        columns: int,
+        distinct: int,
+        sorted_windows: int = 0,
+        row_fields: int | None = None,
+    ):
         self.windows, self.columns, self.distinct = windows, columns, distinct
         self.sorted_windows = sorted_windows
         self.pool, self.pool_meta = new_pool()
@@ -72,7 +113,9 @@ class WindowState:
         self.ent = np.empty(
             (_MIN_CAP, P.entity_fields(windows, distinct, sorted_windows)), dtype=np.int64
         )
-        self.row = np.empty((_MIN_CAP, P.R_FIELDS + columns), dtype=np.int64)
+        if row_fields is None:  # every optional field (see passes.row_layout)
+            row_fields = P.row_width(P.row_layout(columns, True, True, True, True))
+        self.row = np.empty((_MIN_CAP, row_fields), dtype=np.int64)
         self.vrec = np.empty((_MIN_CAP, P.V_FIELDS + distinct), dtype=np.int64)
         self.mark = np.full((_MIN_CAP, distinct), -1, dtype=np.int64)
         self.queue = np.empty((_MIN_CAP, 2), dtype=np.int64)
@@ -110,7 +153,7 @@ class WindowState:
         """Due ts of the queue's oldest entry (None: the queue is empty)."""
         if not self.queued:
             return None
-        return int(self.queue[self._count(P.M_QTAIL) & (len(self.queue) - 1), 0])
+        return int(self.queue[self._count(P.M_QTAIL) % len(self.queue), 0])
 
     def copy(self) -> WindowState:
         """A deep copy, without the prepared successors (the copy prepares its own)."""
@@ -152,6 +195,19 @@ class WindowState:
         new[: len(old)] = old
         setattr(self, name, new)
 
+    def _grown(self, name: str) -> int:
+        return grown(*getattr(self, name).shape)
+
+    def _room_for_spare(self, nbytes: int) -> bool:
+        """A successor of ``nbytes`` keeps the successors held within ``SPARE_BYTES``."""
+        return sum(spare.array.nbytes for spare in self._spares.values()) + nbytes <= SPARE_BYTES
+
+    def _successor(self, name: str) -> int:
+        """Records of the array ``name`` grows into when it next grows (at least)."""
+        if name in ("etab", "vtab"):  # powers of two
+            return 2 * len(getattr(self, name))
+        return self._grown("vrec" if name == "mark" else name)
+
     def _regrow(self, name: str, size: int) -> None:
         setattr(self, name, P.regrow(getattr(self, name), self._new(name, size, 2)))
 
@@ -161,14 +217,14 @@ class WindowState:
         is sized from the high-water mark, where records past it are taken from)."""
         m = self.meta
         if self.entities + n > len(self.ent):
-            self._grow("ent", max(2 * len(self.ent), int(m[P.M_ENTITIES]) + n))
+            self._grow("ent", max(self._grown("ent"), int(m[P.M_ENTITIES]) + n))
         if 2 * (self.entities + n) > len(self.etab):
             self._regrow("etab", _table_size(max(len(self.ent), self.entities + n)))
         if self.rows + n > len(self.row):
-            self._grow("row", max(2 * len(self.row), int(m[P.M_ROWS]) + n))
+            self._grow("row", max(self._grown("row"), int(m[P.M_ROWS]) + n))
         self._pool_room(n)
         if self.queued + n > len(self.queue):
-            size = max(2 * len(self.queue), 1 << (self.queued + n - 1).bit_length())
+            size = max(self._grown("queue"), self.queued + n)
             queue = self._new("queue", size, 2)
             P.ring_copy(self.queue, queue, self.meta[P.M_QTAIL], self.meta[P.M_QHEAD])
             self.queue = queue
@@ -176,8 +232,8 @@ class WindowState:
             return
         need = n * self.columns
         if self.values + need > len(self.vrec):
-            self._grow("vrec", max(2 * len(self.vrec), int(m[P.M_VALUES]) + need))
-            self._grow("mark", len(self.vrec))
+            self._grow("vrec", max(self._grown("vrec"), int(m[P.M_VALUES]) + need))
+            self._grow("mark", len(self.vrec))  # its successor's size: see _successor
         if 2 * (self.values + need) > len(self.vtab):
             self._regrow("vtab", _table_size(max(len(self.vrec), self.values + need)))
 
@@ -188,7 +244,7 @@ class WindowState:
         high = int(self.pool_meta[PM_HIGH])
         need = high + 2 * n * self.sorted_windows * (1 << MIN_CLASS)
         if self.sorted_windows and need > len(self.pool):
-            pool = np.empty(max(2 * len(self.pool), need))
+            pool = np.empty(max(grown(len(self.pool), 1), need))
             pool[:high] = self.pool[:high]
             self.pool = pool
 
@@ -205,12 +261,17 @@ class WindowState:
             self._rise[name] = 0.8 * self._rise.get(name, 0.0) + 0.2 * rise
             self._used[name] = used
             current = getattr(self, name)
-            if name in self._spares or current.shape[1] == 0:
-                continue
             width = current.shape[1]
-            calls = 1 + 2 * len(current) * width * 8 // budget_bytes  # to touch a successor
-            if used + 2 * (calls + 1) * self._rise[name] >= limit:
-                self._spares[name] = _Spare((2 * len(current), width), _FILL[name], len(current))
+            if width == 0:
+                continue
+            size = self._successor(name)
+            calls = 1 + size * width * 8 // budget_bytes  # to touch a successor
+            ahead = (calls + 1) * self._rise[name]
+            if name in self._spares:
+                if used + 4 * ahead < limit:  # the state stopped growing: give it back
+                    del self._spares[name]
+            elif used + 2 * ahead >= limit and self._room_for_spare(8 * size * width):
+                self._spares[name] = _Spare((size, width), _FILL[name], len(current))
         for spare in self._spares.values():
             width = spare.array.shape[1]
             budget_bytes -= 8 * width * spare.touch(max(1, budget_bytes // (8 * width)))
@@ -230,6 +291,7 @@ class WindowState:
             plan.dist_win,
             plan.win_cond,
             plan.win_sorted,
+            plan.lay,
             self.etab,
             self.ent,
             self.row,
