@@ -13,6 +13,7 @@ from workbench import storage
 from workbench.errors import ConfigError
 from workbench.schema import NAMES
 from workbench.storage import partitions
+from workbench.storage import writer as writer_module
 from workbench.storage.writer import write_batch
 
 pytestmark = pytest.mark.integration
@@ -304,3 +305,20 @@ def test_rule_ids_that_json_text_cannot_hold_as_is_are_stored(conn, make_batch):
     assert write_batch(conn, batch, alert_min_band="none").stored == 100
     hits = conn.execute("SELECT rule_hits FROM transactions WHERE tx_id = 'tx0000050'")
     assert hits.fetchone()[0] == {"tab\there": 40}
+
+
+def test_the_stage_holds_only_the_last_batch_whether_deleted_or_truncated(
+    conn, make_batch, monkeypatch
+):
+    # The staging tables keep rows at commit; each transaction empties them first (a DELETE,
+    # or a TRUNCATE every few batches): nothing staged by one batch reaches the next.
+    monkeypatch.setattr(writer_module, "_TRUNCATE_EVERY", 2)
+    writer = storage.BatchWriter(conn)
+    for k in range(5):
+        batch = make_batch(100, prefix=f"b{k}-", start=f"2026-01-0{k + 1}T00:00:00Z")
+        result = writer.write(batch)
+        assert result.stored == 100
+        staged = conn.execute("SELECT count(*), count(DISTINCT left(tx_id, 3)) FROM wb_stage_alert")
+        n, prefixes = staged.fetchone()
+        assert n == int((batch.frame["band"] == "High").sum()) and prefixes == 1
+    assert storage.stats.counts(conn)["stored"] == 500
