@@ -12,7 +12,8 @@
    staging, no idempotency, no alerts. Beside them, the same batches through a
    ``BatchWriter`` (storage only, payloads built inside the timed write), before (CSV) and now
    (binary). The four are interleaved batch by batch (rotating order, each with its own tx_id
-   prefix, all into the same growing tables), so they meet the same server load.
+   prefix, into the tables the worker writes), and run after each round's worker segments
+   over batches of that round: e2e and anchors meet the same server load.
 3. (b) "Like the seed project": one SQLAlchemy ORM object per row, ``session.add`` +
    ``session.commit`` each, into a plain table with the same primary key (psycopg per-row
    INSERT + commit when SQLAlchemy is missing; the output says which).
@@ -219,15 +220,14 @@ def csv_rows(scored) -> tuple[list[str], bytes]:
 
 def side_by_side(db_dsn, ruleset, kept) -> dict[str, dict]:
     """The kept batches through the four :data:`ANCHORS`, interleaved batch by batch in a
-    rotating order. Raw COPY: one COPY + commit of a payload prepared beforehand (not timed);
-    writers: ``BatchWriter.write`` of the scored batch, payloads built inside (timed)."""
+    rotating order, into the tables the worker writes (they grow on). Raw COPY: one COPY +
+    commit of a payload prepared beforehand (not timed); writers: ``BatchWriter.write`` of the
+    scored batch, payloads built inside (timed). Per anchor: ms per batch and rows."""
     band, dedup = ruleset.alert.min_band, ruleset.alert.dedup_s
     seconds: dict[str, list[float]] = {a: [] for a in ANCHORS}
     rows = dict.fromkeys(ANCHORS, 0)
     with connect(db_dsn) as conn:
         writers = {False: BatchWriter(conn), True: BatchWriter(conn)}
-        conn.execute(f"TRUNCATE {EMPTIED}")
-        _checkpoint(conn)
         for i, scored in enumerate(kept):
             for k in range(len(ANCHORS)):
                 k = (k + i) % len(ANCHORS)
@@ -252,14 +252,15 @@ def side_by_side(db_dsn, ruleset, kept) -> dict[str, dict]:
                     stored = writers[k == 3].write(prepared, alert_dedup_s=dedup).stored
                 seconds[anchor].append(1e3 * (time.perf_counter() - t))
                 rows[anchor] += stored
-    out = {}
-    for anchor, ms in seconds.items():
-        busy = sum(ms) / 1e3
-        out[anchor] = {
-            **{"rows": rows[anchor], "batches": len(ms), "wall": busy},
-            **{"rate": rows[anchor] / busy, "p50": q(ms, 0.5), "p99": q(ms, 0.99)},
-        }
-    return out
+    return {a: {"ms": seconds[a], "rows": rows[a]} for a in ANCHORS}
+
+
+def summed(parts: list[dict]) -> dict:
+    """One anchor's rounds as one figure: rows over the time spent in its transactions."""
+    ms = [x for p in parts for x in p["ms"]]
+    rows, busy = sum(p["rows"] for p in parts), sum(ms) / 1e3
+    return {"rows": rows, "batches": len(ms), "wall": busy, "rate": rows / busy,
+            "p50": q(ms, 0.5), "p99": q(ms, 0.99)}  # fmt: skip
 
 
 def orm_rows(kept, limit: int) -> list[dict]:
@@ -400,7 +401,8 @@ def bench(args, db_dsn: str) -> None:
     if pg["synchronous_commit"] != "on" or pg["fsync"] != "on":
         print("WARNING: commits are not durable on this server; per-row figures are flattered")
     print(
-        f"settings: --seconds {args.seconds:g} in {args.rounds} rounds of CSV / binary COPY, "
+        f"settings: --seconds {args.seconds:g} in {args.rounds} rounds of CSV / binary COPY "
+        "segments each followed by the anchors, "
         f"--batch {args.batch:,}, paced {args.pace:,.0f} tx/s in batches of "
         f"{args.paced_batch:,} for {args.paced_seconds:g}s, anchors over {args.storage_batches} "
         f"batches, per-row for {args.orm_seconds:g}s; default rules ({len(ruleset.rules)} rules, "
@@ -418,28 +420,36 @@ def bench(args, db_dsn: str) -> None:
     with connect(db_dsn) as conn:
         conn.execute(f"TRUNCATE {EMPTIED}")
         _checkpoint(conn)
-    # Before and after in one run: alternating segments, same stream, same server load.
+    # Before, after and the anchors in one run: per round, a worker segment with the CSV COPY,
+    # one with the binary COPY, then the four anchors over batches of those segments, so each
+    # round's figures meet the same server load (other processes share the 2 cores).
     segments: dict[bool, list[dict]] = {False: [], True: []}
+    rounds: list[dict] = []
     loads: list[float] = []
+    per_round = max(1, args.storage_batches // args.rounds)
     for _ in range(args.rounds):
+        with connect(db_dsn) as conn:  # as every phase: no backlog of the previous one's WAL
+            _checkpoint(conn)
+        first = len(detector.kept)
         for binary in (False, True):
             segment = args.seconds / (2 * args.rounds)
             segments[binary].append(
                 run_pipeline(db_dsn, ruleset, sim, detector, None, segment, binary)
             )
             loads.append(os.getloadavg()[0])
+        fresh = detector.kept[first:]
+        rounds.append(side_by_side(db_dsn, ruleset, fresh[:: max(1, len(fresh) // per_round)]))
+        loads.append(os.getloadavg()[0])
     before, full = merged(segments[False]), merged(segments[True])
+    anchors = {a: summed([r[a] for r in rounds]) for a in ANCHORS}
     kept, detector.kept = detector.kept, None
-    with connect(db_dsn) as conn:  # as every phase: no backlog of the previous one's WAL
+    with connect(db_dsn) as conn:
         _checkpoint(conn)
     pace = args.pace if args.pace > 0 else 0.7 * full["rate"]
     sim.rows = args.paced_batch
     paced = run_pipeline(db_dsn, ruleset, sim, detector, pace, args.paced_seconds)
     loads.append(os.getloadavg()[0])
     sim.rows = args.batch
-    step = max(1, len(kept) // args.storage_batches)
-    anchors = side_by_side(db_dsn, ruleset, kept[::step][: args.storage_batches])
-    loads.append(os.getloadavg()[0])
     orm = per_row_orm(db_dsn, orm_rows(kept, args.orm_rows), args.orm_seconds)
 
     sim_span = kept[-1].frame["ts"].max() - kept[0].frame["ts"].min()
@@ -490,6 +500,11 @@ def bench(args, db_dsn: str) -> None:
         "   (a) and storage only: interleaved batch by batch; rows/s over the time spent in\n"
         "   each one's transactions; p50/p99 are of one batch's transaction."
     )
+    by_round = [
+        f"{e['rate'] / summed([r[ANCHORS[0]]])['rate']:.2f}"
+        for e, r in zip(segments[True], rounds, strict=True)
+    ]
+    print(f"\n   end to end (binary) / raw CSV COPY, round by round: {', '.join(by_round)}")
     print("\nratios vs targets:")
     r_csv, r_bin = full["rate"] / copy_csv["rate"], full["rate"] / copy_bin["rate"]
     r_before = before["rate"] / copy_csv["rate"]
@@ -525,7 +540,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
     parser.add_argument("--seconds", type=float, default=30.0, help="end-to-end run at max rate")
-    parser.add_argument("--rounds", type=int, default=2, help="CSV / binary segments of it")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of (CSV, binary, anchors)")
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured run first")
     parser.add_argument("--pace", type=float, default=10_000.0, help="paced run, tx/s (0: 70%%)")
