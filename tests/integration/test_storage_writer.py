@@ -307,18 +307,20 @@ def test_rule_ids_that_json_text_cannot_hold_as_is_are_stored(conn, make_batch):
     assert hits.fetchone()[0] == {"tab\there": 40}
 
 
-def test_the_stage_holds_only_the_last_batch_whether_deleted_or_truncated(
+def test_each_batch_empties_the_stage_and_every_few_batches_truncates_it(
     conn, make_batch, monkeypatch
 ):
-    # The staging tables keep rows at commit; each transaction empties them first (a DELETE,
-    # or a TRUNCATE every few batches): nothing staged by one batch reaches the next.
-    monkeypatch.setattr(writer_module, "_TRUNCATE_EVERY", 2)
+    # The staging tables keep rows at commit: each batch deletes what it staged (nothing
+    # reaches the next batch) and every third starts with a TRUNCATE (the dead rows' pages go).
+    monkeypatch.setattr(writer_module, "_TRUNCATE_EVERY", 3)
     writer = storage.BatchWriter(conn)
-    for k in range(5):
-        batch = make_batch(100, prefix=f"b{k}-", start=f"2026-01-0{k + 1}T00:00:00Z")
-        result = writer.write(batch)
-        assert result.stored == 100
-        staged = conn.execute("SELECT count(*), count(DISTINCT left(tx_id, 3)) FROM wb_stage_alert")
-        n, prefixes = staged.fetchone()
-        assert n == int((batch.frame["band"] == "High").sum()) and prefixes == 1
-    assert storage.stats.counts(conn)["stored"] == 500
+    pages = []
+    for k in range(3):
+        batch = make_batch(400, prefix=f"b{k}-", start=f"2026-01-0{k + 1}T00:00:00Z")
+        assert writer.write(batch, alert_min_band="low").stored == 400
+        for table in writer_module._STAGE_TABLES:
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+        pages.append(conn.execute("SELECT pg_relation_size('wb_stage_alert')").fetchone()[0])
+    assert pages[0] < pages[1]  # the second batch's deleted rows came after the first's
+    assert pages[2] == pages[0]  # truncated first: only the third batch's rows
+    assert storage.stats.counts(conn)["stored"] == 1200

@@ -93,13 +93,13 @@ _STAGE_TYPES = {
     for n in (*NAMES, *_SCORE_COLUMNS)
 }
 
-# The session's staging tables keep their rows at commit; each batch's transaction empties
-# them first (_CLEAR). "ON COMMIT DELETE ROWS" would truncate every one of them (with its
-# TOAST table and index: 21 relations) at each commit of a transaction that touched any temp
-# table, which every batch does (the alert stage): measured +20 ms per commit, a fifth of a
-# 5,000-row batch's write. A DELETE of the few rows a batch stages is ~0.1 ms; their dead
-# tuples (temp tables are never vacuumed) are cut back by a TRUNCATE every
-# _TRUNCATE_EVERY batches.
+# The session's staging tables keep their rows at commit; each batch's last statement
+# (_finish) deletes what it staged. "ON COMMIT DELETE ROWS" would truncate every one of them
+# (with its TOAST table and index: 21 relations) at each commit of a transaction that touched
+# any temp table, which every batch does (the alert stage): measured +20 ms per commit, a
+# fifth of a 5,000-row batch's write. Deleting the rows a batch staged costs far less; their
+# dead tuples (temp tables are never vacuumed) are cut back by a TRUNCATE at the start of
+# every _TRUNCATE_EVERY-th batch. A transaction that fails leaves nothing: its rows roll back.
 _STAGE_DDL = (
     "CREATE TEMP TABLE wb_stage_tx (pos integer, "
     + ", ".join(f"{n} {t}" for n, t in _STAGE_TYPES.items())
@@ -116,7 +116,6 @@ _STAGE_TABLES = (
     "wb_stage_tx", "wb_stage_hits", "wb_stage_dead", "wb_stage_evidence", "wb_stage_shadow",
     "wb_stage_alert", "wb_stage_group",
 )  # fmt: skip
-_CLEAR = "".join(f"DELETE FROM {t};" for t in _STAGE_TABLES)
 _TRUNCATE = "TRUNCATE " + ", ".join(_STAGE_TABLES)
 _TRUNCATE_EVERY = 64
 
@@ -192,9 +191,11 @@ _SHADOW_INSERT = (
     " ORDER BY tx_id, ts ON CONFLICT DO NOTHING"
 )
 
-# The batch's pipeline_stats row and its NOTIFY, in one statement (one round trip).
+# The batch's pipeline_stats row and its NOTIFY, in one statement (one round trip) with the
+# evidence insert (when there is evidence) and the deletes that empty the stage: the parts of
+# one statement share its snapshot, so the evidence still reads the staged rows.
 _STATS_AND_NOTIFY = """
-WITH stats AS (
+stats AS (
     INSERT INTO pipeline_stats (worker, source, batch_created_at, stored, duplicates, dead,
                                 alerts_opened, alerts_attached, rule_set_version, min_ts,
                                 max_ts, latency_s, partitions, lag, offsets)
@@ -206,6 +207,11 @@ WITH stats AS (
 )
 SELECT pg_notify(%(channel)s, %(payload)s)
 """
+_CLEAR_STAGE = "".join(f"clear_{t} AS (DELETE FROM {t}), " for t in _STAGE_TABLES)
+_FINISH = {
+    False: "WITH " + _CLEAR_STAGE + _STATS_AND_NOTIFY,
+    True: "WITH evidence AS (" + _EVIDENCE + "), " + _CLEAR_STAGE + _STATS_AND_NOTIFY,
+}
 
 # The direct path's COPY columns (ts as text): every stored column but the defaulted one.
 _DIRECT_COLUMNS = tuple(n for n in names(transactions) if n != "stored_at")
@@ -338,10 +344,10 @@ class BatchWriter:
         dropped days are forgotten here too)."""
         return self.partitions.retention(days, now=now)
 
-    def _clear(self) -> str:
-        """The statement that empties the staging tables at the start of a transaction."""
+    def _clear(self) -> bool:
+        """Whether this transaction starts with a TRUNCATE of the staging tables."""
         self.writes += 1
-        return _TRUNCATE if self.writes % _TRUNCATE_EVERY == 0 else _CLEAR
+        return self.writes % _TRUNCATE_EVERY == 0
 
     def _ensure_staging(self) -> None:
         if self.staged:
@@ -598,13 +604,14 @@ def _write(
     batch: PreparedBatch,
     dedup: timedelta,
     case_sla: timedelta,
-    clear: str,
+    truncate: bool,
     *,
     direct: bool,
 ):
     scored, frame, dead_csv = batch.scored, batch.frame, batch.dead_csv
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute(clear)  # what an earlier batch staged (see _STAGE_DDL)
+        if truncate:  # the dead tuples of earlier batches' staged rows (see _STAGE_DDL)
+            cur.execute(_TRUNCATE)
         if direct:
             # The ids first: on a replay the small COPY fails, not the big one.
             _copy(cur, "transaction_ids", ("tx_id", "ts_us"), *batch.direct_ids)
@@ -640,10 +647,10 @@ def _write(
             dict(zip(("tx_id", "ts", "card_id", "amount", "risk_score", "rules"), r, strict=True))
             for r in cur.fetchall()
         ]
-        if alertable and batch.evidence_csv is not None:
+        evidence = bool(alertable) and batch.evidence_csv is not None
+        if evidence:  # stored by the last statement
             cols = ("tx_id", "ts_us", "rule_id", "name", "value")
             _copy(cur, "wb_stage_evidence", cols, batch.evidence_csv)
-            cur.execute(_EVIDENCE, prepare=True)
         if batch.shadow_csv is not None:  # never alerting: only stored
             if direct:
                 _copy(cur, "shadow_scores", _SHADOW_COLUMNS, batch.shadow_csv)
@@ -684,7 +691,7 @@ def _write(
             offsets=scored.position if isinstance(scored.position, dict) else None,
         )
         cur.execute(
-            _STATS_AND_NOTIFY,
+            _FINISH[evidence],
             {**summary.stats_row(), "channel": notify.CHANNEL, "payload": summary.payload()},
         )
     return WriteResult(stored, len(frame) - stored, len(scored.dead), opened, attached, summary)
