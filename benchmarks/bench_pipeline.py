@@ -421,18 +421,18 @@ def bench(args, db_dsn: str) -> None:
     with connect(db_dsn) as conn:
         conn.execute(f"TRUNCATE {EMPTIED}")
         _checkpoint(conn)
-    # Before, after and the anchors in one run: per round, a worker segment with the CSV COPY,
-    # one with the binary COPY, then the four anchors over batches of those segments, so each
-    # round's figures meet the same server load (other processes share the 2 cores).
+    # Both settings and the anchors in one run: per round, a worker segment with the CSV COPY
+    # and one with the binary COPY (which goes first alternates), then the four anchors over
+    # batches of those segments, so each round meets the same server load (2 shared cores).
     segments: dict[bool, list[dict]] = {False: [], True: []}
     rounds: list[dict] = []
     loads: list[float] = []
     per_round = max(1, args.storage_batches // args.rounds)
-    for _ in range(args.rounds):
+    for i in range(args.rounds):
         with connect(db_dsn) as conn:  # as every phase: no backlog of the previous one's WAL
             _checkpoint(conn)
         first = len(detector.kept)
-        for binary in (False, True):
+        for binary in (False, True) if i % 2 == 0 else (True, False):  # no order bias
             segment = args.seconds / (2 * args.rounds)
             segments[binary].append(
                 run_pipeline(db_dsn, ruleset, sim, detector, None, segment, binary)
@@ -553,7 +553,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short run (< 60 s)")
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.rounds, args.warmup, args.paced_seconds = 8.0, 1, 2.0, 6.0
+        args.seconds, args.rounds, args.warmup, args.paced_seconds = 10.0, 2, 2.0, 6.0
         args.storage_batches, args.orm_seconds, args.orm_rows = 8, 2.0, 5000
 
     name = f"wb_bench_{os.getpid()}"
