@@ -13,6 +13,7 @@ from workbench import storage
 from workbench.errors import ConfigError
 from workbench.schema import NAMES
 from workbench.storage import partitions
+from workbench.storage import writer as writer_module
 from workbench.storage.writer import write_batch
 
 pytestmark = pytest.mark.integration
@@ -304,3 +305,22 @@ def test_rule_ids_that_json_text_cannot_hold_as_is_are_stored(conn, make_batch):
     assert write_batch(conn, batch, alert_min_band="none").stored == 100
     hits = conn.execute("SELECT rule_hits FROM transactions WHERE tx_id = 'tx0000050'")
     assert hits.fetchone()[0] == {"tab\there": 40}
+
+
+def test_each_batch_empties_the_stage_and_every_few_batches_truncates_it(
+    conn, make_batch, monkeypatch
+):
+    # The staging tables keep rows at commit: each batch deletes what it staged (nothing
+    # reaches the next batch) and every third starts with a TRUNCATE (the dead rows' pages go).
+    monkeypatch.setattr(writer_module, "_TRUNCATE_EVERY", 3)
+    writer = storage.BatchWriter(conn)
+    pages = []
+    for k in range(3):
+        batch = make_batch(400, prefix=f"b{k}-", start=f"2026-01-0{k + 1}T00:00:00Z")
+        assert writer.write(batch, alert_min_band="low").stored == 400
+        for table in writer_module._STAGE_TABLES:
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+        pages.append(conn.execute("SELECT pg_relation_size('wb_stage_alert')").fetchone()[0])
+    assert pages[0] < pages[1]  # the second batch's deleted rows came after the first's
+    assert pages[2] == pages[0]  # truncated first: only the third batch's rows
+    assert storage.stats.counts(conn)["stored"] == 1200

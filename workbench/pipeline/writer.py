@@ -60,8 +60,11 @@ class RetryingWriter:
         case_sla_s: float = CASE_SLA_S,
         stats: PipelineStats | None = None,
         retention_days: int = 0,
+        binary_copy: bool = True,
     ) -> None:
         self.dsn = dsn
+        # False: COPY the rows as CSV, as before binary COPY (kept to measure the two side by side)
+        self.binary_copy = binary_copy
         self.source = source
         self.worker = worker
         self.alert_min_band = alert_min_band
@@ -85,7 +88,13 @@ class RetryingWriter:
         """The batch with its COPY payloads built (any thread; pass the result to
         :meth:`write`), alerting from ``alert_min_band`` (default: the writer's)."""
         band = self.alert_min_band if alert_min_band is None else alert_min_band
-        batch = PreparedBatch(scored, alert_min_band=band, source=self.source, worker=self.worker)
+        batch = PreparedBatch(
+            scored,
+            alert_min_band=band,
+            source=self.source,
+            worker=self.worker,
+            binary=self.binary_copy,
+        )
         if self.source_state is not None:
             batch.partitions, batch.lag = self.source_state()
         return batch.build()
