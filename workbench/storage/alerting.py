@@ -31,18 +31,20 @@ from psycopg import sql
 CARD_LOCK_NAMESPACE = 0x7762
 CARD_LOCK_BUCKETS = 64  # a power of two
 
+# The alert stages keep their rows at commit: the batch writer empties its staging tables
+# itself (see _STAGE_DDL in workbench.storage.writer for why not ON COMMIT DELETE ROWS).
 STAGE_DDL = """
 CREATE TEMP TABLE wb_stage_alert (
     tx_id text, ts timestamptz, card_id text, amount numeric(14, 2), currency text,
     risk_score double precision, band text, rule_hits jsonb, rule_set_version text,
     alertable boolean, sess integer
-) ON COMMIT DELETE ROWS;
+) ON COMMIT PRESERVE ROWS;
 CREATE TEMP TABLE wb_stage_group (
     card_id text, sess integer, first_tx text, first_ts timestamptz, last_ts timestamptz,
     n integer, max_score double precision, band text, rules jsonb, rule_set_version text,
     alert_id bigint, opened boolean NOT NULL DEFAULT false,
     case_id bigint, case_opened boolean NOT NULL DEFAULT false
-) ON COMMIT DELETE ROWS;
+) ON COMMIT PRESERVE ROWS;
 """
 
 _SESSIONS = """

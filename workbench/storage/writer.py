@@ -113,7 +113,7 @@ _STAGE_DDL = (
     " value text);"
     "CREATE TEMP TABLE wb_stage_shadow (tx_id text, ts timestamptz, risk_score double precision,"
     " band text, rule_hits jsonb, rule_set_version text);"
-    + alerting.STAGE_DDL.replace("ON COMMIT DELETE ROWS", "ON COMMIT PRESERVE ROWS")
+    + alerting.STAGE_DDL
 )
 _STAGE_TABLES = (
     "wb_stage_tx", "wb_stage_hits", "wb_stage_dead", "wb_stage_evidence", "wb_stage_shadow",
