@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workbench.storage import binary_copy
-from workbench.storage.writer import _ALERT_COLUMNS, _DIRECT_COLUMNS, PreparedBatch, _copy
+from workbench.storage.prepared import ALERT_COLUMNS, DIRECT_COLUMNS, PreparedBatch
+from workbench.storage.writer import _copy
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +98,7 @@ def _both(conn, batch: PreparedBatch, name: str, columns: tuple[str, ...], like:
 @given(st.lists(row, min_size=1, max_size=30))
 def test_binary_payloads_store_what_the_csv_payloads_store(conn, rows):
     batch = _batch(rows)
-    binary, csv = _both(conn, batch, "direct_tx", _DIRECT_COLUMNS, "transactions")
+    binary, csv = _both(conn, batch, "direct_tx", DIRECT_COLUMNS, "transactions")
     assert binary == csv and len(binary) == len(rows)
     binary, csv = _both(conn, batch, "direct_ids", ("tx_id", "ts_us"), "transaction_ids")
     assert binary == csv
@@ -107,7 +108,7 @@ def test_binary_payloads_store_what_the_csv_payloads_store(conn, rows):
             " amount numeric(14, 2), currency text, risk_score double precision, band text,"
             " rule_hits jsonb, rule_set_version text, alertable boolean)"
         )
-        binary, csv = _both(conn, batch, "direct_alert", _ALERT_COLUMNS, "rt_alert")
+        binary, csv = _both(conn, batch, "direct_alert", ALERT_COLUMNS, "rt_alert")
         assert binary == csv and len(binary) == int((batch.ranks >= batch.keep_rank).sum())
 
 
@@ -121,7 +122,7 @@ def test_amounts_are_stored_exactly_to_the_cent(conn):
     with conn.transaction():
         conn.execute("CREATE TABLE rt (LIKE transactions INCLUDING DEFAULTS)")
         with conn.cursor() as cur:
-            _copy(cur, "rt", _DIRECT_COLUMNS, *batch.direct_tx)
+            _copy(cur, "rt", DIRECT_COLUMNS, *batch.direct_tx)
     stored = [r[0] for r in conn.execute("SELECT amount::text FROM rt ORDER BY amount")]
     assert stored == ["0.00", "0.01", "0.10", "123456789012.34", "999999999999.99"]
 
