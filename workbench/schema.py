@@ -541,7 +541,8 @@ def _from_epoch(arr: np.ndarray, index: pd.Index) -> pd.Series:
         per_unit = np.where(np.abs(arr) >= 1e11, 1e6, 1e9)  # ns per ms, ns per s
         whole = np.floor(arr)
         ok = np.isfinite(arr) & (np.abs(arr * per_unit) < 9.2e18)
-    whole, frac, per_unit = (np.where(ok, x, 0.0) for x in (whole, arr - whole, per_unit))
+        frac = arr - whole  # inf - inf: NaN, dropped with ok just below
+    whole, frac, per_unit = (np.where(ok, x, 0.0) for x in (whole, frac, per_unit))
     # Integer arithmetic for the whole part keeps integral epochs exact; a float epoch near
     # today resolves ~0.2 µs, so its fraction is rounded to whole microseconds.
     ns = whole.astype("int64") * per_unit.astype("int64")
