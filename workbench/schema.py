@@ -299,6 +299,9 @@ def _as_amount(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         cents_ = np.where(finite, scaled, np.nan)
     else:
         arr_text = _text(values)
+        plain = _plain_amounts(arr_text)
+        if plain is not None:
+            return plain, why
         parts = pc.extract_regex(arr_text, _DECIMAL)
         whole_raw = pc.fill_null(parts.field("whole"), "")
         frac_raw = pc.fill_null(parts.field("frac"), "")
@@ -336,6 +339,28 @@ def _as_amount(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     _mark(why, off_grid, "amount has more than 2 decimal places", values)
     refused = pd.notna(why)
     return np.where(refused, np.nan, cents_ / 100).astype("float64"), why
+
+
+_PLAIN_AMOUNT = r"^[0-9]{1,10}(?:\.[0-9]{1,2})?$"
+
+
+def _plain_amounts(text: pa.Array) -> np.ndarray | None:
+    """Amounts (NaN where missing) when every value given is digits with at most 2 decimals and
+    at most :data:`MAX_AMOUNT` (what a CSV export holds), else ``None``: the full parse.
+
+    Below 1e10 a double is within 2e-6 of the decimal, so ``rint(x * 100)`` is its exact
+    number of cents, and ``cents / 100`` is what the full parse gives.
+    """
+    filled = _np(pc.greater(pc.binary_length(text), 0), False)
+    given = text.filter(pa.array(filled))
+    if pc.all(pc.match_substring_regex(given, _PLAIN_AMOUNT)).as_py() is False:
+        return None
+    cents_ = np.rint(pc.cast(given, pa.float64()).to_numpy() * 100)
+    if (cents_ > MAX_CENTS).any():
+        return None
+    amount = np.full(len(text), np.nan)
+    amount[filled] = cents_ / 100
+    return amount
 
 
 def _arrow(text: pd.Series) -> pa.Array:

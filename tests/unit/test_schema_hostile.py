@@ -50,7 +50,11 @@ decimals = st.one_of(
     st.floats(-200, 200, allow_nan=False).map(repr),
     st.decimals(-200, 200, places=19, allow_nan=False).map(str),
 )
-amounts = st.sampled_from(["10.50", "0.10", "007.5", "1e2", "-1.00", "1.005", "", "abc", "12"])
+amounts = st.one_of(
+    st.sampled_from(["10.50", "0.10", "007.5", "1e2", "-1.00", "1.005", "", "abc", "12", "12."]),
+    st.sampled_from(["1000000000.00", "1000000000.01", "9999999999.99", ".5", "0000000000.5"]),
+    st.integers(0, 10**12).map(lambda c: f"{c // 100}.{c % 100:02d}"),
+)
 booleans = st.sampled_from(["true", " TRUE", "f", "1.0", "yes\u00a0", "", "maybe", "0"])
 
 
