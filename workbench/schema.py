@@ -28,6 +28,7 @@ What a typed batch guarantees (checked by :func:`coerce`, vectorized):
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 
@@ -154,6 +155,12 @@ def empty_batch() -> pd.DataFrame:
 
 
 def empty_dead_letters() -> pd.DataFrame:
+    return _no_dead_letters().copy()
+
+
+@functools.cache
+def _no_dead_letters() -> pd.DataFrame:
+    # Built once: most batches have no dead letter, and building it costs ~1 ms a batch.
     return pd.DataFrame({"raw": pd.Series([], dtype="str"), "reason": pd.Series([], dtype="str")})
 
 
@@ -178,14 +185,19 @@ def coerce(
     n = len(raw)
     if missing:
         reason = "missing required column(s): " + ", ".join(missing)
-        return _typed({}, 0), _dead(raw, np.full(n, reason, dtype=object), lines)
+        return _typed({}, 0, None), _dead(raw, np.full(n, reason, dtype=object), lines)
 
     reasons = np.full(n, None, dtype=object)
+    refused = np.zeros(n, dtype=bool)
 
-    def fail(mask: np.ndarray, reason: str | np.ndarray) -> None:
-        new = mask & pd.isna(reasons)
+    def fail(mask: np.ndarray, reason: str | np.ndarray, shown: pd.Series | None = None) -> None:
+        """Refuse the rows of ``mask`` not refused yet; ``shown``: quote each row's value."""
+        new = mask & ~refused
         if new.any():
+            if shown is not None:
+                reason = _describe(str(reason), shown, new)
             reasons[new] = reason if isinstance(reason, str) else reason[new]
+            refused[new] = True
 
     out: dict[str, object] = {}
     for col in COLUMNS:
@@ -193,12 +205,9 @@ def coerce(
             continue
         values = raw[col.name]
         if col.kind == "str":
-            text = _as_text(values)
+            text = _text(values)
             if col.required:
-                fail(
-                    text.isna().to_numpy() | (text.str.len() == 0).to_numpy(),
-                    f"{col.name} is missing",
-                )
+                fail(_blank(text), f"{col.name} is missing")
             # Bounded, printable identifiers: a 3 KB card_id makes PostgreSQL refuse the
             # whole batch (index row size), a control character breaks logs and CSV exports.
             too_long, ctrl = _text_faults(text, col.max_len)
@@ -209,48 +218,36 @@ def coerce(
             ts = _as_timestamp(values)
             absent = values.isna().to_numpy()
             if not pd.api.types.is_datetime64_any_dtype(values.dtype):
-                empty = (_as_text(values).str.len() == 0).fillna(True)
-                absent = absent | empty.to_numpy(dtype=bool)
+                absent = absent | _blank(_text(values))
             fail(absent, f"{col.name} is missing")
             bad = ts.isna().to_numpy()
-            fail(bad, _describe(f"{col.name} is not a timestamp", values, bad))
+            fail(bad, f"{col.name} is not a timestamp", values)
             outside = ((ts < ts_min) | (ts > ts_max)).fillna(False).to_numpy(dtype=bool)
-            window = f"{col.name} is outside {_when(ts_min)} .. {_when(ts_max)}"
-            fail(outside, _describe(window, values, outside))
-            out[col.name] = ts
+            fail(outside, f"{col.name} is outside {_when(ts_min)} .. {_when(ts_max)}", values)
+            out[col.name] = ts.array
         elif col.name == "amount":
             amount, why = _as_amount(values)
             fail(pd.notna(why), why)
-            fail(np.isnan(amount.to_numpy()), "amount is missing")
+            fail(np.isnan(amount), "amount is missing")
             out[col.name] = amount
         elif col.kind == "float":
-            num = pd.to_numeric(values, errors="coerce").astype("float64")
-            arr = num.to_numpy()
-            unparsed = (
-                np.isnan(arr)
-                & values.notna().to_numpy()
-                & (_as_text(values).str.len() > 0).fillna(False).to_numpy()
-            )
-            fail(
-                unparsed | np.isinf(arr),
-                _describe(f"{col.name} is not a number", values, unparsed | np.isinf(arr)),
-            )
+            arr, unparsed = _as_float(values)
+            fail(unparsed | np.isinf(arr), f"{col.name} is not a number", values)
             if col.required:
                 fail(np.isnan(arr), f"{col.name} is missing")
-            out[col.name] = num
+            out[col.name] = arr
         elif col.kind == "bool":
             out[col.name] = _as_bool(values, fail, col.name)
 
     for name, limit in (("lat", 90.0), ("lon", 180.0)):
         if name in out:
-            arr = out[name].to_numpy()  # type: ignore[union-attr]
-            fail(np.abs(arr) > limit, f"{name} is out of range ±{limit:g}")
+            with np.errstate(invalid="ignore"):
+                fail(np.abs(out[name]) > limit, f"{name} is out of range ±{limit:g}")  # type: ignore[arg-type]
 
-    bad = pd.notna(reasons)
-    good_idx = np.flatnonzero(~bad)
-    batch = _typed({k: v.iloc[good_idx] for k, v in out.items()}, len(good_idx))  # type: ignore[union-attr]
-    where = None if lines is None else np.asarray(lines)[bad]
-    dead = _dead(raw.iloc[np.flatnonzero(bad)], reasons[bad], where)
+    good_idx = None if not refused.any() else np.flatnonzero(~refused)
+    batch = _typed(out, n if good_idx is None else len(good_idx), good_idx)
+    where = None if lines is None else np.asarray(lines)[refused]
+    dead = _dead(raw.iloc[np.flatnonzero(refused)], reasons[refused], where)
     return batch, dead
 
 
@@ -269,7 +266,7 @@ _CONTROL = r"[\x00-\x1f\x7f]"
 _DECIMAL = r"^(?P<sign>[+-]?)(?P<whole>[0-9]*)(?:\.(?P<frac>[0-9]*))?$"
 
 
-def _as_amount(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+def _as_amount(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Amounts (NaN where refused or missing) and, per row, ``None`` or the reason refused.
 
     Text goes digits -> integer cents -> ``cents / 100``; IEEE division rounds correctly, so
@@ -301,8 +298,10 @@ def _as_amount(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
         over = finite & (arr > MAX_AMOUNT)
         cents_ = np.where(finite, scaled, np.nan)
     else:
-        text = _as_text(values)
-        arr_text = _arrow(text)
+        arr_text = _text(values)
+        plain = _plain_amounts(arr_text)
+        if plain is not None:
+            return plain, why
         parts = pc.extract_regex(arr_text, _DECIMAL)
         whole_raw = pc.fill_null(parts.field("whole"), "")
         frac_raw = pc.fill_null(parts.field("frac"), "")
@@ -328,7 +327,8 @@ def _as_amount(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
         unparsed = present & ~matched
         if unparsed.any():
             # Only for rows already refused: say whether it was a number at all.
-            num = pd.to_numeric(text[unparsed], errors="coerce").to_numpy(dtype="float64")
+            shown = arr_text.filter(pa.array(unparsed)).to_numpy(zero_copy_only=False)
+            num = pd.to_numeric(pd.Series(shown), errors="coerce").to_numpy(dtype="float64")
             plain = np.full(n, False)
             plain[np.flatnonzero(unparsed)[np.isfinite(num)]] = True
             _mark(why, plain, "amount is not a plain decimal", values)
@@ -338,8 +338,29 @@ def _as_amount(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     _mark(why, over, f"amount is over the maximum {MAX_AMOUNT:,.2f}", values)
     _mark(why, off_grid, "amount has more than 2 decimal places", values)
     refused = pd.notna(why)
-    amount = np.where(refused, np.nan, cents_ / 100)
-    return pd.Series(amount, index=values.index, dtype="float64"), why
+    return np.where(refused, np.nan, cents_ / 100).astype("float64"), why
+
+
+_PLAIN_AMOUNT = r"^[0-9]{1,10}(?:\.[0-9]{1,2})?$"
+
+
+def _plain_amounts(text: pa.Array) -> np.ndarray | None:
+    """Amounts (NaN where missing) when every value given is digits with at most 2 decimals and
+    at most :data:`MAX_AMOUNT` (what a CSV export holds), else ``None``: the full parse.
+
+    Below 1e10 a double is within 2e-6 of the decimal, so ``rint(x * 100)`` is its exact
+    number of cents, and ``cents / 100`` is what the full parse gives.
+    """
+    filled = _np(pc.greater(pc.binary_length(text), 0), False)
+    given = text.filter(pa.array(filled))
+    if pc.all(pc.match_substring_regex(given, _PLAIN_AMOUNT)).as_py() is False:
+        return None
+    cents_ = np.rint(pc.cast(given, pa.float64()).to_numpy() * 100)
+    if (cents_ > MAX_CENTS).any():
+        return None
+    amount = np.full(len(text), np.nan)
+    amount[filled] = cents_ / 100
+    return amount
 
 
 def _arrow(text: pd.Series) -> pa.Array:
@@ -383,24 +404,32 @@ def _when(ts: pd.Timestamp) -> str:
     return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
 
 
-def _typed(columns: dict[str, pd.Series], n: int) -> pd.DataFrame:
+def _typed(columns: dict[str, object], n: int, idx: np.ndarray | None) -> pd.DataFrame:
+    """The batch from the parsed columns (Arrow text, numpy numbers, pandas arrays), keeping
+    the rows ``idx`` (all when ``None``); absent optional columns get their defaults."""
     data: dict[str, pd.Series] = {}
+    texts: dict[str, pa.Array] = {}
     for col in COLUMNS:
         if col.name in columns:
-            series = columns[col.name].reset_index(drop=True)
-            if col.kind == "str" and not col.required:
-                # A missing value in an optional column means the same as a missing column:
-                # its default, so str columns never hold NA (e.g. an empty CSV cell).
-                default = data["card_id"] if col.default == "card_id" else col.default
-                series = series.where(series.notna(), default)
+            values = columns[col.name]
+            if idx is not None:
+                values = values.take(pa.array(idx) if isinstance(values, pa.Array) else idx)  # type: ignore[union-attr]
+            if col.kind == "str":
+                if not col.required and values.null_count:  # type: ignore[union-attr]
+                    # A missing value in an optional column means the same as a missing
+                    # column: its default, so str columns never hold NA (an empty CSV cell).
+                    default = texts["card_id"] if col.default == "card_id" else col.default
+                    values = pc.coalesce(values, default)
+                texts[col.name] = values  # type: ignore[assignment]
+                series = pd.Series(pd.arrays.ArrowStringArray(values, dtype=STR), copy=False)
+            else:
+                series = pd.Series(values, dtype=_DTYPES.get(col.kind), copy=False)
         elif isinstance(col.default, str) and col.default == "card_id":
             series = data["card_id"].copy()
         elif col.kind == "timestamp":
             series = pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns, UTC]")
         else:
             series = pd.Series([col.default] * n, dtype=_DTYPES[col.kind])
-        if col.kind != "timestamp":
-            series = series.astype(_DTYPES[col.kind])
         data[col.name] = series
     return pd.DataFrame(data, columns=list(NAMES))
 
@@ -418,7 +447,34 @@ def _dead(rows: pd.DataFrame, reasons: np.ndarray, lines: np.ndarray | None = No
     )
 
 
+def _text(values: pd.Series) -> pa.Array:
+    """Values as stripped Arrow text (``large_string``, null where missing)."""
+    arr = _arrow(values if values.dtype == STR else _as_text(values))
+    return pc.utf8_trim_whitespace(arr) if _untrimmed(arr) else arr
+
+
+def _untrimmed(arr: pa.Array) -> bool:
+    """Whether stripping could change a value: its first or last byte is ASCII whitespace or
+    control (<= 0x20), or not ASCII (maybe Unicode whitespace). Most columns have none, and
+    looking at two bytes a value is cheaper than trimming it."""
+    offsets, data = arr.buffers()[1], arr.buffers()[2]
+    if data is None or len(arr) == 0:
+        return False
+    bounds = np.frombuffer(offsets, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    lo, hi = bounds[:-1], bounds[1:]
+    filled = hi > lo
+    raw = np.frombuffer(data, dtype=np.uint8)
+    edges = np.concatenate((raw[lo[filled]], raw[hi[filled] - 1]))
+    return bool(((edges <= 0x20) | (edges >= 0x80)).any())
+
+
+def _blank(text: pa.Array) -> np.ndarray:
+    """Per row: missing or empty."""
+    return _np(pc.equal(pc.binary_length(text), 0), True)
+
+
 def _as_text(values: pd.Series) -> pd.Series:
+    """Values as ``str``, unstripped (see :func:`_text`)."""
     if pd.api.types.is_string_dtype(values.dtype) and not pd.api.types.is_object_dtype(values):
         text = values
     elif pd.api.types.is_integer_dtype(values.dtype) and not values.hasnans:
@@ -434,7 +490,7 @@ def _as_text(values: pd.Series) -> pd.Series:
             text = pd.Series(np.where(whole, ints, text.to_numpy()), index=values.index)
             text = text.where(values.notna(), None)
         text = text.astype("str").where(values.notna().to_numpy(), None)
-    return text.astype("str").str.strip()
+    return text.astype("str")
 
 
 _NS_MIN, _NS_MAX = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
@@ -447,9 +503,9 @@ def _as_timestamp(values: pd.Series) -> pd.Series:
         ts = _from_epoch(values.to_numpy(dtype="float64", na_value=np.nan), values.index)
     else:
         # Numbers in text (a CSV column of epochs) are epochs too; the rest is date text.
-        num = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        num = _epochs(values)
         is_num = ~np.isnan(num)
-        text = values.where(~is_num)
+        text = values.where(~is_num) if is_num.any() else values
         # ISO 8601 (what the simulator and most exports write) parses vectorized; only the
         # values it refuses go through the slow per-value "mixed" parser.
         ts = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
@@ -460,6 +516,39 @@ def _as_timestamp(values: pd.Series) -> pd.Series:
         if is_num.any():
             ts = _ns(ts).where(~is_num, _from_epoch(num, values.index))
     return _ns(ts)
+
+
+def _epochs(values: pd.Series) -> np.ndarray:
+    """Each value as a number (NaN where it is none). No number holds a ':', so date text
+    (the common case) skips the costly per-value parse."""
+    if values.dtype != STR:
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    maybe = _np(pc.invert(pc.match_substring(_arrow(values), ":")), False)
+    num = np.full(len(values), np.nan)
+    if maybe.any():
+        some = pd.to_numeric(values[maybe], errors="coerce")
+        num[maybe] = some.to_numpy(dtype="float64", na_value=np.nan)
+    return num
+
+
+# Both parsers agree on these (correctly rounded); a column holding anything else (ints, whose
+# -0 loses its sign in to_numeric, exponents, spaces, words) takes the general parse.
+_PLAIN_FLOAT = r"^-?[0-9]{1,10}\.[0-9]{1,19}$"
+
+
+def _as_float(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers (NaN where missing or unparsed) and, per row, whether a value was unparsed."""
+    if values.dtype == STR:
+        arr = _arrow(values)
+        filled = _np(pc.greater(pc.binary_length(arr), 0), False)
+        given = arr.filter(pa.array(filled))
+        if pc.all(pc.match_substring_regex(given, _PLAIN_FLOAT)).as_py() is not False:
+            num = np.full(len(arr), np.nan)
+            num[filled] = pc.cast(given, pa.float64()).to_numpy()
+            return num, np.zeros(len(arr), dtype=bool)
+    num = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    unparsed = np.isnan(num) & values.notna().to_numpy() & ~_blank(_text(values))
+    return num, unparsed
 
 
 def _ns(ts: pd.Series) -> pd.Series:
@@ -477,7 +566,8 @@ def _from_epoch(arr: np.ndarray, index: pd.Index) -> pd.Series:
         per_unit = np.where(np.abs(arr) >= 1e11, 1e6, 1e9)  # ns per ms, ns per s
         whole = np.floor(arr)
         ok = np.isfinite(arr) & (np.abs(arr * per_unit) < 9.2e18)
-    whole, frac, per_unit = (np.where(ok, x, 0.0) for x in (whole, arr - whole, per_unit))
+        frac = arr - whole  # inf - inf: NaN, dropped with ok just below
+    whole, frac, per_unit = (np.where(ok, x, 0.0) for x in (whole, frac, per_unit))
     # Integer arithmetic for the whole part keeps integral epochs exact; a float epoch near
     # today resolves ~0.2 µs, so its fraction is rounded to whole microseconds.
     ns = whole.astype("int64") * per_unit.astype("int64")
@@ -486,29 +576,21 @@ def _from_epoch(arr: np.ndarray, index: pd.Index) -> pd.Series:
     return ts.where(ok)
 
 
-def _as_bool(values: pd.Series, fail, name: str) -> pd.Series:
+_BOOLS = {"1": True, "true": True, "t": True, "yes": True, "y": True, "1.0": True}
+_BOOLS |= {"0": False, "false": False, "f": False, "no": False, "n": False, "0.0": False}
+_BOOL_KEYS = pa.array(list(_BOOLS), type=pa.large_string())
+_BOOL_VALUES = np.array(list(_BOOLS.values()))
+
+
+def _as_bool(values: pd.Series, fail, name: str) -> pd.arrays.BooleanArray:
     if pd.api.types.is_bool_dtype(values.dtype):
-        return values.astype("boolean")
-    text = _as_text(values).str.lower()
-    mapped = text.map(
-        {
-            "1": True,
-            "true": True,
-            "t": True,
-            "yes": True,
-            "y": True,
-            "0": False,
-            "false": False,
-            "f": False,
-            "no": False,
-            "n": False,
-            "1.0": True,
-            "0.0": False,
-        }
-    )
-    bad = (mapped.isna() & text.notna() & (text.str.len() > 0)).to_numpy()
-    fail(bad, _describe(f"{name} is not a boolean", values, bad))
-    return mapped.astype("boolean")
+        return values.astype("boolean").array
+    text = _text(values)
+    at = pc.index_in(pc.utf8_lower(text), value_set=_BOOL_KEYS)
+    known = _np(pc.is_valid(at), False)
+    fail(~known & ~_blank(text), f"{name} is not a boolean", values)
+    mapped = _BOOL_VALUES[_np(at, 0)]
+    return pd.arrays.BooleanArray(mapped & known, ~known)
 
 
 def _describe(prefix: str, values: pd.Series, bad: np.ndarray) -> np.ndarray:
