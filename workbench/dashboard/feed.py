@@ -1,10 +1,12 @@
 """The feed: one thread per server process that keeps the hub up to date from PostgreSQL.
 
 It LISTENs for the pipeline's batch summaries (pushed within milliseconds of each commit),
-and after each burst runs a few small queries shared by every session: the newest stored
-transactions, the number of open alerts and the newest rule-set load. When the database goes
-away it reports so in the hub's health, waits and reconnects; sessions keep showing the last
-numbers meanwhile.
+wakes the sessions after each burst of them (:meth:`~workbench.dashboard.hub.Hub.wake`: a
+commit reaches the browsers without waiting for a periodic pull), and after a burst runs a
+few small queries shared by every session: the newest stored transactions, the number of
+open alerts and the newest rule-set load (then wakes them again if those changed). When the
+database goes away it reports so in the hub's health, waits and reconnects; sessions keep
+showing the last numbers meanwhile.
 """
 
 from __future__ import annotations
@@ -82,16 +84,22 @@ class Feed:
             last = time.monotonic()
             dirty = False
             while not self._stop.is_set():
-                for payload in listener.poll(POLL_S, limit=500):
+                payloads = listener.poll(POLL_S, limit=500)
+                for payload in payloads:
                     try:
                         self.hub.ingest(BatchSummary.from_payload(payload))
                     except (ValueError, TypeError) as exc:
                         log.warning("dashboard feed: unreadable summary: %s", exc)
                     dirty = True
+                if payloads:
+                    self.hub.wake()
                 elapsed = time.monotonic() - last
                 if (dirty and elapsed >= REFRESH_S) or elapsed >= IDLE_REFRESH_S:
+                    seq = self.hub.seq
                     self._refresh(store)
                     last, dirty = time.monotonic(), False
+                    if self.hub.seq != seq:
+                        self.hub.wake()
 
     def _refresh(self, store: Store) -> None:
         self.hub.add_transactions(store.transactions.recent(limit=TRANSACTIONS // 2))

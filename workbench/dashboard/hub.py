@@ -1,20 +1,28 @@
 """The hub: one per server process, bounded aggregates of what the pipeline reports.
 
 The hub is fed by one thread (:class:`~workbench.dashboard.feed.Feed`) and read by every
-browser session of the process. Sessions never register anything with it: each one keeps the
-sequence number it has seen and asks for a :class:`Delta` since then, so a session that
-errors or disconnects leaves nothing behind. Every collection here has a fixed maximum
-length, so the hub's memory does not grow however long the server runs.
+browser session of the process. Each session keeps the sequence number it has seen and asks
+for a :class:`Delta` since then, so a session that errors or disconnects leaves no state
+behind. The only thing a session registers is a wake-up (:meth:`Hub.subscribe`, held weakly
+and removed when the session is destroyed): the feed calls :meth:`Hub.wake` after each burst
+of batch summaries, so a session pulls a commit within milliseconds instead of at its next
+periodic tick. Sessions woken together ask for the same delta at the same time: it is
+computed once (:meth:`Hub.delta` keeps the newest few) and so is what the pages derive from
+it (:meth:`Delta.derived`: table rows, map points, the health panel's HTML). Every
+collection here has a fixed maximum length, so the hub's memory does not grow however long
+the server runs.
 
 Everything is in wall-clock time of this process (``clock``), except transaction event times.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
-from collections import deque
+import weakref
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +33,8 @@ import pandas as pd
 from workbench.bands import LABELS
 from workbench.storage.notify import BatchSummary, HighRow
 
+log = logging.getLogger(__name__)
+
 TICKS = 3600  # per-batch records kept (latency, rates, band shares)
 SECONDS = 900  # closed one-second buckets kept for the trend plots
 TRANSACTIONS = 500  # newest stored transactions kept for the live table and map
@@ -33,6 +43,8 @@ RULE_WINDOW_S = 300.0  # hit rate per rule over this many seconds
 RATE_WINDOW_S = 5.0  # current tx/s over this many seconds
 LATENCY_WINDOW_S = 60.0  # latency percentiles over this many seconds
 SHARE_WINDOW_S = 600.0  # % High and mean score over this many seconds
+DELTA_SHARED_S = 0.05  # sessions asking within this long for the same delta share one
+DELTAS_KEPT = 8  # deltas kept for sharing (different ``since`` or moments)
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,16 @@ class Delta:
     alerts: list[HighRow]
     bands: dict[str, int]  # rows per band over SHARE_WINDOW_S
     rule_rates: dict[str, float]  # hits per minute over RULE_WINDOW_S, largest first
+    _derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def derived(self, key: str, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once per delta and ``key``: every session given this delta
+        (sessions woken together share one) reuses it. Only the event loop's thread calls it."""
+        try:
+            return self._derived[key]
+        except KeyError:
+            value = self._derived[key] = make()
+            return value
 
 
 @dataclass
@@ -145,6 +167,30 @@ class Hub:
         self._open_alerts = 0
         self._health = Health()
         self._workers: deque[str] = deque(maxlen=16)
+        self._deltas: OrderedDict[tuple[int, int, int], Delta] = OrderedDict()
+        self._woken: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    # -- wake-ups (sessions subscribe; the feed wakes them) ------------------------------
+
+    def subscribe(self, session: Any) -> None:
+        """Call ``session.wake()`` (from the feed's thread: it must only schedule work) at
+        every :meth:`wake`. Held weakly; :meth:`unsubscribe` when the session ends."""
+        with self._lock:
+            self._woken.add(session)
+
+    def unsubscribe(self, session: Any) -> None:
+        with self._lock:
+            self._woken.discard(session)
+
+    def wake(self) -> None:
+        """Tell every subscribed session that the hub changed (the feed, after a burst)."""
+        with self._lock:
+            sessions = list(self._woken)
+        for session in sessions:
+            try:
+                session.wake()
+            except Exception:  # a broken session must not stop the feed
+                log.exception("waking a dashboard session failed")
 
     # -- writers (the feed thread) ------------------------------------------------------
 
@@ -229,31 +275,44 @@ class Hub:
         return self._seq
 
     def delta(self, since: int = 0) -> Delta:
-        """Everything a session that has seen up to ``since`` needs (0: a new session)."""
+        """Everything a session that has seen up to ``since`` needs (0: a new session).
+
+        The same object for every call with the same ``since`` and hub state within
+        :data:`DELTA_SHARED_S` (treat it as read-only)."""
         now = self._clock()
         with self._lock:
             self._close_second(now)
-            ticks = list(self._ticks)
-            seconds = [s for s in self._seconds if s.seq > since]
-            chunks = [f for seq, f in self._tx if seq > since]
-            alerts = [a for seq, a in self._alerts if seq > since]
-            totals = (self._processed, self._dead, self._alerts_opened, self._open_alerts)
-            health = replace(
-                self._health,
-                last_batch_age_s=now - ticks[-1].at if ticks else math.nan,
-                workers=tuple(self._workers),
-            )
-            seq = self._seq
+            key = (since, self._seq, math.floor(now / DELTA_SHARED_S))
+            shared = self._deltas.get(key)
+            if shared is not None:
+                return shared
+            delta = self._delta(since, now)
+            self._deltas[key] = delta
+            while len(self._deltas) > DELTAS_KEPT:
+                self._deltas.popitem(last=False)
+            return delta
+
+    def _delta(self, since: int, now: float) -> Delta:
+        """A new :class:`Delta` (lock held: computed once for every session sharing it)."""
+        ticks = list(self._ticks)
+        chunks = [f for seq, f in self._tx if seq > since]
         transactions = (
             pd.concat(chunks, ignore_index=True).tail(TRANSACTIONS).reset_index(drop=True)
             if chunks
             else pd.DataFrame()
         )
+        alerts = [a for seq, a in self._alerts if seq > since]
         return Delta(
-            seq=seq,
-            kpis=_kpis(ticks, now, *totals),
-            health=health,
-            seconds=seconds,
+            seq=self._seq,
+            kpis=_kpis(
+                ticks, now, self._processed, self._dead, self._alerts_opened, self._open_alerts
+            ),
+            health=replace(
+                self._health,
+                last_batch_age_s=now - ticks[-1].at if ticks else math.nan,
+                workers=tuple(self._workers),
+            ),
+            seconds=[s for s in self._seconds if s.seq > since],
             transactions=transactions,
             alerts=alerts[-ALERTS:],
             bands=_bands(ticks, now),

@@ -108,14 +108,14 @@ class LiveView(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         return self.panel
 
-    def update(self, delta: Delta, *, first: bool = False) -> None:
-        """Apply one delta; ``first``: the session's first, whose alerts are history."""
+    def update(self, delta: Delta, *, first: bool = False, toasts: bool = True) -> None:
+        """Apply one delta; ``first``: the session's first, whose alerts are history;
+        ``toasts=False``: its alerts were toasted already (a page catching up)."""
         if delta.seconds:
             self.trends.stream(delta.seconds)
-        if not delta.transactions.empty:
-            self.map.stream(delta.transactions)
-        self.tables.add(delta.transactions, delta.alerts)
-        if not first:
+        self.map.stream(delta)
+        self.tables.add(delta)
+        if toasts and not first:
             self.toasts.add(delta.alerts)
         self.tables.flush(force=first)
         self.bands.update(delta.bands)

@@ -1,7 +1,8 @@
 """The live page's map: where the newest transactions were made, coloured by band.
 
 A scatter of longitude/latitude fed by ``ColumnDataSource.stream`` with a rollover of
-:data:`MAP_POINTS`; transactions without a location are not drawn.
+:data:`MAP_POINTS`; transactions without a location are not drawn. A delta's points are
+computed once for every session given it (:meth:`~workbench.dashboard.hub.Delta.derived`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import panel as pn
 from bokeh.models import ColumnDataSource, HoverTool
 
 from workbench.bands import LABELS
+from workbench.dashboard.hub import Delta
 from workbench.dashboard.live_charts import legend_above, live_figure
 from workbench.dashboard.theme import ACCENT, BAND_COLORS
 
@@ -55,18 +57,25 @@ class TransactionMap(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         return self.pane
 
-    def stream(self, frame: pd.DataFrame) -> None:
-        located = frame.dropna(subset=["lat", "lon"])
-        if located.empty:
+    def stream(self, delta: Delta) -> None:
+        if delta.transactions.empty:
             return
-        self.source.stream(
-            {
-                "lon": located["lon"].tolist(),
-                "lat": located["lat"].tolist(),
-                "color": located["band"].astype(str).map(BAND_COLORS).fillna(ACCENT).tolist(),
-                "band": located["band"].astype(str).tolist(),
-                "card_id": located["card_id"].astype(str).tolist(),
-                "amount": located["amount"].round(2).tolist(),
-            },
-            rollover=MAP_POINTS,
-        )
+        points = delta.derived("map_points", lambda: map_points(delta.transactions))
+        if points is not None:
+            self.source.stream(points, rollover=MAP_POINTS)
+
+
+def map_points(frame: pd.DataFrame) -> dict[str, list] | None:
+    """The newest :data:`MAP_POINTS` located rows of ``frame`` as map source columns (None:
+    no row has a location)."""
+    located = frame.dropna(subset=["lat", "lon"]).tail(MAP_POINTS)
+    if located.empty:
+        return None
+    return {
+        "lon": located["lon"].tolist(),
+        "lat": located["lat"].tolist(),
+        "color": located["band"].astype(str).map(BAND_COLORS).fillna(ACCENT).tolist(),
+        "band": located["band"].astype(str).tolist(),
+        "card_id": located["card_id"].astype(str).tolist(),
+        "amount": located["amount"].round(2).tolist(),
+    }
