@@ -410,7 +410,7 @@ def create_session(
         retrieve_closed_socket_errors()
         pn.state.curdoc.template = _page_template()
         session.attach(pn.state.curdoc)
-        callback = pn.state.add_periodic_callback(session.pull, period=1000 * STATUS_EVERY_S)
+        callback = pn.state.add_periodic_callback(session.pull, period=int(1000 * STATUS_EVERY_S))
 
         def destroyed(_ctx) -> None:
             callback.stop()
