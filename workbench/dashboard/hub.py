@@ -8,7 +8,10 @@ and removed when the session is destroyed): the feed calls :meth:`Hub.wake` afte
 of batch summaries, so a session pulls a commit within milliseconds instead of at its next
 periodic tick. Sessions woken together ask for the same delta at the same time: it is
 computed once (:meth:`Hub.delta` keeps the newest few) and so is what the pages derive from
-it (:meth:`Delta.derived`: table rows, map points, the health panel's HTML). Every
+it (:meth:`Delta.derived`: the health panel's HTML). What the pages show of each new page of
+stored rows and of each batch's High rows is prepared once, by the feed's thread, when they
+arrive (``prepare_rows`` / ``prepare_alerts``, given by the server): a session only streams
+it. Every
 collection here has a fixed maximum length, so the hub's memory does not grow however long
 the server runs.
 
@@ -125,6 +128,10 @@ class Delta:
     alerts: list[HighRow]
     bands: dict[str, int]  # rows per band over SHARE_WINDOW_S
     rule_rates: dict[str, float]  # hits per minute over RULE_WINDOW_S, largest first
+    # ``prepare_rows(page)`` of each page of ``transactions``, ``prepare_alerts(rows)`` of
+    # each batch's ``alerts``, oldest first (empty without those hooks)
+    rows_prepared: list[Any] = field(default_factory=list)
+    alerts_prepared: list[Any] = field(default_factory=list)
     _derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def derived(self, key: str, make: Callable[[], Any]) -> Any:
@@ -147,20 +154,34 @@ class _Open:
 
 
 class Hub:
-    """Bounded, thread-safe aggregates of batch summaries and recent rows."""
+    """Bounded, thread-safe aggregates of batch summaries and recent rows.
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    ``prepare_rows(page)`` (a page of new stored rows, oldest first) and
+    ``prepare_alerts(rows)`` (a batch's High rows, oldest first), when given, are called once
+    per page or batch on the feed's thread; their results reach the sessions in
+    :attr:`Delta.rows_prepared` and :attr:`Delta.alerts_prepared`."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        prepare_rows: Callable[[pd.DataFrame], Any] | None = None,
+        prepare_alerts: Callable[[list[HighRow]], Any] | None = None,
+    ) -> None:
         self._clock = clock
+        self._prepare_rows = prepare_rows
+        self._prepare_alerts = prepare_alerts
         self._lock = threading.Lock()
         self._seq = 0
         self._ticks: deque[Tick] = deque(maxlen=TICKS)
         self._seconds: deque[Second] = deque(maxlen=SECONDS)
         self._open: _Open | None = None
-        self._tx: deque[tuple[int, pd.DataFrame]] = deque()
+        self._tx: deque[tuple[int, pd.DataFrame, Any]] = deque()  # (seq, page, prepared)
         self._tx_rows = 0
         self._tx_seen: deque[str] = deque(maxlen=4 * TRANSACTIONS)
         self._tx_seen_set: set[str] = set()
         self._alerts: deque[tuple[int, HighRow]] = deque(maxlen=ALERTS)
+        self._alerts_prepared: deque[tuple[int, Any]] = deque(maxlen=ALERTS)
         self._processed = 0
         self._dead = 0
         self._alerts_opened = 0
@@ -205,6 +226,8 @@ class Hub:
         """One batch summary (from a NOTIFY payload: :meth:`BatchSummary.from_payload`)."""
         now = self._clock()
         latency = (now - summary.created_at) * 1000.0 if summary.created_at else math.nan
+        high = list(reversed(summary.high))  # payload is newest first
+        prepared = self._prepare_alerts(high) if high and self._prepare_alerts else None
         with self._lock:
             self._seq += 1
             tick = Tick(
@@ -230,8 +253,10 @@ class Hub:
                 self._workers.append(summary.worker)
             if tick.rule_set_version:
                 self._health = replace(self._health, rule_set_version=tick.rule_set_version)
-            for row in reversed(summary.high):  # payload is newest first
+            for row in high:
                 self._alerts.append((self._seq, row))
+            if prepared is not None:
+                self._alerts_prepared.append((self._seq, prepared))
 
     def add_transactions(self, frame: pd.DataFrame) -> None:
         """Newest stored rows (any order); rows already seen (by ``tx_id``) are skipped."""
@@ -242,9 +267,10 @@ class Hub:
         if fresh.empty:
             return
         fresh = fresh.sort_values(["ts", "tx_id"]).tail(TRANSACTIONS).reset_index(drop=True)
+        prepared = self._prepare_rows(fresh) if self._prepare_rows else None
         with self._lock:
             self._seq += 1
-            self._tx.append((self._seq, fresh))
+            self._tx.append((self._seq, fresh, prepared))
             self._tx_rows += len(fresh)
             while self._tx_rows - len(self._tx[0][1]) >= TRANSACTIONS:
                 self._tx_rows -= len(self._tx.popleft()[1])
@@ -295,7 +321,8 @@ class Hub:
     def _delta(self, since: int, now: float) -> Delta:
         """A new :class:`Delta` (lock held: computed once for every session sharing it)."""
         ticks = list(self._ticks)
-        chunks = [f for seq, f in self._tx if seq > since]
+        pages = [(f, prepared) for seq, f, prepared in self._tx if seq > since]
+        chunks = [f for f, _ in pages]
         transactions = (
             pd.concat(chunks, ignore_index=True).tail(TRANSACTIONS).reset_index(drop=True)
             if chunks
@@ -317,6 +344,8 @@ class Hub:
             alerts=alerts[-ALERTS:],
             bands=_bands(ticks, now),
             rule_rates=_rule_rates(ticks, now),
+            rows_prepared=[prepared for _, prepared in pages if prepared is not None],
+            alerts_prepared=[a for seq, a in self._alerts_prepared if seq > since],
         )
 
     # -- internals (lock held) ----------------------------------------------------------

@@ -58,11 +58,24 @@ class TransactionMap(pn.viewable.Viewer):
         return self.pane
 
     def stream(self, delta: Delta) -> None:
-        if delta.transactions.empty:
+        """The delta's located rows: the points the hub prepared, else computed once per
+        delta."""
+        if delta.rows_prepared:
+            pages = [p["map"] for p in delta.rows_prepared if p["map"] is not None]
+            points = pages[0] if len(pages) == 1 else _joined(pages)
+        elif not delta.transactions.empty:
+            points = delta.derived("map_points", lambda: map_points(delta.transactions))
+        else:
             return
-        points = delta.derived("map_points", lambda: map_points(delta.transactions))
         if points is not None:
             self.source.stream(points, rollover=MAP_POINTS)
+
+
+def _joined(pages: list[dict[str, list]]) -> dict[str, list] | None:
+    """Points of several pages (oldest first) as one stream, the newest MAP_POINTS."""
+    if not pages:
+        return None
+    return {key: [v for page in pages for v in page[key]][-MAP_POINTS:] for key in pages[0]}
 
 
 def map_points(frame: pd.DataFrame) -> dict[str, list] | None:

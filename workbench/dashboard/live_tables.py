@@ -125,12 +125,17 @@ class LiveTables(pn.viewable.Viewer):
         return pn.Column(*self.cards, sizing_mode="stretch_width")
 
     def add(self, delta: Delta) -> None:
-        """Hold the rows of one delta until the next :meth:`flush`."""
-        if not delta.transactions.empty:
+        """Hold the rows of one delta until the next :meth:`flush`: those the hub prepared
+        (:mod:`~workbench.dashboard.live_rows`), else formatted here once per delta."""
+        if delta.rows_prepared:
+            self._pending_rows.extend(p["table"] for p in delta.rows_prepared)
+        elif not delta.transactions.empty:
             self._pending_rows.append(
                 delta.derived("table_rows", lambda: table_rows(delta.transactions.tail(TABLE_ROWS)))
             )
-        if delta.alerts:
+        if delta.alerts_prepared:
+            self._pending_alerts.extend(delta.alerts_prepared)
+        elif delta.alerts:
             self._pending_alerts.append(
                 delta.derived("feed_rows", lambda: feed_rows(delta.alerts[-FEED_ROWS:]))
             )

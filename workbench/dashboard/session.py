@@ -310,6 +310,11 @@ class Session:
 
     def _woken(self) -> None:
         self._wake_pending = False  # before reading the hub: a later wake-up is not lost
+        self.tick()
+
+    def tick(self) -> None:
+        """A wake-up or the periodic tick: :meth:`pull` now, or once :data:`REFRESH_MS` has
+        passed since the last update."""
         wait = self._last_pull + REFRESH_MS / 1000.0 - time.monotonic()
         if wait > 0:  # pulled lately: once more when the interval is over
             if not self._deferred and self._doc is not None:
@@ -410,7 +415,7 @@ def create_session(
         retrieve_closed_socket_errors()
         pn.state.curdoc.template = _page_template()
         session.attach(pn.state.curdoc)
-        callback = pn.state.add_periodic_callback(session.pull, period=int(1000 * STATUS_EVERY_S))
+        callback = pn.state.add_periodic_callback(session.tick, period=int(1000 * STATUS_EVERY_S))
 
         def destroyed(_ctx) -> None:
             callback.stop()
