@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 
 import pandas as pd
+import pytest
 
 from tests.unit.test_dashboard_live import Clock, as_summary, feed, rows_of
 from workbench.dashboard.hub import Hub
@@ -57,12 +58,17 @@ def test_sessions_asking_together_share_one_delta_and_what_is_derived_from_it():
     assert hub.delta(first.seq).seq == hub.seq
 
 
-def test_rows_prepared_by_the_hub_show_as_formatting_them_per_session_would():
+@pytest.mark.parametrize("watched", [True, False], ids=["as-they-arrive", "when-needed"])
+def test_rows_prepared_by_the_hub_show_as_formatting_them_per_session_would(watched):
+    """Prepared as they arrive while a session is subscribed, else when a delta needs them."""
     plain, prepared = Clock(), Clock()
     hubs = [
         Hub(clock=plain),
         Hub(clock=prepared, prepare_rows=prepare_rows, prepare_alerts=prepare_alerts),
     ]
+    subscriber = Woken()
+    if watched:
+        hubs[1].subscribe(subscriber)
     views = []
     for hub, clock in zip(hubs, (plain, prepared), strict=True):
         feed(hub, clock, batches=5)

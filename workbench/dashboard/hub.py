@@ -10,8 +10,9 @@ periodic tick. Sessions woken together ask for the same delta at the same time: 
 computed once (:meth:`Hub.delta` keeps the newest few) and so is what the pages derive from
 it (:meth:`Delta.derived`: the health panel's HTML). What the pages show of each new page of
 stored rows and of each batch's High rows is prepared once, by the feed's thread, when they
-arrive (``prepare_rows`` / ``prepare_alerts``, given by the server): a session only streams
-it. Every
+arrive while a session is subscribed (``prepare_rows`` / ``prepare_alerts``, given by the
+server; what arrived before is prepared when a delta first needs it): a session only streams
+it, and a server nobody watches prepares nothing. Every
 collection here has a fixed maximum length, so the hub's memory does not grow however long
 the server runs.
 
@@ -158,8 +159,9 @@ class Hub:
 
     ``prepare_rows(page)`` (a page of new stored rows, oldest first) and
     ``prepare_alerts(rows)`` (a batch's High rows, oldest first), when given, are called once
-    per page or batch on the feed's thread; their results reach the sessions in
-    :attr:`Delta.rows_prepared` and :attr:`Delta.alerts_prepared`."""
+    per page or batch on the feed's thread while a session is subscribed (else when a delta
+    first needs them); their results reach the sessions in :attr:`Delta.rows_prepared` and
+    :attr:`Delta.alerts_prepared`."""
 
     def __init__(
         self,
@@ -227,7 +229,8 @@ class Hub:
         now = self._clock()
         latency = (now - summary.created_at) * 1000.0 if summary.created_at else math.nan
         high = list(reversed(summary.high))  # payload is newest first
-        prepared = self._prepare_alerts(high) if high and self._prepare_alerts else None
+        watched = bool(self._woken)  # nobody subscribed: prepared only if a delta needs it
+        prepared = self._prepare_alerts(high) if high and self._prepare_alerts and watched else None
         with self._lock:
             self._seq += 1
             tick = Tick(
@@ -267,7 +270,7 @@ class Hub:
         if fresh.empty:
             return
         fresh = fresh.sort_values(["ts", "tx_id"]).tail(TRANSACTIONS).reset_index(drop=True)
-        prepared = self._prepare_rows(fresh) if self._prepare_rows else None
+        prepared = self._prepare_rows(fresh) if self._prepare_rows and self._woken else None
         with self._lock:
             self._seq += 1
             self._tx.append((self._seq, fresh, prepared))
@@ -344,9 +347,27 @@ class Hub:
             alerts=alerts[-ALERTS:],
             bands=_bands(ticks, now),
             rule_rates=_rule_rates(ticks, now),
-            rows_prepared=[prepared for _, prepared in pages if prepared is not None],
-            alerts_prepared=[a for seq, a in self._alerts_prepared if seq > since],
+            rows_prepared=self._rows_prepared(pages),
+            alerts_prepared=self._alerts_since(since),
         )
+
+    def _rows_prepared(self, pages: list[tuple[pd.DataFrame, Any]]) -> list[Any]:
+        if self._prepare_rows is None:
+            return []
+        prepare = self._prepare_rows
+        return [prepared if prepared is not None else prepare(f) for f, prepared in pages]
+
+    def _alerts_since(self, since: int) -> list[Any]:
+        """``prepare_alerts`` of each batch's High rows newer than ``since``, oldest first."""
+        if self._prepare_alerts is None:
+            return []
+        done = {seq: prepared for seq, prepared in self._alerts_prepared if seq > since}
+        batches: dict[int, list[HighRow]] = {}
+        for seq, row in self._alerts:
+            if seq > since:
+                batches.setdefault(seq, []).append(row)
+        prepare = self._prepare_alerts
+        return [done[seq] if seq in done else prepare(rows) for seq, rows in batches.items()]
 
     # -- internals (lock held) ----------------------------------------------------------
 
