@@ -115,11 +115,11 @@ class LiveView(pn.viewable.Viewer):
         ``toasts=False``: its alerts were toasted already (a page catching up)."""
         if delta.seconds:
             self.trends.stream(delta.seconds)
-        self.map.stream(delta)
+        self.map.add(delta)
         self.tables.add(delta)
         if toasts and not first:
             self.toasts.add(delta.alerts)
-        self.tables.flush(force=first)
+        self.flush_tables(force=first)
         self.bands.update(delta.bands)
         now = self._clock()
         if first or now - self._last_rules >= RULES_EVERY_S:  # a 5-minute rate moves slowly
@@ -145,9 +145,10 @@ class LiveView(pn.viewable.Viewer):
         self._last_status = self._clock()
 
     def flush_tables(self, *, force: bool = False) -> None:
-        """Stream the table rows held back by the throttle (see
+        """Stream the table rows and map points held back by the throttle (see
         :meth:`~workbench.dashboard.live_tables.LiveTables.flush`)."""
-        self.tables.flush(force=force)
+        if self.tables.flush(force=force):
+            self.map.flush()
 
     def _layout(self) -> pn.viewable.Viewable:
         return pn.Column(

@@ -1,7 +1,10 @@
 """The live page's map: where the newest transactions were made, coloured by band.
 
 A scatter of longitude/latitude fed by ``ColumnDataSource.stream`` with a rollover of
-:data:`MAP_POINTS`; transactions without a location are not drawn. A delta's points are
+:data:`MAP_POINTS`, streamed with the live tables (at most every
+:data:`~workbench.dashboard.live_tables.TABLE_EVERY_S`: its hundreds of points are the
+largest part of an update sent to the browser); transactions without a location are not
+drawn. A delta's points are
 computed once for every session given it (:meth:`~workbench.dashboard.hub.Delta.derived`).
 """
 
@@ -53,28 +56,34 @@ class TransactionMap(pn.viewable.Viewer):
         )
         self.figure = fig
         self.pane = pn.pane.Bokeh(fig)
+        self._pending: list[dict[str, list]] = []
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.pane
 
-    def stream(self, delta: Delta) -> None:
-        """The delta's located rows: the points the hub prepared, else computed once per
-        delta."""
+    def add(self, delta: Delta) -> None:
+        """Hold the delta's located rows until :meth:`flush`: the points the hub prepared,
+        else computed once per delta."""
         if delta.rows_prepared:
             pages = [p["map"] for p in delta.rows_prepared if p["map"] is not None]
-            points = pages[0] if len(pages) == 1 else _joined(pages)
         elif not delta.transactions.empty:
-            points = delta.derived("map_points", lambda: map_points(delta.transactions))
+            pages = [delta.derived("map_points", lambda: map_points(delta.transactions))]
         else:
             return
-        if points is not None:
+        self._pending.extend(p for p in pages if p is not None)
+        if len(self._pending) > 1 and sum(len(p["lon"]) for p in self._pending) > MAP_POINTS:
+            self._pending = [_joined(self._pending)]  # bounded however long between flushes
+
+    def flush(self) -> None:
+        """Stream the points held since the last flush."""
+        if self._pending:
+            points = self._pending[0] if len(self._pending) == 1 else _joined(self._pending)
+            self._pending = []
             self.source.stream(points, rollover=MAP_POINTS)
 
 
-def _joined(pages: list[dict[str, list]]) -> dict[str, list] | None:
+def _joined(pages: list[dict[str, list]]) -> dict[str, list]:
     """Points of several pages (oldest first) as one stream, the newest MAP_POINTS."""
-    if not pages:
-        return None
     return {key: [v for page in pages for v in page[key]][-MAP_POINTS:] for key in pages[0]}
 
 

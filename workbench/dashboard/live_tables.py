@@ -143,12 +143,13 @@ class LiveTables(pn.viewable.Viewer):
                 delta.derived("feed_rows", lambda: feed_rows(delta.alerts[-FEED_ROWS:]))
             )
 
-    def flush(self, *, force: bool = False) -> None:
+    def flush(self, *, force: bool = False) -> bool:
         """Stream the rows held since the last flush, at most every :data:`TABLE_EVERY_S`
-        unless ``force``. ``force`` only skips the wait: rows already shown stay."""
+        unless ``force`` (False: not yet). ``force`` only skips the wait: rows already shown
+        stay."""
         now = self._clock()
         if not force and now - self._last_flush < TABLE_EVERY_S:
-            return
+            return False
         for table, pending, rollover in (
             (self.table, self._pending_rows, TABLE_ROWS),
             (self.feed, self._pending_alerts, FEED_ROWS),
@@ -158,6 +159,7 @@ class LiveTables(pn.viewable.Viewer):
                 _add_rows(table, rows.tail(rollover).reset_index(drop=True), rollover)
         self._pending_rows, self._pending_alerts = [], []
         self._last_flush = now
+        return True
 
 
 def _add_rows(table: Any, rows: pd.DataFrame, rollover: int) -> None:
