@@ -1,9 +1,11 @@
 """One browser session: its pages, and how it pulls hub deltas.
 
 A session pulls when the hub wakes it (the feed got batch summaries: a commit reaches the
-page within milliseconds), at most every :data:`~workbench.dashboard.theme.REFRESH_MS` (a
-wake-up sooner is deferred to then, so a busy pipeline costs a session two updates a
-second), and on a periodic tick every :data:`~workbench.dashboard.live.STATUS_EVERY_S`
+page within milliseconds), on average at most once every
+:data:`~workbench.dashboard.theme.REFRESH_MS` (a token bucket holding :data:`BURST`
+updates: a commit right after an update is still shown at once, a wake-up beyond the rate
+waits for the next token, so a busy pipeline costs a session two updates a second), and on
+a periodic tick every :data:`~workbench.dashboard.live.STATUS_EVERY_S`
 (rates decay and the status turns "stalled" while nothing arrives; table rows held back by
 their throttle are streamed). The Live page is updated only while its tab is shown: a hidden
 one costs nothing but its toasts, and catches up from the hub when shown again.
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -64,6 +65,7 @@ from workbench.settings import Settings
 log = logging.getLogger(__name__)
 
 LIVE_TAB, ALERTS_TAB, HISTORY_TAB, EDITOR_TAB, LISTS_TAB, AUDIT_TAB = range(6)
+BURST = 2.0  # updates a session may make at once after a quiet spell (see the docstring)
 
 
 # Bokeh draws the tab headers inside a shadow root: the focus ring is given there.
@@ -109,7 +111,7 @@ class Session:
         self.live_seq = 0  # and its Live page (behind while the page is hidden; 0: new)
         self.failures = 0
         self._last_status = time.monotonic()
-        self._last_pull = -math.inf
+        self._tokens, self._tokens_at = BURST, time.monotonic()  # updates allowed now
         self._doc: Any = None  # the served document (None outside a server)
         self._wake_pending = False
         self._deferred = False
@@ -312,11 +314,15 @@ class Session:
         self._wake_pending = False  # before reading the hub: a later wake-up is not lost
         self.tick()
 
+    def _tokens_now(self, now: float) -> float:
+        rate = 1000.0 / REFRESH_MS  # updates per second, on average
+        return min(BURST, self._tokens + (now - self._tokens_at) * rate)
+
     def tick(self) -> None:
-        """A wake-up or the periodic tick: :meth:`pull` now, or once :data:`REFRESH_MS` has
-        passed since the last update."""
-        wait = self._last_pull + REFRESH_MS / 1000.0 - time.monotonic()
-        if wait > 0:  # pulled lately: once more when the interval is over
+        """A wake-up or the periodic tick: :meth:`pull` now, or when the rate allows the
+        next update (:data:`REFRESH_MS` on average, :data:`BURST` at once)."""
+        wait = (1.0 - self._tokens_now(time.monotonic())) * REFRESH_MS / 1000.0
+        if wait > 0:  # updated lately: once more when the rate allows it
             if not self._deferred and self._doc is not None:
                 self._deferred = True
                 self._doc.add_timeout_callback(self._deferred_pull, 1000.0 * wait)
@@ -346,7 +352,8 @@ class Session:
                         live.update_status(delta)
                         self._last_status = now
                 return
-            self._last_status = self._last_pull = now
+            self._last_status = now
+            self._tokens, self._tokens_at = max(self._tokens_now(now) - 1.0, 0.0), now
             seen, live_seen = self.seq, self.live_seq
             self.seq = delta.seq  # a failed delta is never re-applied
             with pn.io.hold():
