@@ -21,10 +21,16 @@ A session built by the page's HTTP request that is still unconnected after that 
 discarded, and Bokeh builds it again when the page's websocket arrives: "documents built"
 above "pages opened" counts those rebuilds.
 
+``--anchor-tree DIR`` also serves the dashboard of another checkout (e.g. the main branch)
+on the same database and measures its commit -> browser delay in the same run, in a block
+of commits just before this tree's. ``--quick`` (1 session, 8 s window, no churn, 10
+commits) finishes within about a minute.
+
 The database ``wb_benchdash_<pid>`` on the server of ``--dsn`` is dropped at the end (WITH
 (FORCE)), also on Ctrl-C. Prints figures; no pass/fail.
 
 Usage: python benchmarks/bench_dashboard.py [--minutes 10] [--sessions 1,5,10] [--window 20]
+       [--anchor-tree /path/to/other/checkout] [--quick]
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psycopg
+from _report import figure
 from playwright.sync_api import sync_playwright
 from psycopg import conninfo, sql
 
@@ -121,10 +128,10 @@ def wait_destroyed(log: Path, timeout_s: float) -> tuple[int, float]:
 # -- processes and pages ------------------------------------------------------------------
 
 
-def spawn(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+def spawn(cmd: list[str], env: dict, log: Path, cwd: Path = ROOT) -> subprocess.Popen:
     # A session of its own: a terminal Ctrl-C reaches only this script, which stops it.
     with log.open("wb") as out:
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip
 
 
@@ -158,21 +165,34 @@ def start_processes(
     ``logs/panel.log``, closed sessions dropped after ``args.session_lifetime`` ms) on
     ``db_dsn``, once the server listens: (worker, server, the app's URL)."""
     env = {**os.environ, "WORKBENCH_DATABASE_URL": db_dsn}
-    port = free_port()
     worker = spawn([sys.executable, "-m", "workbench", "run", "--rate", str(args.rate),
                     "--batch-rows", str(args.batch_rows)], env, logs / "worker.log")  # fmt: skip
     try:
-        panel = spawn([sys.executable, "-m", "panel", "serve", "workbench/dashboard/app.py",
-                       "--setup", "workbench/dashboard/startup.py", "--port", str(port),
-                       "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
-                       "--check-unused-sessions", "1000",
-                       "--unused-session-lifetime", str(args.session_lifetime)],
-                      {**env, "PANEL_LOG_LEVEL": "info"}, logs / "panel.log")  # fmt: skip
-        wait_server(panel, port)
+        panel, url = start_panel(db_dsn, logs / "panel.log", args)
     except BaseException:
         stop(worker, signal.SIGINT)
         raise
-    return worker, panel, f"http://127.0.0.1:{port}/app"
+    return worker, panel, url
+
+
+def start_panel(db_dsn: str, log: Path, args, tree: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """``panel serve`` of the dashboard in the checkout ``tree`` (its code: another checkout
+    is an anchor measured beside this one), once it listens: (process, the app's URL)."""
+    env = {**os.environ, "WORKBENCH_DATABASE_URL": db_dsn, "PYTHONPATH": str(tree),
+           "PANEL_LOG_LEVEL": "info", "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
+    port = free_port()
+    panel = spawn([sys.executable, "-m", "panel", "serve", "workbench/dashboard/app.py",
+                   "--setup", "workbench/dashboard/startup.py", "--port", str(port),
+                   "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
+                   "--check-unused-sessions", "1000",
+                   "--unused-session-lifetime", str(args.session_lifetime)],
+                  env, log, cwd=tree)  # fmt: skip
+    try:
+        wait_server(panel, port)
+    except BaseException:
+        stop(panel)
+        raise
+    return panel, f"http://127.0.0.1:{port}/app"
 
 
 @contextlib.contextmanager
@@ -393,8 +413,10 @@ def measure_delay(browser, url: str, db_dsn: str, commits: int) -> dict:
                 page.wait_for_function(KPI_REACHED_JS, arg=[handle, want], polling="raf",
                                        timeout=10_000)  # fmt: skip
                 t2 = time.perf_counter()
-                text = f"{want:,}"
-                arrived = next((t for t, data in frames if text in data), np.nan)
+                # the KPI's new value, as a number in the patch (or as text)
+                texts = (f":{want}", f"{want:,}")
+                arrived = next((t for t, data in frames if any(x in data for x in texts)),
+                               np.nan)  # fmt: skip
                 commit_ms.append(1e3 * (t1 - t0))
                 frame_ms.append(1e3 * (arrived - t0))
                 shown_ms.append(1e3 * (t2 - t0))
@@ -419,10 +441,12 @@ def bench(args, db_dsn: str, logs: Path) -> None:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             print("\n1. server CPU with N concurrent sessions (worker running)", flush=True)
             cpu = measure_cpu(browser, url, panel.pid, log, db_dsn, args)
-            print(f"\n2. memory: open {CHURN_PAGES} sessions, keep {CHURN_HOLD_S:g}s, close, "
-                  f"repeat for {args.minutes:g} min", flush=True)  # fmt: skip
-            mem = measure_memory(browser, url, panel.pid, log, args)
-            print_memory(mem)
+            mem = None
+            if args.minutes > 0:
+                print(f"\n2. memory: open {CHURN_PAGES} sessions, keep {CHURN_HOLD_S:g}s, "
+                      f"close, repeat for {args.minutes:g} min", flush=True)  # fmt: skip
+                mem = measure_memory(browser, url, panel.pid, log, args)
+                print_memory(mem)
             with connect(db_dsn) as conn:
                 stored = pipeline_totals(conn)["stored"]
             ran = time.monotonic() - worker_start
@@ -430,17 +454,46 @@ def bench(args, db_dsn: str, logs: Path) -> None:
             print(f"\n   (worker stored {stored:,} rows in {ran:.0f}s: {stored / ran:,.0f} tx/s)")
             print(f"\n3. commit -> browser: {args.commits} commits of 10 rows, one page open, "
                   "worker stopped", flush=True)  # fmt: skip
+            anchor_delay = None
+            if args.anchor_tree:
+                anchor, anchor_url = start_panel(db_dsn, logs / "anchor.log", args,
+                                                 Path(args.anchor_tree).resolve())  # fmt: skip
+                try:
+                    anchor_delay = measure_delay(browser, anchor_url, db_dsn, args.commits)
+                finally:
+                    stop(anchor)
             delay = measure_delay(browser, url, db_dsn, args.commits)
             browser.close()
-        pages = sum(args.sessions) + mem["opened"] + 1
+        pages = sum(args.sessions) + (mem["opened"] if mem else 0) + 1
         docs = (pages, *documents(log))
         print(f"   BatchWriter.write (commit + NOTIFY) ms: p50 {np.median(delay['commit']):.0f}, "
               f"max {delay['commit'].max():.0f}")  # fmt: skip
         for key, label in (("frame", "websocket message"), ("shown", "shown")):
             print(f"   commit -> {label} ms: " + " ".join(f"{v:.0f}" for v in delay[key]))
         print_summary(cpu, mem, delay, docs)
+        if anchor_delay is not None:
+            v = anchor_delay["shown"]
+            print(f"   {'anchor tree: commit -> browser, p50 / p95':44} "
+                  f"{np.nanpercentile(v, 50):6.0f} / {np.nanpercentile(v, 95):.0f} ms")  # fmt: skip
         print(f"\n(load average {os.getloadavg()[0]:.2f} at end; 2 shared cores: the browser, "
               "the worker, PostgreSQL and the server compete)")  # fmt: skip
+        report_figures(cpu, delay, anchor_delay)
+
+
+def report_figures(cpu: list[dict], delay: dict, anchor_delay: dict | None) -> None:
+    """The headline figures (one machine-readable line each)."""
+    base = cpu[0]["cpu"]
+    for row in cpu[1:2]:  # the first session count: the marginal cost of a session
+        per = (row["cpu"] - base) / row["n"]
+        figure(f"dashboard CPU per session ({row['n']} open)", per, "% of a core",
+               anchor="target 5 %", ratio=per / 5.0)  # fmt: skip
+    p95 = float(np.nanpercentile(delay["shown"], 95))
+    if anchor_delay is not None:
+        old = float(np.nanpercentile(anchor_delay["shown"], 95))
+        figure("commit -> browser p95", p95, "ms", anchor=f"anchor tree ({old:.0f} ms)",
+               ratio=p95 / old)  # fmt: skip
+    else:
+        figure("commit -> browser p95", p95, "ms", anchor="target 500 ms", ratio=p95 / 500.0)
 
 
 def print_memory(mem: dict) -> None:
@@ -463,7 +516,9 @@ def print_memory(mem: dict) -> None:
     )
 
 
-def print_summary(cpu: list[dict], mem: dict, delay: dict, docs: tuple[int, int, int]) -> None:
+def print_summary(
+    cpu: list[dict], mem: dict | None, delay: dict, docs: tuple[int, int, int]
+) -> None:
     base = cpu[0]["cpu"]
     print("\nsummary")
     print(f"   {'server CPU, 0 sessions (baseline)':44} {base:6.1f} %")
@@ -472,12 +527,14 @@ def print_summary(cpu: list[dict], mem: dict, delay: dict, docs: tuple[int, int,
         print(f"   {'server CPU, ' + str(row['n']) + ' sessions':44} {row['cpu']:6.1f} %   "
               f"{per:5.1f} % per session over baseline; "
               f"{row['connects']:.2f} DB connects/s")  # fmt: skip
-    print(f"   {'RSS, first -> last quarter of churn (median)':44} {mem['early']:6.1f} -> "
-          f"{mem['late']:.1f} MB ({mem['late'] - mem['early']:+.1f} MB, "
-          f"{mem['slope']:+.2f} MB/min in 2nd half)")  # fmt: skip
-    print(f"   {'RSS idle, before -> after churn':44} {mem['idle_before']:6.1f} -> "
-          f"{mem['idle_after']:.1f} MB")  # fmt: skip
-    print(f"   {'sessions opened / alive after close':44} {mem['opened']:6} / {mem['alive']}")
+    if mem is not None:
+        print(f"   {'RSS, first -> last quarter of churn (median)':44} {mem['early']:6.1f} -> "
+              f"{mem['late']:.1f} MB ({mem['late'] - mem['early']:+.1f} MB, "
+              f"{mem['slope']:+.2f} MB/min in 2nd half)")  # fmt: skip
+        print(f"   {'RSS idle, before -> after churn':44} {mem['idle_before']:6.1f} -> "
+              f"{mem['idle_after']:.1f} MB")  # fmt: skip
+        print(f"   {'sessions opened / alive after close':44} {mem['opened']:6} / "
+              f"{mem['alive']}")  # fmt: skip
     pages, built, destroyed = docs
     print(f"   {'pages opened / documents built / destroyed':44} {pages:6} / {built} / "
           f"{destroyed}")  # fmt: skip
@@ -499,7 +556,11 @@ def main() -> None:
     parser.add_argument("--batch-rows", type=int, default=500, help="worker batch size")
     parser.add_argument("--session-lifetime", type=int, default=1000,
                         help="--unused-session-lifetime for panel serve, ms")  # fmt: skip
+    parser.add_argument("--anchor-tree", help="another checkout: its commit -> browser delay too")
+    parser.add_argument("--quick", action="store_true", help="1 session, 8 s, no churn, 10 commits")
     args = parser.parse_args()
+    if args.quick:
+        args.sessions, args.window, args.minutes, args.commits = "1", 8.0, 0.0, 10
     args.sessions = [int(n) for n in args.sessions.split(",")]
 
     run_bench(bench, args, "wb_benchdash")

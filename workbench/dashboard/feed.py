@@ -1,10 +1,13 @@
 """The feed: one thread per server process that keeps the hub up to date from PostgreSQL.
 
 It LISTENs for the pipeline's batch summaries (pushed within milliseconds of each commit),
-and after each burst runs a few small queries shared by every session: the newest stored
-transactions, the number of open alerts and the newest rule-set load. When the database goes
-away it reports so in the hub's health, waits and reconnects; sessions keep showing the last
-numbers meanwhile.
+wakes the sessions after each burst of them (:meth:`~workbench.dashboard.hub.Hub.wake`: a
+commit reaches the browsers without waiting for a periodic pull). After a burst a second
+thread runs a few small queries shared by every session: the newest stored transactions,
+the number of open alerts and the newest rule-set load (then wakes them again if those
+changed); on a thread of their own they never hold up the next notification. When the
+database goes away it reports so in the hub's health, waits and reconnects; sessions keep
+showing the last numbers meanwhile.
 """
 
 from __future__ import annotations
@@ -79,19 +82,27 @@ class Feed:
             self.hub.set_health(database="ok")
             self.connected.set()
             self._refresh(store)
-            last = time.monotonic()
-            dirty = False
-            while not self._stop.is_set():
-                for payload in listener.poll(POLL_S, limit=500):
-                    try:
-                        self.hub.ingest(BatchSummary.from_payload(payload))
-                    except (ValueError, TypeError) as exc:
-                        log.warning("dashboard feed: unreadable summary: %s", exc)
-                    dirty = True
-                elapsed = time.monotonic() - last
-                if (dirty and elapsed >= REFRESH_S) or elapsed >= IDLE_REFRESH_S:
-                    self._refresh(store)
-                    last, dirty = time.monotonic(), False
+            refresher = _Refresher(self, store).start()
+            try:
+                last = time.monotonic()
+                dirty = False
+                while not self._stop.is_set():
+                    if refresher.error is not None:
+                        raise refresher.error  # reconnect as if the listener had failed
+                    payloads = listener.poll(POLL_S, limit=500)
+                    for payload in payloads:
+                        try:
+                            self.hub.ingest(BatchSummary.from_payload(payload))
+                        except (ValueError, TypeError) as exc:
+                            log.warning("dashboard feed: unreadable summary: %s", exc)
+                        dirty = True
+                    if payloads:
+                        self.hub.wake()
+                    if dirty and time.monotonic() - last >= REFRESH_S:
+                        refresher.wanted.set()
+                        last, dirty = time.monotonic(), False
+            finally:
+                refresher.stop()
 
     def _refresh(self, store: Store) -> None:
         self.hub.add_transactions(store.transactions.recent(limit=TRANSACTIONS // 2))
@@ -117,6 +128,46 @@ class Feed:
                 reload_error=last["error"],
                 reload_at=last["created_at"],
             )
+
+
+class _Refresher:
+    """The shared queries of one connected period, on a thread of their own: when
+    ``wanted`` is set (after a burst of batches) and every :data:`IDLE_REFRESH_S`. An error
+    is kept in ``error`` for the listening thread to raise."""
+
+    def __init__(self, feed: Feed, store: Store) -> None:
+        self.feed, self.store = feed, store
+        self.wanted = threading.Event()
+        self.error: Exception | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="workbench-feed-refresh", daemon=True
+        )
+
+    def start(self) -> _Refresher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._done.set()
+        self.wanted.set()
+        self._thread.join(5.0)
+
+    def _run(self) -> None:
+        hub = self.feed.hub
+        while True:
+            self.wanted.wait(IDLE_REFRESH_S)
+            if self._done.is_set():
+                return
+            self.wanted.clear()
+            seq = hub.seq
+            try:
+                self.feed._refresh(self.store)
+            except Exception as exc:  # raised by the listening thread, which reconnects
+                self.error = exc
+                return
+            if hub.seq != seq:
+                hub.wake()
 
 
 def _partitions(value) -> tuple[int, ...] | None:

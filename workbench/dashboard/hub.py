@@ -1,20 +1,32 @@
 """The hub: one per server process, bounded aggregates of what the pipeline reports.
 
 The hub is fed by one thread (:class:`~workbench.dashboard.feed.Feed`) and read by every
-browser session of the process. Sessions never register anything with it: each one keeps the
-sequence number it has seen and asks for a :class:`Delta` since then, so a session that
-errors or disconnects leaves nothing behind. Every collection here has a fixed maximum
-length, so the hub's memory does not grow however long the server runs.
+browser session of the process. Each session keeps the sequence number it has seen and asks
+for a :class:`Delta` since then, so a session that errors or disconnects leaves no state
+behind. The only thing a session registers is a wake-up (:meth:`Hub.subscribe`, held weakly
+and removed when the session is destroyed): the feed calls :meth:`Hub.wake` after each burst
+of batch summaries, so a session pulls a commit within milliseconds instead of at its next
+periodic tick. Sessions woken together ask for the same delta at the same time: it is
+computed once (:meth:`Hub.delta` keeps the newest few) and so is what the pages derive from
+it (:meth:`Delta.derived`: the health panel's HTML). What the pages show of each new page of
+stored rows and of each batch's High rows is prepared once, by the feed's thread, when they
+arrive while a session is subscribed (``prepare_rows`` / ``prepare_alerts``, given by the
+server; what arrived before is prepared when a delta first needs it): a session only streams
+it, and a server nobody watches prepares nothing. Every
+collection here has a fixed maximum length, so the hub's memory does not grow however long
+the server runs.
 
 Everything is in wall-clock time of this process (``clock``), except transaction event times.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
-from collections import deque
+import weakref
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +37,8 @@ import pandas as pd
 from workbench.bands import LABELS
 from workbench.storage.notify import BatchSummary, HighRow
 
+log = logging.getLogger(__name__)
+
 TICKS = 3600  # per-batch records kept (latency, rates, band shares)
 SECONDS = 900  # closed one-second buckets kept for the trend plots
 TRANSACTIONS = 500  # newest stored transactions kept for the live table and map
@@ -33,6 +47,8 @@ RULE_WINDOW_S = 300.0  # hit rate per rule over this many seconds
 RATE_WINDOW_S = 5.0  # current tx/s over this many seconds
 LATENCY_WINDOW_S = 60.0  # latency percentiles over this many seconds
 SHARE_WINDOW_S = 600.0  # % High and mean score over this many seconds
+DELTA_SHARED_S = 0.05  # sessions asking within this long for the same delta share one
+DELTAS_KEPT = 8  # deltas kept for sharing (different ``since`` or moments)
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,20 @@ class Delta:
     alerts: list[HighRow]
     bands: dict[str, int]  # rows per band over SHARE_WINDOW_S
     rule_rates: dict[str, float]  # hits per minute over RULE_WINDOW_S, largest first
+    # ``prepare_rows(page)`` of each page of ``transactions``, ``prepare_alerts(rows)`` of
+    # each batch's ``alerts``, oldest first (empty without those hooks)
+    rows_prepared: list[Any] = field(default_factory=list)
+    alerts_prepared: list[Any] = field(default_factory=list)
+    _derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def derived(self, key: str, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once per delta and ``key``: every session given this delta
+        (sessions woken together share one) reuses it. Only the event loop's thread calls it."""
+        try:
+            return self._derived[key]
+        except KeyError:
+            value = self._derived[key] = make()
+            return value
 
 
 @dataclass
@@ -125,26 +155,65 @@ class _Open:
 
 
 class Hub:
-    """Bounded, thread-safe aggregates of batch summaries and recent rows."""
+    """Bounded, thread-safe aggregates of batch summaries and recent rows.
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    ``prepare_rows(page)`` (a page of new stored rows, oldest first) and
+    ``prepare_alerts(rows)`` (a batch's High rows, oldest first), when given, are called once
+    per page or batch on the feed's thread while a session is subscribed (else when a delta
+    first needs them); their results reach the sessions in :attr:`Delta.rows_prepared` and
+    :attr:`Delta.alerts_prepared`."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        prepare_rows: Callable[[pd.DataFrame], Any] | None = None,
+        prepare_alerts: Callable[[list[HighRow]], Any] | None = None,
+    ) -> None:
         self._clock = clock
+        self._prepare_rows = prepare_rows
+        self._prepare_alerts = prepare_alerts
         self._lock = threading.Lock()
         self._seq = 0
         self._ticks: deque[Tick] = deque(maxlen=TICKS)
         self._seconds: deque[Second] = deque(maxlen=SECONDS)
         self._open: _Open | None = None
-        self._tx: deque[tuple[int, pd.DataFrame]] = deque()
+        self._tx: deque[tuple[int, pd.DataFrame, Any]] = deque()  # (seq, page, prepared)
         self._tx_rows = 0
         self._tx_seen: deque[str] = deque(maxlen=4 * TRANSACTIONS)
         self._tx_seen_set: set[str] = set()
         self._alerts: deque[tuple[int, HighRow]] = deque(maxlen=ALERTS)
+        self._alerts_prepared: deque[tuple[int, Any]] = deque(maxlen=ALERTS)
         self._processed = 0
         self._dead = 0
         self._alerts_opened = 0
         self._open_alerts = 0
         self._health = Health()
         self._workers: deque[str] = deque(maxlen=16)
+        self._deltas: OrderedDict[tuple[int, int, int], Delta] = OrderedDict()
+        self._woken: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    # -- wake-ups (sessions subscribe; the feed wakes them) ------------------------------
+
+    def subscribe(self, session: Any) -> None:
+        """Call ``session.wake()`` (from the feed's thread: it must only schedule work) at
+        every :meth:`wake`. Held weakly; :meth:`unsubscribe` when the session ends."""
+        with self._lock:
+            self._woken.add(session)
+
+    def unsubscribe(self, session: Any) -> None:
+        with self._lock:
+            self._woken.discard(session)
+
+    def wake(self) -> None:
+        """Tell every subscribed session that the hub changed (the feed, after a burst)."""
+        with self._lock:
+            sessions = list(self._woken)
+        for session in sessions:
+            try:
+                session.wake()
+            except Exception:  # a broken session must not stop the feed
+                log.exception("waking a dashboard session failed")
 
     # -- writers (the feed thread) ------------------------------------------------------
 
@@ -159,6 +228,9 @@ class Hub:
         """One batch summary (from a NOTIFY payload: :meth:`BatchSummary.from_payload`)."""
         now = self._clock()
         latency = (now - summary.created_at) * 1000.0 if summary.created_at else math.nan
+        high = list(reversed(summary.high))  # payload is newest first
+        watched = bool(self._woken)  # nobody subscribed: prepared only if a delta needs it
+        prepared = self._prepare_alerts(high) if high and self._prepare_alerts and watched else None
         with self._lock:
             self._seq += 1
             tick = Tick(
@@ -184,8 +256,10 @@ class Hub:
                 self._workers.append(summary.worker)
             if tick.rule_set_version:
                 self._health = replace(self._health, rule_set_version=tick.rule_set_version)
-            for row in reversed(summary.high):  # payload is newest first
+            for row in high:
                 self._alerts.append((self._seq, row))
+            if prepared is not None:
+                self._alerts_prepared.append((self._seq, prepared))
 
     def add_transactions(self, frame: pd.DataFrame) -> None:
         """Newest stored rows (any order); rows already seen (by ``tx_id``) are skipped."""
@@ -196,9 +270,10 @@ class Hub:
         if fresh.empty:
             return
         fresh = fresh.sort_values(["ts", "tx_id"]).tail(TRANSACTIONS).reset_index(drop=True)
+        prepared = self._prepare_rows(fresh) if self._prepare_rows and self._woken else None
         with self._lock:
             self._seq += 1
-            self._tx.append((self._seq, fresh))
+            self._tx.append((self._seq, fresh, prepared))
             self._tx_rows += len(fresh)
             while self._tx_rows - len(self._tx[0][1]) >= TRANSACTIONS:
                 self._tx_rows -= len(self._tx.popleft()[1])
@@ -229,36 +304,70 @@ class Hub:
         return self._seq
 
     def delta(self, since: int = 0) -> Delta:
-        """Everything a session that has seen up to ``since`` needs (0: a new session)."""
+        """Everything a session that has seen up to ``since`` needs (0: a new session).
+
+        The same object for every call with the same ``since`` and hub state within
+        :data:`DELTA_SHARED_S` (treat it as read-only)."""
         now = self._clock()
         with self._lock:
             self._close_second(now)
-            ticks = list(self._ticks)
-            seconds = [s for s in self._seconds if s.seq > since]
-            chunks = [f for seq, f in self._tx if seq > since]
-            alerts = [a for seq, a in self._alerts if seq > since]
-            totals = (self._processed, self._dead, self._alerts_opened, self._open_alerts)
-            health = replace(
-                self._health,
-                last_batch_age_s=now - ticks[-1].at if ticks else math.nan,
-                workers=tuple(self._workers),
-            )
-            seq = self._seq
+            key = (since, self._seq, math.floor(now / DELTA_SHARED_S))
+            shared = self._deltas.get(key)
+            if shared is not None:
+                return shared
+            delta = self._delta(since, now)
+            self._deltas[key] = delta
+            while len(self._deltas) > DELTAS_KEPT:
+                self._deltas.popitem(last=False)
+            return delta
+
+    def _delta(self, since: int, now: float) -> Delta:
+        """A new :class:`Delta` (lock held: computed once for every session sharing it)."""
+        ticks = list(self._ticks)
+        pages = [(f, prepared) for seq, f, prepared in self._tx if seq > since]
+        chunks = [f for f, _ in pages]
         transactions = (
             pd.concat(chunks, ignore_index=True).tail(TRANSACTIONS).reset_index(drop=True)
             if chunks
             else pd.DataFrame()
         )
+        alerts = [a for seq, a in self._alerts if seq > since]
         return Delta(
-            seq=seq,
-            kpis=_kpis(ticks, now, *totals),
-            health=health,
-            seconds=seconds,
+            seq=self._seq,
+            kpis=_kpis(
+                ticks, now, self._processed, self._dead, self._alerts_opened, self._open_alerts
+            ),
+            health=replace(
+                self._health,
+                last_batch_age_s=now - ticks[-1].at if ticks else math.nan,
+                workers=tuple(self._workers),
+            ),
+            seconds=[s for s in self._seconds if s.seq > since],
             transactions=transactions,
             alerts=alerts[-ALERTS:],
             bands=_bands(ticks, now),
             rule_rates=_rule_rates(ticks, now),
+            rows_prepared=self._rows_prepared(pages),
+            alerts_prepared=self._alerts_since(since),
         )
+
+    def _rows_prepared(self, pages: list[tuple[pd.DataFrame, Any]]) -> list[Any]:
+        if self._prepare_rows is None:
+            return []
+        prepare = self._prepare_rows
+        return [prepared if prepared is not None else prepare(f) for f, prepared in pages]
+
+    def _alerts_since(self, since: int) -> list[Any]:
+        """``prepare_alerts`` of each batch's High rows newer than ``since``, oldest first."""
+        if self._prepare_alerts is None:
+            return []
+        done = {seq: prepared for seq, prepared in self._alerts_prepared if seq > since}
+        batches: dict[int, list[HighRow]] = {}
+        for seq, row in self._alerts:
+            if seq > since:
+                batches.setdefault(seq, []).append(row)
+        prepare = self._prepare_alerts
+        return [done[seq] if seq in done else prepare(rows) for seq, rows in batches.items()]
 
     # -- internals (lock held) ----------------------------------------------------------
 

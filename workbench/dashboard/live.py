@@ -93,6 +93,8 @@ class LiveView(pn.viewable.Viewer):
         super().__init__()
         self._clock = clock
         self._last_rules = -math.inf
+        self._last_status = -math.inf
+        self._health_key: tuple = ()
         self.updates = 0
         self.status = StatusLine()
         self.toasts = Toasts(notify, clock=clock)
@@ -108,22 +110,28 @@ class LiveView(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         return self.panel
 
-    def update(self, delta: Delta, *, first: bool = False) -> None:
-        """Apply one delta; ``first``: the session's first, whose alerts are history."""
+    def update(self, delta: Delta, *, first: bool = False, toasts: bool = True) -> None:
+        """Apply one delta; ``first``: the session's first, whose alerts are history;
+        ``toasts=False``: its alerts were toasted already (a page catching up)."""
         if delta.seconds:
             self.trends.stream(delta.seconds)
-        if not delta.transactions.empty:
-            self.map.stream(delta.transactions)
-        self.tables.add(delta.transactions, delta.alerts)
-        if not first:
+        self.map.add(delta)
+        self.tables.add(delta)
+        if toasts and not first:
             self.toasts.add(delta.alerts)
-        self.tables.flush(force=first)
+        self.flush_tables(force=first)
         self.bands.update(delta.bands)
         now = self._clock()
         if first or now - self._last_rules >= RULES_EVERY_S:  # a 5-minute rate moves slowly
             self.rules.update(delta.rule_rates)
             self._last_rules = now
-        self.update_status(delta)
+        # The health panel and the status line change by the second (ages, worker rows):
+        # redrawn once a second, or at once when the database or the rules change.
+        stale = now - self._last_status >= STATUS_EVERY_S
+        if first or stale or _health_key(delta) != self._health_key:
+            self.update_status(delta)
+        else:
+            self.kpis.update(delta.kpis)
         self.updates += 1
 
     def update_status(self, delta: Delta) -> None:
@@ -133,11 +141,14 @@ class LiveView(pn.viewable.Viewer):
         self.kpis.update(delta.kpis)
         self.health.update(delta)
         self.status.update(delta)
+        self._health_key = _health_key(delta)
+        self._last_status = self._clock()
 
     def flush_tables(self, *, force: bool = False) -> None:
-        """Stream the table rows held back by the throttle (see
+        """Stream the table rows and map points held back by the throttle (see
         :meth:`~workbench.dashboard.live_tables.LiveTables.flush`)."""
-        self.tables.flush(force=force)
+        if self.tables.flush(force=force):
+            self.map.flush()
 
     def _layout(self) -> pn.viewable.Viewable:
         return pn.Column(
@@ -149,6 +160,12 @@ class LiveView(pn.viewable.Viewer):
             _cards(self.map.pane),
             sizing_mode="stretch_width",
         )
+
+
+def _health_key(delta: Delta) -> tuple:
+    """What of the health is shown at once when it changes."""
+    h = delta.health
+    return h.database, h.rule_set_version, h.reload_status, h.reload_version, h.reload_error
 
 
 def _cards(*cards: pn.viewable.Viewable) -> pn.Row:

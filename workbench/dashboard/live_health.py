@@ -53,11 +53,17 @@ class HealthPanel(pn.viewable.Viewer):
         return self.card
 
     def update(self, delta: Delta) -> None:
-        html = health_html(delta)
-        if delta.health.worker_rows:  # who runs, and for a Kafka group, which partitions
-            frame = pd.DataFrame(list(delta.health.worker_rows), columns=WORKER_COLUMNS)
-            html = safe.join([html, workers_html(frame)])
-        safe.show(self.pane, html)
+        safe.show(self.pane, delta.derived("health_html", lambda: panel_html(delta)))
+
+
+def panel_html(delta: Delta) -> safe.Html:
+    """The health table and, when workers report, who runs (for a Kafka group, which
+    partitions)."""
+    html = health_html(delta)
+    if delta.health.worker_rows:
+        frame = pd.DataFrame(list(delta.health.worker_rows), columns=WORKER_COLUMNS)
+        html = safe.join([html, workers_html(frame)])
+    return html
 
 
 def health_html(d: Delta) -> safe.Html:

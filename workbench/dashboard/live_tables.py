@@ -2,8 +2,9 @@
 
 Rows from the hub are gathered per update and streamed at most every
 :data:`TABLE_EVERY_S` (Tabulator's ``stream`` costs milliseconds of server CPU each, the
-Bokeh sources' microseconds), each table keeping its newest rows (a rollover). Bands are
-coloured by formatters, never by ``Tabulator.style`` (which recomputes the whole table).
+Bokeh sources' microseconds), each table keeping its newest rows (a rollover). A delta's rows
+are formatted once for every session given it (:meth:`~workbench.dashboard.hub.Delta.derived`).
+Bands are coloured by formatters, never by ``Tabulator.style`` (which recomputes the whole table).
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ import pandas as pd
 import panel as pn
 
 from workbench.dashboard import clock, safe
+from workbench.dashboard.hub import Delta
 from workbench.dashboard.parts import read_only_table
 from workbench.storage.notify import HighRow
 
 TABLE_ROWS = 200  # live transaction table rollover
 FEED_ROWS = 50  # alert feed rollover
-TABLE_EVERY_S = 1.0  # the two tables are streamed at most this often
+# The two tables are streamed at most this often: a Tabulator stream is the largest part of
+# a session's update (Panel converts the rows and the table's whole value each time), and
+# at a few hundred rows a second no one reads a table that changes faster.
+TABLE_EVERY_S = 2.0
 TABLE_HEIGHT = 360
 
 TABLE_DTYPES = {
@@ -107,8 +112,8 @@ class LiveTables(pn.viewable.Viewer):
         super().__init__()
         self._clock = clock
         self._last_flush = -math.inf
-        self._pending_rows: list[pd.DataFrame] = []
-        self._pending_alerts: list[HighRow] = []
+        self._pending_rows: list[pd.DataFrame] = []  # table rows, oldest first
+        self._pending_alerts: list[pd.DataFrame] = []  # alert-feed rows, oldest first
         newest_first = [{"field": "time", "dir": "desc"}]
         self.table = table(
             table_rows(pd.DataFrame()), "live-transactions", TABLE_HEIGHT, sorters=newest_first
@@ -122,27 +127,39 @@ class LiveTables(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(*self.cards, sizing_mode="stretch_width")
 
-    def add(self, transactions: pd.DataFrame, alerts: list[HighRow]) -> None:
-        """Hold the rows of one delta until the next :meth:`flush`."""
-        if not transactions.empty:
-            self._pending_rows.append(transactions.tail(TABLE_ROWS))
-        if alerts:
-            self._pending_alerts.extend(alerts)
-            del self._pending_alerts[:-FEED_ROWS]
+    def add(self, delta: Delta) -> None:
+        """Hold the rows of one delta until the next :meth:`flush`: those the hub prepared
+        (:mod:`~workbench.dashboard.live_rows`), else formatted here once per delta."""
+        if delta.rows_prepared:
+            self._pending_rows.extend(p["table"] for p in delta.rows_prepared)
+        elif not delta.transactions.empty:
+            self._pending_rows.append(
+                delta.derived("table_rows", lambda: table_rows(delta.transactions.tail(TABLE_ROWS)))
+            )
+        if delta.alerts_prepared:
+            self._pending_alerts.extend(delta.alerts_prepared)
+        elif delta.alerts:
+            self._pending_alerts.append(
+                delta.derived("feed_rows", lambda: feed_rows(delta.alerts[-FEED_ROWS:]))
+            )
 
-    def flush(self, *, force: bool = False) -> None:
+    def flush(self, *, force: bool = False) -> bool:
         """Stream the rows held since the last flush, at most every :data:`TABLE_EVERY_S`
-        unless ``force``. ``force`` only skips the wait: rows already shown stay."""
+        unless ``force`` (False: not yet). ``force`` only skips the wait: rows already shown
+        stay."""
         now = self._clock()
         if not force and now - self._last_flush < TABLE_EVERY_S:
-            return
-        if self._pending_rows:
-            frame = pd.concat(self._pending_rows, ignore_index=True).tail(TABLE_ROWS)
-            _add_rows(self.table, table_rows(frame), TABLE_ROWS)
-        if self._pending_alerts:
-            _add_rows(self.feed, feed_rows(self._pending_alerts), FEED_ROWS)
+            return False
+        for table, pending, rollover in (
+            (self.table, self._pending_rows, TABLE_ROWS),
+            (self.feed, self._pending_alerts, FEED_ROWS),
+        ):
+            if pending:
+                rows = pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
+                _add_rows(table, rows.tail(rollover).reset_index(drop=True), rollover)
         self._pending_rows, self._pending_alerts = [], []
         self._last_flush = now
+        return True
 
 
 def _add_rows(table: Any, rows: pd.DataFrame, rollover: int) -> None:

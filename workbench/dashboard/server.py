@@ -70,8 +70,10 @@ def start_hub(dsn: str | None = None, *, publisher_dsn: str | None = None) -> Hu
     with _lock:
         process = shared()
         if process is None:
+            from workbench.dashboard.live_rows import prepare_alerts, prepare_rows
+
             own = dsn or dashboard_dsn()
-            hub = Hub()
+            hub = Hub(prepare_rows=prepare_rows, prepare_alerts=prepare_alerts)
             process = Shared(
                 hub=hub,
                 feed=Feed(hub, own).start(),

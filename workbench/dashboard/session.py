@@ -1,9 +1,19 @@
-"""One browser session: its pages, and the one periodic callback that pulls hub deltas.
+"""One browser session: its pages, and how it pulls hub deltas.
+
+A session pulls when the hub wakes it (the feed got batch summaries: a commit reaches the
+page within milliseconds), on average at most once every
+:data:`~workbench.dashboard.theme.REFRESH_MS` (a token bucket holding :data:`BURST`
+updates: a commit right after an update is still shown at once, a wake-up beyond the rate
+waits for the next token, so a busy pipeline costs a session two updates a second), and on
+a periodic tick every :data:`~workbench.dashboard.live.STATUS_EVERY_S`
+(rates decay and the status turns "stalled" while nothing arrives; table rows held back by
+their throttle are streamed). The Live page is updated only while its tab is shown: a hidden
+one costs nothing but its toasts, and catches up from the hub when shown again.
 
 Everything here is created per session and referenced only by the session's document (the
-periodic callback is stopped when the session is destroyed), so a closed session leaves
-nothing in the process. A failing update is logged and skipped: it never reaches the hub, the
-feed or other sessions.
+hub holds the session's wake-up weakly, and the periodic callback and the wake-up are removed
+when the session is destroyed), so a closed session leaves nothing in the process. A failing
+update is logged and skipped: it never reaches the hub, the feed or other sessions.
 
 Pages are built lazily: the page is served with its header, tab bar and a "Loading…"
 placeholder at once; the first page is built once the browser shows them, every other page on
@@ -25,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import panel as pn
+from panel.io.state import set_curdoc
 
 from workbench.auth.roles import Action, Identity, allowed
 from workbench.dashboard import safe
@@ -54,6 +65,7 @@ from workbench.settings import Settings
 log = logging.getLogger(__name__)
 
 LIVE_TAB, ALERTS_TAB, HISTORY_TAB, EDITOR_TAB, LISTS_TAB, AUDIT_TAB = range(6)
+BURST = 2.0  # updates a session may make at once after a quiet spell (see the docstring)
 
 
 # Bokeh draws the tab headers inside a shadow root: the focus ring is given there.
@@ -95,9 +107,14 @@ class Session:
         self.identity = identity or session_identity()
         self.hub, self.dsn, self.publisher_dsn = hub, dsn, publisher_dsn
         self.view: pn.viewable.Viewable | None = None
-        self.seq = 0
+        self.seq = 0  # the hub sequence number this session has seen
+        self.live_seq = 0  # and its Live page (behind while the page is hidden; 0: new)
         self.failures = 0
         self._last_status = time.monotonic()
+        self._tokens, self._tokens_at = BURST, time.monotonic()  # updates allowed now
+        self._doc: Any = None  # the served document (None outside a server)
+        self._wake_pending = False
+        self._deferred = False
         self.live: LiveView | None = None
         self.alerts: CasesPage | None = None  # the Alerts tab is the case queue
         self.history: HistoryView | None = None
@@ -154,6 +171,8 @@ class Session:
     def _on_tab(self, event) -> None:
         if not self._switching:
             self.show(event.new)
+        if event.new == LIVE_TAB and LIVE_TAB in self._built:
+            self.pull()  # the Live page catches up on what it missed while hidden
 
     def show(self, index: int, load: Callable[[], Awaitable[None]] | None = None) -> None:
         """Show page ``index`` with what it reads from the database (``load``: instead of
@@ -237,7 +256,7 @@ class Session:
         dsn, identity = self.dsn, self.identity
         if index == LIVE_TAB:
             self.live = LiveView(notify=_toast)
-            self.seq = 0  # the next pull brings the hub's whole window to the new view
+            self.live_seq = 0  # the next pull brings the hub's whole window to the new view
             return self.live
         if index == ALERTS_TAB:
             self.alerts = CasesPage(dsn, identity)
@@ -272,24 +291,81 @@ class Session:
         self.audit = AuditView(dsn, identity)
         return self.audit
 
+    def attach(self, doc: Any) -> None:
+        """Pull when the hub wakes the session (``doc``: its served document)."""
+        self._doc = doc
+        self.hub.subscribe(self)
+
+    def detach(self) -> None:
+        self.hub.unsubscribe(self)
+        self._doc = None
+
+    def wake(self) -> None:
+        """Called by the hub from the feed's thread: pull on the document's event loop soon.
+        Coalesced: one wake-up waits at a time (``add_next_tick_callback`` is the one
+        document method Bokeh allows from another thread)."""
+        doc = self._doc
+        if doc is None or self._wake_pending:
+            return
+        self._wake_pending = True
+        doc.add_next_tick_callback(self._woken)
+
+    def _woken(self) -> None:
+        self._wake_pending = False  # before reading the hub: a later wake-up is not lost
+        self.tick()
+
+    def _tokens_now(self, now: float) -> float:
+        rate = 1000.0 / REFRESH_MS  # updates per second, on average
+        return min(BURST, self._tokens + (now - self._tokens_at) * rate)
+
+    def tick(self) -> None:
+        """A wake-up or the periodic tick: :meth:`pull` now, or when the rate allows the
+        next update (:data:`REFRESH_MS` on average, :data:`BURST` at once)."""
+        wait = (1.0 - self._tokens_now(time.monotonic())) * REFRESH_MS / 1000.0
+        if wait > 0:  # updated lately: once more when the rate allows it
+            if not self._deferred and self._doc is not None:
+                self._deferred = True
+                self._doc.add_timeout_callback(self._deferred_pull, 1000.0 * wait)
+            return
+        self._pull_in_document()
+
+    def _deferred_pull(self) -> None:
+        self._deferred = False
+        self._pull_in_document()
+
+    def _pull_in_document(self) -> None:
+        with set_curdoc(self._doc):  # pn.io.hold() and the toasts find the session's document
+            self.pull()
+
     def pull(self) -> None:
-        """One periodic update: everything new in the hub since the last one."""
+        """One update: everything new in the hub since the last one (the Live page: only
+        while shown)."""
         try:
             delta = self.hub.delta(self.seq)
             now = time.monotonic()
             live = self.live
-            if delta.seq == self.seq:
-                if live is not None:
+            shown = live is not None and self.tabs.active == LIVE_TAB
+            if delta.seq == self.seq and not (shown and self.live_seq != delta.seq):
+                if shown:
                     live.flush_tables()  # rows held back by the table throttle
                     if now - self._last_status >= STATUS_EVERY_S:  # rates decay, status stalls
                         live.update_status(delta)
                         self._last_status = now
                 return
             self._last_status = now
-            first, self.seq = self.seq == 0, delta.seq  # a failed delta is never re-applied
+            self._tokens, self._tokens_at = max(self._tokens_now(now) - 1.0, 0.0), now
+            seen, live_seen = self.seq, self.live_seq
+            self.seq = delta.seq  # a failed delta is never re-applied
             with pn.io.hold():
-                if live is not None:
-                    live.update(delta, first=first)
+                if shown:
+                    caught_up = live_seen == seen
+                    view = delta if caught_up else self.hub.delta(live_seen)
+                    self.live_seq = view.seq
+                    live.update(view, first=live_seen == 0, toasts=caught_up)
+                    if not caught_up and live_seen:
+                        live.toasts.add(delta.alerts)  # only the new ones are toasted
+                elif live is not None:
+                    live.toasts.add(delta.alerts)  # a hidden Live page still toasts
                 if self.alerts is not None and self.tabs.active == ALERTS_TAB:
                     self.alerts.note_open_alerts(delta.kpis.open_alerts)  # hidden: on show
                 self._banner(delta.health)
@@ -345,8 +421,14 @@ def create_session(
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         retrieve_closed_socket_errors()
         pn.state.curdoc.template = _page_template()
-        callback = pn.state.add_periodic_callback(session.pull, period=REFRESH_MS)
-        pn.state.on_session_destroyed(lambda _ctx: callback.stop())
+        session.attach(pn.state.curdoc)
+        callback = pn.state.add_periodic_callback(session.tick, period=int(1000 * STATUS_EVERY_S))
+
+        def destroyed(_ctx) -> None:
+            callback.stop()
+            session.detach()
+
+        pn.state.on_session_destroyed(destroyed)
         pn.state.onload(functools.partial(session.start, linked))
     else:
         session.start(linked)

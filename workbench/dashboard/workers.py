@@ -39,6 +39,12 @@ def _lag(value) -> str:
     return f"{int(value):,}"
 
 
+def _age(seconds: float) -> str:
+    """Whole seconds under a minute: the panel is redrawn when its text changes, and a
+    tenth of a second would change it at every update."""
+    return f"{max(seconds, 0):.0f} s" if 0 <= seconds < 60 else fmt_age(seconds)
+
+
 def workers_html(rows: pd.DataFrame, now: pd.Timestamp | None = None) -> safe.Html:
     """A table of the workers of ``rows`` (columns of :func:`~workbench.storage.stats.workers`)."""
     if rows is None or not len(rows):
@@ -52,7 +58,7 @@ def workers_html(rows: pd.DataFrame, now: pd.Timestamp | None = None) -> safe.Ht
                 r.source,
                 _partitions(r.partitions),
                 _lag(r.lag),
-                f"{fmt_age((now - pd.Timestamp(r.last_commit)).total_seconds())} ago",
+                f"{_age((now - pd.Timestamp(r.last_commit)).total_seconds())} ago",
             )
             for r in rows.itertuples(index=False)
         ]
