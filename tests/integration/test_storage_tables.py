@@ -8,7 +8,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from workbench.schema import NAMES
-from workbench.storage import tables, writer
+from workbench.storage import prepared, tables, writer
 from workbench.storage.connection import connect
 
 pytestmark = pytest.mark.integration
@@ -75,7 +75,7 @@ def test_metadata_creates_exactly_the_migrated_schema(conn, databases):
 def test_column_lists_come_from_the_metadata():
     tx = tables.names(tables.transactions)
     assert tx[: len(NAMES)] == NAMES
-    assert tuple(n for n in tx if n != "stored_at") == writer._DIRECT_COLUMNS
+    assert tuple(n for n in tx if n != "stored_at") == prepared.DIRECT_COLUMNS
     # Staged rows have the stored types: exact money, byte-ordered ids.
     assert 'tx_id TEXT COLLATE "C"' in writer._STAGE_DDL
     assert "amount NUMERIC(14, 2)" in writer._STAGE_DDL
