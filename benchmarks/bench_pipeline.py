@@ -61,7 +61,7 @@ from workbench.rules import load_rules
 from workbench.scoring.detector import Detector
 from workbench.sources.simulator import Simulator
 from workbench.storage import BatchWriter, PreparedBatch, connect, record_rule_set, upgrade
-from workbench.storage.writer import _DIRECT_COLUMNS
+from workbench.storage.prepared import DIRECT_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -237,7 +237,7 @@ def side_by_side(db_dsn, ruleset, kept) -> dict[str, dict]:
                     names, data = csv_rows(batch)
                     fmt = "csv"
                 elif k == 1:
-                    names, (data, fmt) = list(_DIRECT_COLUMNS), PreparedBatch(batch).direct_tx
+                    names, (data, fmt) = list(DIRECT_COLUMNS), PreparedBatch(batch).direct_tx
                 if k <= 1:
                     statement = sql.SQL("COPY transactions ({}) FROM STDIN (FORMAT {})").format(
                         sql.SQL(", ").join(map(sql.Identifier, names)), sql.SQL(fmt)

@@ -29,7 +29,7 @@ from _report import figure
 from workbench.rules import parse_rules
 from workbench.scoring.detector import Detector
 from workbench.sources.simulator import Simulator
-from workbench.storage.writer import PreparedBatch
+from workbench.storage import PreparedBatch
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRA = """
