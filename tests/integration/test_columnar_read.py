@@ -205,3 +205,38 @@ def test_one_reader_serves_a_whole_backtest_and_holds_no_transaction(db_dsn):
     big = result.frame["amount"] > 100
     assert (result.frame.loc[big, "score"] > 0).all()
     assert (result.frame.loc[~big, "score"] == 0).all()
+
+
+def test_rows_come_in_the_order_of_order_by_ts_tx_id(db_dsn):
+    # Stored out of order: later days first, and ties in ts written against byte order of
+    # their ids (upper case, digits, accents and a prefix of another id among them). The
+    # columnar read orders on the client; it must agree with the server's ORDER BY.
+    ids = ["b", "B", "a", "é", "Z", "a0", "a", "0", "~", "ab", "aB"]
+    days = [datetime(2026, 5, 3, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC)]
+    rows = []
+    for d, day in enumerate(days):
+        for i, tx in enumerate(reversed(sorted(set(ids), key=str.encode))):
+            at = day.replace(second=i % 2)  # two ts values per day, each shared by several ids
+            rows.append(
+                {
+                    "tx": f"{tx}-{d}",
+                    "ts": at.isoformat(),
+                    "at": at,
+                    "card": "c",
+                    "text": tx,
+                    "amount": "1.00",
+                    "lat": None,
+                    "fraud": None,
+                    "score": 1.0,
+                    "hits": "{}",
+                }
+            )
+    _insert(db_dsn, rows)
+    with connect(db_dsn) as conn:
+        want = [r[0] for r in conn.execute("SELECT tx_id FROM transactions ORDER BY ts, tx_id")]
+        with reader_for(conn) as reader:
+            assert isinstance(reader, ArrowReader)
+            got = transactions.load(reader, LO, HI)
+    assert list(got["tx_id"]) == want
+    assert list(got["tx_id"]) != [r["tx"] for r in rows]  # the stored order was another
+    pd.testing.assert_frame_equal(got, _csv_load(db_dsn, LO, HI))

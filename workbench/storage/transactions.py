@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from psycopg import sql
 
@@ -31,6 +34,7 @@ __all__ = [
     "bucketed",
     "card_history",
     "get",
+    "in_order",
     "load",
     "load_hits",
     "recent",
@@ -140,11 +144,13 @@ def load(source: Source | ArrowReader, start: datetime, end: datetime) -> pd.Dat
         "rule_set_version": "str",
         "stored_at": "timestamp",
     }
-    where = sql.SQL("FROM transactions WHERE ts >= {} AND ts < {} ORDER BY ts, tx_id").format(
+    where = sql.SQL("FROM transactions WHERE ts >= {} AND ts < {}").format(
         sql.Literal(start), sql.Literal(end)
     )
     with reader_for(source) as reader:
         if reader is not None:
+            # Unordered on the server, ordered here: the server's sort of a day's rows took
+            # about a third of the read, Arrow's sort of nearly ordered rows a few ms.
             # Money as integer cents: numeric would travel as decimal text.
             select = sql.SQL(", ").join(
                 sql.SQL("({} * 100)::bigint AS {}").format(
@@ -155,7 +161,8 @@ def load(source: Source | ArrowReader, start: datetime, end: datetime) -> pd.Dat
                 for c in _TX_COLUMNS
             )
             table = reader.table(sql.SQL("SELECT {} {}").format(select, where), _LOAD_ACTION)
-            return to_frame(table, kinds)
+            return to_frame(in_order(table), kinds)
+    where = sql.SQL("{} ORDER BY ts, tx_id").format(where)
     select = sql.SQL(", ").join(
         sql.SQL("(extract(epoch FROM {0}) * 1000000)::bigint").format(sql.Identifier(c))
         if c in ("ts", "stored_at")
@@ -164,6 +171,16 @@ def load(source: Source | ArrowReader, start: datetime, end: datetime) -> pd.Dat
     )
     query = sql.SQL("SELECT {} {}").format(select, where)
     return copy_out(source, query, kinds, _LOAD_ACTION)
+
+
+def in_order(table: pa.Table) -> pa.Table:
+    """``table``'s rows ordered by ``(ts, tx_id)``, as ``ORDER BY ts, tx_id`` orders them:
+    ``tx_id`` has the "C" collation, so byte order, which is Arrow's order of strings."""
+    keys = [("ts", "ascending"), ("tx_id", "ascending")]
+    order = pc.sort_indices(table.select(["ts", "tx_id"]), sort_keys=keys).to_numpy()
+    if np.array_equal(order, np.arange(len(order))):
+        return table  # already in order (rows of one partition are stored mostly in order)
+    return table.take(order)
 
 
 def load_hits(source: Source, start: datetime, end: datetime) -> pd.DataFrame:
