@@ -26,7 +26,10 @@ apart from the simulator's ``is_fraud`` (:mod:`workbench.analysis.compare`).
 
 History is read in columnar form (binary COPY decoded into Arrow by the ADBC driver, one
 connection for every slice; :mod:`workbench.storage.columnar`), and reading the next slice (a
-thread: the driver releases the GIL) overlaps scoring the current one.
+thread: the driver releases the GIL) overlaps scoring the current one. The slices' rows and
+features are kept (:mod:`workbench.analysis.feature_cache`): the next backtest of the same
+range with the same features — the analyst's next threshold — scores those with its own rules,
+lists and snoozes, unless anything the features read has changed since.
 
 >>> # result = backtest("rules/candidate.yaml", "2026-01-01", "2026-01-08", dsn=dsn)
 >>> # result.compare(k=100).text()
@@ -46,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from workbench import schema
+from workbench.analysis import feature_cache
 from workbench.analysis.compare import Comparison, compare
 from workbench.analysis.database import database_url
 from workbench.errors import ConfigError
@@ -58,6 +62,7 @@ from workbench.scoring.evaluate import stored_hits, stored_rule_ids
 from workbench.scoring.overlay import Overlay
 from workbench.storage import columnar, labels, shared_store, transactions
 from workbench.storage import snoozes as snooze_store
+from workbench.storage.frames import raw
 
 Progress = Callable[[float, int], None]
 """``progress(fraction_of_time_range_done, rows_read_so_far)``."""
@@ -79,6 +84,8 @@ class Backtest:
     with ``frame``, one column per enabled candidate rule. ``eval_errors``: rule id -> rows
     where evaluating the rule failed. ``overlay``: the maintained lists and snoozes scored
     with, ``lists_source`` where they came from; ``snoozed``: hits the snoozes hid.
+    ``from_cache``: the history and its features were those a backtest before kept
+    (:mod:`~workbench.analysis.feature_cache`); only the scoring ran.
     """
 
     ruleset: RuleSet
@@ -93,6 +100,7 @@ class Backtest:
     overlay: Overlay = field(default_factory=Overlay)
     lists_source: str = "none"
     snoozed: int = 0
+    from_cache: bool = False
 
     @property
     def rows(self) -> int:
@@ -237,13 +245,16 @@ def backtest(
     progress: Progress | None = None,
     overlay: Overlay | None = None,
     lists_dir: str | Path | None = None,
+    cache: bool = True,
 ) -> Backtest:
     """Re-score the stored transactions of ``[start, end)`` (default: all) with ``rules``.
 
     ``conn`` (a connection the caller owns) or ``dsn`` (default: the configured database)
     says where to read. ``warmup=False`` starts the features on empty state at ``start``.
     ``overlay``: the lists and snoozes to score with (default: :func:`current_overlay`,
-    with the list files of ``lists_dir``).
+    with the list files of ``lists_dir``). ``cache``: keep the history read and its features
+    for the next backtest of the same range and features, and score those kept by the one
+    before when nothing they depend on changed (:mod:`~workbench.analysis.feature_cache`).
     """
     ruleset = as_ruleset(rules)
     began = time.perf_counter()
@@ -260,6 +271,7 @@ def backtest(
         slices += [(a, b, True) for a, b in _edges(lo, hi, chunk_s)]
         detector = Detector(ruleset, allowed_lateness_s=allowed_lateness_s, overlay=overlay)
         book = detector.features.labels
+        stored = None
         if book is not None:
             floor = first - pd.Timedelta(book.horizon_ns + book.lateness_ns, unit="ns")
             stored = labels.known(c, hi.to_pydatetime(), ts_from=floor.to_pydatetime())
@@ -268,24 +280,58 @@ def backtest(
         frames, hit_blocks, errors = [], [], {}
         warm_rows, read_s, rows, snoozed = 0, [0.0], 0, 0
         span = (hi - first).total_seconds() or 1.0
-        for (_a, b, scored), history in _prefetch(c, slices, read_s):
+
+        def score(history: pd.DataFrame, feats) -> None:
+            nonlocal snoozed
+            done = detector.scorer.evaluation(history[list(schema.NAMES)], feats)
+            frames.append(_result_frame(history, done.scores))
+            hit_blocks.append(done.matrix)
+            snoozed += done.snoozed
+            for rule, n in done.eval_errors.items():
+                errors[rule] = errors.get(rule, 0) + n
+
+        key = None
+        if cache:
+            key = (
+                _database(c),
+                (first, lo, hi, chunk_s, allowed_lateness_s),
+                tuple(ruleset.features),
+                transactions.fingerprint(c, first.to_pydatetime(), hi.to_pydatetime()),
+                feature_cache.labels_digest(stored),
+            )
+        kept = feature_cache.get(key) if key is not None else None
+        if kept is not None:
+            # The same history and features as a backtest before: score them with these rules.
+            for piece in kept.slices:
+                score(piece.history, piece.features)
+                rows += len(piece.history)
+            warm_rows = kept.warmup_rows
+            rows += warm_rows
+            if progress is not None:
+                progress(1.0, rows)
+        keep: list[feature_cache.CachedSlice] = []
+        for (_a, b, scored), history in _prefetch(c, slices if kept is None else [], read_s):
             rows += len(history)
+            names = history[list(schema.NAMES)]
             if not scored:
-                detector.features.compute(history[list(schema.NAMES)])
+                detector.features.compute(names)
                 warm_rows += len(history)
             elif len(history):
-                done = detector.evaluate(history[list(schema.NAMES)])
-                frames.append(_result_frame(history, done.scores))
-                hit_blocks.append(done.matrix)
-                snoozed += done.snoozed
-                for rule, n in done.eval_errors.items():
-                    errors[rule] = errors.get(rule, 0) + n
-            # As the stream's detect node does between batches (when the detector has it).
-            maintain = getattr(detector, "maintain", None)
-            if maintain is not None:
-                maintain()
+                # As the detector evaluates a batch (Detector.evaluate), in two steps so that
+                # the features can be kept.
+                arrays = detector.features.batch_arrays(names)
+                feats = detector.features.compute_arrays(
+                    names, defer_maintenance=True, arrays=arrays
+                )
+                score(history, feats)
+                if key is not None:
+                    keep.append(feature_cache.CachedSlice(history, _frozen(feats)))
+            # As the stream's detect node does between batches.
+            detector.maintain()
             if progress is not None:
                 progress((b - first).total_seconds() / span, rows)
+        if key is not None and kept is None:
+            feature_cache.put(key, feature_cache.Entry(tuple(keep), warm_rows))
     frame = (
         pd.concat(frames, ignore_index=True)
         if frames
@@ -307,6 +353,7 @@ def backtest(
         overlay=overlay,
         lists_source=source,
         snoozed=snoozed,
+        from_cache=kept is not None,
     )
 
 
@@ -337,6 +384,24 @@ def _connection(conn, dsn: str | None) -> Iterator:
         return
     # The process's pooled store: notebooks calling this repeatedly reuse its connections.
     yield shared_store(dsn or database_url())
+
+
+def _database(source) -> tuple:
+    """Which database ``source`` reads: server, port and name."""
+    with raw(source) as conn:
+        return (conn.info.host, conn.info.port, conn.info.dbname)
+
+
+def _frozen(feats: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Features to keep, read-only: scoring them again can never change them."""
+    out = {}
+    for name, values in feats.items():
+        values = np.asarray(values)
+        if not values.flags.owndata:  # a view of the engine's buffers: those change
+            values = values.copy()
+        values.setflags(write=False)
+        out[name] = values
+    return out
 
 
 def _ts(value: datetime | str) -> pd.Timestamp:

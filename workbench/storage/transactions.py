@@ -33,6 +33,7 @@ from workbench.storage.frames import Source, copy_out, fetch, one, raw
 __all__ = [
     "bucketed",
     "card_history",
+    "fingerprint",
     "get",
     "in_order",
     "load",
@@ -192,6 +193,20 @@ def load_hits(source: Source, start: datetime, end: datetime) -> pd.DataFrame:
     ).format(sql.Literal(start), sql.Literal(end))
     kinds = {"tx_id": "str", "ts": "timestamp", "rule_id": "str", "points": "float"}
     return copy_out(source, query, kinds, "cannot load rule hits")
+
+
+def fingerprint(source: Source, start: datetime, end: datetime) -> tuple[int, datetime | None, int]:
+    """What is stored of ``[start, end)``, in one query: the number of transactions, the newest
+    ``stored_at`` and the sum of a hash of their ids. Stored transactions are never updated, so
+    a row stored into the range later, or a deletion, changes it (a backtest's feature cache
+    is keyed by it: :mod:`workbench.analysis.feature_cache`)."""
+    query = sa.select(
+        sa.func.count(),
+        sa.func.max(_TX.c.stored_at),
+        sa.func.coalesce(sa.func.sum(sa.func.hashtext(_TX.c.tx_id)), 0),
+    ).where(_TX.c.ts >= start, _TX.c.ts < end)
+    row = one(source, query, "cannot read what is stored of a time range")
+    return int(row[0]), row[1], int(row[2])
 
 
 def time_bounds(source: Source) -> tuple[datetime, datetime] | None:
