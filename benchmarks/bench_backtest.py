@@ -40,7 +40,7 @@ from psycopg import conninfo, sql
 
 from workbench.analysis import backtest, feature_cache, load_history
 from workbench.rules import load_rules, parse_rules
-from workbench.schema import COLUMNS, NAMES
+from workbench.schema import NAMES
 from workbench.scoring.detector import Detector
 from workbench.scoring.result import ScoredBatch
 from workbench.sources.simulator import Simulator
@@ -91,16 +91,9 @@ def _select() -> str:
 
 def read_server_ordered(dsn: str):
     """The columnar read as it was before: the server sorts (``ORDER BY ts, tx_id``)."""
-    kinds = {c.name: c.kind for c in COLUMNS} | {
-        "risk_score": "float",
-        "band": "str",
-        "rule_hits": "str",
-        "rule_set_version": "str",
-        "stored_at": "timestamp",
-    }
     query = f"SELECT {_select()} FROM transactions ORDER BY ts, tx_id"
     with ArrowReader(dsn) as reader:
-        return to_frame(reader.table(sql.SQL(query), "read"), kinds)
+        return to_frame(reader.table(sql.SQL(query), "read"), transactions.LOAD_KINDS)
 
 
 def raw_copy(dsn: str, order: bool = False) -> int:

@@ -35,7 +35,6 @@ __all__ = [
     "card_history",
     "fingerprint",
     "get",
-    "in_order",
     "load",
     "load_hits",
     "recent",
@@ -49,6 +48,14 @@ _ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)  # buckets align to UTC midnight
 
 _TX_COLUMNS = tables.names(tables.transactions)
 _TX = tables.transactions
+LOAD_KINDS = {c.name: c.kind for c in COLUMNS} | {
+    "risk_score": "float",
+    "band": "str",
+    "rule_hits": "str",
+    "rule_set_version": "str",
+    "stored_at": "timestamp",
+}
+"""The columns of :func:`load`'s frame and their kinds (:func:`~.columnar.to_frame`)."""
 _LOAD_ACTION = "cannot load transactions"
 
 
@@ -138,13 +145,7 @@ def load(source: Source | ArrowReader, start: datetime, end: datetime) -> pd.Dat
     :mod:`~workbench.storage.columnar`; pass an open ``ArrowReader`` to reuse its connection
     across calls), or with COPY CSV on the source itself when it is inside a transaction.
     """
-    kinds = {c.name: c.kind for c in COLUMNS} | {
-        "risk_score": "float",
-        "band": "str",
-        "rule_hits": "str",
-        "rule_set_version": "str",
-        "stored_at": "timestamp",
-    }
+    kinds = LOAD_KINDS
     where = sql.SQL("FROM transactions WHERE ts >= {} AND ts < {}").format(
         sql.Literal(start), sql.Literal(end)
     )
@@ -162,7 +163,7 @@ def load(source: Source | ArrowReader, start: datetime, end: datetime) -> pd.Dat
                 for c in _TX_COLUMNS
             )
             table = reader.table(sql.SQL("SELECT {} {}").format(select, where), _LOAD_ACTION)
-            return to_frame(in_order(table), kinds)
+            return to_frame(_in_order(table), kinds)
     where = sql.SQL("{} ORDER BY ts, tx_id").format(where)
     select = sql.SQL(", ").join(
         sql.SQL("(extract(epoch FROM {0}) * 1000000)::bigint").format(sql.Identifier(c))
@@ -174,7 +175,7 @@ def load(source: Source | ArrowReader, start: datetime, end: datetime) -> pd.Dat
     return copy_out(source, query, kinds, _LOAD_ACTION)
 
 
-def in_order(table: pa.Table) -> pa.Table:
+def _in_order(table: pa.Table) -> pa.Table:
     """``table``'s rows ordered by ``(ts, tx_id)``, as ``ORDER BY ts, tx_id`` orders them:
     ``tx_id`` has the "C" collation, so byte order, which is Arrow's order of strings."""
     keys = [("ts", "ascending"), ("tx_id", "ascending")]
