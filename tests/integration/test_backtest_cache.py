@@ -196,3 +196,23 @@ def test_the_cache_keeps_at_most_its_bound_newest_first(monkeypatch):
     assert feature_cache.get("big") is None and feature_cache.size() == 32_000
     feature_cache.clear()
     assert feature_cache.size() == 0
+
+
+def test_a_range_written_to_while_it_is_read_is_not_kept(db_dsn):
+    _store(db_dsn, _history(2000, seed=9))
+    feature_cache.clear()
+    written = []
+
+    def store_one_late_row(_fraction: float, _rows: int) -> None:
+        if not written:  # after the first slice: a row stored into the range, as a worker would
+            late = _history(1, seed=98, offset=60_000)
+            late["ts"] = pd.Timestamp("2026-02-01T13:00:00Z")
+            _store(db_dsn, late)
+            written.append(1)
+
+    kw = {"dsn": db_dsn, "chunk_s": 6 * 3600}
+    assert not backtest(RULES, START, END, progress=store_one_late_row, **kw).from_cache
+    assert written and feature_cache.size() == 0  # read from a moving range: not kept
+    assert not backtest(RULES, START, END, **kw).from_cache
+    assert feature_cache.size() > 0
+    _same(backtest(RULES, START, END, **kw), backtest(RULES, START, END, cache=False, **kw))

@@ -296,7 +296,7 @@ def backtest(
                 _database(c),
                 (first, lo, hi, chunk_s, allowed_lateness_s),
                 tuple(ruleset.features),
-                transactions.fingerprint(c, first.to_pydatetime(), hi.to_pydatetime()),
+                _stored(c, first, hi),
                 feature_cache.labels_digest(stored),
             )
         kept = feature_cache.get(key) if key is not None else None
@@ -330,7 +330,10 @@ def backtest(
             detector.maintain()
             if progress is not None:
                 progress((b - first).total_seconds() / span, rows)
-        if key is not None and kept is None:
+        # Kept only when nothing was stored into the range or deleted from it while it was
+        # read (slice by slice, each in a snapshot of its own): what is kept is then exactly
+        # what the key says.
+        if key is not None and kept is None and key[3] == _stored(c, first, hi):
             feature_cache.put(key, feature_cache.Entry(tuple(keep), warm_rows))
     frame = (
         pd.concat(frames, ignore_index=True)
@@ -384,6 +387,10 @@ def _connection(conn, dsn: str | None) -> Iterator:
         return
     # The process's pooled store: notebooks calling this repeatedly reuse its connections.
     yield shared_store(dsn or database_url())
+
+
+def _stored(source, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple:
+    return transactions.fingerprint(source, lo.to_pydatetime(), hi.to_pydatetime())
 
 
 def _database(source) -> tuple:

@@ -20,6 +20,9 @@ The key:
   changes the count, the newest ``stored_at`` or the hash;
 - the labels the features were given (a hash of the frame), when they read labels.
 
+What is stored is fingerprinted before the history is read and again after it: a range that
+a worker stored into (or a retention deleted from) while it was read is not kept.
+
 Bounded: at most :data:`MAX_BYTES` are kept in the process (the newest backtests first; one
 that alone is larger is not kept), and :func:`clear` empties it.
 """
