@@ -13,7 +13,6 @@ Usage: python benchmarks/bench_case_join.py [--dsn DSN] [--rounds 2] [--quick]
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -21,14 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 
+from _db import admin_dsn, own_database
 from _report import figure
 from conftest import build_scored  # tests/integration/conftest.py
-from psycopg import conninfo, sql
 
 from workbench.storage import alerting, connect, upgrade
 from workbench.storage.writer import BatchWriter
 
-DEFAULT_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 STATEMENTS = {"_CASES": alerting._CASES, "_CASE_EVENTS": alerting._CASE_EVENTS}
 
 
@@ -47,14 +45,10 @@ def _batches(share: float, n: int = 30) -> list:
 
 
 def _run(admin: str, batches: list, with_cases: bool) -> list[float]:
-    name = f"wb_bench_cases_{os.getpid()}"
-    with connect(admin) as a:
-        a.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        a.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
+    with own_database(admin, "wb_bench_cases") as dsn:
         for attr, text in STATEMENTS.items():
             setattr(alerting, attr, text if with_cases else "SELECT 1")
-        with connect(conninfo.make_conninfo(admin, dbname=name)) as conn:
+        with connect(dsn) as conn:
             upgrade(conn)
             writer, times = BatchWriter(conn), []
             for batch in batches:
@@ -62,14 +56,11 @@ def _run(admin: str, batches: list, with_cases: bool) -> list[float]:
                 writer.write(batch)
                 times.append(time.perf_counter() - started)
         return times[3:]
-    finally:
-        with connect(admin) as a:
-            a.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--dsn", default=admin_dsn())
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()

@@ -29,7 +29,6 @@ Usage: python benchmarks/bench_cold_start.py [--repeat 2] [--dsn DSN] [--quick]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import statistics
@@ -40,25 +39,11 @@ import time
 from pathlib import Path
 
 import psycopg
+from _db import admin_dsn, own_database
 from _report import figure
-from psycopg import conninfo
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET_S = 5.0
-
-
-@contextlib.contextmanager
-def database(dsn: str, name: str):
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo.conninfo_to_dict(dsn) | {"dbname": name}
-    try:
-        yield conninfo.make_conninfo(**params)
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def env_for(dsn: str, cache: Path | None) -> dict[str, str]:
@@ -83,11 +68,11 @@ def stored(dsn: str) -> bool:
 
 
 def first_batch(
-    base: str, cache: Path | None, name: str, timeout: float = 300.0
+    base: str, cache: Path | None, prefix: str, timeout: float = 300.0
 ) -> tuple[float, int]:
     """Seconds from starting ``workbench run`` to its first stored row, and the number of
     compilation lines it logged meanwhile."""
-    with database(base, name) as dsn, tempfile.TemporaryFile("w+") as log:
+    with own_database(base, prefix) as dsn, tempfile.TemporaryFile("w+") as log:
         cmd = [sys.executable, "-m", "workbench", "run", "--source", "simulator"]
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env_for(dsn, cache), stdout=log, stderr=log)
@@ -127,7 +112,7 @@ def warmup(cache: Path | None) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--dsn", default=admin_dsn())
     parser.add_argument("--repeat", type=int, default=2, help="pairs of runs")
     parser.add_argument("--quick", action="store_true", help="one start after warmup only")
     args = parser.parse_args()
@@ -142,14 +127,14 @@ def main() -> None:
             cache = root / f"numba-{i}"
             shutil.rmtree(cache, ignore_errors=True)
             cache.mkdir()
-            seconds, n = first_batch(args.dsn, cache, f"wb_bench_cold_{os.getpid()}_{i}c")
+            seconds, n = first_batch(args.dsn, cache, f"wb_bench_cold_{i}c")
             cold.append(seconds)
             lines["cold"].append(n)
             print(f"run {i + 1}: fresh install  {seconds:6.2f} s ({n} kernels compiled)")
             shutil.rmtree(cache)
             cache.mkdir()
             warmups.append(warmup(cache))
-            seconds, n = first_batch(args.dsn, cache, f"wb_bench_cold_{os.getpid()}_{i}w")
+            seconds, n = first_batch(args.dsn, cache, f"wb_bench_cold_{i}w")
             warm.append(seconds)
             lines["warm"].append(n)
             print(
@@ -188,7 +173,7 @@ def main() -> None:
 def quick(dsn: str) -> None:
     """One start after ``workbench warmup`` on the default kernel cache."""
     took = warmup(None)
-    seconds, n = first_batch(dsn, None, f"wb_bench_cold_{os.getpid()}_q")
+    seconds, n = first_batch(dsn, None, "wb_bench_cold_q")
     load = os.getloadavg()
     print(
         f"after warmup (default kernel cache; warmup {took:.1f} s): first stored batch "

@@ -8,7 +8,7 @@
 3. Lists and snoozes: a rule ``card_id in list("blocked_cards")`` with 10,000 entries, and
    1,000 snoozes of one rule, per batch (``isin`` and the snooze mask).
 
-Creates databases ``wb_bench_ev_<pid>_{a,b}`` on ``--dsn`` (or ``WORKBENCH_BENCH_DSN``),
+Creates databases ``wb_bench_ev_{a,b}_<pid>`` on ``--dsn`` (or ``WORKBENCH_BENCH_DSN``),
 drops them at the end. Prints figures; no pass/fail.
 
 Usage: python benchmarks/bench_evidence.py [--batches 60] [--batch 5000] [--dsn DSN] [--quick]
@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psycopg
+from _db import admin_dsn, own_database
 from _report import figure
-from psycopg import sql
 
 from workbench.features.engine import FeatureEngine
 from workbench.rules import load_rules, parse_rules
@@ -37,7 +35,6 @@ from workbench.sources.simulator import Simulator
 from workbench.storage import BatchWriter, connect, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def p50_ms(values: list[float]) -> float:
@@ -53,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--batch", type=int, default=5000)
-    parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--dsn", default=admin_dsn())
     parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
     if args.quick:
@@ -104,27 +101,19 @@ def main() -> None:
                 )
         return times
 
-    names = [f"wb_bench_ev_{os.getpid()}_{s}" for s in ("a", "b")]
-    with psycopg.connect(args.dsn, autocommit=True) as admin:
-        for name in names:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        dsns = [psycopg.conninfo.make_conninfo(args.dsn, dbname=n) for n in names]
-        for dsn in dsns:
+    with (
+        own_database(args.dsn, "wb_bench_ev_a") as plain,
+        own_database(args.dsn, "wb_bench_ev_b") as explained,
+    ):
+        for dsn in (plain, explained):
             with connect(dsn) as conn:
                 upgrade(conn)
-        before = write(dsns[0], keep=False)
-        after = write(dsns[1], keep=True)
+        before = write(plain, keep=False)
+        after = write(explained, keep=True)
         print(f"2. write without evidence    {ms(before)}")
         print(f"   write with evidence       {ms(after)}")
         figure(f"write with evidence, {args.batch:,}-row batch, p50", p50_ms(after), "ms",
                anchor="without evidence", ratio=p50_ms(after) / p50_ms(before))  # fmt: skip
-    finally:
-        with psycopg.connect(args.dsn, autocommit=True) as admin:
-            for name in names:
-                admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
 
     rule = 'rules:\n  - id: blocked\n    when: card_id in list("blocked_cards")\n    score: 80\n'
     listed = parse_rules({"r.yaml": rule})

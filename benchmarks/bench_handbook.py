@@ -37,9 +37,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import psycopg
+from _db import admin_dsn, own_database
 from _report import figure
-from psycopg import conninfo, sql
 
 from workbench.analysis import backtest
 from workbench.rules import load_rules
@@ -48,13 +47,12 @@ from workbench.sources.simulator import handbook as hb
 from workbench.storage import connect, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BASELINES = {"logistic regression": 0.291, "random forest": 0.287, "XGBoost": 0.273}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--dsn", default=admin_dsn())
     parser.add_argument("--customers", type=int, default=5_000)
     parser.add_argument("--terminals", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
@@ -75,18 +73,12 @@ def main() -> None:
     config = hb.HandbookConfig(
         customers=args.customers, terminals=args.terminals, days=days, seed=args.seed
     )
-    name = args.keep or f"wb_bench_hb_{os.getpid()}"
-    with psycopg.connect(args.dsn, autocommit=True) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = conninfo.make_conninfo(args.dsn, dbname=name)
-    try:
+    with own_database(args.dsn, "wb_bench_hb", keep=args.keep) as dsn:
         with connect(dsn) as conn:
             upgrade(conn)
             stored = conn.execute("SELECT count(*) FROM transactions").fetchone()[0]
         if stored:
-            print(f"data: {stored:,} transactions stored already (--keep {name})")
+            print(f"data: {stored:,} transactions stored already (--keep {args.keep})")
         else:
             seed(config, args.rules, dsn)
         cp = run(args.rules, test_start, test_end, args.k, dsn)
@@ -94,12 +86,6 @@ def main() -> None:
         figure(f"CP@{args.k}, handbook protocol ({args.customers:,} customers, "
                f"{args.test_days} days)", cp, "", anchor="book: logistic regr.",
                ratio=cp / base)  # fmt: skip
-    finally:
-        if not args.keep:
-            with psycopg.connect(args.dsn, autocommit=True) as admin:
-                admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
 
 
 def seed(config: hb.HandbookConfig, rules: str, dsn: str) -> None:

@@ -26,7 +26,6 @@ Usage: python benchmarks/bench_kafka.py [--rows 60000] [--workers 1 2] [--batch 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
@@ -35,33 +34,16 @@ import time
 from pathlib import Path
 
 import psycopg
-from psycopg import conninfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _db import admin_dsn, own_database  # noqa: E402
 from _report import figure  # noqa: E402
 
 from tests.kafka_broker import Broker, broker_binary  # noqa: E402
 
 GROUP_OPTIONS = "session.timeout.ms=6000&heartbeat.interval.ms=500"
-
-
-def admin(dsn: str) -> psycopg.Connection:
-    return psycopg.connect(dsn, autocommit=True)
-
-
-@contextlib.contextmanager
-def database(dsn: str, name: str):
-    with admin(dsn) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo.conninfo_to_dict(dsn) | {"dbname": name}
-    try:
-        yield conninfo.make_conninfo(**params)
-    finally:
-        with admin(dsn) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def env_for(dsn: str, batch: int, name: str) -> dict[str, str]:
@@ -120,7 +102,7 @@ def run_until(procs: list[subprocess.Popen], dsn: str, rows: int, timeout: float
 
 
 def simulator_run(base: str, rows: int, batch: int, log) -> dict[str, float]:
-    with database(base, f"wb_bench_kafka_sim_{os.getpid()}") as dsn:
+    with own_database(base, "wb_bench_kafka_sim") as dsn:
         started = time.time()
         cmd = [sys.executable, "-m", "workbench", "run", "--source", "simulator",
                "--rate", "10000000", "--batch-rows", str(batch)]  # fmt: skip
@@ -133,7 +115,7 @@ def kafka_run(
     base: str, b: Broker, n: int, rows: int, batch: int, log, *, tail: bool = True
 ) -> dict[str, float]:
     suffix = "" if tail else "_untailed"
-    with database(base, f"wb_bench_kafka_{n}{suffix}_{os.getpid()}") as dsn:
+    with own_database(base, f"wb_bench_kafka_{n}{suffix}") as dsn:
         subprocess.run(
             [sys.executable, "-m", "workbench", "db", "upgrade"],
             env=env_for(dsn, batch, "up"), check=True, stdout=log, stderr=log,
@@ -165,9 +147,7 @@ def main() -> None:
         action="store_true",
         help="also run each group of 2+ workers without the tail of other workers' commits",
     )
-    parser.add_argument(
-        "--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", "host=127.0.0.1 user=postgres")
-    )
+    parser.add_argument("--dsn", default=admin_dsn())
     parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
     if args.quick:

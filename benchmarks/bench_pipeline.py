@@ -41,7 +41,6 @@ import gc
 import json
 import os
 import platform
-import signal
 import sys
 import time
 from pathlib import Path
@@ -51,7 +50,8 @@ import pandas as pd
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from _report import figure  # benchmarks/ is the script's directory: first on sys.path
+from _db import admin_dsn, own_database  # benchmarks/ is the script's directory: on sys.path
+from _report import figure
 from psycopg import conninfo, sql
 
 from workbench.pipeline.graph import Pipeline
@@ -64,7 +64,6 @@ from workbench.storage import BatchWriter, PreparedBatch, connect, record_rule_s
 from workbench.storage.prepared import DIRECT_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 EMPTIED = (
     "transactions, transaction_ids, alerts, alert_hits, alert_evidence, cases, case_events,"
     " dead_letters, pipeline_stats"
@@ -539,7 +538,7 @@ def _met(ok: bool) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--dsn", default=admin_dsn())
     parser.add_argument("--seconds", type=float, default=30.0, help="end-to-end run at max rate")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (CSV, binary, anchors)")
     parser.add_argument("--batch", type=int, default=5000)
@@ -556,29 +555,13 @@ def main() -> None:
         args.seconds, args.rounds, args.warmup, args.paced_seconds = 10.0, 2, 2.0, 6.0
         args.storage_batches, args.orm_seconds, args.orm_rows = 8, 2.0, 5000
 
-    name = f"wb_bench_{os.getpid()}"
-    db_dsn = conninfo.make_conninfo(args.dsn, dbname=name)
-    # SIGTERM takes the same path as Ctrl-C: unwind, then drop the database.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    with psycopg.connect(args.dsn, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        # Durable commits whatever the server default: the figures must be honest.
-        admin.execute(
-            sql.SQL("ALTER DATABASE {} SET synchronous_commit = on").format(sql.Identifier(name))
-        )
     interrupted = False
-    try:
-        bench(args, db_dsn)
+    try:  # durable commits whatever the server default (own_database): honest figures
+        with own_database(args.dsn, "wb_bench") as db_dsn:
+            bench(args, db_dsn)
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the drop
-        with psycopg.connect(args.dsn, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        print(f"(dropped database {name})")
     if interrupted:
         sys.exit(130)
 

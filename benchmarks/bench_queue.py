@@ -15,19 +15,16 @@ Usage: PYTHONPATH=. python benchmarks/bench_queue.py [--sizes 100000 1000000] [-
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
 import sqlalchemy as sa
+from _db import admin_dsn, own_database
 from _report import figure
-from psycopg import conninfo, sql
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
 from tests.case_seed import seed_cases
 from workbench.storage import cases, connect, upgrade
-
-DEFAULT_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
 COMBOS = [
     ("active, by score", cases.Filters(), "score"),
@@ -108,39 +105,26 @@ def measure(conn, size: int, repeat: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--dsn", default=admin_dsn())
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.repeat = [min(args.sizes)], min(args.repeat, 10)
-    name = f"wb_bench_queue_{os.getpid()}"
-    with connect(args.dsn) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = conninfo.make_conninfo(args.dsn, dbname=name)
-    try:
-        with connect(dsn) as conn:
-            upgrade(conn)
-            have = 0
-            for size in sorted(args.sizes):
-                t = time.perf_counter()
-                seed_cases(
-                    conn, size - have, prefix=f"s{size}-", seed=size % 97 / 100, alerts=False
-                )
-                have = size
-                print(f"(seeded {size:,} cases in {time.perf_counter() - t:.1f}s)")
-                conn.execute("VACUUM ANALYZE cases")
-                measure(conn, size, args.repeat)
-            for label, filters, sort in COMBOS[:3]:
-                query, _ = cases.page_query(filters, sort, limit=50)
-                print(f"\nEXPLAIN ANALYZE at {have:,}: {label}\n{_explain(conn, query)}")
-    finally:
-        with connect(args.dsn) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        print(f"(dropped database {name})")
+    with own_database(args.dsn, "wb_bench_queue") as dsn, connect(dsn) as conn:
+        upgrade(conn)
+        have = 0
+        for size in sorted(args.sizes):
+            t = time.perf_counter()
+            seed_cases(conn, size - have, prefix=f"s{size}-", seed=size % 97 / 100, alerts=False)
+            have = size
+            print(f"(seeded {size:,} cases in {time.perf_counter() - t:.1f}s)")
+            conn.execute("VACUUM ANALYZE cases")
+            measure(conn, size, args.repeat)
+        for label, filters, sort in COMBOS[:3]:
+            query, _ = cases.page_query(filters, sort, limit=50)
+            print(f"\nEXPLAIN ANALYZE at {have:,}: {label}\n{_explain(conn, query)}")
 
 
 if __name__ == "__main__":

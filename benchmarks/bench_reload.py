@@ -35,14 +35,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psycopg
+from _db import admin_dsn, own_database
 from _report import figure
-from psycopg import conninfo, sql
 
 from workbench.rules import version_of
 from workbench.storage import BatchSummary, Listener, connect
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -174,7 +172,7 @@ def bench(args, dsn: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--dsn", default=admin_dsn())
     parser.add_argument("--edits", type=int, default=40)
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--batch-rows", type=int, default=200)
@@ -186,22 +184,11 @@ def main() -> None:
     if args.quick:
         args.edits, args.warmup, args.quiet = 10, 1.0, 3.0
 
-    name = f"wb_bench_reload_{os.getpid()}"
-    dsn = conninfo.make_conninfo(args.dsn, dbname=name)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    with psycopg.connect(args.dsn, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        bench(args, dsn)
+        with own_database(args.dsn, "wb_bench_reload") as dsn:
+            bench(args, dsn)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        with psycopg.connect(args.dsn, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        print(f"(dropped database {name})")
 
 
 if __name__ == "__main__":

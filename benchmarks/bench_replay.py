@@ -40,7 +40,6 @@ import asyncio
 import contextlib
 import os
 import platform
-import signal
 import sys
 import tempfile
 import time
@@ -49,8 +48,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psycopg
+from _db import admin_dsn, own_database
 from _report import figure
-from psycopg import conninfo, sql
 
 from workbench.cli.run_cmd import replay_options
 from workbench.pipeline.worker import build_pipeline, run_with_status
@@ -60,7 +59,6 @@ from workbench.sources.simulator import Simulator
 from workbench.storage import connect, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 EMPTIED = "transactions, transaction_ids, alerts, alert_hits, dead_letters, pipeline_stats"
 ANCHOR = """
 CREATE TABLE replay_anchor (
@@ -280,7 +278,7 @@ def bench(args, db_dsn: str, folder: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--dsn", default=admin_dsn())
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--hostile-every", type=int, default=0, metavar="N",
@@ -290,30 +288,16 @@ def main() -> None:
     if args.quick:
         args.rows, args.rounds = 60_000, 1
 
-    name = f"wb_bench_replay_{os.getpid()}"
-    db_dsn = conninfo.make_conninfo(args.dsn, dbname=name)
-    # SIGTERM takes the same path as Ctrl-C: unwind, then drop the database.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    with psycopg.connect(args.dsn, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        # Durable commits whatever the server default: the figures must be honest.
-        admin.execute(
-            sql.SQL("ALTER DATABASE {} SET synchronous_commit = on").format(sql.Identifier(name))
-        )
     interrupted = False
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench_replay_") as folder:
+    try:  # durable commits whatever the server default (own_database): honest figures
+        with (
+            own_database(args.dsn, "wb_bench_replay") as db_dsn,
+            tempfile.TemporaryDirectory(prefix="bench_replay_") as folder,
+        ):
             bench(args, db_dsn, Path(folder))
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the drop
-        with psycopg.connect(args.dsn, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        print(f"(dropped database {name})")
     if interrupted:
         sys.exit(130)
 

@@ -18,10 +18,9 @@ import os
 import platform
 
 import pandas as pd
-import psycopg
+from _db import admin_dsn, own_database
 from _report import figure
-from bench_backtest import DEFAULT_DSN, best_of, seed
-from psycopg import conninfo, sql
+from bench_backtest import best_of, seed
 
 from workbench.scoring import health as rh
 from workbench.storage import connect, rule_fires, shared_store, transactions, upgrade
@@ -29,7 +28,7 @@ from workbench.storage import connect, rule_fires, shared_store, transactions, u
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--dsn", default=admin_dsn())
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", metavar="DBNAME", help="use (and keep) this database")
@@ -37,12 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rows, args.repeat = min(args.rows, 100_000), min(args.repeat, 2)
-    name = args.keep or f"wb_bench_rh_{os.getpid()}"
-    with psycopg.connect(args.dsn, autocommit=True) as admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = conninfo.make_conninfo(args.dsn, dbname=name)
-    try:
+    with own_database(args.dsn, "wb_bench_rh", keep=args.keep) as dsn:
         with connect(dsn) as conn:
             upgrade(conn)
             have = conn.execute("SELECT count(*) FROM transactions").fetchone()[0]
@@ -80,10 +74,6 @@ def main() -> None:
         total = counts_s + pairs_s + days_s + math_s
         figure(f"rule health, {have // 1000:,}k rows (3 SQL aggregates + pandas)", total, "s",
                anchor="fire counts via COPY + pandas", ratio=total / copy_s)  # fmt: skip
-    finally:
-        if not args.keep:
-            with psycopg.connect(args.dsn, autocommit=True) as admin:
-                admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 if __name__ == "__main__":

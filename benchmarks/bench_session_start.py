@@ -38,13 +38,12 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import psycopg
+from _db import admin_dsn, own_database
 from _report import figure
 
 # A sibling script (run as ``python benchmarks/...``: its folder is on the path).
-from bench_dashboard import CHROMIUM, CHROMIUM_ARGS, DEFAULT_DSN, free_port, stop, wait_server
+from bench_dashboard import CHROMIUM, CHROMIUM_ARGS, free_port, stop, wait_server
 from playwright.sync_api import sync_playwright
-from psycopg import conninfo, sql
 
 from workbench.storage import connect, upgrade
 
@@ -183,7 +182,7 @@ def report(args, results: dict, builds: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--dsn", default=admin_dsn())
     parser.add_argument("--old", default=OLD_REV, help="git revision of the eager build")
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--seed-s", type=float, default=10.0, help="seconds of worker data")
@@ -191,16 +190,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.runs, args.seed_s = min(args.runs, 2), min(args.seed_s, 3.0)
-    name = f"wb_benchsess_{os.getpid()}"
-    with psycopg.connect(args.dsn, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-session-") as work:
-            bench(args, conninfo.make_conninfo(args.dsn, dbname=name), Path(work))
-    finally:
-        with psycopg.connect(args.dsn, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))  # fmt: skip
+    with (
+        own_database(args.dsn, "wb_benchsess") as dsn,
+        tempfile.TemporaryDirectory(prefix="bench-session-") as work,
+    ):
+        bench(args, dsn, Path(work))
 
 
 if __name__ == "__main__":
