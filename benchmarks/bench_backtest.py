@@ -34,7 +34,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-import psycopg
+from _db import admin_dsn, own_database
 from _report import figure
 from psycopg import conninfo, sql
 
@@ -48,7 +48,6 @@ from workbench.storage import BatchWriter, connect, tables, transactions, upgrad
 from workbench.storage.columnar import ArrowReader, to_frame
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def seed(dsn: str, rows: int, batch: int) -> tuple[int, float]:
@@ -126,7 +125,7 @@ def best_of(repeat: int, fn):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--dsn", default=admin_dsn())
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=50_000, help="rows per stored batch")
     parser.add_argument("--repeat", type=int, default=3, help="best of N timed runs")
@@ -138,15 +137,10 @@ def main() -> None:
     if args.quick:
         args.rows, args.repeat = min(args.rows, 100_000), min(args.repeat, 2)
 
-    name = args.keep or f"wb_bench_bt_{os.getpid()}"
-    with psycopg.connect(args.dsn, autocommit=True) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = conninfo.make_conninfo(args.dsn, dbname=name)
-    try:
+    with own_database(args.dsn, "wb_bench_bt", keep=args.keep) as dsn:
         with connect(dsn) as conn:
             upgrade(conn)
+        name = conninfo.conninfo_to_dict(dsn)["dbname"]
         print(f"python {platform.python_version()}, {os.cpu_count()} cpus, database {name}")
         with connect(dsn) as conn:
             have = conn.execute("SELECT count(*) FROM transactions").fetchone()[0]
@@ -250,12 +244,6 @@ def main() -> None:
             "rows",
             anchor=f"of {n:,}",
         )
-    finally:
-        if not args.keep:
-            with psycopg.connect(args.dsn, autocommit=True) as admin:
-                admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
 
 
 if __name__ == "__main__":
