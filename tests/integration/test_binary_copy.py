@@ -8,7 +8,9 @@ from 0 to the largest numeric(14,2), times before and after 2000-01-01, NULL boo
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,11 +19,18 @@ from conftest import build_scored
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.storage import binary_copy
+from workbench.pipeline.graph import Pipeline
+from workbench.pipeline.writer import RetryingWriter
+from workbench.rules import load_rules
+from workbench.scoring.detector import Detector
+from workbench.sources.simulator import Simulator
+from workbench.storage import binary_copy, connect, counts
 from workbench.storage.prepared import ALERT_COLUMNS, DIRECT_COLUMNS, PreparedBatch
 from workbench.storage.writer import _copy
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
 
 HOSTILE = [
     "", " ", '"', '""', ",", "\\", "\\N", "NULL", "a\nb", "a\r\nb", "\t", "'; DROP TABLE x; --",
@@ -137,3 +146,42 @@ def test_an_amount_off_the_cent_grid_is_sent_as_text():
     batch = _batch(rows)
     batch.frame.loc[0, "amount"] = 10.005
     assert batch.direct_tx[1] == "csv"
+
+
+def test_a_worker_writing_csv_stores_what_a_worker_writing_binary_stores(databases, template_db):
+    """The whole write path with each form (``RetryingWriter(binary_copy=...)``): the same
+    simulated stream stores the same transactions, ids, alerts and counts."""
+    ruleset = load_rules(ROOT / "rules")
+    sim = {"seed": 4, "sim_customers": 300, "sim_terminals": 60, "batch_rows": 300,
+           "rate": 1000.0, "sim_speedup": 144_000.0}  # fmt: skip
+    stored = {}
+    for binary in (True, False):
+        with databases.fresh("wb_bin", template=template_db) as dsn:
+            writer = RetryingWriter(
+                dsn,
+                source="simulator",
+                worker="test",
+                alert_min_band=ruleset.alert.min_band,
+                alert_dedup_s=ruleset.alert.dedup_s,
+                binary_copy=binary,
+            )
+            # the form the worker's payloads take (the flag reaches them)
+            assert writer.prepare(build_scored(3)).direct_tx[1] == ("binary" if binary else "csv")
+            pipeline = Pipeline(Simulator(**sim), Detector(ruleset), writer)
+            asyncio.run(pipeline.run(max_records=3000))
+            with connect(dsn) as conn:
+                tx = conn.execute(
+                    "SELECT row(tx_id, ts, card_id, customer_id, terminal_id, merchant_category,"
+                    " amount, currency, country, lat, lon, channel, device_id, is_fraud,"
+                    " fraud_scenario, risk_score, band, rule_hits, rule_set_version)::text"
+                    " FROM transactions ORDER BY tx_id"
+                ).fetchall()
+                ids = conn.execute(
+                    "SELECT tx_id, ts_us FROM transaction_ids ORDER BY tx_id"
+                ).fetchall()
+                alerts = conn.execute(
+                    "SELECT tx_id, card_id, band, risk_score FROM alerts ORDER BY tx_id"
+                ).fetchall()
+                stored[binary] = (tx, ids, alerts, counts(conn))
+    assert len(stored[True][0]) >= 3000 and len(stored[True][2]) > 0  # not vacuous
+    assert stored[True] == stored[False]
