@@ -200,6 +200,12 @@ class Group:
     def rows(self) -> int:
         return self.state.rows
 
+    @property
+    def cost(self) -> int:
+        """A rough cost per batch row (fields of its entity and row records): which group
+        a parallel batch starts first."""
+        return self.state.ent.shape[1] + self.state.row.shape[1]
+
     def compute(
         self, b: BatchArrays, fout: np.ndarray, bout: np.ndarray, commit: bool = True
     ) -> None:
