@@ -13,6 +13,7 @@
 
 Usage: python benchmarks/bench_features.py [--batches N] [--warmup N] [--batch N] [--repeat N]
        python benchmarks/bench_features.py --ages 3,38 [--batches N] [--batch N] [--repeat N]
+                                           [--threads 2]
        python benchmarks/bench_features.py --quick   (4 measured batches, 6 of warm-up, best of 2)
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from collections import Counter, deque
 from pathlib import Path
@@ -274,6 +276,12 @@ def main() -> None:
         "--ages",
         help="comma-separated days of history: measure throughput at each age (section 4 only)",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="with --ages: also measure FeatureEngine(threads=N) (wall time, side by side)",
+    )
     parser.add_argument("--quick", action="store_true", help="a brief run (make bench)")
     args = parser.parse_args()
     if args.quick:
@@ -401,6 +409,7 @@ def by_age(ages: list[float], specs, args) -> None:
     rates = []
     for age in ages:
         best, held, rows = math.inf, 0, 0
+        walls = {1: math.inf, args.threads: math.inf}
         for _ in range(max(1, args.repeat)):
             sim = Simulator(seed=1)
             engine = FeatureEngine(specs)
@@ -414,17 +423,56 @@ def by_age(ages: list[float], specs, args) -> None:
             held = engine.state_rows
             batches = [sim.next_batch(args.batch).frame for _ in range(args.batches)]
             rows = sum(len(b) for b in batches)
-            t0 = time.process_time()
+            t0, w0 = time.process_time(), time.perf_counter()
             for b in batches:
                 engine.compute(b)
             best = min(best, time.process_time() - t0)
+            walls[1] = min(walls[1], time.perf_counter() - w0)
+            if args.threads > 1:  # the same batches again, from a copy of the same state
+                sim2, twin = Simulator(seed=1), FeatureEngine(specs, threads=args.threads)
+                start2 = None
+                while True:
+                    b = sim2.next_batch(50_000).frame
+                    twin.compute(b)
+                    start2 = b["ts"].min() if start2 is None else start2
+                    if (b["ts"].max() - start2).total_seconds() >= age * 86400:
+                        break
+                w0 = time.perf_counter()
+                for b in batches:
+                    twin.compute(b)
+                walls[args.threads] = min(walls[args.threads], time.perf_counter() - w0)
         rates.append(rows / best)
         print(
             f"   {age:6.1f} days held ({held:>10,} state rows): {rows / best:>12,.0f} rows/s  "
             f"({best:.3f} s for {rows:,} rows)"
         )
+        if args.threads > 1:
+            one, many = rows / walls[1], rows / walls[args.threads]
+            print(
+                f"          wall time: 1 thread {one:>12,.0f} rows/s, {args.threads} threads "
+                f"{many:>12,.0f} rows/s ({many / one:.2f}x; load {os.getloadavg()[0]:.2f})"
+            )
+            figure(
+                f"FeatureEngine, {len(specs)} features, batches of {args.batch:,}, {age:g} days "
+                f"held, {args.threads} threads (wall time)",
+                many,
+                "rows/s",
+                anchor="1 thread",
+                ratio=many / one,
+            )
     for age, rate in zip(ages[1:], rates[1:], strict=True):
         print(f"   {age:g} days / {ages[0]:g} days = {rate / rates[0]:.2f}x")
+    for age, rate in zip(ages, rates, strict=True):
+        # the figure: all declared features (every rules/ file), batches of --batch rows,
+        # CPU time of FeatureEngine.compute (maintenance inline), after ``age`` days held
+        figure(
+            f"FeatureEngine, {len(specs)} features, batches of {args.batch:,}, {age:g} days held "
+            "(CPU time)",
+            rate,
+            "rows/s",
+            anchor=f"{ages[0]:g} days held",
+            ratio=rate / rates[0],
+        )
 
 
 if __name__ == "__main__":

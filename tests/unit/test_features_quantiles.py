@@ -13,6 +13,7 @@ from tests.unit.test_features_engine import late_batches, make_history, stream_m
 from tests.unit.test_features_language import reference
 from workbench.features import FeatureEngine, passes
 from workbench.features import quantiles as Q
+from workbench.features.window_state import WindowState
 from workbench.rules import parse_rules
 
 DECLS = """
@@ -54,14 +55,21 @@ def test_sorted_blocks_follow_inserts_and_deletes_and_reuse_freed_blocks():
     held: list[list[float]] = [[] for _ in range(slots)]
     nans = [0] * slots
     values = [np.nan, 0.0, 0.5, 1.0, 99.99, 100.0, 250.0]  # many equal amounts
-    high = 0
+    high = grown = 0
     for rnd in range(3):
         for _ in range(4000):  # grow windows to hundreds of amounts, then shrink them to none
             s = int(rng.integers(slots))
             grow = rng.random() < (0.7 if _ < 2000 else 0.25)
             if grow or not (held[s] or nans[s]):
                 v = float(rng.choice(values)) if rng.random() < 0.8 else float(rng.random())
-                pool = Q.sorted_add(pool, pm, ent, s, 0, v)
+                need = Q.sorted_add(pool, pm, ent, s, 0, v)
+                if need:  # no room: nothing changed; grown as WindowState.grow_pool does
+                    assert need > 0 and int(pm[Q.PM_HIGH]) + need > len(pool)
+                    grown += 1
+                    more = np.empty(max(2 * len(pool), int(pm[Q.PM_HIGH]) + need))
+                    more[: pm[Q.PM_HIGH]] = pool[: pm[Q.PM_HIGH]]
+                    pool = more
+                    assert Q.sorted_add(pool, pm, ent, s, 0, v) == 0
                 if v != v:
                     nans[s] += 1
                 else:
@@ -70,7 +78,7 @@ def test_sorted_blocks_follow_inserts_and_deletes_and_reuse_freed_blocks():
                 i = int(rng.integers(len(held[s]) + nans[s]))
                 v = held[s].pop(i) if i < len(held[s]) else np.nan
                 nans[s] -= v != v
-                pool = Q.sorted_remove(pool, pm, ent, s, 0, v)
+                Q.sorted_remove(pool, pm, ent, s, 0, v)
             assert _block(pool, ent, s, 0) == sorted(held[s])
             assert ent[s, Q.SB_NAN] == nans[s]
             c = ent[s, Q.SB_CLASS]
@@ -79,7 +87,7 @@ def test_sorted_blocks_follow_inserts_and_deletes_and_reuse_freed_blocks():
             assert c in (0, Q.MIN_CLASS) or 4 * len(held[s]) > 1 << (c - 1)
         for s in range(slots):  # empty every window: every block goes back
             while held[s]:
-                pool = Q.sorted_remove(pool, pm, ent, s, 0, held[s].pop())
+                Q.sorted_remove(pool, pm, ent, s, 0, held[s].pop())
             assert ent[s, Q.SB_CLASS] == 0 and ent[s, Q.SB_N] == 0
         assert _free(pool, pm) == pm[Q.PM_HIGH]  # every block is free again
         if rnd == 0:
@@ -87,6 +95,7 @@ def test_sorted_blocks_follow_inserts_and_deletes_and_reuse_freed_blocks():
         assert max(len(h) for h in held) == 0
     # the later rounds took freed blocks: the pool grew by little after the first one
     assert int(pm[Q.PM_HIGH]) <= 2 * high
+    assert grown > 0  # the pool ran out of room (and grew between calls) at least once
 
 
 def assert_sorted_windows_match(state, plan) -> None:
@@ -174,3 +183,25 @@ def test_state_fed_then_computed_equals_state_computed_all_along():
         pd.testing.assert_frame_equal(rebuilt.compute(b), along.compute(b), check_exact=True)
     for g in rebuilt._groups:
         assert_sorted_windows_match(g.state, g.plan)
+
+
+def test_pass_stopped_for_want_of_pool_room_resumes_with_the_same_values(monkeypatch):
+    """With the pool not grown ahead of the batches, the compiled pass runs out of room in
+    the middle of batches (in order and late rows): it stops, the pool grows, the pass
+    resumes at the row it stopped on, and every value is still the brute-force one."""
+    grown = []
+    grow = WindowState.grow_pool
+    monkeypatch.setattr(WindowState, "_pool_room", lambda self, n: None)
+    monkeypatch.setattr(
+        WindowState, "grow_pool", lambda self, need: grown.append(need) or grow(self, need)
+    )
+    rng = np.random.default_rng(5)
+    batches, arrived, batch_no = late_batches(_history(5), rng, every=5, max_size=60)
+    engine = FeatureEngine(SPECS, allowed_lateness_s=12 * 3600)
+    got = pd.concat(stream_maintained(engine, batches, rng))
+    want = reference(arrived, SPECS, batch_no)
+    for s in SPECS:
+        np.testing.assert_array_equal(got[s.name], want[s.name].to_numpy(float), err_msg=s.name)
+    for g in engine._groups:
+        assert_sorted_windows_match(g.state, g.plan)
+    assert grown  # the pool (1,024 floats at first) grew between calls of the pass

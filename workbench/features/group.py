@@ -179,6 +179,7 @@ class Group:
         self.specs = specs
         self.plan, where = plan(specs, lateness_s, bits)
         self.program = program(specs, where, slots)
+        self._buf = np.empty(64)  # scratch of the pass: a late row's window amounts
         self.reset()
 
     def reset(self) -> None:
@@ -198,6 +199,12 @@ class Group:
     @property
     def rows(self) -> int:
         return self.state.rows
+
+    @property
+    def cost(self) -> int:
+        """A rough cost per batch row (fields of its entity and row records): which group
+        a parallel batch starts first."""
+        return self.state.ent.shape[1] + self.state.row.shape[1]
 
     def compute(
         self, b: BatchArrays, fout: np.ndarray, bout: np.ndarray, commit: bool = True
@@ -242,8 +249,30 @@ class Group:
         o_pts = np.empty(n, dtype=_I64)
         o_prev = np.empty((n, 2))
         o_pct = np.empty((n, len(p.pct_win)))
-        state.pool = P.step(
-            np.arange(n) if b.sorted else np.argsort(ts, kind="stable"),
+        order = np.arange(n) if b.sorted else np.argsort(ts, kind="stable")
+        start, resume = 0, -1
+        while start < n:  # the pass stops when the pool of sorted amounts lacks room
+            start, resume, need = self._step(
+                state, order, h, ts, fl, vkey, vknown, b, take, o_agg, o_ext, o_dist, o_vlast,
+                o_pts, o_prev, o_pct, start, resume,
+            )  # fmt: skip
+            if start < n and need > 0:
+                state.grow_pool(need)
+            elif start < n:  # a late row's percentiles gather more amounts than it holds
+                self._buf = np.empty(max(-need, 2 * len(self._buf)))
+        O.finish(
+            self.program, rows, ts, fl, vknown, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev,
+            o_pct, p.lookback_ns, fout, bout,
+        )  # fmt: skip
+
+    def _step(
+        self, state, order, h, ts, fl, vkey, vknown, b, take, o_agg, o_ext, o_dist, o_vlast,
+        o_pts, o_prev, o_pct, start, resume,
+    ):  # fmt: skip
+        """One call of the compiled pass (:func:`passes.step`), from row ``start``."""
+        p = self.plan
+        return P.step(
+            order,
             h.view(_I64),
             ts,
             take(b.cols["cents"]),
@@ -281,11 +310,10 @@ class Group:
             o_pts,
             o_prev,
             o_pct,
+            start,
+            resume,
+            self._buf,
         )
-        O.finish(
-            self.program, rows, ts, fl, vknown, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev,
-            o_pct, p.lookback_ns, fout, bout,
-        )  # fmt: skip
 
     def commit(self, newest_ns: int, defer: bool = False) -> None:
         """After a committed batch: evict what the batch made droppable; with ``defer``

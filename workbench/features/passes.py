@@ -52,13 +52,15 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from workbench.features.quantiles import (
+    MIN_CLASS,
+    PM_HIGH,
+    SB_CLASS,
     SB_FIELDS,
     has_pct,
     percentiles,
     sorted_add,
     sorted_read,
     sorted_remove,
-    take_amount,
 )
 
 NO_TS = -(2**62)
@@ -254,17 +256,20 @@ def _account(
     win_sorted, lay,
 ):  # fmt: skip  # pragma: no cover - compiled
     """Add (sign 1) or remove (sign -1) row e to/from window k of entity s (nothing when the
-    row does not meet the window's condition); returns the pool of sorted amounts (a larger
-    copy when it grew)."""
+    row does not meet the window's condition); returns 0, or (adding only) the floats the
+    pool of sorted amounts lacks room for: then nothing was changed (the caller grows the
+    pool and adds the row again)."""
     if not _meets(row, e, win_cond[k], lay):
-        return pool
+        return 0
     sb = win_sorted[k]
     if sb >= 0:
         b = dbase + len(dist_win) + sb * SB_FIELDS
         if sign > 0:
-            pool = sorted_add(pool, pm, ent, s, b, rowf[e, lay[L_AMOUNT]])
+            need = sorted_add(pool, pm, ent, s, b, rowf[e, lay[L_AMOUNT]])
+            if need:
+                return need
         else:
-            pool = sorted_remove(pool, pm, ent, s, b, rowf[e, lay[L_AMOUNT]])
+            sorted_remove(pool, pm, ent, s, b, rowf[e, lay[L_AMOUNT]])
     a = N_FIELDS + k * W_FIELDS + W_AGG
     c = row[e, R_CENTS]
     ent[s, a + A_CNT] += sign
@@ -287,7 +292,7 @@ def _account(
                 n = vrec[x, V_FIELDS + j]
                 if (sign > 0 and n == 1) or (sign < 0 and n == 0):
                     ent[s, dbase + j] += sign
-    return pool
+    return 0
 
 
 @njit(inline="always")
@@ -335,8 +340,11 @@ def step(
     o_pts,
     o_prev,
     o_pct,
+    start,
+    resume,
+    buf,
 ):  # pragma: no cover - compiled
-    """Query, then add, the batch rows ``order`` (ts-sorted) of one ``by`` column.
+    """Query, then add, the batch rows ``order[start:]`` (ts-sorted) of one ``by`` column.
 
     Per row r: ``o_agg[r, k]`` the aggregates of window k, ``o_ext[r, k]`` (max, min) of
     amount where ``win_ext[k]``, ``o_dist[r, j]`` the distinct count of feature j,
@@ -347,20 +355,28 @@ def step(
     Each row's entity goes on the due ``queue`` at
     ``ts + retention`` (see :func:`evict`). Capacities must have been ensured for
     ``len(order)`` more rows, entities and values per column, and queue entries; the pool of
-    sorted amounts (``pool``, ``pm``: :mod:`.quantiles`) grows as needed and is returned.
+    sorted amounts (``pool``, ``pm``: :mod:`.quantiles`) is never replaced here (an array
+    variable reassigned anywhere in this loop costs atomic reference counting on every
+    inlined call that takes it: it was a quarter of the engine's time). When it lacks room
+    the pass stops and returns ``(i, p, need)``: row ``order[i]`` (stored as row record p,
+    p < 0: not stored yet) needs ``need`` more floats past the pool's high-water mark; the
+    caller grows the pool and calls again with ``start = i``, ``resume = p``; ``need`` < 0:
+    a late row's window holds more amounts than the scratch ``buf`` (for percentiles) does,
+    the caller passes one of at least ``-need`` floats. Returns ``(len(order), -1, 0)`` when
+    every row is done.
     """
     nc = vkey.shape[0]
     nw = len(win_w)
     dbase = N_FIELDS + nw * W_FIELDS
     rowv = np.empty(nc, dtype=np.int64)
     acc = np.zeros(A_FIELDS, dtype=np.int64)
-    buf = np.empty(64)  # a window's amounts, for percentiles
     n = len(order)
     emask = len(etab) - 1
     vmask = len(vtab) - 1
     width = ent.shape[1]
     qlen = len(queue)  # any size: positions are taken modulo it
-    for i in range(n):
+    sbase = dbase + len(dist_win)
+    for i in range(start, n):
         # Prefetch: hash buckets 16 rows ahead, entity records 8 rows ahead.
         if i + 16 < n:
             q = order[i + 16]
@@ -407,77 +423,106 @@ def step(
         t = ts[r]
         j = _probe(etab, key)
         s = etab[j, 1]
-        new = s < 0
-        if new:
-            link = _head_link(ent, meta[M_EFREE], N_NEXT)
-            s = _claim(etab, j, key, meta, M_ENTITIES, M_EFREE, link)
-            ent[s, :] = 0
-            ent[s, N_HEAD] = -1
-            ent[s, N_TAIL] = -1
-            ent[s, N_PREV] = -1
-            ent[s, N_NEXT] = -1
-            ent[s, N_QT] = NO_TS
-            ent[s, N_KEY] = key
-            ent[s, N_REQ] = NO_TS
-            for k in range(nw):
-                ent[s, N_FIELDS + k * W_FIELDS + W_FIRST] = -1
-                ent[s, N_FIELDS + k * W_FIELDS + W_PEND] = -1
-        for c in range(nc):
-            rowv[c] = -1
-            if vknown[c, r]:
-                vk = vkey[c, r]
-                j = _probe(vtab, vk)
-                x = vtab[j, 1]
-                new = x < 0
-                if new:
-                    link = _head_link(vrec, meta[M_VFREE], V_LAST)
-                    x = _claim(vtab, j, vk, meta, M_VALUES, M_VFREE, link)
-                    vrec[x, :] = 0
-                    vrec[x, V_LAST] = NO_TS
-                    vrec[x, V_BEFORE] = NO_TS
-                    vrec[x, V_KEY] = vk
-                vrec[x, V_REFS] += 1
-                rowv[c] = x
-        p = meta[M_RFREE]
-        if p >= 0:
-            meta[M_RFREE] = row[p, R_NEXT]
-            meta[M_RFREE_N] -= 1
+        if i == start and resume >= 0:  # stored by the previous call, stopped in _in_order
+            p = resume
+            for c in range(nc):
+                rowv[c] = row[p, R_FIELDS + c]
+            qt = t
         else:
-            p = meta[M_ROWS]
-            meta[M_ROWS] += 1
-        meta[M_LIVE] += 1
-        qi = meta[M_QHEAD] % qlen
-        meta[M_QHEAD] += 1
-        queue[qi, 0] = t + retention
-        queue[qi, 1] = s
-        row[p, R_TS] = t
-        row[p, R_CENTS] = cents[r]
-        if lay[L_LABEL] >= 0:
-            row[p, lay[L_LABEL]] = label[r]
-        if lay[L_COND] >= 0:
-            row[p, lay[L_COND]] = cond[r]
-        if lay[L_AMOUNT] >= 0:
-            rowf[p, lay[L_AMOUNT]] = fl[r, 0]
-        if lay[L_GEO] >= 0:
-            rowf[p, lay[L_GEO]] = fl[r, 1]
-            rowf[p, lay[L_GEO] + 1] = fl[r, 2]
-        for c in range(nc):
-            row[p, R_FIELDS + c] = rowv[c]
-        qt = ent[s, N_QT]
+            p, qt = -1, NO_TS
+        if p < 0 and s >= 0 and t < ent[s, N_QT]:
+            # a late row adds itself once to each sorted window: room for a larger block
+            # of each, before anything of the row is stored
+            need = 0
+            for k in range(len(win_w)):
+                if win_sorted[k] >= 0:
+                    c = ent[s, sbase + win_sorted[k] * SB_FIELDS + SB_CLASS]
+                    need += 1 << (c + 1) if c > 0 else 1 << MIN_CLASS
+            if pm[PM_HIGH] + need > len(pool):
+                return i, -1, need
+            if len(pct_win):  # its percentiles gather the amounts of the entity's rows
+                m = 0
+                e = ent[s, N_HEAD]
+                while e >= 0 and row[e, R_TS] < t:
+                    m += 1
+                    e = row[e, R_NEXT]
+                if m > len(buf):
+                    return i, -1, -m
+        if p < 0:
+            # store the row: its entity and value records, row record, due-queue entry
+            new = s < 0
+            if new:
+                link = _head_link(ent, meta[M_EFREE], N_NEXT)
+                s = _claim(etab, j, key, meta, M_ENTITIES, M_EFREE, link)
+                ent[s, :] = 0
+                ent[s, N_HEAD] = -1
+                ent[s, N_TAIL] = -1
+                ent[s, N_PREV] = -1
+                ent[s, N_NEXT] = -1
+                ent[s, N_QT] = NO_TS
+                ent[s, N_KEY] = key
+                ent[s, N_REQ] = NO_TS
+                for k in range(nw):
+                    ent[s, N_FIELDS + k * W_FIELDS + W_FIRST] = -1
+                    ent[s, N_FIELDS + k * W_FIELDS + W_PEND] = -1
+            for c in range(nc):
+                rowv[c] = -1
+                if vknown[c, r]:
+                    vk = vkey[c, r]
+                    j = _probe(vtab, vk)
+                    x = vtab[j, 1]
+                    new = x < 0
+                    if new:
+                        link = _head_link(vrec, meta[M_VFREE], V_LAST)
+                        x = _claim(vtab, j, vk, meta, M_VALUES, M_VFREE, link)
+                        vrec[x, :] = 0
+                        vrec[x, V_LAST] = NO_TS
+                        vrec[x, V_BEFORE] = NO_TS
+                        vrec[x, V_KEY] = vk
+                    vrec[x, V_REFS] += 1
+                    rowv[c] = x
+            p = meta[M_RFREE]
+            if p >= 0:
+                meta[M_RFREE] = row[p, R_NEXT]
+                meta[M_RFREE_N] -= 1
+            else:
+                p = meta[M_ROWS]
+                meta[M_ROWS] += 1
+            meta[M_LIVE] += 1
+            qi = meta[M_QHEAD] % qlen
+            meta[M_QHEAD] += 1
+            queue[qi, 0] = t + retention
+            queue[qi, 1] = s
+            row[p, R_TS] = t
+            row[p, R_CENTS] = cents[r]
+            if lay[L_LABEL] >= 0:
+                row[p, lay[L_LABEL]] = label[r]
+            if lay[L_COND] >= 0:
+                row[p, lay[L_COND]] = cond[r]
+            if lay[L_AMOUNT] >= 0:
+                rowf[p, lay[L_AMOUNT]] = fl[r, 0]
+            if lay[L_GEO] >= 0:
+                rowf[p, lay[L_GEO]] = fl[r, 1]
+                rowf[p, lay[L_GEO] + 1] = fl[r, 2]
+            for c in range(nc):
+                row[p, R_FIELDS + c] = rowv[c]
+            qt = ent[s, N_QT]
         if t >= qt:
-            pool = _in_order(
+            need = _in_order(
                 r, s, p, t, ent, row, rowf, vrec, rowv, win_w, win_d, win_cond, win_sorted, lay,
                 pct_win, pct_q, pool, pm, dist_comp, dist_win, dbase, o_agg, o_ext, o_dist,
                 o_vlast, o_pts, o_prev, o_pct,
             )  # fmt: skip
+            if need:
+                return i, p, need
         else:
             meta[M_LATE] += 1
-            buf, pool = _late(
+            _late(
                 r, s, p, meta[M_LATE], t, qt, ent, row, rowf, vrec, mark, rowv, acc, win_w,
                 win_d, win_ext, win_cond, win_sorted, lay, pct_win, pct_q, buf, pool, pm,
                 dist_comp, dist_win, dbase, (o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev, o_pct),
             )  # fmt: skip
-    return pool
+    return n, -1, 0
 
 
 @njit(inline="always")
@@ -486,6 +531,10 @@ def _in_order(
     pct_q, pool, pm, dist_comp, dist_win, dbase, o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev,
     o_pct,
 ):  # fmt: skip  # pragma: no cover - compiled
+    """Query, then append, row r (in order: t is not older than the entity's newest query).
+    Returns 0, or the floats the pool of sorted amounts lacks: then it stopped before a row
+    entered a window (cursors and aggregates consistent, no output or value record written
+    yet), and a call after the pool grew resumes where it stopped."""
     nc = len(rowv)
     sbase = dbase + len(dist_win)
     ent[s, N_QT] = t
@@ -503,17 +552,19 @@ def _in_order(
         limit = t - d
         pend = ent[s, f + W_PEND]
         while pend >= 0 and _admits(ent[s, f + W_PEND_TS], limit, d):
-            pool = _account(
+            need = _account(
                 ent, vrec, row, rowf, pool, pm, s, k, pend, 1, dist_comp, dist_win, dbase,
                 win_cond, win_sorted, lay,
             )  # fmt: skip
+            if need:  # the pool must grow: stop before any output is written
+                return need
             ent[s, f + W_PEND_TS] = row[pend, R_NEXT_TS]
             pend = row[pend, R_NEXT]
             ent[s, f + W_PEND] = pend
         lo = t - win_w[k]
         first = ent[s, f + W_FIRST]
         while first != pend and ent[s, f + W_FIRST_TS] < lo:
-            pool = _account(
+            _account(
                 ent, vrec, row, rowf, pool, pm, s, k, first, -1, dist_comp, dist_win, dbase,
                 win_cond, win_sorted, lay,
             )  # fmt: skip
@@ -539,7 +590,15 @@ def _in_order(
         if t > last:
             vrec[x, V_BEFORE] = last
             vrec[x, V_LAST] = t
-    _previous(r, b, row, rowf, lay, o_pts, o_prev)
+    if b >= 0:  # the previous row (as _previous does; not called: see step)
+        o_pts[r] = row[b, R_TS]
+        g = lay[L_GEO]
+        o_prev[r, 0] = rowf[b, g] if g >= 0 else np.nan
+        o_prev[r, 1] = rowf[b, g + 1] if g >= 0 else np.nan
+    else:
+        o_pts[r] = NO_TS
+        o_prev[r, 0] = np.nan
+        o_prev[r, 1] = np.nan
     # append at the tail (its ts is the entity's newest); cursors at the end now point at it
     row[p, R_NEXT] = -1
     row[p, R_NEXT_TS] = NO_TS
@@ -560,7 +619,7 @@ def _in_order(
         if ent[s, f + W_FIRST] < 0:
             ent[s, f + W_FIRST] = p
             ent[s, f + W_FIRST_TS] = t
-    return pool
+    return 0
 
 
 @njit(inline="always")
@@ -582,7 +641,8 @@ def _late(
     win_sorted, lay, pct_win, pct_q, buf, pool, pm, dist_comp, dist_win, dbase, outs,
 ):  # fmt: skip  # pragma: no cover - compiled
     """A row older than its entity's newest query: walk the list, then insert the row
-    (returns the scratch buffer and the pool, either maybe a larger copy). ``outs``: the
+    (:func:`step` made room in the pool for the row's additions to the sorted windows, and
+    gave a ``buf`` that holds the amounts of the entity's rows). ``outs``: the
     output arrays of :func:`step` (a tuple: a call of over 30 arguments is not inlined)."""
     o_agg, o_ext, o_dist, o_vlast, o_pts, o_prev, o_pct = outs
     nc = len(rowv)
@@ -615,9 +675,11 @@ def _late(
                     if row[e, lay[L_LABEL]] == 1:
                         acc[A_FRAUD] += 1
                 if lay[L_AMOUNT] >= 0:  # stored when a window reads max/min or percentiles
-                    buf, m, hi, lo_, nan = take_amount(
-                        buf, m, hi, lo_, nan, rowf[e, lay[L_AMOUNT]], pct
-                    )
+                    v = rowf[e, lay[L_AMOUNT]]
+                    if pct:
+                        buf[m] = v
+                    m += 1
+                    hi, lo_, nan = max(hi, v), min(lo_, v), nan or v != v
                 for j in range(nd):
                     if dist_win[j] == k:
                         x = row[e, R_FIELDS + dist_comp[j]]
@@ -682,14 +744,13 @@ def _late(
                 ent[s, f + W_FIRST] = p
                 ent[s, f + W_FIRST_TS] = t
         elif t >= qt - win_w[k]:  # in the window
-            pool = _account(
+            _account(
                 ent, vrec, row, rowf, pool, pm, s, k, p, 1, dist_comp, dist_win, dbase,
                 win_cond, win_sorted, lay,
             )  # fmt: skip
             if nxt == ent[s, f + W_FIRST]:
                 ent[s, f + W_FIRST] = p
                 ent[s, f + W_FIRST_TS] = t
-    return buf, pool
 
 
 @njit(cache=True, nogil=True)
@@ -707,7 +768,8 @@ def evict(
     (within ``lookback``): such an entity is queued again, once, a retention later. Dropped
     rows, values no row refers to any more and entities left without rows go back to their
     free lists (and out of their hash tables). Returns the number of rows dropped and the
-    pool of sorted amounts (maybe a new one: a block shrinks as its window empties)."""
+    pool of sorted amounts (the same one: a block that cannot shrink for want of room
+    stays as it is)."""
     nc = lay[L_VALUES]
     nw = len(win_cond)
     dbase = N_FIELDS + nw * W_FIELDS
@@ -783,7 +845,7 @@ def evict(
                 elif e == ent[s, f + W_FIRST]:
                     phase[k] = 1
                 if phase[k] == 1:
-                    pool = _account(
+                    _account(
                         ent, vrec, row, rowf, pool, pm, s, k, e, -1, dist_comp, dist_win, dbase,
                         win_cond, win_sorted, lay,
                     )  # fmt: skip

@@ -13,12 +13,12 @@ floats (size class c >= ``MIN_CLASS``). A full block moves to one of the next cl
 a quarter full moves to one of the class below, and an empty window gives its block back, so
 the pool holds about what the windows hold. Freed blocks go on a free list per class (linked
 through their first float; offsets are exact in a float below 2**53). The pool grows by
-doubling, inside the compiled pass (which returns the pool it ends with).
+doubling, between calls of the compiled pass (which stops when it lacks room).
 
 :func:`quantile` interpolates between the two nearest ranks exactly as ``numpy.quantile``
 (its default ``linear`` method) does, bit for bit, so a test can hold the engine to numpy
 itself. A late row's own query (:func:`passes._late`) still gathers its window's amounts by
-walking the entity's rows (:func:`take_amount`) and sorts them (:func:`percentiles`).
+walking the entity's rows and sorts them (:func:`percentiles`).
 """
 
 from __future__ import annotations
@@ -70,26 +70,29 @@ def quantile_at(v, off, m, q):  # pragma: no cover - compiled
 
 @njit(inline="always")
 def _alloc(pool, pm, c):  # pragma: no cover - compiled
-    """A block of class c: (the pool, a larger copy when it had to grow; the block's offset)."""
+    """The offset of a free block of class c, or -1 when the pool has no room for one
+    (nothing was changed: the pass stops, its caller grows the pool and calls it again; a
+    pass never replaces the pool itself, see :func:`passes.step`)."""
     off = pm[PM_FREE + c]
     if off >= 0:
         pm[PM_FREE + c] = np.int64(pool[off])
-        return pool, off
+        return off
     off = pm[PM_HIGH]
     end = off + (1 << c)
-    pm[PM_HIGH] = end
     if end > len(pool):
-        more = np.empty(max(2 * len(pool), end))
-        more[:off] = pool[:off]
-        pool = more
-    return pool, off
+        return -1
+    pm[PM_HIGH] = end
+    return off
 
 
 @njit(inline="always")
 def _move(pool, pm, ent, s, b, n, c):  # pragma: no cover - compiled
-    """Move the n sorted amounts of ``ent[s, b:]`` to a new block of class c; the pool."""
+    """Move the n sorted amounts of ``ent[s, b:]`` to a new block of class c; False (and
+    nothing changed) when the pool has no room for it."""
     old, oc = ent[s, b + SB_OFF], ent[s, b + SB_CLASS]
-    pool, off = _alloc(pool, pm, c)
+    off = _alloc(pool, pm, c)
+    if off < 0:
+        return False
     for i in range(n):
         pool[off + i] = pool[old + i]
     if oc > 0:
@@ -97,22 +100,24 @@ def _move(pool, pm, ent, s, b, n, c):  # pragma: no cover - compiled
         pm[PM_FREE + oc] = old
     ent[s, b + SB_OFF] = off
     ent[s, b + SB_CLASS] = c
-    return pool
+    return True
 
 
 @njit(inline="always")
 def sorted_add(pool, pm, ent, s, b, v):  # pragma: no cover - compiled
     """Insert amount v into the sorted amounts of ``ent[s, b:]`` (a missing one is only
-    counted); the pool (a larger copy when it had to grow)."""
+    counted); 0, or the floats its block needs when the pool has no room for it (then
+    nothing was changed: grow the pool and call again)."""
     if v != v:
         ent[s, b + SB_NAN] += 1
-        return pool
+        return 0
     n = ent[s, b + SB_N]
     c = ent[s, b + SB_CLASS]
     if c == 0:
-        pool = _move(pool, pm, ent, s, b, 0, MIN_CLASS)
-    elif n == 1 << c:
-        pool = _move(pool, pm, ent, s, b, n, c + 1)
+        if not _move(pool, pm, ent, s, b, 0, MIN_CLASS):
+            return 1 << MIN_CLASS
+    elif n == 1 << c and not _move(pool, pm, ent, s, b, n, c + 1):
+        return 1 << (c + 1)
     off = ent[s, b + SB_OFF]
     lo, hi = 0, n
     while lo < hi:  # the first amount > v: equal amounts keep their arrival order
@@ -125,15 +130,16 @@ def sorted_add(pool, pm, ent, s, b, v):  # pragma: no cover - compiled
         pool[i] = pool[i - 1]
     pool[off + lo] = v
     ent[s, b + SB_N] = n + 1
-    return pool
+    return 0
 
 
 @njit(inline="always")
 def sorted_remove(pool, pm, ent, s, b, v):  # pragma: no cover - compiled
-    """Delete amount v (present) from the sorted amounts of ``ent[s, b:]``; the pool."""
+    """Delete amount v (present) from the sorted amounts of ``ent[s, b:]`` (a block left a
+    quarter full moves to a smaller one, or halves in place when the pool has no room)."""
     if v != v:
         ent[s, b + SB_NAN] -= 1
-        return pool
+        return
     n = ent[s, b + SB_N] - 1
     off = ent[s, b + SB_OFF]
     lo, hi = 0, n
@@ -151,9 +157,13 @@ def sorted_remove(pool, pm, ent, s, b, v):  # pragma: no cover - compiled
         pool[off] = pm[PM_FREE + c]
         pm[PM_FREE + c] = off
         ent[s, b + SB_CLASS] = 0
-    elif c > MIN_CLASS and 4 * n <= 1 << c:
-        pool = _move(pool, pm, ent, s, b, n, c - 1)
-    return pool
+    elif c > MIN_CLASS and 4 * n <= 1 << c and not _move(pool, pm, ent, s, b, n, c - 1):
+        # no room for a smaller block: the block keeps its first half (which holds the
+        # amounts) and gives the second back, as a block of the class below
+        half = 1 << (c - 1)
+        pool[off + half] = pm[PM_FREE + c - 1]
+        pm[PM_FREE + c - 1] = off + half
+        ent[s, b + SB_CLASS] = c - 1
 
 
 @njit(inline="always")
@@ -185,22 +195,3 @@ def has_pct(pct_win, k):  # pragma: no cover - compiled
         if pct_win[j] == k:
             return True
     return False
-
-
-@njit(inline="always")
-def take_amount(buf, m, hi, lo, nan, v, pct):  # pragma: no cover - compiled
-    """Amount v into a window's max/min walk (and its gathered amounts when ``pct``)."""
-    if pct:
-        buf = gather(buf, m, v)
-    return buf, m + 1, max(hi, v), min(lo, v), nan or v != v
-
-
-@njit(inline="always")
-def gather(buf, m, v):  # pragma: no cover - compiled
-    """``buf`` with v appended at m (a larger copy when full)."""
-    if m == len(buf):
-        more = np.empty(2 * len(buf))
-        more[:m] = buf
-        buf = more
-    buf[m] = v
-    return buf

@@ -248,6 +248,14 @@ class WindowState:
             pool[:high] = self.pool[:high]
             self.pool = pool
 
+    def grow_pool(self, need: int) -> None:
+        """Room past the pool's high-water mark for ``need`` more floats (the compiled pass
+        stopped for want of it): the pool doubles, or more when that is not enough."""
+        high = int(self.pool_meta[PM_HIGH])
+        pool = np.empty(max(2 * len(self.pool), high + need))
+        pool[:high] = self.pool[:high]
+        self.pool = pool
+
     def prepare(self, budget_bytes: int | None = None) -> None:
         """Make successors of the arrays that are filling up ready ahead of need, touching
         at most ``budget_bytes`` of their pages. An array gets one once, at the rise of its
