@@ -172,6 +172,15 @@ SETTINGS: tuple[Setting, ...] = (
         parse_duration,
     ),
     Setting(
+        "feature_threads",
+        "int",
+        1,
+        "Threads a worker computes one batch's feature groups on (one group per entity "
+        "column: card, customer, terminal, ...); more than 1 pays only with cores to spare "
+        "beside the writer and the database.",
+        _positive(int),
+    ),
+    Setting(
         "case_sla",
         "duration",
         "24h",

@@ -14,11 +14,14 @@ import pandas as pd
 import psycopg
 import pytest
 
+from workbench.analysis import backtest
 from workbench.pipeline import writer as writer_module
 from workbench.pipeline.graph import Pipeline
+from workbench.pipeline.worker import build_pipeline
 from workbench.pipeline.writer import RetryingWriter
 from workbench.rules import load_rules
 from workbench.scoring.detector import Detector
+from workbench.settings import Settings
 from workbench.sources.replay import ReplaySource
 from workbench.sources.simulator import Simulator
 from workbench.storage import connect, counts, load_transactions
@@ -302,3 +305,27 @@ def test_a_batch_is_acknowledged_while_the_next_one_is_still_scored(db_dsn: str)
     stats = asyncio.run(pipeline.run(max_records=1000))
     assert stats.stored >= 1000 and source.acked[:2] == [500, 1000]
     assert seen == [True, True]
+
+
+def test_a_worker_on_feature_threads_stores_what_the_backtest_scores(db_dsn: str) -> None:
+    settings = Settings.load(
+        {
+            "WORKBENCH_RULES_DIR": str(RULES),
+            "WORKBENCH_FEATURE_THREADS": "2",
+            "WORKBENCH_BATCH_ROWS": "500",
+            "WORKBENCH_SIM_CUSTOMERS": "800",
+            "WORKBENCH_SIM_TERMINALS": "300",
+        }
+    )
+    pipeline = build_pipeline(settings, db_dsn)
+    assert pipeline.detector.features.threads == 2
+    try:
+        stats = asyncio.run(pipeline.run(max_records=3000))
+    finally:
+        pipeline.writer.close()
+    assert stats.stored >= 3000
+    # The backtest computes the features on one thread: the same scores, row by row.
+    result = backtest(RULES, dsn=db_dsn, cache=False)
+    assert len(result.frame) == stats.stored
+    assert (result.frame["score"] == result.frame["live_score"]).all()
+    assert (result.frame["band"] != "Low").any()  # not vacuous

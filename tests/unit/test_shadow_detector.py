@@ -214,3 +214,16 @@ def test_a_rollout_needs_a_percent() -> None:
     for bad in (-1, 101):
         with pytest.raises(ValueError, match=r"0\.\.100"):
             detector.set_shadow(parse_rules({"next/c.yaml": CHALLENGER}), rollout=bad)
+
+
+def test_the_feature_threads_reach_every_engine_the_detector_makes():
+    rule = "rules:\n  - {id: r, when: amount > 1, score: 50}\n"
+    one = parse_rules({"a.yaml": "features:\n  n: {agg: count, by: card_id, window: 1h}\n" + rule})
+    two = parse_rules(
+        {"a.yaml": "features:\n  m: {agg: count, by: terminal_id, window: 1h}\n" + rule}
+    )
+    detector = Detector(one, feature_threads=2)
+    assert detector.features.threads == 2
+    detector.swap(two)  # other features: a new engine, with the same threads
+    assert detector.features.threads == 2 and detector.features.specs[0].name == "m"
+    assert Detector(one).features.threads == 1

@@ -64,7 +64,12 @@ def build_pipeline(
     )
     follower = ListFollower(dsn, lambda overlay: None, lists_dir=Path(settings.rules_dir) / "lists")
     overlay = follower.initial()
-    detector = Detector(ruleset, allowed_lateness_s=settings.allowed_lateness, overlay=overlay)
+    detector = Detector(
+        ruleset,
+        allowed_lateness_s=settings.allowed_lateness,
+        overlay=overlay,
+        feature_threads=settings.feature_threads,
+    )
     pipeline = Pipeline(src, detector, writer, rate=rate)
     follower.apply = pipeline.swap_overlay
     pipeline.reload = reload

@@ -50,10 +50,12 @@ class Detector:
         *,
         allowed_lateness_s: float = 3600.0,
         overlay: Overlay | None = None,
+        feature_threads: int = 1,
     ) -> None:
         self._lateness = allowed_lateness_s
+        self._threads = feature_threads  # FeatureEngine(threads=...)
         self.scorer = Scorer(ruleset, overlay)
-        self.features = FeatureEngine(ruleset.features, allowed_lateness_s=allowed_lateness_s)
+        self.features = self._engine(ruleset)
         self.shadow: Scorer | None = None  # the challenger, scored beside, never alerting
         self.shadow_features: FeatureEngine | None = None  # what only the challenger needs
         # challenger rule index -> index of the active rule with the same condition
@@ -64,10 +66,15 @@ class Detector:
     def ruleset(self) -> RuleSet:
         return self.scorer.ruleset
 
+    def _engine(self, ruleset: RuleSet) -> FeatureEngine:
+        return FeatureEngine(
+            ruleset.features, allowed_lateness_s=self._lateness, threads=self._threads
+        )
+
     def swap(self, ruleset: RuleSet) -> None:
         """Score the next batch with ``ruleset``; keep feature state if the features match."""
         if tuple(ruleset.features) != tuple(self.ruleset.features):
-            self.features = FeatureEngine(ruleset.features, allowed_lateness_s=self._lateness)
+            self.features = self._engine(ruleset)
         self.scorer = Scorer(ruleset, self.scorer.overlay)
         if self.shadow is not None:
             self.set_shadow(self.shadow.ruleset, rollout=self.rollout)
