@@ -50,10 +50,15 @@ class TransactionMap(pn.viewable.Viewer):
         for band in LABELS:
             fig.scatter([math.nan], [math.nan], color=BAND_COLORS[band], size=6, legend_label=band)
         legend_above(fig)
-        # Bokeh escapes @field values (only a "{safe}" format in our template would not)
-        fig.add_tools(
-            HoverTool(tooltips=[("card", "@card_id"), ("amount", "@amount"), ("band", "@band")])
-        )
+        # Bokeh escapes @field values (only a "{safe}" format in our template would not). The
+        # amount (a float for display only, rounded to cents) is shown as 1,234.50: left to
+        # Bokeh's default it reads 1.235e+3.
+        tooltips = [
+            ("card", "@card_id"),
+            ("amount", "@amount{0,0.00}"),
+            ("band", "@band"),
+        ]
+        fig.add_tools(HoverTool(tooltips=tooltips))
         self.figure = fig
         self.pane = pn.pane.Bokeh(fig)
         self._pending: list[dict[str, list]] = []
