@@ -266,6 +266,7 @@ def test_live_page_shows_hostile_transactions_as_text(page, replayed, browser, u
     expect(tooltip).to_contain_text("card", timeout=10_000)
     tip = tooltip.inner_text()
     assert sum(c in tip for c in CORPUS) >= 3, tip  # the card ids, literally
+    assert "1,234.50" in tip and "e+" not in tip, tip  # the amount, not 1.235e+3
     shot(page, screenshots, "live")
     assert_nothing_ran(page, browser)
 

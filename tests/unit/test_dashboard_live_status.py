@@ -10,6 +10,7 @@ from tests.unit.test_dashboard_live import Clock, feed
 from workbench.dashboard.hub import Hub
 from workbench.dashboard.live import STALLED_AFTER_S, LiveView
 from workbench.dashboard.session import LIVE_TAB, Session
+from workbench.dashboard.theme import BAND_COLORS
 
 
 def live_session(hub: Hub) -> Session:
@@ -78,3 +79,26 @@ def test_axes_format_numbers_plainly_and_the_map_has_a_band_legend():
     assert legends and [i.label.value for i in legends[0].items] == ["Low", "Medium", "High"]
     # each entry's renderer holds one (undrawn) row: without any, BokehJS draws no marker
     assert all(len(i.renderers[0].data_source.data["x"]) == 1 for i in legends[0].items)
+
+
+def test_the_map_streams_arrays_and_live_charts_do_not_sync_their_ranges_back():
+    # What a session sends costs server CPU per session: the map's points are arrays (Bokeh
+    # sends numbers as binary buffers and text as one list, not value by value), coloured in
+    # the browser from the band; the browser's auto-ranged starts and ends are not sent back.
+    clock = Clock()
+    hub = Hub(clock=clock)
+    feed(hub, clock, batches=3)
+    view = LiveView()
+    view.update(hub.delta(0), first=True)
+    data = view.map.source.data
+    assert "color" not in data and len(data["lon"]) > 0
+    assert {k: v.dtype.kind for k, v in data.items()} == {
+        "lon": "f", "lat": "f", "band": "U", "card_id": "U", "amount": "f"
+    }  # fmt: skip
+    (points,) = [r for r in view.map.figure.renderers if r.data_source is view.map.source]
+    colors = points.glyph.fill_color.transform
+    assert dict(zip(colors.factors, colors.palette, strict=True)) == BAND_COLORS
+    figures = [p.object for p in view.panel.select(lambda o: hasattr(o, "object"))]
+    figures = [f for f in figures if hasattr(f, "x_range")]
+    assert len(figures) >= 5
+    assert not any(r.syncable for f in figures for r in (f.x_range, f.y_range))

@@ -80,7 +80,7 @@ def test_rows_prepared_by_the_hub_show_as_formatting_them_per_session_would(watc
     pd.testing.assert_frame_equal(a.tables.table.value, b.tables.table.value)
     pd.testing.assert_frame_equal(a.tables.feed.value, b.tables.feed.value)
     assert rows_of(a.map.source) == rows_of(b.map.source) > 0
-    assert a.map.source.data["card_id"] == b.map.source.data["card_id"]
+    assert list(a.map.source.data["card_id"]) == list(b.map.source.data["card_id"])
 
 
 def test_a_hidden_live_page_is_not_updated_and_catches_up_when_shown():

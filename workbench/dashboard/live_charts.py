@@ -30,14 +30,22 @@ def band_colors() -> list[str]:
 
 
 def live_figure(title: str, *, height: int = CHART_HEIGHT, **options) -> figure:
-    """A figure that stretches to the width of its card."""
+    """A figure that stretches to the width of its card.
+
+    Its ranges are not synced back to the server: the browser recomputes an automatic range
+    after every streamed point (and on every pan or zoom), and would send each new start
+    and end to the server, which handles and acknowledges each message for nothing (no
+    code reads a live chart's range). That was several messages a second per session."""
     options.setdefault("toolbar_location", None)
-    return figure(
+    fig = figure(
         title=title,
         height=height,
         sizing_mode="stretch_width",
         **options,
     )
+    fig.x_range.syncable = False
+    fig.y_range.syncable = False
+    return fig
 
 
 def legend_above(fig: figure) -> None:
