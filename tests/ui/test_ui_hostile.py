@@ -33,6 +33,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.ui.conftest import REPO, Process, _env, serve_dashboard, wait_for_editor_text
+from workbench.dashboard.live_toasts import TOAST_SHOWN_MS
 from workbench.errors import RuleError, RuleSetError
 from workbench.rules import parse_rules
 from workbench.storage import rule_sets
@@ -246,10 +247,18 @@ def shot(page, screenshots: Path, name: str) -> None:
 def test_live_page_shows_hostile_transactions_as_text(page, replayed, browser, ui_dsn, screenshots):
     # The page is not the server's first session (the dashboard fixture's readiness check
     # was): toasts must work in every session, not only the first.
-    toast = page.locator(".notyf__message").first
+    toast = page.locator(".wb-toast").first
     expect(toast).to_contain_text("High risk", timeout=WAIT_S * 1000)
     text = toast.inner_text()
     assert any(f"card {c}," in text for c in CORPUS), text  # the card id, literally
+    # Over the page in its bottom-right corner, whichever way the page is scrolled.
+    box, viewport = toast.bounding_box(), page.viewport_size
+    assert box is not None and viewport is not None
+    assert viewport["width"] - 60 < box["x"] + box["width"] <= viewport["width"], box
+    assert viewport["height"] - 60 < box["y"] + box["height"] <= viewport["height"], box
+    page.screenshot(path=screenshots / "hostile-toast.png")  # the viewport, with the toast
+    # It goes by itself after its time (the next toast comes 10 s after it at the earliest).
+    expect(toast).to_be_hidden(timeout=(TOAST_SHOWN_MS + 3000))
     assert replayed.wait(WAIT_S) == 0, replayed.tail()
     stored = query(ui_dsn, "SELECT count(*) FROM transactions")[0][0]
     assert stored == len(CORPUS)

@@ -7,8 +7,10 @@ from __future__ import annotations
 from bokeh.models import Legend, NumeralTickFormatter
 
 from tests.unit.test_dashboard_live import Clock, feed
+from workbench.dashboard import safe
 from workbench.dashboard.hub import Hub
 from workbench.dashboard.live import STALLED_AFTER_S, LiveView
+from workbench.dashboard.live_toasts import ToastArea
 from workbench.dashboard.session import LIVE_TAB, Session
 from workbench.dashboard.theme import BAND_COLORS
 
@@ -54,6 +56,32 @@ def test_toasts_can_be_muted_per_session():
     other = LiveView(notify=toasts.append)  # another session is not muted
     other.update(first, first=True)
     assert other.toasts.mute.value is False
+
+
+def test_a_sessions_high_risk_toasts_show_in_its_toast_area():
+    clock = Clock()
+    hub = Hub(clock=clock)
+    feed(hub, clock, batches=2)
+    session = live_session(hub)
+    session.pull()
+    assert session.toast_area.pane.object == ""  # what came before the page opened is no news
+    feed(hub, clock, batches=2)
+    session.pull()
+    shown = session.toast_area.pane.object
+    assert shown.startswith('<div class="wb-toast" role="status"') and "High risk" in shown
+    assert "card " in shown and "more High" in shown
+
+
+def test_a_toast_area_escapes_what_is_not_html_yet_and_restarts_on_a_repeat():
+    area = ToastArea()
+    message = safe.html("card {}", "<img src=x onerror=alert(1)>")
+    area.show(message)
+    first = area.pane.object
+    assert "&lt;img src=x onerror=alert(1)&gt;" in first and "<img" not in first
+    area.show(message)  # the same text again is a new toast: a new element, a new fade
+    assert area.pane.object != first and message in area.pane.object
+    area.show("<b>not escaped</b>")  # type: ignore[arg-type]  # a str is shown as text
+    assert "&lt;b&gt;not escaped&lt;/b&gt;" in area.pane.object
 
 
 def test_a_rule_that_stops_hitting_stays_on_the_chart_at_zero():

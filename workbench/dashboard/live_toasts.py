@@ -61,3 +61,56 @@ class Toasts(pn.viewable.Viewer):
             )
         )
         self._last, self._untoasted = now, 0
+
+
+TOAST_SHOWN_MS = 4000  # how long a High-risk toast stays on screen
+
+# One toast at a time in the page's bottom-right corner: it fades in, stays and fades out by
+# itself, and lets clicks through to what is under it.
+_TOAST_CSS = f"""
+:host {{ position: fixed !important; right: 16px; bottom: 16px; z-index: 1000;
+  max-width: min(420px, calc(100vw - 32px)); pointer-events: none; }}
+.wb-toast {{ background: #dc3545; color: #fff; border-radius: 4px; padding: 10px 14px;
+  box-shadow: 0 3px 12px rgba(0, 0, 0, 0.3); font-size: 14px; line-height: 1.35;
+  animation: wb-toast {TOAST_SHOWN_MS}ms ease-in-out forwards; }}
+@keyframes wb-toast {{
+  0% {{ opacity: 0; transform: translateY(12px); }}
+  8%, 88% {{ opacity: 1; transform: none; }}
+  100% {{ opacity: 0; visibility: hidden; }}
+}}
+@media (prefers-reduced-motion: reduce) {{
+  .wb-toast {{ animation-timing-function: steps(1, end); }}
+}}
+"""
+
+
+class ToastArea(pn.viewable.Viewer):
+    """Where a session shows its High-risk toasts: one fixed pane whose HTML changes.
+
+    Panel's notifications add a Bokeh model per toast (and remove it when it is gone), and each
+    added model makes Bokeh walk every model of the session's document: about 30 ms of the
+    server's time per toast on the Live page. Here a toast is one property change of a
+    model the page already has."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown = 0
+        self.pane = safe.pane(
+            stylesheets=[_TOAST_CSS], css_classes=["wb-toast-area"], sizing_mode="fixed"
+        )
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.pane
+
+    def show(self, message: safe.Html) -> None:
+        """Show ``message`` (a plain str is escaped) in place of the last one; each toast is a new
+        element, so its fade-in and fade-out start again."""
+        self._shown += 1
+        safe.show(
+            self.pane,
+            safe.html(
+                '<div class="wb-toast" role="status" data-toast="{}">{}</div>',
+                self._shown,
+                message,
+            ),
+        )

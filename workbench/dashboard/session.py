@@ -48,6 +48,7 @@ from workbench.dashboard.history import HistoryView
 from workbench.dashboard.hub import Health, Hub
 from workbench.dashboard.lists_page import ListsView
 from workbench.dashboard.live import STATUS_EVERY_S, LiveView
+from workbench.dashboard.live_toasts import ToastArea
 from workbench.dashboard.login import session_identity, user_badge
 from workbench.dashboard.parts import schedule
 from workbench.dashboard.precision import RulePrecisionView
@@ -116,6 +117,7 @@ class Session:
         self._wake_pending = False
         self._deferred = False
         self.live: LiveView | None = None
+        self.toast_area = ToastArea()  # the Live page's High-risk toasts, over every page
         self.alerts: CasesPage | None = None  # the Alerts tab is the case queue
         self.history: HistoryView | None = None
         self.editor: EditorView | None = None
@@ -255,7 +257,7 @@ class Session:
     def _make(self, index: int) -> pn.viewable.Viewable:
         dsn, identity = self.dsn, self.identity
         if index == LIVE_TAB:
-            self.live = LiveView(notify=_toast)
+            self.live = LiveView(notify=self.toast_area.show)
             self.live_seq = 0  # the next pull brings the hub's whole window to the new view
             return self.live
         if index == ALERTS_TAB:
@@ -432,7 +434,9 @@ def create_session(
         pn.state.onload(functools.partial(session.start, linked))
     else:
         session.start(linked)
-    session.view = pn.Column(header, session.banner, session.tabs, sizing_mode="stretch_width")
+    session.view = pn.Column(
+        header, session.banner, session.tabs, session.toast_area, sizing_mode="stretch_width"
+    )
     return session
 
 
@@ -478,10 +482,6 @@ def _query_args() -> dict:
     if doc is None or doc.session_context is None:
         return {}
     return dict(doc.session_context.request.arguments or {})
-
-
-def _toast(message: safe.Html) -> None:
-    safe.toast("error", message, duration=4000)
 
 
 def rules_banner(health: Health) -> safe.Html:
