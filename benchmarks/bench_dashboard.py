@@ -53,16 +53,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psycopg
+from _db import admin_dsn, own_database
 from _report import figure
 from playwright.sync_api import sync_playwright
-from psycopg import conninfo, sql
 
 from workbench.schema import coerce
 from workbench.scoring.result import ScoredBatch
 from workbench.storage import BatchWriter, connect, pipeline_totals, upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     *("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"),
@@ -222,34 +221,14 @@ def print_logs(logs: Path) -> None:
         print(f"--- last lines of {log.name}:\n" + "\n".join(tail), file=sys.stderr)
 
 
-@contextlib.contextmanager
-def scratch_database(dsn: str, name: str) -> Iterator[str]:
-    """A new database ``name`` on the server of ``dsn`` (its DSN), dropped WITH (FORCE) at the
-    end, also on Ctrl-C or SIGTERM (which takes the Ctrl-C path)."""
-    db_dsn = conninfo.make_conninfo(dsn, dbname=name)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield db_dsn
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the drop
-        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        print(f"(dropped database {name})")
-
-
 def run_bench(bench: Callable, args, name: str) -> None:
-    """``bench(args, db_dsn, logs)`` on a scratch database ``name_<pid>`` (on the server of
+    """``bench(args, db_dsn, logs)`` in a database of its own ``name_<pid>`` (on the server of
     ``args.dsn``) with a temporary folder for the process logs; Ctrl-C exits with 130 once
     the database is dropped."""
-    name = f"{name}_{os.getpid()}"
     try:
         with (
-            scratch_database(args.dsn, name) as db_dsn,
-            tempfile.TemporaryDirectory(prefix=name + "_") as logs,
+            own_database(args.dsn, name) as db_dsn,
+            tempfile.TemporaryDirectory(prefix=f"{name}_{os.getpid()}_") as logs,
         ):
             bench(args, db_dsn, Path(logs))
     except KeyboardInterrupt:
@@ -547,7 +526,7 @@ def print_summary(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--dsn", default=admin_dsn())
     parser.add_argument("--minutes", type=float, default=10.0, help="session churn duration")
     parser.add_argument("--sessions", default="1,5,10", help="concurrent sessions for CPU")
     parser.add_argument("--window", type=float, default=20.0, help="CPU window, seconds")

@@ -38,11 +38,11 @@ import statistics
 import time
 from pathlib import Path
 
+from _db import admin_dsn
 from _report import figure
 from bench_dashboard import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    DEFAULT_DSN,
     close_pages,
     cpu_seconds,
     machine_jiffies,
@@ -154,7 +154,7 @@ def bench(args, db_dsn: str, logs: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get("WORKBENCH_BENCH_DSN", DEFAULT_DSN))
+    parser.add_argument("--dsn", default=admin_dsn())
     parser.add_argument("--sessions", default="0,1,5", help="concurrent session counts")
     parser.add_argument("--window", type=float, default=30.0, help="CPU window, seconds")
     parser.add_argument("--settle", type=float, default=5.0, help="wait before a window, s")
