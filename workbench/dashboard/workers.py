@@ -63,4 +63,10 @@ def workers_html(rows: pd.DataFrame, now: pd.Timestamp | None = None) -> safe.Ht
             for r in rows.itertuples(index=False)
         ]
     )
-    return safe.html("<table style='border-collapse:collapse'>{}{}</table>", safe.html(_HEAD), body)
+    # Cells apart (12 px), the first column still flush with the panel's other rows.
+    return safe.html(
+        "<table style='border-collapse:separate;border-spacing:12px 2px;margin-left:-12px'>"
+        "{}{}</table>",
+        safe.html(_HEAD),
+        body,
+    )
